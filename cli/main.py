@@ -1,0 +1,56 @@
+"""`arrears`: the console script. Sub-commands live in one module per concern:
+stack (up/demo), operator (updates on accounts), audit (replay, export)."""
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Arrears: durable collections orchestration on Temporal.")
+
+
+@app.command()
+def worker() -> None:
+    """Run the workflow worker (task queue `arrears`) and one activity worker per provider queue."""
+    import asyncio
+
+    from workers.main import run
+
+    asyncio.run(run())
+
+
+def _register_subcommands() -> None:
+    # Each module adds its commands to `app`; a missing module means that feature has not landed.
+    import importlib
+
+    for name in ("cli.stack", "cli.operator", "cli.audit"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+            continue
+        module.register(app)
+
+
+def run() -> None:
+    """Entry point: run the command, then exit without interpreter finalisation (sdk-python #300)."""
+    from infra.process import exit_now
+
+    _register_subcommands()
+    try:
+        app(standalone_mode=False)
+        code = 0
+    except typer.Exit as exit_:
+        code = exit_.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        code = 130
+    except Exception as err:  # click's usage errors carry their own exit code
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            code = err.exit_code
+        else:
+            raise
+    exit_now(code)

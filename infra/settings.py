@@ -1,0 +1,67 @@
+"""One settings object, read from the environment. Unset means embedded.
+
+Production is the same code pointed elsewhere: set TEMPORAL_ADDRESS,
+TEMPORAL_NAMESPACE, DATABASE_URL and provider credentials.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # Temporal. Unset address means: start the embedded dev server.
+    temporal_address: str | None = Field(default=None, validation_alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field(default="default", validation_alias="TEMPORAL_NAMESPACE")
+    temporal_tls: bool = Field(default=False, validation_alias="TEMPORAL_TLS")
+    temporal_tls_cert: Path | None = Field(default=None, validation_alias="TEMPORAL_TLS_CERT")
+    temporal_tls_key: Path | None = Field(default=None, validation_alias="TEMPORAL_TLS_KEY")
+    temporal_api_key: SecretStr | None = Field(default=None, validation_alias="TEMPORAL_API_KEY")
+
+    # PostgreSQL. Unset means: embedded PostgreSQL under data_dir.
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+
+    # Where embedded services keep their state (Temporal's database file, PGDATA).
+    data_dir: Path = Field(default=Path(".arrears"), validation_alias="ARREARS_DATA_DIR")
+
+    # Dev stack ports.
+    temporal_port: int = Field(default=7233, validation_alias="ARREARS_TEMPORAL_PORT")
+    temporal_ui_port: int = Field(default=8233, validation_alias="ARREARS_TEMPORAL_UI_PORT")
+    api_host: str = Field(default="127.0.0.1", validation_alias="ARREARS_API_HOST")
+    api_port: int = Field(default=8000, validation_alias="ARREARS_API_PORT")
+
+    # Demo: one collection "day" lasts this many real seconds (configuration, not code).
+    demo_seconds_per_day: float = Field(default=2.0, validation_alias="ARREARS_DEMO_SECONDS_PER_DAY")
+    demo_accounts: int = Field(default=36, validation_alias="ARREARS_DEMO_ACCOUNTS")
+
+    # Providers. No credentials means the outbox provider (PostgreSQL rows + a log line).
+    twilio_account_sid: str | None = Field(default=None, validation_alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: SecretStr | None = Field(default=None, validation_alias="TWILIO_AUTH_TOKEN")
+    twilio_from_number: str | None = Field(default=None, validation_alias="TWILIO_FROM_NUMBER")
+    twilio_base_url: str | None = Field(default=None, validation_alias="TWILIO_BASE_URL")
+    sendgrid_api_key: SecretStr | None = Field(default=None, validation_alias="SENDGRID_API_KEY")
+    sendgrid_from_email: str = Field(default="collections@example.com", validation_alias="SENDGRID_FROM_EMAIL")
+    sendgrid_base_url: str | None = Field(default=None, validation_alias="SENDGRID_BASE_URL")
+    sendgrid_webhook_public_key: str | None = Field(default=None, validation_alias="SENDGRID_WEBHOOK_PUBLIC_KEY")
+    telematics_base_url: str | None = Field(default=None, validation_alias="TELEMATICS_BASE_URL")
+    telematics_api_key: SecretStr | None = Field(default=None, validation_alias="TELEMATICS_API_KEY")
+    placement_base_url: str | None = Field(default=None, validation_alias="PLACEMENT_BASE_URL")
+    placement_api_key: SecretStr | None = Field(default=None, validation_alias="PLACEMENT_API_KEY")
+    public_base_url: str = Field(default="http://127.0.0.1:8000", validation_alias="ARREARS_PUBLIC_BASE_URL")
+
+    # Per-provider activity rate limits (activities per second across the task queue).
+    rate_limit_sms: float = Field(default=50.0, validation_alias="ARREARS_RATE_LIMIT_SMS")
+    rate_limit_email: float = Field(default=100.0, validation_alias="ARREARS_RATE_LIMIT_EMAIL")
+    rate_limit_voice: float = Field(default=10.0, validation_alias="ARREARS_RATE_LIMIT_VOICE")
+    rate_limit_telematics: float = Field(default=5.0, validation_alias="ARREARS_RATE_LIMIT_TELEMATICS")
+    rate_limit_placement: float = Field(default=5.0, validation_alias="ARREARS_RATE_LIMIT_PLACEMENT")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,192 @@
+"""A collection strategy as data: versioned, validated, chosen per segment.
+
+Every offset, channel, template, fee rule and threshold lives here, in files under
+`policies/`. Changing the calendar is a new policy version, never a code change.
+"""
+from __future__ import annotations
+
+from datetime import time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Channel = Literal["sms", "email", "voice", "letter"]
+StepAction = Literal[
+    "reminder",              # pre-due reminder
+    "call",                  # voice call / agent call task
+    "message",               # SMS/email cadence
+    "notice",                # formal notice / letter
+    "assess_fee",            # late fee and penalty interest
+    "lockout_warning",       # written GPS-lockout warning with the date
+    "guarantor_notice",      # notice to guarantors / co-obligors
+    "lockout_request",       # GPS lockout (approval-gated)
+    "lawyer_letter",         # lawyer's demand letter
+    "placement",             # hand-off to a collection agency
+    "litigation_referral",   # hand-off to litigation counsel
+    "agent_task",            # route to a person
+]
+RiskReaction = Literal["accelerate", "stop", "route_to_person", "ignore"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Step(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    action: StepAction
+    # Exactly one anchor: days before the due date (pre-due) or days past due (0 = due date).
+    days_before_due: int | None = Field(default=None, ge=1, le=60)
+    dpd: int | None = Field(default=None, ge=0, le=3650)
+    channels: tuple[Channel, ...] = ()
+    template: str | None = None
+    # Pre-due reminders that only accounts with earlier delinquency receive.
+    prior_delinquency_only: bool = False
+    summary: str = ""
+
+    @model_validator(mode="after")
+    def _anchor(self) -> "Step":
+        if (self.days_before_due is None) == (self.dpd is None):
+            raise ValueError(f"step {self.id}: exactly one of days_before_due / dpd is required")
+        if self.action == "reminder" and self.days_before_due is None:
+            raise ValueError(f"step {self.id}: reminders are anchored before the due date")
+        if self.action in {"reminder", "message", "notice", "lawyer_letter", "guarantor_notice",
+                           "lockout_warning"} and not self.channels:
+            raise ValueError(f"step {self.id}: {self.action} needs at least one channel")
+        if self.channels and not self.template:
+            raise ValueError(f"step {self.id}: a template is required when channels are set")
+        return self
+
+
+class Stage(_Strict):
+    name: str
+    from_dpd: int = Field(ge=0)
+
+
+class LateFee(_Strict):
+    fixed: int = Field(default=0, ge=0, description="minor units")
+    percent_bp: int = Field(default=0, ge=0, le=10_000, description="basis points of the overdue amount")
+    cap: int | None = Field(default=None, ge=0, description="minor units")
+
+
+class Fees(_Strict):
+    late_fee: LateFee = LateFee()
+    # Simple penalty interest on overdue principal, per annum, in basis points, day count 365.
+    penalty_interest_bp: int = Field(default=0, ge=0, le=10_000)
+    waiver_requires_approval: bool = True
+
+
+class Promises(_Strict):
+    max_horizon_days: int = Field(default=30, ge=1, le=365)
+    grace_days: int = Field(default=3, ge=0, le=30)
+    # Each broken promise shortens later waits by this many days (never below zero).
+    grace_reduction_per_broken: int = Field(default=1, ge=0)
+    horizon_reduction_per_broken: int = Field(default=7, ge=0)
+    max_broken_before_refusal: int = Field(default=3, ge=1)
+
+
+class Disputes(_Strict):
+    # Reasons that pause collection contact and escalation until resolved.
+    pausing_reasons: tuple[str, ...] = ("billing_error", "quality_complaint", "identity", "fraud", "not_my_debt")
+
+
+class RepaymentPlans(_Strict):
+    grace_days: int = Field(default=5, ge=0, le=60)
+
+
+class Lockout(_Strict):
+    enabled: bool = True
+    notice_days: int = Field(default=10, ge=0)
+    final_warning_hours: int = Field(default=48, ge=0)
+    requires_approval: bool = True
+    final_warning_channels: tuple[Channel, ...] = ("sms", "email")
+    final_warning_template: str = "lockout_final_warning"
+    unlock_notice_template: str = "unlock_notice"
+
+
+class TimeRange(_Strict):
+    start: time
+    end: time
+
+
+class ContactWindow(_Strict):
+    start: time = time(8, 0)
+    end: time = time(21, 0)
+    # Narrower windows, e.g. meal hours, in the debtor's local time.
+    blackouts: tuple[TimeRange, ...] = ()
+    # ISO weekdays (1 = Monday) on which contact is allowed.
+    weekdays: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
+
+
+class CallCaps(_Strict):
+    max_attempts: int = Field(default=7, ge=0)
+    per_days: int = Field(default=7, ge=1)
+    quiet_days_after_conversation: int = Field(default=7, ge=0)
+
+
+class ContactRules(_Strict):
+    window: ContactWindow = ContactWindow()
+    channel_windows: dict[str, ContactWindow] = Field(default_factory=dict)
+    skip_holidays: bool = True
+    holiday_country: str | None = None  # default: the debtor's country
+    call_caps: CallCaps = CallCaps()
+    # Templates the law still allows after a cease-communication request.
+    allowed_after_cease: tuple[str, ...] = ("cease_acknowledgement", "lockout_warning", "lockout_final_warning",
+                                            "unlock_notice", "placement_notice", "litigation_notice")
+    statute_of_limitations_years: int | None = Field(default=6, ge=1)
+
+
+class Risk(_Strict):
+    reactions: dict[str, RiskReaction] = Field(default_factory=lambda: {
+        "telematics_tamper": "accelerate", "gps_offline": "route_to_person", "out_of_region": "accelerate",
+        "phone_dead": "route_to_person", "bankruptcy": "stop", "death": "stop",
+    })
+    accelerate_days: int = Field(default=15, ge=0)
+
+
+class Policy(_Strict):
+    policy_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    version: int = Field(ge=1)
+    description: str = ""
+    segments: tuple[str, ...] = ()
+    default_timezone: str = "UTC"
+    # Customer-facing due date this many days before the contractual one (buffer); 0 = none.
+    internal_due_days_before: int = Field(default=0, ge=0, le=15)
+    # "Unpaid at cut-off" is decided at this local time on the due date.
+    cutoff: time = time(23, 59)
+    stages: tuple[Stage, ...]
+    steps: tuple[Step, ...]
+    fees: Fees = Fees()
+    promises: Promises = Promises()
+    disputes: Disputes = Disputes()
+    plans: RepaymentPlans = RepaymentPlans()
+    lockout: Lockout = Lockout()
+    contact_rules: ContactRules = ContactRules()
+    # Per-jurisdiction overrides of the contact rules, e.g. {"US-MA": {...}}.
+    jurisdictions: dict[str, ContactRules] = Field(default_factory=dict)
+    risk: Risk = Risk()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Policy":
+        ids = [s.id for s in self.steps]
+        if len(set(ids)) != len(ids):
+            raise ValueError("step ids must be unique within a policy")
+        if not self.stages or self.stages[0].from_dpd != 0:
+            raise ValueError("stages must start at dpd 0")
+        if [s.from_dpd for s in self.stages] != sorted({s.from_dpd for s in self.stages}):
+            raise ValueError("stages must be in increasing from_dpd order")
+        return self
+
+    @property
+    def ref(self) -> str:
+        return f"{self.policy_id}@v{self.version}"
+
+    def rules_for(self, jurisdiction: str | None) -> ContactRules:
+        """Most specific override wins: 'US-MA' before 'US' before the policy default."""
+        if jurisdiction:
+            if jurisdiction in self.jurisdictions:
+                return self.jurisdictions[jurisdiction]
+            country = jurisdiction.split("-")[0]
+            if country in self.jurisdictions:
+                return self.jurisdictions[country]
+        return self.contact_rules
