@@ -1,0 +1,95 @@
+"""Billing and operator endpoints. Routes are generated from `ingress.updates`, one per update,
+so the OpenAPI document shows each update's own body schema.
+
+No `from __future__ import annotations` here: FastAPI reads the generated endpoints'
+annotations at definition time."""
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Body, Header, Request
+from pydantic import BaseModel, Field
+
+from ingress.accounts import Accounts
+from ingress.updates import SIGNALS, UPDATES
+from schemas.account import AccountStart
+from schemas.events import Payment
+
+log = logging.getLogger(__name__)
+billing = APIRouter(tags=["billing"])
+operator = APIRouter(tags=["operator"])
+
+ACCOUNT_ID = r"^[A-Za-z0-9._:-]+$"
+
+
+def _accounts(request: Request) -> Accounts:
+    return request.app.state.accounts
+
+
+class PaymentRequest(Payment):
+    account: AccountStart | None = Field(
+        default=None, description="the account, to create its workflow if it does not exist yet "
+                                  "(signal-with-start); optional when the account was started before")
+
+
+class StartResult(BaseModel):
+    account_id: str
+    workflow_id: str
+    run_id: str | None
+
+
+class PaymentResult(BaseModel):
+    account_id: str
+    payment_id: str
+    workflow_id: str
+    duplicate: bool = Field(description="true when this payment_id was already recorded: nothing was signalled")
+
+
+@billing.post("/accounts", response_model=StartResult, summary="Start (or reach) an account's workflow")
+async def start_account(request: Request, account: AccountStart) -> dict:
+    return await _accounts(request).start(account)
+
+
+@billing.post("/accounts/{account_id}/payments", response_model=PaymentResult,
+              summary="Record a payment once by payment_id and signal it to the account")
+async def record_payment(request: Request, account_id: str, body: PaymentRequest) -> dict:
+    payment = Payment.model_validate(body.model_dump(exclude={"account"}))
+    return await _accounts(request).pay(account_id, payment, body.account)
+
+
+@operator.get("/accounts/{account_id}/status", summary="The account's `status` query")
+async def status(request: Request, account_id: str) -> Any:
+    return await _accounts(request).status(account_id)
+
+
+def _update_endpoint(name: str, model: type[BaseModel]):
+    optional = all(not f.is_required() for f in model.model_fields.values())
+
+    async def endpoint(request: Request, account_id: str,
+                       body: model = Body(default=None if optional else ...),  # type: ignore[valid-type]
+                       idempotency_key: str | None = Header(
+                           default=None, description="retries with the same key run the update once")) -> Any:
+        data = (body or model()).model_dump(mode="json", exclude_none=True)
+        update_id = f"{name}:{idempotency_key}" if idempotency_key else None
+        return await _accounts(request).update(account_id, name, data, update_id=update_id)
+
+    endpoint.__name__ = f"update_{name}"
+    return endpoint
+
+
+def _signal_endpoint(name: str, model: type[BaseModel]):
+    async def endpoint(request: Request, account_id: str, body: model) -> dict:  # type: ignore[valid-type]
+        await _accounts(request).signal(account_id, name, body.model_dump(mode="json", exclude_none=True))
+        return {"account_id": account_id, "signal": name, "accepted": True}
+
+    endpoint.__name__ = f"signal_{name}"
+    return endpoint
+
+
+for _name, (_model, _summary) in UPDATES.items():
+    operator.add_api_route(f"/accounts/{{account_id}}/{_name}", _update_endpoint(_name, _model),
+                           methods=["POST"], summary=f"Update `{_name}`: {_summary}",
+                           responses={400: {"description": "rejected by the workflow's validator"},
+                                      404: {"description": "no such account workflow"}})
+for _name, (_model, _summary) in SIGNALS.items():
+    operator.add_api_route(f"/accounts/{{account_id}}/{_name}", _signal_endpoint(_name, _model),
+                           methods=["POST"], summary=f"Signal `{_name}`: {_summary}")

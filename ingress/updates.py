@@ -1,0 +1,34 @@
+"""The operator updates of `AccountCollection`: name → the schema of its one JSON argument.
+
+One table drives the HTTP routes, the CLI and the docs, so a new update is added once.
+Shape checks run here (422); checks that need the account run in the workflow's update
+validator (400 with its message)."""
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from schemas import events as ev
+
+UPDATES: dict[str, tuple[type[BaseModel], str]] = {
+    "promise_to_pay": (ev.PromiseToPay, "Record a promise to pay an amount by a date."),
+    "open_dispute": (ev.OpenDispute, "Open a dispute; by policy, contact and escalation pause."),
+    "resolve_dispute": (ev.ResolveDispute, "Resolve a dispute: upheld (with an adjustment) or rejected."),
+    "repayment_plan": (ev.RepaymentPlan, "Replace the schedule with a signed repayment plan."),
+    "pause": (ev.Pause, "Pause contact and escalation."),
+    "resume": (ev.Resume, "Resume a paused account."),
+    "approve_lockout": (ev.ApproveLockout, "Approve the pending GPS lockout request."),
+    "reject_lockout": (ev.RejectLockout, "Reject the pending GPS lockout request."),
+    "emergency_unlock": (ev.EmergencyUnlock, "Unlock the machine now, whatever the balance."),
+    "waive_fee": (ev.WaiveFee, "Waive a fee (approval required)."),
+    "opt_out": (ev.OptOut, "Record the debtor's opt-out from a channel."),
+    "cease_communication": (ev.CeaseCommunication, "Cease communication (only legally required notices)."),
+    "write_off": (ev.WriteOff, "Write the balance off (approval required)."),
+    "close": (ev.Close, "Close the account."),
+    "change_policy": (ev.ChangePolicy, "Move the account to another policy or version."),
+}
+
+# Signals the ingress forwards besides `payment` (which has its own endpoint and ledger row).
+SIGNALS: dict[str, tuple[type[BaseModel], str]] = {
+    "risk": (ev.RiskSignal, "Report a risk signal (tamper, GPS offline, bankruptcy, ...)."),
+    "contact": (ev.Contact, "Report a contact outcome (conversation, no answer, inbound reply, ...)."),
+}

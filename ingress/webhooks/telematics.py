@@ -1,0 +1,81 @@
+"""Telematics provider callbacks: a device confirmed (or failed) a lock/unlock command.
+
+The provider signs the raw body with HMAC-SHA256 using our API key as the shared secret and
+sends the hex digest in `X-Telematics-Signature` (optionally prefixed `sha256=`)."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ingress.errors import Forbidden, Invalid, NotFound
+from ingress.webhooks.common import record_event
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+SIGNATURE_HEADER = "X-Telematics-Signature"
+# A confirmation never moves a request backwards (callbacks may arrive out of order).
+STATE_RANK = {"requested": 0, "accepted": 1, "acknowledged": 2, "confirmed": 3, "failed": 3}
+
+
+class TelematicsEvent(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    event_id: str
+    request_id: str
+    command: Literal["lock", "unlock"]
+    state: Literal["accepted", "acknowledged", "confirmed", "failed"]
+    occurred_at: datetime | None = None
+    detail: str | None = None
+
+
+def sign(secret: str, raw: bytes) -> str:
+    return hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str | None, raw: bytes, header: str | None) -> None:
+    if not secret:
+        raise Forbidden("telematics webhook verification is not configured (TELEMATICS_API_KEY unset)")
+    if not header:
+        raise Forbidden(f"missing {SIGNATURE_HEADER}")
+    given = header.strip().removeprefix("sha256=")
+    if not hmac.compare_digest(given.encode(), sign(secret, raw).encode()):
+        raise Forbidden("invalid telematics signature")
+
+
+@router.post("/telematics", summary="Lockout confirmations → lockout_requests + `lockout_confirmation` signal")
+async def telematics(request: Request) -> dict:
+    raw = await request.body()
+    key = request.app.state.settings.telematics_api_key
+    verify(key.get_secret_value() if key else None, raw, request.headers.get(SIGNATURE_HEADER))
+    try:
+        event = TelematicsEvent.model_validate(json.loads(raw))
+    except (ValueError, ValidationError) as err:
+        raise Invalid(f"bad telematics event: {err}") from err
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT idempotency_key, account_id, state FROM lockout_requests WHERE request_id = $1"
+            " ORDER BY requested_at DESC LIMIT 1 FOR UPDATE", event.request_id)
+        if row is None:
+            # Possibly faster than the activity that records the request id: not recorded,
+            # so the provider's retry succeeds once the row exists.
+            raise NotFound(f"unknown lockout request_id {event.request_id!r}")
+        if not await record_event(conn, "telematics", event.event_id, f"lockout_{event.state}",
+                                  row["account_id"], event.model_dump(mode="json")):
+            return {"duplicate": True, "account_id": row["account_id"]}
+        advanced = STATE_RANK[event.state] > STATE_RANK.get(row["state"], 0)
+        if advanced:
+            await conn.execute(
+                "UPDATE lockout_requests SET state = $2,"
+                " confirmed_at = CASE WHEN $2 = 'confirmed' THEN now() ELSE confirmed_at END"
+                " WHERE idempotency_key = $1", row["idempotency_key"], event.state)
+            await request.app.state.accounts.signal(row["account_id"], "lockout_confirmation", {
+                "request_id": event.request_id, "command": event.command, "state": event.state})
+    return {"duplicate": False, "account_id": row["account_id"], "advanced": advanced}
