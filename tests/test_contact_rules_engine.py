@@ -135,7 +135,7 @@ def test_invalid_timezone_is_rejected_and_decisions_serialise():
 @pytest.mark.parametrize(("today", "start", "years", "allowed"), [
     (date(2026, 2, 28), date(2023, 3, 1), 3, True),
     (date(2026, 3, 1), date(2023, 3, 1), 3, False),
-    (date(2030, 1, 1), date(2023, 3, 1), 6, True),
+    (date(2029, 2, 28), date(2023, 3, 1), 6, True),
     (date(2027, 2, 28), date(2024, 2, 29), 3, False),   # leap day → 28 February
     (date(2027, 2, 27), date(2024, 2, 29), 3, True),
     (date(2100, 1, 1), date(2000, 1, 1), None, True),
