@@ -1,0 +1,153 @@
+"""record_ledger and create_agent_task: facts and hand-offs to people, written to PostgreSQL.
+
+Each LedgerEntry becomes one append-only audit_log row, idempotent by `entry_key`; the first time
+an entry is written, kinds with a table of their own also upsert it (same transaction), so a
+replayed batch changes nothing. Unknown kinds go to audit_log only.
+
+`data` fields read per kind (money in integer minor units, dates ISO 8601):
+    payment_applied / payment_rejected  payment_id, amount, currency, received_at, allocation
+    promise_made / promise_kept / promise_broken
+                                        promise_id (or promise_key), amount, promised_date (or promise_date)
+    dispute_opened                      dispute_id (or dispute_key), reason
+    dispute_resolved                    dispute_id (or dispute_key), outcome "upheld"|"rejected", adjustment
+    any kind                            actor (default "workflow")
+"""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+from temporalio import activity
+
+from schemas.actions import AgentTask, LedgerBatch, LedgerEntry
+
+
+def _date(value: Any) -> date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _datetime(value: Any, default: datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return default
+
+
+def _minor(value: Any) -> int | None:
+    # Money arrives as integer minor units; anything else (float, text) is not trusted here.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _scoped(entry: LedgerEntry, key_field: str, id_field: str) -> str | None:
+    if entry.data.get(key_field):
+        return str(entry.data[key_field])
+    if entry.data.get(id_field):
+        return f"{entry.account_id}:{entry.data[id_field]}"
+    return None
+
+
+async def _payment(conn: asyncpg.Connection, entry: LedgerEntry, status: str) -> None:
+    data = entry.data
+    amount = _minor(data.get("amount"))
+    if not data.get("payment_id") or amount is None or amount <= 0 or not data.get("currency"):
+        return  # an invalid payment is recorded in audit_log only
+    await conn.execute(
+        "INSERT INTO payments (payment_id, account_id, amount, currency, received_at, status, allocation)"
+        " VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb)"
+        " ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status,"
+        "   allocation = COALESCE(EXCLUDED.allocation, payments.allocation)",
+        str(data["payment_id"]), entry.account_id, amount, str(data["currency"]),
+        _datetime(data.get("received_at"), entry.occurred_at), status,
+        json.dumps(data["allocation"]) if data.get("allocation") is not None else None)
+
+
+async def _promise(conn: asyncpg.Connection, entry: LedgerEntry, status: str) -> None:
+    key = _scoped(entry, "promise_key", "promise_id")
+    if key is None:
+        return
+    amount = _minor(entry.data.get("amount"))
+    promised = _date(entry.data.get("promised_date", entry.data.get("promise_date")))
+    if amount is not None and promised is not None:
+        await conn.execute(
+            "INSERT INTO promises (promise_key, account_id, amount, promised_date, status)"
+            " VALUES ($1,$2,$3,$4,$5)"
+            " ON CONFLICT (promise_key) DO UPDATE SET status = EXCLUDED.status, updated_at = now()",
+            key, entry.account_id, amount, promised, status)
+    else:
+        await conn.execute("UPDATE promises SET status = $2, updated_at = now() WHERE promise_key = $1",
+                           key, status)
+
+
+async def _dispute_opened(conn: asyncpg.Connection, entry: LedgerEntry) -> None:
+    key = _scoped(entry, "dispute_key", "dispute_id")
+    if key is None:
+        return
+    await conn.execute(
+        "INSERT INTO disputes (dispute_key, account_id, reason, status, opened_at)"
+        " VALUES ($1,$2,$3,'open',$4) ON CONFLICT (dispute_key) DO NOTHING",
+        key, entry.account_id, str(entry.data.get("reason", "unspecified")), entry.occurred_at)
+
+
+async def _dispute_resolved(conn: asyncpg.Connection, entry: LedgerEntry) -> None:
+    key = _scoped(entry, "dispute_key", "dispute_id")
+    if key is None:
+        return
+    outcome = entry.data.get("outcome", entry.data.get("resolution", entry.data.get("status")))
+    outcome = outcome if outcome in ("upheld", "rejected") else "rejected"
+    adjustment = _minor(entry.data.get("adjustment")) or 0
+    await conn.execute(
+        "INSERT INTO disputes (dispute_key, account_id, reason, status, adjustment, opened_at, resolved_at)"
+        " VALUES ($1,$2,$3,$4,$5,$6,$6)"
+        " ON CONFLICT (dispute_key) DO UPDATE SET status = EXCLUDED.status,"
+        "   adjustment = EXCLUDED.adjustment, resolved_at = EXCLUDED.resolved_at",
+        key, entry.account_id, str(entry.data.get("reason", "unspecified")), outcome, adjustment,
+        entry.occurred_at)
+
+
+async def apply_entry(conn: asyncpg.Connection, entry: LedgerEntry) -> bool:
+    """Write one entry; returns False when it was already recorded."""
+    seq = await conn.fetchval(
+        "INSERT INTO audit_log (entry_key, account_id, kind, occurred_at, actor, summary, data)"
+        " VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb) ON CONFLICT (entry_key) DO NOTHING RETURNING seq",
+        entry.entry_key, entry.account_id, entry.kind, entry.occurred_at,
+        str(entry.data.get("actor", "workflow")), entry.summary, json.dumps(entry.data, default=str))
+    if seq is None:
+        return False
+    kind = entry.kind
+    if kind in ("payment_applied", "payment_rejected"):
+        await _payment(conn, entry, "applied" if kind == "payment_applied" else "rejected")
+    elif kind in ("promise_made", "promise_kept", "promise_broken"):
+        await _promise(conn, entry, {"promise_made": "open", "promise_kept": "kept",
+                                     "promise_broken": "broken"}[kind])
+    elif kind == "dispute_opened":
+        await _dispute_opened(conn, entry)
+    elif kind == "dispute_resolved":
+        await _dispute_resolved(conn, entry)
+    return True
+
+
+class LedgerActivities:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @activity.defn(name="record_ledger")
+    async def record_ledger(self, batch: LedgerBatch) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            for entry in batch.entries:
+                await apply_entry(conn, entry)
+
+    @activity.defn(name="create_agent_task")
+    async def create_agent_task(self, task: AgentTask) -> None:
+        await self.pool.execute(
+            "INSERT INTO agent_tasks (idempotency_key, account_id, reason, detail)"
+            " VALUES ($1,$2,$3,$4) ON CONFLICT (idempotency_key) DO NOTHING",
+            task.idempotency_key, task.account_id, task.reason, task.detail)

@@ -1,0 +1,136 @@
+"""The outbox: the default provider when no credentials are configured.
+
+Nothing leaves the machine. The activity has already written the row (communications,
+lockout_requests, placements) in PostgreSQL; the outbox adds one readable log line and appends the
+rendered message to `<data_dir>/outbox.log`, so a demo operator can `tail -f` it (and a print or
+field team could work from it). Letters always go here: there is no postal API configured.
+"""
+from __future__ import annotations
+
+import asyncio
+import html
+import hashlib
+import logging
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+from activities.providers.base import (CommandStatus, PlacementResult, RenderedMessage, SendResult)
+from schemas.actions import LockoutCommand, OutboundMessage, PlacementRecall, PlacementRecord
+
+log = logging.getLogger("arrears.outbox")
+
+
+def _short_id(prefix: str, key: str) -> str:
+    # Deterministic: the same idempotency key always maps to the same outbox id.
+    return f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+
+
+class OutboxLog:
+    """Appends human-readable blocks to one file; a lock keeps concurrent activities' blocks whole."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    async def append(self, headline: str, text: str = "") -> None:
+        log.info("%s", headline)
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        block = f"[{stamp}] {headline}\n"
+        if text:
+            block += "".join(f"    {line}\n" for line in text.rstrip().splitlines()) + "\n"
+        async with self._lock:
+            await asyncio.to_thread(self._write, block)
+
+    def _write(self, block: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(block)
+
+
+def _plain(html_text: str) -> str:
+    """Rough HTML → text, only for the operator's log."""
+    text = re.sub(r"<(br|/p|/h\d|/li)\s*/?>", "\n", html_text, flags=re.I)
+    text = re.sub(r"<[^>]+>", "", text)
+
+    return re.sub(r"\n{3,}", "\n\n", html.unescape(text)).strip()
+
+
+class OutboxMessages:
+    """MessageProvider for any channel: the message waits in the outbox (row + log)."""
+
+    name = "outbox"
+
+    def __init__(self, outbox: OutboxLog, channel: str) -> None:
+        self.outbox = outbox
+        self.channel = channel
+
+    async def send(self, message: OutboundMessage, content: RenderedMessage) -> SendResult:
+        headline = (f"{self.channel.upper()} to {message.recipient} {content.address} "
+                    f"account={message.account_id} template={message.template}/{message.language} "
+                    f"step={message.step_id} key={message.idempotency_key}")
+        text = content.body if self.channel != "email" else _plain(content.body)
+        if content.subject:
+            text = f"Subject: {content.subject}\n\n{text}"
+        await self.outbox.append(headline, text)
+        return SendResult(self.name, _short_id("outbox", message.idempotency_key), "queued")
+
+    async def find_sent(self, message: OutboundMessage, content: RenderedMessage,
+                        since: datetime) -> SendResult | None:
+        # The outbox's record is the database row itself; writing the log line again is harmless.
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class OutboxTelematics:
+    """TelematicsProvider that queues the command for a person to carry out; never confirms."""
+
+    name = "outbox"
+    confirms = False
+
+    def __init__(self, outbox: OutboxLog) -> None:
+        self.outbox = outbox
+
+    async def submit(self, command: LockoutCommand) -> CommandStatus:
+        request_id = _short_id("outbox-cmd", command.idempotency_key)
+        await self.outbox.append(
+            f"TELEMATICS {command.command.upper()} asset={command.asset_id} device={command.device_id} "
+            f"account={command.account_id} emergency={command.emergency} request={request_id} "
+            f"key={command.idempotency_key}",
+            f"Reason: {command.reason}")
+        return CommandStatus(request_id, "accepted", "queued in the outbox for manual execution")
+
+    async def status(self, request_id: str) -> CommandStatus:
+        return CommandStatus(request_id, "accepted", "queued in the outbox for manual execution")
+
+    async def aclose(self) -> None:
+        return None
+
+
+class OutboxPlacement:
+    """PlacementProvider that writes the hand-off to the outbox for a person to forward."""
+
+    name = "outbox"
+
+    def __init__(self, outbox: OutboxLog) -> None:
+        self.outbox = outbox
+
+    async def place(self, record: PlacementRecord) -> PlacementResult:
+        reference = _short_id("outbox-plc", record.idempotency_key)
+        await self.outbox.append(
+            f"PLACEMENT to {record.target} account={record.account_id} reference={reference} "
+            f"outstanding={record.total_outstanding} {record.currency} dpd={record.days_past_due} "
+            f"key={record.idempotency_key}",
+            record.model_dump_json(indent=2))
+        return PlacementResult(reference, "accepted")
+
+    async def recall(self, recall: PlacementRecall, reference: str) -> PlacementResult:
+        await self.outbox.append(
+            f"RECALL from {recall.target} account={recall.account_id} reference={reference} "
+            f"key={recall.idempotency_key}", f"Reason: {recall.reason}")
+        return PlacementResult(reference, "recalled")
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,45 @@
+"""Hand-off to a collection agency or litigation counsel over the partner's HTTP API.
+
+    POST {base}/v1/placements            (agency)      Idempotency-Key: <key>   body: PlacementRecord
+    POST {base}/v1/litigation-referrals  (litigation)  Idempotency-Key: <key>   body: PlacementRecord
+      -> 200/201 {"reference", "status": "accepted"}
+    POST {base}/v1/placements/{reference}/recall (or litigation-referrals/...)  Idempotency-Key
+         {"account_id", "reason"} -> 200 {"reference", "status": "recalled"}
+
+The partner deduplicates by Idempotency-Key, so a retry after any crash is safe.
+"""
+from __future__ import annotations
+
+import httpx
+
+from activities.providers.base import PlacementResult
+from schemas.actions import PlacementRecall, PlacementRecord
+
+_PATH = {"agency": "/v1/placements", "litigation": "/v1/litigation-referrals"}
+
+
+class HttpPlacement:
+    name = "placement"
+
+    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 15.0) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers,
+                                      timeout=httpx.Timeout(timeout))
+
+    async def place(self, record: PlacementRecord) -> PlacementResult:
+        response = await self.http.post(
+            _PATH[record.target], content=record.model_dump_json(),
+            headers={"Idempotency-Key": record.idempotency_key, "Content-Type": "application/json"})
+        response.raise_for_status()
+        return PlacementResult(str(response.json()["reference"]), "accepted")
+
+    async def recall(self, recall: PlacementRecall, reference: str) -> PlacementResult:
+        response = await self.http.post(
+            f"{_PATH[recall.target]}/{reference}/recall",
+            json={"account_id": recall.account_id, "reason": recall.reason},
+            headers={"Idempotency-Key": recall.idempotency_key})
+        response.raise_for_status()
+        return PlacementResult(str(response.json().get("reference", reference)), "recalled")
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
