@@ -8,22 +8,14 @@ from pathlib import Path
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client, TLSConfig
-from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
 from infra.converter import data_converter
+from schemas.search_attributes import KEYS
 from infra.settings import Settings, get_settings
 
 # The brief's search attributes. Registered in every environment before any workflow runs:
 # an unregistered attribute makes the upsert fail and the workflow task retry forever.
-STAGE = SearchAttributeKey.for_keyword("ArrearsStage")
-DAYS_PAST_DUE = SearchAttributeKey.for_int("DaysPastDue")
-AMOUNT_DUE = SearchAttributeKey.for_float("AmountDue")
-NEXT_ACTION_AT = SearchAttributeKey.for_datetime("NextActionAt")
-NEXT_ACTION = SearchAttributeKey.for_keyword("NextAction")
-POLICY_ID = SearchAttributeKey.for_keyword("PolicyId")
-DISPUTED = SearchAttributeKey.for_bool("Disputed")
-LOCKOUT_STATE = SearchAttributeKey.for_keyword("LockoutState")
 
 SEARCH_ATTRIBUTES: dict[str, int] = {
     "ArrearsStage": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,

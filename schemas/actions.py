@@ -126,3 +126,9 @@ class AgentTask(BaseModel):
     account_id: str
     reason: str
     detail: str = ""
+
+
+class PolicyRequest(BaseModel):
+    policy_id: str
+    version: int | None = None
+    segment: str | None = None

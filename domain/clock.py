@@ -1,0 +1,36 @@
+"""Collection time vs. real time.
+
+A policy or an account may run on compressed time (demos, staging): one collection day lasts
+`seconds_per_day` real seconds, counted from an epoch fixed when the account started. The
+workflow only ever sees real time through `workflow.now()`; every rule works on collection time.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
+
+DAY = 86_400.0
+
+
+class CollectionClock(BaseModel):
+    real_epoch: datetime
+    virtual_epoch: datetime
+    seconds_per_day: float | None = None
+
+    @property
+    def scale(self) -> float:
+        """Collection seconds per real second."""
+        return DAY / self.seconds_per_day if self.seconds_per_day else 1.0
+
+    def now(self, real_now: datetime) -> datetime:
+        if not self.seconds_per_day:
+            return real_now
+        return self.virtual_epoch + (real_now - self.real_epoch) * self.scale
+
+    def real_delay(self, real_now: datetime, virtual_target: datetime) -> timedelta:
+        """How long to really wait until collection time reaches `virtual_target` (never negative)."""
+        gap = virtual_target - self.now(real_now)
+        if gap <= timedelta(0):
+            return timedelta(0)
+        return gap / self.scale if self.seconds_per_day else gap

@@ -1,0 +1,132 @@
+"""The next step of the collection ladder: which policy steps are due now, which were missed,
+and when the next one falls due. Pure; works in the debtor's local wall time.
+
+Keys are business identities — `<due_date>:<step_id>` — so a step never runs twice for the same
+instalment or delinquency episode, whatever happens to the workflow run.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from pydantic import BaseModel, Field
+
+from domain.ledger import Balance
+from schemas.policy import Policy, Step
+
+
+class PlannedStep(BaseModel):
+    key: str
+    step: Step
+    anchor_due_date: date          # the instalment (pre-due, day 0) or the episode (DPD) it belongs to
+    fire_at_local: datetime        # naive local wall time at which it falls due
+
+
+class LadderView(BaseModel):
+    """What the planner needs to know about the account."""
+
+    local_now: datetime                        # naive local wall time
+    joined_on: date                            # accounts never get reminders they missed before joining
+    prior_delinquency: bool = False
+    done: set[str] = Field(default_factory=set)
+    # Smallest days-before-due already reminded per instalment: a policy change never re-reminds.
+    reminded: dict[date, int] = Field(default_factory=dict)
+    episode_due: date | None = None            # oldest instalment unpaid at cut-off
+    # Highest DPD whose steps ran in this episode: lower steps never run again (policy changes included).
+    dpd_watermark: int = -1
+    acceleration_days: int = 0
+    contact_blocked: bool = False              # pause, pausing dispute, stop
+    escalation_blocked: bool = False           # the above, or a pending promise / repayment plan
+
+
+class LadderPlan(BaseModel):
+    due: list[PlannedStep] = Field(default_factory=list)
+    skipped: list[PlannedStep] = Field(default_factory=list)
+    next_at_local: datetime | None = None
+
+
+def customer_due_date(due: date, policy: Policy) -> date:
+    return due - timedelta(days=policy.internal_due_days_before)
+
+
+def plan(policy: Policy, balance: Balance, view: LadderView) -> LadderPlan:
+    result = LadderPlan()
+    upcoming: list[datetime] = []
+    today = view.local_now.date()
+
+    pre_due = [s for s in policy.steps if s.days_before_due is not None
+               and (view.prior_delinquency or not s.prior_delinquency_only)]
+    day0 = [s for s in policy.steps if s.dpd == 0]
+    ladder = sorted((s for s in policy.steps if s.dpd is not None and s.dpd > 0), key=lambda s: s.dpd)
+
+    for line in balance.instalments:
+        if line.outstanding <= 0:
+            continue
+        shown_due = customer_due_date(line.due_date, policy)
+        due_now: list[PlannedStep] = []
+        for step in pre_due:
+            assert step.days_before_due is not None
+            key = f"{line.due_date.isoformat()}:{step.id}"
+            floor = view.reminded.get(line.due_date)
+            if key in view.done or (floor is not None and step.days_before_due >= floor):
+                continue
+            fire_day = shown_due - timedelta(days=step.days_before_due)
+            if fire_day < view.joined_on or today >= shown_due:
+                continue  # missed before the account joined, or too late to be a reminder
+            planned = PlannedStep(key=key, step=step, anchor_due_date=line.due_date,
+                                  fire_at_local=datetime.combine(fire_day, time(0, 0)))
+            if view.contact_blocked:
+                continue
+            if planned.fire_at_local <= view.local_now:
+                due_now.append(planned)
+            else:
+                upcoming.append(planned.fire_at_local)
+        if due_now:
+            # Several reminders due at once (after a pause): send only the latest, skip the others.
+            due_now.sort(key=lambda p: p.step.days_before_due or 0)
+            result.due.append(due_now[0])
+            result.skipped.extend(due_now[1:])
+
+        for step in day0:
+            key = f"{line.due_date.isoformat()}:{step.id}"
+            if key in view.done:
+                continue
+            fire_at = datetime.combine(shown_due, policy.cutoff)
+            if line.due_date < view.joined_on - timedelta(days=1):
+                continue  # already past due when it joined: the DPD ladder takes over
+            if view.episode_due is not None and line.due_date > view.episode_due:
+                continue  # an older instalment is already being worked by the DPD ladder
+            planned = PlannedStep(key=key, step=step, anchor_due_date=line.due_date, fire_at_local=fire_at)
+            if view.escalation_blocked:
+                continue
+            if fire_at <= view.local_now:
+                result.due.append(planned)
+            else:
+                upcoming.append(fire_at)
+
+    if view.episode_due is not None and not view.escalation_blocked:
+        eligible: list[PlannedStep] = []
+        for step in ladder:
+            assert step.dpd is not None
+            key = f"{view.episode_due.isoformat()}:{step.id}"
+            if key in view.done or step.dpd < view.dpd_watermark:
+                continue
+            fire_day = view.episode_due + timedelta(days=max(step.dpd - view.acceleration_days, 0))
+            planned = PlannedStep(key=key, step=step, anchor_due_date=view.episode_due,
+                                  fire_at_local=datetime.combine(fire_day, time(0, 0)))
+            if planned.fire_at_local <= view.local_now:
+                eligible.append(planned)
+            else:
+                upcoming.append(planned.fire_at_local)
+        if eligible:
+            # Joining late (or after a hold) takes the current stage's action, not the missed ones;
+            # contractual fees are still assessed.
+            top = max(p.step.dpd or 0 for p in eligible)
+            for p in eligible:
+                if p.step.dpd == top or p.step.action == "assess_fee":
+                    result.due.append(p)
+                else:
+                    result.skipped.append(p)
+
+    result.due.sort(key=lambda p: (p.fire_at_local, p.key))
+    result.next_at_local = min(upcoming) if upcoming else None
+    return result
