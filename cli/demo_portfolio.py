@@ -58,15 +58,16 @@ class PlannedPayment:
 
 
 def generate_portfolio(count: int, *, today: date, seconds_per_day: float,
-                       seed: int = DEFAULT_SEED) -> list[DemoAccount]:
+                       seed: int = DEFAULT_SEED, prefix: str = "DEMO") -> list[DemoAccount]:
     rng = random.Random(seed)
-    return [_account(i, _KIND_CYCLE[i % len(_KIND_CYCLE)], rng, today, seconds_per_day)
+    return [_account(i, _KIND_CYCLE[i % len(_KIND_CYCLE)], rng, today, seconds_per_day, prefix)
             for i in range(count)]
 
 
-def _account(i: int, kind: Kind, rng: random.Random, today: date, seconds_per_day: float) -> DemoAccount:
+def _account(i: int, kind: Kind, rng: random.Random, today: date, seconds_per_day: float,
+             prefix: str) -> DemoAccount:
     chinese = i % 2 == 0
-    account_id = f"DEMO-{i + 1:03d}"
+    account_id = f"{prefix}-{i + 1:03d}"
     if kind == "past_due":
         first_unpaid = today - timedelta(days=rng.randint(25, 58))
     elif kind == "due_soon":

@@ -1,0 +1,185 @@
+"""`arrears up` end to end: the stack comes up on embedded defaults, the demo portfolio runs and
+sends messages, and Ctrl-C (or a dying child) leaves no process behind.
+
+Each test runs the real console script in a data directory and on ports of its own.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from infra.devstack import Supervisor, stop_group
+from infra.temporal import binary
+
+ARREARS = Path(sys.executable).parent / "arrears"
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _processes_of(root: psutil.Process, data_dir: Path) -> list[psutil.Process]:
+    """Everything the stack started: its descendants, and whatever names its data directory
+    (the Temporal dev server's database file, PostgreSQL's PGDATA; the postmaster is not a descendant)."""
+    found = {}
+    try:
+        for p in root.children(recursive=True):
+            found[p.pid] = p
+    except psutil.NoSuchProcess:
+        pass
+    for p in psutil.process_iter(["cmdline"]):
+        if str(data_dir) in " ".join(p.info["cmdline"] or []):
+            found[p.pid] = p
+    found.pop(os.getpid(), None)
+    return list(found.values())
+
+
+class Stack:
+    def __init__(self, tmp_path: Path):
+        self.data_dir = tmp_path / "data"
+        self.temporal_port, self.ui_port, self.api_port = _free_ports(3)
+        self.output = tmp_path / "up.out"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, *args: str) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in {"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"}}
+        env.update(ARREARS_DATA_DIR=str(self.data_dir), ARREARS_TEMPORAL_PORT=str(self.temporal_port),
+                   ARREARS_TEMPORAL_UI_PORT=str(self.ui_port), ARREARS_API_PORT=str(self.api_port))
+        with open(self.output, "wb") as out:
+            self.proc = subprocess.Popen([str(ARREARS), "up", *args], stdout=out, stderr=subprocess.STDOUT,
+                                         env=env, cwd=self.data_dir.parent, start_new_session=True)
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def workflows(self) -> str:
+        result = subprocess.run(
+            [str(binary("temporal")), "workflow", "list", "--address", f"127.0.0.1:{self.temporal_port}",
+             "--query", 'WorkflowType="AccountCollection"'],
+            capture_output=True, text=True, timeout=20)
+        return result.stdout if result.returncode == 0 else ""
+
+    def wait_until(self, what: str, predicate, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert self.proc.poll() is None, f"`arrears up` exited ({self.proc.returncode}) before {what}:\n{self.text()}"
+            assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{self.text()}"
+            time.sleep(0.5)
+
+    def kill_everything(self) -> None:
+        """Finalizer: whatever happened in the test, nothing it started survives it."""
+        if self.proc is None:
+            return
+        leftovers = _processes_of(psutil.Process(self.proc.pid), self.data_dir) if self.proc.poll() is None else []
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        leftovers += _processes_of(psutil.Process(os.getpid()), self.data_dir)
+        for p in leftovers:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+
+
+@pytest.fixture
+def stack(tmp_path):
+    s = Stack(tmp_path)
+    yield s
+    s.kill_everything()
+
+
+def test_up_runs_the_demo_and_ctrl_c_stops_everything(stack):
+    stack.start("--accounts", "4", "--seconds-per-day", "0.5")
+    stack.wait_until("the Web UI address is printed", lambda: "Arrears is up." in stack.text(), 120)
+    text = stack.text()
+    assert f"http://localhost:{stack.ui_port}/namespaces/default/workflows" in text
+    assert str(Path("data") / "outbox.log") in text
+    stack.wait_until("4 AccountCollection workflows", lambda: stack.workflows().count("account-DEMO-") == 4, 60)
+    outbox = stack.data_dir / "outbox.log"
+    stack.wait_until("an outbound message in the outbox",
+                     lambda: outbox.exists() and outbox.read_text(errors="replace").strip() != "", 90)
+
+    started = _processes_of(psutil.Process(stack.proc.pid), stack.data_dir)
+    cmdlines = [" ".join(p.cmdline()) for p in started]
+    assert any("server start-dev" in c for c in cmdlines), cmdlines
+    assert any(c.endswith("arrears worker") for c in cmdlines), cmdlines
+    if not os.environ.get("DATABASE_URL"):
+        assert any("postgres" in c and str(stack.data_dir / "pgdata") in c for c in cmdlines), cmdlines
+    if "api: pid" in stack.text():
+        assert any(c.endswith("arrears api") for c in cmdlines), cmdlines
+
+    stack.proc.send_signal(signal.SIGINT)
+    assert stack.proc.wait(60) == 0, stack.text()
+    _, alive = psutil.wait_procs(started, timeout=5)
+    alive = [p for p in alive if _alive(p)]
+    assert not alive, f"left behind: {alive}"
+    assert not [p for p in _processes_of(psutil.Process(os.getpid()), stack.data_dir) if _alive(p)]
+
+
+def test_a_dying_child_stops_the_stack_with_an_error(stack):
+    stack.start("--no-demo")
+
+    def worker():
+        return next((p for p in _processes_of(psutil.Process(stack.proc.pid), stack.data_dir)
+                     if " ".join(p.cmdline()).endswith("arrears worker")), None)
+
+    stack.wait_until("the stack is up", lambda: "Arrears is up." in stack.text() and worker() is not None, 120)
+    started = _processes_of(psutil.Process(stack.proc.pid), stack.data_dir)
+    worker().kill()
+    assert stack.proc.wait(60) == 1
+    assert "worker" in stack.text().split("Arrears is up.")[-1]
+    _, alive = psutil.wait_procs(started, timeout=5)
+    assert not [p for p in alive if _alive(p)]
+
+
+def test_stop_group_kills_a_child_that_ignores_sigterm_and_its_grandchildren(tmp_path):
+    script = textwrap.dedent("""
+        import signal, subprocess, sys, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
+        print("ready", flush=True)
+        time.sleep(60)
+    """)
+    supervisor = Supervisor(stop_timeout=0.5)
+    child = supervisor.start("stubborn", [sys.executable, "-c", script], log=tmp_path / "stubborn.log")
+    deadline = time.monotonic() + 10
+    while "ready" not in (tmp_path / "stubborn.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    family = [psutil.Process(child.pid), *psutil.Process(child.pid).children(recursive=True)]
+    assert len(family) == 2
+    assert supervisor.dead() is None
+    supervisor.stop_all()
+    _, alive = psutil.wait_procs(family, timeout=3)
+    assert not [p for p in alive if _alive(p)]
+    assert supervisor.children == []
+
+
+def test_stop_group_of_an_exited_child_is_harmless(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    proc.wait()
+    stop_group(proc, 0.1)
+    assert proc.returncode == 0
