@@ -1,0 +1,303 @@
+"""Operator commands: `arrears api`, `start`, `pay`, `status`, and one command per update.
+
+They call the same service as the HTTP ingress (ingress.accounts), so a command and its
+endpoint validate and answer alike. Exit codes: 0 done, 1 rejected by the workflow or a
+conflict, 2 invalid input, 3 no such account, 4 Temporal unavailable."""
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional, TypeVar
+
+import click
+import typer
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+from rich.pretty import Pretty
+from rich.table import Table
+
+from ingress.accounts import Accounts
+from ingress.errors import IngressError
+from ingress.updates import SIGNALS, UPDATES
+from schemas.task_queues import WORKFLOW
+
+T = TypeVar("T")
+console = Console()
+
+
+class CommandFailed(click.ClickException):
+    """Raised, not `typer.Exit`: cli.main runs click with standalone_mode=False, where only a
+    ClickException carries a non-zero exit code out."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _describe(err: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in err.errors())
+
+
+def _validate(model: type[BaseModel], data: Any) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise CommandFailed(f"invalid {model.__name__}: {_describe(err)}", 2) from err
+
+
+@asynccontextmanager
+async def _accounts(*, database: bool = False, task_queue: str = WORKFLOW) -> AsyncIterator[Accounts]:
+    from infra.settings import get_settings
+    from infra.temporal import connect
+
+    settings = get_settings()
+    try:
+        client = await connect(settings)
+    except Exception as err:  # the SDK raises RuntimeError with the transport detail
+        target = settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
+        raise CommandFailed(f"cannot connect to Temporal at {target}: {err}", 4) from err
+    pool = None
+    if database:
+        from infra.database import create_pool, migrate
+        from infra.postgres import database_url
+
+        url = database_url(settings)
+        await migrate(url)
+        pool = await create_pool(url, max_size=2)
+    try:
+        yield Accounts(client, pool, task_queue=task_queue)
+    finally:
+        if pool is not None:
+            await pool.close()
+
+
+def _run(work: Callable[[Accounts], Awaitable[T]], **kwargs: Any) -> T:
+    async def main() -> T:
+        async with _accounts(**kwargs) as accounts:
+            return await work(accounts)
+
+    try:
+        return asyncio.run(main())
+    except IngressError as err:
+        raise CommandFailed(err.message, err.exit_code) from err
+
+
+def _print(result: Any) -> None:
+    console.print_json(json.dumps(result, default=str))
+
+
+def _read_json(path: Path | None, text: str | None) -> Any:
+    try:
+        if path is not None:
+            return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(text) if text else {}
+    except (OSError, ValueError) as err:
+        raise CommandFailed(f"cannot read JSON: {err}", 2) from err
+
+
+def run_update(account_id: str, name: str, body: dict[str, Any], idempotency_key: str | None = None) -> None:
+    model, _ = UPDATES[name]
+    data = _validate(model, {k: v for k, v in body.items() if v is not None}).model_dump(mode="json",
+                                                                                         exclude_none=True)
+    update_id = f"{name}:{idempotency_key}" if idempotency_key else None
+    _print(_run(lambda a: a.update(account_id, name, data, update_id=update_id)))
+
+
+def render_status(account_id: str, status: Any) -> None:
+    if not isinstance(status, dict):
+        _print(status)
+        return
+    table = Table(title=f"account {account_id}", show_header=False, title_justify="left")
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    for key, value in status.items():
+        table.add_row(key.replace("_", " "), Pretty(value) if isinstance(value, (dict, list)) else str(value))
+    console.print(table)
+
+
+# Shared options (typer reads defaults at definition time, so each is built once).
+OPERATOR = typer.Option(None, "--operator", help="who is acting (audit trail); default: your login")
+NOTE = typer.Option(None, "--note", help="free-text note for the audit trail")
+KEY = typer.Option(None, "--idempotency-key", help="retries with the same key run the update once")
+
+
+def _who(operator: str | None) -> str | None:
+    if operator:
+        return operator
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return None
+
+
+def register(app: typer.Typer) -> None:
+    dispute = typer.Typer(help="Open or resolve a dispute.", no_args_is_help=True)
+    lockout = typer.Typer(help="Decide on GPS lockout: approve, reject, emergency unlock.", no_args_is_help=True)
+    app.add_typer(dispute, name="dispute")
+    app.add_typer(lockout, name="lockout")
+
+    @app.command()
+    def api() -> None:
+        """Serve the HTTP ingress (billing, operator updates, provider webhooks)."""
+        from infra.settings import get_settings
+        from ingress.server import serve
+
+        asyncio.run(serve(get_settings()))
+
+    @app.command()
+    def start(file: Path = typer.Option(..., "--file", "-f", help="AccountStart JSON"),
+              task_queue: str = typer.Option(WORKFLOW, help="workflow task queue")) -> None:
+        """Start (or reach, if it already runs) an account's collection workflow."""
+        from schemas.account import AccountStart
+
+        account = _validate(AccountStart, _read_json(file, None))
+        _print(_run(lambda a: a.start(account), database=True, task_queue=task_queue))
+
+    @app.command()
+    def pay(account_id: str,
+            payment_id: str = typer.Option(..., help="billing's unique payment id (idempotency key)"),
+            amount: int = typer.Option(..., help="minor units, e.g. 120000 = 1,200.00"),
+            currency: str = typer.Option(..., help="ISO 4217, e.g. CNY"),
+            received_at: Optional[datetime] = typer.Option(None, help="ISO 8601; default now (UTC)")) -> None:
+        """Record a payment (once per payment id) and signal it to the account."""
+        from schemas.events import Payment
+
+        when = received_at or datetime.now(timezone.utc)
+        payment = _validate(Payment, {"payment_id": payment_id, "amount": amount, "currency": currency,
+                                      "received_at": when})
+        result = _run(lambda a: a.pay(account_id, payment), database=True)
+        _print(result)
+        if result["duplicate"]:
+            console.print(f"payment {payment_id} was already recorded; nothing new was signalled", style="yellow")
+
+    @app.command()
+    def status(account_id: str, as_json: bool = typer.Option(False, "--json", help="raw JSON")) -> None:
+        """Show the account's status (stage, DPD, amounts, next action, timeline)."""
+        result = _run(lambda a: a.status(account_id))
+        if as_json:
+            _print(result)
+        else:
+            render_status(account_id, result)
+
+    @app.command("update")
+    def generic_update(account_id: str, name: str = typer.Argument(..., help=", ".join(UPDATES)),
+                       body: Optional[str] = typer.Option(None, "--json", help="the update's JSON body"),
+                       file: Optional[Path] = typer.Option(None, "--file", "-f", help="read the body from a file"),
+                       idempotency_key: Optional[str] = KEY) -> None:
+        """Run any update by name with a JSON body."""
+        if name not in UPDATES:
+            raise CommandFailed(f"unknown update {name!r}; one of: {', '.join(UPDATES)}", 2)
+        run_update(account_id, name, _read_json(file, body), idempotency_key)
+
+    @app.command()
+    def signal(account_id: str, name: str = typer.Argument(..., help=", ".join(SIGNALS)),
+               body: str = typer.Option(..., "--json", help="the signal's JSON body")) -> None:
+        """Send a `risk` or `contact` signal."""
+        if name not in SIGNALS:
+            raise CommandFailed(f"unknown signal {name!r}; one of: {', '.join(SIGNALS)}", 2)
+        data = _validate(SIGNALS[name][0], _read_json(None, body)).model_dump(mode="json", exclude_none=True)
+        _run(lambda a: a.signal(account_id, name, data))
+        console.print(f"signal {name} sent to account {account_id}")
+
+    @app.command()
+    def promise(account_id: str, amount: int = typer.Option(..., help="minor units"),
+                date_: datetime = typer.Option(..., "--date", formats=["%Y-%m-%d"], help="promised date"),
+                promise_id: Optional[str] = None, operator: Optional[str] = OPERATOR,
+                note: Optional[str] = NOTE, idempotency_key: Optional[str] = KEY) -> None:
+        """Record a promise to pay."""
+        run_update(account_id, "promise_to_pay", {"amount": amount, "promised_date": date_.date().isoformat(),
+                                                  "promise_id": promise_id, "operator": _who(operator),
+                                                  "note": note}, idempotency_key)
+
+    @dispute.command("open")
+    def dispute_open(account_id: str, dispute_id: str = typer.Option(...),
+                     reason: str = typer.Option(..., help="billing_error, quality_complaint, identity, fraud, "
+                                                          "not_my_debt, other"),
+                     amount: Optional[int] = typer.Option(None, help="disputed minor units, if partial"),
+                     operator: Optional[str] = OPERATOR, note: Optional[str] = NOTE,
+                     idempotency_key: Optional[str] = KEY) -> None:
+        """Open a dispute."""
+        run_update(account_id, "open_dispute", {"dispute_id": dispute_id, "reason": reason, "amount": amount,
+                                                "operator": _who(operator), "note": note}, idempotency_key)
+
+    @dispute.command("resolve")
+    def dispute_resolve(account_id: str, dispute_id: str = typer.Option(...),
+                        outcome: str = typer.Option(..., help="upheld or rejected"),
+                        adjustment: int = typer.Option(0, help="minor units credited when upheld"),
+                        operator: Optional[str] = OPERATOR, note: Optional[str] = NOTE,
+                        idempotency_key: Optional[str] = KEY) -> None:
+        """Resolve a dispute."""
+        run_update(account_id, "resolve_dispute", {"dispute_id": dispute_id, "outcome": outcome,
+                                                   "adjustment": adjustment, "operator": _who(operator),
+                                                   "note": note}, idempotency_key)
+
+    @app.command()
+    def plan(account_id: str, file: Path = typer.Option(..., "--file", "-f", help="RepaymentPlan JSON"),
+             idempotency_key: Optional[str] = KEY) -> None:
+        """Replace the schedule with a signed repayment plan."""
+        run_update(account_id, "repayment_plan", _read_json(file, None), idempotency_key)
+
+    @app.command()
+    def pause(account_id: str, reason: str = typer.Option(...),
+              until: Optional[datetime] = typer.Option(None, formats=["%Y-%m-%d"]),
+              operator: Optional[str] = OPERATOR, note: Optional[str] = NOTE,
+              idempotency_key: Optional[str] = KEY) -> None:
+        """Pause contact and escalation."""
+        run_update(account_id, "pause", {"reason": reason, "until": until.date().isoformat() if until else None,
+                                         "operator": _who(operator), "note": note}, idempotency_key)
+
+    def _simple(name: str, command: str, help_: str, typer_app: typer.Typer = app, *,
+                reason: bool = False, approval: bool = False) -> None:
+        """Commands whose body is the operator fields plus an optional reason/approver."""
+        def handler(account_id: str, operator: Optional[str] = OPERATOR, note: Optional[str] = NOTE,
+                    idempotency_key: Optional[str] = KEY,
+                    reason_: Optional[str] = typer.Option(None, "--reason", hidden=not reason),
+                    approved_by: Optional[str] = typer.Option(None, "--approved-by", hidden=not approval)) -> None:
+            run_update(account_id, name, {"operator": _who(operator), "note": note, "reason": reason_,
+                                          "approved_by": approved_by}, idempotency_key)
+
+        handler.__doc__ = help_
+        typer_app.command(command)(handler)
+
+    _simple("resume", "resume", "Resume a paused account.")
+    _simple("cease_communication", "cease", "Cease communication (only legally required notices remain).")
+    _simple("write_off", "write-off", "Write the balance off (needs --reason and --approved-by).",
+            reason=True, approval=True)
+    _simple("close", "close", "Close the account (needs --reason).", reason=True)
+    _simple("approve_lockout", "approve", "Approve the pending GPS lockout.", lockout)
+    _simple("reject_lockout", "reject", "Reject the pending GPS lockout (needs --reason).", lockout, reason=True)
+    _simple("emergency_unlock", "emergency-unlock", "Unlock the machine now (needs --reason).", lockout,
+            reason=True)
+
+    @app.command("waive-fee")
+    def waive_fee(account_id: str, approved_by: str = typer.Option(...),
+                  fee_id: Optional[str] = typer.Option(None, help="a fee id from status; all open fees if omitted"),
+                  amount: Optional[int] = typer.Option(None, help="partial waiver, minor units"),
+                  operator: Optional[str] = OPERATOR, note: Optional[str] = NOTE,
+                  idempotency_key: Optional[str] = KEY) -> None:
+        """Waive a fee (approval required)."""
+        run_update(account_id, "waive_fee", {"approved_by": approved_by, "fee_id": fee_id, "amount": amount,
+                                             "operator": _who(operator), "note": note}, idempotency_key)
+
+    @app.command("opt-out")
+    def opt_out(account_id: str, channel: str = typer.Option(..., help="sms, email, voice or letter"),
+                source: str = typer.Option("operator", help="where the opt-out came from"),
+                operator: Optional[str] = OPERATOR, note: Optional[str] = NOTE,
+                idempotency_key: Optional[str] = KEY) -> None:
+        """Record the debtor's opt-out from a channel."""
+        run_update(account_id, "opt_out", {"channel": channel, "source": source, "operator": _who(operator),
+                                           "note": note}, idempotency_key)
+
+    @app.command("change-policy")
+    def change_policy(account_id: str, policy_id: Optional[str] = typer.Option(None),
+                      version: Optional[int] = typer.Option(None), operator: Optional[str] = OPERATOR,
+                      note: Optional[str] = NOTE, idempotency_key: Optional[str] = KEY) -> None:
+        """Move the account to another policy and/or version."""
+        run_update(account_id, "change_policy", {"policy_id": policy_id, "version": version,
+                                                 "operator": _who(operator), "note": note}, idempotency_key)
+
