@@ -51,8 +51,9 @@ def classify_status(status: int, message: str, *, code: int | None = None,
     lowered = text.lower()
     if code in TWILIO_UNSUBSCRIBED or "unsubscribed" in lowered or "opted out" in lowered:
         return unsubscribed(message)
-    names_recipient = any(word in lowered for word in ("number", "recipient", "email", "phone"))
-    if code in TWILIO_INVALID_RECIPIENT or ("invalid" in lowered and names_recipient):
+    names_recipient = any(word in lowered for word in ("number", "recipient", "email", "phone", ".to."))
+    refuses = "invalid" in lowered or "not a valid" in lowered or "not contain a valid" in lowered
+    if code in TWILIO_INVALID_RECIPIENT or (refuses and names_recipient):
         return invalid_recipient(message)
     return provider_rejected(f"{message} (HTTP {status})")
 
