@@ -272,8 +272,21 @@ async def test_bad_telematics_signature_is_403_and_changes_nothing(harness: Harn
     assert await harness.events(account["account_id"]) == []
 
 
+async def test_acknowledged_then_failed_uses_the_providers_status_field(harness: Harness) -> None:
+    account = await harness.start()
+    request_id = await add_lockout(harness, account["account_id"])
+    for status in ("acknowledged", "failed", "acknowledged"):  # the late "acknowledged" is stale
+        r = await post_telematics(harness, {"event_id": uuid.uuid4().hex, "request_id": request_id,
+                                            "command": "lock", "status": status})
+        assert r.status_code == 200, r.text
+    assert await harness.pool.fetchval("SELECT state FROM lockout_requests WHERE request_id = $1",
+                                       request_id) == "failed"
+    states = [e["body"]["state"] for e in await harness.events(account["account_id"])]
+    assert states == ["acknowledged", "failed"]
+
+
 async def test_unknown_lockout_request_is_404_and_not_recorded(harness: Harness) -> None:
-    event = {"event_id": uuid.uuid4().hex, "request_id": "REQ-unknown", "command": "unlock", "state": "confirmed"}
+    event = {"event_id": uuid.uuid4().hex, "request_id": "REQ-unknown", "command": "unlock", "status": "confirmed"}
     r = await post_telematics(harness, event)
     assert r.status_code == 404
     assert await event_count(harness, "telematics", event["event_id"]) == 0

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from ingress.errors import Forbidden, Invalid, NotFound
 from ingress.webhooks.common import record_event
@@ -31,7 +31,9 @@ class TelematicsEvent(BaseModel):
     event_id: str
     request_id: str
     command: Literal["lock", "unlock"]
-    state: Literal["accepted", "acknowledged", "confirmed", "failed"]
+    # `status` is what the provider's command API calls it (activities/providers/telematics_http.py).
+    state: Literal["accepted", "acknowledged", "confirmed", "failed"] = Field(
+        validation_alias=AliasChoices("state", "status"))
     occurred_at: datetime | None = None
     detail: str | None = None
 
