@@ -50,7 +50,8 @@ class Accounts:
             async with self._temporal(account.account_id):
                 handle = await self.client.start_workflow(
                     WORKFLOW_TYPE, account, id=account.workflow_id, task_queue=self.task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    static_summary=f"Account {account.account_id}")
         return {"account_id": account.account_id, "workflow_id": handle.id, "run_id": handle.result_run_id}
 
     async def pay(self, account_id: str, payment: Payment, account: AccountStart | None = None) -> dict[str, Any]:
@@ -87,7 +88,8 @@ class Accounts:
                 if account is not None:
                     await self.client.start_workflow(
                         WORKFLOW_TYPE, account, id=wid, task_queue=self.task_queue,
-                        start_signal="payment", start_signal_args=[body])
+                        start_signal="payment", start_signal_args=[body],
+                        static_summary=f"Account {account_id}")
                 else:
                     await self.client.get_workflow_handle(wid).signal("payment", body)
         return {**result, "duplicate": False}
