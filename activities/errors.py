@@ -51,7 +51,7 @@ def classify_status(status: int, message: str, *, code: int | None = None,
     lowered = text.lower()
     if code in TWILIO_UNSUBSCRIBED or "unsubscribed" in lowered or "opted out" in lowered:
         return unsubscribed(message)
-    names_recipient = any(word in lowered for word in ("number", "recipient", "email", "phone", ".to."))
+    names_recipient = any(word in lowered for word in ("number", "recipient", "email", "phone", "address", ".to."))
     refuses = "invalid" in lowered or "not a valid" in lowered or "not contain a valid" in lowered
     if code in TWILIO_INVALID_RECIPIENT or (refuses and names_recipient):
         return invalid_recipient(message)
