@@ -74,3 +74,34 @@ async def test_start_from_file(harness: Harness, tmp_path: Path) -> None:
     assert json.loads(out)["workflow_id"] == f"account-{account['account_id']}"
     status = await harness.client.get_workflow_handle(f"account-{account['account_id']}").query("status")
     assert status["account_id"] == account["account_id"]
+
+
+async def test_api_serves_and_stops_cleanly(harness: Harness, tmp_path: Path) -> None:
+    import signal
+    import socket
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "TEMPORAL_ADDRESS": harness.client.service_client.config.target_host,
+           "DATABASE_URL": harness.settings.database_url or "", "ARREARS_API_PORT": str(port)}
+    proc = await asyncio.create_subprocess_exec(ARREARS, "api", env=env, cwd=tmp_path,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for _ in range(100):
+                try:
+                    r = await http.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            assert r.status_code == 200 and r.json()["temporal"] == "ok", r.text
+            account = await harness.start()
+            r = await http.get(f"/accounts/{account['account_id']}/status")
+            assert r.status_code == 200 and r.json()["account_id"] == account["account_id"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0
