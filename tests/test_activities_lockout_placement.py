@@ -69,7 +69,7 @@ async def test_lockout_outbox_queues_for_a_person(wired, pool, outbox_settings):
     command = _lock()
     result = await wired.lockout.send_lockout_command(command)
     assert result.state == "accepted" and result.request_id.startswith("outbox-cmd-")
-    assert f"TELEMATICS LOCK asset=EXC-330" in (outbox_settings.data_dir / "outbox.log").read_text()
+    assert "TELEMATICS LOCK asset=EXC-330" in (outbox_settings.data_dir / "outbox.log").read_text()
 
 
 @pytest.mark.parametrize("target,prefix,path", [("agency", "PLC-", "/v1/placements"),
