@@ -39,4 +39,5 @@ def activities_for(pool: asyncpg.Pool, providers: Providers,
 
 async def build_activities(settings: Settings, pool: asyncpg.Pool) -> dict[str, list[Callable[..., Any]]]:
     """Queue name -> activity callables (load_policy, a workflow-local activity, is not here)."""
-    return activities_for(pool, build_providers(settings))
+    return activities_for(pool, build_providers(settings), {"company_name": settings.company_name,
+                                                            "contact_phone": settings.contact_phone})

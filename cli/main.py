@@ -38,8 +38,9 @@ def run() -> None:
 
     _register_subcommands()
     try:
-        app(standalone_mode=False)
-        code = 0
+        # Without standalone mode click returns the exit code of typer.Exit instead of raising it.
+        result = app(standalone_mode=False)
+        code = result if isinstance(result, int) else 0
     except typer.Exit as exit_:
         code = exit_.exit_code
     except (typer.Abort, KeyboardInterrupt):

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     telematics_api_key: SecretStr | None = Field(default=None, validation_alias="TELEMATICS_API_KEY")
     placement_base_url: str | None = Field(default=None, validation_alias="PLACEMENT_BASE_URL")
     placement_api_key: SecretStr | None = Field(default=None, validation_alias="PLACEMENT_API_KEY")
+    company_name: str = Field(default="Arrears Finance", validation_alias="ARREARS_COMPANY_NAME")
+    contact_phone: str = Field(default="+86 400 000 0000", validation_alias="ARREARS_CONTACT_PHONE")
     public_base_url: str = Field(default="http://127.0.0.1:8000", validation_alias="ARREARS_PUBLIC_BASE_URL")
 
     # Per-provider activity rate limits (activities per second across the task queue).

@@ -88,6 +88,7 @@ class AccountCollection:
         self._cycle_closed = False
         self._next_action: tuple[str, datetime | None] = ("none", None)
         self._sa: dict[str, Any] = {}
+        self._seq = 0
         self._pending_recall = False
         self._pending_tasks: list[tuple[str, str, str]] = []
 
@@ -155,7 +156,8 @@ class AccountCollection:
     async def _wait(self) -> None:
         s = self._state
         name, at = self._next_action
-        self._wake = False
+        if self._wake:   # something arrived while the last evaluation ran
+            return
         if at is None:
             await workflow.wait_condition(lambda: self._wake)
             return
@@ -185,6 +187,7 @@ class AccountCollection:
 
     async def _tick(self) -> None:
         s = self._state
+        self._wake = False
         if s.stage not in TERMINAL:
             self._refresh_holds()
             self._refresh_delinquency()
@@ -245,6 +248,13 @@ class AccountCollection:
         if line is None:
             if s.episode_due is not None:
                 self._on_cure(final=False)
+            closed = [i.due_date for i in s.balance.instalments
+                      if i.due_date < local_now.date() and i.outstanding == 0
+                      and (s.cycle_closed_through is None or i.due_date > s.cycle_closed_through)]
+            if closed:
+                # An instalment cycle closed paid: a natural point to continue-as-new.
+                s.cycle_closed_through = max(closed)
+                self._cycle_closed = True
             if s.stage not in HANDED_OVER:
                 self._set_stage(s.policy.stages[0].name)
             return
@@ -253,8 +263,6 @@ class AccountCollection:
                 self._record("episode", f"oldest unpaid instalment is now {line.due_date}")
             s.episode_due = line.due_date
             s.dpd_watermark = -1
-            s.accelerated_by = []
-            s.acceleration_days = 0
         dpd = (local_now.date() - line.due_date).days
         if s.stage not in HANDED_OVER:
             self._set_stage(stage_for(dpd, [(st.name, st.from_dpd) for st in s.policy.stages]))
@@ -415,7 +423,7 @@ class AccountCollection:
         values: dict[str, Any] = {
             "debtor_name": s.account.debtor.name, "account_id": s.account.account_id,
             "amount_due": self._money(amount_due), "due_date": shown_due.isoformat() if shown_due else "",
-            "days_past_due": dpd, "company_name": "Arrears Finance", "contact_phone": "+86 400 000 0000",
+            "days_past_due": dpd,
             "lockout_date": s.lockout.lock_at and localtime.to_local(s.lockout.lock_at, s.timezone).date().isoformat(),
         }
         if s.promise:
@@ -748,9 +756,10 @@ class AccountCollection:
                               decision=decision.model_dump(mode="json") if decision else None)
         s.timeline.append(entry)
         del s.timeline[:-TIMELINE_KEPT]
+        self._seq += 1
+        # Keyed facts are idempotent by business key; the rest by position within this run.
         entry_key = f"{s.account.account_id}:{kind}:{key}" if key else \
-            f"{s.account.account_id}:{kind}:{workflow.info().workflow_id}:{workflow.info().run_id}:{len(self._ledger)}:" \
-            f"{now.isoformat()}"
+            f"{s.account.account_id}:{kind}:{workflow.info().run_id}:{self._seq}"
         payload = dict(data or {})
         payload.update(policy=s.policy.ref, actor=actor, local_time=entry.local)
         if decision:
@@ -804,7 +813,8 @@ class AccountCollection:
 
     # ------------------------------------------------------------------ signals
     @workflow.signal(name="payment")
-    def payment(self, payload: Any) -> None:
+    async def payment(self, payload: Any) -> None:
+        await self._ready()
         s = self._state
         try:
             p = Payment.model_validate(payload)
@@ -852,7 +862,8 @@ class AccountCollection:
         self._wake_up()
 
     @workflow.signal(name="risk")
-    def risk(self, payload: Any) -> None:
+    async def risk(self, payload: Any) -> None:
+        await self._ready()
         s = self._state
         try:
             signal = RiskSignal.model_validate(payload)
@@ -875,7 +886,8 @@ class AccountCollection:
         self._wake_up()
 
     @workflow.signal(name="contact")
-    def contact(self, payload: Any) -> None:
+    async def contact(self, payload: Any) -> None:
+        await self._ready()
         s = self._state
         try:
             event = Contact.model_validate(payload)
@@ -892,7 +904,8 @@ class AccountCollection:
         self._wake_up()
 
     @workflow.signal(name="lockout_confirmation")
-    def lockout_confirmation(self, payload: Any) -> None:
+    async def lockout_confirmation(self, payload: Any) -> None:
+        await self._ready()
         s = self._state
         if not isinstance(payload, dict) or payload.get("command") not in ("lock", "unlock"):
             self._reject("lockout_confirmation", ValueError("expected {request_id, command: lock|unlock, state}"),
@@ -903,6 +916,24 @@ class AccountCollection:
             s.lockout.state = "locked" if payload["command"] == "lock" else "unlocked"
         self._record("lockout", f"device reports {payload['command']} {state}", data=dict(payload))
         self._wake_up()
+
+    # ------------------------------------------------------------------ admission of updates
+    async def _ready(self) -> None:
+        # Signals and updates can arrive in the very first task, before the policy is loaded.
+        await workflow.wait_condition(lambda: self.s is not None)
+
+    def _validated(self, check: Any, payload: Any) -> None:
+        """Update validator: reject invalid input before it is accepted (nothing changes, nothing is
+        written to history). Before the account is initialised the handler re-checks instead."""
+        if self.s is not None:
+            check(payload)
+
+    async def _admit(self, check: Any, payload: Any) -> None:
+        await self._ready()
+        try:
+            check(payload)
+        except InvalidInput as err:
+            raise ApplicationError(str(err), type="InvalidInput", non_retryable=True) from None
 
     # ------------------------------------------------------------------ updates
     def _operator(self, event: Any) -> str:
@@ -917,7 +948,8 @@ class AccountCollection:
 
     # promise_to_pay
     @workflow.update(name="promise_to_pay")
-    def promise_to_pay(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def promise_to_pay(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._admit(self._check_validate_promise, payload)
         s = self._state
         event = PromiseToPay.model_validate(payload)
         grace = max(s.policy.promises.grace_days - s.promises_broken * s.policy.promises.grace_reduction_per_broken, 0)
@@ -935,6 +967,9 @@ class AccountCollection:
 
     @promise_to_pay.validator
     def _validate_promise(self, payload: dict[str, Any]) -> None:
+        self._validated(self._check_validate_promise, payload)
+
+    def _check_validate_promise(self, payload: dict[str, Any]) -> None:
         s = self._state
         event = _parse(PromiseToPay, payload)
         self._require_open()
@@ -961,7 +996,8 @@ class AccountCollection:
 
     # disputes
     @workflow.update(name="open_dispute")
-    def open_dispute(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def open_dispute(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._admit(self._check_validate_open_dispute, payload)
         s = self._state
         event = OpenDispute.model_validate(payload)
         pausing = event.reason in s.policy.disputes.pausing_reasons
@@ -976,13 +1012,17 @@ class AccountCollection:
 
     @open_dispute.validator
     def _validate_open_dispute(self, payload: dict[str, Any]) -> None:
+        self._validated(self._check_validate_open_dispute, payload)
+
+    def _check_validate_open_dispute(self, payload: dict[str, Any]) -> None:
         event = _parse(OpenDispute, payload)
         self._require_open()
         if event.dispute_id in self._state.disputes:
             raise InvalidInput(f"dispute {event.dispute_id} is already open")
 
     @workflow.update(name="resolve_dispute")
-    def resolve_dispute(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def resolve_dispute(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._admit(self._check_validate_resolve_dispute, payload)
         s = self._state
         event = ResolveDispute.model_validate(payload)
         dispute = s.disputes.pop(event.dispute_id)
@@ -1001,6 +1041,9 @@ class AccountCollection:
 
     @resolve_dispute.validator
     def _validate_resolve_dispute(self, payload: dict[str, Any]) -> None:
+        self._validated(self._check_validate_resolve_dispute, payload)
+
+    def _check_validate_resolve_dispute(self, payload: dict[str, Any]) -> None:
         event = _parse(ResolveDispute, payload)
         if event.dispute_id not in self._state.disputes:
             raise InvalidInput(f"no open dispute {event.dispute_id}; open: {sorted(self._state.disputes) or 'none'}")
@@ -1011,7 +1054,8 @@ class AccountCollection:
 
     # repayment plan
     @workflow.update(name="repayment_plan")
-    def repayment_plan(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def repayment_plan(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._admit(self._check_validate_plan, payload)
         s = self._state
         event = RepaymentPlan.model_validate(payload)
         for line in s.balance.instalments:
@@ -1036,6 +1080,9 @@ class AccountCollection:
 
     @repayment_plan.validator
     def _validate_plan(self, payload: dict[str, Any]) -> None:
+        self._validated(self._check_validate_plan, payload)
+
+    def _check_validate_plan(self, payload: dict[str, Any]) -> None:
         event = _parse(RepaymentPlan, payload)
         self._require_open()
         s = self._state
@@ -1055,7 +1102,8 @@ class AccountCollection:
 
     # pause / resume
     @workflow.update(name="pause")
-    def pause(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def pause(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._admit(self._check_validate_pause, payload)
         event = Pause.model_validate(payload)
         s = self._state
         s.paused, s.paused_until = event.reason, event.until
@@ -1067,13 +1115,17 @@ class AccountCollection:
 
     @pause.validator
     def _validate_pause(self, payload: dict[str, Any]) -> None:
+        self._validated(self._check_validate_pause, payload)
+
+    def _check_validate_pause(self, payload: dict[str, Any]) -> None:
         event = _parse(Pause, payload)
         self._require_open()
         if event.until and event.until <= self._today():
             raise InvalidInput("until must be in the future")
 
     @workflow.update(name="resume")
-    def resume(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def resume(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._admit(self._check_validate_resume, payload)
         event = Resume.model_validate(payload)
         s = self._state
         reason, s.paused, s.paused_until = s.paused, None, None
@@ -1084,13 +1136,17 @@ class AccountCollection:
 
     @resume.validator
     def _validate_resume(self, payload: dict[str, Any]) -> None:
+        self._validated(self._check_validate_resume, payload)
+
+    def _check_validate_resume(self, payload: dict[str, Any]) -> None:
         _parse(Resume, payload)
         if not self._state.paused:
             raise InvalidInput("account is not paused")
 
     # lockout
     @workflow.update(name="approve_lockout")
-    def approve_lockout(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def approve_lockout(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._admit(self._check_validate_approve, payload)
         event = ApproveLockout.model_validate(payload)
         lk = self._state.lockout
         lk.state, lk.approved_by = "approved", self._operator(event)
@@ -1102,6 +1158,9 @@ class AccountCollection:
 
     @approve_lockout.validator
     def _validate_approve(self, payload: dict[str, Any]) -> None:
+        self._validated(self._check_validate_approve, payload)
+
+    def _check_validate_approve(self, payload: dict[str, Any]) -> None:
         _parse(ApproveLockout, payload)
         s = self._state
         if s.lockout.state != "pending_approval":
@@ -1110,7 +1169,8 @@ class AccountCollection:
             raise InvalidInput("a dispute is open: lockout cannot be approved")
 
     @workflow.update(name="reject_lockout")
-    def reject_lockout(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def reject_lockout(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._admit(self._check_validate_reject, payload)
         event = RejectLockout.model_validate(payload)
         lk = self._state.lockout
         lk.state, lk.lock_at = "rejected", None
@@ -1121,12 +1181,16 @@ class AccountCollection:
 
     @reject_lockout.validator
     def _validate_reject(self, payload: dict[str, Any]) -> None:
+        self._validated(self._check_validate_reject, payload)
+
+    def _check_validate_reject(self, payload: dict[str, Any]) -> None:
         _parse(RejectLockout, payload)
         if self._state.lockout.state not in ("pending_approval", "approved"):
             raise InvalidInput(f"no lockout to reject (lockout state is {self._state.lockout.state})")
 
     @workflow.update(name="emergency_unlock")
     async def emergency_unlock(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._admit(self._check_validate_emergency, payload)
         event = EmergencyUnlock.model_validate(payload)
         self._record("lockout", f"emergency re-enable by {self._operator(event)}: {event.reason}",
                      key=f"lockout:emergency:{self._update_key()}", actor=self._operator(event))
@@ -1137,13 +1201,17 @@ class AccountCollection:
 
     @emergency_unlock.validator
     def _validate_emergency(self, payload: dict[str, Any]) -> None:
+        self._validated(self._check_validate_emergency, payload)
+
+    def _check_validate_emergency(self, payload: dict[str, Any]) -> None:
         _parse(EmergencyUnlock, payload)
         if self._state.lockout.state not in ("locked", "requested", "unlock_requested"):
             raise InvalidInput(f"machine is not locked (lockout state is {self._state.lockout.state})")
 
     # fees
     @workflow.update(name="waive_fee")
-    def waive_fee(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def waive_fee(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._admit(self._check_validate_waive, payload)
         event = WaiveFee.model_validate(payload)
         s = self._state
         waived = 0
@@ -1160,6 +1228,9 @@ class AccountCollection:
 
     @waive_fee.validator
     def _validate_waive(self, payload: dict[str, Any]) -> None:
+        self._validated(self._check_validate_waive, payload)
+
+    def _check_validate_waive(self, payload: dict[str, Any]) -> None:
         event = _parse(WaiveFee, payload)
         fees = [f for f in self._state.balance.fees if f.outstanding > 0]
         if event.fee_id is not None:
@@ -1173,7 +1244,8 @@ class AccountCollection:
 
     # consent
     @workflow.update(name="opt_out")
-    def opt_out(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def opt_out(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._admit(self._check_validate_opt_out, payload)
         event = OptOut.model_validate(payload)
         s = self._state
         if event.channel not in s.consent.opted_out:
@@ -1185,10 +1257,14 @@ class AccountCollection:
 
     @opt_out.validator
     def _validate_opt_out(self, payload: dict[str, Any]) -> None:
+        self._validated(self._check_validate_opt_out, payload)
+
+    def _check_validate_opt_out(self, payload: dict[str, Any]) -> None:
         _parse(OptOut, payload)
 
     @workflow.update(name="cease_communication")
-    def cease_communication(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def cease_communication(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._admit(self._check_validate_cease, payload)
         event = CeaseCommunication.model_validate(payload)
         self._state.consent.cease_communication = True
         self._record("operator_action", "cease-communication request recorded: only notices the law still allows "
@@ -1198,11 +1274,15 @@ class AccountCollection:
 
     @cease_communication.validator
     def _validate_cease(self, payload: dict[str, Any]) -> None:
+        self._validated(self._check_validate_cease, payload)
+
+    def _check_validate_cease(self, payload: dict[str, Any]) -> None:
         _parse(CeaseCommunication, payload)
 
     # terminal operator actions
     @workflow.update(name="write_off")
-    def write_off(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def write_off(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._admit(self._check_validate_write_off, payload)
         event = WriteOff.model_validate(payload)
         s = self._state
         self._record("closed", f"written off ({self._money(s.balance.total_outstanding)}), approved by "
@@ -1212,11 +1292,15 @@ class AccountCollection:
 
     @write_off.validator
     def _validate_write_off(self, payload: dict[str, Any]) -> None:
+        self._validated(self._check_validate_write_off, payload)
+
+    def _check_validate_write_off(self, payload: dict[str, Any]) -> None:
         _parse(WriteOff, payload)
         self._require_open()
 
     @workflow.update(name="close")
-    def close(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def close(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._admit(self._check_validate_close, payload)
         event = Close.model_validate(payload)
         self._record("closed", f"closed: {event.reason}", key="close", actor=self._operator(event))
         self._terminate("closed", event.reason)
@@ -1224,6 +1308,9 @@ class AccountCollection:
 
     @close.validator
     def _validate_close(self, payload: dict[str, Any]) -> None:
+        self._validated(self._check_validate_close, payload)
+
+    def _check_validate_close(self, payload: dict[str, Any]) -> None:
         _parse(Close, payload)
         self._require_open()
 
@@ -1237,6 +1324,7 @@ class AccountCollection:
 
     @workflow.update(name="change_policy")
     async def change_policy(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._admit(self._check_validate_change_policy, payload)
         event = ChangePolicy.model_validate(payload)
         s = self._state
         new = await self._load_policy(PolicyRequest(policy_id=event.policy_id or s.policy.policy_id,
@@ -1251,6 +1339,9 @@ class AccountCollection:
 
     @change_policy.validator
     def _validate_change_policy(self, payload: dict[str, Any]) -> None:
+        self._validated(self._check_validate_change_policy, payload)
+
+    def _check_validate_change_policy(self, payload: dict[str, Any]) -> None:
         event = _parse(ChangePolicy, payload)
         self._require_open()
         if event.policy_id is None and event.version is None:

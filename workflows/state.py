@@ -124,6 +124,7 @@ class AccountState(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     rejected: list[RejectedInput] = Field(default_factory=list)
     fee_seq: int = 0
+    cycle_closed_through: date | None = None
     runs: int = 1
     closed_reason: str | None = None
 

@@ -1,0 +1,324 @@
+"""`AccountCollection` on the time-skipping server with the real workers: every row of the
+calendar, every event, malformed input. What was sent is read back from PostgreSQL."""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from tests.collection import account, kinds, payment, running_workers, sent, start, steps_sent
+
+DAY = timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
+    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
+        yield p
+
+
+async def today(env: WorkflowEnvironment):
+    # The debtor is in Asia/Shanghai; pick the local date (the test server starts at real now).
+    from domain.localtime import to_local
+
+    return to_local(await env.get_current_time(), "Asia/Shanghai").date()
+
+
+async def test_calendar_from_reminder_to_placement(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=20, asset={"asset_id": "EX-200", "telematics_device_id": "DEV-1"},
+                   contacts=[{"name": "李强", "role": "guarantor", "phone": "+8613900139000",
+                              "email": "li.qiang@example.com", "language": "zh"},
+                             {"name": "Neighbour", "role": "unrelated_third_party", "phone": "+8613700137000"}])
+    h = await start(env.client, data)
+    await env.sleep(20 * DAY)   # T-15 reminder, due date not yet passed
+    steps = await steps_sent(pool, data["account_id"])
+    assert sorted(steps) == [("reminder-t15", "email"), ("reminder-t15", "sms")]
+
+    await env.sleep(2 * DAY)    # cut-off passed unpaid: day-0 call (deferred into the contact window)
+    assert ("day0-call", "voice") in await steps_sent(pool, data["account_id"])
+    st = await h.query("status")
+    assert st["stage"] == "early" and st["days_past_due"] in (1, 2) and st["amount_due"] == 100_000
+
+    await env.sleep(30 * DAY)   # DPD 31
+    steps = await steps_sent(pool, data["account_id"])
+    for expected in [("dpd5-notice", "sms"), ("dpd5-notice", "email"), ("dpd10-message", "sms"),
+                     ("dpd15-call", "voice"), ("dpd30-call", "voice"), ("dpd30-letter", "email"),
+                     ("dpd30-letter", "letter")]:
+        assert expected in steps, expected
+    st = await h.query("status")
+    assert st["stage"] == "late"
+    assert {f["kind"] for f in st["fees"]} == {"late_fee", "penalty_interest"}
+    assert st["fees_outstanding"] == 20_000 + 1_479   # fixed 200.00 + 18% p.a. on 1,000.00 for 30 days
+
+    await env.sleep(15 * DAY)   # DPD 46: lockout warning, guarantor notice (never the third party)
+    rows = await sent(pool, data["account_id"])
+    guarantor = [r for r in rows if r["step_id"] == "dpd45-guarantor"]
+    assert {r["recipient"] for r in guarantor} == {"guarantor"} and len(guarantor) == 2
+    assert {r["channel"] for r in rows if r["step_id"] == "dpd45-lockout-warning"} == {"sms", "email", "letter"}
+    st = await h.query("status")
+    assert st["stage"] == "critical" and st["lockout"]["state"] == "warned"
+
+    await env.sleep(15 * DAY)   # DPD 61: lockout awaits approval, lawyer's letter, final warning
+    st = await h.query("status")
+    assert st["stage"] == "severe" and st["lockout"]["state"] == "pending_approval"
+    assert st["lockout"]["final_warning_sent_at"] is not None
+    assert ("dpd60-lawyer", "letter") in await steps_sent(pool, data["account_id"])
+    await h.execute_update("approve_lockout", {"operator": "ops.chen"})
+    await env.sleep(3 * DAY)
+    st = await h.query("status")
+    # The outbox telematics provider accepts; the device's confirmation arrives later (webhook → signal).
+    assert st["lockout"]["state"] == "requested"
+    await h.signal("lockout_confirmation", {"request_id": st["lockout"]["request_id"], "command": "lock",
+                                            "state": "confirmed"})
+    await env.sleep(DAY)
+    assert (await h.query("status"))["lockout"]["state"] == "locked"
+    locks = await pool.fetch("SELECT command, state FROM lockout_requests WHERE account_id=$1", data["account_id"])
+    assert [(r["command"]) for r in locks] == ["lock"]
+
+    await env.sleep(12 * DAY)   # DPD 76: placed with an agency
+    st = await h.query("status")
+    assert st["stage"] == "placed" and st["placement"]["target"] == "agency"
+    placed = await pool.fetchrow("SELECT record FROM placements WHERE account_id=$1", data["account_id"])
+    assert placed is not None
+    # Nothing was ever sent twice, and the unrelated third party was never contacted.
+    keys = [r["idempotency_key"] for r in await sent(pool, data["account_id"])]
+    assert len(keys) == len(set(keys))
+    assert not [r for r in await sent(pool, data["account_id"]) if r["recipient"] == "unrelated_third_party"]
+    await h.terminate("test done")
+
+
+async def test_prior_delinquency_gets_three_reminders(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=25, prior_delinquency=True)
+    h = await start(env.client, data)
+    await env.sleep(24 * DAY)
+    steps = sorted({s for s, _ in await steps_sent(pool, data["account_id"])})
+    assert steps == ["reminder-t10", "reminder-t15", "reminder-t20"]
+    await h.terminate("test done")
+
+
+async def test_payment_before_due_stops_reminders_and_pays_off(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=[20, 50])
+    h = await start(env.client, data)
+    await env.sleep(DAY)
+    now = await env.get_current_time()
+    await h.signal("payment", payment("PAY-early-1", 100_000, now))
+    await env.sleep(40 * DAY)
+    steps = await steps_sent(pool, data["account_id"])
+    # Only the second instalment was reminded; the first was paid ahead and never chased.
+    assert {s for s, _ in steps} == {"reminder-t15"}
+    assert all(r["idempotency_key"].split(":")[1] == data["instalments"][1]["due_date"]
+               for r in await sent(pool, data["account_id"]))
+    await h.signal("payment", payment("PAY-early-2", 100_500, await env.get_current_time()))
+    result = await h.result()
+    assert result["stage"] == "paid_off" and result["credit"] == 500
+
+
+async def test_partial_payment_allocates_oldest_first_and_escalation_continues(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=[2, 32])
+    h = await start(env.client, data)
+    await env.sleep(5 * DAY)   # DPD 2 on the first instalment
+    await h.signal("payment", payment("PAY-part", 40_000, await env.get_current_time()))
+    await env.sleep(5 * DAY)
+    st = await h.query("status")
+    first, second = st["instalments"]
+    assert first["paid"] == 40_000 and second["paid"] == 0
+    assert st["stage"] != "current" and st["amount_due"] == 60_000
+    assert ("dpd5-notice", "sms") in await steps_sent(pool, data["account_id"])
+    await h.terminate("test done")
+
+
+async def test_cure_at_dpd_50_after_lockout_requests_unlock(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=1, asset={"asset_id": "EX-9", "telematics_device_id": "DEV-9"})
+    h = await start(env.client, data)
+    # Tampering accelerates the ladder by 15 days (policy data): lockout comes before DPD 50.
+    await h.signal("risk", {"kind": "telematics_tamper", "detail": "GPS unit opened"})
+    await env.sleep(47 * DAY)
+    st = await h.query("status")
+    assert st["lockout"]["state"] == "pending_approval", st["lockout"]
+    await h.execute_update("approve_lockout", {"operator": "ops.chen"})
+    await env.sleep(3 * DAY)
+    st = await h.query("status")
+    assert st["lockout"]["state"] == "requested" and st["days_past_due"] in (49, 50)
+    await h.signal("payment", payment("PAY-cure", 100_000 + st["fees_outstanding"], await env.get_current_time()))
+    result = await h.result()
+    assert result["stage"] == "paid_off"
+    commands = await pool.fetch("SELECT command FROM lockout_requests WHERE account_id=$1 ORDER BY requested_at",
+                                data["account_id"])
+    assert [r["command"] for r in commands] == ["lock", "unlock"]
+
+
+async def test_promise_kept_holds_escalation(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=[1, 40])
+    h = await start(env.client, data)
+    await env.sleep(4 * DAY)   # DPD 2
+    st = await h.query("status")
+    promised = (await today(env)) + timedelta(days=6)
+    r = await h.execute_update("promise_to_pay", {"amount": 100_000, "promised_date": promised.isoformat()})
+    assert r["grace_days"] == 3
+    await env.sleep(5 * DAY)   # DPD 7: the DPD 5 notice waited for the promise
+    assert ("dpd5-notice", "sms") not in await steps_sent(pool, data["account_id"])
+    await h.signal("payment", payment("PAY-promise", 100_000, await env.get_current_time()))
+    await env.sleep(DAY)
+    st = await h.query("status")
+    assert st["promises_kept"] == 1 and st["stage"] == "current" and st["open_promise"] is None
+    assert "promise_kept" in kinds(st)
+    await h.terminate("test done")
+
+
+async def test_promise_broken_twice_shortens_waits(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=1)
+    h = await start(env.client, data)
+    await env.sleep(3 * DAY)
+    d1 = (await today(env)) + timedelta(days=3)
+    r1 = await h.execute_update("promise_to_pay", {"amount": 50_000, "promised_date": d1.isoformat()})
+    assert r1["grace_days"] == 3
+    await env.sleep(8 * DAY)
+    st = await h.query("status")
+    assert st["promises_broken"] == 1 and "promise_broken" in kinds(st)
+    # Escalation resumed: the current stage's action went out after the promise broke.
+    assert any(s.startswith("dpd") for s, _ in await steps_sent(pool, data["account_id"]))
+    d2 = (await today(env)) + timedelta(days=3)
+    r2 = await h.execute_update("promise_to_pay", {"amount": 50_000, "promised_date": d2.isoformat()})
+    assert r2["grace_days"] == 2
+    await env.sleep(7 * DAY)
+    st = await h.query("status")
+    assert st["promises_broken"] == 2
+    # The horizon shrinks too: 30 days less 7 per broken promise.
+    far = (await today(env)) + timedelta(days=20)
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await h.execute_update("promise_to_pay", {"amount": 10_000, "promised_date": far.isoformat()})
+    assert "within 16 days" in str(err.value.cause)
+    await h.terminate("test done")
+
+
+async def test_dispute_pauses_then_rejected_resumes_at_current_stage(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=1)
+    h = await start(env.client, data)
+    await env.sleep(3 * DAY)
+    await h.execute_update("open_dispute", {"dispute_id": "D-1", "reason": "billing_error"})
+    before = await steps_sent(pool, data["account_id"])
+    await env.sleep(20 * DAY)
+    assert await steps_sent(pool, data["account_id"]) == before   # nothing sent while disputed
+    st = await h.query("status")
+    assert st["open_disputes"][0]["dispute_id"] == "D-1"
+    await h.execute_update("resolve_dispute", {"dispute_id": "D-1", "outcome": "rejected"})
+    await env.sleep(DAY)
+    steps = [s for s, _ in await steps_sent(pool, data["account_id"])]
+    assert "dpd20-message" in steps and "dpd5-notice" not in steps and "dpd10-message" not in steps
+    assert "step_skipped" in kinds(await h.query("status"))
+    await h.terminate("test done")
+
+
+async def test_dispute_upheld_adjusts_balance(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=1)
+    h = await start(env.client, data)
+    await env.sleep(3 * DAY)
+    await h.execute_update("open_dispute", {"dispute_id": "D-2", "reason": "quality_complaint", "amount": 30_000})
+    r = await h.execute_update("resolve_dispute", {"dispute_id": "D-2", "outcome": "upheld", "adjustment": 30_000})
+    assert r["adjusted"] == 30_000 and r["total_outstanding"] == 70_000
+    await h.signal("payment", payment("PAY-after-dispute", 70_000, await env.get_current_time()))
+    assert (await h.result())["stage"] == "paid_off"
+
+
+async def test_repayment_plan_kept_and_broken(env, pool):
+    t0 = await today(env)
+    kept, broken = account(today=t0, due_in=1), account(today=t0, due_in=1)
+    hk, hb = await start(env.client, kept), await start(env.client, broken)
+    await env.sleep(10 * DAY)
+    d = await today(env)
+    plan = {"plan_id": "PLAN-1", "instalments": [
+        {"due_date": (d + timedelta(days=10)).isoformat(), "amount": 50_000},
+        {"due_date": (d + timedelta(days=40)).isoformat(), "amount": 50_000}]}
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await hk.execute_update("repayment_plan", {**plan, "instalments": plan["instalments"][:1]})
+    assert "must equal" in str(err.value.cause)
+    await hk.execute_update("repayment_plan", plan)
+    await hb.execute_update("repayment_plan", plan)
+    before_broken = len(await sent(pool, broken["account_id"]))
+    await env.sleep(8 * DAY)
+    await hk.signal("payment", payment("PK-1", 50_000, await env.get_current_time()))
+    await env.sleep(25 * DAY)
+    await hk.signal("payment", payment("PK-2", 50_000, await env.get_current_time()))
+    result = await hk.result()
+    assert result["stage"] == "paid_off"
+    st = await hb.query("status")
+    assert st["repayment_plan"]["status"] == "broken"
+    assert len(await sent(pool, broken["account_id"])) > before_broken   # collection resumed
+    await hb.terminate("test done")
+
+
+async def test_policy_migration_mid_ladder_sends_nothing_twice(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=1)
+    h = await start(env.client, data)
+    await env.sleep(22 * DAY)   # DPD 20 done under v1
+    before = await sent(pool, data["account_id"])
+    r = await h.execute_update("change_policy", {"version": 2, "operator": "strategy.team"})
+    assert r == {"policy": "standard@v2", "previous": "standard@v1"}
+    await env.sleep(DAY)
+    after = await sent(pool, data["account_id"])
+    assert after[: len(before)] == before and len(after) == len(before)   # v2's renamed early steps not re-sent
+    await env.sleep(5 * DAY)   # v2 adds a DPD 25 SMS: the account picks it up from where it is
+    steps = [s for s, _ in await steps_sent(pool, data["account_id"])]
+    assert "dpd25-message" in steps
+    st = await h.query("status")
+    assert st["policy"] == "standard@v2"
+    await h.terminate("test done")
+
+
+async def test_malformed_input_is_recorded_not_crashed_on(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=1)
+    h = await start(env.client, data)
+    now = await env.get_current_time()
+    bad = [
+        {"payment_id": "P-x", "amount": "lots", "currency": "CNY", "received_at": now.isoformat()},
+        {"payment_id": "P-neg", "amount": -5, "currency": "CNY", "received_at": now.isoformat()},
+        {"payment_id": "P-cur", "amount": 100, "currency": "XXX", "received_at": now.isoformat()},
+        {"payment_id": "P-usd", "amount": 100, "currency": "USD", "received_at": now.isoformat()},
+        {"payment_id": "P-float", "amount": 10.5, "currency": "CNY", "received_at": now.isoformat()},
+        "not even an object",
+    ]
+    for p in bad:
+        await h.signal("payment", p)
+    await h.signal("payment", payment("P-good", 1_000, now))
+    await h.signal("payment", payment("P-good", 1_000, now))     # duplicate: applied once
+    await env.sleep(DAY)
+    st = await h.query("status")
+    assert len(st["rejected_inputs"]) == len(bad), st["timeline"]
+    errors = " | ".join(r["error"] for r in st["rejected_inputs"])
+    assert "amount" in errors and "XXX" in errors and "does not match" in errors
+    assert st["paid_total"] == 1_000 and st["instalments"][0]["paid"] == 1_000
+    rejected = await pool.fetch("SELECT kind FROM audit_log WHERE account_id=$1 AND kind='payment_rejected'",
+                                data["account_id"])
+    assert len(rejected) == len(bad)
+
+    before = await h.query("status")
+    for name, body, fragment in [
+        ("promise_to_pay", {"amount": 1_000, "promised_date": t0.isoformat()}, "future"),
+        ("promise_to_pay", {"amount": 10_000_000, "promised_date": (t0 + timedelta(days=5)).isoformat()}, "owed"),
+        ("promise_to_pay", {"amount": "x", "promised_date": "soon"}, "invalid PromiseToPay"),
+        ("resolve_dispute", {"dispute_id": "nope", "outcome": "upheld"}, "no open dispute"),
+        ("approve_lockout", {}, "no lockout awaiting approval"),
+        ("waive_fee", {"approved_by": "boss"}, "no open fee"),
+        ("resume", {}, "not paused"),
+        ("write_off", {"reason": "x"}, "approved_by"),
+    ]:
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await h.execute_update(name, body)
+        assert fragment in str(err.value.cause), (name, str(err.value.cause))
+    after = await h.query("status")
+    assert after["timeline"] == before["timeline"] and after["open_promise"] is None
+    await h.terminate("test done")
