@@ -106,14 +106,22 @@ class AccountCollection:
             if s.stage in TERMINAL:
                 break
             if self._should_continue_as_new():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                await self._flush()
+                await self._drain()
+                # No await between the drain and here: nothing can slip in unrecorded.
                 workflow.continue_as_new({"state": s.model_dump(mode="json")})
             await self._wait()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._tick_records_only()
+        await self._drain()
+        self._publish()
         return {"account_id": s.account.account_id, "stage": s.stage, "reason": s.closed_reason,
                 "credit": s.balance.credit, "currency": s.account.currency}
+
+    async def _drain(self) -> None:
+        """Let every signal and update handler finish and every record reach the ledger."""
+        while True:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if not self._ledger:
+                return
+            await self._flush()
 
     async def _open(self, raw: dict[str, Any]) -> AccountState:
         try:
