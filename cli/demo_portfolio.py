@@ -121,8 +121,8 @@ def plan_payments(accounts: list[DemoAccount], *, today: date, seed: int = DEFAU
     for acct in payers:
         unpaid = [i for i in acct.start.instalments if i.paid < i.amount]
         first_due = (unpaid[0].due_date - today).days
-        # Pre-due payers settle a few days after the due-date call; past-due ones within weeks.
-        day = float(max(first_due, 0) + rng.randint(2, 12)) + rng.random()
+        # Pre-due payers settle some days after the due-date call; past-due ones within weeks.
+        day = float(max(first_due, 0) + rng.randint(1, 25 if first_due > 0 else 45)) + rng.random()
         owed = sum(i.amount - i.paid for i in unpaid if (i.due_date - today).days <= day)
         owed = owed or unpaid[0].amount - unpaid[0].paid
         full = rng.random() < 0.6

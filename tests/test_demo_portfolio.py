@@ -2,6 +2,8 @@
 Temporal dev server (no worker needed: starts and signals are recorded in the histories)."""
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
@@ -117,8 +119,6 @@ async def test_start_is_idempotent_and_payments_reach_the_workflows(dev_env):
         signals = [e.workflow_execution_signaled_event_attributes for e in history.events
                    if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
         assert [s.signal_name for s in signals] == ["payment"]
-        import json
-
         body = json.loads(signals[0].input.payloads[0].data)
         assert body["payment_id"] == p.payment_id and body["amount"] == p.amount
         assert body["currency"] == p.currency and body["received_at"]
@@ -132,3 +132,29 @@ def test_tiny_portfolios(count):
     plan = dp.plan_payments(accounts, today=TODAY)
     assert len(accounts) == count
     assert len(plan) == (0 if count == 0 else 1)
+
+
+
+async def test_arrears_demo_command_starts_the_portfolio(dev_env):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    client = dev_env.client
+    env = {**os.environ, "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+           "TEMPORAL_NAMESPACE": client.namespace}
+    result = await asyncio.to_thread(
+        subprocess.run, [str(Path(sys.executable).parent / "arrears"), "demo", "--accounts", "3", "--no-payments"],
+        env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 accounts running" in result.stdout
+    for acct in dp.generate_portfolio(3, today=date.today(), seconds_per_day=2.0):
+        handle = client.get_workflow_handle(workflow_id_for(acct.account_id))
+        desc = await handle.describe()
+        assert desc.workflow_type == "AccountCollection"
+        # The demo's compressed time reaches the workflow through its start input.
+        history = await handle.fetch_history()
+        started = json.loads(history.events[0].workflow_execution_started_event_attributes.input.payloads[0].data)
+        assert started["seconds_per_day"] == 2.0 and started["account_id"] == acct.account_id
+        await handle.terminate("test done")  # other tests' workers share the `arrears` queue
