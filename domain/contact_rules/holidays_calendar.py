@@ -5,6 +5,11 @@ imported lazily later from inside the Temporal workflow sandbox. Calendars are c
 (country, subdivision, year); the library's data is static for a given installed version,
 so answers are deterministic (upgrading `holidays` can change them — pin it).
 
+Holiday names are always English where the library has an en_US translation (else the
+library's source language), never the host's locale: the library's own gettext lookup
+reads environment variables and does `import locale` lazily, which the workflow sandbox
+forbids. So calendars are built by subclasses that load the en_US catalogue directly.
+
 Unknown country → no holidays. Unknown subdivision of a known country → the country's
 nationwide holidays only. Both are deliberate: a missing calendar must not block contact
 forever, and nationwide holidays are the ones every subdivision observes.
@@ -14,9 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import date
 from functools import lru_cache
+from gettext import GNUTranslations
+from pathlib import Path
 from types import MappingProxyType
 
+import holidays
 import holidays.countries as _countries
+
+_LOCALE_DIR = Path(holidays.__file__).with_name("locale")
 
 _EMPTY: Mapping[date, str] = MappingProxyType({})
 
@@ -27,6 +37,24 @@ def _normalise(country: str | None, subdiv: str | None) -> tuple[str | None, str
     if code and sub and sub.startswith(code + "-"):  # accept "US-MA" as well as "MA"
         sub = sub[len(code) + 1:]
     return code or None, sub or None
+
+
+@lru_cache(maxsize=None)
+def _english(entity_code: str) -> Callable[[str], str]:
+    catalogue = _LOCALE_DIR / "en_US" / "LC_MESSAGES" / f"{entity_code}.mo"
+    if not catalogue.is_file():
+        return str
+    with catalogue.open("rb") as fp:
+        return GNUTranslations(fp).gettext
+
+
+def _init_english(self) -> None:  # replaces HolidayBase._init_translation
+    self.tr = _english(self._entity_code) if self._entity_code else str
+
+
+@lru_cache(maxsize=None)
+def _sandbox_safe(cls: type) -> type:
+    return type(cls.__name__, (cls,), {"_init_translation": _init_english, "__module__": __name__})
 
 
 @lru_cache(maxsize=2048)
@@ -41,10 +69,11 @@ def calendar(country: str | None, subdiv: str | None, year: int) -> Mapping[date
     if sub is not None and sub not in getattr(cls, "subdivisions", ()) and sub not in getattr(
             cls, "subdivisions_aliases", {}):
         sub = None
+    safe = _sandbox_safe(cls)
     try:
-        entries = cls(years=year, subdiv=sub)
+        entries = safe(years=year, subdiv=sub)
     except NotImplementedError:  # the library knows the country but not this combination
-        entries = cls(years=year)
+        entries = safe(years=year)
     return MappingProxyType({day: name for day, name in sorted(entries.items())})
 
 
