@@ -11,7 +11,7 @@ from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
     from domain.contact_rules import ContactContext, OutboundAction, decide, next_lawful_instant, resolve_timezone
-    from domain.contact_rules.holidays_calendar import holiday_checker
+    from domain.contact_rules.holidays_calendar import calendar, holiday_checker
     from schemas.policy import ContactRules, ContactWindow
 
 
@@ -34,6 +34,7 @@ class ContactRulesProbe:
 
 
 async def test_rules_work_inside_the_workflow_sandbox(env):
+    calendar.cache_clear()  # build the calendars inside the sandbox, not from an earlier test's cache
     queue = f"contact-rules-{uuid.uuid4().hex[:8]}"
     async with Worker(env.client, task_queue=queue, workflows=[ContactRulesProbe]):
         result = await env.client.execute_workflow(ContactRulesProbe.run, "+8613800138000",
