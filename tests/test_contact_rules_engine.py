@@ -76,6 +76,10 @@ def test_unknown_country_has_no_holidays():
     ({"consent": ConsentState(opted_out=("sms",))}, act(channel="email"), "send", "allowed"),
     ({"pausing_dispute_open": True}, act(), "suppress", "dispute_pause"),
     ({"pausing_dispute_open": True}, act(purpose="legal_notice", template="lockout_warning"), "send", "allowed"),
+    # unexpected strings fail closed instead of raising
+    ({}, act(role="employer"), "suppress", "third_party"),
+    ({"pausing_dispute_open": True}, act(purpose="reminder"), "suppress", "dispute_pause"),
+    ({"pausing_dispute_open": True}, act(purpose="service", template="payment_receipt"), "send", "allowed"),
     # third party beats everything, even with a dispute and opt-outs
     ({"pausing_dispute_open": True, "consent": ConsentState(opted_out=("sms",))},
      act(role="unrelated_third_party"), "suppress", "third_party"),

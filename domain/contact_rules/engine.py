@@ -39,11 +39,13 @@ __all__ = ["OutboundAction", "ContactContext", "Decision", "decide", "window_for
            "litigation_allowed", "LimitationCheck", "lockout_allowed", "LockoutCheck"]
 
 Channel = Literal["sms", "email", "voice", "letter"]
-RecipientRole = Literal["debtor", "guarantor", "co_borrower", "unrelated_third_party"]
-# collection: asks for payment (paused by disputes); legal_notice: notices the law requires
-# or allows (lockout warnings, placement/litigation notices); service: receipts,
-# acknowledgements, unlock notices.
-Purpose = Literal["collection", "legal_notice", "service"]
+# Roles and purposes are plain strings that fail closed, so an unexpected value can never
+# wedge the workflow with a validation error: any role other than an obligor's is treated
+# as an unrelated third party, any purpose other than these non-collection ones as collection.
+OBLIGORS = frozenset({"debtor", "guarantor", "co_borrower"})
+# legal_notice: notices the law requires or allows (lockout warnings, placement/litigation
+# notices); service: receipts, acknowledgements, unlock notices. Everything else asks for payment.
+NON_COLLECTION_PURPOSES = frozenset({"legal_notice", "service"})
 Verdict = Literal["send", "defer", "suppress"]
 
 
@@ -54,8 +56,8 @@ class _Frozen(BaseModel):
 class OutboundAction(_Frozen):
     channel: Channel
     template: str
-    recipient_role: RecipientRole = "debtor"
-    purpose: Purpose = "collection"
+    recipient_role: str = "debtor"  # debtor | guarantor | co_borrower | unrelated_third_party
+    purpose: str = "collection"     # collection | legal_notice | service
 
 
 class ContactContext(_Frozen):
@@ -125,14 +127,14 @@ def _window_explanation(moment: datetime, ctx: ContactContext, rules: ContactRul
 def decide(action: OutboundAction, now: datetime, ctx: ContactContext, rules: ContactRules) -> Decision:
     """send / defer (with `until`) / suppress for one outbound action at `now`."""
     now = as_utc(now)
-    if action.recipient_role == "unrelated_third_party":
+    if action.recipient_role not in OBLIGORS:
         return _suppress("third_party", "unrelated third parties are never contacted about the debt")
     if ctx.consent.cease_communication and action.template not in rules.allowed_after_cease:
         return _suppress("cease_communication",
                          f"cease-communication requested; template {action.template!r} is not allowed after it")
     if ctx.consent.is_opted_out(action.channel):
         return _suppress(f"opt_out_{action.channel}", f"the recipient opted out of {action.channel}")
-    if ctx.pausing_dispute_open and action.purpose == "collection":
+    if ctx.pausing_dispute_open and action.purpose not in NON_COLLECTION_PURPOSES:
         return _suppress("dispute_pause", "collection contact is paused while a dispute is open")
 
     window = window_for(action.channel, rules)
