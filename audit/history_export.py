@@ -1,0 +1,134 @@
+"""Workflow histories on disk, in the JSON that `temporal workflow show --output json` writes and
+`WorkflowHistory.from_json` (the replayer) reads: one file per run of an account's
+continue-as-new chain, plus a manifest that names the workflow and its runs.
+
+Payloads are written exactly as Temporal stores them (encrypted once a payload codec is in use),
+so an archive never holds more plain personal data than the namespace did.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+
+MANIFEST = "manifest.json"
+FORMAT = "temporal-history-json/1"
+RUN_MARK = ".run-"
+
+
+class NotAHistory(ValueError):
+    """A JSON file in a history directory that is not a workflow history."""
+
+
+def account_workflow_id(account_id: str) -> str:
+    return f"account-{account_id}"
+
+
+async def fetch_chain(client: Client, workflow_id: str, run_id: str | None = None) -> list[WorkflowHistory]:
+    """Every run of the workflow's continue-as-new chain, oldest first, ending at `run_id`
+    (the latest run when not given). Each run's first event names the run it continued."""
+    chain: list[WorkflowHistory] = []
+    while True:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        chain.append(history)
+        previous = history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+        if not previous:
+            return list(reversed(chain))
+        run_id = previous
+
+
+def event_type(event) -> str:  # noqa: ANN001 - a HistoryEvent protobuf
+    """`EVENT_TYPE_ACTIVITY_TASK_SCHEDULED` → `ActivityTaskScheduled`."""
+    name = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def run_file_name(workflow_id: str, index: int, *, compress: bool = False) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_@" else "_" for c in workflow_id)
+    return f"{safe}{RUN_MARK}{index:03d}.json" + (".gz" if compress else "")
+
+
+def write_chain(histories: list[WorkflowHistory], out_dir: Path, *, compress: bool = False) -> list[Path]:
+    """Write the runs (oldest first) and the manifest into `out_dir`; returns the run files.
+    Files of an earlier export of the same workflow in that directory are replaced. With
+    `compress`, each file is gzipped (`gunzip` gives back the CLI's JSON)."""
+    if not histories:
+        raise ValueError("no histories to write")
+    workflow_id = histories[0].workflow_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stale = run_file_name(workflow_id, 0).rsplit(RUN_MARK, 1)[0] + RUN_MARK
+    for old in [*out_dir.glob(f"{stale}*.json"), *out_dir.glob(f"{stale}*.json.gz")]:
+        old.unlink()
+    files: list[Path] = []
+    runs = []
+    for index, history in enumerate(histories, start=1):
+        path = out_dir / run_file_name(workflow_id, index, compress=compress)
+        # Compact: the same JSON the CLI writes, without the indentation (archives and golden
+        # histories are read by programs).
+        text = json.dumps(history.to_json_dict(), separators=(",", ":")) + "\n"
+        if compress:
+            # mtime=0: regenerating identical histories gives identical files.
+            path.write_bytes(gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0))
+        else:
+            path.write_text(text, encoding="utf-8")
+        files.append(path)
+        first, last = history.events[0], history.events[-1]
+        runs.append({
+            "file": path.name, "run_id": history.run_id, "events": len(history.events),
+            "started": first.event_time.ToDatetime(timezone.utc).isoformat(),
+            "last_event": last.event_time.ToDatetime(timezone.utc).isoformat(),
+            "last_event_type": event_type(last),
+        })
+    manifest = {"format": FORMAT, "workflow_id": workflow_id,
+                "workflow_type": histories[0].events[0].workflow_execution_started_event_attributes.workflow_type.name,
+                "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": runs}
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return files
+
+
+def _workflow_ids(directory: Path) -> dict[str, str]:
+    manifest = directory / MANIFEST
+    if not manifest.exists():
+        return {}
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    return {run["file"]: data["workflow_id"] for run in data.get("runs", []) if "file" in run}
+
+
+def load_history(path: Path, workflow_id: str | None = None) -> WorkflowHistory:
+    """One history file (ours, `temporal workflow show --output json`, or the Web UI's download).
+    The workflow ID comes from the manifest beside it, else the file name."""
+    try:
+        raw = path.read_bytes()
+        if path.name.endswith(".gz"):
+            raw = gzip.decompress(raw)
+        data = json.loads(raw.decode("utf-8"))
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise NotAHistory(f"{path}: not readable JSON ({err})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("events"), list) or not data["events"]:
+        raise NotAHistory(f"{path}: not a workflow history (no 'events')")
+    stem = path.name.removesuffix(".gz").removesuffix(".json")
+    wid = workflow_id or _workflow_ids(path.parent).get(path.name) or stem.split(RUN_MARK)[0]
+    try:
+        return WorkflowHistory.from_json(wid, data)
+    except Exception as err:  # protobuf's ParseError and friends
+        raise NotAHistory(f"{path}: not a workflow history ({err})") from None
+
+
+def history_files(root: Path) -> Iterator[Path]:
+    """Every history file under `root` (a file or a directory, searched recursively), in a
+    stable order, manifests excluded."""
+    if root.is_file():
+        yield root
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name.endswith((".json", ".json.gz")) and name != MANIFEST:
+                yield Path(dirpath) / name

@@ -1,0 +1,94 @@
+"""Regenerate the golden histories: `.venv/bin/python -m tests.golden.generate`.
+
+Runs every scenario of tests/golden/scenarios.py on a fresh time-skipping server with the real
+workers and an embedded PostgreSQL, then writes each account's histories (every run of its
+continue-as-new chain) under tests/golden/<scenario>/ in the archive format `arrears replay --dir`
+reads. Run it after a deliberate, patched workflow change; never to make a failing replay pass
+(see docs/replay.md).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+GOLDEN = Path(__file__).resolve().parent
+
+
+async def _database(tmp: Path) -> str:
+    import os
+
+    import asyncpg
+
+    from infra.database import migrate
+    from infra.postgres import embedded_server
+
+    base = os.environ.get("DATABASE_URL") or embedded_server(tmp / "pgdata").get_uri()
+    name = f"arrears_golden_{os.getpid()}"
+    conn = await asyncpg.connect(base)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(base)
+    url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+    await migrate(url)
+    return url
+
+
+async def generate(out: Path, only: list[str] | None = None) -> list[Path]:
+    from temporalio.testing import WorkflowEnvironment
+
+    from audit.history_export import fetch_chain, write_chain
+    from infra.converter import data_converter
+    from infra.temporal import binary, register_search_attributes
+    from tests.collection import running_workers
+    from tests.golden.scenarios import SCENARIOS
+
+    chosen = {k: v for k, v in SCENARIOS.items() if not only or k in only}
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="arrears-golden-") as tmp_name:
+        tmp = Path(tmp_name)
+        url = await _database(tmp)
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=str(binary("temporal-test-server")), data_converter=data_converter())
+        try:
+            await register_search_attributes(env.client)
+            async with running_workers(env.client, url, tmp / "outbox"):
+                for name, scenario in chosen.items():
+                    workflow_id = await scenario(env, f"golden-{name.replace('_', '-')}")
+                    chain = await fetch_chain(env.client, workflow_id)
+                    files = write_chain(chain, out / name, compress=True)
+                    written += files
+                    size = sum(f.stat().st_size for f in files)
+                    print(f"{name}: {len(chain)} run(s), {sum(len(h.events) for h in chain)} events, "
+                          f"{size // 1024} KiB", flush=True)
+        finally:
+            await env.shutdown()
+    return written
+
+
+def main() -> None:
+    from infra.process import exit_now
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenarios", nargs="*", help="only these scenarios (default: all)")
+    parser.add_argument("--out", type=Path, default=GOLDEN)
+    args = parser.parse_args()
+    try:
+        asyncio.run(generate(args.out, args.scenarios))
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        exit_now(1)
+    exit_now(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
