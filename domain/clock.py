@@ -33,4 +33,10 @@ class CollectionClock(BaseModel):
         gap = virtual_target - self.now(real_now)
         if gap <= timedelta(0):
             return timedelta(0)
-        return gap / self.scale if self.seconds_per_day else gap
+        if not self.seconds_per_day:
+            return gap
+        real = gap / self.scale
+        # timedelta rounds to microseconds: never wake before the target (a zero wait would spin).
+        while self.now(real_now + real) < virtual_target:
+            real += timedelta(microseconds=1)
+        return real

@@ -9,6 +9,8 @@ from schemas.policy import Fees
 
 
 def late_fee(overdue: int, rules: Fees) -> int:
+    if overdue <= 0:
+        return 0   # nothing overdue, nothing to charge
     fee = Decimal(rules.late_fee.fixed) + Decimal(overdue) * Decimal(rules.late_fee.percent_bp) / Decimal(10_000)
     amount = round_minor(fee)
     if rules.late_fee.cap is not None:

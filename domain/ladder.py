@@ -52,6 +52,8 @@ def plan(policy: Policy, balance: Balance, view: LadderView) -> LadderPlan:
     result = LadderPlan()
     upcoming: list[datetime] = []
     today = view.local_now.date()
+    escalation_blocked = view.escalation_blocked or view.contact_blocked
+    episode_day0: list[PlannedStep] = []   # the episode's own day-0 step follows the DPD rules
 
     pre_due = [s for s in policy.steps if s.days_before_due is not None
                and (view.prior_delinquency or not s.prior_delinquency_only)]
@@ -96,15 +98,25 @@ def plan(policy: Policy, balance: Balance, view: LadderView) -> LadderPlan:
             if view.episode_due is not None and line.due_date > view.episode_due:
                 continue  # an older instalment is already being worked by the DPD ladder
             planned = PlannedStep(key=key, step=step, anchor_due_date=line.due_date, fire_at_local=fire_at)
-            if view.escalation_blocked:
+            if escalation_blocked:
+                continue
+            if line.due_date == view.episode_due:
+                episode_day0.append(planned)
                 continue
             if fire_at <= view.local_now:
                 result.due.append(planned)
             else:
                 upcoming.append(fire_at)
 
-    if view.episode_due is not None and not view.escalation_blocked:
+    if view.episode_due is not None and not escalation_blocked:
         eligible: list[PlannedStep] = []
+        for planned in episode_day0:
+            if view.dpd_watermark > 0:
+                continue   # the episode is past day 0 already (a renamed day-0 step is not re-run)
+            if planned.fire_at_local <= view.local_now:
+                eligible.append(planned)
+            else:
+                upcoming.append(planned.fire_at_local)
         for step in ladder:
             assert step.dpd is not None
             key = f"{view.episode_due.isoformat()}:{step.id}"

@@ -80,6 +80,8 @@ class Balance(BaseModel):
 def allocate(balance: Balance, amount: int, today: date, *, to: Literal["paid", "adjusted"] = "paid") -> Allocation:
     """Apply `amount` oldest due first: instalments already due, then fees, then instalments not yet
     due (payment ahead of the due date); what is left is carried as credit. Mutates `balance`."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise TypeError("amount must be integer minor units")
     if amount < 0:
         raise ValueError("amount must not be negative")
     result = Allocation()
@@ -100,7 +102,10 @@ def allocate(balance: Balance, amount: int, today: date, *, to: Literal["paid", 
                 line.adjusted += take
             target = f"instalment:{line.due_date.isoformat()}"
         else:
-            line.paid += take
+            if to == "paid":
+                line.paid += take
+            else:   # an upheld dispute reduces the fee; it is not money the debtor paid
+                line.waived += take
             target = f"fee:{line.fee_id}"
         remaining -= take
         result.applied.append(Applied(target=target, amount=take))

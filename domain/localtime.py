@@ -32,12 +32,18 @@ def local_to_utc(local: datetime, tz: str) -> datetime:
     aware = local.replace(tzinfo=z, fold=0)
     utc = aware.astimezone(timezone.utc)
     if utc.astimezone(z).replace(tzinfo=None) != local:  # in a gap: wall time does not exist
-        utc = local.replace(tzinfo=z, fold=1).astimezone(timezone.utc)
-        probe = utc
-        # walk forward to the first instant whose wall time is at or after the requested one
-        while probe.astimezone(z).replace(tzinfo=None) < local:
-            probe += timedelta(minutes=1)
-        utc = probe
+        # Bisect for the first instant whose wall time is at or after the requested one.
+        lo = local.replace(tzinfo=z, fold=1).astimezone(timezone.utc)
+        hi = utc
+        if lo > hi:
+            lo, hi = hi, lo
+        while hi - lo > timedelta(microseconds=1):
+            mid = lo + (hi - lo) / 2
+            if mid.astimezone(z).replace(tzinfo=None) < local:
+                lo = mid
+            else:
+                hi = mid
+        return hi
     return utc
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 Channel = Literal["sms", "email", "voice", "letter"]
 StepAction = Literal[
@@ -25,6 +27,16 @@ StepAction = Literal[
     "litigation_referral",   # hand-off to litigation counsel
     "agent_task",            # route to a person
 ]
+
+
+def _time_of_day(value: object) -> object:
+    # YAML 1.1 reads an unquoted 23:59 as the base-60 number 1439; refuse rather than misread.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError("write times of day as quoted 'HH:MM' strings (unquoted YAML times are read as numbers)")
+    return value
+
+
+TimeOfDay = Annotated[time, BeforeValidator(_time_of_day)]
 RiskReaction = Literal["accelerate", "stop", "route_to_person", "ignore"]
 
 
@@ -105,13 +117,13 @@ class Lockout(_Strict):
 
 
 class TimeRange(_Strict):
-    start: time
-    end: time
+    start: TimeOfDay
+    end: TimeOfDay
 
 
 class ContactWindow(_Strict):
-    start: time = time(8, 0)
-    end: time = time(21, 0)
+    start: TimeOfDay = time(8, 0)
+    end: TimeOfDay = time(21, 0)
     # Narrower windows, e.g. meal hours, in the debtor's local time.
     blackouts: tuple[TimeRange, ...] = ()
     # ISO weekdays (1 = Monday) on which contact is allowed.
@@ -153,7 +165,7 @@ class Policy(_Strict):
     # Customer-facing due date this many days before the contractual one (buffer); 0 = none.
     internal_due_days_before: int = Field(default=0, ge=0, le=15)
     # "Unpaid at cut-off" is decided at this local time on the due date.
-    cutoff: time = time(23, 59)
+    cutoff: TimeOfDay = time(23, 59)
     stages: tuple[Stage, ...]
     steps: tuple[Step, ...]
     fees: Fees = Fees()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,18 +51,22 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
+def database_url() -> Iterator[str]:
     """A database of its own for this test session, schema migrated."""
     import asyncio
+    import shutil
 
     import asyncpg
 
     from infra.database import migrate
-    from infra.postgres import embedded_server
+    from infra.devstack import EmbeddedPostgres
 
     base = os.environ.get("DATABASE_URL")
+    embedded = None
     if not base:
-        base = embedded_server(TEST_DATA / f"pgdata-{os.getpid()}").get_uri()
+        pgdata = TEST_DATA / f"pgdata-{os.getpid()}"
+        embedded = EmbeddedPostgres(pgdata)
+        base = embedded.start()
     name = f"arrears_test_{uuid.uuid4().hex[:10]}"
 
     async def create() -> str:
@@ -75,7 +79,11 @@ def database_url() -> str:
         await migrate(url)
         return url
 
-    return asyncio.run(create())
+    yield asyncio.run(create())
+    if embedded is not None:
+        # The suite leaves through os._exit, so the library's atexit stop would never run.
+        embedded.stop()
+        shutil.rmtree(embedded.pgdata, ignore_errors=True)
 
 
 def _with_database(url: str, name: str) -> str:

@@ -91,8 +91,6 @@ def test_penalty_interest_grows_with_days_and_principal(principal, days, bp):
     assert penalty_interest(principal + 1, days, fee_rules) >= base
 
 
-@pytest.mark.xfail(strict=True, reason="late_fee charges the fixed fee on an overdue amount of 0 (penalty_interest "
-                                       "returns 0 for no principal; late_fee has no such guard)")
 def test_no_late_fee_when_nothing_is_overdue():
     assert late_fee(0, rules(fixed=20_000)) == 0
 

@@ -194,15 +194,11 @@ def test_contact_hold_stops_everything():
         assert result.due == [] and result.skipped == [] and result.next_at_local is None
 
 
-@pytest.mark.xfail(strict=True, reason="plan() holds day-0 and DPD steps only on escalation_blocked; a view with "
-                                       "contact_blocked alone still calls and escalates")
 def test_contact_hold_alone_stops_calls_and_escalation():
     result = plan(POLICY, balance(), view(at(dpd_day(40)), episode_due=DUE, contact_blocked=True))
     assert result.due == []
 
 
-@pytest.mark.xfail(strict=True, reason="the day-0 step ignores the hold rule: after a hold it fires days late "
-                                       "next to the current stage's action instead of being skipped")
 def test_after_a_hold_the_missed_day0_call_is_skipped():
     v = view(at(dpd_day(12), 9), episode_due=DUE, done={"2026-03-31:reminder-t15"})
     result = plan(POLICY, balance(), v)
@@ -227,8 +223,6 @@ def test_watermark_new_version_with_renamed_lower_steps_does_not_resend():
         assert result.next_at_local == at(dpd_day(45))
 
 
-@pytest.mark.xfail(strict=True, reason="the day-0 step is not covered by the DPD watermark: a new policy version "
-                                       "that renames day0-call calls again at DPD 31")
 def test_watermark_also_covers_a_renamed_day0_step():
     v2 = renamed(POLICY, day0_call="day0-phone")
     assert plan(v2, balance(), _ran_up_to_dpd30()).due == []
