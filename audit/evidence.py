@@ -193,7 +193,7 @@ def _decision(kind: str, data: dict[str, Any]) -> tuple[str | None, str | None, 
     d = data.get("decision") or {}
     verdict = {"send": "sent", "defer": "deferred", "suppress": "suppressed"}.get(d.get("verdict"), d.get("verdict"))
     reason = d.get("reason") or None
-    if verdict == "deferred" and d.get("until"):
+    if verdict == "deferred" and d.get("until") and "deferred to" not in (reason or ""):
         reason = f"{reason or 'deferred'} (until {d['until']})"
     if kind == "sent":
         verdict = "sent"
@@ -221,10 +221,13 @@ def _timeline(account_id: str, audit: list[asyncpg.Record], comms: dict[str, dic
         category = CATEGORIES.get(kind, "other")
         if kind == "sent" or (kind in ("send_failed", "compliance_decision") and delivery):
             category = _message_category(data, delivery)
+        linked = delivery
+        if kind == "compliance_decision":
+            delivery = None   # the message it held back is its own "sent" line, with its delivery
         if kind == "compliance_decision" and category == "compliance" and "lockout" in row["summary"]:
             category = "lockout"
         verdict, reason, contact_rule = _decision(kind, data)
-        step = data.get("step") or (delivery or {}).get("step_id")
+        step = data.get("step") or (linked or {}).get("step_id")
         rule = " · ".join(x for x in (f"step {step}" if step else None,
                                       f"rule {contact_rule}" if contact_rule else None) if x) or None
         occurred = row["occurred_at"]
