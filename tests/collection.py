@@ -36,6 +36,36 @@ async def running_workers(client: Client, database_url: str, data_dir: Path,
         await pool.close()
 
 
+async def settle(handle: WorkflowHandle, timeout: float = 15.0) -> None:
+    """Wait (real time) until the workflow has no activity or workflow task in flight.
+
+    The time-skipping server fires timers instantly, but activities take real time: reading the
+    result of a step right after `env.sleep` would race with the activity that performs it."""
+    import asyncio
+
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+
+    async def pending() -> int:
+        # The raw call: the SDK's describe() decodes search attributes, and the time-skipping
+        # server returns datetime attributes in a form it cannot parse.
+        raw = await handle._client.workflow_service.describe_workflow_execution(
+            DescribeWorkflowExecutionRequest(namespace=handle._client.namespace,
+                                             execution=WorkflowExecution(workflow_id=handle.id)))
+        return len(raw.pending_activities)
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if not await pending():
+            # A query is answered after any workflow task in flight, so it flushes one through.
+            await handle.query("status")
+            if not await pending():
+                return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{handle.id} did not settle within {timeout}s")
+
+
 def account(account_id: str | None = None, *, today: date, due_in: list[int] | int = 20, amount: int = 100_000,
             **extra: Any) -> dict[str, Any]:
     """A start input in the external contract's plain JSON."""

@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import account, kinds, payment, running_workers, sent, start, steps_sent
+from tests.collection import account, kinds, payment, running_workers, sent, settle, start, steps_sent
 
 DAY = timedelta(days=1)
 
@@ -20,10 +20,38 @@ async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: py
         yield p
 
 
+async def settle_all(scope: dict) -> None:
+    """Settle every workflow handle of the test (see tests.collection.settle)."""
+    from temporalio.client import WorkflowHandle
+
+    for value in list(scope.values()):
+        if isinstance(value, WorkflowHandle):
+            await settle(value)
+
+
 async def today(env: WorkflowEnvironment):
-    # The debtor is in Asia/Shanghai; pick the local date (the test server starts at real now).
+    """The debtor's local date (Asia/Shanghai), after moving the clock to 10:00 there, so every
+    scenario starts at the same time of day whatever the wall clock says."""
+    return await align(env)
+
+
+async def local_today(env: WorkflowEnvironment):
     from domain.localtime import to_local
 
+    return to_local(await env.get_current_time(), "Asia/Shanghai").date()
+
+
+async def align(env: WorkflowEnvironment, hour: int = 10):
+    from datetime import datetime, time
+
+    from domain.localtime import local_to_utc, to_local
+
+    now = await env.get_current_time()
+    local = to_local(now, "Asia/Shanghai")
+    target = local_to_utc(datetime.combine(local.date(), time(hour)), "Asia/Shanghai")
+    if target <= now:
+        target = local_to_utc(datetime.combine(local.date() + DAY, time(hour)), "Asia/Shanghai")
+    await env.sleep(target - now)
     return to_local(await env.get_current_time(), "Asia/Shanghai").date()
 
 
@@ -35,15 +63,18 @@ async def test_calendar_from_reminder_to_placement(env, pool):
                              {"name": "Neighbour", "role": "unrelated_third_party", "phone": "+8613700137000"}])
     h = await start(env.client, data)
     await env.sleep(20 * DAY)   # T-15 reminder, due date not yet passed
+    await settle_all(locals())
     steps = await steps_sent(pool, data["account_id"])
     assert sorted(steps) == [("reminder-t15", "email"), ("reminder-t15", "sms")]
 
     await env.sleep(2 * DAY)    # cut-off passed unpaid: day-0 call (deferred into the contact window)
+    await settle_all(locals())
     assert ("day0-call", "voice") in await steps_sent(pool, data["account_id"])
     st = await h.query("status")
     assert st["stage"] == "early" and st["days_past_due"] in (1, 2) and st["amount_due"] == 100_000
 
     await env.sleep(30 * DAY)   # DPD 31
+    await settle_all(locals())
     steps = await steps_sent(pool, data["account_id"])
     for expected in [("dpd5-notice", "sms"), ("dpd5-notice", "email"), ("dpd10-message", "sms"),
                      ("dpd15-call", "voice"), ("dpd30-call", "voice"), ("dpd30-letter", "email"),
@@ -55,6 +86,7 @@ async def test_calendar_from_reminder_to_placement(env, pool):
     assert st["fees_outstanding"] == 20_000 + 1_479   # fixed 200.00 + 18% p.a. on 1,000.00 for 30 days
 
     await env.sleep(15 * DAY)   # DPD 46: lockout warning, guarantor notice (never the third party)
+    await settle_all(locals())
     rows = await sent(pool, data["account_id"])
     guarantor = [r for r in rows if r["step_id"] == "dpd45-guarantor"]
     assert {r["recipient"] for r in guarantor} == {"guarantor"} and len(guarantor) == 2
@@ -63,23 +95,27 @@ async def test_calendar_from_reminder_to_placement(env, pool):
     assert st["stage"] == "critical" and st["lockout"]["state"] == "warned"
 
     await env.sleep(15 * DAY)   # DPD 61: lockout awaits approval, lawyer's letter, final warning
+    await settle_all(locals())
     st = await h.query("status")
     assert st["stage"] == "severe" and st["lockout"]["state"] == "pending_approval"
     assert st["lockout"]["final_warning_sent_at"] is not None
     assert ("dpd60-lawyer", "letter") in await steps_sent(pool, data["account_id"])
     await h.execute_update("approve_lockout", {"operator": "ops.chen"})
     await env.sleep(3 * DAY)
+    await settle_all(locals())
     st = await h.query("status")
     # The outbox telematics provider accepts; the device's confirmation arrives later (webhook → signal).
     assert st["lockout"]["state"] == "requested"
     await h.signal("lockout_confirmation", {"request_id": st["lockout"]["request_id"], "command": "lock",
                                             "state": "confirmed"})
     await env.sleep(DAY)
+    await settle_all(locals())
     assert (await h.query("status"))["lockout"]["state"] == "locked"
     locks = await pool.fetch("SELECT command, state FROM lockout_requests WHERE account_id=$1", data["account_id"])
     assert [(r["command"]) for r in locks] == ["lock"]
 
     await env.sleep(12 * DAY)   # DPD 76: placed with an agency
+    await settle_all(locals())
     st = await h.query("status")
     assert st["stage"] == "placed" and st["placement"]["target"] == "agency"
     placed = await pool.fetchrow("SELECT record FROM placements WHERE account_id=$1", data["account_id"])
@@ -96,6 +132,7 @@ async def test_prior_delinquency_gets_three_reminders(env, pool):
     data = account(today=t0, due_in=25, prior_delinquency=True)
     h = await start(env.client, data)
     await env.sleep(24 * DAY)
+    await settle_all(locals())
     steps = sorted({s for s, _ in await steps_sent(pool, data["account_id"])})
     assert steps == ["reminder-t10", "reminder-t15", "reminder-t20"]
     await h.terminate("test done")
@@ -106,9 +143,11 @@ async def test_payment_before_due_stops_reminders_and_pays_off(env, pool):
     data = account(today=t0, due_in=[20, 50])
     h = await start(env.client, data)
     await env.sleep(DAY)
+    await settle_all(locals())
     now = await env.get_current_time()
     await h.signal("payment", payment("PAY-early-1", 100_000, now))
     await env.sleep(40 * DAY)
+    await settle_all(locals())
     steps = await steps_sent(pool, data["account_id"])
     # Only the second instalment was reminded; the first was paid ahead and never chased.
     assert {s for s, _ in steps} == {"reminder-t15"}
@@ -124,8 +163,10 @@ async def test_partial_payment_allocates_oldest_first_and_escalation_continues(e
     data = account(today=t0, due_in=[2, 32])
     h = await start(env.client, data)
     await env.sleep(5 * DAY)   # DPD 2 on the first instalment
+    await settle_all(locals())
     await h.signal("payment", payment("PAY-part", 40_000, await env.get_current_time()))
     await env.sleep(5 * DAY)
+    await settle_all(locals())
     st = await h.query("status")
     first, second = st["instalments"]
     assert first["paid"] == 40_000 and second["paid"] == 0
@@ -141,10 +182,12 @@ async def test_cure_at_dpd_50_after_lockout_requests_unlock(env, pool):
     # Tampering accelerates the ladder by 15 days (policy data): lockout comes before DPD 50.
     await h.signal("risk", {"kind": "telematics_tamper", "detail": "GPS unit opened"})
     await env.sleep(47 * DAY)
+    await settle_all(locals())
     st = await h.query("status")
     assert st["lockout"]["state"] == "pending_approval", st["lockout"]
     await h.execute_update("approve_lockout", {"operator": "ops.chen"})
     await env.sleep(3 * DAY)
+    await settle_all(locals())
     st = await h.query("status")
     assert st["lockout"]["state"] == "requested" and st["days_past_due"] in (49, 50)
     await h.signal("payment", payment("PAY-cure", 100_000 + st["fees_outstanding"], await env.get_current_time()))
@@ -160,14 +203,17 @@ async def test_promise_kept_holds_escalation(env, pool):
     data = account(today=t0, due_in=[1, 40])
     h = await start(env.client, data)
     await env.sleep(4 * DAY)   # DPD 2
+    await settle_all(locals())
     st = await h.query("status")
-    promised = (await today(env)) + timedelta(days=6)
+    promised = (await local_today(env)) + timedelta(days=6)
     r = await h.execute_update("promise_to_pay", {"amount": 100_000, "promised_date": promised.isoformat()})
     assert r["grace_days"] == 3
     await env.sleep(5 * DAY)   # DPD 7: the DPD 5 notice waited for the promise
+    await settle_all(locals())
     assert ("dpd5-notice", "sms") not in await steps_sent(pool, data["account_id"])
     await h.signal("payment", payment("PAY-promise", 100_000, await env.get_current_time()))
     await env.sleep(DAY)
+    await settle_all(locals())
     st = await h.query("status")
     assert st["promises_kept"] == 1 and st["stage"] == "current" and st["open_promise"] is None
     assert "promise_kept" in kinds(st)
@@ -179,22 +225,26 @@ async def test_promise_broken_twice_shortens_waits(env, pool):
     data = account(today=t0, due_in=1)
     h = await start(env.client, data)
     await env.sleep(3 * DAY)
-    d1 = (await today(env)) + timedelta(days=3)
+    await settle_all(locals())
+    d1 = (await local_today(env)) + timedelta(days=3)
     r1 = await h.execute_update("promise_to_pay", {"amount": 50_000, "promised_date": d1.isoformat()})
     assert r1["grace_days"] == 3
     await env.sleep(8 * DAY)
+    await settle_all(locals())
     st = await h.query("status")
     assert st["promises_broken"] == 1 and "promise_broken" in kinds(st)
     # Escalation resumed: the current stage's action went out after the promise broke.
-    assert any(s.startswith("dpd") for s, _ in await steps_sent(pool, data["account_id"]))
-    d2 = (await today(env)) + timedelta(days=3)
+    assert any(s.startswith("dpd") for s, _ in await steps_sent(pool, data["account_id"])), \
+        [(e["local"], e["summary"]) for e in st["timeline"]]
+    d2 = (await local_today(env)) + timedelta(days=3)
     r2 = await h.execute_update("promise_to_pay", {"amount": 50_000, "promised_date": d2.isoformat()})
     assert r2["grace_days"] == 2
     await env.sleep(7 * DAY)
+    await settle_all(locals())
     st = await h.query("status")
     assert st["promises_broken"] == 2
     # The horizon shrinks too: 30 days less 7 per broken promise.
-    far = (await today(env)) + timedelta(days=20)
+    far = (await local_today(env)) + timedelta(days=20)
     with pytest.raises(WorkflowUpdateFailedError) as err:
         await h.execute_update("promise_to_pay", {"amount": 10_000, "promised_date": far.isoformat()})
     assert "within 16 days" in str(err.value.cause)
@@ -206,14 +256,17 @@ async def test_dispute_pauses_then_rejected_resumes_at_current_stage(env, pool):
     data = account(today=t0, due_in=1)
     h = await start(env.client, data)
     await env.sleep(3 * DAY)
+    await settle_all(locals())
     await h.execute_update("open_dispute", {"dispute_id": "D-1", "reason": "billing_error"})
     before = await steps_sent(pool, data["account_id"])
     await env.sleep(20 * DAY)
+    await settle_all(locals())
     assert await steps_sent(pool, data["account_id"]) == before   # nothing sent while disputed
     st = await h.query("status")
     assert st["open_disputes"][0]["dispute_id"] == "D-1"
     await h.execute_update("resolve_dispute", {"dispute_id": "D-1", "outcome": "rejected"})
     await env.sleep(DAY)
+    await settle_all(locals())
     steps = [s for s, _ in await steps_sent(pool, data["account_id"])]
     assert "dpd20-message" in steps and "dpd5-notice" not in steps and "dpd10-message" not in steps
     assert "step_skipped" in kinds(await h.query("status"))
@@ -225,6 +278,7 @@ async def test_dispute_upheld_adjusts_balance(env, pool):
     data = account(today=t0, due_in=1)
     h = await start(env.client, data)
     await env.sleep(3 * DAY)
+    await settle_all(locals())
     await h.execute_update("open_dispute", {"dispute_id": "D-2", "reason": "quality_complaint", "amount": 30_000})
     r = await h.execute_update("resolve_dispute", {"dispute_id": "D-2", "outcome": "upheld", "adjustment": 30_000})
     assert r["adjusted"] == 30_000 and r["total_outstanding"] == 70_000
@@ -237,7 +291,8 @@ async def test_repayment_plan_kept_and_broken(env, pool):
     kept, broken = account(today=t0, due_in=1), account(today=t0, due_in=1)
     hk, hb = await start(env.client, kept), await start(env.client, broken)
     await env.sleep(10 * DAY)
-    d = await today(env)
+    await settle_all(locals())
+    d = await local_today(env)
     plan = {"plan_id": "PLAN-1", "instalments": [
         {"due_date": (d + timedelta(days=10)).isoformat(), "amount": 50_000},
         {"due_date": (d + timedelta(days=40)).isoformat(), "amount": 50_000}]}
@@ -248,8 +303,10 @@ async def test_repayment_plan_kept_and_broken(env, pool):
     await hb.execute_update("repayment_plan", plan)
     before_broken = len(await sent(pool, broken["account_id"]))
     await env.sleep(8 * DAY)
+    await settle_all(locals())
     await hk.signal("payment", payment("PK-1", 50_000, await env.get_current_time()))
     await env.sleep(25 * DAY)
+    await settle_all(locals())
     await hk.signal("payment", payment("PK-2", 50_000, await env.get_current_time()))
     result = await hk.result()
     assert result["stage"] == "paid_off"
@@ -264,13 +321,16 @@ async def test_policy_migration_mid_ladder_sends_nothing_twice(env, pool):
     data = account(today=t0, due_in=1)
     h = await start(env.client, data)
     await env.sleep(22 * DAY)   # DPD 20 done under v1
+    await settle_all(locals())
     before = await sent(pool, data["account_id"])
     r = await h.execute_update("change_policy", {"version": 2, "operator": "strategy.team"})
     assert r == {"policy": "standard@v2", "previous": "standard@v1"}
     await env.sleep(DAY)
+    await settle_all(locals())
     after = await sent(pool, data["account_id"])
     assert after[: len(before)] == before and len(after) == len(before)   # v2's renamed early steps not re-sent
     await env.sleep(5 * DAY)   # v2 adds a DPD 25 SMS: the account picks it up from where it is
+    await settle_all(locals())
     steps = [s for s, _ in await steps_sent(pool, data["account_id"])]
     assert "dpd25-message" in steps
     st = await h.query("status")
@@ -296,6 +356,7 @@ async def test_malformed_input_is_recorded_not_crashed_on(env, pool):
     await h.signal("payment", payment("P-good", 1_000, now))
     await h.signal("payment", payment("P-good", 1_000, now))     # duplicate: applied once
     await env.sleep(DAY)
+    await settle_all(locals())
     st = await h.query("status")
     assert len(st["rejected_inputs"]) == len(bad), st["timeline"]
     errors = " | ".join(r["error"] for r in st["rejected_inputs"])

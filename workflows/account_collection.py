@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.policy import Policy, Step
     from schemas import search_attributes as search
     from domain.contact_rules import limitation, timezones
+    from domain.contact_rules import lockout as lockout_rules
     from workflows.state import (
         HANDED_OVER, TERMINAL, AccountState, CallAttempt, Dispute, Placement, Plan, Promise,
         RejectedInput, TimelineEntry,
@@ -90,7 +91,6 @@ class AccountCollection:
         self._sa: dict[str, Any] = {}
         self._seq = 0
         self._pending_recall = False
-        self._pending_tasks: list[tuple[str, str, str]] = []
 
     # ------------------------------------------------------------------ run loop
     @workflow.run
@@ -199,8 +199,9 @@ class AccountCollection:
         if s.stage not in TERMINAL:
             self._refresh_holds()
             self._refresh_delinquency()
-        while self._pending_tasks:
-            await self._agent_task(*self._pending_tasks.pop(0))
+        while self._state.pending_tasks:
+            await self._agent_task(*self._state.pending_tasks.pop(0))
+        await self._run_pending_sends()
         await self._run_lockout()      # the unlock path runs even when the account has just closed
         await self._run_recall()
         if s.stage not in TERMINAL:
@@ -509,6 +510,21 @@ class AccountCollection:
                 s.consent.phone_dead = True
         return True
 
+    def _queue_send(self, key: str, step_id: str, channel: str, template: str, purpose: str, summary: str) -> None:
+        self._state.pending_sends.append((key, step_id, channel, template, purpose, summary))
+        self._wake_up()
+
+    async def _run_pending_sends(self) -> None:
+        """Event-triggered messages; a deferred one stays queued until its lawful time."""
+        still: list[tuple[str, str, str, str, str, str]] = []
+        for key, step_id, channel, template, purpose, summary in self._state.pending_sends:
+            if self._state.stage in TERMINAL and purpose != "service":
+                continue
+            done = await self._send_one(key, step_id, channel, template, "debtor", purpose=purpose, summary=summary)
+            if not done:
+                still.append((key, step_id, channel, template, purpose, summary))
+        self._state.pending_sends = still
+
     def _jurisdiction(self) -> str | None:
         a = self._state.account
         return a.jurisdiction or a.debtor.country
@@ -626,18 +642,25 @@ class AccountCollection:
             return
         if lk.state != "approved" or now < lk.lock_at or lk.final_warning_sent_at is None:
             return
-        # Re-check at the moment of execution, not only when scheduled.
+        # Re-check every safeguard at the moment of execution, not only when scheduled.
         if s.episode_due is None:
             lk.state, lk.lock_at = "none", None
             self._record("lockout", "lockout cancelled at execution: account no longer delinquent")
             return
-        if s.disputes or self._promise_pending() or s.paused or s.stopped:
-            blocker = ("an open dispute" if s.disputes else "a pending promise" if self._promise_pending()
-                       else "a hold on the account")
-            key = f"{lk.episode}:lockout-blocked:{blocker}"
+        check = lockout_rules.lockout_allowed(
+            now, lk.warning_sent_at, lk.final_warning_sent_at, s.policy.lockout, approved=lk.state == "approved",
+            dispute_open=bool(s.disputes), promise_pending=self._promise_pending(), still_delinquent=True)
+        if s.paused or s.stopped:
+            check = lockout_rules.LockoutCheck(False, None, f"the account is on hold ({s.paused or s.stopped})")
+        if not check.allowed:
+            if check.earliest is not None:
+                lk.lock_at = max(lk.lock_at, check.earliest)
+            key = f"{lk.episode}:lockout-blocked:{check.reason}"
             if key not in s.done:
                 s.done.append(key)
-                self._record("compliance_decision", f"lockout held back at execution: {blocker}", key=key)
+                self._record("compliance_decision", f"lockout held back at execution: {check.reason}", key=key,
+                             decision=ComplianceDecision(verdict="defer", rule="lockout_safeguard",
+                                                         reason=check.reason, until=check.earliest))
             return
         await self._lockout_command("lock", f"delinquent since {s.episode_due}", key_suffix="lock")
 
@@ -670,6 +693,9 @@ class AccountCollection:
             else:
                 s.lockout.state = "unlock_pending"
         s.lockout.history.append(f"{self._now().isoformat()} {command} {result.state}")
+        if command == "unlock":
+            self._queue_send(f"{s.lockout.episode}:{key_suffix}", "unlock-notice", "sms",
+                             s.policy.lockout.unlock_notice_template, "service", "Machine re-enabled notice")
         self._record("lockout", f"GPS {command} {result.state} ({reason})", key=key,
                      data={"command": command, "request_id": result.request_id, "state": result.state})
 
@@ -890,7 +916,7 @@ class AccountCollection:
             s.stopped = signal.kind
         if reaction in ("stop", "route_to_person") and signal.kind not in s.needs_review:
             s.needs_review.append(signal.kind)
-            self._pending_tasks.append((f"risk:{signal.kind}", f"risk signal: {signal.kind}", signal.detail or ""))
+            self._state.pending_tasks.append((f"risk:{signal.kind}", f"risk signal: {signal.kind}", signal.detail or ""))
         self._wake_up()
 
     @workflow.signal(name="contact")
@@ -970,7 +996,8 @@ class AccountCollection:
                      key=f"promise:{promise.promise_id}", actor=self._operator(event),
                      data={"promise_id": promise.promise_id, "amount": event.amount,
                            "promised_date": event.promised_date.isoformat()})
-        self._wake_up()
+        self._queue_send(f"promise:{promise.promise_id}", "promise-confirmation", "sms", "promise_confirmation",
+                         "service", "Promise confirmation")
         return {"promise_id": promise.promise_id, "escalation_waits_until": deadline.isoformat(), "grace_days": grace}
 
     @promise_to_pay.validator
@@ -1277,7 +1304,8 @@ class AccountCollection:
         self._state.consent.cease_communication = True
         self._record("operator_action", "cease-communication request recorded: only notices the law still allows "
                      "will be sent", key=f"cease:{self._update_key()}", actor=self._operator(event))
-        self._wake_up()
+        self._queue_send("cease", "cease-acknowledgement", "letter", "cease_acknowledgement", "legal_notice",
+                         "Cease-communication acknowledgement")
         return {"cease_communication": True}
 
     @cease_communication.validator
