@@ -106,3 +106,41 @@ def kinds(status: dict[str, Any]) -> list[str]:
 
 def payment(payment_id: str, amount: int, when: datetime, currency: str = "CNY") -> dict[str, Any]:
     return {"payment_id": payment_id, "amount": amount, "currency": currency, "received_at": when.isoformat()}
+
+
+DAY = timedelta(days=1)
+
+
+async def settle_all(scope: dict) -> None:
+    """Settle every workflow handle of the test (see tests.collection.settle)."""
+    from temporalio.client import WorkflowHandle
+
+    for value in list(scope.values()):
+        if isinstance(value, WorkflowHandle):
+            await settle(value)
+
+
+async def today(env: Any):
+    """The debtor's local date (Asia/Shanghai), after moving the clock to 10:00 there, so every
+    scenario starts at the same time of day whatever the wall clock says."""
+    return await align(env)
+
+
+async def local_today(env: Any):
+    from domain.localtime import to_local
+
+    return to_local(await env.get_current_time(), "Asia/Shanghai").date()
+
+
+async def align(env: Any, hour: int = 10):
+    from datetime import datetime, time
+
+    from domain.localtime import local_to_utc, to_local
+
+    now = await env.get_current_time()
+    local = to_local(now, "Asia/Shanghai")
+    target = local_to_utc(datetime.combine(local.date(), time(hour)), "Asia/Shanghai")
+    if target <= now:
+        target = local_to_utc(datetime.combine(local.date() + DAY, time(hour)), "Asia/Shanghai")
+    await env.sleep(target - now)
+    return to_local(await env.get_current_time(), "Asia/Shanghai").date()

@@ -9,7 +9,8 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import account, kinds, payment, running_workers, sent, settle, start, steps_sent
+from tests.collection import (account, kinds, local_today, payment, running_workers, sent, settle_all, start,
+                              steps_sent, today)
 
 DAY = timedelta(days=1)
 
@@ -18,41 +19,6 @@ DAY = timedelta(days=1)
 async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
     async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
         yield p
-
-
-async def settle_all(scope: dict) -> None:
-    """Settle every workflow handle of the test (see tests.collection.settle)."""
-    from temporalio.client import WorkflowHandle
-
-    for value in list(scope.values()):
-        if isinstance(value, WorkflowHandle):
-            await settle(value)
-
-
-async def today(env: WorkflowEnvironment):
-    """The debtor's local date (Asia/Shanghai), after moving the clock to 10:00 there, so every
-    scenario starts at the same time of day whatever the wall clock says."""
-    return await align(env)
-
-
-async def local_today(env: WorkflowEnvironment):
-    from domain.localtime import to_local
-
-    return to_local(await env.get_current_time(), "Asia/Shanghai").date()
-
-
-async def align(env: WorkflowEnvironment, hour: int = 10):
-    from datetime import datetime, time
-
-    from domain.localtime import local_to_utc, to_local
-
-    now = await env.get_current_time()
-    local = to_local(now, "Asia/Shanghai")
-    target = local_to_utc(datetime.combine(local.date(), time(hour)), "Asia/Shanghai")
-    if target <= now:
-        target = local_to_utc(datetime.combine(local.date() + DAY, time(hour)), "Asia/Shanghai")
-    await env.sleep(target - now)
-    return to_local(await env.get_current_time(), "Asia/Shanghai").date()
 
 
 async def test_calendar_from_reminder_to_placement(env, pool):

@@ -627,6 +627,8 @@ class AccountCollection:
             return
         if lk.state not in ("pending_approval", "approved") or lk.lock_at is None or s.stage in TERMINAL:
             return
+        if s.disputes or s.paused or s.stopped:
+            return   # the lockout track waits while the account is disputed or on hold
         final_due = lk.lock_at - timedelta(hours=s.policy.lockout.final_warning_hours)
         if lk.final_warning_sent_at is None and now >= final_due:
             key = f"{lk.episode}:lockout-final-warning"

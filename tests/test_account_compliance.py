@@ -1,0 +1,161 @@
+"""Lawful by construction, end to end: the workflow consults the contact rules before every
+outbound action and records why it sent, deferred or suppressed. (The rules themselves are
+tested table-driven in tests/test_contact_rules_*.py.)"""
+from __future__ import annotations
+
+from datetime import date, time, timedelta
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.collection import (DAY, account, local_today, payment, running_workers, sent, settle_all, start,
+                              steps_sent, today)
+
+
+@pytest.fixture(scope="module")
+async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
+    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
+        yield p
+
+
+def decisions(status: dict, rule_prefix: str) -> list[dict]:
+    return [e for e in status["timeline"] if e.get("decision") and e["decision"]["rule"].startswith(rule_prefix)]
+
+
+def assert_sent_inside_window(status: dict, start: time = time(8), end: time = time(21)) -> None:
+    """Every message in the timeline went out inside the debtor's local window (letters excepted)."""
+    for e in status["timeline"]:
+        if e["kind"] == "sent" and ": letter to" not in e["summary"]:
+            local = time.fromisoformat(e["local"].split(" ")[1])
+            assert start <= local < end, e
+
+
+async def test_lockout_cured_between_scheduling_and_execution_is_never_sent(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=[1, 90], asset={"asset_id": "EX-7", "telematics_device_id": "DEV-7"})
+    h = await start(env.client, data)
+    await h.signal("risk", {"kind": "telematics_tamper"})
+    await env.sleep(46 * DAY)
+    await settle_all(locals())
+    st = await h.query("status")
+    assert st["lockout"]["state"] == "pending_approval"
+    await h.execute_update("approve_lockout", {"operator": "ops.chen"})
+    # Cured after approval, before the lock time: the delinquency re-check at execution cancels it.
+    await h.signal("payment", payment("CURE-1", 100_000 + st["fees_outstanding"], await env.get_current_time()))
+    await env.sleep(5 * DAY)
+    await settle_all(locals())
+    st = await h.query("status")
+    assert st["stage"] == "current" and st["lockout"]["state"] == "none"
+    assert "pending lockout cancelled" in " ".join(e["summary"] for e in st["timeline"])
+    rows = await pool.fetch("SELECT command FROM lockout_requests WHERE account_id=$1", data["account_id"])
+    assert rows == []
+    await h.terminate("test done")
+
+
+@pytest.mark.parametrize("opened_at_dpd", [-10, 3, 20, 35, 50])
+async def test_pausing_dispute_stops_contact_at_every_stage(env, pool, opened_at_dpd):
+    t0 = await today(env)
+    data = account(today=t0, due_in=1, asset={"asset_id": "EX-8", "telematics_device_id": "DEV-8"})
+    if opened_at_dpd < 0:
+        data = account(today=t0, due_in=-opened_at_dpd + 5)
+    h = await start(env.client, data)
+    await env.sleep(max(opened_at_dpd + 1, 1) * DAY)
+    await settle_all(locals())
+    await h.execute_update("open_dispute", {"dispute_id": f"D-{opened_at_dpd}", "reason": "identity"})
+    before = await sent(pool, data["account_id"])
+    await env.sleep(16 * DAY)
+    await settle_all(locals())
+    after = await sent(pool, data["account_id"])
+    assert after == before, [r["step_id"] for r in after[len(before):]]
+    st = await h.query("status")
+    assert st["lockout"]["state"] not in ("locked", "requested")
+    await h.execute_update("resolve_dispute", {"dispute_id": f"D-{opened_at_dpd}", "outcome": "rejected"})
+    await env.sleep(2 * DAY)
+    await settle_all(locals())
+    assert len(await sent(pool, data["account_id"])) > len(before)   # resumed only on resolution
+    await h.terminate("test done")
+
+
+async def test_opt_out_and_cease_communication(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=1, asset={"asset_id": "EX-5", "telematics_device_id": "DEV-5"})
+    h = await start(env.client, data)
+    await env.sleep(3 * DAY)
+    await settle_all(locals())
+    await h.execute_update("opt_out", {"channel": "sms", "source": "sms_keyword"})
+    await env.sleep(4 * DAY)   # DPD 6: the DPD 5 notice goes by email only
+    await settle_all(locals())
+    steps = await steps_sent(pool, data["account_id"])
+    assert ("dpd5-notice", "email") in steps and ("dpd5-notice", "sms") not in steps
+    st = await h.query("status")
+    assert decisions(st, "opt_out_sms")
+    await h.execute_update("cease_communication", {"operator": "ops.li", "note": "written request received"})
+    await env.sleep(45 * DAY)  # DPD 51: collection messages suppressed; the lockout warning still goes out
+    await settle_all(locals())
+    rows = await sent(pool, data["account_id"])
+    later = {r["step_id"] for r in rows if r["step_id"] not in {s for s, _ in steps}}
+    assert "cease-acknowledgement" in later
+    assert "dpd45-lockout-warning" in later
+    assert not later & {"dpd10-message", "dpd15-call", "dpd20-message", "dpd30-call", "dpd30-letter"}
+    st = await h.query("status")
+    assert decisions(st, "cease_communication") or any(
+        "cease" in e["summary"] for e in st["timeline"] if e["kind"] == "compliance_decision")
+    await h.terminate("test done")
+
+
+async def test_no_call_within_seven_days_after_a_conversation(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=1)
+    h = await start(env.client, data)
+    await env.sleep(13 * DAY)     # DPD 12
+    await settle_all(locals())
+    await h.signal("contact", {"channel": "voice", "outcome": "conversation", "detail": "promised to call back"})
+    await env.sleep(4 * DAY)      # DPD 16: the DPD 15 call is held back
+    await settle_all(locals())
+    assert ("dpd15-call", "voice") not in await steps_sent(pool, data["account_id"])
+    st = await h.query("status")
+    held = decisions(st, "quiet_after_conversation")
+    assert held and held[-1]["decision"]["verdict"] == "defer"
+    await env.sleep(4 * DAY)      # DPD 20: seven days have passed; the call goes out inside the window
+    await settle_all(locals())
+    assert ("dpd15-call", "voice") in await steps_sent(pool, data["account_id"])
+    assert_sent_inside_window(await h.query("status"))
+    await h.terminate("test done")
+
+
+async def test_contact_window_in_the_debtors_zone_inferred_from_the_phone(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=1, jurisdiction="US")
+    data["currency"] = "USD"
+    data["debtor"] = {"name": "Pat Doe", "phone": "+12125550123", "email": "pat@example.com", "language": "en",
+                      "country": "US"}
+    h = await start(env.client, data)
+    await env.sleep(12 * DAY)
+    await settle_all(locals())
+    st = await h.query("status")
+    assert st["timezone"] == "America/New_York"
+    assert any(e["kind"] == "sent" for e in st["timeline"])
+    assert_sent_inside_window(st)
+    await h.terminate("test done")
+
+
+@pytest.mark.parametrize("limitation_years_ago, referred", [(10, False), (0, True)])
+async def test_litigation_referral_respects_the_statute_of_limitations(env, pool, limitation_years_ago, referred):
+    t0 = await today(env)
+    start_of_limitation = date(t0.year - limitation_years_ago, t0.month, min(t0.day, 28))
+    data = account(today=t0, due_in=1, policy_id="litigation", policy_version=None,
+                   statute_of_limitations_start=start_of_limitation.isoformat())
+    h = await start(env.client, data)
+    await env.sleep(78 * DAY)
+    await settle_all(locals())
+    st = await h.query("status")
+    rows = await pool.fetch("SELECT target FROM placements WHERE account_id=$1", data["account_id"])
+    if referred:
+        assert st["stage"] == "in_litigation" and [r["target"] for r in rows] == ["litigation"]
+    else:
+        assert st["stage"] != "in_litigation" and rows == []
+        assert any("litigation referral refused" in e["summary"] for e in st["timeline"])
+        task = await pool.fetchrow("SELECT reason FROM agent_tasks WHERE account_id=$1 AND reason LIKE 'litigation%'",
+                                   data["account_id"])
+        assert task is not None
+    await h.terminate("test done")
