@@ -2,20 +2,30 @@
 stack (up/demo), operator (updates on accounts), audit (replay, export)."""
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Arrears: durable collections orchestration on Temporal.")
 
 
+def run_service(main: Any) -> None:
+    """Run a long-lived service coroutine; Ctrl-C / SIGTERM is its normal way to stop (exit 0)."""
+    import asyncio
+
+    try:
+        asyncio.run(main)
+    except KeyboardInterrupt:
+        pass
+
+
 @app.command()
 def worker() -> None:
     """Run the workflow worker (task queue `arrears`) and one activity worker per provider queue."""
-    import asyncio
-
     from workers.main import run
 
-    asyncio.run(run())
+    run_service(run())
 
 
 def _register_subcommands() -> None:

@@ -147,7 +147,9 @@ def register(app: typer.Typer) -> None:
         from infra.settings import get_settings
         from ingress.server import serve
 
-        asyncio.run(serve(get_settings()))
+        from cli.main import run_service
+
+        run_service(serve(get_settings()))
 
     @app.command()
     def start(file: Path = typer.Option(..., "--file", "-f", help="AccountStart JSON"),

@@ -42,6 +42,13 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
+def _naming(data_dir: Path) -> list[psutil.Process]:
+    """Processes whose command line names the stack's data directory (and only those: the test
+    session's own Temporal servers are descendants of pytest too and must be left alone)."""
+    return [p for p in psutil.process_iter(["cmdline"])
+            if p.pid != os.getpid() and str(data_dir) in " ".join(p.info["cmdline"] or [])]
+
+
 def _processes_of(root: psutil.Process, data_dir: Path) -> list[psutil.Process]:
     """Everything the stack started: its descendants, and whatever names its data directory
     (the Temporal dev server's database file, PostgreSQL's PGDATA; the postmaster is not a descendant)."""
@@ -102,7 +109,7 @@ class Stack:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-        leftovers += _processes_of(psutil.Process(os.getpid()), self.data_dir)
+        leftovers += _naming(self.data_dir)
         for p in leftovers:
             try:
                 p.kill()
@@ -145,7 +152,7 @@ def test_up_runs_the_demo_and_ctrl_c_stops_everything(stack):
     _, alive = psutil.wait_procs(started, timeout=5)
     alive = [p for p in alive if _alive(p)]
     assert not alive, f"left behind: {alive}"
-    assert not [p for p in _processes_of(psutil.Process(os.getpid()), stack.data_dir) if _alive(p)]
+    assert not [p for p in _naming(stack.data_dir) if _alive(p)]
 
 
 def test_a_dying_child_stops_the_stack_with_an_error(stack):
