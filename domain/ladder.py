@@ -42,6 +42,7 @@ class LadderPlan(BaseModel):
     due: list[PlannedStep] = Field(default_factory=list)
     skipped: list[PlannedStep] = Field(default_factory=list)
     next_at_local: datetime | None = None
+    next_step: PlannedStep | None = None
 
 
 def customer_due_date(due: date, policy: Policy) -> date:
@@ -50,7 +51,7 @@ def customer_due_date(due: date, policy: Policy) -> date:
 
 def plan(policy: Policy, balance: Balance, view: LadderView) -> LadderPlan:
     result = LadderPlan()
-    upcoming: list[datetime] = []
+    upcoming: list[PlannedStep] = []
     today = view.local_now.date()
     escalation_blocked = view.escalation_blocked or view.contact_blocked
     episode_day0: list[PlannedStep] = []   # the episode's own day-0 step follows the DPD rules
@@ -81,7 +82,7 @@ def plan(policy: Policy, balance: Balance, view: LadderView) -> LadderPlan:
             if planned.fire_at_local <= view.local_now:
                 due_now.append(planned)
             else:
-                upcoming.append(planned.fire_at_local)
+                upcoming.append(planned)
         if due_now:
             # Several reminders due at once (after a pause): send only the latest, skip the others.
             due_now.sort(key=lambda p: p.step.days_before_due or 0)
@@ -106,7 +107,7 @@ def plan(policy: Policy, balance: Balance, view: LadderView) -> LadderPlan:
             if fire_at <= view.local_now:
                 result.due.append(planned)
             else:
-                upcoming.append(fire_at)
+                upcoming.append(planned)
 
     if view.episode_due is not None and not escalation_blocked:
         eligible: list[PlannedStep] = []
@@ -116,7 +117,7 @@ def plan(policy: Policy, balance: Balance, view: LadderView) -> LadderPlan:
             if planned.fire_at_local <= view.local_now:
                 eligible.append(planned)
             else:
-                upcoming.append(planned.fire_at_local)
+                upcoming.append(planned)
         for step in ladder:
             assert step.dpd is not None
             key = f"{view.episode_due.isoformat()}:{step.id}"
@@ -128,7 +129,7 @@ def plan(policy: Policy, balance: Balance, view: LadderView) -> LadderPlan:
             if planned.fire_at_local <= view.local_now:
                 eligible.append(planned)
             else:
-                upcoming.append(planned.fire_at_local)
+                upcoming.append(planned)
         if eligible:
             # Joining late (or after a hold) takes the current stage's action, not the missed ones;
             # contractual fees are still assessed.
@@ -140,5 +141,7 @@ def plan(policy: Policy, balance: Balance, view: LadderView) -> LadderPlan:
                     result.skipped.append(p)
 
     result.due.sort(key=lambda p: (p.fire_at_local, p.key))
-    result.next_at_local = min(upcoming) if upcoming else None
+    if upcoming:
+        result.next_step = min(upcoming, key=lambda p: (p.fire_at_local, p.key))
+        result.next_at_local = result.next_step.fire_at_local
     return result

@@ -74,7 +74,8 @@ def account(account_id: str | None = None, *, today: date, due_in: list[int] | i
         "account_id": account_id or f"T-{uuid.uuid4().hex[:10]}",
         "currency": "CNY",
         "debtor": {"name": "王伟", "phone": "+8613800138000", "email": "wang.wei@example.com",
-                   "timezone": "Asia/Shanghai", "language": "zh", "country": "CN"},
+                   "timezone": "Asia/Shanghai", "language": "zh"},   # no country: no holiday calendar, so
+                                                                     # scenario dates never shift by a holiday
         "instalments": [{"due_date": (today + timedelta(days=d)).isoformat(), "amount": amount} for d in offsets],
         "policy_id": "standard",
         "policy_version": 1,

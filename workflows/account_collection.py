@@ -88,6 +88,7 @@ class AccountCollection:
         self._ledger: list[LedgerEntry] = []
         self._cycle_closed = False
         self._next_action: tuple[str, datetime | None] = ("none", None)
+        self._wake_at: datetime | None = None
         self._sa: dict[str, Any] = {}
         self._seq = 0
         self._pending_recall = False
@@ -163,7 +164,8 @@ class AccountCollection:
 
     async def _wait(self) -> None:
         s = self._state
-        name, at = self._next_action
+        name, _ = self._next_action
+        at = self._wake_at
         if self._wake:   # something arrived while the last evaluation ran
             return
         if at is None:
@@ -172,9 +174,10 @@ class AccountCollection:
         delay = s.clock.real_delay(workflow.now(), at)
         if delay <= timedelta(0):
             return
+        label = name if self._next_action[1] == at else "days past due +1"
         try:
             await workflow.wait_condition(lambda: self._wake, timeout=delay,
-                                          timeout_summary=f"{name} at {localtime.describe(at, s.timezone)}")
+                                          timeout_summary=f"{label} at {localtime.describe(at, s.timezone)}")
         except asyncio.TimeoutError:
             pass
 
@@ -207,7 +210,7 @@ class AccountCollection:
         if s.stage not in TERMINAL:
             await self._run_ladder()
         else:
-            self._next_action = ("none", None)
+            self._next_action, self._wake_at = ("none", None), None
         await self._tick_records_only()
 
     async def _tick_records_only(self) -> None:
@@ -310,7 +313,7 @@ class AccountCollection:
     async def _run_ladder(self) -> None:
         s = self._state
         if s.stage in HANDED_OVER or s.stage in TERMINAL:
-            self._next_action = ("payment or operator action", None)
+            self._next_action, self._wake_at = ("await_payment", None), None
             return
         contact_blocked = bool(s.paused or s.stopped or self._pausing_dispute())
         escalation_blocked = contact_blocked or self._promise_pending() or self._plan_active()
@@ -326,43 +329,53 @@ class AccountCollection:
                          "the account was not in this stage (joined late or on hold)", key=skipped.key)
         for planned in result.due:
             await self._execute(planned)
-        self._next_action = self._next_wake(result.next_at_local)
+        self._next_action = self._next_wake(result.next_step)
 
-    def _next_wake(self, ladder_next_local: datetime | None) -> tuple[str, datetime | None]:
+    def _next_wake(self, step: PlannedStep | None) -> tuple[str, datetime | None]:
+        """The next instant anything can happen, and its name (the `NextAction` search attribute:
+        a step id or one of a few event keywords, so operators can filter on it)."""
         s = self._state
         candidates: list[tuple[datetime, str]] = []
-        if ladder_next_local is not None:
-            candidates.append((localtime.local_to_utc(ladder_next_local, s.timezone), "next ladder step"))
+        if step is not None:
+            candidates.append((localtime.local_to_utc(step.fire_at_local, s.timezone), step.step.id))
         for key, until in s.deferred.items():
-            candidates.append((until, f"deferred {key}"))
+            parts = key.split(":")   # account:due:step:channel:recipient[...]
+            candidates.append((until, parts[2] if len(parts) > 2 else "deferred_contact"))
         if s.promise and s.promise.status == "open":
-            candidates.append((s.promise.deadline, f"promise {s.promise.promise_id} deadline"))
+            candidates.append((s.promise.deadline, "promise_deadline"))
         if s.paused_until:
-            candidates.append((localtime.start_of_local_day(s.paused_until, s.timezone), "pause ends"))
+            candidates.append((localtime.start_of_local_day(s.paused_until, s.timezone), "pause_end"))
         if s.lockout.lock_at and s.lockout.state in ("pending_approval", "approved", "warned"):
             final_at = s.lockout.lock_at - timedelta(hours=s.policy.lockout.final_warning_hours)
-            if s.lockout.final_warning_sent_at is None:
-                candidates.append((final_at, "lockout final warning"))
-            candidates.append((s.lockout.lock_at, "lockout"))
+            if s.lockout.final_warning_sent_at is None and s.lockout.state != "warned":
+                candidates.append((final_at, "lockout_final_warning"))
+            if s.lockout.state != "warned":
+                candidates.append((s.lockout.lock_at, "lockout"))
         tz = s.timezone
         today = self._today()
         if s.episode_due is not None:   # days past due moves at local midnight
-            candidates.append((localtime.start_of_local_day(today + timedelta(days=1), tz), "days past due +1"))
+            candidates.append((localtime.start_of_local_day(today + timedelta(days=1), tz), "dpd_rollover"))
         nxt = s.balance.oldest_unpaid()
         if nxt is not None and s.episode_due is None:
             candidates.append((localtime.local_to_utc(datetime.combine(nxt.due_date, s.policy.cutoff), tz),
-                               f"cut-off of {nxt.due_date}"))
+                               "due_cutoff"))
         if s.plan and s.plan.status == "active":
             for line in s.balance.instalments:
                 if line.source == "plan" and line.outstanding > 0:
                     candidates.append((localtime.start_of_local_day(
-                        line.due_date + timedelta(days=s.plan.grace_days + 1), tz), "plan instalment grace ends"))
+                        line.due_date + timedelta(days=s.plan.grace_days + 1), tz), "plan_grace_end"))
                     break
         now = self._now()
         future = [c for c in candidates if c[0] > now] or candidates
         if not future:
-            return ("payment or operator action", None)
-        at, name = min(future, key=lambda c: c[0])
+            self._wake_at = None
+            return ("await_payment", None)
+        self._wake_at = min(future, key=lambda c: c[0])[0]
+        # What operators see and filter on is the next action, not the daily DPD roll-over.
+        meaningful = [c for c in future if c[1] != "dpd_rollover"]
+        if not meaningful:
+            return ("await_payment", None)
+        at, name = min(meaningful, key=lambda c: c[0])
         return (name, at)
 
     def _mark_done(self, planned: PlannedStep) -> None:
