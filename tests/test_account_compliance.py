@@ -159,3 +159,23 @@ async def test_litigation_referral_respects_the_statute_of_limitations(env, pool
                                    data["account_id"])
         assert task is not None
     await h.terminate("test done")
+
+
+async def test_bankruptcy_stops_collection_and_routes_to_a_person(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=1)
+    h = await start(env.client, data)
+    await env.sleep(3 * DAY)
+    await settle_all(locals())
+    await h.signal("risk", {"kind": "bankruptcy", "detail": "chapter 7 notice received", "source": "court feed"})
+    await settle_all(locals())
+    before = await sent(pool, data["account_id"])
+    await env.sleep(40 * DAY)
+    await settle_all(locals())
+    assert await sent(pool, data["account_id"]) == before
+    st = await h.query("status")
+    assert st["stopped"] == "bankruptcy" and "bankruptcy" in st["needs_review"]
+    task = await pool.fetchrow("SELECT reason FROM agent_tasks WHERE account_id=$1 AND reason LIKE '%bankruptcy%'",
+                               data["account_id"])
+    assert task is not None
+    await h.terminate("test done")

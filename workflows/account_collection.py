@@ -975,7 +975,10 @@ class AccountCollection:
         """Update validator: reject invalid input before it is accepted (nothing changes, nothing is
         written to history). Before the account is initialised the handler re-checks instead."""
         if self.s is not None:
-            check(payload)
+            try:
+                check(payload)
+            except InvalidInput as err:
+                raise ApplicationError(str(err), type="InvalidInput", non_retryable=True) from None
 
     async def _admit(self, check: Any, payload: Any) -> None:
         await self._ready()

@@ -1,0 +1,78 @@
+"""The external contract driven from outside with plain JSON through the `temporal` CLI, the way
+a billing system in any language would: start, payment signal, validated update, status query,
+and a visibility query on the brief's search attributes."""
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from infra.temporal import binary
+from tests.collection import running_workers
+
+
+def temporal(address: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(binary("temporal")), *args, "--address", address, "--namespace", "default"],
+                          capture_output=True, text=True, timeout=60)
+
+
+async def test_the_contract_holds_through_the_temporal_cli(dev_env, database_url, tmp_path):
+    address = dev_env.client.service_client.config.target_host
+    account_id = f"CLI-{uuid.uuid4().hex[:8]}"
+    wid = f"account-{account_id}"
+    today = datetime.now(timezone.utc).date()
+    start_input = {
+        "account_id": account_id, "currency": "CNY", "policy_id": "standard",
+        "debtor": {"name": "Zhang San", "phone": "+8613800138000", "email": "zs@example.com",
+                   "timezone": "Asia/Shanghai", "language": "zh"},
+        "instalments": [{"due_date": (today + timedelta(days=30)).isoformat(), "amount": 120000}],
+    }
+    async with running_workers(dev_env.client, database_url, tmp_path) as pool:
+        r = await asyncio.to_thread(temporal, address, "workflow", "start", "--type", "AccountCollection",
+                                    "--task-queue", "arrears", "--workflow-id", wid,
+                                    "--input", json.dumps(start_input))
+        assert r.returncode == 0, r.stderr
+
+        payment = {"payment_id": f"{account_id}-P1", "amount": 20000, "currency": "CNY",
+                   "received_at": datetime.now(timezone.utc).isoformat()}
+        r = await asyncio.to_thread(temporal, address, "workflow", "signal", "--workflow-id", wid,
+                                    "--name", "payment", "--input", json.dumps(payment))
+        assert r.returncode == 0, r.stderr
+
+        bad = {"amount": 10, "promised_date": (today - timedelta(days=1)).isoformat()}
+        r = await asyncio.to_thread(temporal, address, "workflow", "update", "execute", "--workflow-id", wid,
+                                    "--name", "promise_to_pay", "--input", json.dumps(bad))
+        assert r.returncode != 0 and "future" in (r.stdout + r.stderr)
+        assert "retryable: false" in r.stderr
+
+        promise = {"amount": 100000, "promised_date": (today + timedelta(days=20)).isoformat(),
+                   "operator": "ops.cli"}
+        r = await asyncio.to_thread(temporal, address, "workflow", "update", "execute", "--workflow-id", wid,
+                                    "--name", "promise_to_pay", "--input", json.dumps(promise))
+        assert r.returncode == 0, r.stderr
+        assert "promise_id" in r.stdout
+
+        r = await asyncio.to_thread(temporal, address, "workflow", "query", "--workflow-id", wid,
+                                    "--type", "status", "--output", "json")
+        assert r.returncode == 0, r.stderr
+        status = json.loads(r.stdout)
+        status = status.get("queryResult", status)
+        status = status[0] if isinstance(status, list) else status
+        assert status["paid_total"] == 20000 and status["total_outstanding"] == 100000
+        assert status["open_promise"]["amount"] == 100000 and status["policy"].startswith("standard@v")
+
+        # Search attributes are registered and filled: operations filter on them in the Web UI.
+        for _ in range(50):
+            r = await asyncio.to_thread(temporal, address, "workflow", "list", "--query",
+                                        f'WorkflowId="{wid}" AND ArrearsStage="current" AND AmountDue=0 '
+                                        f'AND PolicyId STARTS_WITH "standard@v" AND Disputed=false',
+                                        "--output", "json")
+            if r.returncode == 0 and wid in r.stdout:
+                break
+            await asyncio.sleep(0.2)
+        assert wid in r.stdout, r.stdout + r.stderr
+        row = await pool.fetchrow("SELECT kind FROM audit_log WHERE account_id=$1 AND kind='promise_made'", account_id)
+        assert row is not None
+        await dev_env.client.get_workflow_handle(wid).terminate("test done")
