@@ -52,7 +52,8 @@ HISTORY_SAFETY_LIMIT = 8_000
 
 SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                          maximum_interval=timedelta(minutes=2), maximum_attempts=8,
-                         non_retryable_error_types=["InvalidRecipient", "Unsubscribed", "ProviderRejected"])
+                         non_retryable_error_types=["InvalidRecipient", "Unsubscribed", "ProviderRejected",
+                                                    "TemplateError"])
 LEDGER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 
 CHANNEL_ACTIVITY = {
@@ -108,6 +109,7 @@ class AccountCollection:
                 break
             if self._should_continue_as_new():
                 await self._drain()
+                self._compact()
                 # No await between the drain and here: nothing can slip in unrecorded.
                 workflow.continue_as_new({"state": s.model_dump(mode="json")})
             await self._wait()
@@ -115,6 +117,22 @@ class AccountCollection:
         self._publish()
         return {"account_id": s.account.account_id, "stage": s.stage, "reason": s.closed_reason,
                 "credit": s.balance.credit, "currency": s.account.currency}
+
+    def _compact(self) -> None:
+        """Forget bookkeeping about instalments settled long ago, so the state carried across
+        continue-as-new stays small for accounts that live for years."""
+        s = self._state
+        horizon = self._today() - timedelta(days=400)
+        settled = {i.due_date.isoformat() for i in s.balance.instalments if i.outstanding == 0 and i.due_date < horizon}
+        if not settled:
+            return
+
+        def stale(key: str) -> bool:
+            return any(part in settled for part in key.split(":")[:3])
+
+        s.done = [k for k in s.done if not stale(k)]
+        s.deferred = {k: v for k, v in s.deferred.items() if not stale(k)}
+        s.reminded = {d: v for d, v in s.reminded.items() if d.isoformat() not in settled}
 
     async def _drain(self) -> None:
         """Let every signal and update handler finish and every record reach the ledger."""
