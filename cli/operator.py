@@ -109,15 +109,65 @@ def run_update(account_id: str, name: str, body: dict[str, Any], idempotency_key
 
 
 def render_status(account_id: str, status: Any) -> None:
+    """What an operator needs to decide, without decoding JSON: money formatted, unpaid
+    instalments, what comes next, open promise/disputes/lockout, and the recent timeline."""
     if not isinstance(status, dict):
         _print(status)
         return
-    table = Table(title=f"account {account_id}", show_header=False, title_justify="left")
-    table.add_column(style="bold cyan", no_wrap=True)
-    table.add_column()
-    for key, value in status.items():
-        table.add_row(key.replace("_", " "), Pretty(value) if isinstance(value, (dict, list)) else str(value))
-    console.print(table)
+    if "currency" not in status or "amount_due" not in status:   # an unfamiliar shape: show it as it is
+        table = Table(title=f"account {account_id}", show_header=False, title_justify="left")
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column()
+        for key, value in status.items():
+            table.add_row(key.replace("_", " "), Pretty(value) if isinstance(value, (dict, list)) else str(value))
+        console.print(table)
+        return
+    from domain.money import format_money
+
+    cur = status["currency"]
+    money = lambda v: format_money(int(v), cur)  # noqa: E731
+    summary = Table(title=f"account {account_id}", show_header=False, title_justify="left")
+    summary.add_column(style="bold cyan", no_wrap=True)
+    summary.add_column()
+    promise = status.get("open_promise")
+    disputes = status.get("open_disputes") or []
+    lockout = status.get("lockout") or {}
+    rows = [
+        ("stage", f"{status['stage']}  ({status['days_past_due']} days past due)"),
+        ("policy", status.get("policy", "")),
+        ("amount due now", money(status["amount_due"])),
+        ("total outstanding", f"{money(status['total_outstanding'])}  (fees {money(status['fees_outstanding'])}, "
+                              f"credit {money(status['credit'])}, paid so far {money(status['paid_total'])})"),
+        ("next action", f"{status.get('next_action') or '-'}  {status.get('next_action_at') or ''}"),
+        ("local time", f"{status.get('today')}  {status.get('timezone')}"),
+        ("promise", f"{money(promise['amount'])} by {promise['promised_date']}" if promise else
+         f"none (kept {status.get('promises_kept', 0)}, broken {status.get('promises_broken', 0)})"),
+        ("disputes", ", ".join(f"{d['dispute_id']} ({d['reason']})" for d in disputes) or "none"),
+        ("lockout", lockout.get("state", "none")),
+        ("hold", status.get("paused") or status.get("stopped") or "none"),
+        ("needs review", ", ".join(status.get("needs_review") or []) or "-"),
+        ("rejected inputs", str(len(status.get("rejected_inputs") or []))),
+    ]
+    for key, value in rows:
+        summary.add_row(key, str(value))
+    console.print(summary)
+    unpaid = [i for i in status.get("instalments", []) if i.get("outstanding")]
+    if unpaid:
+        table = Table(title="unpaid instalments", title_justify="left")
+        for col in ("due date", "amount", "paid", "outstanding", "source"):
+            table.add_column(col)
+        for i in unpaid:
+            table.add_row(i["due_date"], money(i["amount"]), money(i["paid"]), money(i["outstanding"]), i["source"])
+        console.print(table)
+    timeline = status.get("timeline") or []
+    if timeline:
+        table = Table(title="recent timeline (debtor's local time)", title_justify="left")
+        table.add_column("when", no_wrap=True)
+        table.add_column("what")
+        table.add_column("summary")
+        for e in timeline[-15:]:
+            table.add_row(e["local"], e["kind"], e["summary"])
+        console.print(table)
 
 
 # Shared options (typer reads defaults at definition time, so each is built once).

@@ -73,6 +73,18 @@ async def test_the_contract_holds_through_the_temporal_cli(dev_env, database_url
                 break
             await asyncio.sleep(0.2)
         assert wid in r.stdout, r.stdout + r.stderr
+        # The operator's view of the same account: money formatted, what comes next, the timeline.
+        import os
+        import sys
+        from pathlib import Path
+
+        env = {**os.environ, "TEMPORAL_ADDRESS": address, "COLUMNS": "200"}
+        shown = await asyncio.to_thread(subprocess.run, [str(Path(sys.executable).parent / "arrears"), "status",
+                                                         account_id], capture_output=True, text=True, env=env,
+                                        timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        assert "CNY 1,000.00" in shown.stdout and "CNY 200.00" in shown.stdout   # outstanding, paid so far
+        assert "promise_made" in shown.stdout and "current" in shown.stdout
         row = await pool.fetchrow("SELECT kind FROM audit_log WHERE account_id=$1 AND kind='promise_made'", account_id)
         assert row is not None
         await dev_env.client.get_workflow_handle(wid).terminate("test done")
