@@ -331,7 +331,10 @@ class AccountCollection:
     async def _run_ladder(self) -> None:
         s = self._state
         if s.stage in HANDED_OVER or s.stage in TERMINAL:
-            self._next_action, self._wake_at = ("await_payment", None), None
+            # Handed over: no more ladder, but days past due stays current for operators' filters.
+            self._next_action = ("await_payment", None)
+            self._wake_at = (localtime.start_of_local_day(self._today() + timedelta(days=1), s.timezone)
+                             if s.stage in HANDED_OVER and s.episode_due is not None else None)
             return
         contact_blocked = bool(s.paused or s.stopped or self._pausing_dispute())
         escalation_blocked = contact_blocked or self._promise_pending() or self._plan_active()
