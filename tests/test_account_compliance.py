@@ -179,3 +179,22 @@ async def test_bankruptcy_stops_collection_and_routes_to_a_person(env, pool):
                                data["account_id"])
     assert task is not None
     await h.terminate("test done")
+
+
+async def test_emergency_re_enable_unlocks_a_locked_machine(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=1, asset={"asset_id": "EX-11", "telematics_device_id": "DEV-11"})
+    h = await start(env.client, data)
+    await h.signal("risk", {"kind": "telematics_tamper"})
+    await env.sleep(46 * DAY)
+    await settle_all(locals())
+    await h.execute_update("approve_lockout", {"operator": "ops.chen"})
+    await env.sleep(3 * DAY)
+    await settle_all(locals())
+    assert (await h.query("status"))["lockout"]["state"] in ("requested", "locked")
+    r = await h.execute_update("emergency_unlock", {"operator": "duty.manager", "reason": "machine on a rescue job"})
+    assert r["lockout_state"] in ("unlock_pending", "unlocked")
+    rows = await pool.fetch("SELECT command, emergency FROM lockout_requests WHERE account_id=$1 ORDER BY requested_at",
+                            data["account_id"])
+    assert [(r["command"], r["emergency"]) for r in rows] == [("lock", False), ("unlock", True)]
+    await h.terminate("test done")

@@ -349,3 +349,29 @@ async def test_malformed_input_is_recorded_not_crashed_on(env, pool):
     after = await h.query("status")
     assert after["timeline"] == before["timeline"] and after["open_promise"] is None
     await h.terminate("test done")
+
+
+async def test_a_late_instalment_earns_the_extra_reminders_next_time(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=[1, 40])
+    h = await start(env.client, data)
+    await env.sleep(4 * DAY)    # the first instalment is 2-3 days late, then paid
+    await settle_all(locals())
+    await h.signal("payment", payment("LATE-1", 100_000, await env.get_current_time()))
+    await env.sleep(34 * DAY)
+    await settle_all(locals())
+    second = data["instalments"][1]["due_date"]
+    reminders = {r["step_id"] for r in await sent(pool, data["account_id"])
+                 if r["idempotency_key"].split(":")[1] == second}
+    assert reminders == {"reminder-t20", "reminder-t15", "reminder-t10"}
+    await h.terminate("test done")
+
+
+async def test_policy_chosen_by_segment_when_none_is_named(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=30, segment="equipment-legal")
+    del data["policy_id"], data["policy_version"]
+    h = await start(env.client, data)
+    await settle_all(locals())
+    assert (await h.query("status"))["policy"] == "litigation@v1"
+    await h.terminate("test done")

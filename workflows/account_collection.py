@@ -149,8 +149,12 @@ class AccountCollection:
             # Bad start input fails this workflow once, clearly; it never loops on a task failure.
             raise ApplicationError(f"invalid start input: {err}", type="InvalidStartInput",
                                    non_retryable=True) from None
-        policy = await self._load_policy(PolicyRequest(policy_id=start.policy_id, version=start.policy_version,
-                                                       segment=start.segment))
+        if "policy_id" not in start.model_fields_set and start.segment:
+            # No policy named: the policy that serves the account's segment.
+            request = PolicyRequest(policy_id="auto", segment=start.segment)
+        else:
+            request = PolicyRequest(policy_id=start.policy_id, version=start.policy_version, segment=start.segment)
+        policy = await self._load_policy(request)
         real_now = workflow.now()
         clock = CollectionClock(real_epoch=real_now, virtual_epoch=real_now, seconds_per_day=start.seconds_per_day)
         tz = self._resolve_timezone(start, policy)
@@ -303,6 +307,7 @@ class AccountCollection:
         s.episode_due, s.dpd_watermark, s.acceleration_days, s.accelerated_by = None, -1, 0, []
         self._cycle_closed = True
         if was_delinquent:
+            s.had_delinquency = True   # later instalments get the extra pre-due reminders
             self._record("cured", "account cured: nothing past due; escalation stopped")
         if s.lockout.state in ("pending_approval", "approved", "warned"):
             self._record("lockout", f"pending lockout cancelled ({s.lockout.state}) because the account cured")
@@ -339,7 +344,8 @@ class AccountCollection:
         contact_blocked = bool(s.paused or s.stopped or self._pausing_dispute())
         escalation_blocked = contact_blocked or self._promise_pending() or self._plan_active()
         view = LadderView(local_now=self._local_now(), joined_on=s.joined_on,
-                          prior_delinquency=s.account.prior_delinquency, done=set(s.done), reminded=s.reminded,
+                          prior_delinquency=s.account.prior_delinquency or s.had_delinquency,
+                          done=set(s.done), reminded=s.reminded,
                           episode_due=s.episode_due, dpd_watermark=s.dpd_watermark,
                           acceleration_days=s.acceleration_days, contact_blocked=contact_blocked,
                           escalation_blocked=escalation_blocked)

@@ -125,6 +125,7 @@ class AccountState(BaseModel):
     rejected: list[RejectedInput] = Field(default_factory=list)
     fee_seq: int = 0
     cycle_closed_through: date | None = None
+    had_delinquency: bool = False
     # Work queued by handlers, carried across continue-as-new so nothing is dropped.
     pending_sends: list[tuple[str, str, str, str, str, str]] = Field(default_factory=list)
     pending_tasks: list[tuple[str, str, str]] = Field(default_factory=list)
