@@ -375,3 +375,21 @@ async def test_policy_chosen_by_segment_when_none_is_named(env, pool):
     await settle_all(locals())
     assert (await h.query("status"))["policy"] == "litigation@v1"
     await h.terminate("test done")
+
+
+async def test_updates_without_input_and_unknown_signals_are_handled(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=10)
+    h = await start(env.client, data)
+    # `temporal workflow update execute --name resume` with no --input: a clear answer, not a decode error.
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await h.execute_update("resume")
+    assert "not paused" in str(err.value.cause)
+    r = await h.execute_update("cease_communication")
+    assert r == {"cease_communication": True}
+    await h.signal("paymnet", {"payment_id": "typo", "amount": 100, "currency": "CNY"})
+    await settle_all(locals())
+    st = await h.query("status")
+    assert st["consent"]["cease_communication"] is True
+    assert any("unknown signal 'paymnet'" in r["error"] for r in st["rejected_inputs"])
+    await h.terminate("test done")

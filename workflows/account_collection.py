@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime, time, timedelta
+from collections.abc import Sequence
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -73,7 +74,7 @@ class InvalidInput(ValueError):
 
 def _parse(model: type, payload: Any) -> Any:
     try:
-        return model.model_validate(payload)
+        return model.model_validate({} if payload is None else payload)
     except ValidationError as err:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in err.errors())
@@ -937,6 +938,13 @@ class AccountCollection:
                            "payment_id": payload.get("payment_id") if isinstance(payload, dict) else None})
         self._wake_up()
 
+    @workflow.signal(dynamic=True)
+    async def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """A signal this workflow does not know is recorded, not silently buffered forever."""
+        await self._ready()
+        self._reject("signal", ValueError(f"unknown signal {name!r}; known: payment, risk, contact, "
+                                          "lockout_confirmation"), {"name": name, "args": len(args)})
+
     @workflow.signal(name="risk")
     async def risk(self, payload: Any) -> None:
         await self._ready()
@@ -1027,10 +1035,10 @@ class AccountCollection:
 
     # promise_to_pay
     @workflow.update(name="promise_to_pay")
-    async def promise_to_pay(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def promise_to_pay(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         await self._admit(self._check_validate_promise, payload)
         s = self._state
-        event = PromiseToPay.model_validate(payload)
+        event = PromiseToPay.model_validate(payload or {})
         grace = max(s.policy.promises.grace_days - s.promises_broken * s.policy.promises.grace_reduction_per_broken, 0)
         deadline = localtime.start_of_local_day(event.promised_date + timedelta(days=grace + 1), s.timezone)
         promise = Promise(promise_id=event.promise_id or f"promise-{s.promises_kept + s.promises_broken + 1}",
@@ -1046,10 +1054,10 @@ class AccountCollection:
         return {"promise_id": promise.promise_id, "escalation_waits_until": deadline.isoformat(), "grace_days": grace}
 
     @promise_to_pay.validator
-    def _validate_promise(self, payload: dict[str, Any]) -> None:
+    def _validate_promise(self, payload: dict[str, Any] | None = None) -> None:
         self._validated(self._check_validate_promise, payload)
 
-    def _check_validate_promise(self, payload: dict[str, Any]) -> None:
+    def _check_validate_promise(self, payload: dict[str, Any] | None = None) -> None:
         s = self._state
         event = _parse(PromiseToPay, payload)
         self._require_open()
@@ -1076,10 +1084,10 @@ class AccountCollection:
 
     # disputes
     @workflow.update(name="open_dispute")
-    async def open_dispute(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def open_dispute(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         await self._admit(self._check_validate_open_dispute, payload)
         s = self._state
-        event = OpenDispute.model_validate(payload)
+        event = OpenDispute.model_validate(payload or {})
         pausing = event.reason in s.policy.disputes.pausing_reasons
         s.disputes[event.dispute_id] = Dispute(dispute_id=event.dispute_id, reason=event.reason, pausing=pausing,
                                                amount=event.amount, opened_at=self._now())
@@ -1091,20 +1099,20 @@ class AccountCollection:
         return {"dispute_id": event.dispute_id, "pauses_collection": pausing}
 
     @open_dispute.validator
-    def _validate_open_dispute(self, payload: dict[str, Any]) -> None:
+    def _validate_open_dispute(self, payload: dict[str, Any] | None = None) -> None:
         self._validated(self._check_validate_open_dispute, payload)
 
-    def _check_validate_open_dispute(self, payload: dict[str, Any]) -> None:
+    def _check_validate_open_dispute(self, payload: dict[str, Any] | None = None) -> None:
         event = _parse(OpenDispute, payload)
         self._require_open()
         if event.dispute_id in self._state.disputes:
             raise InvalidInput(f"dispute {event.dispute_id} is already open")
 
     @workflow.update(name="resolve_dispute")
-    async def resolve_dispute(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def resolve_dispute(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         await self._admit(self._check_validate_resolve_dispute, payload)
         s = self._state
-        event = ResolveDispute.model_validate(payload)
+        event = ResolveDispute.model_validate(payload or {})
         dispute = s.disputes.pop(event.dispute_id)
         adjusted = 0
         if event.outcome == "upheld" and event.adjustment:
@@ -1120,10 +1128,10 @@ class AccountCollection:
                 "total_outstanding": s.balance.total_outstanding}
 
     @resolve_dispute.validator
-    def _validate_resolve_dispute(self, payload: dict[str, Any]) -> None:
+    def _validate_resolve_dispute(self, payload: dict[str, Any] | None = None) -> None:
         self._validated(self._check_validate_resolve_dispute, payload)
 
-    def _check_validate_resolve_dispute(self, payload: dict[str, Any]) -> None:
+    def _check_validate_resolve_dispute(self, payload: dict[str, Any] | None = None) -> None:
         event = _parse(ResolveDispute, payload)
         if event.dispute_id not in self._state.disputes:
             raise InvalidInput(f"no open dispute {event.dispute_id}; open: {sorted(self._state.disputes) or 'none'}")
@@ -1134,10 +1142,10 @@ class AccountCollection:
 
     # repayment plan
     @workflow.update(name="repayment_plan")
-    async def repayment_plan(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def repayment_plan(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         await self._admit(self._check_validate_plan, payload)
         s = self._state
-        event = RepaymentPlan.model_validate(payload)
+        event = RepaymentPlan.model_validate(payload or {})
         for line in s.balance.instalments:
             if line.outstanding > 0:
                 line.superseded = True
@@ -1159,10 +1167,10 @@ class AccountCollection:
         return {"plan_id": event.plan_id, "instalments": len(event.instalments)}
 
     @repayment_plan.validator
-    def _validate_plan(self, payload: dict[str, Any]) -> None:
+    def _validate_plan(self, payload: dict[str, Any] | None = None) -> None:
         self._validated(self._check_validate_plan, payload)
 
-    def _check_validate_plan(self, payload: dict[str, Any]) -> None:
+    def _check_validate_plan(self, payload: dict[str, Any] | None = None) -> None:
         event = _parse(RepaymentPlan, payload)
         self._require_open()
         s = self._state
@@ -1182,9 +1190,9 @@ class AccountCollection:
 
     # pause / resume
     @workflow.update(name="pause")
-    async def pause(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def pause(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         await self._admit(self._check_validate_pause, payload)
-        event = Pause.model_validate(payload)
+        event = Pause.model_validate(payload or {})
         s = self._state
         s.paused, s.paused_until = event.reason, event.until
         self._record("operator_action", f"collection paused: {event.reason}"
@@ -1194,19 +1202,19 @@ class AccountCollection:
         return {"paused": True, "until": event.until.isoformat() if event.until else None}
 
     @pause.validator
-    def _validate_pause(self, payload: dict[str, Any]) -> None:
+    def _validate_pause(self, payload: dict[str, Any] | None = None) -> None:
         self._validated(self._check_validate_pause, payload)
 
-    def _check_validate_pause(self, payload: dict[str, Any]) -> None:
+    def _check_validate_pause(self, payload: dict[str, Any] | None = None) -> None:
         event = _parse(Pause, payload)
         self._require_open()
         if event.until and event.until <= self._today():
             raise InvalidInput("until must be in the future")
 
     @workflow.update(name="resume")
-    async def resume(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def resume(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         await self._admit(self._check_validate_resume, payload)
-        event = Resume.model_validate(payload)
+        event = Resume.model_validate(payload or {})
         s = self._state
         reason, s.paused, s.paused_until = s.paused, None, None
         self._record("operator_action", f"collection resumed (was paused: {reason})",
@@ -1215,19 +1223,19 @@ class AccountCollection:
         return {"paused": False}
 
     @resume.validator
-    def _validate_resume(self, payload: dict[str, Any]) -> None:
+    def _validate_resume(self, payload: dict[str, Any] | None = None) -> None:
         self._validated(self._check_validate_resume, payload)
 
-    def _check_validate_resume(self, payload: dict[str, Any]) -> None:
+    def _check_validate_resume(self, payload: dict[str, Any] | None = None) -> None:
         _parse(Resume, payload)
         if not self._state.paused:
             raise InvalidInput("account is not paused")
 
     # lockout
     @workflow.update(name="approve_lockout")
-    async def approve_lockout(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def approve_lockout(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         await self._admit(self._check_validate_approve, payload)
-        event = ApproveLockout.model_validate(payload)
+        event = ApproveLockout.model_validate(payload or {})
         lk = self._state.lockout
         lk.state, lk.approved_by = "approved", self._operator(event)
         self._record("lockout", f"GPS lockout approved by {lk.approved_by}; not before "
@@ -1237,10 +1245,10 @@ class AccountCollection:
         return {"lockout_state": lk.state, "not_before": lk.lock_at.isoformat() if lk.lock_at else None}
 
     @approve_lockout.validator
-    def _validate_approve(self, payload: dict[str, Any]) -> None:
+    def _validate_approve(self, payload: dict[str, Any] | None = None) -> None:
         self._validated(self._check_validate_approve, payload)
 
-    def _check_validate_approve(self, payload: dict[str, Any]) -> None:
+    def _check_validate_approve(self, payload: dict[str, Any] | None = None) -> None:
         _parse(ApproveLockout, payload)
         s = self._state
         if s.lockout.state != "pending_approval":
@@ -1249,9 +1257,9 @@ class AccountCollection:
             raise InvalidInput("a dispute is open: lockout cannot be approved")
 
     @workflow.update(name="reject_lockout")
-    async def reject_lockout(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def reject_lockout(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         await self._admit(self._check_validate_reject, payload)
-        event = RejectLockout.model_validate(payload)
+        event = RejectLockout.model_validate(payload or {})
         lk = self._state.lockout
         lk.state, lk.lock_at = "rejected", None
         self._record("lockout", f"GPS lockout rejected by {self._operator(event)}: {event.reason}",
@@ -1260,18 +1268,18 @@ class AccountCollection:
         return {"lockout_state": lk.state}
 
     @reject_lockout.validator
-    def _validate_reject(self, payload: dict[str, Any]) -> None:
+    def _validate_reject(self, payload: dict[str, Any] | None = None) -> None:
         self._validated(self._check_validate_reject, payload)
 
-    def _check_validate_reject(self, payload: dict[str, Any]) -> None:
+    def _check_validate_reject(self, payload: dict[str, Any] | None = None) -> None:
         _parse(RejectLockout, payload)
         if self._state.lockout.state not in ("pending_approval", "approved"):
             raise InvalidInput(f"no lockout to reject (lockout state is {self._state.lockout.state})")
 
     @workflow.update(name="emergency_unlock")
-    async def emergency_unlock(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def emergency_unlock(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         await self._admit(self._check_validate_emergency, payload)
-        event = EmergencyUnlock.model_validate(payload)
+        event = EmergencyUnlock.model_validate(payload or {})
         self._record("lockout", f"emergency re-enable by {self._operator(event)}: {event.reason}",
                      key=f"lockout:emergency:{self._update_key()}", actor=self._operator(event))
         await self._lockout_command("unlock", f"emergency: {event.reason}",
@@ -1280,19 +1288,19 @@ class AccountCollection:
         return {"lockout_state": self._state.lockout.state}
 
     @emergency_unlock.validator
-    def _validate_emergency(self, payload: dict[str, Any]) -> None:
+    def _validate_emergency(self, payload: dict[str, Any] | None = None) -> None:
         self._validated(self._check_validate_emergency, payload)
 
-    def _check_validate_emergency(self, payload: dict[str, Any]) -> None:
+    def _check_validate_emergency(self, payload: dict[str, Any] | None = None) -> None:
         _parse(EmergencyUnlock, payload)
         if self._state.lockout.state not in ("locked", "requested", "unlock_requested"):
             raise InvalidInput(f"machine is not locked (lockout state is {self._state.lockout.state})")
 
     # fees
     @workflow.update(name="waive_fee")
-    async def waive_fee(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def waive_fee(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         await self._admit(self._check_validate_waive, payload)
-        event = WaiveFee.model_validate(payload)
+        event = WaiveFee.model_validate(payload or {})
         s = self._state
         waived = 0
         for fee in s.balance.fees:
@@ -1307,10 +1315,10 @@ class AccountCollection:
         return {"waived": waived, "fees_outstanding": s.balance.fees_outstanding}
 
     @waive_fee.validator
-    def _validate_waive(self, payload: dict[str, Any]) -> None:
+    def _validate_waive(self, payload: dict[str, Any] | None = None) -> None:
         self._validated(self._check_validate_waive, payload)
 
-    def _check_validate_waive(self, payload: dict[str, Any]) -> None:
+    def _check_validate_waive(self, payload: dict[str, Any] | None = None) -> None:
         event = _parse(WaiveFee, payload)
         fees = [f for f in self._state.balance.fees if f.outstanding > 0]
         if event.fee_id is not None:
@@ -1324,9 +1332,9 @@ class AccountCollection:
 
     # consent
     @workflow.update(name="opt_out")
-    async def opt_out(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def opt_out(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         await self._admit(self._check_validate_opt_out, payload)
-        event = OptOut.model_validate(payload)
+        event = OptOut.model_validate(payload or {})
         s = self._state
         if event.channel not in s.consent.opted_out:
             s.consent.opted_out.append(event.channel)
@@ -1336,16 +1344,16 @@ class AccountCollection:
         return {"opted_out": list(s.consent.opted_out)}
 
     @opt_out.validator
-    def _validate_opt_out(self, payload: dict[str, Any]) -> None:
+    def _validate_opt_out(self, payload: dict[str, Any] | None = None) -> None:
         self._validated(self._check_validate_opt_out, payload)
 
-    def _check_validate_opt_out(self, payload: dict[str, Any]) -> None:
+    def _check_validate_opt_out(self, payload: dict[str, Any] | None = None) -> None:
         _parse(OptOut, payload)
 
     @workflow.update(name="cease_communication")
-    async def cease_communication(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def cease_communication(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         await self._admit(self._check_validate_cease, payload)
-        event = CeaseCommunication.model_validate(payload)
+        event = CeaseCommunication.model_validate(payload or {})
         self._state.consent.cease_communication = True
         self._record("operator_action", "cease-communication request recorded: only notices the law still allows "
                      "will be sent", key=f"cease:{self._update_key()}", actor=self._operator(event))
@@ -1354,17 +1362,17 @@ class AccountCollection:
         return {"cease_communication": True}
 
     @cease_communication.validator
-    def _validate_cease(self, payload: dict[str, Any]) -> None:
+    def _validate_cease(self, payload: dict[str, Any] | None = None) -> None:
         self._validated(self._check_validate_cease, payload)
 
-    def _check_validate_cease(self, payload: dict[str, Any]) -> None:
+    def _check_validate_cease(self, payload: dict[str, Any] | None = None) -> None:
         _parse(CeaseCommunication, payload)
 
     # terminal operator actions
     @workflow.update(name="write_off")
-    async def write_off(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def write_off(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         await self._admit(self._check_validate_write_off, payload)
-        event = WriteOff.model_validate(payload)
+        event = WriteOff.model_validate(payload or {})
         s = self._state
         self._record("closed", f"written off ({self._money(s.balance.total_outstanding)}), approved by "
                      f"{event.approved_by}: {event.reason}", key="write_off", actor=self._operator(event))
@@ -1372,26 +1380,26 @@ class AccountCollection:
         return {"stage": "written_off", "written_off": s.balance.total_outstanding}
 
     @write_off.validator
-    def _validate_write_off(self, payload: dict[str, Any]) -> None:
+    def _validate_write_off(self, payload: dict[str, Any] | None = None) -> None:
         self._validated(self._check_validate_write_off, payload)
 
-    def _check_validate_write_off(self, payload: dict[str, Any]) -> None:
+    def _check_validate_write_off(self, payload: dict[str, Any] | None = None) -> None:
         _parse(WriteOff, payload)
         self._require_open()
 
     @workflow.update(name="close")
-    async def close(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def close(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         await self._admit(self._check_validate_close, payload)
-        event = Close.model_validate(payload)
+        event = Close.model_validate(payload or {})
         self._record("closed", f"closed: {event.reason}", key="close", actor=self._operator(event))
         self._terminate("closed", event.reason)
         return {"stage": "closed"}
 
     @close.validator
-    def _validate_close(self, payload: dict[str, Any]) -> None:
+    def _validate_close(self, payload: dict[str, Any] | None = None) -> None:
         self._validated(self._check_validate_close, payload)
 
-    def _check_validate_close(self, payload: dict[str, Any]) -> None:
+    def _check_validate_close(self, payload: dict[str, Any] | None = None) -> None:
         _parse(Close, payload)
         self._require_open()
 
@@ -1404,9 +1412,9 @@ class AccountCollection:
         self._wake_up()
 
     @workflow.update(name="change_policy")
-    async def change_policy(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def change_policy(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         await self._admit(self._check_validate_change_policy, payload)
-        event = ChangePolicy.model_validate(payload)
+        event = ChangePolicy.model_validate(payload or {})
         s = self._state
         new = await self._load_policy(PolicyRequest(policy_id=event.policy_id or s.policy.policy_id,
                                                     version=event.version))
@@ -1419,10 +1427,10 @@ class AccountCollection:
         return {"policy": new.ref, "previous": old}
 
     @change_policy.validator
-    def _validate_change_policy(self, payload: dict[str, Any]) -> None:
+    def _validate_change_policy(self, payload: dict[str, Any] | None = None) -> None:
         self._validated(self._check_validate_change_policy, payload)
 
-    def _check_validate_change_policy(self, payload: dict[str, Any]) -> None:
+    def _check_validate_change_policy(self, payload: dict[str, Any] | None = None) -> None:
         event = _parse(ChangePolicy, payload)
         self._require_open()
         if event.policy_id is None and event.version is None:
