@@ -27,7 +27,7 @@ class LadderView(BaseModel):
     local_now: datetime                        # naive local wall time
     joined_on: date                            # accounts never get reminders they missed before joining
     prior_delinquency: bool = False
-    done: set[str] = Field(default_factory=set)
+    done: set[str] = Field(default_factory=set)     # step keys and step signatures already run
     # Smallest days-before-due already reminded per instalment: a policy change never re-reminds.
     reminded: dict[date, int] = Field(default_factory=dict)
     episode_due: date | None = None            # oldest instalment unpaid at cut-off
@@ -43,6 +43,13 @@ class LadderPlan(BaseModel):
     skipped: list[PlannedStep] = Field(default_factory=list)
     next_at_local: datetime | None = None
     next_step: PlannedStep | None = None
+
+
+def signature(anchor: date, step: Step) -> str:
+    """What a step does, independent of its id: a policy version that renames a step at the same
+    offset, with the same action and template, does not run it again."""
+    offset = f"t-{step.days_before_due}" if step.days_before_due is not None else f"dpd{step.dpd}"
+    return f"{anchor.isoformat()}:{offset}:{step.action}:{step.template or ''}"
 
 
 def customer_due_date(due: date, policy: Policy) -> date:
@@ -91,7 +98,7 @@ def plan(policy: Policy, balance: Balance, view: LadderView) -> LadderPlan:
 
         for step in day0:
             key = f"{line.due_date.isoformat()}:{step.id}"
-            if key in view.done:
+            if key in view.done or signature(line.due_date, step) in view.done:
                 continue
             fire_at = datetime.combine(shown_due, policy.cutoff)
             if line.due_date < view.joined_on - timedelta(days=1):
@@ -121,7 +128,8 @@ def plan(policy: Policy, balance: Balance, view: LadderView) -> LadderPlan:
         for step in ladder:
             assert step.dpd is not None
             key = f"{view.episode_due.isoformat()}:{step.id}"
-            if key in view.done or step.dpd < view.dpd_watermark:
+            if (key in view.done or step.dpd < view.dpd_watermark
+                    or signature(view.episode_due, step) in view.done):
                 continue
             fire_day = view.episode_due + timedelta(days=max(step.dpd - view.acceleration_days, 0))
             planned = PlannedStep(key=key, step=step, anchor_due_date=view.episode_due,

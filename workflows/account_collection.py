@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.days_past_due import delinquent_line, stage_for
     from domain.fees import late_fee, penalty_interest
     from domain.ladder import LadderView, PlannedStep, customer_due_date, plan
+    from domain.ladder import signature as ladder_signature
     from domain.ledger import Balance, FeeLine, InstalmentLine, allocate, apply_credit
     from domain.money import format_money, to_major
     from domain.outreach import OutreachContext, decide
@@ -408,9 +409,10 @@ class AccountCollection:
 
     def _mark_done(self, planned: PlannedStep) -> None:
         s = self._state
-        if planned.key not in s.done:
-            s.done.append(planned.key)
         step = planned.step
+        for key in (planned.key, ladder_signature(planned.anchor_due_date, step)):
+            if key not in s.done:
+                s.done.append(key)
         if step.days_before_due is not None:
             floor = s.reminded.get(planned.anchor_due_date)
             s.reminded[planned.anchor_due_date] = min(floor, step.days_before_due) if floor else step.days_before_due
