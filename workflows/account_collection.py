@@ -58,6 +58,12 @@ SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coeffici
                                                     "TemplateError"])
 LEDGER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 
+# A send whose activity gave up (provider unavailable through every retry) is tried again later,
+# a few rounds at most, then routed to a person. Permanent errors are not retried.
+PERMANENT_SEND_ERRORS = {"InvalidRecipient", "Unsubscribed", "ProviderRejected", "TemplateError"}
+MAX_SEND_ROUNDS = 3
+SEND_ROUND_DELAY = timedelta(hours=1)
+
 CHANNEL_ACTIVITY = {
     "sms": ("send_sms", task_queues.SMS),
     "email": ("send_email", task_queues.EMAIL),
@@ -547,10 +553,29 @@ class AccountCollection:
         except ActivityError as err:
             cause = err.cause
             kind = getattr(cause, "type", None) or type(cause).__name__
+            permanent = isinstance(cause, ApplicationError) and (cause.non_retryable or kind in PERMANENT_SEND_ERRORS)
+            attempts = s.send_attempts.get(key, 0) + 1
+            if not permanent and attempts < MAX_SEND_ROUNDS:
+                # The provider stayed unavailable through the activity's retries: try again later,
+                # through the contact rules again (the moment may no longer be lawful). The
+                # idempotency key makes a send that did go through a no-op.
+                s.send_attempts[key] = attempts
+                s.done.remove(key)
+                s.deferred[key] = now + SEND_ROUND_DELAY
+                self._record("send_postponed", f"{summary}: {channel} to {recipient} postponed after {kind}; "
+                             f"attempt {attempts + 1} of {MAX_SEND_ROUNDS} at "
+                             f"{localtime.describe(s.deferred[key], s.timezone)}",
+                             key=f"{key}:postponed:{attempts}", data={"channel": channel, "error": str(cause)})
+                return False
+            s.send_attempts.pop(key, None)
             self._record("send_failed", f"{summary}: {channel} to {recipient} failed ({kind}): {cause}",
                          key=f"{key}:failed", data={"channel": channel, "error": str(cause), "type": kind})
             if kind == "InvalidRecipient" and channel in ("sms", "voice"):
                 s.consent.phone_dead = True
+            if not permanent:
+                await self._agent_task(f"{key}:failed", f"{channel} could not be sent", str(cause))
+            return True
+        s.send_attempts.pop(key, None)
         return True
 
     def _queue_send(self, key: str, step_id: str, channel: str, template: str, purpose: str, summary: str) -> None:

@@ -121,6 +121,7 @@ class AccountState(BaseModel):
     calls: list[CallAttempt] = Field(default_factory=list)
     last_conversation_at: datetime | None = None
     deferred: dict[str, datetime] = Field(default_factory=dict)   # channel action key -> not before
+    send_attempts: dict[str, int] = Field(default_factory=dict)   # rounds of a send that found no provider
     timeline: list[TimelineEntry] = Field(default_factory=list)
     rejected: list[RejectedInput] = Field(default_factory=list)
     fee_seq: int = 0
