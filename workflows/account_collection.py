@@ -904,13 +904,16 @@ class AccountCollection:
             workflow.upsert_search_attributes(updates)
             self._sa.update(values)
         next_text = f"{name} at {localtime.describe(at, s.timezone)}" if at else name
+        last = next((e for e in reversed(s.timeline) if e.decision and e.decision.get("verdict") != "send"), None)
+        last_decision = f"\n\nLast contact-rule decision ({last.local}): {last.summary}" if last else ""
         workflow.set_current_details(
             f"**{s.stage}** · {dpd} days past due · {self._money(s.balance.past_due(today))} due · "
             f"{self._money(s.balance.total_outstanding)} outstanding\n\n"
             f"Next: {next_text}\n\nPolicy {s.policy.ref} · lockout {s.lockout.state}"
             + (f" · paused: {s.paused}" if s.paused else "")
             + (f" · disputes: {', '.join(s.disputes)}" if s.disputes else "")
-            + (f" · promise until {s.promise.promised_date}" if self._promise_pending() and s.promise else ""))
+            + (f" · promise until {s.promise.promised_date}" if self._promise_pending() and s.promise else "")
+            + last_decision)
 
     def _wake_up(self) -> None:
         self._wake = True
