@@ -6,6 +6,7 @@ Each test runs the real console script in a data directory and on ports of its o
 from __future__ import annotations
 
 import os
+import json
 import re
 import signal
 import socket
@@ -198,3 +199,43 @@ def test_stop_group_of_an_exited_child_is_harmless(tmp_path):
     proc.wait()
     stop_group(proc, 0.1)
     assert proc.returncode == 0
+
+
+def test_a_restart_resumes_where_it_stopped(stack):
+    """Temporal's state lives in <data_dir>/temporal.db and PostgreSQL's in <data_dir>/pgdata: after
+    Ctrl-C and `arrears up` again, the same runs continue and the ledger is still there."""
+    stack.start("--accounts", "3", "--seconds-per-day", "0.5")
+    expected = {f"account-DEMO-{i:03d}" for i in range(1, 4)}
+    stack.wait_until("3 accounts", lambda: set(re.findall(r"account-DEMO-\d{3}", stack.workflows())) >= expected, 120)
+    outbox = stack.data_dir / "outbox.log"
+    stack.wait_until("an outbound message", lambda: outbox.exists() and outbox.read_text().strip() != "", 90)
+
+    def running() -> dict[str, str]:
+        out = subprocess.run([str(binary("temporal")), "workflow", "list", "--address",
+                              f"127.0.0.1:{stack.temporal_port}", "--query",
+                              'WorkflowType="AccountCollection" AND ExecutionStatus="Running"', "--output", "json"],
+                             capture_output=True, text=True, timeout=20)
+        rows = json.loads(out.stdout or "[]") if out.returncode == 0 else []
+        return {r["execution"]["workflowId"]: r["execution"]["runId"] for r in rows}
+
+    before = running()
+    assert set(before) >= expected
+    stack.proc.send_signal(signal.SIGINT)
+    assert stack.proc.wait(60) == 0, stack.text()
+    lines_before = len(outbox.read_text().splitlines())
+
+    stack.start("--no-demo")
+    stack.wait_until("the stack is up again", lambda: stack.text().count("Arrears is up.") >= 1, 120)
+    stack.wait_until("the accounts are listed again", lambda: set(running()) >= expected, 60)
+    # The runs from before the restart are still known to Temporal: running, or continued as new.
+    out = subprocess.run([str(binary("temporal")), "workflow", "list", "--address", f"127.0.0.1:{stack.temporal_port}",
+                          "--query", 'WorkflowType="AccountCollection"', "--output", "json"],
+                         capture_output=True, text=True, timeout=20)
+    statuses = {r["execution"]["runId"]: r["status"] for r in json.loads(out.stdout)}
+    for wid in expected:
+        assert statuses.get(before[wid]) in ("WORKFLOW_EXECUTION_STATUS_RUNNING",
+                                             "WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW"), (wid, statuses)
+    stack.wait_until("the accounts carry on sending",
+                     lambda: len(outbox.read_text().splitlines()) > lines_before, 90)
+    stack.proc.send_signal(signal.SIGINT)
+    assert stack.proc.wait(60) == 0, stack.text()
