@@ -177,6 +177,9 @@ class Policy(_Strict):
     # Per-jurisdiction overrides of the contact rules, e.g. {"US-MA": {...}}.
     jurisdictions: dict[str, ContactRules] = Field(default_factory=dict)
     risk: Risk = Risk()
+    # After paying off, the account stays open this many days: a late or duplicate bank transfer
+    # still lands (as credit, with a refund task) instead of bouncing off a closed workflow.
+    closing_grace_days: int = Field(default=30, ge=0, le=365)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Policy":

@@ -393,3 +393,23 @@ async def test_updates_without_input_and_unknown_signals_are_handled(env, pool):
     assert st["consent"]["cease_communication"] is True
     assert any("unknown signal 'paymnet'" in r["error"] for r in st["rejected_inputs"])
     await h.terminate("test done")
+
+
+async def test_money_arriving_after_pay_off_is_kept_as_credit_and_refunded_by_a_person(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=10)
+    h = await start(env.client, data)
+    await h.signal("payment", payment("PAYOFF", 100_000, await env.get_current_time()))
+    await env.sleep(2 * DAY)
+    await settle_all(locals())
+    assert (await h.query("status"))["stage"] == "paid_off"
+    # A duplicate bank transfer a week later: not bounced, kept as credit, a person refunds it.
+    await env.sleep(5 * DAY)
+    await h.signal("payment", payment("PAYOFF-DUP-TRANSFER", 100_000, await env.get_current_time()))
+    await settle_all(locals())
+    st = await h.query("status")
+    assert st["credit"] == 100_000 and st["stage"] == "paid_off"
+    task = await pool.fetchrow("SELECT reason FROM agent_tasks WHERE account_id=$1", data["account_id"])
+    assert task is not None and task["reason"] == "refund overpayment"
+    result = await h.result()   # closes after the policy's grace period
+    assert result["stage"] == "paid_off" and result["credit"] == 100_000

@@ -69,10 +69,27 @@ class AccountCollection(Records, Outreach, Escalation, Signals, OperatorUpdates)
                 # No await between the drain and here: nothing can slip in unrecorded.
                 workflow.continue_as_new({"state": s.model_dump(mode="json")})
             await self._wait()
+        if s.stage == "paid_off":
+            await self._closing_grace()
         await self._drain()
         self._publish()
         return {"account_id": s.account.account_id, "stage": s.stage, "reason": s.closed_reason,
                 "credit": s.balance.credit, "currency": s.account.currency}
+
+    async def _closing_grace(self) -> None:
+        """Paid off: stay reachable for the policy's grace period so money that still arrives is
+        kept as credit and routed to a person for refund, never bounced."""
+        s = self._state
+        until = self._now() + timedelta(days=s.policy.closing_grace_days)
+        while self._now() < until:
+            delay = s.clock.real_delay(workflow.now(), until)
+            try:
+                await workflow.wait_condition(
+                    lambda: self._wake, timeout=delay,
+                    timeout_summary=f"paid off: closing at {localtime.describe(until, s.timezone)}")
+            except asyncio.TimeoutError:
+                return
+            await self._tick()
 
     def _compact(self) -> None:
         """Forget bookkeeping about instalments settled long ago, so the state carried across

@@ -52,6 +52,10 @@ class Signals:
                            "received_at": p.received_at.isoformat(), "allocation": allocation.model_dump(mode="json")})
         if s.placement and not s.placement.recalled:
             self._record("placement", f"agency notified of payment {p.payment_id}", key=f"payment:{p.payment_id}:agency")
+        if s.stage == "paid_off" and allocation.credit:
+            s.pending_tasks.append((f"payment:{p.payment_id}:refund", "refund overpayment",
+                                    f"payment {p.payment_id} arrived after the account was paid off; "
+                                    f"credit {self._money(s.balance.credit)}"))
         self._wake_up()
 
     def _reject(self, kind: str, err: Exception, payload: Any) -> None:
