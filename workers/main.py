@@ -7,7 +7,6 @@ import asyncio
 import logging
 import signal
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -42,8 +41,7 @@ def workflow_worker(client: Client, *, task_queue: str = task_queues.WORKFLOW,
 def activity_workers(client: Client, activities: dict[str, list[Any]], settings: Settings) -> list[Worker]:
     limits = rate_limits(settings)
     return [
-        Worker(client, task_queue=queue, activities=fns, max_task_queue_activities_per_second=limits.get(queue),
-               activity_executor=ThreadPoolExecutor(max_workers=4))
+        Worker(client, task_queue=queue, activities=fns, max_task_queue_activities_per_second=limits.get(queue))
         for queue, fns in activities.items() if fns
     ]
 
