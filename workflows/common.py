@@ -43,10 +43,13 @@ class InvalidInput(ValueError):
     """An update whose input fails validation: rejected before it is accepted, nothing changes."""
 
 
+def describe_validation_error(err: ValidationError) -> str:
+    """`field: problem; field: problem`, as operators and billing systems read it."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in err.errors())
+
+
 def _parse(model: type, payload: Any) -> Any:
     try:
         return model.model_validate({} if payload is None else payload)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in err.errors())
-        raise InvalidInput(f"invalid {model.__name__}: {problems}") from None
+        raise InvalidInput(f"invalid {model.__name__}: {describe_validation_error(err)}") from None

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.events import Contact, Payment, RiskSignal
     from workflows.state import CallAttempt, RejectedInput
 
-from workflows.common import REJECTED_KEPT
+from workflows.common import REJECTED_KEPT, describe_validation_error
 
 
 class Signals:
@@ -60,10 +60,7 @@ class Signals:
 
     def _reject(self, kind: str, err: Exception, payload: Any) -> None:
         s = self._state
-        if isinstance(err, ValidationError):
-            message = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'input'}: {e['msg']}" for e in err.errors())
-        else:
-            message = str(err)
+        message = describe_validation_error(err) if isinstance(err, ValidationError) else str(err)
         try:
             import json
             shown: Any = json.loads(json.dumps(payload, default=str))
