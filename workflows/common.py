@@ -10,6 +10,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from activities.errors import NON_RETRYABLE_TYPES
     from schemas import task_queues
 
 TIMELINE_KEPT = 60
@@ -18,13 +19,12 @@ HISTORY_SAFETY_LIMIT = 8_000
 
 SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                          maximum_interval=timedelta(minutes=2), maximum_attempts=8,
-                         non_retryable_error_types=["InvalidRecipient", "Unsubscribed", "ProviderRejected",
-                                                    "TemplateError"])
+                         non_retryable_error_types=list(NON_RETRYABLE_TYPES))
 LEDGER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 
 # A send whose activity gave up (provider unavailable through every retry) is tried again later,
 # a few rounds at most, then routed to a person. Permanent errors are not retried.
-PERMANENT_SEND_ERRORS = {"InvalidRecipient", "Unsubscribed", "ProviderRejected", "TemplateError"}
+PERMANENT_SEND_ERRORS = frozenset(NON_RETRYABLE_TYPES)
 MAX_SEND_ROUNDS = 3
 SEND_ROUND_DELAY = timedelta(hours=1)
 
