@@ -124,7 +124,6 @@ class AccountState(BaseModel):
     send_attempts: dict[str, int] = Field(default_factory=dict)   # rounds of a send that found no provider
     timeline: list[TimelineEntry] = Field(default_factory=list)
     rejected: list[RejectedInput] = Field(default_factory=list)
-    fee_seq: int = 0
     cycle_closed_through: date | None = None
     had_delinquency: bool = False
     # Work queued by handlers, carried across continue-as-new so nothing is dropped.
