@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 from temporalio import activity
 
-from schemas.actions import AgentTask, LedgerBatch, LedgerEntry
+from schemas.actions import AgentTask, AgentTaskClosure, LedgerBatch, LedgerEntry
 
 
 def _date(value: Any) -> date | None:
@@ -144,6 +144,12 @@ class LedgerActivities:
         async with self.pool.acquire() as conn, conn.transaction():
             for entry in batch.entries:
                 await apply_entry(conn, entry)
+
+    @activity.defn(name="close_agent_task")
+    async def close_agent_task(self, closure: AgentTaskClosure) -> None:
+        await self.pool.execute(
+            "UPDATE agent_tasks SET status = 'closed', resolution = $2, closed_at = now()"
+            " WHERE idempotency_key = $1 AND status = 'open'", closure.idempotency_key, closure.resolution)
 
     @activity.defn(name="create_agent_task")
     async def create_agent_task(self, task: AgentTask) -> None:

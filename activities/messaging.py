@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from datetime import datetime, timezone
+
 import asyncpg
 from temporalio import activity
 
@@ -84,7 +86,7 @@ class MessageActivities:
             await _mark_sent(conn, key, result)
         return DeliveryReceipt(idempotency_key=key, provider=result.provider,
                                provider_message_id=result.provider_message_id,
-                               status=result.status, detail=result.detail)
+                               status=result.status, detail=result.detail, sent_at=datetime.now(timezone.utc))
 
     def _content(self, message: OutboundMessage, channel: str) -> RenderedMessage:
         address = {"sms": message.to_phone, "voice": message.to_phone,

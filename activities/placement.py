@@ -9,13 +9,15 @@ returns "duplicate".
 """
 from __future__ import annotations
 
+import json
+
 import asyncpg
 from temporalio import activity
 
 from activities import errors
 from activities.idempotency import exclusive
 from activities.providers.base import PlacementProvider
-from schemas.actions import PlacementRecall, PlacementReceipt, PlacementRecord
+from schemas.actions import PlacementNotice, PlacementRecall, PlacementReceipt, PlacementRecord
 
 
 class PlacementActivities:
@@ -68,3 +70,29 @@ class PlacementActivities:
                 await conn.execute("UPDATE placements SET status = 'recalled', recalled_at = now()"
                                    " WHERE idempotency_key = $1", row["idempotency_key"])
         return PlacementReceipt(idempotency_key=key, reference=result.reference, status="recalled")
+
+    @activity.defn(name="notify_placement")
+    async def notify_placement(self, notice: PlacementNotice) -> PlacementReceipt:
+        """Tell the agency or law firm what happened on a placed account, once per event."""
+        key = notice.idempotency_key
+        async with exclusive(self.pool, "placement_notices", key) as conn:
+            await conn.execute(
+                "INSERT INTO placement_notices (idempotency_key, account_id, target, reference, kind, summary,"
+                " data, provider) VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb,$8) ON CONFLICT (idempotency_key) DO NOTHING",
+                key, notice.account_id, notice.target, notice.placement_reference, notice.kind, notice.summary,
+                json.dumps(notice.data), self.provider.name)
+            row = await conn.fetchrow("SELECT status, partner_answer FROM placement_notices"
+                                      " WHERE idempotency_key = $1", key)
+            assert row is not None
+            if row["status"] == "acknowledged":
+                return PlacementReceipt(idempotency_key=key, reference=notice.placement_reference,
+                                        status="duplicate", answer=row["partner_answer"])
+            try:
+                result = await self.provider.notify(notice, notice.placement_reference)
+            except Exception as exc:
+                raise errors.classify(exc) from exc
+            answer = result.answer or result.status
+            await conn.execute("UPDATE placement_notices SET status = 'acknowledged', partner_answer = $2,"
+                               " acknowledged_at = now() WHERE idempotency_key = $1", key, answer)
+        return PlacementReceipt(idempotency_key=key, reference=notice.placement_reference, status="acknowledged",
+                                answer=answer)

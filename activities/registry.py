@@ -32,8 +32,8 @@ def activities_for(pool: asyncpg.Pool, providers: Providers,
         q.VOICE: [messages.place_call],
         q.LETTERS: [messages.send_letter],
         q.TELEMATICS: [lockout.send_lockout_command],
-        q.PLACEMENT: [placement.place_account, placement.recall_placement],
-        q.LEDGER: [ledger.record_ledger, ledger.create_agent_task],
+        q.PLACEMENT: [placement.place_account, placement.recall_placement, placement.notify_placement],
+        q.LEDGER: [ledger.record_ledger, ledger.create_agent_task, ledger.close_agent_task],
     }
 
 

@@ -52,6 +52,12 @@ def signature(anchor: date, step: Step) -> str:
     return f"{anchor.isoformat()}:{offset}:{step.action}:{step.template or ''}"
 
 
+def step_time(step: Step, policy: Policy) -> time:
+    """Local time of day a step falls due: the step's own, else the policy's (inside the usual contact
+    window, so a step does not wake the account at midnight only to be deferred to the morning)."""
+    return step.at or policy.steps_at
+
+
 def customer_due_date(due: date, policy: Policy) -> date:
     return due - timedelta(days=policy.internal_due_days_before)
 
@@ -83,7 +89,7 @@ def plan(policy: Policy, balance: Balance, view: LadderView) -> LadderPlan:
             if fire_day < view.joined_on or today >= shown_due:
                 continue  # missed before the account joined, or too late to be a reminder
             planned = PlannedStep(key=key, step=step, anchor_due_date=line.due_date,
-                                  fire_at_local=datetime.combine(fire_day, time(0, 0)))
+                                  fire_at_local=datetime.combine(fire_day, step_time(step, policy)))
             if view.contact_blocked:
                 continue
             if planned.fire_at_local <= view.local_now:
@@ -133,7 +139,7 @@ def plan(policy: Policy, balance: Balance, view: LadderView) -> LadderPlan:
                 continue
             fire_day = view.episode_due + timedelta(days=max(step.dpd - view.acceleration_days, 0))
             planned = PlannedStep(key=key, step=step, anchor_due_date=view.episode_due,
-                                  fire_at_local=datetime.combine(fire_day, time(0, 0)))
+                                  fire_at_local=datetime.combine(fire_day, step_time(step, policy)))
             if planned.fire_at_local <= view.local_now:
                 eligible.append(planned)
             else:

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     company_name: str = Field(default="Arrears Finance", validation_alias="ARREARS_COMPANY_NAME")
     contact_phone: str = Field(default="+86 400 000 0000", validation_alias="ARREARS_CONTACT_PHONE")
     public_base_url: str = Field(default="http://127.0.0.1:8000", validation_alias="ARREARS_PUBLIC_BASE_URL")
+    # With no telematics API configured, the outbox's simulated device confirms a lock or unlock this
+    # many real seconds after the command (negative: never; a person carries the command out).
+    outbox_telematics_confirm_seconds: float = Field(default=5.0,
+                                                     validation_alias="ARREARS_OUTBOX_TELEMATICS_CONFIRM_SECONDS")
 
     # Per-provider activity rate limits (activities per second across the task queue).
     rate_limit_sms: float = Field(default=50.0, validation_alias="ARREARS_RATE_LIMIT_SMS")

@@ -26,6 +26,10 @@ SEARCH_ATTRIBUTES: dict[str, int] = {
     "PolicyId": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
     "Disputed": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
     "LockoutState": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "OldestUnpaidDue": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    "PromiseDue": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    "PromiseBrokenOn": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    "NeedsReview": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
 }
 # The same, in the form `temporal server start-dev --search-attribute` takes.
 CLI_TYPES = {

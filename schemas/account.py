@@ -37,6 +37,8 @@ class Contact(BaseModel):
 
     name: str
     role: ContactRole
+    # Stable id for consent and messages; `contact-<n>` (1-based position) when not given.
+    contact_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
     phone: str | None = None
     email: str | None = None
     language: Language = "en"

@@ -17,12 +17,15 @@ Recipient = Literal["debtor", "guarantor", "co_borrower"]
 
 
 class ComplianceDecision(BaseModel):
-    """What the contact rules said about this action, kept with it for the audit trail."""
+    """What the contact rules said about this action, kept with it for the audit trail: the verdict,
+    the rule that decided, and every rule checked with the value it saw."""
 
     verdict: Literal["send", "defer", "suppress"]
     reason: str = ""
     rule: str | None = None
     until: datetime | None = None
+    decided_at: datetime | None = None
+    checks: dict[str, str] = Field(default_factory=dict)
 
 
 class OutboundMessage(BaseModel):
@@ -47,6 +50,7 @@ class DeliveryReceipt(BaseModel):
     provider_message_id: str | None = None
     status: Literal["queued", "sent", "delivered", "duplicate", "failed"]
     detail: str | None = None
+    sent_at: datetime | None = None      # when the provider accepted it (real time)
 
 
 class LockoutCommand(BaseModel):
@@ -101,7 +105,8 @@ class PlacementRecall(BaseModel):
 class PlacementReceipt(BaseModel):
     idempotency_key: str
     reference: str | None
-    status: Literal["accepted", "recalled", "duplicate", "failed"]
+    status: Literal["accepted", "recalled", "acknowledged", "duplicate", "failed"]
+    answer: str | None = None       # the partner's answer to a notice
 
 
 class LedgerEntry(BaseModel):
@@ -126,6 +131,24 @@ class AgentTask(BaseModel):
     account_id: str
     reason: str
     detail: str = ""
+
+
+class AgentTaskClosure(BaseModel):
+    idempotency_key: str
+    account_id: str
+    resolution: str = ""
+
+
+class PlacementNotice(BaseModel):
+    """An event on a placed account, for the agency or law firm (once per key)."""
+
+    idempotency_key: str
+    account_id: str
+    target: Literal["agency", "litigation"]
+    placement_reference: str | None = None
+    kind: str
+    summary: str
+    data: dict[str, Any] = Field(default_factory=dict)
 
 
 class PolicyRequest(BaseModel):

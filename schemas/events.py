@@ -20,10 +20,15 @@ class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Role = Literal["billing", "operator", "supervisor", "readonly", "cli"]
+
+
 class Operator(BaseModel):
-    """Who did it, for the audit trail. Optional in every update."""
+    """Who did it, for the audit trail. Optional in every update; the ingress and the CLI overwrite
+    `operator` and `role` with the authenticated principal, never trusting the body."""
 
     operator: str | None = Field(default=None, max_length=200)
+    role: Role | None = None
     note: str | None = Field(default=None, max_length=2000)
 
 
@@ -46,7 +51,8 @@ class Payment(_Event):
 class PromiseToPay(_Event, Operator):
     amount: StrictInt = Field(gt=0, description="minor units")
     promised_date: date
-    promise_id: str | None = None
+    promise_id: str | None = Field(default=None, min_length=1, max_length=200)
+    reason: str | None = Field(default=None, max_length=200, description="the debtor's reason for non-payment")
 
 
 DisputeReason = Literal["billing_error", "quality_complaint", "identity", "fraud", "not_my_debt", "other"]
@@ -98,21 +104,37 @@ class EmergencyUnlock(_Event, Operator):
 class WaiveFee(_Event, Operator):
     fee_id: str | None = Field(default=None, description="a fee id from status; all open fees when None")
     amount: StrictInt | None = Field(default=None, gt=0, description="partial waiver in minor units")
-    approved_by: str = Field(min_length=1, description="approval is required to waive a fee")
+    approved_by: str | None = Field(default=None, max_length=200,
+                                    description="stated approver (recorded); four eyes use decide_approval")
 
 
 class OptOut(_Event, Operator):
     channel: Channel
-    source: str = "operator"
+    source: str = Field(default="operator", max_length=100)
+    # Whose consent: a person id (`debtor`, `contact-1`, a contact_id) or the address the request came
+    # from (a STOP from a number opts out the person(s) with that number only). Default: the debtor.
+    person: str | None = Field(default=None, max_length=64)
+    address: str | None = Field(default=None, max_length=320)
 
 
 class CeaseCommunication(_Event, Operator):
-    pass
+    person: str | None = Field(default=None, max_length=64)
+
+
+class DecideApproval(_Event, Operator):
+    """Four eyes: approve or reject a pending request (fee waiver, write-off, restructured plan). The
+    decider must not be the requester."""
+
+    approval_id: str = Field(min_length=1, max_length=64)
+    decision: Literal["approve", "reject"]
+    reason: str | None = Field(default=None, max_length=500)
 
 
 class WriteOff(_Event, Operator):
-    reason: str = Field(min_length=1)
-    approved_by: str = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=500)
+    # Accepted for older clients and recorded as stated; the approval that counts is a second
+    # person's `decide_approval` when the policy requires four eyes.
+    approved_by: str | None = Field(default=None, max_length=200)
 
 
 class Close(_Event, Operator):
@@ -132,17 +154,29 @@ RiskKind = Literal[
 class RiskSignal(_Event):
     kind: RiskKind
     observed_at: datetime | None = None
-    detail: str | None = None
-    source: str | None = None
+    detail: str | None = Field(default=None, max_length=2000)
+    source: str | None = Field(default=None, max_length=200)
+    person: str | None = Field(default=None, max_length=64, description="whose phone, for phone_dead")
 
 
 class Contact(_Event):
     """A contact outcome reported by an agent, the dialer or an inbound channel."""
 
     channel: Channel
-    outcome: Literal["conversation", "no_answer", "voicemail", "consumer_initiated", "inbound_reply"]
+    outcome: Literal["conversation", "no_answer", "voicemail", "consumer_initiated", "inbound_reply",
+                     "wrong_party"]
     at: datetime | None = None
-    detail: str | None = None
+    detail: str | None = Field(default=None, max_length=2000)
+    person: str | None = Field(default=None, max_length=64, description="who was reached; the debtor by default")
+
+
+class LockoutConfirmation(_Event):
+    """The device's answer to a lock or unlock command (telematics webhook)."""
+
+    request_id: str | None = Field(default=None, max_length=200)
+    command: Literal["lock", "unlock"]
+    state: Literal["confirmed", "failed", "acknowledged", "accepted"]
+    detail: str | None = Field(default=None, max_length=500)
 
 
 RepaymentPlan.model_rebuild()

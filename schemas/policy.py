@@ -55,6 +55,8 @@ class Step(_Strict):
     # Pre-due reminders that only accounts with earlier delinquency receive.
     prior_delinquency_only: bool = False
     summary: str = ""
+    # Local time of day the step falls due; the policy's `steps_at` when unset.
+    at: TimeOfDay | None = None
 
     @model_validator(mode="after")
     def _anchor(self) -> "Step":
@@ -100,6 +102,9 @@ class Promises(_Strict):
 class Disputes(_Strict):
     # Reasons that pause collection contact and escalation until resolved.
     pausing_reasons: tuple[str, ...] = ("billing_error", "quality_complaint", "identity", "fraud", "not_my_debt")
+    # A dispute opened on a placed account recalls it from the agency or law firm (else the partner is
+    # told and the placement stays).
+    recall_placement: bool = True
 
 
 class RepaymentPlans(_Strict):
@@ -114,6 +119,12 @@ class Lockout(_Strict):
     final_warning_channels: tuple[Channel, ...] = ("sms", "email")
     final_warning_template: str = "lockout_final_warning"
     unlock_notice_template: str = "unlock_notice"
+
+
+class Approvals(_Strict):
+    """Actions one person requests and another approves (four eyes)."""
+
+    write_off: bool = True
 
 
 class TimeRange(_Strict):
@@ -166,6 +177,8 @@ class Policy(_Strict):
     internal_due_days_before: int = Field(default=0, ge=0, le=15)
     # "Unpaid at cut-off" is decided at this local time on the due date.
     cutoff: TimeOfDay = time(23, 59)
+    # Local time of day ladder steps fall due (unless a step sets its own `at`).
+    steps_at: TimeOfDay = time(9, 0)
     stages: tuple[Stage, ...]
     steps: tuple[Step, ...]
     fees: Fees = Fees()
@@ -173,6 +186,7 @@ class Policy(_Strict):
     disputes: Disputes = Disputes()
     plans: RepaymentPlans = RepaymentPlans()
     lockout: Lockout = Lockout()
+    approvals: Approvals = Approvals()
     contact_rules: ContactRules = ContactRules()
     # Per-jurisdiction overrides of the contact rules, e.g. {"US-MA": {...}}.
     jurisdictions: dict[str, ContactRules] = Field(default_factory=dict)

@@ -17,7 +17,9 @@ DAY = timedelta(days=1)
 
 @pytest.fixture(scope="module")
 async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
-    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
+    # No simulated device here: confirmations arrive as the telematics webhook's signal.
+    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox"),
+                               ARREARS_OUTBOX_TELEMATICS_CONFIRM_SECONDS=-1) as p:
         yield p
 
 
@@ -157,6 +159,18 @@ async def test_cure_at_dpd_50_after_lockout_requests_unlock(env, pool):
     st = await h.query("status")
     assert st["lockout"]["state"] == "requested" and st["days_past_due"] in (49, 50)
     await h.signal("payment", payment("PAY-cure", 100_000 + st["fees_outstanding"], await env.get_current_time()))
+    await env.sleep(DAY)
+    await settle_all(locals())
+    st = await h.query("status")
+    # Paid off, but the account does not close while the machine may still be locked.
+    assert st["stage"] == "paid_off" and st["unlocks"] and st["unlocks"][0]["state"] == "accepted"
+    await env.sleep(40 * DAY)
+    await settle_all(locals())
+    st = await h.query("status")
+    assert st["stage"] == "paid_off" and st["unlocks"], "closed with the machine still locked"
+    assert "GPS unlock not confirmed" in st["needs_review"]     # a person is asked, never silently
+    await h.signal("lockout_confirmation", {"request_id": st["unlocks"][0]["request_id"], "command": "unlock",
+                                            "state": "confirmed"})
     result = await h.result()
     assert result["stage"] == "paid_off"
     commands = await pool.fetch("SELECT command FROM lockout_requests WHERE account_id=$1 ORDER BY requested_at",
@@ -341,7 +355,10 @@ async def test_malformed_input_is_recorded_not_crashed_on(env, pool):
         ("approve_lockout", {}, "no lockout awaiting approval"),
         ("waive_fee", {"approved_by": "boss"}, "no open fee"),
         ("resume", {}, "not paused"),
-        ("write_off", {"reason": "x"}, "approved_by"),
+        ("write_off", {"reason": "x", "role": "operator"}, "supervisor role"),
+        ("decide_approval", {"approval_id": "approval-9", "decision": "approve"}, "no pending approval"),
+        ("opt_out", {"channel": "sms", "person": "contact-7"}, "unknown person"),
+        ("pause", {"reason": "x", "until": "9999-12-31"}, "at most"),
     ]:
         with pytest.raises(WorkflowUpdateFailedError) as err:
             await h.execute_update(name, body)
@@ -386,11 +403,11 @@ async def test_updates_without_input_and_unknown_signals_are_handled(env, pool):
         await h.execute_update("resume")
     assert "not paused" in str(err.value.cause)
     r = await h.execute_update("cease_communication")
-    assert r == {"cease_communication": True}
+    assert r == {"cease_communication": True, "person": "debtor"}
     await h.signal("paymnet", {"payment_id": "typo", "amount": 100, "currency": "CNY"})
     await settle_all(locals())
     st = await h.query("status")
-    assert st["consent"]["cease_communication"] is True
+    assert st["consent"]["debtor"]["cease_communication"] is True
     assert any("unknown signal 'paymnet'" in r["error"] for r in st["rejected_inputs"])
     await h.terminate("test done")
 

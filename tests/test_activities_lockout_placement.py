@@ -65,11 +65,31 @@ async def test_lockout_reported_failed_by_device(wired, fakes, pool):
 
 
 @pytest.mark.parametrize("wired", ["outbox"], indirect=True)
-async def test_lockout_outbox_queues_for_a_person(wired, pool, outbox_settings):
+async def test_lockout_outbox_writes_the_command_and_the_simulated_device_confirms(wired, pool, outbox_settings):
     command = _lock()
     result = await wired.lockout.send_lockout_command(command)
-    assert result.state == "accepted" and result.request_id.startswith("outbox-cmd-")
+    # The simulated device confirms a few seconds after the command, as a real one does by webhook.
+    assert result.request_id.startswith("outbox-cmd-")
     assert "TELEMATICS LOCK asset=EXC-330" in (outbox_settings.data_dir / "outbox.log").read_text()
+    again = await wired.lockout.send_lockout_command(command)      # a re-check of the same request
+    assert {result.state, again.state} <= {"accepted", "confirmed", "duplicate"}
+
+
+async def test_outbox_device_confirms_after_its_delay_and_never_when_disabled(tmp_path):
+    import time as clock
+
+    from activities.providers.outbox import OutboxLog, OutboxTelematics
+
+    log = OutboxLog(tmp_path / "outbox.log")
+    slow = OutboxTelematics(log, confirm_after=3600)
+    submitted = await slow.submit(_lock())
+    assert submitted.state == "accepted"
+    # The submission instant travels in the request id: a restarted worker confirms on time.
+    an_hour_ago = f"{submitted.request_id.rsplit('-', 1)[0]}-{int((clock.time() - 3601) * 1000)}"
+    assert (await slow.status(an_hour_ago)).state == "confirmed"
+    assert (await OutboxTelematics(log, confirm_after=0).submit(_lock())).state == "confirmed"
+    never = OutboxTelematics(log, confirm_after=None)
+    assert never.confirms is False and (await never.status(an_hour_ago)).state == "accepted"
 
 
 @pytest.mark.parametrize("target,prefix,path", [("agency", "PLC-", "/v1/placements"),

@@ -25,7 +25,8 @@ MIDNIGHT = time(0, 0)
 CUTOFF = datetime.combine(DUE, POLICY.cutoff)
 
 
-def at(day: date, hour: int = 0, minute: int = 0) -> datetime:
+def at(day: date, hour: int = 9, minute: int = 0) -> datetime:
+    """A local instant on `day`, by default when the policy's steps fall due (09:00)."""
     return datetime.combine(day, time(hour, minute))
 
 

@@ -7,7 +7,7 @@ from python_http_client.exceptions import HTTPError as SendGridHTTPError
 from twilio.base.exceptions import TwilioRestException
 
 from activities.errors import NON_RETRYABLE_TYPES, classify, classify_status
-from activities.retry import BY_ACTIVITY, START_TO_CLOSE
+
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
@@ -36,8 +36,24 @@ def test_transport_failures_are_retryable(exc):
     assert classify(exc).non_retryable is False
 
 
-def test_every_activity_has_a_retry_policy_that_never_retries_refusals():
-    assert set(BY_ACTIVITY) == set(START_TO_CLOSE)
-    for name, policy in BY_ACTIVITY.items():
-        if name not in ("record_ledger", "create_agent_task"):
-            assert set(NON_RETRYABLE_TYPES) <= set(policy.non_retryable_error_types), name
+def test_every_activity_the_workflow_calls_has_one_row_that_never_retries_refusals():
+    from activities.registry import activities_for
+    from workflows.activity_options import NON_RETRYABLE_TYPES as WORKFLOW_SIDE, OPTIONS
+
+    assert set(WORKFLOW_SIDE) == set(NON_RETRYABLE_TYPES)
+    registered = {fn.__temporal_activity_definition.name  # type: ignore[attr-defined]
+                  for fns in activities_for(None, _outbox_providers()).values() for fn in fns}  # type: ignore[arg-type]
+    assert set(OPTIONS) == registered
+    for name, row in OPTIONS.items():
+        if row.retry.non_retryable_error_types is not None:
+            assert set(row.retry.non_retryable_error_types) == set(NON_RETRYABLE_TYPES), name
+    assert OPTIONS["send_lockout_command"].heartbeat is not None   # the lockout activity heartbeats
+
+
+def _outbox_providers():
+    from pathlib import Path
+
+    from activities.providers.factory import build_providers
+    from infra.settings import Settings
+
+    return build_providers(Settings(ARREARS_DATA_DIR=Path("/tmp/arrears-test-providers")))  # type: ignore[call-arg]

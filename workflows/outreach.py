@@ -1,12 +1,13 @@
-"""Outbound messages: every one passes the contact rules first, has a business
-idempotency key, and is postponed (not lost, not doubled) when its provider is down.
+"""Outbound messages: queued by ladder steps, operator actions and events; each passes the contact
+rules immediately before it goes (with the consent of the person it is for), has a business
+idempotency key, is dropped when it no longer applies, and is postponed (not lost, not doubled) when
+its provider is down. Sends run beside the loop, so a retried send never stops the account.
 
-A part of `AccountCollection` (workflows/account_collection.py), kept in its own module.
+A part of `AccountCollection` (workflows/account_collection.py).
 """
 from __future__ import annotations
 
-import asyncio
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -14,172 +15,200 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain import localtime
-    from domain.ladder import PlannedStep, customer_due_date
+    from domain.consent_book import DEBTOR
+    from domain.ladder import customer_due_date
+    from domain.outbound import QueuedSend, reason_to_drop
     from domain.outreach import OutreachContext, decide
+    from schemas.account import Contact, Debtor
     from schemas.actions import ComplianceDecision, DeliveryReceipt, OutboundMessage
-    from workflows.state import CallAttempt, TERMINAL
+    from workflows.state import CallAttempt
 
-from workflows.common import (
-    SEND_RETRY, PERMANENT_SEND_ERRORS, MAX_SEND_ROUNDS, SEND_ROUND_DELAY, CHANNEL_ACTIVITY, LEGAL_NOTICES,
-)
+from workflows.activity_options import CHANNEL_ACTIVITY, MAX_SEND_ROUNDS, NON_RETRYABLE_TYPES, OPTIONS, SEND_ROUND_DELAY
+from workflows.effects import Effects
+
+# Templates that are notices the law requires or allows rather than requests for payment.
+LEGAL_NOTICES = frozenset({"lockout_warning", "lockout_final_warning", "placement_notice", "litigation_notice",
+                           "cease_acknowledgement", "lawyer_letter"})
+SERVICE = frozenset({"unlock_notice", "promise_confirmation", "payment_receipt"})
 
 
-class Outreach:
-    # ------------------------------------------------------------------ outbound
-    def _pausing_dispute(self) -> bool:
-        return any(d.pausing for d in self._state.disputes.values())
-
-    def _promise_pending(self) -> bool:
-        p = self._state.promise
-        return bool(p and p.status == "open")
-
-    def _plan_active(self) -> bool:
-        p = self._state.plan
-        return bool(p and p.status == "active")
-
-    def _outreach_context(self) -> OutreachContext:
+class Outreach(Effects):
+    # ------------------------------------------------------------------ people
+    def _person(self, person: str) -> tuple[str, Debtor | Contact]:
+        """(role, details) of a person on the account."""
         s = self._state
-        return OutreachContext(
-            timezone=s.timezone, country=s.account.debtor.country, region=s.account.debtor.region,
-            opted_out=list(s.consent.opted_out), cease_communication=s.consent.cease_communication,
-            phone_dead=s.consent.phone_dead, calls=[(c.at, c.consumer_initiated) for c in s.calls],
-            last_conversation_at=s.last_conversation_at, pausing_dispute_open=self._pausing_dispute())
+        if person == DEBTOR:
+            return "debtor", s.account.debtor
+        for pid, contact in self._contacts():
+            if pid == person:
+                return contact.role, contact
+        raise KeyError(person)
 
-    def _variables(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _contacts(self) -> list[tuple[str, Contact]]:
+        return [(c.contact_id or f"contact-{i + 1}", c) for i, c in enumerate(self._state.account.contacts)]
+
+    # ------------------------------------------------------------------ queueing
+    def _queue_send(self, *, scope: str, step_id: str, summary: str, channel: str, template: str,
+                    person: str = DEBTOR, purpose: str | None = None, episode: int | None = None,
+                    instalment: date | None = None, variables: dict[str, Any] | None = None,
+                    track: str | None = None) -> bool:
+        """Queue one message; False when the same message (same business key) was queued or done."""
+        s = self._state
+        key = f"{s.account.account_id}:{scope}:{channel}:{person}"
+        if key in s.done or any(o.key == key for o in s.outbox):
+            return False
+        role, _ = self._person(person)
+        if purpose is None:
+            purpose = "legal_notice" if template in LEGAL_NOTICES else "service" if template in SERVICE else "collection"
+        s.outbox.append(QueuedSend(key=key, step_id=step_id, summary=summary, channel=channel, template=template,
+                                   person=person, role=role, purpose=purpose, episode=episode,  # type: ignore[arg-type]
+                                   instalment=instalment, queued_at=self._now(), variables=variables or {},
+                                   track=track))  # type: ignore[arg-type]
+        self._wake_up()
+        return True
+
+    def _outbox_pending(self, prefix: str) -> bool:
+        """Whether a queued message whose key starts with `prefix` (account omitted) is still waiting."""
+        full = f"{self._state.account.account_id}:{prefix}"
+        return any(o.key.startswith(full) for o in self._state.outbox)
+
+    # ------------------------------------------------------------------ sending
+    def _launch_sends(self) -> None:
+        """Decide every queued message that is due: drop, defer, suppress, or send (beside the loop)."""
+        s = self._state
+        now, situation = self._now(), self._situation()
+        keep: list[QueuedSend] = []
+        for item in s.outbox:
+            if self._busy(item.key):
+                keep.append(item)
+                continue
+            why = reason_to_drop(item, situation)
+            if why is not None:
+                s.done.append(item.key)
+                self._record("message_dropped", f"{item.summary} by {item.channel} not sent: {why}",
+                             key=f"{item.key}:dropped", data={"channel": item.channel, "step": item.step_id})
+                continue
+            if item.not_before is not None and now < item.not_before:
+                keep.append(item)
+                continue
+            decision = self._decide(item, now)
+            if decision.verdict == "defer":
+                item.not_before = decision.until
+                self._record("compliance_decision", f"{item.summary} by {item.channel}: {decision.reason}",
+                             key=f"{item.key}:defer:{decision.until.isoformat() if decision.until else ''}",
+                             decision=decision)
+                keep.append(item)
+                continue
+            if decision.verdict == "suppress":
+                s.done.append(item.key)
+                self._record("compliance_decision", f"{item.summary} by {item.channel} suppressed: {decision.reason}",
+                             key=f"{item.key}:suppress", decision=decision)
+                continue
+            keep.append(item)
+            self._launch(item.key, self._deliver(item, decision))
+        s.outbox = keep
+
+    def _decide(self, item: QueuedSend, now: datetime) -> ComplianceDecision:
+        s = self._state
+        consent = s.consent.of(item.person)
+        _, person = self._person(item.person)
+        address = person.phone if item.channel in ("sms", "voice") else person.email if item.channel == "email" else \
+            person.name
+        is_debtor = item.person == DEBTOR
+        ctx = OutreachContext(
+            timezone=s.timezone, country=s.account.debtor.country, region=s.account.debtor.region,
+            opted_out=list(consent.opted_out), cease_communication=consent.cease_communication,
+            phone_unusable=consent.phone_unusable,
+            calls=[(c.at, c.consumer_initiated) for c in s.calls] if is_debtor else [],
+            last_conversation_at=s.last_conversation_at if is_debtor else None,
+            pausing_dispute_open=s.disputes.pausing)
+        decision = decide(channel=item.channel, template=item.template, recipient_role=item.role,
+                          purpose=item.purpose, now=now, ctx=ctx, rules=s.policy.rules_for(self._jurisdiction()))
+        if decision.verdict == "send" and not address:
+            return ComplianceDecision(verdict="suppress", rule="no_address", reason=f"no {item.channel} address on file",
+                                      decided_at=now, checks=decision.checks)
+        return decision
+
+    def _variables(self, item: QueuedSend) -> dict[str, Any]:
         s = self._state
         today = self._today()
         line = s.balance.oldest_unpaid()
-        dpd = (today - s.episode_due).days if s.episode_due else 0
         shown_due = customer_due_date(line.due_date, s.policy) if line else None
         amount_due = s.balance.past_due(today) or (line.outstanding if line else 0)
         values: dict[str, Any] = {
             "debtor_name": s.account.debtor.name, "account_id": s.account.account_id,
             "amount_due": self._money(amount_due), "due_date": shown_due.isoformat() if shown_due else "",
-            "days_past_due": dpd,
-            "lockout_date": s.lockout.lock_at and localtime.to_local(s.lockout.lock_at, s.timezone).date().isoformat(),
+            "days_past_due": self._days_past_due(),
+            "total_outstanding": self._money(s.balance.total_outstanding),
         }
-        if s.promise:
-            values.update(promise_date=s.promise.promised_date.isoformat(),
-                          promise_amount=self._money(s.promise.amount))
-        values.update(extra or {})
+        promise = s.promises.current
+        if promise:
+            values.update(promise_date=promise.promised_date.isoformat(), promise_amount=self._money(promise.amount))
+        values.update(item.variables)
         return values
 
-    async def _send_all(self, planned: PlannedStep, channels: tuple[str, ...], template: str, recipient: str,
-                        *, to: Any = None, purpose: str = "collection", extra: dict[str, Any] | None = None) -> bool:
-        """Send on every channel (concurrently); True when every channel is sent or suppressed."""
-        results = await asyncio.gather(*(
-            self._send_one(planned.key, planned.step.id, ch, template, recipient, to=to, purpose=purpose,
-                           extra=extra, summary=planned.step.summary or planned.step.id)
-            for ch in channels))
-        return all(results)
-
-    async def _send_one(self, step_key: str, step_id: str, channel: str, template: str, recipient: str, *,
-                        to: Any = None, purpose: str = "collection", extra: dict[str, Any] | None = None,
-                        summary: str = "") -> bool:
+    async def _deliver(self, item: QueuedSend, decision: ComplianceDecision) -> None:
         s = self._state
-        person = to or s.account.debtor
-        key = f"{s.account.account_id}:{step_key}:{channel}:{recipient}" + (
-            f":{getattr(person, 'name', '')}" if recipient != "debtor" else "")
-        if key in s.done:
-            return True
-        now = self._now()
-        not_before = s.deferred.get(key)
-        if not_before and now < not_before:
-            return False
-        if template in LEGAL_NOTICES:
-            purpose = "legal_notice"
-        decision = decide(channel=channel, template=template, recipient_role=recipient, purpose=purpose, now=now,
-                          ctx=self._outreach_context(), rules=s.policy.rules_for(self._jurisdiction()))
-        address = person.phone if channel in ("sms", "voice") else person.email if channel == "email" else None
-        if decision.verdict == "send" and channel in ("sms", "voice", "email") and not address:
-            decision = ComplianceDecision(verdict="suppress", rule="no_address", reason=f"no {channel} address on file")
-        if decision.verdict == "defer":
-            if s.deferred.get(key) != decision.until:
-                s.deferred[key] = decision.until  # type: ignore[assignment]
-                self._record("compliance_decision", f"{summary} by {channel}: {decision.reason}", key=f"{key}:defer:"
-                             f"{decision.until.isoformat() if decision.until else ''}", decision=decision)
-            return False
-        s.deferred.pop(key, None)
-        s.done.append(key)
-        if decision.verdict == "suppress":
-            self._record("compliance_decision", f"{summary} by {channel} suppressed: {decision.reason}",
-                         key=f"{key}:suppress", decision=decision)
-            return True
+        _, person = self._person(item.person)
         message = OutboundMessage(
-            idempotency_key=key, account_id=s.account.account_id, channel=channel, template=template,  # type: ignore[arg-type]
-            language=getattr(person, "language", "en"), recipient=recipient, to_name=person.name,  # type: ignore[arg-type]
-            to_phone=getattr(person, "phone", None), to_email=getattr(person, "email", None), step_id=step_id,
-            policy_ref=s.policy.ref, variables=self._variables(extra), decision=decision)
-        activity_name, queue = CHANNEL_ACTIVITY[channel]
-        if channel == "voice":
+            idempotency_key=item.key, account_id=s.account.account_id, channel=item.channel, template=item.template,
+            language=person.language, recipient=item.role, to_name=person.name,  # type: ignore[arg-type]
+            to_phone=person.phone, to_email=person.email, step_id=item.step_id, policy_ref=s.policy.ref,
+            variables=self._variables(item), decision=decision)
+        now = self._now()
+        if item.channel == "voice":
             s.calls.append(CallAttempt(at=now))
             horizon = now - timedelta(days=max(30, s.policy.rules_for(self._jurisdiction()).call_caps.per_days * 2))
             s.calls = [c for c in s.calls if c.at >= horizon]
+        activity = CHANNEL_ACTIVITY[item.channel]
         try:
             receipt = await workflow.execute_activity(
-                activity_name, message, result_type=DeliveryReceipt, task_queue=queue,
-                start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=timedelta(minutes=10),
-                retry_policy=SEND_RETRY, summary=f"{summary}: {channel} to {recipient} ({template})")
-            self._record("sent", f"{summary}: {channel} to {recipient} via {receipt.provider} ({receipt.status})",
-                         key=key, decision=decision,
-                         data={"channel": channel, "template": template, "provider": receipt.provider,
-                               "provider_message_id": receipt.provider_message_id, "step": step_id})
+                activity, message, result_type=DeliveryReceipt,
+                summary=f"{item.summary}: {item.channel} to {item.role} ({item.template})", **OPTIONS[activity].kwargs())
         except ActivityError as err:
-            cause = err.cause
-            kind = getattr(cause, "type", None) or type(cause).__name__
-            permanent = isinstance(cause, ApplicationError) and (cause.non_retryable or kind in PERMANENT_SEND_ERRORS)
-            attempts = s.send_attempts.get(key, 0) + 1
-            if not permanent and attempts < MAX_SEND_ROUNDS:
-                # The provider stayed unavailable through the activity's retries: try again later,
-                # through the contact rules again (the moment may no longer be lawful). The
-                # idempotency key makes a send that did go through a no-op.
-                s.send_attempts[key] = attempts
-                s.done.remove(key)
-                s.deferred[key] = now + SEND_ROUND_DELAY
-                self._record("send_postponed", f"{summary}: {channel} to {recipient} postponed after {kind}; "
-                             f"attempt {attempts + 1} of {MAX_SEND_ROUNDS} at "
-                             f"{localtime.describe(s.deferred[key], s.timezone)}",
-                             key=f"{key}:postponed:{attempts}", data={"channel": channel, "error": str(cause)})
-                return False
-            s.send_attempts.pop(key, None)
-            self._record("send_failed", f"{summary}: {channel} to {recipient} failed ({kind}): {cause}",
-                         key=f"{key}:failed", data={"channel": channel, "error": str(cause), "type": kind})
-            if kind == "InvalidRecipient" and channel in ("sms", "voice"):
-                s.consent.phone_dead = True
-            if not permanent:
-                await self._agent_task(f"{key}:failed", f"{channel} could not be sent", str(cause))
-            return True
-        s.send_attempts.pop(key, None)
-        return True
+            self._send_failed(item, err)
+            return
+        self._forget(item)
+        detail = {"decided_at": decision.decided_at.isoformat() if decision.decided_at else None,
+                  "sent_at": receipt.sent_at.isoformat() if receipt.sent_at else None,
+                  "provider": receipt.provider, "provider_message_id": receipt.provider_message_id,
+                  "status": receipt.status}
+        self._record("sent", f"{item.summary}: {item.channel} to {item.role} via {receipt.provider} ({receipt.status})",
+                     key=item.key, decision=decision, at=decision.decided_at, detail=detail,
+                     data={"channel": item.channel, "template": item.template, "step": item.step_id,
+                           "recipient": item.role})
+        if item.track is not None:
+            self._notice_delivered(item)
 
-    def _queue_send(self, key: str, step_id: str, channel: str, template: str, purpose: str, summary: str) -> None:
-        self._state.pending_sends.append((key, step_id, channel, template, purpose, summary))
-        self._wake_up()
-
-    async def _run_pending_sends(self) -> None:
-        """Event-triggered messages; a deferred one stays queued until its lawful time."""
-        still: list[tuple[str, str, str, str, str, str]] = []
-        for key, step_id, channel, template, purpose, summary in self._state.pending_sends:
-            if self._state.stage in TERMINAL and purpose != "service":
-                continue
-            done = await self._send_one(key, step_id, channel, template, "debtor", purpose=purpose, summary=summary)
-            if not done:
-                still.append((key, step_id, channel, template, purpose, summary))
-        self._state.pending_sends = still
-
-    def _jurisdiction(self) -> str | None:
-        a = self._state.account
-        return a.jurisdiction or a.debtor.country
-
-    async def _guarantor_notice(self, planned: PlannedStep) -> bool:
+    def _forget(self, item: QueuedSend) -> None:
         s = self._state
-        obligors = [c for c in s.account.contacts if c.role in ("guarantor", "co_borrower")]
-        if not obligors:
-            self._record("step_skipped", f"{planned.step.summary}: no guarantor or co-borrower on the account",
-                         key=planned.key)
-            return True
-        done = True
-        for person in obligors:
-            done &= await self._send_all(planned, planned.step.channels, planned.step.template or "guarantor_notice",
-                                         person.role, to=person)
-        return done
+        s.outbox = [o for o in s.outbox if o.key != item.key]
+        if item.key not in s.done:
+            s.done.append(item.key)
+
+    def _send_failed(self, item: QueuedSend, err: ActivityError) -> None:
+        s = self._state
+        cause = err.cause
+        kind = getattr(cause, "type", None) or type(cause).__name__
+        permanent = isinstance(cause, ApplicationError) and (cause.non_retryable or kind in NON_RETRYABLE_TYPES)
+        now = self._now()
+        if not permanent and item.rounds + 1 < MAX_SEND_ROUNDS:
+            # The provider stayed unavailable through the activity's retries: try again later,
+            # through the contact rules again (the moment may no longer be lawful). The
+            # idempotency key makes a send that did go through a no-op.
+            item.rounds += 1
+            item.not_before = now + SEND_ROUND_DELAY
+            self._record("send_postponed", f"{item.summary}: {item.channel} to {item.role} postponed after {kind}; "
+                         f"attempt {item.rounds + 1} of {MAX_SEND_ROUNDS} at "
+                         f"{localtime.describe(item.not_before, s.timezone)}",
+                         key=f"{item.key}:postponed:{item.rounds}", data={"channel": item.channel, "error": str(cause)[:500]})
+            return
+        self._forget(item)
+        self._record("send_failed", f"{item.summary}: {item.channel} to {item.role} failed ({kind}): {str(cause)[:300]}",
+                     key=f"{item.key}:failed", data={"channel": item.channel, "error": str(cause)[:500], "type": kind})
+        if kind == "InvalidRecipient" and item.channel in ("sms", "voice"):
+            if s.consent.phone_unusable(item.person, "dead"):
+                self._record("consent", f"{item.role}'s phone number marked dead after the provider refused it",
+                             key=f"{item.key}:phone_dead")
+        if not permanent:
+            self._open_task(f"{item.key}:failed", f"{item.channel} could not be sent", str(cause)[:500])

@@ -1,93 +1,133 @@
-"""What the account remembers and shows: the timeline, the PostgreSQL ledger (flushed
-in batches), search attributes and the Web UI's current details.
+"""What the account shows and keeps: search attributes (no personal data), the Web UI's current
+details (always current: refreshed after every evaluation and every handler), and the PostgreSQL
+ledger, flushed in batches — when the account acts anyway, before continue-as-new and closing, and
+at the latest LEDGER_MAX_DELAY after a record was made — so a payment costs no extra activity.
 
-A part of `AccountCollection` (workflows/account_collection.py), kept in its own module.
+A part of `AccountCollection` (workflows/account_collection.py).
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain import localtime
-    from domain.money import format_money, to_major
-    from schemas import task_queues
-    from schemas.actions import ComplianceDecision, LedgerBatch, LedgerEntry
+    from domain.money import to_major
     from schemas import search_attributes as search
-    from workflows.state import TERMINAL, TimelineEntry
+    from schemas.actions import LedgerBatch
+    from workflows.state import TERMINAL
 
-from workflows.common import TIMELINE_KEPT, LEDGER_RETRY
+from workflows.activity_options import OPTIONS
+from workflows.effects import Effects
+
+LEDGER_MAX_DELAY = timedelta(minutes=5)    # real time a record may wait for its batch
+LEDGER_BATCH = 200                          # entries per activity: keeps its input far below 2 MB
 
 
-class Records:
-    # ------------------------------------------------------------------ records
-    def _money(self, minor: int) -> str:
-        return format_money(minor, self._state.account.currency)
+class Records(Effects):
+    _sa: dict[str, Any]
+    _next_action: tuple[str, datetime | None]
+    _ledger_since: datetime | None
 
-    def _record(self, kind: str, summary: str, *, key: str | None = None, decision: ComplianceDecision | None = None,
-                data: dict[str, Any] | None = None, actor: str = "workflow") -> None:
-        s = self._state
-        now = self._now()
-        entry = TimelineEntry(at=now, local=localtime.describe(now, s.timezone), kind=kind, summary=summary, key=key,
-                              decision=decision.model_dump(mode="json") if decision else None)
-        s.timeline.append(entry)
-        del s.timeline[:-TIMELINE_KEPT]
-        self._seq += 1
-        # Keyed facts are idempotent by business key; the rest by position within this run.
-        entry_key = f"{s.account.account_id}:{kind}:{key}" if key else \
-            f"{s.account.account_id}:{kind}:{workflow.info().run_id}:{self._seq}"
-        payload = dict(data or {})
-        payload.update(policy=s.policy.ref, actor=actor, local_time=entry.local)
-        if decision:
-            payload["decision"] = decision.model_dump(mode="json")
-        self._ledger.append(LedgerEntry(entry_key=entry_key, account_id=s.account.account_id, kind=kind,
-                                        occurred_at=now, summary=summary, data=payload))
+    # ------------------------------------------------------------------ ledger
+    def _ledger_due(self) -> datetime | None:
+        """Collection time by which the buffered records must be written."""
+        if not self._ledger or self._ledger_since is None:
+            return None
+        return self._state.clock.now(self._ledger_since + LEDGER_MAX_DELAY)
+
+    def _launch_flush(self, *, now: bool) -> bool:
+        due = self._ledger_due()
+        if due is None or self._busy("ledger"):
+            return False
+        if now or len(self._ledger) >= LEDGER_BATCH or self._now() >= due:
+            self._launch("ledger", self._flush())
+            return True
+        return False
 
     async def _flush(self) -> None:
-        if not self._ledger:
-            return
-        batch, self._ledger = self._ledger, []
-        s = self._state
-        await workflow.execute_activity(
-            "record_ledger", LedgerBatch(account_id=s.account.account_id, entries=batch),
-            task_queue=task_queues.LEDGER, start_to_close_timeout=timedelta(seconds=30), retry_policy=LEDGER_RETRY,
-            summary=f"record {len(batch)} ledger entr{'y' if len(batch) == 1 else 'ies'}")
+        while self._ledger:
+            batch, self._ledger = self._ledger[:LEDGER_BATCH], self._ledger[LEDGER_BATCH:]
+            self._ledger_since = workflow.now() if self._ledger else None
+            await workflow.execute_activity(
+                "record_ledger", LedgerBatch(account_id=self._state.account.account_id, entries=batch),
+                summary=f"record {len(batch)} ledger entr{'y' if len(batch) == 1 else 'ies'}",
+                **OPTIONS["record_ledger"].kwargs())
 
+    # ------------------------------------------------------------------ what operators see
     def _publish(self) -> None:
         """Search attributes (no personal data) and the UI's current details."""
         s = self._state
         today = self._today()
-        dpd = (today - s.episode_due).days if s.episode_due else 0
+        dpd = self._days_past_due()
         name, at = self._next_action
+        terminal = s.stage in TERMINAL
+        promise = s.promises.open
+        broken = s.promises.current if s.promises.current and s.promises.current.status == "broken" else None
         values: dict[str, Any] = {
             "ArrearsStage": s.stage, "DaysPastDue": dpd,
             "AmountDue": float(to_major(s.balance.past_due(today), s.account.currency)),
-            "NextAction": name if s.stage not in TERMINAL else "none", "PolicyId": s.policy.ref,
-            "Disputed": bool(s.disputes), "LockoutState": s.lockout.state,
+            "NextAction": "none" if terminal else name, "PolicyId": s.policy.ref,
+            "Disputed": s.disputes.any_open, "LockoutState": s.lockout.state if s.lockout.episode else "none",
+            "NeedsReview": bool(s.tasks_open),
+            "NextActionAt": None if terminal else at,
+            "OldestUnpaidDue": _midnight(s.episode.anchor) if s.episode else None,
+            "PromiseDue": _midnight(promise.promised_date) if promise else None,
+            "PromiseBrokenOn": _yyyymmdd(localtime.to_local(broken.deadline, s.timezone).date()) if broken
+            else self._sa.get("PromiseBrokenOn"),
         }
-        updates = [search.KEYS[k].value_set(v) for k, v in values.items() if self._sa.get(k) != v]
-        if at is not None and s.stage not in TERMINAL and self._sa.get("NextActionAt") != at:
-            updates.append(search.NEXT_ACTION_AT.value_set(at))
-            values["NextActionAt"] = at
-        elif (at is None or s.stage in TERMINAL) and self._sa.get("NextActionAt") is not None:
-            updates.append(search.NEXT_ACTION_AT.value_unset())
-            values["NextActionAt"] = None
+        updates = []
+        for k, v in values.items():
+            if self._sa.get(k, "unset") == v:
+                continue
+            key = search.KEYS[k]
+            updates.append(key.value_unset() if v is None else key.value_set(v))
         if updates:
             workflow.upsert_search_attributes(updates)
             self._sa.update(values)
-        next_text = f"{name} at {localtime.describe(at, s.timezone)}" if at else name
-        last = next((e for e in reversed(s.timeline) if e.decision and e.decision.get("verdict") != "send"), None)
-        last_decision = f"\n\nLast contact-rule decision ({last.local}): {last.summary}" if last else ""
-        workflow.set_current_details(
-            f"**{s.stage}** · {dpd} days past due · {self._money(s.balance.past_due(today))} due · "
-            f"{self._money(s.balance.total_outstanding)} outstanding\n\n"
-            f"Next: {next_text}\n\nPolicy {s.policy.ref} · lockout {s.lockout.state}"
-            + (f" · paused: {s.paused}" if s.paused else "")
-            + (f" · disputes: {', '.join(s.disputes)}" if s.disputes else "")
-            + (f" · promise until {s.promise.promised_date}" if self._promise_pending() and s.promise else "")
-            + last_decision)
+        workflow.set_current_details(self._details())
 
-    def _wake_up(self) -> None:
-        self._wake = True
+    def _details(self) -> str:
+        s = self._state
+        today = self._today()
+        name, at = self._next_action
+        lines = [f"**{s.stage}** · {self._days_past_due()} days past due · {self._money(s.balance.past_due(today))} due · "
+                 f"{self._money(s.balance.total_outstanding)} outstanding · policy {s.policy.ref}"]
+        if s.stage not in TERMINAL:
+            lines.append(f"Next: {name}" + (f" at {localtime.describe(at, s.timezone)}" if at else ""))
+        promise = s.promises.open
+        if promise:
+            lines.append(f"Promise {promise.promise_id}: {self._money(promise.amount)} by {promise.promised_date} "
+                         f"({self._money(promise.paid_since)} paid so far)")
+        for d in s.disputes.open.values():
+            lines.append(f"Dispute {d.dispute_id}: {d.reason}" + (" (collection paused)" if d.pausing else ""))
+        if s.on_hold:
+            lines.append(f"On hold: {s.on_hold}" + (f" until {s.paused_until}" if s.paused_until else ""))
+        if s.lockout.episode and s.lockout.state != "none":
+            lk = s.lockout
+            lines.append(f"Lockout: {lk.state}" + (f", not before {localtime.describe(lk.lock_at, s.timezone)}"
+                                                     if lk.lock_at and lk.state in ("warned", "pending_approval",
+                                                                                    "approved") else ""))
+        pending_unlocks = [j for j in s.unlocks if j.state != "confirmed"]
+        if pending_unlocks:
+            lines.append(f"Unlock pending ({pending_unlocks[0].reason})")
+        if s.placement:
+            lines.append(f"Placed with {s.placement.target} (reference {s.placement.reference})")
+        if s.approvals:
+            lines.append("Awaiting approval: " + ", ".join(f"{a.approval_id} ({a.kind})" for a in s.approvals.values()))
+        if s.tasks_open:
+            lines.append("Needs review: " + ", ".join(s.needs_review))
+        last = next((e for e in reversed(s.timeline) if e.decision and e.decision.get("verdict") != "send"), None)
+        if last:
+            lines.append(f"Last contact-rule decision ({last.local}): {last.summary}")
+        return "\n\n".join(lines)
+
+
+def _midnight(day: Any) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+def _yyyymmdd(day: Any) -> int:
+    return day.year * 10_000 + day.month * 100 + day.day

@@ -1,7 +1,10 @@
-"""Signals in: payments from billing, risk signals, contact outcomes, device
-confirmations. A malformed signal is recorded as rejected, never crashed on.
+"""Signals in: payments from billing, risk signals, contact outcomes, device confirmations.
 
-A part of `AccountCollection` (workflows/account_collection.py), kept in its own module.
+Handlers take any payload shape (any number of arguments, any JSON value): a malformed or refused
+signal is recorded under `rejected_inputs`, never crashed on. They only change state and wake the
+run loop; every side effect happens in the loop, re-checked against the state it finds.
+
+A part of `AccountCollection` (workflows/account_collection.py).
 """
 from __future__ import annotations
 
@@ -14,35 +17,68 @@ from temporalio.common import RawValue
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from domain.consent_book import DEBTOR
     from domain.ledger import allocate
-    from schemas.events import Contact, Payment, RiskSignal
-    from workflows.state import CallAttempt, RejectedInput
+    from schemas.events import Contact, LockoutConfirmation, Payment, RiskSignal
+    from workflows.state import TERMINAL, CallAttempt
 
-from workflows.common import REJECTED_KEPT, describe_validation_error
+from workflows.common import describe_validation_error
+from workflows.context import MAX_PAYMENT_IDS
+from workflows.effects import Effects
+
+KNOWN_SIGNALS = "payment, risk, contact, lockout_confirmation"
 
 
-class Signals:
-    # ------------------------------------------------------------------ signals
-    @workflow.signal(name="payment")
-    async def payment(self, payload: Any) -> None:
-        await self._ready()
-        s = self._state
+class Signals(Effects):
+    async def _ready(self) -> None:
+        # Signals and updates can arrive in the very first task, before the account is opened.
+        await workflow.wait_condition(lambda: self.s is not None)
+
+    def _one(self, kind: str, args: Sequence[Any]) -> tuple[bool, Any]:
+        if len(args) != 1:
+            self._reject(kind, f"expected exactly one JSON argument, got {len(args)}", list(args))
+            return False, None
+        return True, args[0]
+
+    def _parse_signal(self, kind: str, model: type, args: Sequence[Any]) -> Any:
+        ok, payload = self._one(kind, args)
+        if not ok:
+            return None
         try:
-            p = Payment.model_validate(payload)
-            if p.currency != s.account.currency:
-                raise ValueError(f"currency {p.currency} does not match the account's {s.account.currency}")
-        except (ValidationError, ValueError) as err:
-            self._reject("payment", err, payload)
+            return model.model_validate(payload)
+        except ValidationError as err:
+            self._reject(kind, describe_validation_error(err), payload)
+        except Exception as err:  # a value the model cannot even inspect
+            self._reject(kind, f"unreadable {kind}: {type(err).__name__}", payload)
+        return None
+
+    def _person_id(self, person: str | None) -> str | None:
+        """A known person id, or None."""
+        if person in (None, DEBTOR):
+            return DEBTOR
+        return person if any(pid == person for pid, _ in self._contacts()) else None
+
+    # ------------------------------------------------------------------ payment
+    @workflow.signal(name="payment")
+    async def payment(self, *args: Any) -> None:
+        await self._ready()
+        p = self._parse_signal("payment", Payment, args)
+        if p is None:
+            return
+        s = self._state
+        if p.currency != s.account.currency:
+            self._reject("payment", f"currency {p.currency} does not match the account's {s.account.currency}",
+                         args[0])
             return
         if p.payment_id in s.payments_seen:
             self._record("payment_duplicate", f"payment {p.payment_id} already applied; ignored",
                          key=f"payment:{p.payment_id}:duplicate")
             return
         s.payments_seen.append(p.payment_id)
+        del s.payments_seen[:-MAX_PAYMENT_IDS]
         s.payments_total += p.amount
         allocation = allocate(s.balance, p.amount, self._today())
-        if s.promise and s.promise.status == "open":
-            s.promise.paid_since += p.amount
+        s.promises.on_payment(p.amount)
         parts = ", ".join(f"{a.target} {self._money(a.amount)}" for a in allocation.applied)
         self._record("payment_applied", f"payment {p.payment_id} of {self._money(p.amount)} applied"
                      + (f" to {parts}" if parts else "") + (f"; credit {self._money(allocation.credit)}"
@@ -50,88 +86,80 @@ class Signals:
                      key=f"payment:{p.payment_id}",
                      data={"payment_id": p.payment_id, "amount": p.amount, "currency": p.currency,
                            "received_at": p.received_at.isoformat(), "allocation": allocation.model_dump(mode="json")})
-        if s.placement and not s.placement.recalled:
-            self._record("placement", f"agency notified of payment {p.payment_id}", key=f"payment:{p.payment_id}:agency")
-        if s.stage == "paid_off" and allocation.credit:
-            s.pending_tasks.append((f"payment:{p.payment_id}:refund", "refund overpayment",
-                                    f"payment {p.payment_id} arrived after the account was paid off; "
-                                    f"credit {self._money(s.balance.credit)}"))
-        self._wake_up()
-
-    def _reject(self, kind: str, err: Exception, payload: Any) -> None:
-        s = self._state
-        message = describe_validation_error(err) if isinstance(err, ValidationError) else str(err)
-        try:
-            import json
-            shown: Any = json.loads(json.dumps(payload, default=str))
-        except Exception:
-            shown = repr(payload)[:500]
-        s.rejected.append(RejectedInput(at=self._now(), kind=kind, error=message, payload=shown))
-        del s.rejected[:-REJECTED_KEPT]
-        self._record(f"{kind}_rejected", f"{kind} rejected: {message}",
-                     data={"payload": shown, "error": message,
-                           "payment_id": payload.get("payment_id") if isinstance(payload, dict) else None})
+        self._partner_notice("payment", p.payment_id, f"payment of {self._money(p.amount)} received",
+                             amount=p.amount, currency=p.currency, received_at=p.received_at.isoformat())
+        if s.stage in TERMINAL and allocation.credit:
+            self._open_task(f"payment:{p.payment_id}:refund", "refund overpayment",
+                            f"payment {p.payment_id} arrived after the account was {s.stage}; "
+                            f"credit {self._money(s.balance.credit)}")
         self._wake_up()
 
     @workflow.signal(dynamic=True)
     async def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
         """A signal this workflow does not know is recorded, not silently buffered forever."""
         await self._ready()
-        self._reject("signal", ValueError(f"unknown signal {name!r}; known: payment, risk, contact, "
-                                          "lockout_confirmation"), {"name": name, "args": len(args)})
+        self._reject("signal", f"unknown signal {name[:100]!r}; known: {KNOWN_SIGNALS}",
+                     {"name": name[:100], "args": len(args)})
 
+    # ------------------------------------------------------------------ risk
     @workflow.signal(name="risk")
-    async def risk(self, payload: Any) -> None:
+    async def risk(self, *args: Any) -> None:
         await self._ready()
-        s = self._state
-        try:
-            signal = RiskSignal.model_validate(payload)
-        except ValidationError as err:
-            self._reject("risk", err, payload)
+        signal = self._parse_signal("risk", RiskSignal, args)
+        if signal is None:
             return
+        s = self._state
         reaction = s.policy.risk.reactions.get(signal.kind, "route_to_person")
         self._record("risk_signal", f"risk signal {signal.kind}: reaction {reaction}"
-                     + (f" ({signal.detail})" if signal.detail else ""), data={"kind": signal.kind, "reaction": reaction})
+                     + (f" ({signal.detail[:200]})" if signal.detail else ""),
+                     data={"kind": signal.kind, "reaction": reaction})
         if signal.kind == "phone_dead":
-            s.consent.phone_dead = True
-        if reaction == "accelerate" and signal.kind not in s.accelerated_by:
-            s.accelerated_by.append(signal.kind)
-            s.acceleration_days += s.policy.risk.accelerate_days
+            person = self._person_id(signal.person) or DEBTOR
+            s.consent.phone_unusable(person, "dead")
+        if reaction == "accelerate":
+            if s.episode is not None:
+                s.episode.accelerate(signal.kind, s.policy.risk.accelerate_days)
+            elif signal.kind not in s.pending_acceleration:
+                s.pending_acceleration.append(signal.kind)
         elif reaction == "stop":
             s.stopped = signal.kind
-        if reaction in ("stop", "route_to_person") and signal.kind not in s.needs_review:
-            s.needs_review.append(signal.kind)
-            self._state.pending_tasks.append((f"risk:{signal.kind}", f"risk signal: {signal.kind}", signal.detail or ""))
+        if reaction in ("stop", "route_to_person"):
+            self._open_task(f"risk:{signal.kind}", f"risk signal: {signal.kind}", (signal.detail or "")[:500])
         self._wake_up()
 
+    # ------------------------------------------------------------------ contact outcomes
     @workflow.signal(name="contact")
-    async def contact(self, payload: Any) -> None:
+    async def contact(self, *args: Any) -> None:
         await self._ready()
+        event = self._parse_signal("contact", Contact, args)
+        if event is None:
+            return
         s = self._state
-        try:
-            event = Contact.model_validate(payload)
-        except ValidationError as err:
-            self._reject("contact", err, payload)
+        person = self._person_id(event.person)
+        if person is None:
+            self._reject("contact", f"unknown person {event.person!r}", args[0])
             return
         at = self._now()
-        if event.outcome == "conversation":
+        if event.outcome == "conversation" and person == DEBTOR:
             s.last_conversation_at = at
-        elif event.outcome == "consumer_initiated":
+        elif event.outcome == "consumer_initiated" and person == DEBTOR:
             s.calls.append(CallAttempt(at=at, consumer_initiated=True))
+        elif event.outcome == "wrong_party":
+            s.consent.phone_unusable(person, "wrong_party")
         self._record("contact", f"{event.channel} {event.outcome.replace('_', ' ')}"
-                     + (f": {event.detail}" if event.detail else ""))
+                     + (f" ({person})" if person != DEBTOR else "")
+                     + (f": {event.detail[:200]}" if event.detail else ""))
         self._wake_up()
 
+    # ------------------------------------------------------------------ device confirmations
     @workflow.signal(name="lockout_confirmation")
-    async def lockout_confirmation(self, payload: Any) -> None:
+    async def lockout_confirmation(self, *args: Any) -> None:
         await self._ready()
-        s = self._state
-        if not isinstance(payload, dict) or payload.get("command") not in ("lock", "unlock"):
-            self._reject("lockout_confirmation", ValueError("expected {request_id, command: lock|unlock, state}"),
-                         payload)
+        event = self._parse_signal("lockout_confirmation", LockoutConfirmation, args)
+        if event is None:
             return
-        state = payload.get("state")
-        if state == "confirmed":
-            s.lockout.state = "locked" if payload["command"] == "lock" else "unlocked"
-        self._record("lockout", f"device reports {payload['command']} {state}", data=dict(payload))
+        applied = event.state == "confirmed" and self._device_confirmed(event.request_id, event.command)
+        self._record("lockout", f"device reports {event.command} {event.state}"
+                     + ("" if applied or event.state != "confirmed" else " (no matching command; recorded only)"),
+                     data=event.model_dump(mode="json"))
         self._wake_up()

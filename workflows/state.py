@@ -1,96 +1,85 @@
-"""Everything an account workflow knows, carried whole across continue-as-new."""
+"""Everything an account workflow knows, carried whole across continue-as-new.
+
+Every model here refuses unknown keys (`extra="forbid"`): a renamed field in carried state fails
+loudly at the next run instead of silently forgetting, say, an opt-out. Every field added later
+must state its default for state carried by older code.
+"""
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.clock import CollectionClock
+from domain.consent_book import ConsentBook
+from domain.disputes import DisputeBook
+from domain.episodes import Episode
 from domain.ledger import Balance
+from domain.lockout_track import LockoutTrack, UnlockJob
+from domain.outbound import QueuedSend
+from domain.placements import Placement
+from domain.promises import PromiseBook
+from domain.repayment_plans import RepaymentPlan
 from schemas.account import AccountStart
 from schemas.policy import Policy
 
-Stage = str  # policy stage names plus the terminal and hold states below
+Stage = str  # policy stage names plus the hand-over and terminal states below
 TERMINAL = ("paid_off", "written_off", "closed")
 HANDED_OVER = ("placed", "in_litigation")
-
-LockoutState = Literal["none", "warned", "pending_approval", "approved", "rejected", "requested",
-                       "locked", "unlock_requested", "unlock_pending", "unlocked"]
+STATE_SCHEMA = 2
 
 
-class TimelineEntry(BaseModel):
-    at: datetime                 # collection time (UTC)
+class _Carried(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TimelineEntry(_Carried):
+    at: datetime                 # collection time (UTC) of the decision or event
     local: str                   # the same in the debtor's zone, for people
     kind: str
     summary: str
     key: str | None = None
     decision: dict[str, Any] | None = None
+    actor: str | None = None
+    real_at: datetime | None = None          # the real instant, when the account runs on compressed time
+    detail: dict[str, Any] | None = None     # small facts: send and delivery instants, provider ids
 
 
-class Promise(BaseModel):
-    promise_id: str
-    amount: int
-    promised_date: date
-    made_at: datetime
-    deadline: datetime            # end of promised date + grace, collection time
-    paid_since: int = 0
-    status: Literal["open", "kept", "broken"] = "open"
-
-
-class Dispute(BaseModel):
-    dispute_id: str
-    reason: str
-    pausing: bool
-    amount: int | None = None
-    opened_at: datetime
-
-
-class Plan(BaseModel):
-    plan_id: str
-    status: Literal["active", "completed", "broken"] = "active"
-    grace_days: int
-    accepted_at: datetime
-
-
-class CallAttempt(BaseModel):
+class CallAttempt(_Carried):
     at: datetime
     consumer_initiated: bool = False
 
 
-class Lockout(BaseModel):
-    state: LockoutState = "none"
-    warning_sent_at: datetime | None = None
-    final_warning_sent_at: datetime | None = None
-    lock_at: datetime | None = None           # collection time the lock may execute
-    approved_by: str | None = None
-    request_id: str | None = None
-    episode: str | None = None                # episode key the lockout belongs to
-    history: list[str] = Field(default_factory=list)
-
-
-class Placement(BaseModel):
-    target: Literal["agency", "litigation"]
-    reference: str | None = None
-    placed_at: datetime
-    key: str
-    recalled: bool = False
-
-
-class Consent(BaseModel):
-    opted_out: list[str] = Field(default_factory=list)     # channels
-    cease_communication: bool = False
-    phone_dead: bool = False
-
-
-class RejectedInput(BaseModel):
+class RejectedInput(_Carried):
     at: datetime
     kind: str
     error: str
     payload: Any = None
 
 
-class AccountState(BaseModel):
+class TaskCommand(_Carried):
+    """Open or close a task for a person (the agent_tasks table)."""
+
+    action: Literal["open", "close"]
+    key: str
+    reason: str = ""
+    detail: str = ""
+
+
+class ApprovalRequest(_Carried):
+    """Four eyes: an action the policy lets one person request and another approve."""
+
+    approval_id: str
+    kind: Literal["waive_fee", "write_off", "repayment_plan"]
+    requested_by: str
+    requested_at: datetime
+    payload: dict[str, Any]
+    summary: str
+
+
+class AccountState(_Carried):
+    schema_version: int = STATE_SCHEMA
     account: AccountStart
     policy: Policy
     clock: CollectionClock
@@ -98,43 +87,54 @@ class AccountState(BaseModel):
     joined_on: date
     balance: Balance
     stage: Stage = "current"
+    # Delinquency: the current episode (None while current) and how many there have been.
+    episode: Episode | None = None
+    episodes: int = 0
+    had_delinquency: bool = False
+    # Risk signals that accelerate the ladder, received while current: applied when an episode begins.
+    pending_acceleration: list[str] = Field(default_factory=list)
+    # Ladder bookkeeping: step keys, step signatures and send keys already done.
     done: list[str] = Field(default_factory=list)
     reminded: dict[date, int] = Field(default_factory=dict)
-    episode_due: date | None = None
-    dpd_watermark: int = -1
-    acceleration_days: int = 0
-    accelerated_by: list[str] = Field(default_factory=list)
-    payments_seen: list[str] = Field(default_factory=list)
+    payments_seen: list[str] = Field(default_factory=list)   # the latest MAX_PAYMENT_IDS payment ids
     payments_total: int = 0
-    promise: Promise | None = None
-    promises_kept: int = 0
-    promises_broken: int = 0
-    disputes: dict[str, Dispute] = Field(default_factory=dict)
-    plan: Plan | None = None
+    promises: PromiseBook = Field(default_factory=PromiseBook)
+    disputes: DisputeBook = Field(default_factory=DisputeBook)
+    plan: RepaymentPlan | None = None
+    plans: int = 0
     paused: str | None = None
     paused_until: date | None = None
     stopped: str | None = None                    # bankruptcy, death: collection stops
-    needs_review: list[str] = Field(default_factory=list)
-    lockout: Lockout = Field(default_factory=Lockout)
+    lockout: LockoutTrack = Field(default_factory=LockoutTrack)
+    unlocks: list[UnlockJob] = Field(default_factory=list)
     placement: Placement | None = None
-    consent: Consent = Field(default_factory=Consent)
+    consent: ConsentBook = Field(default_factory=ConsentBook)
     calls: list[CallAttempt] = Field(default_factory=list)
     last_conversation_at: datetime | None = None
-    deferred: dict[str, datetime] = Field(default_factory=dict)   # channel action key -> not before
-    send_attempts: dict[str, int] = Field(default_factory=dict)   # rounds of a send that found no provider
+    outbox: list[QueuedSend] = Field(default_factory=list)
+    tasks_open: dict[str, str] = Field(default_factory=dict)      # task key -> reason
+    task_queue: list[TaskCommand] = Field(default_factory=list)
+    approvals: dict[str, ApprovalRequest] = Field(default_factory=dict)
+    approvals_issued: int = 0
     timeline: list[TimelineEntry] = Field(default_factory=list)
     rejected: list[RejectedInput] = Field(default_factory=list)
+    retry_at: dict[str, datetime] = Field(default_factory=dict)  # failed hand-overs and recalls: next attempt
     cycle_closed_through: date | None = None
-    had_delinquency: bool = False
-    # Work queued by handlers, carried across continue-as-new so nothing is dropped.
-    pending_sends: list[tuple[str, str, str, str, str, str]] = Field(default_factory=list)
-    pending_tasks: list[tuple[str, str, str]] = Field(default_factory=list)
+    records: int = 0                              # sequence of unkeyed records, unique for the account's life
     runs: int = 1
     closed_reason: str | None = None
+    closed_at: datetime | None = None
+
+    @property
+    def on_hold(self) -> str | None:
+        return self.stopped or self.paused
+
+    @property
+    def needs_review(self) -> list[str]:
+        return sorted(set(self.tasks_open.values()))
 
 
-class WorkflowInput(BaseModel):
-    """`AccountCollection`'s argument: the contract's start input, plus the carried state after
-    continue-as-new (absent on the first run)."""
+class WorkflowInput(_Carried):
+    """The argument of a continued run: the carried state."""
 
-    state: AccountState | None = None
+    state: AccountState

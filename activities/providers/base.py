@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
-from schemas.actions import LockoutCommand, OutboundMessage, PlacementRecall, PlacementRecord
+from schemas.actions import LockoutCommand, OutboundMessage, PlacementNotice, PlacementRecall, PlacementRecord
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,8 @@ class TelematicsProvider(Protocol):
 @dataclass(frozen=True)
 class PlacementResult:
     reference: str
-    status: Literal["accepted", "recalled"]
+    status: Literal["accepted", "recalled", "acknowledged"]
+    answer: str | None = None       # what the partner said, for the record
 
 
 @runtime_checkable
@@ -83,5 +84,7 @@ class PlacementProvider(Protocol):
     async def place(self, record: PlacementRecord) -> PlacementResult: ...
 
     async def recall(self, recall: PlacementRecall, reference: str) -> PlacementResult: ...
+
+    async def notify(self, notice: PlacementNotice, reference: str | None) -> PlacementResult: ...
 
     async def aclose(self) -> None: ...

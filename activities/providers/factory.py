@@ -49,7 +49,8 @@ def build_providers(settings: Settings) -> Providers:
         messages["email"] = SendGridEmail(api_key, settings.sendgrid_from_email,
                                           base_url=settings.sendgrid_base_url)
 
-    telematics: TelematicsProvider = OutboxTelematics(outbox)
+    telematics: TelematicsProvider = OutboxTelematics(
+        outbox, settings.outbox_telematics_confirm_seconds if settings.outbox_telematics_confirm_seconds >= 0 else None)
     if settings.telematics_base_url:
         from activities.providers.telematics_http import HttpTelematics
 

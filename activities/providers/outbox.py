@@ -12,11 +12,12 @@ import html
 import hashlib
 import logging
 import re
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from activities.providers.base import (CommandStatus, PlacementResult, RenderedMessage, SendResult)
-from schemas.actions import LockoutCommand, OutboundMessage, PlacementRecall, PlacementRecord
+from schemas.actions import LockoutCommand, OutboundMessage, PlacementNotice, PlacementRecall, PlacementRecord
 
 log = logging.getLogger("arrears.outbox")
 
@@ -85,25 +86,37 @@ class OutboxMessages:
 
 
 class OutboxTelematics:
-    """TelematicsProvider that queues the command for a person to carry out; never confirms."""
+    """TelematicsProvider for offline use: the command is written to the outbox, and the simulated
+    device confirms it `confirm_after` seconds later, as a real one confirms asynchronously. The
+    submission instant travels in the request id, so a restarted worker still confirms on time.
+    `confirm_after=None` never confirms (a person carries the command out)."""
 
     name = "outbox"
-    confirms = False
 
-    def __init__(self, outbox: OutboxLog) -> None:
+    def __init__(self, outbox: OutboxLog, confirm_after: float | None = 5.0) -> None:
         self.outbox = outbox
+        self.confirm_after = confirm_after
+        self.confirms = confirm_after is not None
 
     async def submit(self, command: LockoutCommand) -> CommandStatus:
-        request_id = _short_id("outbox-cmd", command.idempotency_key)
+        submitted_ms = int(time.time() * 1000)
+        request_id = f"{_short_id('outbox-cmd', command.idempotency_key)}-{submitted_ms}"
         await self.outbox.append(
             f"TELEMATICS {command.command.upper()} asset={command.asset_id} device={command.device_id} "
             f"account={command.account_id} emergency={command.emergency} request={request_id} "
             f"key={command.idempotency_key}",
             f"Reason: {command.reason}")
-        return CommandStatus(request_id, "accepted", "queued in the outbox for manual execution")
+        return await self.status(request_id)
 
     async def status(self, request_id: str) -> CommandStatus:
-        return CommandStatus(request_id, "accepted", "queued in the outbox for manual execution")
+        if self.confirm_after is not None:
+            try:
+                submitted = int(request_id.rsplit("-", 1)[1]) / 1000
+            except (IndexError, ValueError):
+                submitted = 0.0
+            if time.time() >= submitted + self.confirm_after:
+                return CommandStatus(request_id, "confirmed", "the simulated device confirmed")
+        return CommandStatus(request_id, "accepted", "queued in the outbox; awaiting the device")
 
     async def aclose(self) -> None:
         return None
@@ -131,6 +144,12 @@ class OutboxPlacement:
             f"RECALL from {recall.target} account={recall.account_id} reference={reference} "
             f"key={recall.idempotency_key}", f"Reason: {recall.reason}")
         return PlacementResult(reference, "recalled")
+
+    async def notify(self, notice: PlacementNotice, reference: str | None) -> PlacementResult:
+        await self.outbox.append(
+            f"PARTNER NOTICE to {notice.target} account={notice.account_id} reference={reference} "
+            f"event={notice.kind} key={notice.idempotency_key}", notice.summary)
+        return PlacementResult(reference or "", "acknowledged")
 
     async def aclose(self) -> None:
         return None

@@ -5,6 +5,8 @@
       -> 200/201 {"reference", "status": "accepted"}
     POST {base}/v1/placements/{reference}/recall (or litigation-referrals/...)  Idempotency-Key
          {"account_id", "reason"} -> 200 {"reference", "status": "recalled"}
+    POST {base}/v1/placements/{reference}/events  Idempotency-Key   body: PlacementNotice
+         (payments, disputes, cure, write-off, closure) -> 200 {"status": <the partner's answer>}
 
 The partner deduplicates by Idempotency-Key, so a retry after any crash is safe.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 import httpx
 
 from activities.providers.base import PlacementResult
-from schemas.actions import PlacementRecall, PlacementRecord
+from schemas.actions import PlacementNotice, PlacementRecall, PlacementRecord
 
 _PATH = {"agency": "/v1/placements", "litigation": "/v1/litigation-referrals"}
 
@@ -40,6 +42,15 @@ class HttpPlacement:
             headers={"Idempotency-Key": recall.idempotency_key})
         response.raise_for_status()
         return PlacementResult(str(response.json().get("reference", reference)), "recalled")
+
+    async def notify(self, notice: PlacementNotice, reference: str | None) -> PlacementResult:
+        response = await self.http.post(
+            f"{_PATH[notice.target]}/{reference}/events", content=notice.model_dump_json(),
+            headers={"Idempotency-Key": notice.idempotency_key, "Content-Type": "application/json"})
+        response.raise_for_status()
+        body = response.json() if response.content else {}
+        return PlacementResult(str(body.get("reference", reference or "")), "acknowledged",
+                               answer=str(body.get("status", "acknowledged"))[:500])
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -1,0 +1,67 @@
+"""Outbound messages waiting to go: a ladder step, an operator action or an event queues them, and
+each one goes out when the contact rules allow — or is dropped when it no longer applies.
+
+A message decided before a cure, a pause, a hand-over or a closure must not go out after it: the
+question "does this still apply?" is asked again immediately before each send.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Channel = Literal["sms", "email", "voice", "letter"]
+Purpose = Literal["collection", "legal_notice", "service"]
+
+
+class QueuedSend(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str                        # idempotency key: account + episode/instalment + step + channel + person
+    step_id: str
+    summary: str
+    channel: Channel
+    template: str
+    person: str = "debtor"          # consent_book person id
+    role: str = "debtor"            # debtor | guarantor | co_borrower (the contact rules' recipient role)
+    purpose: Purpose = "collection"
+    episode: int | None = None      # the delinquency episode it belongs to, when it is episode-bound
+    instalment: date | None = None  # the instalment a pre-due reminder is about
+    queued_at: datetime
+    not_before: datetime | None = None
+    rounds: int = 0                 # rounds in which the provider stayed unavailable
+    variables: dict[str, Any] = Field(default_factory=dict)   # fixed when queued (e.g. the lock date)
+    # A notice the lockout track waits for: its delivery starts the notice period.
+    track: Literal["lockout_warning", "lockout_final_warning"] | None = None
+
+
+class Situation(BaseModel):
+    """What decides whether a queued message still applies."""
+
+    terminal: bool
+    handed_over: bool
+    on_hold: str | None             # paused or stopped, with the reason
+    episode: int | None             # current delinquency episode, None when current
+    unpaid_instalments: frozenset[date] = frozenset()
+
+
+def reason_to_drop(item: QueuedSend, now: Situation) -> str | None:
+    """Why `item` must not go out any more, or None when it still applies."""
+    if item.purpose == "service":
+        return None
+    if item.purpose == "legal_notice":
+        if item.episode is not None and item.episode != now.episode:
+            return "the delinquency it warned about has ended"
+        return None
+    if now.terminal:
+        return "the account is closed"
+    if now.handed_over:
+        return "the account has been handed over"
+    if now.on_hold:
+        return f"collection is on hold ({now.on_hold})"
+    if item.episode is not None and item.episode != now.episode:
+        return "the account is no longer in that delinquency"
+    if item.instalment is not None and item.instalment not in now.unpaid_instalments:
+        return f"the instalment due {item.instalment} is paid"
+    return None

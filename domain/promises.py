@@ -1,0 +1,109 @@
+"""Promises to pay: made → kept | broken | superseded. One open promise at a time; escalation
+waits until its deadline (the promised date plus grace, shorter after each broken promise).
+
+Ids are minted from a counter that only grows (`issued`), so a promise id is unique for the
+account's life — superseded promises included — and the confirmation and ledger rows keyed by
+it are never mistaken for an earlier promise's.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.policy import Promises as PromiseRules
+
+PromiseStatus = Literal["open", "kept", "broken", "superseded"]
+
+
+class Promise(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    promise_id: str
+    amount: int
+    promised_date: date
+    made_at: datetime
+    deadline: datetime            # collection time; escalation resumes after it if not kept
+    paid_since: int = 0
+    status: PromiseStatus = "open"
+    reason: str | None = None     # the debtor's reason for non-payment, when captured
+    made_by: str | None = None
+    episode: int | None = None
+
+
+class PromiseBook(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current: Promise | None = None
+    issued: int = 0
+    kept: int = 0
+    broken: int = 0
+    superseded: int = 0
+
+    @property
+    def open(self) -> Promise | None:
+        return self.current if self.current and self.current.status == "open" else None
+
+    def grace_days(self, rules: PromiseRules) -> int:
+        return max(rules.grace_days - self.broken * rules.grace_reduction_per_broken, 0)
+
+    def horizon_days(self, rules: PromiseRules) -> int:
+        return max(rules.max_horizon_days - self.broken * rules.horizon_reduction_per_broken, 1)
+
+    def refusal(self, rules: PromiseRules, promised_date: date, amount: int, owed: int, today: date,
+                promise_id: str | None) -> str | None:
+        """Why a new promise cannot be accepted now, or None."""
+        if self.broken >= rules.max_broken_before_refusal:
+            return (f"{self.broken} promises already broken: a new promise needs a repayment plan "
+                    "or a supervisor")
+        if self.open:
+            return f"promise {self.open.promise_id} is still open until {self.open.promised_date}"
+        if promised_date <= today:
+            return f"promised_date must be in the future (today is {today})"
+        horizon = self.horizon_days(rules)
+        if promised_date > today + timedelta(days=horizon):
+            return f"promised_date must be within {horizon} days (by {today + timedelta(days=horizon)})"
+        if amount > owed:
+            return f"amount {amount} is more than the {owed} owed"
+        if promise_id is not None and self.current and promise_id == self.current.promise_id:
+            return f"promise_id {promise_id} already used"
+        return None
+
+    def make(self, *, amount: int, promised_date: date, now: datetime, deadline: datetime,
+             promise_id: str | None = None, reason: str | None = None, made_by: str | None = None,
+             episode: int | None = None) -> Promise:
+        self.issued += 1
+        self.current = Promise(promise_id=promise_id or f"promise-{self.issued}", amount=amount,
+                               promised_date=promised_date, made_at=now, deadline=deadline, reason=reason,
+                               made_by=made_by, episode=episode)
+        return self.current
+
+    def on_payment(self, amount: int) -> None:
+        if self.open:
+            self.open.paid_since += amount
+
+    def evaluate(self, now: datetime) -> Promise | None:
+        """Kept once paid in full, broken once the deadline passes unpaid; returns the promise whose
+        status changed, if any."""
+        p = self.open
+        if p is None:
+            return None
+        if p.paid_since >= p.amount:
+            p.status = "kept"
+            self.kept += 1
+            return p
+        if now >= p.deadline:
+            p.status = "broken"
+            self.broken += 1
+            return p
+        return None
+
+    def supersede(self) -> Promise | None:
+        """A signed repayment plan replaces an open promise: neither kept nor broken."""
+        p = self.open
+        if p is None:
+            return None
+        p.status = "superseded"
+        self.superseded += 1
+        return p

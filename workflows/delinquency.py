@@ -1,0 +1,137 @@
+"""Where the account stands, re-derived at every evaluation: holds that ended, promises kept or
+broken, plans completed or broken, the delinquency episode and its stage, and what a cure stops.
+
+A part of `AccountCollection` (workflows/account_collection.py).
+"""
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain import episodes
+    from domain.days_past_due import delinquent_line, stage_for
+    from domain.lockout_track import LockoutTrack, UnlockJob
+    from workflows.state import HANDED_OVER, TERMINAL
+
+from workflows.effects import Effects
+
+
+class Delinquency(Effects):
+    _cycle_closed: bool
+
+    def _refresh_holds(self) -> None:
+        s, now, today = self._state, self._now(), self._today()
+        if s.paused and s.paused_until and today >= s.paused_until:
+            self._record("resumed", f"pause '{s.paused}' ended on {s.paused_until}")
+            s.paused, s.paused_until = None, None
+        changed = s.promises.evaluate(now)
+        if changed is not None:
+            p = changed
+            if p.status == "kept":
+                self._record("promise_kept", f"promise {p.promise_id} kept: {self._money(p.paid_since)} paid",
+                             key=f"promise:{p.promise_id}:kept", data={"promise_id": p.promise_id})
+            else:
+                self._record("promise_broken", f"promise {p.promise_id} broken: {self._money(p.paid_since)} of "
+                             f"{self._money(p.amount)} paid by {p.promised_date}; escalation resumes "
+                             f"({s.promises.broken} broken so far)",
+                             key=f"promise:{p.promise_id}:broken", data={"promise_id": p.promise_id})
+        if s.plan is not None:
+            outcome = s.plan.evaluate(s.balance, today)
+            if outcome == "completed":
+                self._record("plan", f"repayment plan {s.plan.plan_id} completed", key=f"plan:{s.plan.plan_id}:done")
+            elif outcome == "broken":
+                self._record("plan", f"repayment plan {s.plan.plan_id} broken: an instalment is unpaid after "
+                             f"{s.plan.grace_days} days' grace; collection resumes", key=f"plan:{s.plan.plan_id}:broken")
+
+    def _refresh_delinquency(self) -> None:
+        s = self._state
+        local_now = self._local_now()
+        if s.balance.total_outstanding == 0:
+            self._on_cure(final=True)
+            return
+        line = delinquent_line(s.balance, local_now, s.policy.cutoff)
+        if line is None:
+            if s.episode is not None:
+                self._on_cure(final=False)
+            closed = [i.due_date for i in s.balance.instalments
+                      if i.due_date < local_now.date() and i.outstanding == 0
+                      and (s.cycle_closed_through is None or i.due_date > s.cycle_closed_through)]
+            if closed:
+                # An instalment cycle closed paid: a natural point to continue-as-new.
+                s.cycle_closed_through = max(closed)
+                self._cycle_closed = True
+            if s.stage not in HANDED_OVER:
+                self._set_stage(s.policy.stages[0].name)
+            return
+        if s.episode is None:
+            s.episode = episodes.begin(s.episodes, line.due_date, local_now.date())
+            s.episodes = s.episode.number
+            s.lockout = LockoutTrack(episode=s.episode.number)
+            for kind in s.pending_acceleration:
+                s.episode.accelerate(kind, s.policy.risk.accelerate_days)
+            s.pending_acceleration = []
+            if s.episode.number > 1:
+                self._record("episode", f"delinquent again (episode {s.episode.number}): {line.due_date} unpaid",
+                             key=f"{s.episode.key}:start")
+        elif s.episode.move_anchor(line.due_date):
+            self._record("episode", f"oldest unpaid instalment is now {line.due_date}",
+                         key=f"{s.episode.key}:anchor:{line.due_date}")
+        if s.stage not in HANDED_OVER:
+            dpd = s.episode.days_past_due(local_now.date())
+            self._set_stage(stage_for(dpd, [(st.name, st.from_dpd) for st in s.policy.stages]))
+
+    def _on_cure(self, *, final: bool) -> None:
+        """Nothing past due any more: escalation stops, a pending lockout is cancelled, a lock in
+        place is released, a placed partner is told and the placement recalled."""
+        s = self._state
+        episode = s.episode
+        if episode is not None:
+            s.had_delinquency = True   # later instalments get the extra pre-due reminders
+            self._record("cured", f"account cured: nothing past due; escalation stopped (episode {episode.number})",
+                         key=f"{episode.key}:cured")
+        track = s.lockout
+        if track.state in ("warned", "pending_approval", "approved"):
+            self._record("lockout", f"pending lockout cancelled ({track.state}) because the account cured",
+                         key=f"e{track.episode}:lockout:cancelled")
+        if track.approval_task:
+            self._close_task(track.approval_task, "lockout no longer needed: account cured")
+        if track.lock_in_place:
+            self._unlock_due(f"e{track.episode}:unlock", track.episode, "account cured")
+        s.lockout = LockoutTrack()
+        s.episode = None
+        self._cycle_closed = True
+        if s.placement is not None and episode is not None:
+            self._partner_notice("cured", episode.key, "the account is current again")
+            self._recall_placement("account cured")
+        if final:
+            self._close("paid_off", "paid in full")
+
+    def _unlock_due(self, key: str, episode: int | None, reason: str, *, emergency: bool = False,
+                    by: str | None = None) -> UnlockJob:
+        s = self._state
+        full_key = f"{s.account.account_id}:{key}"
+        for job in s.unlocks:
+            if job.key == full_key:
+                return job
+        job = UnlockJob(key=full_key, episode=episode, reason=reason, emergency=emergency, requested_by=by,
+                        next_at=self._now())
+        s.unlocks.append(job)
+        self._record("lockout", f"unlock requested: {reason}", key=f"{key}:requested")
+        return job
+
+    def _set_stage(self, stage: str) -> None:
+        s = self._state
+        if s.stage != stage:
+            old, s.stage = s.stage, stage
+            self._record("stage_changed", f"stage {old} → {stage}", data={"from": old, "to": stage})
+
+    def _close(self, stage: str, reason: str) -> None:
+        s = self._state
+        if s.stage in TERMINAL:
+            return
+        s.closed_reason, s.closed_at = reason, self._now()
+        self._set_stage(stage)
+        # Messages that ask for payment no longer apply; service messages (receipts, unlock notices) do.
+        for task_key in list(s.tasks_open):
+            if not task_key.endswith(":unlock:task") and ":refund" not in task_key:
+                self._close_task(task_key, f"account {stage}")

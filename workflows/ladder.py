@@ -1,0 +1,169 @@
+"""The collection ladder: which policy steps are due, what each one does, and when the account
+must next wake up. Taking a step only queues its work (messages, a task, a hand-over) and marks the
+step done, so the ladder never waits on a provider; the queued work is re-checked before it runs.
+
+A part of `AccountCollection` (workflows/account_collection.py).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain import localtime
+    from domain.fees import late_fee, penalty_interest
+    from domain.ladder import LadderView, PlannedStep, plan
+    from domain.ladder import signature as ladder_signature
+    from domain.ledger import FeeLine
+    from workflows.state import HANDED_OVER, TERMINAL
+
+from workflows.effects import Effects
+
+MESSAGE_ACTIONS = ("reminder", "message", "notice", "lawyer_letter")
+
+
+class Ladder(Effects):
+    _ladder_next: PlannedStep | None
+
+    def _run_ladder(self) -> None:
+        s = self._state
+        self._ladder_next = None
+        if s.stage in HANDED_OVER or s.stage in TERMINAL:
+            return   # handed over or closed: no ladder messages at all
+        contact_blocked = bool(s.on_hold or s.disputes.pausing)
+        escalation_blocked = contact_blocked or s.promises.open is not None or bool(s.plan and s.plan.active)
+        e = s.episode
+        view = LadderView(local_now=self._local_now(), joined_on=s.joined_on,
+                          prior_delinquency=s.account.prior_delinquency or s.had_delinquency,
+                          done=set(s.done), reminded=s.reminded,
+                          episode_due=e.anchor if e else None, dpd_watermark=e.dpd_watermark if e else -1,
+                          acceleration_days=e.acceleration_days if e else 0, contact_blocked=contact_blocked,
+                          escalation_blocked=escalation_blocked)
+        result = plan(s.policy, s.balance, view)
+        for skipped in result.skipped:
+            self._mark_done(skipped)
+            self._record("step_skipped", f"{skipped.step.summary or skipped.step.id} skipped: its day passed while "
+                         "the account joined later or was on hold", key=skipped.key)
+        for planned in result.due:
+            if self._take_step(planned):
+                self._mark_done(planned)
+        self._ladder_next = result.next_step
+
+    def _mark_done(self, planned: PlannedStep) -> None:
+        s = self._state
+        step = planned.step
+        for key in (planned.key, ladder_signature(planned.anchor_due_date, step)):
+            if key not in s.done:
+                s.done.append(key)
+        if step.days_before_due is not None:
+            floor = s.reminded.get(planned.anchor_due_date)
+            s.reminded[planned.anchor_due_date] = min(floor, step.days_before_due) if floor else step.days_before_due
+        elif step.dpd and s.episode is not None and planned.anchor_due_date == s.episode.anchor:
+            s.episode.dpd_watermark = max(s.episode.dpd_watermark, step.dpd)
+
+    def _scope(self, planned: PlannedStep) -> tuple[str, int | None]:
+        """Business scope of a step's messages: the episode for DPD steps, the instalment for reminders."""
+        e = self._state.episode
+        if planned.step.days_before_due is None and e is not None:
+            return f"{e.key}:{planned.key}", e.number
+        return planned.key, None
+
+    def _take_step(self, planned: PlannedStep) -> bool:
+        """Queue the step's work; True when the step is done (its work handed to the outbox or a part)."""
+        step = planned.step
+        action = step.action
+        scope, episode = self._scope(planned)
+        instalment = planned.anchor_due_date if step.days_before_due is not None else None
+        summary = step.summary or step.id
+        if action in MESSAGE_ACTIONS or action == "call":
+            channels = ("voice",) if action == "call" else step.channels
+            template = step.template or ("due_call" if action == "call" else step.id)
+            for channel in channels:
+                self._queue_send(scope=scope, step_id=step.id, summary=summary, channel=channel, template=template,
+                                 episode=episode, instalment=instalment)
+            return True
+        if action == "guarantor_notice":
+            obligors = [(pid, c) for pid, c in self._contacts() if c.role in ("guarantor", "co_borrower")]
+            if not obligors:
+                self._record("step_skipped", f"{summary}: no guarantor or co-borrower on the account", key=planned.key)
+            for pid, _ in obligors:
+                for channel in step.channels:
+                    self._queue_send(scope=scope, step_id=step.id, summary=summary, channel=channel,
+                                     template=step.template or "guarantor_notice", person=pid, episode=episode)
+            return True
+        if action == "assess_fee":
+            self._assess_fee(planned)
+            return True
+        if action == "lockout_warning":
+            return self._lockout_warning_step(planned, scope)
+        if action == "lockout_request":
+            return self._lockout_request_step(planned, scope)
+        if action in ("placement", "litigation_referral"):
+            return self._place_step(planned, scope)
+        if action == "agent_task":
+            self._open_task(scope, summary, f"ladder step {step.id}")
+            return True
+        return True  # pragma: no cover - the policy schema admits no other action
+
+    # ------------------------------------------------------------------ fees
+    def _assess_fee(self, planned: PlannedStep) -> None:
+        s = self._state
+        today = self._today()
+        overdue_principal = sum(i.outstanding for i in s.balance.instalments if i.due_date < today)
+        rules = s.policy.fees
+        scope, _ = self._scope(planned)
+        new: list[FeeLine] = []
+        fee = late_fee(overdue_principal, rules)
+        if fee > 0:
+            new.append(FeeLine(fee_id=f"{scope}:late_fee", kind="late_fee", amount=fee, assessed_on=today))
+        days = self._days_past_due()
+        interest = penalty_interest(overdue_principal, days, rules)
+        if interest > 0:
+            new.append(FeeLine(fee_id=f"{scope}:interest", kind="penalty_interest", amount=interest,
+                               assessed_on=today))
+        for f in new:
+            if any(existing.fee_id == f.fee_id for existing in s.balance.fees):
+                continue
+            s.balance.fees.append(f)
+            self._record("fee_assessed", f"{f.kind.replace('_', ' ')} {self._money(f.amount)} assessed "
+                         f"({planned.step.id})", key=f.fee_id, data={"fee_id": f.fee_id, "amount": f.amount,
+                                                                      "kind": f.kind, "currency": s.account.currency})
+        if not new:
+            self._record("fee_assessed", f"no fee due under {s.policy.ref} ({planned.step.id})", key=planned.key)
+
+    # ------------------------------------------------------------------ when to wake next
+    def _wake_candidates(self) -> list[tuple[datetime, str]]:
+        """Every instant at which something can happen, with the name operators see (`NextAction`)."""
+        s = self._state
+        tz = s.timezone
+        out: list[tuple[datetime, str]] = []
+        if self._ladder_next is not None:
+            out.append((localtime.local_to_utc(self._ladder_next.fire_at_local, tz), self._ladder_next.step.id))
+        for item in s.outbox:
+            if not self._busy(item.key):
+                out.append((item.not_before or self._now(), item.step_id))
+        promise = s.promises.open
+        if promise:
+            out.append((promise.deadline, "promise_deadline"))
+        if s.paused_until:
+            out.append((localtime.start_of_local_day(s.paused_until, tz), "pause_end"))
+        today = self._today()
+        if s.episode is not None and s.stage not in HANDED_OVER and s.stage not in TERMINAL:
+            # The stage moves at these days past due: wake so `ArrearsStage` is right without daily wakes.
+            dpd = s.episode.days_past_due(today)
+            for stage in s.policy.stages:
+                if stage.from_dpd > dpd:
+                    out.append((localtime.start_of_local_day(s.episode.anchor + timedelta(days=stage.from_dpd), tz),
+                                "stage_change"))
+                    break
+        nxt = s.balance.oldest_unpaid()
+        if nxt is not None and s.episode is None and s.stage not in TERMINAL:
+            out.append((localtime.local_to_utc(datetime.combine(nxt.due_date, s.policy.cutoff), tz), "due_cutoff"))
+        if s.plan is not None:
+            end = s.plan.grace_end(s.balance)
+            if end is not None:
+                out.append((localtime.start_of_local_day(end, tz), "plan_grace_end"))
+        if s.stage == "paid_off" and s.closed_at is not None:
+            out.append((s.closed_at + timedelta(days=s.policy.closing_grace_days), "closing"))
+        return out
