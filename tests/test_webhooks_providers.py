@@ -49,7 +49,9 @@ async def event_count(h: Harness, provider: str, event_id: str) -> int:
 
 # ---- Twilio inbound SMS ------------------------------------------------------------------
 
-@pytest.mark.parametrize("text", ["STOP", "stop", "  StOp \n", "Unsubscribe", "quit", "STOPALL"])
+# The Chinese templates promise "回复TD退订": TD and 退订 are honoured, like STOP with punctuation.
+@pytest.mark.parametrize("text", ["STOP", "stop", "  StOp \n", "Unsubscribe", "quit", "STOPALL", "Stop.", "stop!",
+                                  "TD", "td", "退订", "退订。", "ＳＴＯＰ"])
 async def test_stop_keywords_opt_out_of_sms(harness: Harness, text: str) -> None:
     account = await harness.start()
     r = await post_twilio(harness, "/webhooks/twilio/sms", sms(account, text))
@@ -58,6 +60,8 @@ async def test_stop_keywords_opt_out_of_sms(harness: Harness, text: str) -> None
     events = await harness.events(account["account_id"])
     assert [(e["name"], e["body"]["channel"], e["body"]["source"]) for e in events] == [
         ("opt_out", "sms", "sms_keyword")]
+    # The opt-out names the number it came from: the workflow opts out that person only.
+    assert events[0]["body"]["address"] == account["debtor"]["phone"]
 
 
 async def test_stop_reaches_every_account_of_the_number(harness: Harness) -> None:
@@ -127,7 +131,8 @@ async def test_status_callbacks_update_delivery_status_in_order(harness: Harness
     message_sid = sid()
     key = await add_communication(harness, account["account_id"], "sms", "twilio", message_sid,
                                   account["debtor"]["phone"])
-    for status in ("sent", "delivered", "sent"):  # the late "sent" must not undo "delivered"
+    # The late "sent" must not undo "delivered", nor a carrier's "failed" after it.
+    for status in ("sent", "delivered", "sent", "failed", "undelivered"):
         r = await post_twilio(harness, "/webhooks/twilio/status",
                               {"MessageSid": message_sid, "MessageStatus": status, "AccountSid": "AC1"})
         assert r.status_code == 200, r.text

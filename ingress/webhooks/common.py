@@ -53,7 +53,7 @@ async def accounts_for_email(conn: asyncpg.Connection, email: str) -> list[str]:
 
 
 async def opt_out(accounts: Accounts, account_ids: list[str], channel: str, source: str,
-                  event_key: str, note: str | None = None) -> list[str]:
+                  event_key: str, note: str | None = None, address: str | None = None) -> list[str]:
     """Send the `opt_out` update to each account; returns the accounts that accepted it.
 
     The update ID is derived from the provider event, so a retried webhook (after a failure half
@@ -61,6 +61,9 @@ async def opt_out(accounts: Accounts, account_ids: list[str], channel: str, sour
     error for the provider; Temporal being down is, so the provider retries."""
     done: list[str] = []
     body: dict[str, Any] = {"channel": channel, "source": source, "operator": f"webhook:{source}"}
+    if address:
+        # The request came from this address: it opts out the person(s) with it, nobody else.
+        body["address"] = address[:320]
     if note:
         body["note"] = note[:2000]
     for account_id in account_ids:
@@ -71,4 +74,7 @@ async def opt_out(accounts: Accounts, account_ids: list[str], channel: str, sour
             log.info("opt-out %s: account %s has no running workflow", event_key, account_id)
         except Rejected as err:
             log.info("opt-out %s: account %s rejected it: %s", event_key, account_id, err.message)
+            if address and "no person on the account has that address" in err.message:
+                # Not a person on this account (an old number): nobody here is opted out.
+                continue
     return done

@@ -93,6 +93,7 @@ async def _handle(request: Request, event: dict[str, Any], counts: dict[str, int
             targets = sorted(set(await accounts_for_email(conn, str(event.get("email", ""))))
                              | ({account_id} if account_id else set()))
             done = await opt_out(request.app.state.accounts, targets, "email", f"email_{kind}",
-                                 f"sendgrid:{event_id}", note=f"SendGrid {kind} event")
+                                 f"sendgrid:{event_id}", note=f"SendGrid {kind} event",
+                                 address=str(event.get("email", "")) or None)
             counts["opted_out"] += len(done)
     return True

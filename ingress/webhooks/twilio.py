@@ -18,19 +18,18 @@ from twilio.request_validator import (
 )
 from twilio.twiml.messaging_response import MessagingResponse
 
+from domain.contact_rules.consent import parse_keyword
 from ingress.errors import Forbidden, Invalid
 from ingress.webhooks.common import accounts_for_phone, opt_out, record_event
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
 
-# Carrier/CTIA opt-out keywords Twilio honours, compared on the whole trimmed message.
-STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"})
-# Re-subscribe keywords: recorded only. Consent to collection texts again is an operator decision.
-START_WORDS = frozenset({"START", "UNSTOP"})
-# Later statuses never overwrite a more advanced one (callbacks may arrive out of order).
-STATUS_ORDER = ["accepted", "scheduled", "queued", "initiated", "sending", "ringing", "sent", "in-progress",
-                "delivered", "undelivered", "failed", "read", "completed", "busy", "no-answer", "canceled"]
+# Statuses only move forward (callbacks arrive out of order, and a carrier may report `failed` after
+# `delivered`): a status replaces the stored one only when it ranks higher. Delivery outranks failure.
+STATUS_RANK = {"accepted": 1, "scheduled": 1, "queued": 2, "initiated": 2, "sending": 3, "ringing": 3, "sent": 4,
+               "in-progress": 4, "undelivered": 5, "failed": 5, "busy": 5, "no-answer": 5, "canceled": 5,
+               "delivered": 6, "completed": 6, "read": 7}
 
 
 async def verified_form(request: Request) -> ImmutableMultiDict:
@@ -63,8 +62,10 @@ async def inbound_sms(request: Request) -> Response:
     if not sid:
         raise Invalid("MessageSid missing")
     text = (params.get("Body") or "").strip()
-    keyword = text.upper()
-    kind = "sms_stop" if keyword in STOP_WORDS else "sms_start" if keyword in START_WORDS else "sms_reply"
+    # The keywords the templates promise, in every language (STOP, TD, 退订…), case, width and
+    # punctuation folded: domain.contact_rules.consent.
+    keyword = parse_keyword(text)
+    kind = "sms_stop" if keyword == "opt_out" else "sms_start" if keyword == "opt_in" else "sms_reply"
     accounts = request.app.state.accounts
     async with request.app.state.pool.acquire() as conn, conn.transaction():
         account_ids = await accounts_for_phone(conn, params.get("From", ""))
@@ -76,7 +77,8 @@ async def inbound_sms(request: Request) -> Response:
         if not account_ids:
             log.warning("twilio sms %s: no account for the sender's number", sid)
         elif kind == "sms_stop":
-            await opt_out(accounts, account_ids, "sms", "sms_keyword", f"twilio:{sid}", note=f"SMS keyword {keyword}")
+            await opt_out(accounts, account_ids, "sms", "sms_keyword", f"twilio:{sid}", note=f"SMS keyword {text[:40]}",
+                          address=params.get("From", ""))
         elif kind == "sms_reply":
             contact = {"channel": "sms", "outcome": "inbound_reply",
                        "at": datetime.now(timezone.utc).isoformat(), "detail": f"SMS {sid}: {text[:500]}"}
@@ -98,9 +100,11 @@ async def status_callback(request: Request) -> dict:
             "SELECT account_id FROM communications WHERE provider_message_id = $1", sid)
         if not await record_event(conn, "twilio", f"{sid}:{status}", "status", account_id, dict(params)):
             return {"duplicate": True, "updated": False}
-        updated = await conn.fetchval(
-            "UPDATE communications SET delivery_status = $1, delivery_updated_at = now()"
-            " WHERE provider_message_id = $2 AND coalesce(array_position($3::text[], delivery_status), 0)"
-            "  <= coalesce(array_position($3::text[], $1), 0) RETURNING idempotency_key",
-            status, sid, STATUS_ORDER)
+        current = await conn.fetchval(
+            "SELECT delivery_status FROM communications WHERE provider_message_id = $1 FOR UPDATE", sid)
+        updated = None
+        if STATUS_RANK.get(status, 0) >= STATUS_RANK.get(current or "", 0):
+            updated = await conn.fetchval(
+                "UPDATE communications SET delivery_status = $1, delivery_updated_at = now()"
+                " WHERE provider_message_id = $2 RETURNING idempotency_key", status, sid)
     return {"duplicate": False, "updated": updated is not None}
