@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import (DAY, account, local_today, payment, running_workers, sent, settle_all, start,
+from tests.collection import (finish, DAY, account, local_today, payment, running_workers, sent, settle_all, start,
                               steps_sent, today)
 
 
@@ -50,7 +50,7 @@ async def test_lockout_cured_between_scheduling_and_execution_is_never_sent(env,
     assert "pending lockout cancelled" in " ".join(e["summary"] for e in st["timeline"])
     rows = await pool.fetch("SELECT command FROM lockout_requests WHERE account_id=$1", data["account_id"])
     assert rows == []
-    await h.terminate("test done")
+    await finish(h)
 
 
 @pytest.mark.parametrize("opened_at_dpd", [-10, 3, 20, 35, 50])
@@ -74,7 +74,7 @@ async def test_pausing_dispute_stops_contact_at_every_stage(env, pool, opened_at
     await env.sleep(2 * DAY)
     await settle_all(locals())
     assert len(await sent(pool, data["account_id"])) > len(before)   # resumed only on resolution
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_opt_out_and_cease_communication(env, pool):
@@ -101,7 +101,7 @@ async def test_opt_out_and_cease_communication(env, pool):
     st = await h.query("status")
     assert decisions(st, "cease_communication") or any(
         "cease" in e["summary"] for e in st["timeline"] if e["kind"] == "compliance_decision")
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_no_call_within_seven_days_after_a_conversation(env, pool):
@@ -121,7 +121,7 @@ async def test_no_call_within_seven_days_after_a_conversation(env, pool):
     await settle_all(locals())
     assert ("dpd15-call", "voice") in await steps_sent(pool, data["account_id"])
     assert_sent_inside_window(await h.query("status"))
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_contact_window_in_the_debtors_zone_inferred_from_the_phone(env, pool):
@@ -137,7 +137,7 @@ async def test_contact_window_in_the_debtors_zone_inferred_from_the_phone(env, p
     assert st["timezone"] == "America/New_York"
     assert any(e["kind"] == "sent" for e in st["timeline"])
     assert_sent_inside_window(st)
-    await h.terminate("test done")
+    await finish(h)
 
 
 @pytest.mark.parametrize("limitation_years_ago, referred", [(10, False), (0, True)])
@@ -159,7 +159,7 @@ async def test_litigation_referral_respects_the_statute_of_limitations(env, pool
         task = await pool.fetchrow("SELECT reason FROM agent_tasks WHERE account_id=$1 AND reason LIKE 'litigation%'",
                                    data["account_id"])
         assert task is not None
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_bankruptcy_stops_collection_and_routes_to_a_person(env, pool):
@@ -179,7 +179,7 @@ async def test_bankruptcy_stops_collection_and_routes_to_a_person(env, pool):
     task = await pool.fetchrow("SELECT reason FROM agent_tasks WHERE account_id=$1 AND reason LIKE '%bankruptcy%'",
                                data["account_id"])
     assert task is not None
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_emergency_re_enable_unlocks_a_locked_machine(env, pool):
@@ -206,7 +206,7 @@ async def test_emergency_re_enable_unlocks_a_locked_machine(env, pool):
     rows = await pool.fetch("SELECT command, emergency FROM lockout_requests WHERE account_id=$1 ORDER BY requested_at",
                             data["account_id"])
     assert [(r["command"], r["emergency"]) for r in rows] == [("lock", False), ("unlock", True)]
-    await h.terminate("test done")
+    await finish(h)
 
 
 def kinds_text(status: dict) -> list[str]:

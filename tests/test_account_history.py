@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 
 from domain.localtime import to_local
-from tests.collection import account, payment, running_workers, start
+from tests.collection import finish, account, payment, running_workers, start
 
 DAY = timedelta(days=1)
 
@@ -64,7 +64,7 @@ async def test_continue_as_new_under_a_stream_of_signals_loses_nothing(dev_env, 
         # The dispute opened and resolved across runs is still in the carried record.
         r = await h.execute_update("promise_to_pay", {"amount": 1_000, "promised_date": promise_date})
         assert r["promise_id"]
-        await h.terminate("test done")
+        await finish(h)
 
 
 async def test_ten_years_of_monthly_instalments_stay_bounded(env, database_url, tmp_path):

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import DAY, account, running_workers, sent, settle_all, start, today
+from tests.collection import finish, DAY, account, running_workers, sent, settle_all, start, today
 from tests.fakes.server import TWILIO_SID, TWILIO_TOKEN, FakeProviders
 
 
@@ -50,7 +50,7 @@ async def test_reminder_and_day0_call_reach_the_providers_once(env, pool, fakes)
         "SELECT provider FROM communications WHERE idempotency_key=$1", r["idempotency_key"])) for r in rows}
     assert ("sms", "twilio") in providers and ("email", "sendgrid") in providers
     assert ("voice", "twilio") in providers and len(to(fakes, "voice", "+8613811110001")) == 1
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_provider_outage_postpones_the_message_and_sends_it_once_later(env, pool, fakes):
@@ -73,7 +73,7 @@ async def test_provider_outage_postpones_the_message_and_sends_it_once_later(env
     st = await h.query("status")
     assert len(to(fakes, "sms", "+8613822220002")) == 1, [(e["local"], e["summary"]) for e in st["timeline"]]
     assert not [o for o in st["outbox"] if o["channel"] == "sms"]
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_a_message_that_never_finds_its_provider_goes_to_a_person(env, pool, fakes):
@@ -91,4 +91,4 @@ async def test_a_message_that_never_finds_its_provider_goes_to_a_person(env, poo
     task = await pool.fetchrow("SELECT reason FROM agent_tasks WHERE account_id=$1", data["account_id"])
     assert task is not None and "sms" in task["reason"]
     assert to(fakes, "sms", "+8613833330003") == []
-    await h.terminate("test done")
+    await finish(h)

@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import (account, kinds, local_today, payment, running_workers, sent, settle_all, start,
+from tests.collection import (finish, account, kinds, local_today, payment, running_workers, sent, settle_all, start,
                               steps_sent, today)
 
 DAY = timedelta(days=1)
@@ -92,7 +92,7 @@ async def test_calendar_from_reminder_to_placement(env, pool):
     keys = [r["idempotency_key"] for r in await sent(pool, data["account_id"])]
     assert len(keys) == len(set(keys))
     assert not [r for r in await sent(pool, data["account_id"]) if r["recipient"] == "unrelated_third_party"]
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_prior_delinquency_gets_three_reminders(env, pool):
@@ -103,7 +103,7 @@ async def test_prior_delinquency_gets_three_reminders(env, pool):
     await settle_all(locals())
     steps = sorted({s for s, _ in await steps_sent(pool, data["account_id"])})
     assert steps == ["reminder-t10", "reminder-t15", "reminder-t20"]
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_payment_before_due_stops_reminders_and_pays_off(env, pool):
@@ -140,7 +140,7 @@ async def test_partial_payment_allocates_oldest_first_and_escalation_continues(e
     assert first["paid"] == 40_000 and second["paid"] == 0
     assert st["stage"] != "current" and st["amount_due"] == 60_000
     assert ("dpd5-notice", "sms") in await steps_sent(pool, data["account_id"])
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_cure_at_dpd_50_after_lockout_requests_unlock(env, pool):
@@ -197,7 +197,7 @@ async def test_promise_kept_holds_escalation(env, pool):
     st = await h.query("status")
     assert st["promises_kept"] == 1 and st["stage"] == "current" and st["open_promise"] is None
     assert "promise_kept" in kinds(st)
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_promise_broken_twice_shortens_waits(env, pool):
@@ -228,7 +228,7 @@ async def test_promise_broken_twice_shortens_waits(env, pool):
     with pytest.raises(WorkflowUpdateFailedError) as err:
         await h.execute_update("promise_to_pay", {"amount": 10_000, "promised_date": far.isoformat()})
     assert "within 16 days" in str(err.value.cause)
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_dispute_pauses_then_rejected_resumes_at_current_stage(env, pool):
@@ -250,7 +250,7 @@ async def test_dispute_pauses_then_rejected_resumes_at_current_stage(env, pool):
     steps = [s for s, _ in await steps_sent(pool, data["account_id"])]
     assert "dpd20-message" in steps and "dpd5-notice" not in steps and "dpd10-message" not in steps
     assert "step_skipped" in kinds(await h.query("status"))
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_dispute_upheld_adjusts_balance(env, pool):
@@ -293,7 +293,7 @@ async def test_repayment_plan_kept_and_broken(env, pool):
     st = await hb.query("status")
     assert st["repayment_plan"]["status"] == "broken"
     assert len(await sent(pool, broken["account_id"])) > before_broken   # collection resumed
-    await hb.terminate("test done")
+    await finish(hb)
 
 
 async def test_policy_migration_mid_ladder_sends_nothing_twice(env, pool):
@@ -315,7 +315,7 @@ async def test_policy_migration_mid_ladder_sends_nothing_twice(env, pool):
     assert "dpd25-message" in steps
     st = await h.query("status")
     assert st["policy"] == "standard@v2"
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_malformed_input_is_recorded_not_crashed_on(env, pool):
@@ -365,7 +365,7 @@ async def test_malformed_input_is_recorded_not_crashed_on(env, pool):
         assert fragment in str(err.value.cause), (name, str(err.value.cause))
     after = await h.query("status")
     assert after["timeline"] == before["timeline"] and after["open_promise"] is None
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_a_late_instalment_earns_the_extra_reminders_next_time(env, pool):
@@ -381,7 +381,7 @@ async def test_a_late_instalment_earns_the_extra_reminders_next_time(env, pool):
     reminders = {r["step_id"] for r in await sent(pool, data["account_id"])
                  if r["idempotency_key"].split(":")[1] == second}
     assert reminders == {"reminder-t20", "reminder-t15", "reminder-t10"}
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_policy_chosen_by_segment_when_none_is_named(env, pool):
@@ -391,7 +391,7 @@ async def test_policy_chosen_by_segment_when_none_is_named(env, pool):
     h = await start(env.client, data)
     await settle_all(locals())
     assert (await h.query("status"))["policy"] == "litigation@v1"
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_updates_without_input_and_unknown_signals_are_handled(env, pool):
@@ -409,7 +409,7 @@ async def test_updates_without_input_and_unknown_signals_are_handled(env, pool):
     st = await h.query("status")
     assert st["consent"]["debtor"]["cease_communication"] is True
     assert any("unknown signal 'paymnet'" in r["error"] for r in st["rejected_inputs"])
-    await h.terminate("test done")
+    await finish(h)
 
 
 async def test_money_arriving_after_pay_off_is_kept_as_credit_and_refunded_by_a_person(env, pool):
