@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from fractions import Fraction
 from typing import Annotated, Any, Iterable, Literal, Union
 
@@ -392,6 +392,34 @@ class _Rules:
     capped: Fraction          # daily, after the strictest rate cap
     rate_cap: tuple[str, str] | None
     total_cap: tuple[Fraction, str, str] | None
+    # the same fractions as plain ints: Fraction's properties are slow in the hot path
+    rate_n: int = 0
+    rate_d: int = 1
+    cap_n: int = 0
+    cap_d: int = 1
+    fee_n: int = 0
+    fee_d: int = 1
+    total_n: int = 0
+    total_d: int = 1
+    fee_grace_td: timedelta = timedelta(0)
+    int_grace_td: timedelta = timedelta(0)
+    fee_percent_text: str = ""
+    interest_text: tuple[str, str, str, str, str] = ("", "", "", "", "")
+
+    def __post_init__(self) -> None:
+        self.rate_n, self.rate_d = self.rate.numerator, self.rate.denominator
+        self.cap_n, self.cap_d = self.capped.numerator, self.capped.denominator
+        self.fee_n, self.fee_d = self.fee_pct.numerator, self.fee_pct.denominator
+        if self.total_cap is not None:
+            self.total_n, self.total_d = self.total_cap[0].numerator, self.total_cap[0].denominator
+        self.fee_grace_td, self.int_grace_td = timedelta(days=self.fee_grace), timedelta(days=self.int_grace)
+        pi = self.source.penalty_interest
+        self.fee_percent_text = _pct(self.source.late_fee.percent)
+        self.interest_text = (_pct(pi.rate), pi.day_count if pi.per == "year" else "per day",
+                              f"{self.cap_n}/{self.cap_d}", f"{self.mode}, {self.source.rounding.interest}", pi.grace)
+
+    def limit(self, principal: int) -> int | None:
+        return None if self.total_cap is None else (self.total_n * principal) // self.total_d
 
 
 def _compile(ref: str, charges: Charges, jurisdiction: str | None, debt_type: str | None) -> _Rules:
@@ -421,6 +449,7 @@ def _compile(ref: str, charges: Charges, jurisdiction: str | None, debt_type: st
 
 # ====================================================================== the replay
 _PENDING, _DONE = 0, 1
+_ONE_DAY = timedelta(days=1)
 
 
 @dataclass(slots=True)
@@ -462,11 +491,10 @@ class _Line:
     waived_a: int = 0
     sup_a: int = 0
     closed: bool = False      # superseded by a plan
+    limit: int | None = None  # total-charges cap in minor units, if any
     bites: dict[str, tuple[str, str, date]] = field(default_factory=dict)
-
-    @property
-    def unpaid(self) -> int:
-        return self.principal - self.prepaid - self.paid_p - self.adj_p - self.waived_p - self.sup_p
+    # principal - prepaid - paid_p - adj_p - waived_p - sup_p, kept up to date where those change
+    unpaid: int = 0
 
 
 class _Replay:
@@ -474,12 +502,22 @@ class _Replay:
         self.jurisdiction, self.debt_type = book.jurisdiction, book.debt_type
         self.rules = _compile(book.rules_ref, book.rules, self.jurisdiction, self.debt_type)
         self.lines: list[_Line] = []
+        self.open: list[_Line] = []     # lines that may still owe or accrue something
         self.by_id: dict[str, _Line] = {}
         self.credit = 0
         self.results: list[EventResult] = []
         for inst in book.instalments:
             self._add(inst)
+        self._sort()
+
+    def _sort(self) -> None:
         self.lines.sort(key=lambda x: (x.due, x.id))
+        self.open.sort(key=lambda x: (x.due, x.id))
+
+    def _prune(self, touched: Iterable[_Line] | None = None) -> None:
+        """Drop lines that can neither owe nor accrue anything more (checking only `touched`)."""
+        if touched is None or any(self._settled(x) for x in touched):
+            self.open = [x for x in self.open if not self._settled(x)]
 
     # ---------------------------------------------------------------- lines
     def _add(self, inst: Instalment) -> None:
@@ -490,9 +528,10 @@ class _Replay:
         r = self.rules
         line = _Line(id=inst.id, due=inst.due_date, source=inst.source, principal=inst.principal,
                      agreed=inst.agreed_charges, prepaid=inst.prepaid,
-                     fee_due=date.fromordinal(inst.due_date.toordinal() + r.fee_grace),
-                     int_start=date.fromordinal(inst.due_date.toordinal() + r.int_grace), last=inst.due_date)
+                     fee_due=inst.due_date + r.fee_grace_td, int_start=inst.due_date + r.int_grace_td,
+                     last=inst.due_date, limit=r.limit(inst.principal), unpaid=inst.principal - inst.prepaid)
         self.lines.append(line)
+        self.open.append(line)
         self.by_id[inst.id] = line
 
     def _interest_rc(self, x: _Line) -> int:
@@ -500,24 +539,19 @@ class _Replay:
         r = self.rules
         if r.daily_rounding:
             return x.carried + x.dsum
-        return x.carried + rdiv(x.pd * r.capped.numerator, r.capped.denominator, r.mode)
+        return x.carried + rdiv(x.pd * r.cap_n, r.cap_d, r.mode)
 
     def _interest_u(self, x: _Line) -> int:
         r = self.rules
         if r.daily_rounding:
             return x.carried_u + x.dsum_u
-        return x.carried_u + rdiv(x.pd * r.rate.numerator, r.rate.denominator, r.mode)
-
-    def _limit(self, x: _Line) -> int | None:
-        cap = self.rules.total_cap
-        return None if cap is None else _floor_share(cap[0], x.principal)
+        return x.carried_u + rdiv(x.pd * r.rate_n, r.rate_d, r.mode)
 
     def _interest(self, x: _Line) -> int:
         value = self._interest_rc(x)
-        limit = self._limit(x)
-        if limit is not None:
-            value = min(value, max(limit - x.fee, 0))
-        return max(value, x.floor_i)
+        if x.limit is not None:
+            value = min(value, max(x.limit - x.fee, 0))
+        return value if value > x.floor_i else x.floor_i
 
     def _days(self, x: _Line, amount: int, days: int) -> None:
         if days <= 0 or amount <= 0:
@@ -525,8 +559,8 @@ class _Replay:
         r = self.rules
         x.pd += amount * days
         if r.daily_rounding:
-            x.dsum += rdiv(amount * r.capped.numerator, r.capped.denominator, r.mode) * days
-            x.dsum_u += rdiv(amount * r.rate.numerator, r.rate.denominator, r.mode) * days
+            x.dsum += rdiv(amount * r.cap_n, r.cap_d, r.mode) * days
+            x.dsum_u += rdiv(amount * r.rate_n, r.rate_d, r.mode) * days
 
     def _accrue(self, x: _Line, to: date) -> None:
         if to <= x.last:
@@ -542,9 +576,9 @@ class _Replay:
         unpaid = x.unpaid
         if unpaid <= r.fee_de_minimis or (r.fee_flat == 0 and r.fee_pct == 0):
             return
-        calc = r.fee_flat + rdiv(unpaid * r.fee_pct.numerator, r.fee_pct.denominator, r.mode)
+        calc = r.fee_flat + rdiv(unpaid * r.fee_n, r.fee_d, r.mode)
         fee = calc
-        owed_from = date.fromordinal(x.fee_due.toordinal() + 1)
+        owed_from = x.fee_due + _ONE_DAY
         for kind, rule_id, source, absolute, share in r.fee_caps:
             limit = absolute if absolute is not None else _floor_share(share, x.principal)  # type: ignore[arg-type]
             if limit < fee:
@@ -553,7 +587,7 @@ class _Replay:
                                                                          "max_late_fee_rate")}
                 x.bites[kind] = (rule_id, source, owed_from)
         x.fee_calc, x.fee_raw, x.fee_base, x.fee_on, x.fee_ref = calc, fee, unpaid, owed_from, r.ref
-        limit = self._limit(x)
+        limit = x.limit
         charged = fee if limit is None else min(fee, max(limit - self._interest(x), 0))
         if charged < fee and "max_total_charges" not in x.bites:
             x.bites["max_total_charges"] = (r.total_cap[1], r.total_cap[2], owed_from)  # type: ignore[index]
@@ -581,25 +615,32 @@ class _Replay:
         self._days(x, x.unpaid, (x.int_start - x.due).days)
         x.retro_state = _DONE
 
+    _STATE = ("last", "pd", "dsum", "dsum_u", "fee_state", "retro_state", "fee", "fee_raw", "fee_calc", "fee_base",
+              "fee_on", "fee_ref")
+
     def _bring(self, x: _Line, to: date) -> None:
         """`_advance`, noting the first day a rate cap or the total-charges cap starts to bite."""
         if x.closed or to <= x.last:
             return
         r = self.rules
-        watch = ((r.rate_cap is not None and "max_annual_rate" not in x.bites)
-                 or (r.total_cap is not None and "max_total_charges" not in x.bites))
-        if not watch or x.unpaid <= 0:
+        watch = x.unpaid > 0 and ((r.rate_cap is not None and "max_annual_rate" not in x.bites)
+                                  or (x.limit is not None and "max_total_charges" not in x.bites))
+        if not watch:
             self._advance(x, to)
             return
-        before = dataclasses.replace(x, bites=dict(x.bites))
+        saved = (x.last, x.pd, x.dsum, x.dsum_u, x.fee_state, x.retro_state, x.fee, x.fee_raw, x.fee_calc,
+                 x.fee_base, x.fee_on, x.fee_ref)      # the order of _STATE
+        saved_bites = dict(x.bites)
         self._advance(x, to)
         for kind, rule in (("max_annual_rate", r.rate_cap), ("max_total_charges", r.total_cap)):
             if rule is None or kind in x.bites or not self._biting(x, kind):
                 continue
-            lo, hi = before.last, to          # not biting at lo, biting at hi: find the first day
+            lo, hi = saved[0], to             # not biting at lo, biting at hi: find the first day
             while hi.toordinal() - lo.toordinal() > 1:
                 mid = date.fromordinal((lo.toordinal() + hi.toordinal()) // 2)
-                probe = dataclasses.replace(before, bites=dict(before.bites))
+                probe = dataclasses.replace(x, bites=dict(saved_bites))
+                for name, value in zip(self._STATE, saved):
+                    setattr(probe, name, value)
                 self._advance(probe, mid)
                 if self._biting(probe, kind):
                     hi = mid
@@ -633,6 +674,8 @@ class _Replay:
         suffix = {"principal": "p", "late_fee": "f", "interest": "i", "agreed_charges": "a"}[component]
         attr = f"{how}_{suffix}"
         setattr(x, attr, getattr(x, attr) + amount)
+        if component == "principal":
+            x.unpaid -= amount
 
     # ---------------------------------------------------------------- allocation
     def _allocate(self, amount: int, on: date) -> tuple[list[Applied], int]:
@@ -640,31 +683,52 @@ class _Replay:
         due (prepayment); the rest is returned as credit."""
         applied: list[Applied] = []
         remaining = amount
-        open_lines = [x for x in self.lines if not x.closed]
-        due = [x for x in open_lines if x.due <= on]
+        due = [x for x in self.open if x.due <= on]
         for x in due:
             self._bring(x, on)
-        classes = {"fees": ("agreed_charges", "late_fee"), "interest": ("interest",), "principal": ("principal",)}
         for cls in self.rules.order:
+            if remaining == 0:
+                break
             for x in due:
-                for component in classes[cls]:
-                    if remaining == 0:
-                        return applied, 0
+                if cls == "fees":
+                    take = min(x.agreed - x.paid_a - x.waived_a - x.sup_a, remaining)
+                    if take > 0:
+                        x.paid_a += take
+                        remaining -= take
+                        applied.append(Applied(x.id, "agreed_charges", take))
+                    take = min(x.fee - x.paid_f - x.waived_f - x.sup_f, remaining)
+                    if take > 0:
+                        x.paid_f += take
+                        remaining -= take
+                        applied.append(Applied(x.id, "late_fee", take))
+                elif cls == "interest":
+                    take = min(self._interest(x) - x.paid_i - x.waived_i - x.sup_i, remaining)
+                    if take > 0:
+                        x.paid_i += take
+                        remaining -= take
+                        applied.append(Applied(x.id, "interest", take))
+                else:
+                    take = min(x.unpaid, remaining)
+                    if take > 0:
+                        x.paid_p += take
+                        x.unpaid -= take
+                        remaining -= take
+                        applied.append(Applied(x.id, "principal", take))
+                if remaining == 0:
+                    break
+        if self.rules.prepay and remaining:
+            for x in self.open:
+                if x.due <= on:
+                    continue
+                for component in ("agreed_charges", "principal"):
                     take = min(self._out(x, component), remaining)
                     if take > 0:
                         self._take(x, component, take, "paid")
                         remaining -= take
                         applied.append(Applied(x.id, component, take))  # type: ignore[arg-type]
-        if self.rules.prepay:
-            for x in open_lines:
-                if x.due > on and remaining:
-                    for component in ("agreed_charges", "principal"):
-                        take = min(self._out(x, component), remaining)
-                        if take > 0:
-                            self._bring(x, on)
-                            self._take(x, component, take, "paid")
-                            remaining -= take
-                            applied.append(Applied(x.id, component, take))  # type: ignore[arg-type]
+                if remaining == 0:
+                    break
+        self._prune(self.by_id[a.instalment_id] for a in applied)
         return applied, remaining
 
     def _apply_credit(self, on: date) -> None:
@@ -710,6 +774,7 @@ class _Replay:
                     applied.append(Applied(x.id, component, take))  # type: ignore[arg-type]
                     if remaining is not None:
                         remaining -= take
+        self._prune()
         self.results.append(EventResult(ev.event_id, "waiver", on, tuple(applied), unapplied=remaining or 0,
                                         note=ev.reason))
 
@@ -722,8 +787,10 @@ class _Replay:
             if take > 0:
                 self._bring(x, on)
                 x.adj_p += take
+                x.unpaid -= take
                 remaining -= take
                 applied.append(Applied(x.id, "principal", take))
+        self._prune()
         self.results.append(EventResult(ev.event_id, "adjustment", on, tuple(applied), unapplied=remaining,
                                         note=ev.reason))
 
@@ -761,7 +828,8 @@ class _Replay:
             x.closed = True
         for inst in ev.instalments:
             self._add(inst)
-        self.lines.sort(key=lambda x: (x.due, x.id))
+        self._prune()
+        self._sort()
         self.results.append(EventResult(ev.event_id, "restructure", on, tuple(applied),
                                         note=f"plan {ev.plan_id}: fee {ev.fee}, discount "
                                              f"{ev.discount_charges + ev.discount_principal}"))
@@ -777,6 +845,7 @@ class _Replay:
             x.pd = x.dsum = x.dsum_u = 0
         self.rules = _compile(ev.ref, ev.charges, self.jurisdiction, self.debt_type)
         for x in self.lines:   # a new grace applies to what is not yet assessed
+            x.limit = self.rules.limit(x.principal)
             if x.fee_state == _PENDING:
                 x.fee_due = date.fromordinal(x.due.toordinal() + self.rules.fee_grace)
             if x.retro_state == _PENDING:
@@ -791,22 +860,24 @@ class _Replay:
         caps: list[CapBite] = []
         for x in self.lines:
             self._bring(x, as_of)
-            interest = self._interest(x)
-            calc_i = self._interest_u(x)
+            accrued = bool(x.pd or x.carried_u or x.dsum_u)
+            interest = self._interest(x) if accrued or x.floor_i else 0
+            calc_i = self._interest_u(x) if accrued else 0
             fee_basis = None
             if x.fee_on is not None:
-                lf = r.source.late_fee if x.fee_ref == r.ref else None
+                same = x.fee_ref == r.ref     # assessed under earlier rules: amounts only
                 fee_basis = LateFeeBasis(owed_from=x.fee_on, overdue_principal=x.fee_base,
-                                         flat=lf.flat if lf else x.fee_calc, percent=_pct(lf.percent) if lf else "",
-                                         grace_days=lf.grace_days if lf else 0, calculated=x.fee_calc,
+                                         flat=r.fee_flat if same else x.fee_calc,
+                                         percent=r.fee_percent_text if same else "",
+                                         grace_days=r.fee_grace if same else 0, calculated=x.fee_calc,
                                          charged=x.fee, rules_ref=x.fee_ref)
             interest_basis = None
             if calc_i or interest:
+                rate, day_count, daily, rounding, grace = r.interest_text
                 interest_basis = InterestBasis(
-                    rate=_pct(pi.rate), per=pi.per, day_count=pi.day_count if pi.per == "year" else "per day",
-                    daily_rate=f"{r.capped.numerator}/{r.capped.denominator}", grace_days=pi.grace_days,
-                    grace=pi.grace, rounding=f"{r.mode}, {r.source.rounding.interest}", principal_days=x.pd,
-                    calculated=calc_i, charged=interest, rules_ref=r.ref)
+                    rate=rate, per=pi.per, day_count=day_count, daily_rate=daily, grace_days=pi.grace_days,
+                    grace=grace, rounding=rounding, principal_days=x.pd, calculated=calc_i, charged=interest,
+                    rules_ref=r.ref)
             for kind, (rule_id, source, first) in x.bites.items():
                 if kind == "max_annual_rate":
                     amount = calc_i - self._interest_rc(x)
@@ -815,18 +886,19 @@ class _Replay:
                 else:
                     amount = x.fee_calc - x.fee_raw
                 caps.append(CapBite(x.id, kind, rule_id, source, first, amount))  # type: ignore[arg-type]
-            unpaid = 0 if x.closed else x.unpaid
+            closed = x.closed
+            unpaid = 0 if closed else x.unpaid
             lines.append(Line(
                 id=x.id, due_date=x.due, source=x.source,
                 days_past_due=(as_of - x.due).days if unpaid > 0 and as_of > x.due else 0, superseded=x.closed,
                 principal=x.principal, principal_paid=x.paid_p + x.prepaid, principal_adjusted=x.adj_p,
                 principal_waived=x.waived_p, principal_superseded=x.sup_p, principal_outstanding=unpaid,
                 late_fee=x.fee, late_fee_paid=x.paid_f, late_fee_waived=x.waived_f, late_fee_superseded=x.sup_f,
-                late_fee_outstanding=self._out(x, "late_fee"),
+                late_fee_outstanding=0 if closed else x.fee - x.paid_f - x.waived_f - x.sup_f,
                 interest=interest, interest_paid=x.paid_i, interest_waived=x.waived_i, interest_superseded=x.sup_i,
-                interest_outstanding=self._out(x, "interest"),
+                interest_outstanding=0 if closed else interest - x.paid_i - x.waived_i - x.sup_i,
                 agreed_charges=x.agreed, agreed_paid=x.paid_a, agreed_waived=x.waived_a, agreed_superseded=x.sup_a,
-                agreed_outstanding=self._out(x, "agreed_charges"),
+                agreed_outstanding=0 if closed else x.agreed - x.paid_a - x.waived_a - x.sup_a,
                 late_fee_basis=fee_basis, interest_basis=interest_basis))
         return Statement(as_of=as_of, rules_ref=r.ref, lines=tuple(lines), events=tuple(self.results),
                          caps=tuple(caps), credit=self.credit, ignored_events=ignored)
@@ -885,8 +957,7 @@ def _credit_on_due_dates(replay: _Replay, after: date | None, through: date) -> 
     """Credit held (prepayment off) settles each instalment on its due date."""
     if replay.credit <= 0:
         return
-    for day in sorted({x.due for x in replay.lines if not x.closed and (after is None or x.due > after)
-                       and x.due <= through}):
+    for day in sorted({x.due for x in replay.open if (after is None or x.due > after) and x.due <= through}):
         replay._apply_credit(day)
         if replay.credit <= 0:
             return
