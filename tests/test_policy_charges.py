@@ -65,7 +65,7 @@ def test_limitation_restart_per_jurisdiction():
 
 
 def test_shipped_equipment_policies_carry_caps_per_jurisdiction_and_debt_type():
-    for ref in (("standard", 3), ("litigation", 2)):
+    for ref in (("standard", 3),):
         charges = load(*ref).charges
         assert {c.id for c in charges.caps_for("CN", "equipment_finance")} == {"cn-finance-24"}
         assert {c.id for c in charges.caps_for("US-TX", "equipment_finance")} == {"us-late-fee-5"}
@@ -76,7 +76,6 @@ def test_shipped_equipment_policies_carry_caps_per_jurisdiction_and_debt_type():
 def test_the_calendar_of_v3_is_v2s():
     v2, v3 = load("standard", 2), load("standard", 3)
     assert v3.steps == v2.steps and v3.stages == v2.stages and v3.contact_rules == v2.contact_rules
-    assert load("litigation", 2).steps == load("litigation", 1).steps
 
 
 # ---------------------------------------------------------------- old `fees` sections
