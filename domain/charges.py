@@ -5,23 +5,37 @@ never a float. Rules come from the policy's `charges` section (schemas/charges.p
 
 How the workflow uses it
 ------------------------
-State: one `ChargesBook` in the workflow state (a pydantic model, carried across continue-as-new):
+State: one `ChargesBook` in the workflow state (pydantic; carried whole across continue-as-new).
+All dates are the debtor's local dates (the workflow's `_today()`; a payment's `received_at` in
+the debtor's zone). Append an event when the fact is accepted, never edit or remove one:
 
-    book = open_book(account, policy)                 # at start: schedule, rules, jurisdiction
-    book.events.append(PaymentEvent(event_id=f"payment:{p.payment_id}", on=<debtor-local date
-                       of received_at>, amount=p.amount))      # on every accepted payment
-    book.events.append(WaiverEvent(...))              # waive_fee, once approved
-    book.events.append(AdjustmentEvent(...))          # upheld dispute
-    book.events.append(quote.event)                   # restructuring (domain.restructuring)
-    book.events.append(RulesChange(event_id=..., on=today, ref=policy.ref, charges=policy.charges))
-                                                      # change_policy: new rules from that date
+    book = open_book(account, policy)        # start: instalments (id = due date ISO), rules,
+                                             # jurisdiction (account.jurisdiction or debtor.country),
+                                             # debt_type; `paid` at hand-over becomes `prepaid`
+    PaymentEvent(event_id=f"payment:{payment_id}", on=<received_at local date>, amount=<minor units>)
+    WaiverEvent(event_id=f"waiver:{update id}", on=today, component="late_fee"|"interest"|
+                "agreed_charges"|"fees"|"charges", amount=None (all open) | int, instalment_id=None
+                (oldest first) | id, reason=str, approved_by=str|None)       # once approved
+    AdjustmentEvent(event_id=f"dispute:{id}", on=today, amount=int, instalment_id=None|id, reason=str)
+    quote.event                              # a RestructureEvent from domain.restructuring, once
+                                             # signed and approved
+    RulesChange(event_id=f"policy:{ref}", on=today, ref=policy.ref, charges=policy.charges)
+                                             # change_policy: new rules from that date
 
-Reads, whenever needed (status, evidence, a payment, a ladder step, closing):
+Reads (status, evidence, each payment, the fee step, closing) are one call:
 
-    st = statement(book, today)   # -> Statement: lines, events (each allocation), caps, totals
-    st.as_dict()                  # JSON for `status`
-    st.events[-1].applied         # how the payment just appended was allocated
-    postings(previous, st)        # charge deltas to write to the ledger since the last posting
+    st = statement(book, today)      # -> Statement
+    st.lines                         # per instalment: principal, late_fee, interest (to date), paid,
+                                     # waived, superseded, *_outstanding, days_past_due, and the
+                                     # basis of each charge (rule, rate, principal-days, ref)
+    st.event(event_id).applied       # how that payment / waiver / adjustment was applied
+    st.caps                          # CapBite: instalment, cap, rule id, source, first day, amount
+    st.credit, st.past_due, st.total_outstanding, st.charges_outstanding, st.as_dict() (JSON)
+    postings(previous, st)           # late-fee / interest deltas per instalment and new cap bites
+                                     # since the statement last posted: write them to the ledger
+    waiver_requires_approval(policy.charges, amount, charges_outstanding=st.charges_outstanding,
+                             already_waived=<sum of earlier waivers>)   # -> Approval(required, reason)
+    waivable(st, component, instalment_id)   # the most a waiver can take (validators)
 
 Nothing is stored but the events: replaying the same book gives the same statement, an event id
 seen twice counts once, and a payment stops interest on the principal it pays from its date.
