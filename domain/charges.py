@@ -34,7 +34,7 @@ Reads (status, evidence, each payment, the fee step, closing) are one call:
     postings(previous, st)           # late-fee / interest deltas per instalment and new cap bites
                                      # since the statement last posted: write them to the ledger
     waiver_requires_approval(policy.charges, amount, charges_outstanding=st.charges_outstanding,
-                             already_waived=<sum of earlier waivers>)   # -> Approval(required, reason)
+                             already_waived=st.waivers_total)    # -> Approval(required, reason)
     waivable(st, component, instalment_id)   # the most a waiver can take (validators)
 
 Nothing is stored but the events: replaying the same book gives the same statement, an event id
@@ -339,6 +339,11 @@ class Statement:
     @property
     def waived_total(self) -> int:
         return sum(x.waived for x in self.lines)
+
+    @property
+    def waivers_total(self) -> int:
+        """Charges waived by waiver events (not plan discounts): `already_waived` for approvals."""
+        return sum(a.amount for e in self.events if e.kind == "waiver" for a in e.applied)
 
     @property
     def charged_total(self) -> int:
@@ -980,10 +985,14 @@ def _credit_on_due_dates(replay: _Replay, after: date | None, through: date) -> 
 # ====================================================================== ledger postings
 @dataclass(frozen=True, slots=True)
 class Posting:
+    """A ledger row. `late_fee` / `interest`: `amount` is the change since the previous statement
+    (negative: a reversal, e.g. a value-dated payment that shortened accrual), `cumulative` the
+    total charged now. `cap`: a record, not money (`amount` 0, `cumulative` the amount kept off)."""
+
     instalment_id: str
     component: Literal["late_fee", "interest", "cap"]
-    amount: int              # change since the previous statement (negative: a reversal, e.g. a
-    cumulative: int          # value-dated payment that shortened accrual)
+    amount: int
+    cumulative: int
     detail: str
 
 

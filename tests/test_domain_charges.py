@@ -317,3 +317,14 @@ def test_open_book_from_the_start_input():
     line = statement(b, date(2026, 3, 2)).lines[0]
     assert line.principal_outstanding == 58_000 and line.interest == 58 * 30
     assert ChargesBook.model_validate_json(b.model_dump_json()) == b     # carried across continue-as-new
+
+
+def test_waivers_total_feeds_the_approval_threshold():
+    prop = load("property", 1).charges
+    on = D0 + timedelta(days=40)
+    b = book(prop, (D0, 100_000), events=[WaiverEvent(event_id="w1", on=on, amount=3_000, reason="goodwill")],
+             debt_type="property_fee")
+    st = statement(b, on)
+    assert st.waivers_total == 3_000 and st.charges_outstanding == 4_000 - 3_000
+    assert waiver_requires_approval(prop, 2_500, charges_outstanding=st.charges_outstanding * 10,
+                                    already_waived=st.waivers_total).required      # 5,500 > 5,000 in all
