@@ -1,5 +1,9 @@
 """Late fee and penalty interest, per contract (policy data). Decimal arithmetic, rounded half-up
-to whole minor units; never a float."""
+to whole minor units; never a float.
+
+The first fee arithmetic, kept while the workflow still calls it: one assessment on the sum of
+the overdue principal. Its successor is domain.charges (per instalment, accruing daily until paid,
+caps, allocation order, waivers, restructuring; docs/fees.md), which reads `policy.charges`."""
 from __future__ import annotations
 
 from decimal import Decimal

@@ -77,9 +77,15 @@ class Balance(BaseModel):
         return None
 
 
-def allocate(balance: Balance, amount: int, today: date, *, to: Literal["paid", "adjusted"] = "paid") -> Allocation:
+def allocate(balance: Balance, amount: int, today: date, *, to: Literal["paid", "adjusted"] = "paid",
+             order: tuple[str, ...] | None = None) -> Allocation:
     """Apply `amount` oldest due first: instalments already due, then fees, then instalments not yet
-    due (payment ahead of the due date); what is left is carried as credit. Mutates `balance`."""
+    due (payment ahead of the due date); what is left is carried as credit. Mutates `balance`.
+
+    `order` (a policy's `charges.allocation.order_for(jurisdiction)`, e.g. fees, interest,
+    principal) replaces the default order of what is due: `fees` are late-fee lines, `interest`
+    penalty-interest lines, `principal` due instalments, each oldest first; instalments not yet due
+    still come last. The charges engine (domain.charges) allocates the same way on its own model."""
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise TypeError("amount must be integer minor units")
     if amount < 0:
@@ -89,7 +95,16 @@ def allocate(balance: Balance, amount: int, today: date, *, to: Literal["paid", 
     due = [i for i in sorted(balance.instalments, key=lambda i: i.due_date) if i.due_date <= today]
     future = [i for i in sorted(balance.instalments, key=lambda i: i.due_date) if i.due_date > today]
     fees = sorted(balance.fees, key=lambda f: (f.assessed_on, f.fee_id))
-    for line in [*due, *fees, *future]:
+    if order is None:
+        lines: list[InstalmentLine | FeeLine] = [*due, *fees, *future]
+    else:
+        if sorted(order) != ["fees", "interest", "principal"]:
+            raise ValueError("order lists each of fees, interest, principal exactly once")
+        classes: dict[str, list[InstalmentLine | FeeLine]] = {
+            "principal": list(due), "fees": [f for f in fees if f.kind == "late_fee"],
+            "interest": [f for f in fees if f.kind == "penalty_interest"]}
+        lines = [line for cls in order for line in classes[cls]] + list(future)
+    for line in lines:
         if remaining == 0:
             break
         take = min(line.outstanding, remaining)

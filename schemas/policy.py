@@ -6,11 +6,14 @@ Every offset, channel, template, fee rule and threshold lives here, in files und
 from __future__ import annotations
 
 from datetime import time
+from decimal import Decimal
 from typing import Literal
 
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from schemas.charges import Allocation, Charges, LateFeeRule, PenaltyInterestRule, Waivers
 
 Channel = Literal["sms", "email", "voice", "letter"]
 StepAction = Literal[
@@ -84,6 +87,9 @@ class LateFee(_Strict):
 
 
 class Fees(_Strict):
+    """The first fee model, kept so policy files and running accounts' carried policies still load.
+    New policies write `charges` (schemas/charges.py); `Policy` derives one from the other."""
+
     late_fee: LateFee = LateFee()
     # Simple penalty interest on overdue principal, per annum, in basis points, day count 365.
     penalty_interest_bp: int = Field(default=0, ge=0, le=10_000)
@@ -182,6 +188,9 @@ class Policy(_Strict):
     stages: tuple[Stage, ...]
     steps: tuple[Step, ...]
     fees: Fees = Fees()
+    # Late fees, penalty interest, caps, allocation, waivers, restructuring (domain.charges).
+    # Derived from `fees` when a policy (file or carried state) predates it.
+    charges: Charges = Charges()
     promises: Promises = Promises()
     disputes: Disputes = Disputes()
     plans: RepaymentPlans = RepaymentPlans()
@@ -194,6 +203,21 @@ class Policy(_Strict):
     # After paying off, the account stays open this many days: a late or duplicate bank transfer
     # still lands (as credit, with a refund task) instead of bouncing off a closed workflow.
     closing_grace_days: int = Field(default=30, ge=0, le=365)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _charges_and_fees(cls, data: object) -> object:
+        """Old policies have only `fees`, new ones only `charges`: derive the missing one, so old
+        files and carried states keep their meaning and the pre-`charges` code keeps working."""
+        if not isinstance(data, dict) or ("charges" in data and "fees" in data):
+            return data
+        data = dict(data)
+        if "charges" in data:
+            data["fees"] = legacy_fees(Charges.model_validate(data["charges"]))
+        else:
+            fees = Fees.model_validate(data.get("fees", {}))
+            data["charges"] = charges_from_fees(fees, data.get("steps") or ())
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> "Policy":
@@ -219,3 +243,36 @@ class Policy(_Strict):
             if country in self.jurisdictions:
                 return self.jurisdictions[country]
         return self.contact_rules
+
+
+def charges_from_fees(fees: Fees, steps: object) -> Charges:
+    """What an old `fees` section meant, in the charges model. The fee was assessed by the first
+    `assess_fee` step (DPD d): a late fee owed from DPD d and interest from the due date on an
+    instalment still unpaid then, i.e. grace d - 1, retroactive. Payments went to due principal
+    before fees (then interest, whose id sorted first). No `assess_fee` step: nothing was charged."""
+    dpds = [(s.get("dpd") if isinstance(s, dict) else s.dpd) for s in steps  # type: ignore[union-attr]
+            if (s.get("action") if isinstance(s, dict) else s.action) == "assess_fee"]  # type: ignore[union-attr]
+    dpds = [d for d in dpds if d is not None]
+    waivers = Waivers(requires_approval=fees.waiver_requires_approval)
+    allocation = Allocation(order=("principal", "interest", "fees"))
+    if not dpds:
+        return Charges(waivers=waivers, allocation=allocation)
+    grace = max(min(dpds) - 1, 0)
+    return Charges(
+        late_fee=LateFeeRule(flat=fees.late_fee.fixed, percent=Decimal(fees.late_fee.percent_bp) / 10_000,
+                             grace_days=grace, max_per_instalment=fees.late_fee.cap),
+        penalty_interest=PenaltyInterestRule(rate=Decimal(fees.penalty_interest_bp) / 10_000, per="year",
+                                             day_count="ACT/365", grace_days=grace, grace="retroactive"),
+        allocation=allocation, waivers=waivers)
+
+
+def legacy_fees(charges: Charges) -> Fees:
+    """The nearest old `fees` section for code that still reads it (rates floored to whole bp)."""
+    rule = charges.penalty_interest
+    yearly = rule.rate * 365 if rule.per == "day" else (
+        rule.rate * 365 / 360 if rule.day_count == "ACT/360" else rule.rate)
+    return Fees(late_fee=LateFee(fixed=charges.late_fee.flat,
+                                 percent_bp=min(int(charges.late_fee.percent * 10_000), 10_000),
+                                 cap=charges.late_fee.max_per_instalment),
+                penalty_interest_bp=min(int(yearly * 10_000), 10_000),
+                waiver_requires_approval=charges.waivers.requires_approval)

@@ -195,3 +195,42 @@ def test_float_amount_is_rejected():
     balance = Balance(instalments=[InstalmentLine(due_date=date(2026, 2, 1), amount=100)])
     with pytest.raises(TypeError):
         allocate(balance, 150.5, date(2026, 3, 1))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- allocation order from the policy
+ORDERS = [("fees", "interest", "principal"), ("principal", "interest", "fees"), ("interest", "principal", "fees")]
+
+
+def _kind_class(balance: Balance, target: str) -> str:
+    if target.startswith("instalment:"):
+        return "principal"
+    fee = next(f for f in balance.fees if f"fee:{f.fee_id}" == target)
+    return "fees" if fee.kind == "late_fee" else "interest"
+
+
+@PROFILE
+@given(balance=balances(), amount=amounts, today=days, order=st.sampled_from(ORDERS))
+def test_a_policy_order_settles_classes_in_that_order_oldest_first(balance, amount, today, order):
+    before = balance.model_copy(deep=True)
+    result = allocate(balance, amount, today, order=order)
+    assert sum(a.amount for a in result.applied) + result.credit == amount
+    due = {f"instalment:{i.due_date.isoformat()}" for i in before.instalments if i.due_date <= today}
+    ranks = []
+    for a in result.applied:
+        if a.target.startswith("instalment:") and a.target not in due:
+            ranks.append((3, a.target))                               # not yet due: always last
+        else:
+            ranks.append((order.index(_kind_class(before, a.target)), a.target if a.target in due else ""))
+    assert [r[0] for r in ranks] == sorted(r[0] for r in ranks)
+
+
+def test_example_fees_first_order():
+    balance = Balance(
+        instalments=[InstalmentLine(due_date=date(2026, 2, 1), amount=100_000)],
+        fees=[FeeLine(fee_id="i", kind="penalty_interest", amount=1_000, assessed_on=date(2026, 3, 3)),
+              FeeLine(fee_id="f", kind="late_fee", amount=20_000, assessed_on=date(2026, 3, 3))])
+    result = allocate(balance, 50_000, date(2026, 3, 10), order=("fees", "interest", "principal"))
+    assert [(a.target, a.amount) for a in result.applied] == [("fee:f", 20_000), ("fee:i", 1_000),
+                                                              ("instalment:2026-02-01", 29_000)]
+    with pytest.raises(ValueError):
+        allocate(balance, 1, date(2026, 3, 10), order=("fees", "fees", "principal"))
