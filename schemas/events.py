@@ -24,6 +24,8 @@ class Operator(BaseModel):
     """Who did it, for the audit trail. Optional in every update."""
 
     operator: str | None = Field(default=None, max_length=200)
+    # Set by the ingress (the authenticated principal's role) and the CLI (`cli`); never trusted from a body.
+    role: Literal["billing", "operator", "supervisor", "readonly", "cli"] | None = None
     note: str | None = Field(default=None, max_length=2000)
 
 
