@@ -91,3 +91,31 @@ def codec_app(settings: Settings, state: Callable[[], Any]) -> FastAPI:
         return JSONResponse({"detail": err.detail}, err.status_code, headers=err.headers)
 
     return app
+
+
+def standalone_codec_app(settings: Settings) -> FastAPI:
+    """`arrears codec-server`: the codec alone, at the root (`http://host:port/decode`)."""
+    from contextlib import asynccontextmanager
+    from types import SimpleNamespace
+
+    from infra.converter import payload_codec
+    from ingress.auth import Authenticator
+
+    shared = SimpleNamespace(pool=None, auth=Authenticator(settings), codec=payload_codec(settings))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from infra.database import create_pool, migrate
+        from infra.postgres import database_url
+
+        url = database_url(settings)
+        await migrate(url)
+        shared.pool = await create_pool(url, max_size=4)
+        try:
+            yield
+        finally:
+            await shared.pool.close()
+
+    outer = FastAPI(title="Arrears codec server", openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
+    outer.mount("/", codec_app(settings, lambda: shared))
+    return outer
