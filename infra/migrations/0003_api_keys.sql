@@ -10,7 +10,7 @@ CREATE TABLE api_keys (
     created_by      text,
     expires_at      timestamptz,             -- set on the old key when a rotation keeps a grace period
     revoked_at      timestamptz,
-    replaced_by     text REFERENCES api_keys(key_id),
+    replaced_by     text REFERENCES api_keys(key_id) DEFERRABLE INITIALLY DEFERRED,
     last_used_at    timestamptz
 );
 -- One current key per name; rotated keys (replaced_by set) may linger until they expire.
