@@ -32,7 +32,7 @@ def _register_subcommands() -> None:
     # Each module adds its commands to `app`; a missing module means that feature has not landed.
     import importlib
 
-    for name in ("cli.stack", "cli.operator", "cli.audit"):
+    for name in ("cli.stack", "cli.operator", "cli.audit", "cli.keys"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as err:
@@ -44,8 +44,10 @@ def _register_subcommands() -> None:
 
 def run() -> None:
     """Entry point: run the command, then exit without interpreter finalisation (sdk-python #300)."""
+    from infra.logredact import install
     from infra.process import exit_now
 
+    install()  # no phone number, e-mail address or API key in any log of any `arrears` process
     _register_subcommands()
     try:
         # Without standalone mode click returns the exit code of typer.Exit instead of raising it.

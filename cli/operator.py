@@ -6,7 +6,6 @@ conflict, 2 invalid input, 3 no such account, 4 Temporal unavailable."""
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -101,7 +100,11 @@ def _read_json(path: Path | None, text: str | None) -> Any:
 
 
 def run_update(account_id: str, name: str, body: dict[str, Any], idempotency_key: str | None = None) -> None:
+    from cli.keys import cli_identity
+
     model, _ = UPDATES[name]
+    # The actor is the identity this CLI is configured with (ARREARS_OPERATOR), never the body's.
+    body = {**body, "operator": cli_identity(), "role": "cli"}
     data = _validate(model, {k: v for k, v in body.items() if v is not None}).model_dump(mode="json",
                                                                                          exclude_none=True)
     update_id = f"{name}:{idempotency_key}" if idempotency_key else None
@@ -171,18 +174,21 @@ def render_status(account_id: str, status: Any) -> None:
 
 
 # Shared options (typer reads defaults at definition time, so each is built once).
-OPERATOR = typer.Option(None, "--operator", help="who is acting (audit trail); default: your login")
+OPERATOR = typer.Option(None, "--operator", hidden=True,
+                        help="no longer accepted: the CLI acts as ARREARS_OPERATOR (default: your login)")
 NOTE = typer.Option(None, "--note", help="free-text note for the audit trail")
 KEY = typer.Option(None, "--idempotency-key", help="retries with the same key run the update once")
 
 
-def _who(operator: str | None) -> str | None:
-    if operator:
-        return operator
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return None
+def _who(operator: str | None) -> str:
+    """The configured CLI identity; a different `--operator` is refused rather than ignored."""
+    from cli.keys import cli_identity
+
+    identity = cli_identity()
+    if operator and operator != identity:
+        raise CommandFailed(f"--operator {operator!r} is not accepted: the CLI records the identity it is "
+                            f"configured with ({identity!r}); set ARREARS_OPERATOR to change it", 2)
+    return identity
 
 
 def register(app: typer.Typer) -> None:

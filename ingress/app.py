@@ -10,13 +10,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from infra.settings import Settings
 from ingress.accounts import Accounts
+from ingress.auth import Authenticator, authorize
 from ingress.errors import IngressError
 from ingress.routes import billing, operator
 from ingress.webhooks import sendgrid, telematics, twilio
@@ -65,8 +66,10 @@ def create_app(settings: Settings, *, client: Client | None = None,
         description="Billing events, operator updates and provider webhooks for the `AccountCollection` "
                     "workflows. Money is integer minor units with an ISO 4217 currency.",
         lifespan=lifespan,
+        dependencies=[Depends(authorize)],  # authentication and roles: ingress.auth
     )
     app.state.settings = settings
+    app.state.auth = Authenticator(settings)
     if client is not None and pool is not None:
         # Ready without a lifespan run (httpx's ASGITransport does not send lifespan events).
         app.state.pool = pool
@@ -76,6 +79,7 @@ def create_app(settings: Settings, *, client: Client | None = None,
     app.include_router(twilio.router)
     app.include_router(sendgrid.router)
     app.include_router(telematics.router)
+    _mount_codec(app, settings)
 
     @app.exception_handler(IngressError)
     async def ingress_error(request: Request, err: IngressError) -> JSONResponse:
@@ -106,6 +110,24 @@ def create_app(settings: Settings, *, client: Client | None = None,
                             status_code=200 if healthy else 503)
 
     return app
+
+
+def _mount_codec(app: FastAPI, settings: Settings) -> None:
+    """The codec server under /codec, with the codec of this ingress's own Temporal client."""
+    from ingress.codec_server import codec_app
+
+    def state():
+        if not hasattr(app.state, "codec"):
+            from infra.converter import payload_codec
+
+            accounts = getattr(app.state, "accounts", None)
+            if accounts is not None:
+                app.state.codec = accounts.client.data_converter.payload_codec
+            else:
+                app.state.codec = payload_codec(settings) if settings.payload_encryption else None
+        return app.state
+
+    app.mount("/codec", codec_app(settings, state))
 
 
 def describe_errors(errors: list[dict]) -> str:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Header, Request
 from pydantic import BaseModel, Field
 
 from ingress.accounts import Accounts
+from ingress.auth import stamp
 from ingress.updates import SIGNALS, UPDATES
 from schemas.account import AccountStart
 from schemas.events import Payment
@@ -68,7 +69,7 @@ def _update_endpoint(name: str, model: type[BaseModel]):
                        body: model = Body(default=None if optional else ...),  # type: ignore[valid-type]
                        idempotency_key: str | None = Header(
                            default=None, description="retries with the same key run the update once")) -> Any:
-        data = (body or model()).model_dump(mode="json", exclude_none=True)
+        data = stamp(request, (body or model()).model_dump(mode="json", exclude_none=True))
         update_id = f"{name}:{idempotency_key}" if idempotency_key else None
         return await _accounts(request).update(account_id, name, data, update_id=update_id)
 

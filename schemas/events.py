@@ -28,6 +28,7 @@ class Operator(BaseModel):
     `operator` and `role` with the authenticated principal, never trusting the body."""
 
     operator: str | None = Field(default=None, max_length=200)
+    # Set by the ingress (the authenticated principal's role) and the CLI (`cli`); never trusted from a body.
     role: Role | None = None
     note: str | None = Field(default=None, max_length=2000)
 

@@ -8,8 +8,16 @@
 """
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import uuid
+
+# One payload-encryption key and one API-key pepper for the whole session, set before anything
+# reads the settings: the CLI, worker and ingress subprocesses the tests start inherit them, so
+# every process reads what the others wrote (as one deployment's configuration would ensure).
+os.environ.setdefault("ARREARS_CODEC_KEYS", f"test-{secrets.token_hex(3)}:{base64.b64encode(secrets.token_bytes(32)).decode()}")
+os.environ.setdefault("ARREARS_API_KEY_PEPPER", secrets.token_urlsafe(32))
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 

@@ -9,13 +9,30 @@ import subprocess
 import uuid
 from datetime import datetime, timedelta, timezone
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from infra.temporal import binary
+from ingress.app import create_app
 from tests.collection import running_workers
+from tests.served import serve
+from tests.test_ingress_support import ingress_settings, issue_keys
 
 
 def temporal(address: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(binary("temporal")), *args, "--address", address, "--namespace", "default"],
                           capture_output=True, text=True, timeout=60)
+
+
+@asynccontextmanager
+async def codec_server(client, pool) -> AsyncIterator[tuple[str, ...]]:
+    """The ingress's codec server over HTTP; yields the `temporal` options that use it with a
+    read-only key. Payloads are encrypted at rest: a plain client writes JSON, and reads results
+    through the codec server."""
+    settings = ingress_settings()
+    keys = await issue_keys(pool, settings, ["readonly"])
+    async with serve(create_app(settings, client=client, pool=pool)) as base:
+        yield ("--codec-endpoint", f"{base}/codec", "--codec-auth", f"Bearer {keys['readonly']}")
 
 
 async def test_the_contract_holds_through_the_temporal_cli(dev_env, database_url, tmp_path):
@@ -29,7 +46,8 @@ async def test_the_contract_holds_through_the_temporal_cli(dev_env, database_url
                    "timezone": "Asia/Shanghai", "language": "zh"},
         "instalments": [{"due_date": (today + timedelta(days=30)).isoformat(), "amount": 120000}],
     }
-    async with running_workers(dev_env.client, database_url, tmp_path) as pool:
+    async with running_workers(dev_env.client, database_url, tmp_path) as pool, \
+            codec_server(dev_env.client, pool) as codec:
         r = await asyncio.to_thread(temporal, address, "workflow", "start", "--type", "AccountCollection",
                                     "--task-queue", "arrears", "--workflow-id", wid,
                                     "--input", json.dumps(start_input))
@@ -43,19 +61,23 @@ async def test_the_contract_holds_through_the_temporal_cli(dev_env, database_url
 
         bad = {"amount": 10, "promised_date": (today - timedelta(days=1)).isoformat()}
         r = await asyncio.to_thread(temporal, address, "workflow", "update", "execute", "--workflow-id", wid,
-                                    "--name", "promise_to_pay", "--input", json.dumps(bad))
+                                    "--name", "promise_to_pay", "--input", json.dumps(bad), *codec)
         assert r.returncode != 0 and "future" in (r.stdout + r.stderr)
         assert "retryable: false" in r.stderr
 
         promise = {"amount": 100000, "promised_date": (today + timedelta(days=20)).isoformat(),
                    "operator": "ops.cli"}
         r = await asyncio.to_thread(temporal, address, "workflow", "update", "execute", "--workflow-id", wid,
-                                    "--name", "promise_to_pay", "--input", json.dumps(promise))
+                                    "--name", "promise_to_pay", "--input", json.dumps(promise), *codec)
         assert r.returncode == 0, r.stderr
         assert "promise_id" in r.stdout
 
+        # Without the codec server the result is ciphertext; with it, the status as JSON.
         r = await asyncio.to_thread(temporal, address, "workflow", "query", "--workflow-id", wid,
                                     "--type", "status", "--output", "json")
+        assert r.returncode == 0 and "Zhang San" not in r.stdout and "paid_total" not in r.stdout, r.stdout
+        r = await asyncio.to_thread(temporal, address, "workflow", "query", "--workflow-id", wid,
+                                    "--type", "status", "--output", "json", *codec)
         assert r.returncode == 0, r.stderr
         status = json.loads(r.stdout)
         status = status.get("queryResult", status)

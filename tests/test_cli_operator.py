@@ -14,10 +14,10 @@ from tests.test_ingress_support import Harness, harness, new_account  # noqa: F4
 ARREARS = str(Path(sys.executable).parent / "arrears")
 
 
-async def arrears(h: Harness, tmp_path: Path, *args: str) -> tuple[int, str, str]:
+async def arrears(h: Harness, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """Run the CLI without blocking the event loop: the test's worker must keep answering."""
     env = {**os.environ, "TEMPORAL_ADDRESS": h.client.service_client.config.target_host,
-           "DATABASE_URL": h.settings.database_url or "", "COLUMNS": "200", "NO_COLOR": "1"}
+           "DATABASE_URL": h.settings.database_url or "", "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
     proc = await asyncio.create_subprocess_exec(ARREARS, *args, env=env, cwd=tmp_path,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
@@ -28,14 +28,24 @@ async def test_status_and_promise(harness: Harness, tmp_path: Path) -> None:
     account = await harness.start()
     aid = account["account_id"]
     code, out, err = await arrears(harness, tmp_path, "promise", aid, "--amount", "30000", "--date", "2030-01-20",
-                                   "--operator", "li")
+                                   env={"ARREARS_OPERATOR": "li"})
     assert code == 0, err
     assert json.loads(out)["accepted"] == "promise_to_pay"
     code, out, err = await arrears(harness, tmp_path, "status", aid)
     assert code == 0, err
     assert f"account {aid}" in out and "promise_to_pay" in out
     updates = [e["body"] for e in await harness.events(aid) if e["name"] == "promise_to_pay"]
-    assert updates == [{"amount": 30000, "promised_date": "2030-01-20", "operator": "li"}]
+    assert updates == [{"amount": 30000, "promised_date": "2030-01-20", "operator": "li", "role": "cli"}]
+    # Neither a flag nor a body makes the CLI record another actor.
+    code, _, err = await arrears(harness, tmp_path, "promise", aid, "--amount", "1", "--date", "2030-01-20",
+                                 "--operator", "ceo.spoofed", env={"ARREARS_OPERATOR": "li"})
+    assert code == 2 and "ARREARS_OPERATOR" in err
+    code, _, err = await arrears(harness, tmp_path, "update", aid, "pause", "--json",
+                                 '{"reason": "x", "operator": "ceo.spoofed", "role": "supervisor"}',
+                                 env={"ARREARS_OPERATOR": "li"})
+    assert code == 0, err
+    assert [e["body"] for e in await harness.events(aid) if e["name"] == "pause"] == [
+        {"reason": "x", "operator": "li", "role": "cli"}]
 
 
 async def test_pay_records_once_and_signals_once(harness: Harness, tmp_path: Path) -> None:
@@ -100,6 +110,9 @@ async def test_api_serves_and_stops_cleanly(harness: Harness, tmp_path: Path) ->
             assert r.status_code == 200 and r.json()["temporal"] == "ok", r.text
             account = await harness.start()
             r = await http.get(f"/accounts/{account['account_id']}/status")
+            assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+            r = await http.get(f"/accounts/{account['account_id']}/status",
+                               headers={"Authorization": f"Bearer {harness.keys['readonly']}"})
             assert r.status_code == 200 and r.json()["account_id"] == account["account_id"]
     finally:
         proc.send_signal(signal.SIGINT)

@@ -3,7 +3,6 @@ Temporal dev server (no worker needed: starts and signals are recorded in the hi
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
@@ -119,7 +118,7 @@ async def test_start_is_idempotent_and_payments_reach_the_workflows(dev_env):
         signals = [e.workflow_execution_signaled_event_attributes for e in history.events
                    if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
         assert [s.signal_name for s in signals] == ["payment"]
-        body = json.loads(signals[0].input.payloads[0].data)
+        [body] = await client.data_converter.decode(signals[0].input.payloads, [dict])  # encrypted at rest
         assert body["payment_id"] == p.payment_id and body["amount"] == p.amount
         assert body["currency"] == p.currency and body["received_at"]
     for a in accounts[1:]:
@@ -155,6 +154,7 @@ async def test_arrears_demo_command_starts_the_portfolio(dev_env):
         assert desc.workflow_type == "AccountCollection"
         # The demo's compressed time reaches the workflow through its start input.
         history = await handle.fetch_history()
-        started = json.loads(history.events[0].workflow_execution_started_event_attributes.input.payloads[0].data)
+        [started] = await client.data_converter.decode(
+            history.events[0].workflow_execution_started_event_attributes.input.payloads, [dict])
         assert started["seconds_per_day"] == 2.0 and started["account_id"] == acct.account_id
         await handle.terminate("test done")  # other tests' workers share the `arrears` queue

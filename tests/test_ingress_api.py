@@ -105,8 +105,13 @@ async def test_updates_run_and_return_the_result(harness: Harness) -> None:
     r = await harness.http.post(f"/accounts/{aid}/resume")  # an update whose body is all optional
     assert r.status_code == 200, r.text
     updates = [(e["name"], e["body"]) for e in await harness.events(aid) if e["kind"] == "update"]
-    assert updates == [("promise_to_pay", {"amount": 30000, "promised_date": "2030-01-20", "operator": "li"}),
-                       ("resume", {})]
+    # The actor is the authenticated principal, whatever the body claimed.
+    assert [n for n, _ in updates] == ["promise_to_pay", "resume"]
+    assert updates[0][1] == {"amount": 30000, "promised_date": "2030-01-20", "operator": updates[0][1]["operator"],
+                             "role": "supervisor"}
+    assert updates[0][1]["operator"] != "li" and updates[0][1]["operator"].startswith("test-supervisor-")
+    assert updates[1][1] == {"operator": updates[0][1]["operator"], "role": "supervisor"}
+
 
 
 async def test_update_with_idempotency_key_runs_once(harness: Harness) -> None:

@@ -13,20 +13,21 @@ import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
-from infra.settings import Settings
 from ingress.app import create_app
-from tests.test_ingress_support import PUBLIC_BASE_URL, TWILIO_TOKEN
+from tests.test_ingress_support import PUBLIC_BASE_URL, TWILIO_TOKEN, RoleAuth, issue_keys, ingress_settings
 from workers.main import workflow_worker
 
 
 @pytest.fixture(scope="module")
 async def api(env, database_url) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings.model_validate({"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "ARREARS_PUBLIC_BASE_URL": PUBLIC_BASE_URL})
+    settings = ingress_settings(TWILIO_AUTH_TOKEN=TWILIO_TOKEN, ARREARS_PUBLIC_BASE_URL=PUBLIC_BASE_URL)
     task_queue = f"arrears-contract-{uuid.uuid4().hex[:8]}"
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     app = create_app(settings, client=env.client, pool=pool, task_queue=task_queue, timeout=20)
+    keys = await issue_keys(pool, settings)
     async with workflow_worker(env.client, task_queue=task_queue):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver",
+                                     auth=RoleAuth(keys)) as http:
             yield http
     await pool.close()
 

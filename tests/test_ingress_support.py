@@ -6,6 +6,7 @@ test server and a real PostgreSQL."""
 from __future__ import annotations
 
 import base64
+import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -24,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from infra.settings import Settings
+from ingress.apikeys import ApiKeys, load_pepper
 from ingress.app import create_app
 
 TWILIO_TOKEN = "test-twilio-auth-token"
@@ -93,6 +95,37 @@ def new_account(**debtor: Any) -> dict[str, Any]:
     }
 
 
+ROLES = ("billing", "operator", "supervisor", "readonly")
+
+
+async def issue_keys(pool: asyncpg.Pool, settings: Settings, roles: Sequence[str] = ROLES) -> dict[str, str]:
+    """One fresh API key per role (names unique in the shared test database)."""
+    pepper = settings.api_key_pepper.get_secret_value() if settings.api_key_pepper else None
+    keys = ApiKeys(pool, load_pepper(pepper, settings.data_dir))
+    suffix = uuid.uuid4().hex[:6]
+    return {role: (await keys.create(f"test-{role}-{suffix}", role))[0] for role in roles}
+
+
+class RoleAuth(httpx.Auth):
+    """Signs each request with the key of the role its route needs: billing for accounts and
+    payments, supervisor (who may do all an operator does) for the rest."""
+
+    def __init__(self, keys: dict[str, str]) -> None:
+        self.keys = keys
+
+    def auth_flow(self, request: httpx.Request):
+        path = request.url.path
+        billing = request.method == "POST" and (path == "/accounts" or path.endswith("/payments"))
+        if "authorization" not in request.headers:  # a test's own header wins
+            request.headers["Authorization"] = f"Bearer {self.keys['billing' if billing else 'supervisor']}"
+        yield request
+
+
+def ingress_settings(**values: Any) -> Settings:
+    """Settings for an in-process ingress, with the session's API-key pepper (conftest)."""
+    return Settings.model_validate({"ARREARS_API_KEY_PEPPER": os.environ["ARREARS_API_KEY_PEPPER"], **values})
+
+
 @dataclass
 class Harness:
     client: Client
@@ -101,6 +134,7 @@ class Harness:
     settings: Settings
     task_queue: str
     sendgrid_key: ec.EllipticCurvePrivateKey
+    keys: dict[str, str]
 
     async def start(self, **debtor: Any) -> dict[str, Any]:
         account = new_account(**debtor)
@@ -119,15 +153,17 @@ class Harness:
 @pytest.fixture(scope="module")
 async def harness(env, database_url) -> AsyncIterator[Harness]:
     private, public = sendgrid_keys()
-    settings = Settings.model_validate({
+    settings = ingress_settings(**{
         "TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "SENDGRID_WEBHOOK_PUBLIC_KEY": public,
         "TELEMATICS_API_KEY": TELEMATICS_KEY, "ARREARS_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         "DATABASE_URL": database_url})
     task_queue = f"arrears-test-{uuid.uuid4().hex[:8]}"
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     app = create_app(settings, client=env.client, pool=pool, task_queue=task_queue, timeout=10)
+    keys = await issue_keys(pool, settings)
     async with Worker(env.client, task_queue=task_queue, workflows=[RecordingAccount],
                       workflow_runner=UnsandboxedWorkflowRunner()):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
-            yield Harness(env.client, pool, http, settings, task_queue, private)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver",
+                                     auth=RoleAuth(keys)) as http:
+            yield Harness(env.client, pool, http, settings, task_queue, private, keys)
     await pool.close()

@@ -1,0 +1,178 @@
+"""Who may call the ingress, and what each caller may do.
+
+Authentication: `Authorization: Bearer <token>`, where the token is an API key (`arr_…`, see
+ingress.apikeys) or, when ARREARS_AUTH_METHODS includes `oidc`, a JWT from the configured OIDC
+provider (ingress.oidc). Every route needs it except the public ones below: health, the OpenAPI
+document and its pages, and the providers' webhooks (they carry their own signatures).
+
+Authorization: each route needs one permission; each role grants a set of permissions. Both
+tables are here, in one place. A route or update not named in them needs `supervise` (denied by
+default to everyone but supervisors), and a test checks every update has its own entry.
+
+The identity recorded in the workflow, the audit log and the evidence is the authenticated
+principal: `stamp` overwrites the body's `operator` and `role` before an update is sent.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import HTTPException, Request
+
+from infra.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Role = Literal["billing", "operator", "supervisor", "readonly"]
+Permission = Literal["read", "billing", "operate", "supervise"]
+
+# The role hierarchy, explicitly: every role reads; a supervisor may do what an operator does.
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "readonly": frozenset({"read"}),
+    "billing": frozenset({"read", "billing"}),
+    "operator": frozenset({"read", "operate"}),
+    "supervisor": frozenset({"read", "operate", "supervise"}),
+}
+
+# Operator updates and signals by name (routes `POST /accounts/{account_id}/<name>`).
+ACTION_PERMISSIONS: dict[str, str] = {
+    # operator: promises, disputes, pauses, consent, contact outcomes and risk reports
+    "promise_to_pay": "operate",
+    "open_dispute": "operate",
+    "resolve_dispute": "operate",
+    "repayment_plan": "operate",
+    "pause": "operate",
+    "resume": "operate",
+    "opt_out": "operate",
+    "cease_communication": "operate",
+    "risk": "operate",
+    "contact": "operate",
+    # supervisor: money given up, accounts ended, machines locked or unlocked, approvals, policy
+    "write_off": "supervise",
+    "close": "supervise",
+    "waive_fee": "supervise",
+    "approve_lockout": "supervise",
+    "reject_lockout": "supervise",
+    "emergency_unlock": "supervise",
+    "decide_approval": "supervise",
+    "change_policy": "supervise",
+}
+
+# Billing routes (method, path template).
+BILLING_ROUTES = {("POST", "/accounts"), ("POST", "/accounts/{account_id}/payments")}
+PUBLIC_PATHS = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+PUBLIC_PREFIXES = ("/webhooks/",)  # signed by the provider, verified by each webhook
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    roles: tuple[str, ...]
+    method: str  # api_key | oidc
+
+    def permits(self, permission: str) -> bool:
+        return any(permission in ROLE_PERMISSIONS.get(r, ()) for r in self.roles)
+
+    def role_for(self, permission: str) -> str | None:
+        """The role this principal acts in for a permission (its first role that grants it)."""
+        return next((r for r in self.roles if permission in ROLE_PERMISSIONS.get(r, ())), None)
+
+
+def required_permission(method: str, path: str) -> str | None:
+    """The permission a route needs; None for public routes."""
+    if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+        return None
+    if (method, path) in BILLING_ROUTES:
+        return "billing"
+    if method in ("GET", "HEAD"):
+        return "read"
+    if method == "POST" and path.startswith("/accounts/{account_id}/"):
+        return ACTION_PERMISSIONS.get(path.rsplit("/", 1)[-1], "supervise")
+    return "supervise"
+
+
+class Authenticator:
+    """Turns a bearer token into a Principal: API keys from PostgreSQL, JWTs from OIDC."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.methods = {m.strip() for m in settings.auth_methods.split(",") if m.strip()}
+        unknown = self.methods - {"api_key", "oidc"}
+        if unknown or not self.methods:
+            raise ValueError(f"ARREARS_AUTH_METHODS: use api_key, oidc or both, not {settings.auth_methods!r}")
+        self._pepper: bytes | None = None
+        self._oidc = None
+        if "oidc" in self.methods:
+            from ingress.oidc import OidcVerifier
+
+            self._oidc = OidcVerifier.from_settings(settings)
+
+    def _api_keys(self, pool: Any):
+        from ingress.apikeys import ApiKeys, load_pepper
+
+        if self._pepper is None:
+            s = self.settings
+            self._pepper = load_pepper(s.api_key_pepper.get_secret_value() if s.api_key_pepper else None, s.data_dir)
+        return ApiKeys(pool, self._pepper)
+
+    async def authenticate(self, token: str, pool: Any) -> Principal | None:
+        from ingress.apikeys import PREFIX
+
+        if token.startswith(PREFIX):
+            if "api_key" not in self.methods:
+                return None
+            record = await self._api_keys(pool).verify(token)
+            return Principal(record.name, (record.role,), "api_key") if record else None
+        if self._oidc is not None:
+            return await self._oidc.verify(token)
+        return None
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": 'Bearer realm="arrears"'})
+
+
+async def check(auth: Authenticator, pool: Any, permission: str, token: str | None, what: str) -> Principal:
+    """Authenticate the token and check the permission; 401 or 403 otherwise. `what` names the
+    request in the log (never the token)."""
+    if token is None:
+        raise unauthorized("authentication required: send `Authorization: Bearer <API key or token>`")
+    principal = await auth.authenticate(token, pool)
+    if principal is None:
+        raise unauthorized("invalid, expired or revoked credentials")
+    if not principal.permits(permission):
+        log.warning("%s refused: %s (%s) lacks %s", what, principal.name, ",".join(principal.roles) or "no role",
+                    permission)
+        raise HTTPException(403, f"{principal.name} ({', '.join(principal.roles) or 'no role'}) may not do this: "
+                                 f"it needs the {permission!r} permission")
+    return principal
+
+
+async def authorize(request: Request) -> None:
+    """App-wide dependency: every route passes here before its endpoint runs."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    if path is None:  # not an API route (documentation pages): public
+        return
+    permission = required_permission(request.method, path)
+    if permission is None:
+        return
+    state = request.app.state
+    request.state.principal = await check(state.auth, state.pool, permission, bearer_token(request),
+                                          f"{request.method} {path}")
+    request.state.permission = permission
+
+
+def stamp(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    """The update body with `operator` and `role` of the authenticated principal, whatever it said."""
+    principal: Principal = request.state.principal
+    return {**body, "operator": principal.name, "role": principal.role_for(request.state.permission)}
