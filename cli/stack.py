@@ -6,7 +6,8 @@ import os
 import signal
 import socket
 import sys
-from datetime import date
+import time
+from datetime import date, datetime
 from pathlib import Path
 
 import typer
@@ -75,12 +76,19 @@ async def _demo(settings: Settings, *, accounts: int | None, seconds_per_day: fl
 
 async def _up(settings: Settings, *, accounts: int | None, seconds_per_day: float | None,
               seed: int | None, demo: bool, api: bool, status_hint: bool = False) -> int:
-    from infra.devstack import ChildDied, EmbeddedPostgres, Supervisor, tail
+    from infra.devstack import ChildDied, EmbeddedPostgres, Stopped, Supervisor, tail
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    received: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        # SIGINT and SIGTERM take this one path: the same ordered stop of every child.
+        received.append(sig)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     supervisor = Supervisor()
     postgres = None if settings.database_url else EmbeddedPostgres(settings.data_dir.resolve() / "pgdata")
     body = asyncio.create_task(_run_stack(settings, supervisor, postgres, stop, accounts=accounts,
@@ -101,14 +109,18 @@ async def _up(settings: Settings, *, accounts: int | None, seconds_per_day: floa
                 _say(f"\nstartup failed: {type(err).__name__}: {err}; stopping everything.", err=True)
                 code = 1
         else:
-            _say("\nstopping…")
+            _say(f"\nstopping ({received[0].name if received else 'signal'})…")
             body.cancel()
             await asyncio.gather(body, return_exceptions=True)
     finally:
         stopper.cancel()
-        supervisor.stop_all()
+        stopped = supervisor.stop_all()
         if postgres is not None:
+            began = time.monotonic()
             postgres.stop()
+            stopped.append(Stopped("postgres", time.monotonic() - began, False))
+    if stopped:
+        _say("stopped " + ", ".join(map(str, stopped)))
     _say("stopped." if code == 0 else "stopped after a failure.")
     return code
 
@@ -122,7 +134,7 @@ async def _run_stack(settings: Settings, supervisor, postgres, stop: asyncio.Eve
 
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    logs = data_dir / "logs"
+    logs = run_log_dir(data_dir / "logs")
 
     if postgres is not None:
         url = await asyncio.to_thread(postgres.start)
@@ -172,6 +184,31 @@ async def _run_stack(settings: Settings, supervisor, postgres, stop: asyncio.Eve
     finally:
         if demo_task is not None:
             demo_task.cancel()
+
+
+RUN_LOGS_KEPT = 10
+
+
+def run_log_dir(logs: Path, *, now: datetime | None = None, keep: int = RUN_LOGS_KEPT) -> Path:
+    """A directory of its own for this run's logs (`logs/run-YYYYmmdd-HHMMSS`), `logs/latest`
+    pointing at it, and only the newest `keep` runs kept."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    run = logs / f"run-{stamp}"
+    suffix = 1
+    while run.exists():
+        suffix += 1
+        run = logs / f"run-{stamp}-{suffix}"
+    run.mkdir(parents=True)
+    latest = logs / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink()
+    latest.symlink_to(run.name)
+    runs = sorted(p for p in logs.glob("run-*") if p.is_dir())   # names sort by time
+    for old in runs[:-keep]:
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+    return run
 
 
 def _arrears(*args: str) -> list[str]:

@@ -52,22 +52,39 @@ class Supervisor:
         """The first child that has exited, if any."""
         return next((c for c in self.children if c.process.poll() is not None), None)
 
-    def stop_all(self) -> None:
-        """Stop children in reverse start order (clients before the servers they use)."""
+    def stop_all(self) -> list[Stopped]:
+        """Stop children in reverse start order (clients before the servers they use); returns
+        how long each took and whether it had to be killed."""
+        stopped = []
         for child in reversed(self.children):
-            stop_group(child.process, self.stop_timeout)
+            began = time.monotonic()
+            forced = stop_group(child.process, self.stop_timeout)
+            stopped.append(Stopped(child.name, time.monotonic() - began, forced))
         self.children.clear()
+        return stopped
 
 
-def stop_group(process: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM the child's process group, wait, then SIGKILL whatever of it is left."""
+@dataclass(frozen=True)
+class Stopped:
+    name: str
+    seconds: float
+    forced: bool   # it outlived SIGTERM's grace period and was killed
+
+    def __str__(self) -> str:
+        return f"{self.name} in {self.seconds:.1f}s" + (" (killed)" if self.forced else "")
+
+
+def stop_group(process: subprocess.Popen, timeout: float) -> bool:
+    """SIGTERM the child's process group, wait, then SIGKILL whatever of it is left. Returns
+    True when the leader had to be killed."""
     pgid = process.pid  # start_new_session: the child leads its own group
     members = _group_members(pgid)
     _signal_group(pgid, signal.SIGTERM)
+    forced = False
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
-        pass
+        forced = True
     _signal_group(pgid, signal.SIGKILL)
     process.wait()
     # Grandchildren that outlived the leader (same group) get the same end.
@@ -77,6 +94,7 @@ def stop_group(process: subprocess.Popen, timeout: float) -> None:
             proc.kill()
         except psutil.Error:
             pass
+    return forced
 
 
 def _group_members(pgid: int) -> list[psutil.Process]:
