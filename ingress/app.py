@@ -13,11 +13,13 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from temporalio.client import Client
 
 from infra.settings import Settings
 from ingress.accounts import Accounts
 from ingress.errors import IngressError
+from ingress import portfolio
 from ingress.routes import billing, operator
 from ingress.webhooks import sendgrid, telematics, twilio
 from schemas.task_queues import WORKFLOW
@@ -59,7 +61,9 @@ def create_app(settings: Settings, *, client: Client | None = None,
             if own_pool:
                 await app.state.pool.close()
 
-    app = FastAPI(
+    # FastAPIOffline: the same FastAPI app, with /docs and /redoc served from assets shipped in the
+    # fastapi-offline package instead of a CDN, so the documentation works without internet.
+    app = FastAPIOffline(
         title="Arrears ingress",
         version="1",
         description="Billing events, operator updates and provider webhooks for the `AccountCollection` "
@@ -76,6 +80,7 @@ def create_app(settings: Settings, *, client: Client | None = None,
     app.include_router(twilio.router)
     app.include_router(sendgrid.router)
     app.include_router(telematics.router)
+    app.include_router(portfolio.router)
 
     @app.exception_handler(IngressError)
     async def ingress_error(request: Request, err: IngressError) -> JSONResponse:
