@@ -39,8 +39,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(accounts: int | None = ACCOUNTS, seconds_per_day: float | None = SECONDS_PER_DAY,
              seed: int | None = SEED,
-             no_payments: bool = typer.Option(False, "--no-payments", help="Only start the accounts.")) -> None:
-        """Start the demo portfolio on a running stack, then send its payments as their days come."""
+             no_payments: bool = typer.Option(False, "--no-payments",
+                                              help="Only start the accounts: no payments or operator steps.")) -> None:
+        """Start the demo portfolio on a running stack and play its story (payments, promises, a dispute,
+        a lockout approval, …) as its days come; a story already under way in the data directory resumes."""
         asyncio.run(_demo(get_settings(), accounts=accounts, seconds_per_day=seconds_per_day,
                           seed=seed, payments=not no_payments))
 
@@ -52,26 +54,59 @@ def _command_name(info) -> str:
 
 
 async def _demo(settings: Settings, *, accounts: int | None, seconds_per_day: float | None,
-                seed: int | None, payments: bool, client=None) -> None:
-    from cli import demo_portfolio as dp
-    from infra.temporal import connect, register_search_attributes
+                seed: int | None, payments: bool, client=None, database_url: str | None = None) -> None:
+    """Start the demo portfolio and play its story (cli/demo_story.py), resuming a story already
+    under way in the data directory instead of starting it again."""
+    from datetime import timezone
 
-    spd = seconds_per_day or settings.demo_seconds_per_day
-    today = date.today()
-    portfolio = dp.generate_portfolio(accounts if accounts is not None else settings.demo_accounts,
-                                      today=today, seconds_per_day=spd, seed=seed or dp.DEFAULT_SEED)
+    from cli import demo_portfolio as dp
+    from cli import demo_story as story
+    from infra.database import create_pool
+    from infra.postgres import database_url as default_database_url
+    from infra.temporal import connect, register_search_attributes
+    from ingress.accounts import Accounts
+
+    data_dir = settings.data_dir.resolve()
+    progress = story.Progress.load(data_dir)
+    resumed = progress is not None
+    if progress is None:
+        progress = story.Progress(
+            started_at=datetime.now(timezone.utc), today=date.today(),
+            seconds_per_day=seconds_per_day or settings.demo_seconds_per_day,
+            accounts=accounts if accounts is not None else settings.demo_accounts,
+            seed=seed or dp.DEFAULT_SEED, path=data_dir / story.PROGRESS_FILE)
+    elif (accounts, seconds_per_day, seed) != (None, None, None):
+        _say("demo: a story is already under way in this data directory; carrying on with its settings "
+             f"({progress.accounts} accounts, one day = {progress.seconds_per_day:g}s). "
+             "For a new one, stop the stack and delete the data directory.")
+    spd = progress.seconds_per_day
+    portfolio = dp.generate_portfolio(progress.accounts, today=progress.today, seconds_per_day=spd,
+                                      seed=progress.seed)
     if client is None:
         client = await connect(settings)
         await register_search_attributes(client)
-    running, finished = await dp.start_portfolio(client, portfolio, today=today)
-    kinds = {k: sum(a.kind == k for a in portfolio) for k in ("pre_due", "due_soon", "past_due")}
-    _say(f"demo: {running} accounts running ({kinds['pre_due']} due in 12-20 days, {kinds['due_soon']} due in 1-3 days, "
-         f"{kinds['past_due']} already 25-58 days past due), {finished} finished earlier; one day = {spd:g}s")
-    if payments:
-        plan = dp.plan_payments(portfolio, today=today, seed=seed or dp.DEFAULT_SEED)
-        _say(f"demo: {len(plan)} of the accounts will pay over the next {plan[-1].day * spd / 60:.1f} minutes" if plan else
-             "demo: no payments planned")
-        await dp.simulate_payments(client, plan, seconds_per_day=spd, log=_say)
+    pool = await create_pool(database_url or default_database_url(settings), max_size=2)
+    try:
+        running, finished = await dp.start_portfolio(client, portfolio, pool=pool)
+        progress.save()
+        steps = story.script(portfolio, today=progress.today, seed=progress.seed) if payments else []
+        guide_text = story.guide(portfolio, spd)
+        if resumed:
+            done = sum(s.id in progress.done for s in steps)
+            _say(f"demo: resuming the story started {progress.started_at.astimezone():%Y-%m-%d %H:%M} "
+                 f"(now at {story.clock(progress.elapsed_days(), spd)}; {done} of {len(steps)} steps done); "
+                 f"{running} accounts running, {finished} finished")
+        else:
+            _say(f"demo: {running} accounts running, {finished} finished earlier; one collection day = {spd:g}s")
+            if guide_text:
+                _say(guide_text)
+        if guide_text:
+            (data_dir / "demo").mkdir(parents=True, exist_ok=True)
+            (data_dir / "demo" / "guide.txt").write_text(guide_text + "\n", encoding="utf-8")
+        if steps:
+            await story.run(Accounts(client, pool), portfolio, steps, progress, log=_say)
+    finally:
+        await pool.close()
 
 
 async def _up(settings: Settings, *, accounts: int | None, seconds_per_day: float | None,
@@ -170,7 +205,7 @@ async def _run_stack(settings: Settings, supervisor, postgres, stop: asyncio.Eve
     demo_task = None
     if demo:
         demo_task = asyncio.create_task(_demo(settings, accounts=accounts, seconds_per_day=seconds_per_day,
-                                              seed=seed, payments=True, client=client))
+                                              seed=seed, payments=True, client=client, database_url=url))
     try:
         while True:
             if (dead := supervisor.dead()) is not None:
@@ -243,15 +278,18 @@ def _banner(settings: Settings, address: str, url: str, *, api: bool, temporal_e
         lines.append(f"  Temporal Web UI     http://localhost:{settings.temporal_ui_port}/namespaces/{ns}/workflows")
     lines.append(f"  Temporal            {address} (namespace {ns})")
     if api:
-        lines.append(f"  Ingress (HTTP)      http://{settings.api_host}:{settings.api_port}  (docs at /docs)")
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        lines.append(f"  Portfolio           {base}/portfolio")
+        lines.append(f"  Ingress (HTTP)      {base}  (docs at {base}/docs)")
     lines += [
         f"  Outbound messages   tail -f {_rel(data_dir / 'outbox.log')}",
         f"                      {_rel(POSTGRES_BIN_PATH / 'psql')} '{url}' -c "
         "'SELECT created_at, account_id, channel, template, recipient FROM communications ORDER BY created_at DESC LIMIT 20'",
         f"  Workflows (CLI)     {temporal} workflow list --address {address} --namespace {ns}"
         " --query 'WorkflowType=\"AccountCollection\"'",
-        *([f"  One account         {_rel(Path(sys.executable).parent / 'arrears')} status DEMO-004"] if status_hint else []),
-        f"  Logs                {_rel(data_dir / 'logs')}/",
+        *([f"  One account         {_rel(Path(sys.executable).parent / 'arrears')} status DEMO-001",
+           f"  Demo guide          {_rel(data_dir / 'demo' / 'guide.txt')}"] if status_hint else []),
+        f"  Logs                {_rel(data_dir / 'logs' / 'latest')}/  (one directory per run)",
         "Ctrl-C stops everything.",
         "",
     ]
