@@ -91,6 +91,13 @@ class Stack:
             capture_output=True, text=True, timeout=20)
         return result.stdout if result.returncode == 0 else ""
 
+    def workflows_where(self, query: str) -> str:
+        result = subprocess.run(
+            [str(binary("temporal")), "workflow", "list", "--address", f"127.0.0.1:{self.temporal_port}",
+             "--query", f'WorkflowType="AccountCollection" AND {query}'],
+            capture_output=True, text=True, timeout=20)
+        return result.stdout if result.returncode == 0 else ""
+
     def wait_until(self, what: str, predicate, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
@@ -99,7 +106,7 @@ class Stack:
             time.sleep(0.5)
 
     def diagnostics(self) -> str:
-        logs = [f"--- {log.name}\n{tail(log)}" for log in sorted((self.data_dir / "logs").glob("*.log"))]
+        logs = [f"--- {log.name}\n{tail(log)}" for log in sorted((self.data_dir / "logs").glob("*/*.log"))]
         return "\n".join([f"--- temporal workflow list\n{self.workflows()}", *logs])
 
     def kill_everything(self) -> None:
