@@ -84,6 +84,14 @@ class Evidence:
     inbound: list[Inbound]
     records: dict[str, list[dict[str, Any]]]
 
+    def policies(self) -> list[str]:
+        """Every policy version the account ran under, in the order first seen (`standard@v1`)."""
+        seen: list[str] = []
+        for e in self.timeline:
+            if e.policy and e.policy not in seen:
+                seen.append(e.policy)
+        return seen
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for e in self.timeline:
@@ -246,7 +254,7 @@ def _timeline(account_id: str, audit: list[asyncpg.Record], comms: dict[str, dic
 
 
 async def _rows(pool: asyncpg.Pool, sql: str, account_id: str) -> list[dict[str, Any]]:
-    return [_jsonable({k: _json_field(v) if k in ("data", "compliance", "allocation", "record", "debtor") else v
+    return [_jsonable({k: _json_field(v) if k in ("data", "compliance", "allocation", "record", "debtor", "payload") else v
                        for k, v in dict(r).items()}) for r in await pool.fetch(sql, account_id)]
 
 
@@ -269,11 +277,16 @@ async def gather(client: Client, pool: asyncpg.Pool, account_id: str) -> Evidenc
     tz = _zone(audit, start_input)
     communications = await _rows(pool, "SELECT idempotency_key, channel, template, language, recipient, address, "
                                        "step_id, policy_ref, provider, provider_message_id, status, delivery_status, "
-                                       "delivery_updated_at, subject, compliance, created_at FROM communications "
+                                       "delivery_updated_at, subject, body, compliance, created_at FROM communications "
                                        "WHERE account_id = $1 ORDER BY created_at, idempotency_key", account_id)
     comms = {c["idempotency_key"]: c for c in communications}
     runs, inbound = await _read_history(chain, tz)
     account = start_input.get("state", {}).get("account") if start_input.get("state") else start_input
+    receipts = await _rows(pool, "SELECT provider, event_id, kind, payload, received_at FROM inbound_events "
+                                 "WHERE account_id = $1 ORDER BY received_at", account_id)
+    for c in communications:
+        c["receipts"] = [r for r in receipts if c.get("provider_message_id")
+                         and c["provider_message_id"] in json.dumps(r.get("payload"), default=str)]
     records = {"communications": communications}
     for table, order in (("payments", "received_at"), ("promises", "recorded_at"), ("disputes", "opened_at"),
                          ("lockout_requests", "requested_at"), ("placements", "placed_at"),

@@ -33,9 +33,19 @@ def _environment() -> Environment:
                        trim_blocks=True, lstrip_blocks=True)
 
 
+def _money(minor, currency: str) -> str:
+    from domain.money import CURRENCY_EXPONENTS, format_money
+
+    if isinstance(minor, bool) or not isinstance(minor, int) or currency not in CURRENCY_EXPONENTS:
+        return "—" if minor is None else str(minor)
+    return format_money(minor, currency)
+
+
 def render_html(evidence: Evidence, *, operator: str) -> str:
+    currency = str(evidence.account.get("currency") or "")
     return _environment().get_template("evidence.html.j2").render(
-        ev=evidence, operator=operator, counts=evidence.counts(),
+        ev=evidence, operator=operator, counts=evidence.counts(), policies=evidence.policies(),
+        money=lambda v: _money(v, currency),
         pretty=lambda v: json.dumps(v, ensure_ascii=False, indent=1, default=str))
 
 
