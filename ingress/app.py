@@ -64,6 +64,8 @@ def create_app(settings: Settings, *, client: Client | None = None,
     # FastAPIOffline: the same FastAPI app, with /docs and /redoc served from assets shipped in the
     # fastapi-offline package instead of a CDN, so the documentation works without internet.
     app = FastAPIOffline(
+        # No /redoc: ReDoc's bundle fetches its logo from a CDN; Swagger UI (/docs) is fully local.
+        redoc_url=None,
         title="Arrears ingress",
         version="1",
         description="Billing events, operator updates and provider webhooks for the `AccountCollection` "
