@@ -149,11 +149,20 @@ async def _up(settings: Settings, *, accounts: int | None, seconds_per_day: floa
             await asyncio.gather(body, return_exceptions=True)
     finally:
         stopper.cancel()
-        stopped = supervisor.stop_all()
-        if postgres is not None:
+        # Clients first (api, worker, together), then the servers they used (Temporal and
+        # PostgreSQL, together): the same path whichever signal asked for it.
+        stopped = supervisor.stop_all(tiers=(1,))
+
+        def stop_postgres() -> list:
+            if postgres is None:
+                return []
             began = time.monotonic()
             postgres.stop()
-            stopped.append(Stopped("postgres", time.monotonic() - began, False))
+            return [Stopped("postgres", time.monotonic() - began, False)]
+
+        servers, database = await asyncio.gather(asyncio.to_thread(supervisor.stop_all),
+                                                 asyncio.to_thread(stop_postgres))
+        stopped += servers + database
     if stopped:
         _say("stopped " + ", ".join(map(str, stopped)))
     _say("stopped." if code == 0 else "stopped after a failure.")
@@ -193,10 +202,10 @@ async def _run_stack(settings: Settings, supervisor, postgres, stop: asyncio.Eve
 
     env = {**os.environ, "ARREARS_DATA_DIR": str(data_dir), "DATABASE_URL": url, "TEMPORAL_ADDRESS": address,
            "TEMPORAL_NAMESPACE": settings.temporal_namespace, "PYTHONUNBUFFERED": "1"}
-    child = supervisor.start("worker", _arrears("worker"), log=logs / "worker.log", env=env)
+    child = supervisor.start("worker", _arrears("worker"), log=logs / "worker.log", env=env, tier=1)
     _say(f"worker: pid {child.pid}")
     if api:
-        child = supervisor.start("api", _arrears("api"), log=logs / "api.log", env=env)
+        child = supervisor.start("api", _arrears("api"), log=logs / "api.log", env=env, tier=1)
         _say(f"api: pid {child.pid}")
 
     _banner(settings, address, url, api=api, temporal_embedded=not settings.temporal_address,
