@@ -6,6 +6,11 @@ The audit log is the spine: each row is a fact or decision the workflow recorded
 policy version, the debtor-local time and the compliance decision. Communications add delivery
 status; the history adds what arrived from outside (signals and updates, with their payloads)
 and the runs themselves. Times are shown in the debtor's zone.
+
+One clock throughout: every time is the account's collection time (what its rules ran on). On
+compressed time (demos, staging) the real instant is given beside it, and instants that Temporal
+and PostgreSQL record in real time (signals, updates, sends, receipts) are converted with the
+account's own clock.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from audit.history_export import account_workflow_id, event_type, fetch_chain
 from domain import localtime
+from domain.clock import CollectionClock
 from infra.converter import data_converter
 
 # What a reader looks for, by audit-log kind (messages are sorted further by channel/template).
@@ -57,6 +63,7 @@ class Entry:
     decision_reason: str | None = None
     delivery: dict[str, Any] | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    real: str | None = None     # the real instant (UTC), when the account runs on compressed time
 
 
 @dataclass
@@ -70,6 +77,7 @@ class Inbound:
     kind: str                   # signal | update
     payload: Any
     outcome: str | None = None
+    real: str | None = None
 
 
 @dataclass
@@ -83,6 +91,19 @@ class Evidence:
     timeline: list[Entry]
     inbound: list[Inbound]
     records: dict[str, list[dict[str, Any]]]
+    seconds_per_day: float | None = None    # compressed time: one collection day in real seconds
+
+    @property
+    def compressed(self) -> bool:
+        return bool(self.seconds_per_day)
+
+    def policies(self) -> list[str]:
+        """Every policy version the account ran under, in the order first seen (`standard@v1`)."""
+        seen: list[str] = []
+        for e in self.timeline:
+            if e.policy and e.policy not in seen:
+                seen.append(e.policy)
+        return seen
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -141,9 +162,69 @@ def _local(at: datetime, tz: str) -> str:
     return localtime.describe(at, tz)
 
 
-async def _read_history(chain: list[WorkflowHistory], tz: str) -> tuple[list[dict[str, Any]], list[Inbound]]:
+class _Times:
+    """Real instants → the account's collection time, and the two side by side."""
+
+    def __init__(self, clock: CollectionClock, tz: str):
+        self.clock, self.tz = clock, tz
+
+    @property
+    def compressed(self) -> bool:
+        return bool(self.clock.seconds_per_day)
+
+    def collection(self, real: datetime) -> datetime:
+        return self.clock.now(real)
+
+    def real(self, collection: datetime) -> datetime:
+        if not self.compressed:
+            return collection
+        return self.clock.real_epoch + (collection - self.clock.virtual_epoch) / self.clock.scale
+
+    def of_real(self, real: datetime | str | None) -> dict[str, str] | None:
+        """`{"at", "local", "real"?}` for an instant recorded in real time."""
+        if real is None:
+            return None
+        if isinstance(real, str):
+            real = datetime.fromisoformat(real)
+        at = self.collection(real)
+        out = {"at": at.astimezone(timezone.utc).isoformat(), "local": _local(at, self.tz)}
+        if self.compressed:
+            out["real"] = real.astimezone(timezone.utc).isoformat(timespec="seconds")
+        return out
+
+
+def _clock(start_input: dict[str, Any], audit: list[asyncpg.Record]) -> CollectionClock:
+    """The account's collection clock: carried in the state after continue-as-new; on a first run,
+    its epoch is the instant the account opened (collection and real time start together)."""
+    state = start_input.get("state") or {}
+    if state.get("clock"):
+        try:
+            return CollectionClock.model_validate(state["clock"])
+        except Exception:  # an unreadable clock: fall back to the start
+            pass
+    spd = start_input.get("seconds_per_day") or (state.get("account") or {}).get("seconds_per_day")
+    opened = next((r["occurred_at"] for r in audit if r["kind"] == "account_opened"), None)
+    epoch = opened or (audit[0]["occurred_at"] if audit else datetime.now(timezone.utc))
+    return CollectionClock(real_epoch=epoch, virtual_epoch=epoch, seconds_per_day=spd or None)
+
+
+SEND_ACTIVITIES = {"send_sms", "send_email", "place_call", "send_letter"}
+
+
+async def _read_history(chain: list[WorkflowHistory], tz: str, times: _Times | None = None
+                        ) -> tuple[list[dict[str, Any]], list[Inbound], dict[str, datetime]]:
+    """The runs, what arrived from outside, and when each message was decided (its send activity
+    was scheduled, by idempotency key; real time)."""
     runs: list[dict[str, Any]] = []
     inbound: list[Inbound] = []
+    decided: dict[str, datetime] = {}
+
+    def when(at: datetime) -> tuple[str, str, str | None]:
+        if times is None:
+            return at.isoformat(), _local(at, tz), None
+        t = times.of_real(at)
+        return t["at"], t["local"], t.get("real")
+
     for number, history in enumerate(chain, start=1):
         first, last = history.events[0], history.events[-1]
         runs.append({"run": number, "run_id": history.run_id, "events": len(history.events),
@@ -156,13 +237,22 @@ async def _read_history(chain: list[WorkflowHistory], tz: str) -> tuple[list[dic
             if e.HasField("workflow_execution_signaled_event_attributes"):
                 a = e.workflow_execution_signaled_event_attributes
                 values = await _decode(a.input.payloads)
-                inbound.append(Inbound(at.isoformat(), _local(at, tz), number, a.signal_name, "signal",
-                                       values[0] if len(values) == 1 else values, "received"))
+                iso, local, real = when(at)
+                inbound.append(Inbound(iso, local, number, a.signal_name, "signal",
+                                       values[0] if len(values) == 1 else values, "received", real))
+            elif e.HasField("activity_task_scheduled_event_attributes"):
+                a = e.activity_task_scheduled_event_attributes
+                if a.activity_type.name in SEND_ACTIVITIES:
+                    values = await _decode(a.input.payloads)
+                    key = values[0].get("idempotency_key") if values and isinstance(values[0], dict) else None
+                    if key and key not in decided:
+                        decided[key] = at
             elif e.HasField("workflow_execution_update_accepted_event_attributes"):
                 a = e.workflow_execution_update_accepted_event_attributes
                 values = await _decode(a.accepted_request.input.args.payloads)
-                item = Inbound(at.isoformat(), _local(at, tz), number, a.accepted_request.input.name, "update",
-                               values[0] if len(values) == 1 else values, "accepted")
+                iso, local, real = when(at)
+                item = Inbound(iso, local, number, a.accepted_request.input.name, "update",
+                               values[0] if len(values) == 1 else values, "accepted", real)
                 accepted[a.protocol_instance_id] = item
                 inbound.append(item)
             elif e.HasField("workflow_execution_update_completed_event_attributes"):
@@ -171,7 +261,7 @@ async def _read_history(chain: list[WorkflowHistory], tz: str) -> tuple[list[dic
                 if item is not None:
                     item.outcome = (f"failed: {a.outcome.failure.message}" if a.outcome.HasField("failure")
                                     else "completed")
-    return runs, inbound
+    return runs, inbound, decided
 
 
 def _message_category(data: dict[str, Any], delivery: dict[str, Any] | None) -> str:
@@ -206,7 +296,8 @@ def _decision(kind: str, data: dict[str, Any]) -> tuple[str | None, str | None, 
     return verdict, reason, d.get("rule")
 
 
-def _timeline(account_id: str, audit: list[asyncpg.Record], comms: dict[str, dict[str, Any]], tz: str) -> list[Entry]:
+def _timeline(account_id: str, audit: list[asyncpg.Record], comms: dict[str, dict[str, Any]], tz: str,
+              times: _Times | None = None) -> list[Entry]:
     entries: list[Entry] = []
     for row in audit:
         data = _json_field(row["data"]) or {}
@@ -241,12 +332,14 @@ def _timeline(account_id: str, audit: list[asyncpg.Record], comms: dict[str, dic
                 "channel", "recipient", "address", "provider", "provider_message_id", "status",
                 "delivery_status", "delivery_updated_at", "subject")} or None,
             data={k: v for k, v in data.items() if k not in ("decision", "local_time", "policy", "actor")},
+            real=times.real(occurred).astimezone(timezone.utc).isoformat(timespec="seconds")
+            if times is not None and times.compressed else None,
         ))
     return entries
 
 
 async def _rows(pool: asyncpg.Pool, sql: str, account_id: str) -> list[dict[str, Any]]:
-    return [_jsonable({k: _json_field(v) if k in ("data", "compliance", "allocation", "record", "debtor") else v
+    return [_jsonable({k: _json_field(v) if k in ("data", "compliance", "allocation", "record", "debtor", "payload") else v
                        for k, v in dict(r).items()}) for r in await pool.fetch(sql, account_id)]
 
 
@@ -267,13 +360,26 @@ async def gather(client: Client, pool: asyncpg.Pool, account_id: str) -> Evidenc
             if latest and isinstance(latest[0], dict) and latest[0].get("state"):
                 start_input = {**start_input, "state": latest[0]["state"]}
     tz = _zone(audit, start_input)
+    times = _Times(_clock(start_input, audit), tz)
     communications = await _rows(pool, "SELECT idempotency_key, channel, template, language, recipient, address, "
                                        "step_id, policy_ref, provider, provider_message_id, status, delivery_status, "
-                                       "delivery_updated_at, subject, compliance, created_at FROM communications "
+                                       "delivery_updated_at, subject, body, compliance, created_at FROM communications "
                                        "WHERE account_id = $1 ORDER BY created_at, idempotency_key", account_id)
     comms = {c["idempotency_key"]: c for c in communications}
-    runs, inbound = await _read_history(chain, tz)
+    runs, inbound, decided = await _read_history(chain, tz, times)
+    for c in communications:
+        # One clock: when the rules allowed it (its send was scheduled), when it went out (the
+        # row was written by the send), when the provider last reported on it.
+        c["decided"] = times.of_real(decided.get(c["idempotency_key"]))
+        c["sent"] = times.of_real(c.get("created_at"))
+        c["delivery_updated"] = times.of_real(c.get("delivery_updated_at"))
     account = start_input.get("state", {}).get("account") if start_input.get("state") else start_input
+    receipts = await _rows(pool, "SELECT provider, event_id, kind, payload, received_at FROM inbound_events "
+                                 "WHERE account_id = $1 ORDER BY received_at", account_id)
+    for c in communications:
+        c["receipts"] = [{**r, "when": times.of_real(r.get("received_at"))} for r in receipts
+                         if c.get("provider_message_id")
+                         and c["provider_message_id"] in json.dumps(r.get("payload"), default=str)]
     records = {"communications": communications}
     for table, order in (("payments", "received_at"), ("promises", "recorded_at"), ("disputes", "opened_at"),
                          ("lockout_requests", "requested_at"), ("placements", "placed_at"),
@@ -282,4 +388,5 @@ async def gather(client: Client, pool: asyncpg.Pool, account_id: str) -> Evidenc
     return Evidence(account_id=account_id, workflow_id=account_workflow_id(account_id), timezone=tz,
                     gathered_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     account=_jsonable(account or {}), runs=runs,
-                    timeline=_timeline(account_id, audit, comms, tz), inbound=inbound, records=records)
+                    timeline=_timeline(account_id, audit, comms, tz, times), inbound=inbound, records=records,
+                    seconds_per_day=times.clock.seconds_per_day)

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -33,9 +34,66 @@ def _environment() -> Environment:
                        trim_blocks=True, lstrip_blocks=True)
 
 
+def _money(minor, currency: str) -> str:
+    from domain.money import CURRENCY_EXPONENTS, format_money
+
+    if isinstance(minor, bool) or not isinstance(minor, int) or currency not in CURRENCY_EXPONENTS:
+        return "—" if minor is None else str(minor)
+    return format_money(minor, currency)
+
+
+DECISION_HEAD = ("verdict", "reason", "rule", "until")
+_NAME_KEYS = ("rule", "name", "check", "key")
+_VALUE_KEYS = ("value", "observed", "actual")
+_RESULT_KEYS = ("passed", "ok", "result", "verdict", "allowed", "outcome")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return "—" if value is None else str(value)
+
+
+def decision_rows(decision: Any) -> list[tuple[str, str, str]]:
+    """Every rule a decision record holds, as (rule, value, result) rows, whatever its shape:
+    a list of checks (`[{"rule", "value", "passed"}, …]`), a mapping of rule → value or
+    rule → {"value", "passed"}, or plain keys. The verdict and its reason are shown apart."""
+    if not isinstance(decision, dict):
+        return []
+    rows: list[tuple[str, str, str]] = []
+
+    def pick(item: dict, keys: tuple[str, ...]) -> Any:
+        return next((item[k] for k in keys if k in item), None)
+
+    def add(name: str, value: Any) -> None:
+        if isinstance(value, dict) and (set(value) & set(_VALUE_KEYS + _RESULT_KEYS)):
+            rest = {k: v for k, v in value.items() if k not in _VALUE_KEYS + _RESULT_KEYS + _NAME_KEYS}
+            shown = pick(value, _VALUE_KEYS)
+            rows.append((name, _text(shown if shown is not None or not rest else rest)
+                         + (f" ({_text(rest)})" if rest and shown is not None else ""),
+                         _text(pick(value, _RESULT_KEYS)) if pick(value, _RESULT_KEYS) is not None else ""))
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                add(f"{name}.{k}", v)
+        elif isinstance(value, list) and value and all(isinstance(i, dict) for i in value):
+            for item in value:
+                add(str(pick(item, _NAME_KEYS) or name), {k: v for k, v in item.items() if k not in _NAME_KEYS})
+        else:
+            rows.append((name, _text(value), ""))
+
+    for key, value in decision.items():
+        if key not in DECISION_HEAD:
+            add(key, value)
+    return rows
+
+
 def render_html(evidence: Evidence, *, operator: str) -> str:
+    currency = str(evidence.account.get("currency") or "")
     return _environment().get_template("evidence.html.j2").render(
-        ev=evidence, operator=operator, counts=evidence.counts(),
+        ev=evidence, operator=operator, counts=evidence.counts(), policies=evidence.policies(),
+        money=lambda v: _money(v, currency), decision_rows=decision_rows,
         pretty=lambda v: json.dumps(v, ensure_ascii=False, indent=1, default=str))
 
 

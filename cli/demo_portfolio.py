@@ -1,26 +1,52 @@
-"""The demo portfolio: a few dozen accounts on compressed time, and the payments some of them make.
+"""The demo portfolio: a few dozen accounts on compressed time.
 
-`generate_portfolio` and `plan_payments` are pure (a seed and a date in, the same accounts out),
-so a re-run of the demo addresses the same workflows and sends the same payment ids; starting
-and signalling are thin functions over a Temporal client.
+The first accounts each play a part of the story (cli/demo_story.py scripts what happens to
+them); the rest are background: due soon, due in a few weeks, or migrated already past due.
+`generate_portfolio` is pure (a seed and a date in, the same accounts out), so a re-run of the
+demo addresses the same workflows; starting is a thin function over a Temporal client.
 """
 from __future__ import annotations
 
-import asyncio
 import random
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from typing import Literal
 
 from schemas.account import AccountStart, Asset, Contact, Debtor, Instalment, workflow_id_for
-from schemas.events import Payment
 from schemas.task_queues import WORKFLOW
 
 DEFAULT_SEED = 20261125
 WORKFLOW_TYPE = "AccountCollection"
-Kind = Literal["past_due", "due_soon", "pre_due"]
+DEMO_POLICY = "demo"   # standard v1's calendar with a 5-day closing grace (policies/demo.v1.yaml)
+Kind = Literal["past_due", "due_soon", "pre_due", "story"]
+
+
+@dataclass(frozen=True)
+class Role:
+    """A part of the story: where the account starts (days from its first unpaid due date to
+    the demo's start: negative = already past due) and what the guide says about it."""
+
+    name: str
+    offset: int
+    asset: bool
+    title: str
+
+
+# The story's cast, in account order (DEMO-001, DEMO-002, …). cli/demo_story.py scripts them.
+ROLES: tuple[Role, ...] = (
+    Role("lockout", -40, True, "GPS lockout: warned, requested, approved by a supervisor, executed, lifted after payment"),
+    Role("paid_off", 2, False, "pays in full: paid off, closing grace, completed"),
+    Role("promise_kept", -8, False, "promise to pay, kept"),
+    Role("promise_broken", -12, False, "promise to pay, broken; escalation resumes"),
+    Role("dispute", -20, False, "billing dispute opened (contact pauses), then resolved"),
+    Role("plan", -35, True, "signed repayment plan replaces the schedule; instalments paid"),
+    Role("placement", -70, True, "handed over to a collection agency at 75 days past due"),
+    Role("paused", -15, False, "paused by an operator for a hardship review"),
+    Role("opted_out", -3, False, "opts out of SMS (STOP): SMS suppressed, e-mail still sent"),
+    Role("lockout_waiting", -50, True, "GPS lockout requested at 60 days past due; awaits a supervisor"),
+    Role("cured", -30, False, "pays what is overdue: cured, stays open for its next instalments"),
+    Role("paid_off_early", 14, False, "pre-due reminders, then pays the whole loan: completed"),
+)
 # The first accounts cover every kind, so even a tiny portfolio shows each part of the ladder;
 # past-due first because it produces outbound messages at once (it joins mid-ladder).
 _KIND_CYCLE: tuple[Kind, ...] = ("past_due", "due_soon", "pre_due", "past_due", "pre_due", "due_soon", "past_due", "pre_due")
@@ -47,28 +73,31 @@ class DemoAccount:
         return self.start.account_id
 
 
-@dataclass(frozen=True)
-class PlannedPayment:
-    account_id: str
-    payment_id: str
-    amount: int  # minor units
-    currency: str
-    day: float  # collection days after the demo starts
-    full: bool
-
-
 def generate_portfolio(count: int, *, today: date, seconds_per_day: float,
                        seed: int = DEFAULT_SEED, prefix: str = "DEMO") -> list[DemoAccount]:
     rng = random.Random(seed)
-    return [_account(i, _KIND_CYCLE[i % len(_KIND_CYCLE)], rng, today, seconds_per_day, prefix)
+    return [_account(i, "story" if i < len(ROLES) else _KIND_CYCLE[(i - len(ROLES)) % len(_KIND_CYCLE)],
+                     rng, today, seconds_per_day, prefix)
             for i in range(count)]
+
+
+def role_of(account_id: str, prefix: str = "DEMO") -> Role | None:
+    """The story part an account plays (None for background accounts)."""
+    try:
+        index = int(account_id.removeprefix(f"{prefix}-")) - 1
+    except ValueError:
+        return None
+    return ROLES[index] if 0 <= index < len(ROLES) else None
 
 
 def _account(i: int, kind: Kind, rng: random.Random, today: date, seconds_per_day: float,
              prefix: str) -> DemoAccount:
     chinese = i % 2 == 0
     account_id = f"{prefix}-{i + 1:03d}"
-    if kind == "past_due":
+    role = ROLES[i] if kind == "story" else None
+    if role is not None:
+        first_unpaid = today + timedelta(days=role.offset)
+    elif kind == "past_due":
         first_unpaid = today - timedelta(days=rng.randint(25, 58))
     elif kind == "due_soon":
         first_unpaid = today + timedelta(days=rng.randint(1, 3))
@@ -101,47 +130,29 @@ def _account(i: int, kind: Kind, rng: random.Random, today: date, seconds_per_da
                                 email=f"guarantor{i + 1:03d}@example.com", language=debtor.language))
     asset = None
     # Deep arrears always carry a machine, so the lockout path is visible in the demo.
-    if rng.random() < 0.4 or (kind == "past_due" and (today - first_unpaid).days >= 45):
+    if (role.asset if role else rng.random() < 0.4) or (today - first_unpaid).days >= 45:
         asset = Asset(asset_id=f"EQ-{i + 1:04d}", description=rng.choice(_MACHINES),
                       telematics_device_id=f"TLM-{rng.randrange(16**8):08X}",
                       agreed_region=debtor.region)
     start = AccountStart(
         account_id=account_id, currency=currency, debtor=debtor, instalments=instalments,
-        policy_id="standard", segment="equipment", contacts=contacts, asset=asset,
+        policy_id=DEMO_POLICY, segment="equipment", contacts=contacts, asset=asset,
         jurisdiction=debtor.country, prior_delinquency=rng.random() < 0.3,
         seconds_per_day=seconds_per_day)
     return DemoAccount(kind=kind, start=start)
 
 
-def plan_payments(accounts: list[DemoAccount], *, today: date, seed: int = DEFAULT_SEED) -> list[PlannedPayment]:
-    """About a third of the accounts pay during the demo: some in full, some in part."""
-    rng = random.Random(seed + 1)
-    payers = rng.sample(accounts, k=max(1, round(len(accounts) / 3))) if accounts else []
-    plan: list[PlannedPayment] = []
-    for acct in payers:
-        unpaid = [i for i in acct.start.instalments if i.paid < i.amount]
-        first_due = (unpaid[0].due_date - today).days
-        # Pre-due payers settle some days after the due-date call; past-due ones within weeks.
-        day = float(max(first_due, 0) + rng.randint(1, 25 if first_due > 0 else 45)) + rng.random()
-        owed = sum(i.amount - i.paid for i in unpaid if (i.due_date - today).days <= day)
-        owed = owed or unpaid[0].amount - unpaid[0].paid
-        full = rng.random() < 0.6
-        amount = owed if full else max(100, owed * rng.randint(3, 6) // 10 // 100 * 100)
-        plan.append(PlannedPayment(account_id=acct.account_id, payment_id=f"demo-pay-{acct.account_id}-1",
-                                   amount=amount, currency=acct.start.currency, day=round(day, 2), full=full))
-    return sorted(plan, key=lambda p: p.day)
+def summary(acct: DemoAccount) -> str:
+    """The UI's one-line summary: only what never changes (the current state is in the workflow's
+    current details). No personal data: summaries are stored with the history."""
+    role = role_of(acct.account_id, acct.account_id.rsplit("-", 1)[0])
+    part = f" · {role.name.replace('_', ' ')}" if role else ""
+    return f"Demo {acct.account_id} · {acct.start.currency} · policy {acct.start.policy_id}{part}"
 
 
-def summary(acct: DemoAccount, today: date) -> str:
-    """The UI's one-line summary. No personal data: summaries are stored with the history."""
-    first = next(i for i in acct.start.instalments if i.paid < i.amount)
-    offset = (first.due_date - today).days
-    when = f"{-offset} days past due" if offset < 0 else f"due in {offset} days"
-    return f"Demo {acct.account_id} · {acct.start.currency} · {when}"
-
-
-async def start_portfolio(client, accounts: list[DemoAccount], *, today: date) -> tuple[int, int]:
-    """Start one workflow per account, idempotently by workflow id.
+async def start_portfolio(client, accounts: list[DemoAccount], *, pool=None) -> tuple[int, int]:
+    """Record each account in PostgreSQL as billing would (when a pool is given) and start one
+    workflow per account, idempotently by workflow id.
 
     Returns (running, finished earlier): a running account is reused and a finished one is not
     restarted, so re-running the demo never duplicates an account."""
@@ -150,42 +161,19 @@ async def start_portfolio(client, accounts: list[DemoAccount], *, today: date) -
 
     running = finished = 0
     for acct in accounts:
+        if pool is not None:
+            from ingress.accounts import upsert_account
+
+            async with pool.acquire() as conn, conn.transaction():
+                await upsert_account(conn, acct.start)
         try:
             await client.start_workflow(
                 WORKFLOW_TYPE, acct.start, id=workflow_id_for(acct.account_id), task_queue=WORKFLOW,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=summary(acct, today))
+                static_summary=summary(acct))
         except WorkflowAlreadyStartedError:
             finished += 1
         else:
             running += 1
     return running, finished
-
-
-def received_at(demo_started: datetime, elapsed_seconds: float, seconds_per_day: float) -> datetime:
-    """The payment's time on the accounts' compressed calendar."""
-    return demo_started + timedelta(days=elapsed_seconds / seconds_per_day)
-
-
-async def simulate_payments(client, plan: list[PlannedPayment], *, seconds_per_day: float,
-                            log: Callable[[str], None] = print) -> int:
-    """Send each planned `payment` signal when its compressed day comes; returns how many were sent."""
-    wall0, mono0 = datetime.now(timezone.utc), time.monotonic()
-    sent = 0
-    for p in plan:
-        await asyncio.sleep(max(0.0, mono0 + p.day * seconds_per_day - time.monotonic()))
-        elapsed = time.monotonic() - mono0
-        payment = Payment(payment_id=p.payment_id, amount=p.amount, currency=p.currency,
-                          received_at=received_at(wall0, elapsed, seconds_per_day))
-        try:
-            await client.get_workflow_handle(workflow_id_for(p.account_id)).signal("payment", payment)
-        except Exception as err:  # a closed account must not stop the other payments
-            log(f"demo: payment {p.payment_id} not delivered: {err}")
-            continue
-        sent += 1
-        from domain.money import format_money
-
-        log(f"demo: day {p.day:>5.1f}  payment {p.payment_id}  {format_money(p.amount, p.currency)}"
-            f" ({'full' if p.full else 'partial'})")
-    return sent

@@ -16,9 +16,12 @@ from typing import Any, Optional, TypeVar
 import click
 import typer
 from pydantic import BaseModel, ValidationError
+from rich import box
 from rich.console import Console
 from rich.pretty import Pretty
+from rich.rule import Rule
 from rich.table import Table
+from rich.text import Text
 
 from ingress.accounts import Accounts
 from ingress.errors import IngressError
@@ -111,38 +114,43 @@ def run_update(account_id: str, name: str, body: dict[str, Any], idempotency_key
     _print(_run(lambda a: a.update(account_id, name, data, update_id=update_id)))
 
 
-def render_status(account_id: str, status: Any) -> None:
+def render_status(account_id: str, status: Any, *, out: Console | None = None) -> None:
     """What an operator needs to decide, without decoding JSON: money formatted, unpaid
-    instalments, what comes next, open promise/disputes/lockout, and the recent timeline."""
+    instalments, what comes next, open promise/disputes/lockout, and the recent timeline.
+
+    Laid out for an 80-column terminal: two-column key/value grids, and a timeline whose
+    entries are one wrapped paragraph each (time, then what happened) rather than table cells
+    squeezed into narrow columns."""
+    out = out or console
     if not isinstance(status, dict):
-        _print(status)
+        out.print_json(json.dumps(status, default=str))
         return
     if "currency" not in status or "amount_due" not in status:   # an unfamiliar shape: show it as it is
-        table = Table(title=f"account {account_id}", show_header=False, title_justify="left")
-        table.add_column(style="bold cyan", no_wrap=True)
-        table.add_column()
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold cyan", no_wrap=True)
+        grid.add_column(overflow="fold")
         for key, value in status.items():
-            table.add_row(key.replace("_", " "), Pretty(value) if isinstance(value, (dict, list)) else str(value))
-        console.print(table)
+            grid.add_row(key.replace("_", " "), Pretty(value) if isinstance(value, (dict, list)) else str(value))
+        out.print(Rule(f"account {account_id}", align="left"))
+        out.print(grid)
         return
     from domain.money import format_money
 
     cur = status["currency"]
     money = lambda v: format_money(int(v), cur)  # noqa: E731
-    summary = Table(title=f"account {account_id}", show_header=False, title_justify="left")
-    summary.add_column(style="bold cyan", no_wrap=True)
-    summary.add_column()
+    zone = status.get("timezone") or ""
     promise = status.get("open_promise")
     disputes = status.get("open_disputes") or []
     lockout = status.get("lockout") or {}
+    next_at = _local_time(status.get("next_action_at"), zone)
     rows = [
         ("stage", f"{status['stage']}  ({status['days_past_due']} days past due)"),
         ("policy", status.get("policy", "")),
         ("amount due now", money(status["amount_due"])),
-        ("total outstanding", f"{money(status['total_outstanding'])}  (fees {money(status['fees_outstanding'])}, "
-                              f"credit {money(status['credit'])}, paid so far {money(status['paid_total'])})"),
-        ("next action", f"{status.get('next_action') or '-'}  {status.get('next_action_at') or ''}"),
-        ("local time", f"{status.get('today')}  {status.get('timezone')}"),
+        ("outstanding", f"{money(status['total_outstanding'])}  (fees {money(status['fees_outstanding'])}, "
+                        f"credit {money(status['credit'])}, paid {money(status['paid_total'])})"),
+        ("next action", f"{status.get('next_action') or '-'}" + (f"  at {next_at}" if next_at else "")),
+        ("today", f"{status.get('today')}  ({zone})"),
         ("promise", f"{money(promise['amount'])} by {promise['promised_date']}" if promise else
          f"none (kept {status.get('promises_kept', 0)}, broken {status.get('promises_broken', 0)})"),
         ("disputes", ", ".join(f"{d['dispute_id']} ({d['reason']})" for d in disputes) or "none"),
@@ -151,26 +159,53 @@ def render_status(account_id: str, status: Any) -> None:
         ("needs review", ", ".join(status.get("needs_review") or []) or "-"),
         ("rejected inputs", str(len(status.get("rejected_inputs") or []))),
     ]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold cyan", no_wrap=True)
+    grid.add_column(overflow="fold")
     for key, value in rows:
-        summary.add_row(key, str(value))
-    console.print(summary)
+        grid.add_row(key, str(value))
+    out.print(Rule(f"account {account_id}", align="left"))
+    out.print(grid)
     unpaid = [i for i in status.get("instalments", []) if i.get("outstanding")]
     if unpaid:
-        table = Table(title="unpaid instalments", title_justify="left")
+        table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
         for col in ("due date", "amount", "paid", "outstanding", "source"):
-            table.add_column(col)
+            table.add_column(col, justify="right" if col in ("amount", "paid", "outstanding") else "left",
+                             no_wrap=True)
         for i in unpaid:
             table.add_row(i["due_date"], money(i["amount"]), money(i["paid"]), money(i["outstanding"]), i["source"])
-        console.print(table)
+        out.print(Rule("unpaid instalments", align="left"))
+        out.print(table)
     timeline = status.get("timeline") or []
     if timeline:
-        table = Table(title="recent timeline (debtor's local time)", title_justify="left")
-        table.add_column("when", no_wrap=True)
-        table.add_column("what")
-        table.add_column("summary")
+        out.print(Rule(f"recent timeline ({zone})", align="left"))
+        # Two columns only: the time, and what happened as one paragraph (kind, then summary)
+        # that wraps under itself at the full remaining width.
+        entries = Table.grid(padding=(0, 2))
+        entries.add_column(no_wrap=True, style="bold")
+        entries.add_column(ratio=1, overflow="fold")
         for e in timeline[-15:]:
-            table.add_row(e["local"], e["kind"], e["summary"])
-        console.print(table)
+            what = Text()
+            what.append(str(e.get("kind", "")), style="cyan")
+            what.append(f"  {e.get('summary', '')}")
+            entries.add_row(_local_time(e.get("local"), zone, keep_zone=False) or "", what)
+        out.print(entries)
+
+
+def _local_time(value: Any, zone: str, *, keep_zone: bool = True) -> str | None:
+    """An ISO instant as `2026-11-26 09:30 Asia/Shanghai` in the debtor's zone; with
+    `keep_zone=False`, without the zone (the heading names it)."""
+    if not value:
+        return None
+    text = str(value)
+    if "T" in text[:11]:
+        from domain import localtime
+
+        try:
+            text = localtime.describe(datetime.fromisoformat(text.replace("Z", "+00:00")), zone)
+        except (ValueError, TypeError, LookupError):
+            return text
+    return text if keep_zone else text.removesuffix(f" {zone}")
 
 
 # Shared options (typer reads defaults at definition time, so each is built once).

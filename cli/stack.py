@@ -6,7 +6,8 @@ import os
 import signal
 import socket
 import sys
-from datetime import date
+import time
+from datetime import date, datetime
 from pathlib import Path
 
 import typer
@@ -38,8 +39,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(accounts: int | None = ACCOUNTS, seconds_per_day: float | None = SECONDS_PER_DAY,
              seed: int | None = SEED,
-             no_payments: bool = typer.Option(False, "--no-payments", help="Only start the accounts.")) -> None:
-        """Start the demo portfolio on a running stack, then send its payments as their days come."""
+             no_payments: bool = typer.Option(False, "--no-payments",
+                                              help="Only start the accounts: no payments or operator steps.")) -> None:
+        """Start the demo portfolio on a running stack and play its story (payments, promises, a dispute,
+        a lockout approval, …) as its days come; a story already under way in the data directory resumes."""
         asyncio.run(_demo(get_settings(), accounts=accounts, seconds_per_day=seconds_per_day,
                           seed=seed, payments=not no_payments))
 
@@ -51,36 +54,76 @@ def _command_name(info) -> str:
 
 
 async def _demo(settings: Settings, *, accounts: int | None, seconds_per_day: float | None,
-                seed: int | None, payments: bool, client=None) -> None:
-    from cli import demo_portfolio as dp
-    from infra.temporal import connect, register_search_attributes
+                seed: int | None, payments: bool, client=None, database_url: str | None = None) -> None:
+    """Start the demo portfolio and play its story (cli/demo_story.py), resuming a story already
+    under way in the data directory instead of starting it again."""
+    from datetime import timezone
 
-    spd = seconds_per_day or settings.demo_seconds_per_day
-    today = date.today()
-    portfolio = dp.generate_portfolio(accounts if accounts is not None else settings.demo_accounts,
-                                      today=today, seconds_per_day=spd, seed=seed or dp.DEFAULT_SEED)
+    from cli import demo_portfolio as dp
+    from cli import demo_story as story
+    from infra.database import create_pool
+    from infra.postgres import database_url as default_database_url
+    from infra.temporal import connect, register_search_attributes
+    from ingress.accounts import Accounts
+
+    data_dir = settings.data_dir.resolve()
+    progress = story.Progress.load(data_dir)
+    resumed = progress is not None
+    if progress is None:
+        progress = story.Progress(
+            started_at=datetime.now(timezone.utc), today=date.today(),
+            seconds_per_day=seconds_per_day or settings.demo_seconds_per_day,
+            accounts=accounts if accounts is not None else settings.demo_accounts,
+            seed=seed or dp.DEFAULT_SEED, path=data_dir / story.PROGRESS_FILE)
+    elif (accounts, seconds_per_day, seed) != (None, None, None):
+        _say("demo: a story is already under way in this data directory; carrying on with its settings "
+             f"({progress.accounts} accounts, one day = {progress.seconds_per_day:g}s). "
+             "For a new one, stop the stack and delete the data directory.")
+    spd = progress.seconds_per_day
+    portfolio = dp.generate_portfolio(progress.accounts, today=progress.today, seconds_per_day=spd,
+                                      seed=progress.seed)
     if client is None:
         client = await connect(settings)
         await register_search_attributes(client)
-    running, finished = await dp.start_portfolio(client, portfolio, today=today)
-    kinds = {k: sum(a.kind == k for a in portfolio) for k in ("pre_due", "due_soon", "past_due")}
-    _say(f"demo: {running} accounts running ({kinds['pre_due']} due in 12-20 days, {kinds['due_soon']} due in 1-3 days, "
-         f"{kinds['past_due']} already 25-58 days past due), {finished} finished earlier; one day = {spd:g}s")
-    if payments:
-        plan = dp.plan_payments(portfolio, today=today, seed=seed or dp.DEFAULT_SEED)
-        _say(f"demo: {len(plan)} of the accounts will pay over the next {plan[-1].day * spd / 60:.1f} minutes" if plan else
-             "demo: no payments planned")
-        await dp.simulate_payments(client, plan, seconds_per_day=spd, log=_say)
+    pool = await create_pool(database_url or default_database_url(settings), max_size=2)
+    try:
+        running, finished = await dp.start_portfolio(client, portfolio, pool=pool)
+        progress.save()
+        steps = story.script(portfolio, today=progress.today, seed=progress.seed) if payments else []
+        guide_text = story.guide(portfolio, spd)
+        if resumed:
+            done = sum(s.id in progress.done for s in steps)
+            _say(f"demo: resuming the story started {progress.started_at.astimezone():%Y-%m-%d %H:%M} "
+                 f"(now at {story.clock(progress.elapsed_days(), spd)}; {done} of {len(steps)} steps done); "
+                 f"{running} accounts running, {finished} finished")
+        else:
+            _say(f"demo: {running} accounts running, {finished} finished earlier; one collection day = {spd:g}s")
+            if guide_text:
+                _say(guide_text)
+        if guide_text:
+            (data_dir / "demo").mkdir(parents=True, exist_ok=True)
+            (data_dir / "demo" / "guide.txt").write_text(guide_text + "\n", encoding="utf-8")
+        if steps:
+            await story.run(Accounts(client, pool), portfolio, steps, progress, log=_say)
+    finally:
+        await pool.close()
 
 
 async def _up(settings: Settings, *, accounts: int | None, seconds_per_day: float | None,
               seed: int | None, demo: bool, api: bool, status_hint: bool = False) -> int:
-    from infra.devstack import ChildDied, EmbeddedPostgres, Supervisor, tail
+    from infra.devstack import ChildDied, EmbeddedPostgres, Stopped, Supervisor, tail
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    received: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        # SIGINT and SIGTERM take this one path: the same ordered stop of every child.
+        received.append(sig)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     supervisor = Supervisor()
     postgres = None if settings.database_url else EmbeddedPostgres(settings.data_dir.resolve() / "pgdata")
     body = asyncio.create_task(_run_stack(settings, supervisor, postgres, stop, accounts=accounts,
@@ -101,14 +144,27 @@ async def _up(settings: Settings, *, accounts: int | None, seconds_per_day: floa
                 _say(f"\nstartup failed: {type(err).__name__}: {err}; stopping everything.", err=True)
                 code = 1
         else:
-            _say("\nstopping…")
+            _say(f"\nstopping ({received[0].name if received else 'signal'})…")
             body.cancel()
             await asyncio.gather(body, return_exceptions=True)
     finally:
         stopper.cancel()
-        supervisor.stop_all()
-        if postgres is not None:
+        # Clients first (api, worker, together), then the servers they used (Temporal and
+        # PostgreSQL, together): the same path whichever signal asked for it.
+        stopped = supervisor.stop_all(tiers=(1,))
+
+        def stop_postgres() -> list:
+            if postgres is None:
+                return []
+            began = time.monotonic()
             postgres.stop()
+            return [Stopped("postgres", time.monotonic() - began, False)]
+
+        servers, database = await asyncio.gather(asyncio.to_thread(supervisor.stop_all),
+                                                 asyncio.to_thread(stop_postgres))
+        stopped += servers + database
+    if stopped:
+        _say("stopped " + ", ".join(map(str, stopped)))
     _say("stopped." if code == 0 else "stopped after a failure.")
     return code
 
@@ -122,7 +178,7 @@ async def _run_stack(settings: Settings, supervisor, postgres, stop: asyncio.Eve
 
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    logs = data_dir / "logs"
+    logs = run_log_dir(data_dir / "logs")
 
     if postgres is not None:
         url = await asyncio.to_thread(postgres.start)
@@ -150,10 +206,10 @@ async def _run_stack(settings: Settings, supervisor, postgres, stop: asyncio.Eve
 
     env = {**os.environ, "ARREARS_DATA_DIR": str(data_dir), "DATABASE_URL": url, "TEMPORAL_ADDRESS": address,
            "TEMPORAL_NAMESPACE": settings.temporal_namespace, "PYTHONUNBUFFERED": "1"}
-    child = supervisor.start("worker", _arrears("worker"), log=logs / "worker.log", env=env)
+    child = supervisor.start("worker", _arrears("worker"), log=logs / "worker.log", env=env, tier=1)
     _say(f"worker: pid {child.pid}")
     if api:
-        child = supervisor.start("api", _arrears("api"), log=logs / "api.log", env=env)
+        child = supervisor.start("api", _arrears("api"), log=logs / "api.log", env=env, tier=1)
         _say(f"api: pid {child.pid}")
 
     _banner(settings, address, url, api=api, temporal_embedded=not settings.temporal_address,
@@ -162,7 +218,7 @@ async def _run_stack(settings: Settings, supervisor, postgres, stop: asyncio.Eve
     demo_task = None
     if demo:
         demo_task = asyncio.create_task(_demo(settings, accounts=accounts, seconds_per_day=seconds_per_day,
-                                              seed=seed, payments=True, client=client))
+                                              seed=seed, payments=True, client=client, database_url=url))
     try:
         while True:
             if (dead := supervisor.dead()) is not None:
@@ -176,6 +232,31 @@ async def _run_stack(settings: Settings, supervisor, postgres, stop: asyncio.Eve
     finally:
         if demo_task is not None:
             demo_task.cancel()
+
+
+RUN_LOGS_KEPT = 10
+
+
+def run_log_dir(logs: Path, *, now: datetime | None = None, keep: int = RUN_LOGS_KEPT) -> Path:
+    """A directory of its own for this run's logs (`logs/run-YYYYmmdd-HHMMSS`), `logs/latest`
+    pointing at it, and only the newest `keep` runs kept."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    run = logs / f"run-{stamp}"
+    suffix = 1
+    while run.exists():
+        suffix += 1
+        run = logs / f"run-{stamp}-{suffix}"
+    run.mkdir(parents=True)
+    latest = logs / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink()
+    latest.symlink_to(run.name)
+    runs = sorted(p for p in logs.glob("run-*") if p.is_dir())   # names sort by time
+    for old in runs[:-keep]:
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+    return run
 
 
 def _arrears(*args: str) -> list[str]:
@@ -265,7 +346,9 @@ def _banner(settings: Settings, address: str, url: str, *, api: bool, temporal_e
         lines.append(f"  Temporal Web UI     http://localhost:{settings.temporal_ui_port}/namespaces/{ns}/workflows")
     lines.append(f"  Temporal            {address} (namespace {ns})")
     if api:
-        lines.append(f"  Ingress (HTTP)      http://{settings.api_host}:{settings.api_port}  (docs at /docs)")
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        lines.append(f"  Portfolio           {base}/portfolio  (sign in with the supervisor key below)")
+        lines.append(f"  Ingress (HTTP)      {base}  (docs at {base}/docs)")
     keys_dir = data_dir / "secrets"
     if api and dev_keys:
         account = "DEMO-004" if status_hint else "<account_id>"
@@ -284,8 +367,9 @@ def _banner(settings: Settings, address: str, url: str, *, api: bool, temporal_e
         "'SELECT created_at, account_id, channel, template, recipient FROM communications ORDER BY created_at DESC LIMIT 20'",
         f"  Workflows (CLI)     {temporal} workflow list --address {address} --namespace {ns}"
         " --query 'WorkflowType=\"AccountCollection\"'",
-        *([f"  One account         {_rel(Path(sys.executable).parent / 'arrears')} status DEMO-004"] if status_hint else []),
-        f"  Logs                {_rel(data_dir / 'logs')}/",
+        *([f"  One account         {_rel(Path(sys.executable).parent / 'arrears')} status DEMO-001",
+           f"  Demo guide          {_rel(data_dir / 'demo' / 'guide.txt')}"] if status_hint else []),
+        f"  Logs                {_rel(data_dir / 'logs' / 'latest')}/  (one directory per run)",
         "Ctrl-C stops everything.",
         "",
     ]

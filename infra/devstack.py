@@ -27,6 +27,7 @@ class Child:
     name: str
     process: subprocess.Popen
     log: Path
+    tier: int = 0     # stopped before every lower tier (clients before the servers they use)
 
     @property
     def pid(self) -> int:
@@ -38,13 +39,14 @@ class Supervisor:
     stop_timeout: float = 10.0
     children: list[Child] = field(default_factory=list)
 
-    def start(self, name: str, argv: Sequence[str], *, log: Path, env: dict[str, str] | None = None) -> Child:
+    def start(self, name: str, argv: Sequence[str], *, log: Path, env: dict[str, str] | None = None,
+              tier: int = 0) -> Child:
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
             process = subprocess.Popen(
                 list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 env=env, start_new_session=True)
-        child = Child(name, process, log)
+        child = Child(name, process, log, tier)
         self.children.append(child)
         return child
 
@@ -52,22 +54,68 @@ class Supervisor:
         """The first child that has exited, if any."""
         return next((c for c in self.children if c.process.poll() is not None), None)
 
-    def stop_all(self) -> None:
-        """Stop children in reverse start order (clients before the servers they use)."""
-        for child in reversed(self.children):
-            stop_group(child.process, self.stop_timeout)
-        self.children.clear()
+    def stop_all(self, *, tiers: Sequence[int] | None = None) -> list[Stopped]:
+        """Stop children tier by tier, highest first (clients before the servers they use), the
+        children of one tier at the same time; returns how long each took and whether it had to
+        be killed. `tiers` limits the stop to those tiers."""
+        stopped: list[Stopped] = []
+        for tier in sorted({c.tier for c in self.children}, reverse=True):
+            if tiers is not None and tier not in tiers:
+                continue
+            group = [c for c in reversed(self.children) if c.tier == tier]
+            stopped += stop_together(group, self.stop_timeout)
+            self.children = [c for c in self.children if c not in group]
+        return stopped
 
 
-def stop_group(process: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM the child's process group, wait, then SIGKILL whatever of it is left."""
+def stop_together(children: Sequence[Child], timeout: float) -> list[Stopped]:
+    """SIGTERM every child's group at once, wait for each within one shared grace period, then
+    SIGKILL what is left: the time is the slowest child's, not the sum."""
+    began = time.monotonic()
+    members = {c.pid: _group_members(c.pid) for c in children}
+    for c in children:
+        _signal_group(c.pid, signal.SIGTERM)
+    stopped = []
+    for c in children:
+        forced = False
+        try:
+            c.process.wait(max(0.0, began + timeout - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            forced = True
+        _signal_group(c.pid, signal.SIGKILL)
+        c.process.wait()
+        stopped.append(Stopped(c.name, time.monotonic() - began, forced))
+    for c in children:
+        _, alive = psutil.wait_procs(members[c.pid], timeout=1)
+        for proc in alive:   # grandchildren that outlived the leader (same group) get the same end
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+    return stopped
+
+
+@dataclass(frozen=True)
+class Stopped:
+    name: str
+    seconds: float
+    forced: bool   # it outlived SIGTERM's grace period and was killed
+
+    def __str__(self) -> str:
+        return f"{self.name} in {self.seconds:.1f}s" + (" (killed)" if self.forced else "")
+
+
+def stop_group(process: subprocess.Popen, timeout: float) -> bool:
+    """SIGTERM the child's process group, wait, then SIGKILL whatever of it is left. Returns
+    True when the leader had to be killed."""
     pgid = process.pid  # start_new_session: the child leads its own group
     members = _group_members(pgid)
     _signal_group(pgid, signal.SIGTERM)
+    forced = False
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
-        pass
+        forced = True
     _signal_group(pgid, signal.SIGKILL)
     process.wait()
     # Grandchildren that outlived the leader (same group) get the same end.
@@ -77,6 +125,7 @@ def stop_group(process: subprocess.Popen, timeout: float) -> None:
             proc.kill()
         except psutil.Error:
             pass
+    return forced
 
 
 def _group_members(pgid: int) -> list[psutil.Process]:

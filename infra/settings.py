@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     temporal_ui_port: int = Field(default=8233, validation_alias="ARREARS_TEMPORAL_UI_PORT")
     api_host: str = Field(default="127.0.0.1", validation_alias="ARREARS_API_HOST")
     api_port: int = Field(default=8000, validation_alias="ARREARS_API_PORT")
+    # Where operators open the Temporal Web UI (links from the portfolio page); unset: the
+    # embedded dev server's UI when TEMPORAL_ADDRESS is unset, no links otherwise.
+    temporal_ui_url: str | None = Field(default=None, validation_alias="ARREARS_TEMPORAL_UI_URL")
 
     # Demo: one collection "day" lasts this many real seconds (configuration, not code).
     demo_seconds_per_day: float = Field(default=2.0, validation_alias="ARREARS_DEMO_SECONDS_PER_DAY")

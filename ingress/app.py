@@ -13,12 +13,14 @@ import asyncpg
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from temporalio.client import Client
 
 from infra.settings import Settings
 from ingress.accounts import Accounts
 from ingress.auth import Authenticator, authorize
 from ingress.errors import IngressError
+from ingress import portfolio
 from ingress.routes import billing, operator
 from ingress.webhooks import sendgrid, telematics, twilio
 from schemas.task_queues import WORKFLOW
@@ -60,7 +62,11 @@ def create_app(settings: Settings, *, client: Client | None = None,
             if own_pool:
                 await app.state.pool.close()
 
-    app = FastAPI(
+    # FastAPIOffline: the same FastAPI app, with /docs and /redoc served from assets shipped in the
+    # fastapi-offline package instead of a CDN, so the documentation works without internet.
+    app = FastAPIOffline(
+        # No /redoc: ReDoc's bundle fetches its logo from a CDN; Swagger UI (/docs) is fully local.
+        redoc_url=None,
         title="Arrears ingress",
         version="1",
         description="Billing events, operator updates and provider webhooks for the `AccountCollection` "
@@ -79,6 +85,7 @@ def create_app(settings: Settings, *, client: Client | None = None,
     app.include_router(twilio.router)
     app.include_router(sendgrid.router)
     app.include_router(telematics.router)
+    app.include_router(portfolio.router)
     _mount_codec(app, settings)
 
     @app.exception_handler(IngressError)

@@ -91,6 +91,13 @@ class Stack:
             capture_output=True, text=True, timeout=20)
         return result.stdout if result.returncode == 0 else ""
 
+    def workflows_where(self, query: str) -> str:
+        result = subprocess.run(
+            [str(binary("temporal")), "workflow", "list", "--address", f"127.0.0.1:{self.temporal_port}",
+             "--query", f'WorkflowType="AccountCollection" AND {query}'],
+            capture_output=True, text=True, timeout=20)
+        return result.stdout if result.returncode == 0 else ""
+
     def wait_until(self, what: str, predicate, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
@@ -99,7 +106,7 @@ class Stack:
             time.sleep(0.5)
 
     def diagnostics(self) -> str:
-        logs = [f"--- {log.name}\n{tail(log)}" for log in sorted((self.data_dir / "logs").glob("*.log"))]
+        logs = [f"--- {log.name}\n{tail(log)}" for log in sorted((self.data_dir / "logs").glob("*/*.log"))]
         return "\n".join([f"--- temporal workflow list\n{self.workflows()}", *logs])
 
     def kill_everything(self) -> None:
@@ -201,9 +208,20 @@ def test_stop_group_of_an_exited_child_is_harmless(tmp_path):
     assert proc.returncode == 0
 
 
+def _stop_lines(text: str, sig: str) -> list[str]:
+    """The children `arrears up` stopped, in order, after the signal named."""
+    tail = text.split(f"stopping ({sig})…", 1)
+    assert len(tail) == 2, text
+    line = next(line for line in tail[1].splitlines() if line.startswith("stopped "))
+    assert "(killed)" not in line, line        # every child left on SIGTERM, none needed SIGKILL
+    return re.findall(r"(?:stopped |, )([a-z ]+?) in \d", line)
+
+
 def test_a_restart_resumes_where_it_stopped(stack):
     """Temporal's state lives in <data_dir>/temporal.db and PostgreSQL's in <data_dir>/pgdata: after
-    Ctrl-C and `arrears up` again, the same runs continue and the ledger is still there."""
+    SIGTERM and `arrears up` again, the same runs continue, the ledger is still there, and the demo's
+    story carries on without announcing or doing again what it did. SIGTERM and SIGINT take the
+    same shutdown path."""
     stack.start("--accounts", "3", "--seconds-per-day", "0.5")
     expected = {f"account-DEMO-{i:03d}" for i in range(1, 4)}
     stack.wait_until("3 accounts", lambda: set(re.findall(r"account-DEMO-\d{3}", stack.workflows())) >= expected, 120)
@@ -218,14 +236,23 @@ def test_a_restart_resumes_where_it_stopped(stack):
         rows = json.loads(out.stdout or "[]") if out.returncode == 0 else []
         return {r["execution"]["workflowId"]: r["execution"]["runId"] for r in rows}
 
+    stack.wait_until("the demo's promise", lambda: "DEMO-003 promises to pay" in stack.text(), 90)
     before = running()
     assert set(before) >= expected
-    stack.proc.send_signal(signal.SIGINT)
+    stack.proc.send_signal(signal.SIGTERM)
     assert stack.proc.wait(60) == 0, stack.text()
+    first = stack.text()
+    assert "The story (" in first
+    stopped_on_term = _stop_lines(first, "SIGTERM")
     lines_before = len(outbox.read_text().splitlines())
+    assert len(list((stack.data_dir / "logs").glob("run-*"))) == 1
 
-    stack.start("--no-demo")
+    stack.start()
     stack.wait_until("the stack is up again", lambda: stack.text().count("Arrears is up.") >= 1, 120)
+    stack.wait_until("the story resumes", lambda: "demo: resuming the story" in stack.text(), 60)
+    # One log directory per run, `latest` pointing at this one.
+    runs = sorted((stack.data_dir / "logs").glob("run-*"))
+    assert len(runs) == 2 and (stack.data_dir / "logs" / "latest").resolve() == runs[-1].resolve()
     stack.wait_until("the accounts are listed again", lambda: set(running()) >= expected, 60)
     # The runs from before the restart are still known to Temporal: running, or continued as new.
     out = subprocess.run([str(binary("temporal")), "workflow", "list", "--address", f"127.0.0.1:{stack.temporal_port}",
@@ -239,3 +266,8 @@ def test_a_restart_resumes_where_it_stopped(stack):
                      lambda: len(outbox.read_text().splitlines()) > lines_before, 90)
     stack.proc.send_signal(signal.SIGINT)
     assert stack.proc.wait(60) == 0, stack.text()
+    second = stack.text()
+    # Nothing announced or done twice: no guide, no step that ran before the restart.
+    assert "The story (" not in second and "DEMO-003 promises to pay" not in second, second
+    assert _stop_lines(second, "SIGINT") == stopped_on_term == [
+        "api", "worker", "temporal dev server", *([] if os.environ.get("DATABASE_URL") else ["postgres"])]

@@ -72,3 +72,5 @@ async def run(settings: Settings | None = None) -> None:
         log.info("workers running on %s", ", ".join(w.task_queue for w in workers))
         await stop.wait()
         log.info("shutting down workers")
+        # All at once: leaving the exit stack alone would shut them down one after another.
+        await asyncio.gather(*(w.shutdown() for w in workers))
