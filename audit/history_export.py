@@ -121,14 +121,33 @@ def load_history(path: Path, workflow_id: str | None = None) -> WorkflowHistory:
         raise NotAHistory(f"{path}: not a workflow history ({err})") from None
 
 
+RETIRED_DIR = "retired"
+REPORT_FORMAT = "arrears-replay-report/1"
+
+
+def is_replay_report(path: Path) -> bool:
+    """A report `arrears replay --report` wrote (possibly into a history directory)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(256)
+    except OSError:
+        return False
+    return REPORT_FORMAT.encode() in head
+
+
 def history_files(root: Path) -> Iterator[Path]:
     """Every history file under `root` (a file or a directory, searched recursively), in a
-    stable order, manifests excluded."""
+    stable order, lazily; manifests and replay reports excluded. Directories named `retired`
+    (golden histories the current code is not expected to replay) are skipped unless `root`
+    itself is, or is inside, one."""
     if root.is_file():
         yield root
         return
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d != RETIRED_DIR and d != "__pycache__")
         for name in sorted(filenames):
             if name.endswith((".json", ".json.gz")) and name != MANIFEST:
-                yield Path(dirpath) / name
+                path = Path(dirpath) / name
+                if name.endswith(".json") and is_replay_report(path):
+                    continue
+                yield path
