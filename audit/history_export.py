@@ -44,6 +44,53 @@ async def fetch_chain(client: Client, workflow_id: str, run_id: str | None = Non
         run_id = previous
 
 
+def visibility_literal(value: str) -> str:
+    """A string literal for a visibility query."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+async def run_ids(client: Client, workflow_id: str) -> list[str]:
+    """Every run ever recorded under `workflow_id`, oldest first: each run of every execution of a
+    reused ID (from visibility: `WorkflowId = '...'` lists them all), plus the current chain walked
+    from the server itself (visibility is eventually consistent, and a server without advanced
+    visibility cannot list). Raises NOT_FOUND when there is none."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    started: dict[str, datetime] = {}
+    try:
+        async for execution in client.list_workflows(f"WorkflowId = {visibility_literal(workflow_id)}"):
+            started[execution.run_id] = execution.start_time
+    except RPCError as err:
+        if err.status not in (RPCStatusCode.UNIMPLEMENTED, RPCStatusCode.INVALID_ARGUMENT):
+            raise
+    try:
+        rid: str | None = (await client.get_workflow_handle(workflow_id).describe()).run_id
+        walked: set[str] = set()
+        while rid and rid not in walked:
+            walked.add(rid)
+            first = await _first_event(client, workflow_id, rid)
+            started.setdefault(rid, first.event_time.ToDatetime(timezone.utc))
+            rid = first.workflow_execution_started_event_attributes.continued_execution_run_id
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND or not started:
+            raise
+    return [rid for rid, _ in sorted(started.items(), key=lambda kv: (kv[1], kv[0]))]
+
+
+async def _first_event(client: Client, workflow_id: str, run_id: str | None):  # noqa: ANN202 - HistoryEvent
+    async for event in client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history_events(page_size=1):
+        return event
+    raise ValueError(f"{workflow_id} has an empty history")
+
+
+async def fetch_all_runs(client: Client, workflow_id: str) -> list[WorkflowHistory]:
+    """Every run of every execution under `workflow_id` (a reused ID included), oldest first."""
+    out = []
+    for rid in await run_ids(client, workflow_id):
+        out.append(await client.get_workflow_handle(workflow_id, run_id=rid).fetch_history())
+    return out
+
+
 def event_type(event) -> str:  # noqa: ANN001 - a HistoryEvent protobuf
     """`EVENT_TYPE_ACTIVITY_TASK_SCHEDULED` → `ActivityTaskScheduled`."""
     name = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
@@ -56,7 +103,8 @@ def run_file_name(workflow_id: str, index: int, *, compress: bool = False) -> st
 
 
 def write_chain(histories: list[WorkflowHistory], out_dir: Path, *, compress: bool = False) -> list[Path]:
-    """Write the runs (oldest first) and the manifest into `out_dir`; returns the run files.
+    """Write the runs (oldest first: a chain, or every run of a reused ID) and the manifest into
+    `out_dir`; returns the run files.
     Files of an earlier export of the same workflow in that directory are replaced. With
     `compress`, each file is gzipped (`gunzip` gives back the CLI's JSON)."""
     if not histories:
@@ -80,8 +128,10 @@ def write_chain(histories: list[WorkflowHistory], out_dir: Path, *, compress: bo
             path.write_text(text, encoding="utf-8")
         files.append(path)
         first, last = history.events[0], history.events[-1]
+        started = first.workflow_execution_started_event_attributes
         runs.append({
             "file": path.name, "run_id": history.run_id, "events": len(history.events),
+            "continued_from": started.continued_execution_run_id or None,
             "started": first.event_time.ToDatetime(timezone.utc).isoformat(),
             "last_event": last.event_time.ToDatetime(timezone.utc).isoformat(),
             "last_event_type": event_type(last),
