@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,6 +49,23 @@ def visibility_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+async def list_runs(client: Client, query: str, page_size: int = 1000) -> AsyncIterator[tuple[str, str, datetime]]:
+    """(workflow ID, run ID, start time) of every execution the visibility query matches, page by
+    page. The raw service call: nothing but the IDs is decoded (search attributes included), so a
+    million rows cost little and stay out of memory."""
+    from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
+
+    token = b""
+    while True:
+        page = await client.workflow_service.list_workflow_executions(ListWorkflowExecutionsRequest(
+            namespace=client.namespace, query=query, page_size=page_size, next_page_token=token))
+        for info in page.executions:
+            yield info.execution.workflow_id, info.execution.run_id, info.start_time.ToDatetime(timezone.utc)
+        token = page.next_page_token
+        if not token:
+            return
+
+
 async def run_ids(client: Client, workflow_id: str) -> list[str]:
     """Every run ever recorded under `workflow_id`, oldest first: each run of every execution of a
     reused ID (from visibility: `WorkflowId = '...'` lists them all), plus the current chain walked
@@ -58,13 +75,13 @@ async def run_ids(client: Client, workflow_id: str) -> list[str]:
 
     started: dict[str, datetime] = {}
     try:
-        async for execution in client.list_workflows(f"WorkflowId = {visibility_literal(workflow_id)}"):
-            started[execution.run_id] = execution.start_time
+        async for _wid, rid, at in list_runs(client, f"WorkflowId = {visibility_literal(workflow_id)}"):
+            started[rid] = at
     except RPCError as err:
         if err.status not in (RPCStatusCode.UNIMPLEMENTED, RPCStatusCode.INVALID_ARGUMENT):
             raise
     try:
-        rid: str | None = (await client.get_workflow_handle(workflow_id).describe()).run_id
+        rid: str | None = await _latest_run_id(client, workflow_id)
         walked: set[str] = set()
         while rid and rid not in walked:
             walked.add(rid)
@@ -75,6 +92,16 @@ async def run_ids(client: Client, workflow_id: str) -> list[str]:
         if err.status != RPCStatusCode.NOT_FOUND or not started:
             raise
     return [rid for rid, _ in sorted(started.items(), key=lambda kv: (kv[1], kv[0]))]
+
+
+async def _latest_run_id(client: Client, workflow_id: str) -> str:
+    # The raw call: describe() would decode search attributes, which not every server returns well.
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+
+    info = await client.workflow_service.describe_workflow_execution(DescribeWorkflowExecutionRequest(
+        namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)))
+    return info.workflow_execution_info.execution.run_id
 
 
 async def _first_event(client: Client, workflow_id: str, run_id: str | None):  # noqa: ANN202 - HistoryEvent

@@ -60,7 +60,7 @@ def _count_files(dirs: list[Path]) -> int:
 async def _tasks(accounts: list[str], query: str | None, dirs: list[Path], client: Any,
                  seen_files: list[int]) -> AsyncIterator[tuple[str, str, str]]:
     """What to replay, named not loaded: files found while walking, runs as visibility lists them."""
-    from audit.history_export import account_workflow_id, history_files, run_ids
+    from audit.history_export import account_workflow_id, history_files, list_runs, run_ids
 
     for d in dirs:
         for f in history_files(d):
@@ -77,8 +77,8 @@ async def _tasks(accounts: list[str], query: str | None, dirs: list[Path], clien
         for rid in runs:
             yield ("run", workflow_id, rid)
     if query:
-        async for execution in client.list_workflows(query):
-            yield ("run", execution.id, execution.run_id)
+        async for workflow_id, rid, _ in list_runs(client, query):
+            yield ("run", workflow_id, rid)
 
 
 class _Spool:
