@@ -1,0 +1,104 @@
+"""Replay throughput: `arrears replay`'s engine against the bare SDK `Replayer` on the same histories.
+
+    .venv/bin/python -m bench.replay_throughput [--copies 10] [--jobs N]
+
+The corpus is the golden set (tests/golden, retired/ excluded) copied `--copies` times into a
+temporary directory. Three runs over it:
+
+  sdk        the bare SDK: one `Replayer.workflow_replay_iterator` over histories already in
+             memory, in this process (no file reading, no carried-state check)
+  arrears/1  `audit.replay.replay_tasks(jobs=1)`: reads each file, replays, checks carried state
+  arrears/N  the same on N worker processes (default: all cores)
+
+Prints histories/s and events/s for each, per core, and the time 1 million accounts would take
+on 16 cores at the measured per-core rate and parallel efficiency.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def corpus(copies: int, into: Path) -> list[Path]:
+    from audit.history_export import history_files
+
+    golden = ROOT / "tests" / "golden"
+    for i in range(copies):
+        for f in history_files(golden):
+            rel = f.relative_to(golden)
+            target = into / f"copy-{i:03d}" / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, target)
+            manifest = f.parent / "manifest.json"
+            if manifest.exists():
+                shutil.copyfile(manifest, target.parent / "manifest.json")
+    return list(history_files(into))
+
+
+async def bare_sdk(files: list[Path]) -> tuple[float, int]:
+    from temporalio.worker import Replayer
+
+    from audit.history_export import load_history
+    from audit.replay import default_workflows, quiet_runtime
+    from infra.converter import data_converter
+
+    histories = [load_history(f) for f in files]
+    replayer = Replayer(workflows=default_workflows(), data_converter=data_converter(), runtime=quiet_runtime()[0])
+
+    async def feed():  # noqa: ANN202
+        for h in histories:
+            yield h
+
+    started = time.perf_counter()
+    async with replayer.workflow_replay_iterator(feed()) as results:
+        async for result in results:
+            assert result.replay_failure is None, result.replay_failure
+    return time.perf_counter() - started, sum(len(h.events) for h in histories)
+
+
+async def engine(files: list[Path], jobs: int) -> tuple[float, int]:
+    from audit.carried_state import DEFAULT_MODEL
+    from audit.replay import replay_tasks
+
+    started = time.perf_counter()
+    summary = await replay_tasks([("file", str(f), "") for f in files], jobs=jobs, carried_model=DEFAULT_MODEL)
+    assert summary.ok, summary.counts
+    return time.perf_counter() - started, summary.events
+
+
+def main() -> None:
+    from audit.replay import default_jobs
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--jobs", type=int, default=default_jobs())
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="arrears-replay-bench-") as tmp:
+        files = corpus(args.copies, Path(tmp))
+        print(f"{len(files)} histories ({args.copies} copies of the golden set), {args.jobs} cores for arrears/N")
+        rows = []
+        for name, cores, run in (("sdk", 1, lambda: bare_sdk(files)), ("arrears/1", 1, lambda: engine(files, 1)),
+                                 (f"arrears/{args.jobs}", args.jobs, lambda: engine(files, args.jobs))):
+            seconds, events = asyncio.run(run())
+            rows.append((name, cores, seconds, events))
+            print(f"{name:12} {seconds:7.1f}s  {len(files) / seconds:7.2f} histories/s  {events / seconds:8.0f} events/s  "
+                  f"per core: {len(files) / seconds / cores:6.2f} histories/s {events / seconds / cores:7.0f} events/s",
+                  flush=True)
+        _, _, one, _ = rows[1]
+        _, cores, many, events = rows[2]
+        efficiency = one / (many * cores)
+        per_core = len(files) / one
+        hours = 1_000_000 / (per_core * 16 * efficiency) / 3600
+        print(f"parallel efficiency on {cores} processes: {efficiency:.0%} (start-up included)")
+        print(f"1 million accounts (one history of {events / len(files):.0f} events each) on 16 cores: "
+              f"{hours:.1f} h at {per_core:.2f} histories/s per core and that efficiency")
+
+
+if __name__ == "__main__":
+    main()
