@@ -42,7 +42,7 @@ from infra.converter import data_converter
 # load whole into the current model); invalid (a file that is not a history).
 Status = Literal["passed", "nondeterministic", "failed", "carried_state", "invalid"]
 FAILURES_KEPT = 1000        # failures kept in memory for the terminal; the report has them all
-BATCH = 8                   # histories per worker task: one replayer iterator, fair progress
+BATCH = 16                  # histories per worker task: one replayer iterator, fair progress
 
 _TASK_EVENTS = {EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
                 EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
@@ -340,8 +340,18 @@ async def _replay_stream(histories: HistorySource, ctx: _Context, extra: list[Re
         yield extra.pop(0)
 
 
-async def _load_tasks(tasks: Iterable[Task], ctx: _Context, extra: list[ReplayOutcome]) -> HistorySource:
-    for kind, a, b in tasks:
+async def _each(tasks: AsyncIterable[Task] | Iterable[Task]) -> AsyncIterator[Task]:
+    if isinstance(tasks, AsyncIterable):
+        async for t in tasks:
+            yield t
+    else:
+        for t in tasks:
+            yield t
+
+
+async def _load_tasks(tasks: AsyncIterable[Task] | Iterable[Task], ctx: _Context,
+                      extra: list[ReplayOutcome]) -> HistorySource:
+    async for kind, a, b in _each(tasks):
         if kind == "file":
             try:
                 yield a, await asyncio.to_thread(load_history, Path(a))
@@ -437,8 +447,10 @@ async def replay_tasks(tasks: AsyncIterable[Task] | Iterable[Task], *, jobs: int
         ctx = _Context(replayer=make_replayer(workflows, runtime=runtime), workflows=workflows,
                        model=load_model(carried_model) if carried_model else None,
                        client_factory=client_factory or _connect)
-        async for b in _batches(tasks, batch):
-            take(await replay_batch(b, ctx), collector.take())
+        # One replayer iterator for the whole stream: histories are loaded as it asks for them.
+        extra: list[ReplayOutcome] = []
+        async for outcome in _replay_stream(_load_tasks(tasks, ctx, extra), ctx, extra):
+            take([outcome], collector.take())
         return summary
     loop = asyncio.get_running_loop()
     # spawn: a fork would copy the parent's Temporal runtime threads in an unusable state.
