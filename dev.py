@@ -4,6 +4,11 @@
     python3 dev.py up      # the whole stack on embedded defaults, with a demo portfolio
     python3 dev.py test    # the full test suite
 
+Dependencies are installed from requirements.lock (exact versions and hashes, the same set a
+deploy installs: what CI replays is what production runs), again whenever the lock or
+pyproject.toml changes. `python3 dev.py lock` re-resolves the lock from pyproject.toml
+(docs/replay.md says when).
+
 Standard library only: it must work on a machine with nothing but Python 3.11+ and pip.
 """
 from __future__ import annotations
@@ -19,11 +24,17 @@ ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("ARREARS_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".arrears-installed"
+LOCK = ROOT / "requirements.lock"
+PIP_TOOLS = "pip-tools==7.6.2"
+# The one command that writes the lock (`python3 dev.py lock`), also printed at its top.
+LOCK_ARGS = ["--extra", "test", "--generate-hashes", "--allow-unsafe", "--strip-extras", "--no-emit-index-url",
+             "--no-emit-find-links", "--output-file", "requirements.lock", "pyproject.toml"]
 
 
 def _fingerprint() -> str:
-    # Reinstall only when the project's declared dependencies change.
-    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    # Reinstall only when the project's declared or locked dependencies change.
+    data = (ROOT / "pyproject.toml").read_bytes() + (LOCK.read_bytes() if LOCK.exists() else b"")
+    return hashlib.sha256(data).hexdigest()
 
 
 def ensure_environment() -> None:
@@ -34,14 +45,34 @@ def ensure_environment() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     if STAMP.exists() and STAMP.read_text() == _fingerprint():
         return
-    print("installing Arrears and its dependencies", flush=True)
+    print("installing Arrears and its dependencies (requirements.lock)", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
+    if LOCK.exists():
+        # Exactly the locked versions, each checked against its hash; then Arrears itself, adding nothing.
+        subprocess.run([*pip, "--require-hashes", "--no-deps", "-r", str(LOCK)], check=True)
+        subprocess.run([*pip, "--no-deps", "-e", str(ROOT)], check=True)
+        subprocess.run([str(BIN / "python"), "-m", "pip", "check"], check=True)
+    else:
+        subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
     STAMP.write_text(_fingerprint())
 
 
+def lock() -> int:
+    """Re-resolve requirements.lock from pyproject.toml (newest versions its ranges allow)."""
+    ensure_environment()
+    python = str(BIN / "python")
+    subprocess.run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", PIP_TOOLS], check=True)
+    env = {**os.environ, "CUSTOM_COMPILE_COMMAND": "python3 dev.py lock"}
+    done = subprocess.run([python, "-m", "piptools", "compile", "--quiet", "--upgrade", *LOCK_ARGS], cwd=ROOT, env=env)
+    if done.returncode == 0:
+        print("requirements.lock written; the next dev.py up/test installs it", flush=True)
+    return done.returncode
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "lock":
+        return lock()
     if not argv or argv[0] not in {"up", "test"}:
         print(__doc__)
         return 2

@@ -23,7 +23,7 @@ import asyncpg
 from temporalio.client import Client, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
-from audit.history_export import account_workflow_id, event_type, fetch_chain
+from audit.history_export import account_workflow_id, event_type, fetch_all_runs
 from domain import localtime
 from domain.clock import CollectionClock
 from infra.converter import data_converter
@@ -125,7 +125,7 @@ def _json_field(value: Any) -> Any:
 
 async def _histories(client: Client, account_id: str) -> list[WorkflowHistory]:
     try:
-        return await fetch_chain(client, account_workflow_id(account_id))
+        return await fetch_all_runs(client, account_workflow_id(account_id))   # every execution of a reused ID
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             return []   # retention may have removed it; the audit log still stands

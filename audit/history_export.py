@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,6 +44,80 @@ async def fetch_chain(client: Client, workflow_id: str, run_id: str | None = Non
         run_id = previous
 
 
+def visibility_literal(value: str) -> str:
+    """A string literal for a visibility query."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+async def list_runs(client: Client, query: str, page_size: int = 1000) -> AsyncIterator[tuple[str, str, datetime]]:
+    """(workflow ID, run ID, start time) of every execution the visibility query matches, page by
+    page. The raw service call: nothing but the IDs is decoded (search attributes included), so a
+    million rows cost little and stay out of memory."""
+    from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
+
+    token = b""
+    while True:
+        page = await client.workflow_service.list_workflow_executions(ListWorkflowExecutionsRequest(
+            namespace=client.namespace, query=query, page_size=page_size, next_page_token=token))
+        for info in page.executions:
+            yield info.execution.workflow_id, info.execution.run_id, info.start_time.ToDatetime(timezone.utc)
+        token = page.next_page_token
+        if not token:
+            return
+
+
+async def run_ids(client: Client, workflow_id: str) -> list[str]:
+    """Every run ever recorded under `workflow_id`, oldest first: each run of every execution of a
+    reused ID (from visibility: `WorkflowId = '...'` lists them all), plus the current chain walked
+    from the server itself (visibility is eventually consistent, and a server without advanced
+    visibility cannot list). Raises NOT_FOUND when there is none."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    started: dict[str, datetime] = {}
+    try:
+        async for _wid, rid, at in list_runs(client, f"WorkflowId = {visibility_literal(workflow_id)}"):
+            started[rid] = at
+    except RPCError as err:
+        if err.status not in (RPCStatusCode.UNIMPLEMENTED, RPCStatusCode.INVALID_ARGUMENT):
+            raise
+    try:
+        rid: str | None = await _latest_run_id(client, workflow_id)
+        walked: set[str] = set()
+        while rid and rid not in walked:
+            walked.add(rid)
+            first = await _first_event(client, workflow_id, rid)
+            started.setdefault(rid, first.event_time.ToDatetime(timezone.utc))
+            rid = first.workflow_execution_started_event_attributes.continued_execution_run_id
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND or not started:
+            raise
+    return [rid for rid, _ in sorted(started.items(), key=lambda kv: (kv[1], kv[0]))]
+
+
+async def _latest_run_id(client: Client, workflow_id: str) -> str:
+    # The raw call: describe() would decode search attributes, which not every server returns well.
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+
+    info = await client.workflow_service.describe_workflow_execution(DescribeWorkflowExecutionRequest(
+        namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)))
+    return info.workflow_execution_info.execution.run_id
+
+
+async def _first_event(client: Client, workflow_id: str, run_id: str | None):  # noqa: ANN202 - HistoryEvent
+    async for event in client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history_events(page_size=1):
+        return event
+    raise ValueError(f"{workflow_id} has an empty history")
+
+
+async def fetch_all_runs(client: Client, workflow_id: str) -> list[WorkflowHistory]:
+    """Every run of every execution under `workflow_id` (a reused ID included), oldest first."""
+    out = []
+    for rid in await run_ids(client, workflow_id):
+        out.append(await client.get_workflow_handle(workflow_id, run_id=rid).fetch_history())
+    return out
+
+
 def event_type(event) -> str:  # noqa: ANN001 - a HistoryEvent protobuf
     """`EVENT_TYPE_ACTIVITY_TASK_SCHEDULED` → `ActivityTaskScheduled`."""
     name = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
@@ -56,7 +130,8 @@ def run_file_name(workflow_id: str, index: int, *, compress: bool = False) -> st
 
 
 def write_chain(histories: list[WorkflowHistory], out_dir: Path, *, compress: bool = False) -> list[Path]:
-    """Write the runs (oldest first) and the manifest into `out_dir`; returns the run files.
+    """Write the runs (oldest first: a chain, or every run of a reused ID) and the manifest into
+    `out_dir`; returns the run files.
     Files of an earlier export of the same workflow in that directory are replaced. With
     `compress`, each file is gzipped (`gunzip` gives back the CLI's JSON)."""
     if not histories:
@@ -80,8 +155,10 @@ def write_chain(histories: list[WorkflowHistory], out_dir: Path, *, compress: bo
             path.write_text(text, encoding="utf-8")
         files.append(path)
         first, last = history.events[0], history.events[-1]
+        started = first.workflow_execution_started_event_attributes
         runs.append({
             "file": path.name, "run_id": history.run_id, "events": len(history.events),
+            "continued_from": started.continued_execution_run_id or None,
             "started": first.event_time.ToDatetime(timezone.utc).isoformat(),
             "last_event": last.event_time.ToDatetime(timezone.utc).isoformat(),
             "last_event_type": event_type(last),
@@ -121,14 +198,33 @@ def load_history(path: Path, workflow_id: str | None = None) -> WorkflowHistory:
         raise NotAHistory(f"{path}: not a workflow history ({err})") from None
 
 
+RETIRED_DIR = "retired"
+REPORT_FORMAT = "arrears-replay-report/1"
+
+
+def is_replay_report(path: Path) -> bool:
+    """A report `arrears replay --report` wrote (possibly into a history directory)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(256)
+    except OSError:
+        return False
+    return REPORT_FORMAT.encode() in head
+
+
 def history_files(root: Path) -> Iterator[Path]:
     """Every history file under `root` (a file or a directory, searched recursively), in a
-    stable order, manifests excluded."""
+    stable order, lazily; manifests and replay reports excluded. Directories named `retired`
+    (golden histories the current code is not expected to replay) are skipped unless `root`
+    itself is, or is inside, one."""
     if root.is_file():
         yield root
         return
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d != RETIRED_DIR and d != "__pycache__")
         for name in sorted(filenames):
             if name.endswith((".json", ".json.gz")) and name != MANIFEST:
-                yield Path(dirpath) / name
+                path = Path(dirpath) / name
+                if name.endswith(".json") and is_replay_report(path):
+                    continue
+                yield path

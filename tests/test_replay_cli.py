@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import sys
 import uuid
 from datetime import timedelta
@@ -163,3 +164,72 @@ async def settled_count(env: WorkflowEnvironment, query: str) -> int:
         last = count
         await asyncio.sleep(0.5)
     return last
+
+
+async def test_replay_runs_on_several_processes_and_keeps_sdk_logs_out_of_the_terminal(tmp_path: Path) -> None:
+    retired = GOLDEN / "retired" / "before-ff17930"         # older code's histories: 6 of 11 fail today
+    report = tmp_path / "report.json"
+    code, out = await arrears(None, tmp_path, "replay", "--dir", str(retired), "--jobs", "2", "--report", str(report))
+    assert code == 1, out
+    assert "replayed 11, passed 5, nondeterministic 6, failed 0" in out, out
+    assert "on 2 processes" in out and "events/s" in out
+    # The core's "WARN ... Failing workflow task" lines are in the report, not in the terminal.
+    assert "WARN" not in out and "temporalio_sdk_core" not in out, out
+    data = json.loads(report.read_text())
+    assert data["format"] == "arrears-replay-report/1" and data["nondeterministic"] == 6
+    assert any("Failing workflow task" in item["line"] for item in data["sdk_log"]), data["sdk_log"]
+    assert len(data["outcomes"]) == 11 and {o["status"] for o in data["outcomes"]} == {"passed", "nondeterministic"}
+    # The same histories in one process give the same verdicts.
+    code1, out1 = await arrears(None, tmp_path, "replay", "--dir", str(retired), "--jobs", "1")
+    assert code1 == 1 and "replayed 11, passed 5, nondeterministic 6, failed 0" in out1, out1
+
+
+async def test_a_report_written_inside_the_directory_is_not_read_back_as_a_history(tmp_path: Path) -> None:
+    histories = tmp_path / "histories"
+    shutil.copytree(GOLDEN / "promise_kept", histories / "promise_kept")
+    report = histories / "replay-report.json"
+    for _ in range(2):
+        code, out = await arrears(None, tmp_path, "replay", "--dir", str(histories), "--report", str(report))
+        assert code == 0 and "replayed 1, passed 1" in out, out
+    assert json.loads(report.read_text())["replayed"] == 1
+
+
+async def test_replay_checks_carried_state_against_the_model(tmp_path: Path) -> None:
+    # Replay alone passes a renamed carried field; the carried-state check does not.
+    chain = GOLDEN / "continue_as_new"
+    code, out = await arrears(None, tmp_path, "replay", "--dir", str(chain))
+    assert code == 0 and "carried inputs checked" in out, out
+    code, out = await arrears(None, tmp_path, "replay", "--dir", str(chain), "--jobs", "2",
+                              "--carried-model", "tests.replay_models:InputWithRenamedField")
+    assert code == 1, out
+    from tests.replay_models import RENAMED
+
+    assert f"state.{RENAMED}: dropped" in out and "CARRIED_STATE: account-golden-continue-as-new" in out, out
+    found = re.search(r"replayed (\d+), passed 0, nondeterministic 0, failed 0, carried state (\d+)", out)
+    assert found and found.group(1) == found.group(2), out
+
+
+async def test_a_reused_workflow_id_is_covered_by_replay_and_export(dev_env, database_url, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    async with running_workers(dev_env.client, database_url, tmp_path / "outbox"):
+        data = account(f"reuse-{tag}", today=await local_today(dev_env), due_in=40)
+        first = await start(dev_env.client, data)
+        await first.terminate("closed by mistake")
+        second = await start(dev_env.client, data)        # the same workflow ID, a new execution
+        assert second.result_run_id != first.result_run_id
+        query = f"WorkflowId = 'account-{data['account_id']}'"
+        assert await settled_count(dev_env, query) == 2
+        await second.terminate("test done")
+    code, out = await arrears(dev_env, tmp_path, "replay", "--account", data["account_id"], "--report",
+                              str(tmp_path / "r.json"))
+    assert code == 0 and "replayed 2, passed 2" in out, out
+    runs = {o["run_id"] for o in json.loads((tmp_path / "r.json").read_text())["outcomes"]}
+    assert runs == {first.result_run_id, second.result_run_id}
+    code, out = await arrears(dev_env, tmp_path, "history", "export", data["account_id"], "--out", str(tmp_path / "x"))
+    assert code == 0, out
+    manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
+    assert [r["run_id"] for r in manifest["runs"]] == [first.result_run_id, second.result_run_id]
+    from audit.evidence import _histories
+
+    assert [h.run_id for h in await _histories(dev_env.client, data["account_id"])] == \
+        [first.result_run_id, second.result_run_id]

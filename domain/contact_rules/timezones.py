@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, reset_tzpath
 
 import phonenumbers
 from phonenumbers import timezone as _pn_timezone
 
 # Load every region's metadata now, outside the sandbox, so parsing never imports lazily later.
 phonenumbers.PhoneMetadata.load_all()
+
+# Zones come from the `tzdata` package pinned in requirements.lock, never from the host's
+# /usr/share/zoneinfo: the zone data that decides timers is the same in CI's replay and in
+# production (docs/replay.md, deterministic inputs).
+reset_tzpath(to=[])
 
 _UNKNOWN = "Etc/Unknown"  # what phonenumbers answers when it cannot tell
 

@@ -1,10 +1,11 @@
-"""Regenerate the golden histories: `.venv/bin/python -m tests.golden.generate`.
+"""Generate golden histories: `.venv/bin/python -m tests.golden.generate [scenario ...]`.
 
-Runs every scenario of tests/golden/scenarios.py on a fresh time-skipping server with the real
+Runs scenarios of tests/golden/scenarios.py on a fresh time-skipping server with the real
 workers and an embedded PostgreSQL, then writes each account's histories (every run of its
 continue-as-new chain) under tests/golden/<scenario>/ in the archive format `arrears replay --dir`
-reads. Run it after a deliberate, patched workflow change; never to make a failing replay pass
-(see docs/replay.md).
+reads, and records them in tests/golden/HASHES.txt. Golden histories are append-only: it refuses
+a scenario that already has recorded histories (add a new scenario, or retire the old one first
+with `python -m tests.golden.retire`; see docs/replay.md). `--out DIR` writes elsewhere, unrecorded.
 """
 from __future__ import annotations
 
@@ -51,6 +52,14 @@ async def generate(out: Path, only: list[str] | None = None) -> list[Path]:
     from tests.golden.scenarios import SCENARIOS
 
     chosen = {k: v for k, v in SCENARIOS.items() if not only or k in only}
+    if out == GOLDEN:
+        # Append-only: a recorded golden history is never regenerated over (docs/replay.md).
+        from tests.golden.integrity import recorded
+
+        taken = sorted({p.split("/")[0] for p in recorded()} & set(chosen))
+        if taken:
+            raise SystemExit(f"golden histories exist for {', '.join(taken)} and are append-only: add a new scenario "
+                             "beside them, or retire them first (python -m tests.golden.retire, docs/replay.md)")
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="arrears-golden-") as tmp_name:
         tmp = Path(tmp_name)
@@ -70,6 +79,10 @@ async def generate(out: Path, only: list[str] | None = None) -> list[Path]:
                           f"{size // 1024} KiB", flush=True)
         finally:
             await env.shutdown()
+    if out == GOLDEN:
+        from tests.golden.record import record
+
+        record()                      # the new files enter HASHES.txt
     return written
 
 
@@ -81,7 +94,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=GOLDEN)
     args = parser.parse_args()
     try:
-        asyncio.run(generate(args.out, args.scenarios))
+        asyncio.run(generate(args.out.resolve(), args.scenarios))
+    except SystemExit as stop:
+        print(stop, file=sys.stderr)
+        exit_now(2)
     except Exception:
         import traceback
 

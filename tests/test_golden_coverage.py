@@ -1,0 +1,60 @@
+"""The golden set keeps exercising everything tests/golden/required_coverage.toml lists; every update
+and signal the workflow defines is listed there (required or wanted); coverage only ratchets up."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from audit.coverage import Coverage
+from tests.golden.coverage import defined_handlers, golden_coverage, judge, load_required, main
+
+
+@pytest.fixture(scope="module")
+async def coverage() -> Coverage:
+    return await golden_coverage()
+
+
+def _explain(verdict) -> str:  # noqa: ANN001
+    return (f"required but no longer exercised: {verdict.missing}\n"
+            f"wanted and now exercised (move to [required]): {verdict.wanted_covered}\n"
+            f"handlers in neither list: {verdict.unlisted}\nunknown dimensions: {verdict.unknown}\n"
+            "See python -m tests.golden.coverage and tests/golden/required_coverage.toml.")
+
+
+async def test_golden_coverage_does_not_drop_below_the_required_list(coverage: Coverage) -> None:
+    verdict = judge(coverage, *load_required(), defined_handlers())
+    assert verdict.ok, _explain(verdict)
+
+
+async def test_dropping_a_scenario_or_adding_a_handler_fails_the_check(coverage: Coverage) -> None:
+    required, wanted = load_required()
+    # The golden set without the scenario that alone approves a lockout: coverage drops.
+    only = {d: {i: s - {"full_ladder"} for i, s in items.items()} for d, items in coverage.items.items()}
+    reduced = Coverage({d: {i: s for i, s in items.items() if s} for d, items in only.items()})
+    verdict = judge(reduced, required, wanted, defined_handlers())
+    assert "approve_lockout" in verdict.missing.get("updates", []), verdict
+    # A new update handler with no golden history and no entry in the list.
+    handlers = defined_handlers()
+    handlers["updates"].add("decide_approval_v9")
+    assert judge(coverage, required, wanted, handlers).unlisted == {"updates": ["decide_approval_v9"]}
+    # A wanted item that becomes covered must move to required.
+    coverage.add("updates", "waive_fee", "some_new_scenario")
+    try:
+        assert "waive_fee" in judge(coverage, required, wanted).wanted_covered["updates"]
+    finally:
+        coverage.items["updates"].pop("waive_fee")
+
+
+async def test_the_report_lists_items_with_their_scenarios(tmp_path: Path) -> None:
+    import asyncio
+
+    code = await asyncio.to_thread(main, ["--out", str(tmp_path)])
+    data = json.loads((tmp_path / "coverage.json").read_text())
+    assert code == 0 and data["missing_required"] == {}
+    assert "full_ladder" in data["coverage"]["updates"]["approve_lockout"]
+    assert "send_sms" in data["coverage"]["activities"]
+    md = (tmp_path / "coverage.md").read_text()
+    assert "## updates" in md and "| `approve_lockout` | full_ladder |" in md
+    assert "Wanted, not exercised yet" in md and "`waive_fee`" in md
