@@ -58,13 +58,16 @@ def ensure_environment() -> None:
     STAMP.write_text(_fingerprint())
 
 
-def lock() -> int:
-    """Re-resolve requirements.lock from pyproject.toml (newest versions its ranges allow)."""
-    ensure_environment()
+def lock(upgrade: bool = False) -> int:
+    """Re-resolve requirements.lock from pyproject.toml: keeps the pins it can, adds what is new
+    (`python3 dev.py lock --upgrade`: the newest versions the ranges allow)."""
+    if not (BIN / "python").exists():   # the lock may be stale: never install from it here
+        venv.EnvBuilder(with_pip=True).create(VENV)
     python = str(BIN / "python")
     subprocess.run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", PIP_TOOLS], check=True)
     env = {**os.environ, "CUSTOM_COMPILE_COMMAND": "python3 dev.py lock"}
-    done = subprocess.run([python, "-m", "piptools", "compile", "--quiet", "--upgrade", *LOCK_ARGS], cwd=ROOT, env=env)
+    done = subprocess.run([python, "-m", "piptools", "compile", "--quiet", *(["--upgrade"] if upgrade else []),
+                           *LOCK_ARGS], cwd=ROOT, env=env)
     if done.returncode == 0:
         print("requirements.lock written; the next dev.py up/test installs it", flush=True)
     return done.returncode
@@ -72,7 +75,7 @@ def lock() -> int:
 
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "lock":
-        return lock()
+        return lock(upgrade="--upgrade" in argv[1:])
     if not argv or argv[0] not in {"up", "test"}:
         print(__doc__)
         return 2
