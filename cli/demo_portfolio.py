@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
+from policies import published
 from schemas.account import AccountStart, Asset, Contact, Debtor, Instalment, workflow_id_for
 from schemas.task_queues import WORKFLOW
 
@@ -136,7 +137,8 @@ def _account(i: int, kind: Kind, rng: random.Random, today: date, seconds_per_da
                       agreed_region=debtor.region)
     start = AccountStart(
         account_id=account_id, currency=currency, debtor=debtor, instalments=instalments,
-        policy_id=DEMO_POLICY, segment="equipment", contacts=contacts, asset=asset,
+        policy_id=DEMO_POLICY, policy_version=published.latest_version(DEMO_POLICY), segment="equipment",
+        contacts=contacts, asset=asset,
         jurisdiction=debtor.country, prior_delinquency=rng.random() < 0.3,
         seconds_per_day=seconds_per_day)
     return DemoAccount(kind=kind, start=start)

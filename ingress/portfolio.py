@@ -225,8 +225,16 @@ async def _snapshot(request: Request, tz: str) -> dict[str, Any]:
 
     if not localtime.is_valid_zone(tz):
         raise Invalid(f"unknown time zone {tz!r}")
+    from temporalio.service import RPCError
+
+    from ingress.errors import Unavailable
+
     accounts = request.app.state.accounts
-    return await snapshot(accounts.client, request.app.state.pool, zone=tz)
+    try:
+        return await snapshot(accounts.client, request.app.state.pool, zone=tz)
+    except RPCError as err:
+        # Temporal's visibility is down (or, on the test server, not implemented): say so, retryably.
+        raise Unavailable(f"Temporal visibility unavailable: {err.message[:200]}") from None
 
 
 TZ = Query("UTC", max_length=64, description="IANA zone whose midnight starts 'today' (contacts, promises)")

@@ -70,11 +70,28 @@ def _update_endpoint(name: str, model: type[BaseModel]):
                        idempotency_key: str | None = Header(
                            default=None, description="retries with the same key run the update once")) -> Any:
         data = stamp(request, (body or model()).model_dump(mode="json", exclude_none=True))
+        if name == "change_policy":
+            data = await _pin_policy(request, account_id, data)
         update_id = f"{name}:{idempotency_key}" if idempotency_key else None
         return await _accounts(request).update(account_id, name, data, update_id=update_id)
 
     endpoint.__name__ = f"update_{name}"
     return endpoint
+
+
+async def _pin_policy(request: Request, account_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The workflow moves only to a named version (deterministic on replay): the latest is resolved here."""
+    from ingress.errors import Invalid
+    from policies import catalog, published
+
+    if data.get("version") is not None:
+        return data
+    policy_id = data.get("policy_id") or (await _accounts(request).status(account_id))["policy"].split("@")[0]
+    try:
+        _, version = published.resolve(policy_id, None)
+    except catalog.UnknownPolicy as err:
+        raise Invalid(str(err)) from None
+    return {**data, "policy_id": policy_id, "version": version}
 
 
 def _signal_endpoint(name: str, model: type[BaseModel]):

@@ -24,7 +24,8 @@ UPDATES: dict[str, tuple[type[BaseModel], str]] = {
     "cease_communication": (ev.CeaseCommunication, "Cease communication (only legally required notices)."),
     "write_off": (ev.WriteOff, "Write the balance off (approval required)."),
     "close": (ev.Close, "Close the account."),
-    "change_policy": (ev.ChangePolicy, "Move the account to another policy or version."),
+    "change_policy": (ev.ChangePolicy, "Move the account to another policy or version (latest when no version)."),
+    "decide_approval": (ev.DecideApproval, "Approve or reject a pending four-eyes request (another person)."),
 }
 
 # Signals the ingress forwards besides `payment` (which has its own endpoint and ledger row).

@@ -31,3 +31,23 @@ def latest_version(policy_id: str) -> int | None:
     """For clients resolving a start before it is sent (never called by workflow code)."""
     versions = [v for (pid, v) in VERSIONS if pid == policy_id]
     return max(versions) if versions else None
+
+
+def resolve(policy_id: str | None, version: int | None, segment: str | None = None) -> tuple[str, int]:
+    """(policy_id, version) a start should pin: the named version, else the named policy's latest, else
+    the latest policy serving the segment. Raises catalog.UnknownPolicy. Clients call this before a
+    start, so the workflow loads its policy from here without an activity."""
+    if policy_id is None and segment:
+        for pid in sorted({p for p, _ in VERSIONS}):
+            latest = VERSIONS[(pid, latest_version(pid))]  # type: ignore[index]
+            if segment in latest.segments:
+                return pid, latest.version
+        raise catalog.UnknownPolicy(f"no policy serves segment {segment!r}")
+    pid = policy_id or "standard"
+    if version is None:
+        version = latest_version(pid)
+        if version is None:
+            raise catalog.UnknownPolicy(f"no policy {pid!r}; known: {sorted({p for p, _ in VERSIONS})}")
+    elif (pid, version) not in VERSIONS:
+        raise catalog.UnknownPolicy(f"policy {pid!r} has no version {version}")
+    return pid, version

@@ -169,3 +169,22 @@ def test_an_unquoted_time_in_a_policy_file_is_read_as_a_time_or_refused(tmp_path
     except ValidationError:
         return
     assert policy.cutoff == time(23, 59)
+
+
+def test_published_policy_versions_are_immutable_and_the_list_only_grows():
+    """A running account that pinned a version loads it from `policies.published` on replay: the file
+    behind a version may never change, and no version may disappear."""
+    import hashlib
+    import subprocess
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "policies"
+    recorded = dict(line.split()[::-1] for line in (folder / "PUBLISHED.sha256").read_text().splitlines() if line)
+    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob("*.yaml")}
+    assert set(recorded) == set(files), "every policy file is listed in policies/PUBLISHED.sha256, and only those"
+    changed = [name for name, digest in files.items() if recorded[name] != digest]
+    assert not changed, f"published policy versions changed in place: {changed}; publish a new version instead"
+    removed = subprocess.run(["git", "log", "-p", "--format=", "--", "policies/PUBLISHED.sha256"],
+                             cwd=folder.parent, capture_output=True, text=True, check=True).stdout
+    dropped = [line for line in removed.splitlines() if line.startswith("-") and not line.startswith("---")]
+    assert not dropped, f"lines removed from policies/PUBLISHED.sha256: {dropped}"
