@@ -86,7 +86,10 @@ async def _pin_policy(request: Request, account_id: str, data: dict[str, Any]) -
 
     if data.get("version") is not None:
         return data
-    policy_id = data.get("policy_id") or (await _accounts(request).status(account_id))["policy"].split("@")[0]
+    current = (await _accounts(request).status(account_id)).get("policy") or ""
+    policy_id = data.get("policy_id") or current.split("@")[0]
+    if not policy_id:
+        return data   # the workflow answers with what it needs
     try:
         _, version = published.resolve(policy_id, None)
     except catalog.UnknownPolicy as err:

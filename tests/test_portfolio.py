@@ -153,9 +153,15 @@ async def test_decisions_promises_and_contacts_today(book) -> None:
 
 
 async def test_page_and_json_from_the_ingress(book) -> None:
-    settings = Settings(ARREARS_TEMPORAL_UI_PORT=8299)
+    from tests.test_ingress_support import ingress_settings, issue_keys
+
+    settings = ingress_settings(ARREARS_TEMPORAL_UI_PORT=8299)
     app = create_app(settings, client=book["client"], pool=book["pool"])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+    readonly = (await issue_keys(book["pool"], settings, roles=("readonly",)))["readonly"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as anonymous:
+        assert (await anonymous.get("/portfolio.json")).status_code == 401      # authenticated like the rest
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
+                                 headers={"Authorization": f"Bearer {readonly}"}) as http:
         js = (await http.get("/portfolio.json")).json()
         html = (await http.get("/portfolio")).text
         bad = await http.get("/portfolio.json", params={"tz": "Mars/Olympus"})

@@ -93,8 +93,12 @@ class Records(Effects):
         s = self._state
         today = self._today()
         name, at = self._next_action
-        lines = [f"**{s.stage}** · {self._days_past_due()} days past due · {self._money(s.balance.past_due(today))} due · "
-                 f"{self._money(s.balance.total_outstanding)} outstanding · policy {s.policy.ref}"]
+        # Days past due are stated with the day they are true on: the account does not wake daily to
+        # rewrite them (the `status` query and `OldestUnpaidDue` are exact at any moment).
+        oldest = f" · oldest unpaid due {s.episode.anchor}" if s.episode else ""
+        lines = [f"**{s.stage}** · {self._days_past_due()} days past due on {today}{oldest} · "
+                 f"{self._money(s.balance.past_due(today))} due · {self._money(s.balance.total_outstanding)} outstanding",
+                 f"Policy {s.policy.ref} · lockout {s.lockout.state if s.lockout.episode else 'none'}"]
         if s.stage not in TERMINAL:
             lines.append(f"Next: {name}" + (f" at {localtime.describe(at, s.timezone)}" if at else ""))
         promise = s.promises.open
@@ -105,11 +109,9 @@ class Records(Effects):
             lines.append(f"Dispute {d.dispute_id}: {d.reason}" + (" (collection paused)" if d.pausing else ""))
         if s.on_hold:
             lines.append(f"On hold: {s.on_hold}" + (f" until {s.paused_until}" if s.paused_until else ""))
-        if s.lockout.episode and s.lockout.state != "none":
-            lk = s.lockout
-            lines.append(f"Lockout: {lk.state}" + (f", not before {localtime.describe(lk.lock_at, s.timezone)}"
-                                                     if lk.lock_at and lk.state in ("warned", "pending_approval",
-                                                                                    "approved") else ""))
+        lk = s.lockout
+        if lk.episode and lk.lock_at and lk.state in ("warned", "pending_approval", "approved"):
+            lines.append(f"Lockout not before {localtime.describe(lk.lock_at, s.timezone)}")
         pending_unlocks = [j for j in s.unlocks if j.state != "confirmed"]
         if pending_unlocks:
             lines.append(f"Unlock pending ({pending_unlocks[0].reason})")
