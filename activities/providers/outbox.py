@@ -34,8 +34,9 @@ class OutboxLog:
         self.path = path
         self._lock = asyncio.Lock()
 
-    async def append(self, headline: str, text: str = "") -> None:
-        log.info("%s", headline)
+    async def append(self, headline: str, text: str = "", *, log_line: str | None = None) -> None:
+        # The worker log never carries the address or the name (personal data lives in the outbox only).
+        log.info("%s", log_line or headline)
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
         block = f"[{stamp}] {headline}\n"
         if text:
@@ -73,7 +74,7 @@ class OutboxMessages:
         text = content.body if self.channel != "email" else _plain(content.body)
         if content.subject:
             text = f"Subject: {content.subject}\n\n{text}"
-        await self.outbox.append(headline, text)
+        await self.outbox.append(headline, text, log_line=headline.replace(f" {content.address} ", " "))
         return SendResult(self.name, _short_id("outbox", message.idempotency_key), "queued")
 
     async def find_sent(self, message: OutboundMessage, content: RenderedMessage,
