@@ -6,12 +6,12 @@ date within the policy's horizon) live in the workflow's update validators.
 """
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.money import is_supported_currency
+from schemas import limits as L
 
 Channel = Literal["sms", "email", "voice", "letter"]
 
@@ -21,62 +21,66 @@ class _Event(BaseModel):
 
 
 class Operator(BaseModel):
-    """Who did it, for the audit trail. Optional in every update."""
+    """Who did it, for the audit trail. Optional in every update. The ingress and the CLI
+    overwrite `operator` and `role` with the authenticated principal; a body's values are
+    never trusted."""
 
-    operator: str | None = Field(default=None, max_length=200)
-    note: str | None = Field(default=None, max_length=2000)
+    operator: L.ShortText | None = None
+    role: L.OperatorRole | None = None
+    note: L.Note | None = None
 
 
 class Payment(_Event):
-    payment_id: str = Field(min_length=1, max_length=200)
-    amount: StrictInt = Field(gt=0, description="minor units")
-    currency: str
-    received_at: datetime
-    method: str | None = None
-    reference: str | None = None
+    payment_id: L.Identifier
+    amount: L.Amount
+    currency: str = Field(max_length=3)
+    received_at: L.BoundedDateTime
+    method: L.ShortText | None = None
+    reference: L.Reference | None = None
 
     @field_validator("currency")
     @classmethod
     def _currency(cls, v: str) -> str:
         if not is_supported_currency(v):
-            raise ValueError(f"unknown currency {v!r}")
+            raise ValueError(f"unknown currency {L.clip(v, 8)!r}")
         return v
 
 
 class PromiseToPay(_Event, Operator):
-    amount: StrictInt = Field(gt=0, description="minor units")
-    promised_date: date
-    promise_id: str | None = None
+    amount: L.Amount
+    promised_date: L.BoundedDate
+    promise_id: L.Identifier | None = None
 
 
 DisputeReason = Literal["billing_error", "quality_complaint", "identity", "fraud", "not_my_debt", "other"]
 
 
 class OpenDispute(_Event, Operator):
-    dispute_id: str = Field(min_length=1, max_length=200)
+    dispute_id: L.Identifier
     reason: DisputeReason
-    amount: StrictInt | None = Field(default=None, gt=0, description="disputed minor units, if partial")
+    amount: L.Amount | None = Field(default=None, description="disputed minor units, if partial")
 
 
 class ResolveDispute(_Event, Operator):
-    dispute_id: str
+    dispute_id: L.Identifier
     outcome: Literal["upheld", "rejected"]
-    adjustment: StrictInt = Field(default=0, ge=0, description="minor units credited when upheld")
+    adjustment: L.NonNegativeAmount = Field(default=0, description="minor units credited when upheld")
 
 
 class RepaymentPlan(_Event, Operator):
-    plan_id: str = Field(min_length=1)
-    instalments: list["PlanInstalment"] = Field(min_length=1)
+    plan_id: L.Identifier
+    instalments: list["PlanInstalment"] = Field(min_length=1, max_length=L.MAX_PLAN_INSTALMENTS)
 
 
 class PlanInstalment(BaseModel):
-    due_date: date
-    amount: StrictInt = Field(gt=0)
+    due_date: L.BoundedDate
+    amount: L.Amount
 
 
 class Pause(_Event, Operator):
-    reason: str = Field(min_length=1, max_length=500)
-    until: date | None = None
+    reason: L.Reason
+    # Within the date window here; within MAX_PAUSE_DAYS of the account's today in the workflow.
+    until: L.BoundedDate | None = None
 
 
 class Resume(_Event, Operator):
@@ -88,22 +92,22 @@ class ApproveLockout(_Event, Operator):
 
 
 class RejectLockout(_Event, Operator):
-    reason: str = Field(min_length=1)
+    reason: L.Reason
 
 
 class EmergencyUnlock(_Event, Operator):
-    reason: str = Field(min_length=1)
+    reason: L.Reason
 
 
 class WaiveFee(_Event, Operator):
-    fee_id: str | None = Field(default=None, description="a fee id from status; all open fees when None")
-    amount: StrictInt | None = Field(default=None, gt=0, description="partial waiver in minor units")
-    approved_by: str = Field(min_length=1, description="approval is required to waive a fee")
+    fee_id: L.Identifier | None = Field(default=None, description="a fee id from status; all open fees when None")
+    amount: L.Amount | None = Field(default=None, description="partial waiver in minor units")
+    approved_by: L.RequiredShortText = Field(description="approval is required to waive a fee")
 
 
 class OptOut(_Event, Operator):
     channel: Channel
-    source: str = "operator"
+    source: L.Identifier = "operator"
 
 
 class CeaseCommunication(_Event, Operator):
@@ -111,17 +115,17 @@ class CeaseCommunication(_Event, Operator):
 
 
 class WriteOff(_Event, Operator):
-    reason: str = Field(min_length=1)
-    approved_by: str = Field(min_length=1)
+    reason: L.Reason
+    approved_by: L.RequiredShortText
 
 
 class Close(_Event, Operator):
-    reason: str = Field(min_length=1)
+    reason: L.Reason
 
 
 class ChangePolicy(_Event, Operator):
-    policy_id: str | None = None
-    version: int | None = None
+    policy_id: L.PolicyId | None = None
+    version: L.PolicyVersion | None = None
 
 
 RiskKind = Literal[
@@ -131,9 +135,9 @@ RiskKind = Literal[
 
 class RiskSignal(_Event):
     kind: RiskKind
-    observed_at: datetime | None = None
-    detail: str | None = None
-    source: str | None = None
+    observed_at: L.BoundedDateTime | None = None
+    detail: L.Note | None = None
+    source: L.ShortText | None = None
 
 
 class Contact(_Event):
@@ -141,8 +145,8 @@ class Contact(_Event):
 
     channel: Channel
     outcome: Literal["conversation", "no_answer", "voicemail", "consumer_initiated", "inbound_reply"]
-    at: datetime | None = None
-    detail: str | None = None
+    at: L.BoundedDateTime | None = None
+    detail: L.Note | None = None
 
 
 RepaymentPlan.model_rebuild()
