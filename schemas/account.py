@@ -5,7 +5,6 @@ units, ISO 8601 dates). Fields may be added; none of the brief's may be renamed.
 """
 from __future__ import annotations
 
-from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
