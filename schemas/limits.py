@@ -85,6 +85,9 @@ MAX_REQUEST_BYTES = 256 * 1024
 MAX_WEBHOOK_BYTES = 1024 * 1024
 MAX_WEBHOOK_EVENTS = 5000   # events in one SendGrid batch
 WEBHOOK_TOLERANCE = timedelta(minutes=5)   # signed timestamps further from now are refused
+# A provider event (not its signature) older than this is recorded and skipped: SendGrid
+# retries a failed delivery for up to 72 hours, nothing legitimate is older.
+WEBHOOK_EVENT_MAX_AGE = timedelta(days=3)
 
 OperatorRole = Literal["billing", "operator", "supervisor", "readonly", "cli"]
 
@@ -102,6 +105,12 @@ COUNTRIES: frozenset[str] = frozenset(c.alpha_2 for c in pycountry.countries)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # Multi-line text may keep tabs and line breaks.
 _CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def has_control_characters(text: str, *, multiline: bool = False) -> bool:
+    """True when `text` holds a character no text field accepts (NUL, other controls, a lone
+    surrogate); line breaks and tabs count only when not `multiline`."""
+    return bool((_CONTROL_MULTILINE if multiline else _CONTROL).search(text))
 
 
 def _single_line(value: str) -> str:

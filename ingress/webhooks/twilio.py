@@ -5,6 +5,7 @@ Signatures are checked with Twilio's own `RequestValidator` over the public URL 
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl
 
@@ -20,9 +21,13 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from ingress.errors import Forbidden, Invalid
 from ingress.webhooks.common import accounts_for_phone, opt_out, record_event
+from schemas import limits as L
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"], max_body_size=L.MAX_WEBHOOK_BYTES)
+# Twilio SIDs are two letters and 32 hex digits; anything else did not come from Twilio.
+_SID = re.compile(r"[A-Za-z]{2}[0-9A-Za-z]{1,62}")
+_STATUS = re.compile(r"[a-z-]{1,32}")
 
 # Carrier/CTIA opt-out keywords Twilio honours, compared on the whole trimmed message.
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"})
@@ -60,8 +65,8 @@ def _twiml() -> Response:
 async def inbound_sms(request: Request) -> Response:
     params = await verified_form(request)
     sid = params.get("MessageSid") or params.get("SmsSid")
-    if not sid:
-        raise Invalid("MessageSid missing")
+    if not sid or not _SID.fullmatch(sid):
+        raise Invalid("MessageSid missing or malformed")
     text = (params.get("Body") or "").strip()
     keyword = text.upper()
     kind = "sms_stop" if keyword in STOP_WORDS else "sms_start" if keyword in START_WORDS else "sms_reply"
@@ -78,8 +83,9 @@ async def inbound_sms(request: Request) -> Response:
         elif kind == "sms_stop":
             await opt_out(accounts, account_ids, "sms", "sms_keyword", f"twilio:{sid}", note=f"SMS keyword {keyword}")
         elif kind == "sms_reply":
+            # What the debtor wrote, as text every field accepts (controls replaced, clipped).
             contact = {"channel": "sms", "outcome": "inbound_reply",
-                       "at": datetime.now(timezone.utc).isoformat(), "detail": f"SMS {sid}: {text[:500]}"}
+                       "at": datetime.now(timezone.utc).isoformat(), "detail": f"SMS {sid}: {L.clip(text, 500)}"}
             for account_id in account_ids:
                 await accounts.signal(account_id, "contact", contact)
     return _twiml()
@@ -92,6 +98,8 @@ async def status_callback(request: Request) -> dict:
     status = (params.get("MessageStatus") or params.get("CallStatus") or "").lower()
     if not sid or not status:
         raise Invalid("MessageSid/CallSid and MessageStatus/CallStatus are required")
+    if not _SID.fullmatch(sid) or not _STATUS.fullmatch(status):
+        raise Invalid("MessageSid/CallSid or MessageStatus/CallStatus malformed")
     async with request.app.state.pool.acquire() as conn, conn.transaction():
         # Provider SIDs are globally unique (SM…, CA…), so the SID alone identifies the row.
         account_id = await conn.fetchval(
