@@ -68,6 +68,13 @@ class Asset(BaseModel):
 
 
 class AccountStart(_Open):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "account_id": "A1", "currency": "CNY",
+        "debtor": {"name": "Wang Wei", "phone": "+8613800138000", "email": "wang.wei@example.com",
+                   "timezone": "Asia/Shanghai", "language": "zh", "country": "CN"},
+        "instalments": [{"due_date": "2026-12-15", "amount": 1250000}, {"due_date": "2027-01-15", "amount": 1250000}],
+        "policy_id": "standard"}]})
+
     account_id: L.AccountId
     currency: str = Field(max_length=3)
     debtor: Debtor

@@ -31,6 +31,9 @@ class Operator(BaseModel):
 
 
 class Payment(_Event):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"payment_id": "p-1", "amount": 50000, "currency": "CNY", "received_at": "2026-11-25T10:00:00Z"}]})
+
     payment_id: L.Identifier
     amount: L.Amount
     currency: str = Field(max_length=3)
@@ -47,6 +50,9 @@ class Payment(_Event):
 
 
 class PromiseToPay(_Event, Operator):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"amount": 1200000, "promised_date": "2026-12-20", "note": "customer called"}]})
+
     amount: L.Amount
     promised_date: L.BoundedDate
     promise_id: L.Identifier | None = None
@@ -78,6 +84,8 @@ class PlanInstalment(BaseModel):
 
 
 class Pause(_Event, Operator):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "hardship call", "until": "2026-12-31"}]})
+
     reason: L.Reason
     # Within the date window here; within MAX_PAUSE_DAYS of the account's today in the workflow.
     until: L.BoundedDate | None = None

@@ -74,14 +74,15 @@ MAX_SECONDS_PER_DAY = 86_400.0
 # ---- list sizes -------------------------------------------------------------------------
 MAX_INSTALMENTS = 600       # 50 years of monthly instalments
 MAX_PLAN_INSTALMENTS = 120  # a repayment plan: 10 years monthly
-MAX_CONTACTS = 20           # guarantors and co-borrowers
+MAX_CONTACTS = 10           # guarantors and co-borrowers
 MAX_EXTRA_FIELDS = 20       # unknown fields billing may add to the start input (kept as-is)
-MAX_EXTRA_CHARS = 4000      # their total size, as JSON
+MAX_EXTRA_CHARS = 2000      # their total size, as JSON
 
 # ---- HTTP ---------------------------------------------------------------------------------
 # The largest valid start input (MAX_INSTALMENTS lines, MAX_CONTACTS contacts, every text at
-# its maximum) is about 120 KB of JSON; SendGrid posts event batches of up to 768 KB.
-MAX_REQUEST_BYTES = 256 * 1024
+# its maximum) is about 75,000 characters: under 300 KB as UTF-8 JSON even in 4-byte characters
+# (tests/test_limits.py builds it). SendGrid posts event batches of up to 768 KB.
+MAX_REQUEST_BYTES = 512 * 1024
 MAX_WEBHOOK_BYTES = 1024 * 1024
 MAX_WEBHOOK_EVENTS = 5000   # events in one SendGrid batch
 WEBHOOK_TOLERANCE = timedelta(minutes=5)   # signed timestamps further from now are refused
