@@ -19,7 +19,6 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-import pytest
 import uvicorn
 
 from infra.settings import Settings
