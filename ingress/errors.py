@@ -123,6 +123,12 @@ def install(app: Any) -> None:
     async def connection_lost(request: Request, err: ConnectionError) -> JSONResponse:
         return await ingress_error(request, Unavailable(f"a dependency is unavailable ({err.__class__.__name__})"))
 
+    @app.exception_handler(Exception)
+    async def anything_else(request: Request, err: Exception) -> JSONResponse:
+        # Used by Starlette's outermost ServerErrorMiddleware: a failure in a middleware outside
+        # CatchAll still gets the same clear answer instead of a bare 500.
+        return unexpected_response(request, err)
+
     app.add_middleware(CatchAll)
 
 

@@ -215,3 +215,35 @@ async def test_malformed_json_and_deep_nesting_are_4xx(harness: Harness) -> None
     r = await harness.http.post("/accounts", content=__import__("json").dumps(bad).encode(),
                                 headers={"Content-Type": "application/json"})
     assert r.status_code == 422, r.text
+
+
+async def test_an_unforeseen_failure_is_a_clear_4xx_with_an_error_id_not_a_500(caplog) -> None:
+    """The safety net under every cause fixed above: a route or a middleware that fails in a way
+    nobody foresaw answers 400 with an id that is in the log, never a bare 500."""
+    import httpx
+    from starlette.middleware.base import BaseHTTPMiddleware
+    from temporalio.client import Client
+
+    from infra.settings import Settings
+    from ingress.app import create_app
+
+    client = await Client.connect("127.0.0.1:9", lazy=True)
+    app = create_app(Settings(), client=client, pool=object())
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    async def outer(request, call_next):  # outside the catch-all middleware
+        if request.url.path == "/outer-boom":
+            raise KeyError("a bug in a middleware")
+        return await call_next(request)
+
+    app.add_middleware(BaseHTTPMiddleware, dispatch=outer)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        for path in ("/boom", "/outer-boom"):
+            r = await http.get(path)
+            assert r.status_code == 400, (path, r.text)
+            error_id = r.json()["error_id"]
+            assert error_id in r.json()["detail"] and error_id in caplog.text
