@@ -119,8 +119,10 @@ def install(app: Any) -> None:
     async def timed_out(request: Request, err: TimeoutError) -> JSONResponse:
         return await ingress_error(request, Unavailable("a dependency did not answer in time"))
 
-    @app.exception_handler(ConnectionError)
-    async def connection_lost(request: Request, err: ConnectionError) -> JSONResponse:
+    @app.exception_handler(OSError)
+    @app.exception_handler(asyncpg.InterfaceError)
+    async def connection_lost(request: Request, err: Exception) -> JSONResponse:
+        # A socket refused or gone (PostgreSQL's Unix socket, Temporal's port): retry later.
         return await ingress_error(request, Unavailable(f"a dependency is unavailable ({err.__class__.__name__})"))
 
     @app.exception_handler(Exception)

@@ -7,6 +7,7 @@ Temporal is the real test server, or a real client pointed at a port where nothi
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import uuid
@@ -27,7 +28,8 @@ from infra.settings import Settings
 from ingress.app import create_app
 from ingress.limits import Timeouts, create_pool
 from tests.conftest import TEST_DATA
-from tests.test_ingress_support import RecordingAccount, new_account
+from ingress.webhooks.telematics import sign
+from tests.test_ingress_support import TELEMATICS_KEY, RecordingAccount, new_account
 
 FAST = Timeouts(connect=1.0, acquire=1.0, statement=1.0, transaction=3.0, temporal=2.0, workflow=5.0, health=1.0)
 # Far above FAST: a request still waiting by then is hanging.
@@ -58,8 +60,8 @@ async def outage(env) -> AsyncIterator[Outage]:
     await migrate(url)
     pool = await create_pool(url, FAST, max_size=4)
     task_queue = f"arrears-outage-{uuid.uuid4().hex[:8]}"
-    app = create_app(Settings.model_validate({"DATABASE_URL": url}), client=env.client, pool=pool,
-                     task_queue=task_queue, timeouts=FAST)
+    app = create_app(Settings.model_validate({"DATABASE_URL": url, "TELEMATICS_API_KEY": TELEMATICS_KEY}),
+                     client=env.client, pool=pool, task_queue=task_queue, timeouts=FAST)
     async with Worker(env.client, task_queue=task_queue, workflows=[RecordingAccount],
                       workflow_runner=UnsandboxedWorkflowRunner()):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
@@ -73,6 +75,14 @@ def assert_retry_later(r: httpx.Response) -> None:
     assert r.status_code == 503, r.text
     assert int(r.headers["Retry-After"]) > 0
     assert r.json()["detail"]
+
+
+async def lockout_callback(outage: "Outage") -> httpx.Response:
+    """A signed telematics callback: the provider retries on 5xx, so it must get 503, not 4xx."""
+    raw = json.dumps({"event_id": uuid.uuid4().hex, "request_id": "REQ-1", "command": "lock",
+                      "state": "confirmed"}).encode()
+    return await outage.request("POST", "/webhooks/telematics", content=raw, headers={
+        "Content-Type": "application/json", "X-Telematics-Signature": sign(TELEMATICS_KEY, raw)})
 
 
 def payment() -> dict:
@@ -93,6 +103,7 @@ async def test_postgres_hung_answers_503_in_time_and_recovers(outage: Outage) ->
         body = payment()
         assert_retry_later(await outage.request("POST", f"/accounts/{aid}/payments", json=body))
         assert_retry_later(await outage.request("POST", "/accounts", json=new_account()))
+        assert_retry_later(await lockout_callback(outage))
     finally:
         for proc in frozen:
             proc.resume()
@@ -130,6 +141,7 @@ async def test_postgres_down_answers_503_and_recovers(outage: Outage) -> None:
         body = payment()
         assert_retry_later(await outage.request("POST", f"/accounts/{aid}/payments", json=body))
         assert_retry_later(await outage.request("POST", "/accounts", json=new_account()))
+        assert_retry_later(await lockout_callback(outage))
     finally:
         outage.postgres.start()
     r = await outage.request("POST", f"/accounts/{aid}/payments", json=body)

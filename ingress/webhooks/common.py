@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from ingress.accounts import Accounts
+from ingress.accounts import Accounts, database
 from ingress.errors import NotFound, Rejected
 from schemas import limits as L
 
@@ -24,6 +24,12 @@ _EVENT_ID = re.compile(r"[A-Za-z0-9._:@/+=#-]{1,200}")
 MAX_STORED_STRING = 2000
 MAX_STORED_DEPTH = 8
 MAX_STORED_ITEMS = 200
+
+
+def db(request: Any):
+    """A pooled connection with the ingress's time limits (`ingress.accounts.database`): a
+    database that is down or hung answers 503, so the provider retries."""
+    return database(request.app.state.pool, request.app.state.timeouts)
 
 
 async def record_event(conn: asyncpg.Connection, provider: str, event_id: str, kind: str,

@@ -20,13 +20,12 @@ import time
 from functools import lru_cache
 from typing import Any
 
-import asyncpg
 from fastapi import APIRouter, Request
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 
 from ingress.errors import Forbidden, Invalid
-from ingress.webhooks.common import accounts_for_email, event_key, opt_out, plain_id, record_event, storable_text
+from ingress.webhooks.common import accounts_for_email, db, event_key, opt_out, plain_id, record_event, storable_text
 from schemas import limits as L
 
 log = logging.getLogger(__name__)
@@ -91,9 +90,10 @@ async def events(request: Request) -> dict:
     counts = {"processed": 0, "duplicates": 0, "opted_out": 0, "skipped": 0}
     # The signed content, not the signature: ECDSA signatures can be re-encoded and stay valid.
     request_key = hashlib.sha256(f"{timestamp}.".encode() + raw).hexdigest()
-    pool = request.app.state.pool
-    if await pool.fetchval("SELECT 1 FROM inbound_events WHERE provider = $1 AND event_id = $2",
-                           REQUESTS, request_key):
+    async with db(request) as conn:
+        replayed = await conn.fetchval("SELECT 1 FROM inbound_events WHERE provider = $1 AND event_id = $2",
+                                       REQUESTS, request_key)
+    if replayed:
         log.warning("sendgrid: signed request %s replayed; ignored", request_key[:16])
         return {**counts, "replayed": True}
     # One transaction per event: a failure part way (Temporal down) returns 503, SendGrid
@@ -102,13 +102,13 @@ async def events(request: Request) -> dict:
         try:
             handled = await _handle(request, event, counts)
         except Skip as skip:
-            await _record_skipped(pool, event, skip)
+            await _record_skipped(request, event, skip)
             counts["skipped"] += 1
             continue
         counts["processed" if handled else "duplicates"] += 1
     # Only a batch processed to the end counts as seen: SendGrid's redelivery of a batch that
     # failed part way must still go through.
-    async with pool.acquire() as conn:
+    async with db(request) as conn:
         await record_event(conn, REQUESTS, request_key, "signed_request", None,
                            {"timestamp": timestamp, "events": len(batch), **counts})
     return {**counts, "replayed": False}
@@ -136,7 +136,7 @@ def _fields(event: Any) -> tuple[str, str, str | None, str | None, str]:
 
 async def _handle(request: Request, event: Any, counts: dict[str, int]) -> bool:
     kind, event_id, key, message_id, email = _fields(event)
-    async with request.app.state.pool.acquire() as conn, conn.transaction():
+    async with db(request) as conn, conn.transaction():
         account_id = None
         if key is not None or message_id is not None:
             account_id = await conn.fetchval(
@@ -160,11 +160,11 @@ async def _handle(request: Request, event: Any, counts: dict[str, int]) -> bool:
     return True
 
 
-async def _record_skipped(pool: asyncpg.Pool, event: Any, skip: Skip) -> None:
+async def _record_skipped(request: Request, event: Any, skip: Skip) -> None:
     """Kept for the record (the payload as far as it can be stored), under a key derived from
     the event, so a redelivery is recorded once."""
     raw_id = event.get("sg_event_id") if isinstance(event, dict) else None
     log.info("sendgrid: event skipped: %s", skip.reason)
-    async with pool.acquire() as conn:
+    async with db(request) as conn:
         await record_event(conn, "sendgrid", event_key(raw_id, event), f"skipped_{skip.kind}", None,
                            {"reason": storable_text(skip.reason, 500), "event": event})

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ingress.errors import Forbidden, Invalid, NotFound
-from ingress.webhooks.common import record_event
+from ingress.webhooks.common import db, record_event
 from schemas import limits as L
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ async def telematics(request: Request) -> dict:
         event = TelematicsEvent.model_validate(json.loads(raw))
     except (ValueError, ValidationError, RecursionError) as err:
         raise Invalid(f"bad telematics event: {L.clip(str(err), 1000)}") from err
-    async with request.app.state.pool.acquire() as conn, conn.transaction():
+    async with db(request) as conn, conn.transaction():
         row = await conn.fetchrow(
             "SELECT idempotency_key, account_id, state FROM lockout_requests WHERE request_id = $1"
             " ORDER BY requested_at DESC LIMIT 1 FOR UPDATE", event.request_id)

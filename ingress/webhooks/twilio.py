@@ -20,7 +20,7 @@ from twilio.request_validator import (
 from twilio.twiml.messaging_response import MessagingResponse
 
 from ingress.errors import Forbidden, Invalid
-from ingress.webhooks.common import accounts_for_phone, opt_out, record_event
+from ingress.webhooks.common import accounts_for_phone, db, opt_out, record_event
 from schemas import limits as L
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ async def inbound_sms(request: Request) -> Response:
     keyword = text.upper()
     kind = "sms_stop" if keyword in STOP_WORDS else "sms_start" if keyword in START_WORDS else "sms_reply"
     accounts = request.app.state.accounts
-    async with request.app.state.pool.acquire() as conn, conn.transaction():
+    async with db(request) as conn, conn.transaction():
         account_ids = await accounts_for_phone(conn, params.get("From", ""))
         payload = {"params": dict(params), "accounts": account_ids}
         first = account_ids[0] if account_ids else None
@@ -100,7 +100,7 @@ async def status_callback(request: Request) -> dict:
         raise Invalid("MessageSid/CallSid and MessageStatus/CallStatus are required")
     if not _SID.fullmatch(sid) or not _STATUS.fullmatch(status):
         raise Invalid("MessageSid/CallSid or MessageStatus/CallStatus malformed")
-    async with request.app.state.pool.acquire() as conn, conn.transaction():
+    async with db(request) as conn, conn.transaction():
         # Provider SIDs are globally unique (SM…, CA…), so the SID alone identifies the row.
         account_id = await conn.fetchval(
             "SELECT account_id FROM communications WHERE provider_message_id = $1", sid)
