@@ -115,7 +115,7 @@ class WaiveFee(_Event, Operator):
 
 class OptOut(_Event, Operator):
     channel: Channel
-    source: L.Identifier = "operator"
+    source: L.ShortText = "operator"
 
 
 class CeaseCommunication(_Event, Operator):
