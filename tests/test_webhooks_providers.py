@@ -186,7 +186,7 @@ async def test_sendgrid_events_update_status_and_unsubscribe_opts_out(harness: H
     assert [(e["name"], e["body"]["channel"], e["body"]["source"]) for e in events] == [
         ("opt_out", "email", "email_unsubscribe")]
     # Redelivery of the whole batch (signed anew): recorded once, no second effect.
-    again = await post_sendgrid(harness, batch, timestamp=str(int(time.time()) - 1))
+    again = await post_sendgrid(harness, batch, timestamp=str(int(time.time()) - 60))
     assert again.json() == {"processed": 0, "duplicates": 3, "opted_out": 0, "skipped": 0, "replayed": False}
     assert await harness.pool.fetchval(
         "SELECT count(*) FROM inbound_events WHERE provider = 'sendgrid' AND event_id = ANY($1)",
