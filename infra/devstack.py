@@ -173,19 +173,24 @@ class EmbeddedPostgres:
     def stop(self, timeout: float = 15.0) -> None:
         if self._server is None:
             return
+        from infra.postgres import start_lock
+
         pid, self._server = self.pid, None
-        try:
-            postmaster = psutil.Process(pid)
-            postmaster.send_signal(signal.SIGINT)  # PostgreSQL's "fast" shutdown
-            postmaster.wait(timeout)
-        except psutil.NoSuchProcess:
-            pass
-        except psutil.TimeoutExpired:
-            for proc in [postmaster, *postmaster.children(recursive=True)]:
-                try:
-                    proc.kill()
-                except psutil.Error:
-                    pass
+        # Under the start lock: a process attaching meanwhile waits for the end of the
+        # shutdown, then starts the server again, instead of reading a server in transition.
+        with start_lock(self.pgdata):
+            try:
+                postmaster = psutil.Process(pid)
+                postmaster.send_signal(signal.SIGINT)  # PostgreSQL's "fast" shutdown
+                postmaster.wait(timeout)
+            except psutil.NoSuchProcess:
+                pass
+            except psutil.TimeoutExpired:
+                for proc in [postmaster, *postmaster.children(recursive=True)]:
+                    try:
+                        proc.kill()
+                    except psutil.Error:
+                        pass
 
 
 def temporal_dev_server_argv(settings: Settings, *, codec_endpoint: str | None = None) -> list[str]:

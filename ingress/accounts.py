@@ -1,15 +1,17 @@
 """The account operations behind both the HTTP ingress and the operator CLI: start an account,
 record a payment, run an update, send a signal, read the status.
 
-Temporal errors are translated into `ingress.errors` here, once."""
+Temporal and PostgreSQL errors are translated into `ingress.errors` here, once, and every call
+to either has a time limit (`ingress.limits.Timeouts`)."""
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timezone
+from datetime import timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -23,7 +25,10 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from ingress.errors import Conflict, Invalid, NotFound, Rejected, Unavailable
+from ingress.errors import Conflict, Invalid, NotFound, Rejected, Unavailable, Upstream
+from ingress.limits import Timeouts
+from policies import catalog
+from schemas import limits as L
 from schemas.account import AccountStart, workflow_id_for
 from schemas.events import Payment
 from schemas.task_queues import WORKFLOW
@@ -34,32 +39,46 @@ WORKFLOW_TYPE = "AccountCollection"
 
 class Accounts:
     def __init__(self, client: Client, pool: asyncpg.Pool | None, *, task_queue: str = WORKFLOW,
-                 timeout: float = 30.0) -> None:
+                 timeout: float | None = None, timeouts: Timeouts | None = None) -> None:
         self.client = client
         self.pool = pool
         self.task_queue = task_queue
+        self.timeouts = timeouts or Timeouts()
+        if timeout is not None:
+            self.timeouts = Timeouts(**{**self.timeouts.__dict__, "workflow": timeout})
         # Updates and queries wait for a worker; without one they would hang the caller.
-        self.timeout = timeout
+        self.timeout = self.timeouts.workflow
+        self._currencies: dict[str, str] = {}
 
     # ---- billing -------------------------------------------------------------------------
 
     async def start(self, account: AccountStart) -> dict[str, Any]:
         """Record the account and start its workflow; a second call reaches the same run."""
+        check_policy(account)
         async with self._db() as conn, conn.transaction():
             await upsert_account(conn, account)
             async with self._temporal(account.account_id):
-                handle = await self.client.start_workflow(
+                handle = await self._rpc(self.client.start_workflow(
                     WORKFLOW_TYPE, account, id=account.workflow_id, task_queue=self.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    static_summary=f"Account {account.account_id}")
+                    static_summary=f"Account {account.account_id}", rpc_timeout=self._rpc_timeout))
         return {"account_id": account.account_id, "workflow_id": handle.id, "run_id": handle.result_run_id}
 
     async def pay(self, account_id: str, payment: Payment, account: AccountStart | None = None) -> dict[str, Any]:
         """Record the payment once by payment_id, then signal it (signal-with-start when the
         account is included). Row and signal commit together: if the signal fails the row is
         rolled back and the caller's retry goes through; a retry after success is a duplicate."""
+        check_account_id(account_id)
         if account is not None and account.account_id != account_id:
             raise Invalid(f"account.account_id {account.account_id!r} does not match the path {account_id!r}")
+        if account is not None:
+            check_policy(account)
+            if account.currency != payment.currency:
+                raise Invalid(f"payment currency {payment.currency} does not match account currency "
+                              f"{account.currency}")
+        else:
+            # Refused before anything is written, whoever started the account.
+            await self._check_currency(account_id, payment.currency)
         wid = workflow_id_for(account_id)
         received_at = payment.received_at
         if received_at.tzinfo is None:  # billing systems that send naive times mean UTC
@@ -86,13 +105,33 @@ class Accounts:
                 return {**result, "duplicate": True}
             async with self._temporal(account_id):
                 if account is not None:
-                    await self.client.start_workflow(
+                    await self._rpc(self.client.start_workflow(
                         WORKFLOW_TYPE, account, id=wid, task_queue=self.task_queue,
                         start_signal="payment", start_signal_args=[body],
-                        static_summary=f"Account {account_id}")
+                        static_summary=f"Account {account_id}", rpc_timeout=self._rpc_timeout))
                 else:
-                    await self.client.get_workflow_handle(wid).signal("payment", body)
+                    await self._rpc(self.client.get_workflow_handle(wid).signal(
+                        "payment", body, rpc_timeout=self._rpc_timeout))
         return {**result, "duplicate": False}
+
+    async def _check_currency(self, account_id: str, currency: str) -> None:
+        """The account's currency: from its row when the ingress created it (the same for the
+        account's whole life, read in one fast statement), else from the workflow itself (an
+        account started through Temporal directly has no row), which holds the account."""
+        known = self._currencies.get(account_id)
+        if known is None and self.pool is not None:
+            async with self._db() as conn:
+                known = await conn.fetchval("SELECT currency FROM accounts WHERE account_id = $1", account_id)
+        if known is None:
+            status = await self.status(account_id)
+            known = status.get("currency") if isinstance(status, dict) else None
+        if known is None:
+            return  # a workflow whose status does not say: it checks the currency itself
+        if len(self._currencies) >= 10_000:
+            self._currencies.clear()
+        self._currencies[account_id] = known  # an account's currency never changes
+        if known != currency:
+            raise Invalid(f"payment currency {currency} does not match account currency {known}")
 
     # ---- operators and providers --------------------------------------------------------
 
@@ -100,27 +139,47 @@ class Accounts:
                      update_id: str | None = None) -> Any:
         """Run an update and return its result. `update_id` makes retries of the same request
         one update (Temporal deduplicates by update ID within a run)."""
+        check_account_id(account_id)
+        if name == "change_policy" and body.get("policy_id"):
+            check_policy_ref(body["policy_id"], body.get("version"))
         handle = self.client.get_workflow_handle(workflow_id_for(account_id))
         async with self._temporal(account_id):
-            return await asyncio.wait_for(handle.execute_update(name, body, id=update_id), self.timeout)
+            return await asyncio.wait_for(handle.execute_update(name, body, id=update_id,
+                                                                rpc_timeout=self._workflow_timeout),
+                                          self.timeout)
 
     async def signal(self, account_id: str, name: str, body: dict[str, Any]) -> None:
+        check_account_id(account_id)
         handle = self.client.get_workflow_handle(workflow_id_for(account_id))
         async with self._temporal(account_id):
-            await handle.signal(name, body)
+            await self._rpc(handle.signal(name, body, rpc_timeout=self._rpc_timeout))
 
     async def status(self, account_id: str) -> Any:
+        check_account_id(account_id)
         handle = self.client.get_workflow_handle(workflow_id_for(account_id))
         async with self._temporal(account_id):
-            return await asyncio.wait_for(handle.query("status"), self.timeout)
+            return await asyncio.wait_for(handle.query("status", rpc_timeout=self._workflow_timeout),
+                                          self.timeout)
 
     # ---- plumbing -------------------------------------------------------------------------
+
+    @property
+    def _rpc_timeout(self) -> timedelta:
+        return timedelta(seconds=self.timeouts.temporal)
+
+    @property
+    def _workflow_timeout(self) -> timedelta:
+        return timedelta(seconds=self.timeouts.workflow)
+
+    async def _rpc(self, call: Any) -> Any:
+        """One Temporal RPC, bounded whatever the SDK's own retries do."""
+        return await asyncio.wait_for(call, self.timeouts.temporal)
 
     @asynccontextmanager
     async def _db(self) -> AsyncIterator[asyncpg.Connection]:
         if self.pool is None:
-            raise RuntimeError("this operation needs the database (DATABASE_URL)")
-        async with self.pool.acquire() as conn:
+            raise Unavailable("this operation needs the database (DATABASE_URL)", retry_after=None)
+        async with database(self.pool, self.timeouts) as conn:
             yield conn
 
     @asynccontextmanager
@@ -135,8 +194,8 @@ class Accounts:
         except WorkflowQueryFailedError as err:
             raise Unavailable(f"status query failed: {err.message}") from err
         except (asyncio.TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
-            raise Unavailable(f"account {account_id}: workflow {wid} did not answer within "
-                              f"{self.timeout:g}s; is the `arrears` worker running?") from err
+            raise Unavailable(f"account {account_id}: Temporal or workflow {wid} did not answer in time; "
+                              f"is Temporal up and the `arrears` worker running?") from err
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise NotFound(f"account {account_id} not found: no running workflow {wid} "
@@ -145,7 +204,70 @@ class Accounts:
                 raise Rejected(err.message) from err
             if err.status == RPCStatusCode.ALREADY_EXISTS:
                 raise Conflict(err.message) from err
-            raise Unavailable(f"Temporal error ({err.status.name}): {err.message}") from err
+            if err.status in RETRYABLE_RPC:
+                raise Unavailable(f"Temporal unavailable ({err.status.name}): {err.message}") from err
+            raise Upstream(f"Temporal error ({err.status.name}): {err.message}") from err
+        except RuntimeError as err:
+            # The SDK's client raises RuntimeError when its connection to the server is gone.
+            if "connect" in str(err).lower() or "transport" in str(err).lower():
+                raise Unavailable(f"Temporal unavailable: {err}") from err
+            raise
+
+
+RETRYABLE_RPC = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED,
+                           RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.ABORTED})
+_ACCOUNT_ID = re.compile(f"[{L.ID_CHARS}]+")
+
+
+def check_account_id(account_id: str) -> None:
+    """The same rule as `AccountStart.account_id`, for ids that come from a path or the CLI."""
+    if not (0 < len(account_id) <= L.MAX_ID and _ACCOUNT_ID.fullmatch(account_id)):
+        raise Invalid(f"account id {L.clip(account_id, 40)!r}: 1 to {L.MAX_ID} letters, digits or `._:-` expected")
+
+
+def check_policy(account: AccountStart) -> None:
+    """The policy the workflow will load must exist: refused here, before anything is written,
+    rather than failing the new workflow. Same choice as the workflow: a named policy, or the
+    one serving the account's segment when none is named."""
+    try:
+        if "policy_id" not in account.model_fields_set and account.segment:
+            catalog.for_segment(account.segment)
+        else:
+            catalog.load(account.policy_id, account.policy_version)
+    except catalog.UnknownPolicy as err:
+        raise Invalid(str(err)) from err
+
+
+def check_policy_ref(policy_id: str, version: int | None) -> None:
+    try:
+        catalog.load(policy_id, version)
+    except catalog.UnknownPolicy as err:
+        raise Invalid(str(err)) from err
+
+
+@asynccontextmanager
+async def database(pool: asyncpg.Pool, timeouts: Timeouts) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection for one unit of work. Waiting for it, each statement (the pool's
+    command timeout) and the whole unit are bounded; a database that is down, hung or
+    overloaded becomes `Unavailable` (503, retry later)."""
+    try:
+        async with asyncio.timeout(timeouts.transaction):
+            async with pool.acquire(timeout=timeouts.acquire) as conn:
+                yield conn
+    except TimeoutError as err:
+        raise Unavailable(f"the database did not answer within {timeouts.transaction:g}s") from err
+    except DATABASE_UNAVAILABLE as err:
+        raise Unavailable(f"the database is unavailable ({err.__class__.__name__}: {L.clip(str(err), 200)})") from err
+
+
+# A database that cannot answer now, as opposed to one that refused the statement.
+DATABASE_UNAVAILABLE = (
+    OSError,  # connection refused, socket gone
+    asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError, asyncpg.QueryCanceledError, asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError,
+    asyncpg.LockNotAvailableError,
+)
 
 
 def failure_message(err: WorkflowUpdateFailedError) -> str:

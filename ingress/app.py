@@ -5,22 +5,24 @@
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+from datetime import timedelta
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
 from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from temporalio.client import Client
 
 from infra.settings import Settings
+from ingress import errors
 from ingress.accounts import Accounts
 from ingress.auth import Authenticator, authorize
-from ingress.errors import IngressError
 from ingress import portfolio
+from ingress.limits import MAX_REQUEST_BYTES, RETRY_AFTER_SECONDS, Timeouts, create_pool
 from ingress.routes import billing, operator
 from ingress.webhooks import sendgrid, telematics, twilio
 from schemas.task_queues import WORKFLOW
@@ -31,7 +33,11 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings, *, client: Client | None = None,
                client_factory: Callable[[], Awaitable[Client]] | None = None,
                pool: asyncpg.Pool | None = None, task_queue: str = WORKFLOW,
-               timeout: float = 30.0) -> FastAPI:
+               timeout: float | None = None, timeouts: Timeouts | None = None) -> FastAPI:
+    timeouts = timeouts or Timeouts()
+    if timeout is not None:
+        timeouts = Timeouts(**{**timeouts.__dict__, "workflow": timeout})
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if client is not None and pool is not None:  # wired below, without waiting for startup
@@ -39,12 +45,12 @@ def create_app(settings: Settings, *, client: Client | None = None,
             return
         own_pool = pool is None
         if own_pool:
-            from infra.database import create_pool, migrate
+            from infra.database import migrate
             from infra.postgres import database_url
 
             url = database_url(settings)
             await migrate(url)
-            app.state.pool = await create_pool(url)
+            app.state.pool = await create_pool(url, timeouts)
         else:
             app.state.pool = pool
         if client is not None:
@@ -55,7 +61,7 @@ def create_app(settings: Settings, *, client: Client | None = None,
             from infra.temporal import connect
 
             temporal = await connect(settings)
-        app.state.accounts = Accounts(temporal, app.state.pool, task_queue=task_queue, timeout=timeout)
+        app.state.accounts = Accounts(temporal, app.state.pool, task_queue=task_queue, timeouts=timeouts)
         try:
             yield
         finally:
@@ -73,13 +79,16 @@ def create_app(settings: Settings, *, client: Client | None = None,
                     "workflows. Money is integer minor units with an ISO 4217 currency.",
         lifespan=lifespan,
         dependencies=[Depends(authorize)],  # authentication and roles: ingress.auth
+        # Larger bodies are answered 413 before they are read (webhook routes allow more).
+        max_body_size=MAX_REQUEST_BYTES,
     )
     app.state.settings = settings
+    app.state.timeouts = timeouts
     app.state.auth = Authenticator(settings)
     if client is not None and pool is not None:
         # Ready without a lifespan run (httpx's ASGITransport does not send lifespan events).
         app.state.pool = pool
-        app.state.accounts = Accounts(client, pool, task_queue=task_queue, timeout=timeout)
+        app.state.accounts = Accounts(client, pool, task_queue=task_queue, timeouts=timeouts)
     app.include_router(billing)
     app.include_router(operator)
     app.include_router(twilio.router)
@@ -88,33 +97,38 @@ def create_app(settings: Settings, *, client: Client | None = None,
     app.include_router(portfolio.router)
     _mount_codec(app, settings)
 
-    @app.exception_handler(IngressError)
-    async def ingress_error(request: Request, err: IngressError) -> JSONResponse:
-        if err.status == 403:
-            log.warning("%s %s refused: %s", request.method, request.url.path, err.message)
-        return JSONResponse({"detail": err.message}, status_code=err.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": describe_errors(err.errors()), "errors": _jsonable(err.errors())},
-                            status_code=422)
+    errors.install(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and dependencies (PostgreSQL, Temporal)")
     async def healthz(request: Request) -> JSONResponse:
-        checks: dict[str, str] = {}
-        try:
-            await request.app.state.pool.fetchval("SELECT 1")
-            checks["database"] = "ok"
-        except Exception as err:  # a health check reports, it does not raise
-            checks["database"] = f"error: {err}"
-        try:
-            ok = await request.app.state.accounts.client.service_client.check_health()
-            checks["temporal"] = "ok" if ok else "not serving"
-        except Exception as err:
-            checks["temporal"] = f"error: {err}"
+        state = request.app.state
+        limit = state.timeouts.health
+
+        async def database() -> str:
+            async with state.pool.acquire(timeout=limit) as conn:
+                await conn.fetchval("SELECT 1", timeout=limit)
+            return "ok"
+
+        async def temporal() -> str:
+            ok = await state.accounts.client.service_client.check_health(timeout=timedelta(seconds=limit))
+            return "ok" if ok else "not serving"
+
+        async def check(probe: Callable[[], Awaitable[str]]) -> str:
+            # A health check reports, it does not raise; and it answers within its time limit
+            # even when a dependency is hung.
+            try:
+                return await asyncio.wait_for(probe(), limit + 0.5)
+            except (asyncio.TimeoutError, TimeoutError):
+                return f"error: no answer within {limit:g}s"
+            except Exception as err:
+                return f"error: {err.__class__.__name__}: {str(err)[:200]}"
+
+        db, tm = await asyncio.gather(check(database), check(temporal))
+        checks = {"database": db, "temporal": tm}
         healthy = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if healthy else "degraded", **checks},
-                            status_code=200 if healthy else 503)
+                            status_code=200 if healthy else 503,
+                            headers={} if healthy else {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     return app
 
@@ -135,16 +149,3 @@ def _mount_codec(app: FastAPI, settings: Settings) -> None:
         return app.state
 
     app.mount("/codec", codec_app(settings, state))
-
-
-def describe_errors(errors: list[dict]) -> str:
-    """One readable line per problem: `body.amount: Input should be greater than 0`."""
-    parts = []
-    for e in errors:
-        loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{loc}: {e.get('msg')}")
-    return "; ".join(parts)
-
-
-def _jsonable(errors: list[dict]) -> list[dict]:
-    return [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]

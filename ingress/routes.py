@@ -6,11 +6,12 @@ annotations at definition time."""
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Body, Header, Request
+from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, Field
 
 from ingress.accounts import Accounts
 from ingress.auth import stamp
+from ingress.limits import AccountIdPath, IdempotencyKey
 from ingress.updates import SIGNALS, UPDATES
 from schemas.account import AccountStart
 from schemas.events import Payment
@@ -18,9 +19,6 @@ from schemas.events import Payment
 log = logging.getLogger(__name__)
 billing = APIRouter(tags=["billing"])
 operator = APIRouter(tags=["operator"])
-
-ACCOUNT_ID = r"^[A-Za-z0-9._:-]+$"
-
 
 def _accounts(request: Request) -> Accounts:
     return request.app.state.accounts
@@ -52,23 +50,22 @@ async def start_account(request: Request, account: AccountStart) -> dict:
 
 @billing.post("/accounts/{account_id}/payments", response_model=PaymentResult,
               summary="Record a payment once by payment_id and signal it to the account")
-async def record_payment(request: Request, account_id: str, body: PaymentRequest) -> dict:
+async def record_payment(request: Request, account_id: AccountIdPath, body: PaymentRequest) -> dict:
     payment = Payment.model_validate(body.model_dump(exclude={"account"}))
     return await _accounts(request).pay(account_id, payment, body.account)
 
 
 @operator.get("/accounts/{account_id}/status", summary="The account's `status` query")
-async def status(request: Request, account_id: str) -> Any:
+async def status(request: Request, account_id: AccountIdPath) -> Any:
     return await _accounts(request).status(account_id)
 
 
 def _update_endpoint(name: str, model: type[BaseModel]):
     optional = all(not f.is_required() for f in model.model_fields.values())
 
-    async def endpoint(request: Request, account_id: str,
+    async def endpoint(request: Request, account_id: AccountIdPath,
                        body: model = Body(default=None if optional else ...),  # type: ignore[valid-type]
-                       idempotency_key: str | None = Header(
-                           default=None, description="retries with the same key run the update once")) -> Any:
+                       idempotency_key: IdempotencyKey = None) -> Any:
         data = stamp(request, (body or model()).model_dump(mode="json", exclude_none=True))
         if name == "change_policy":
             data = await _pin_policy(request, account_id, data)
@@ -98,7 +95,7 @@ async def _pin_policy(request: Request, account_id: str, data: dict[str, Any]) -
 
 
 def _signal_endpoint(name: str, model: type[BaseModel]):
-    async def endpoint(request: Request, account_id: str, body: model) -> dict:  # type: ignore[valid-type]
+    async def endpoint(request: Request, account_id: AccountIdPath, body: model) -> dict:  # type: ignore[valid-type]
         await _accounts(request).signal(account_id, name, body.model_dump(mode="json", exclude_none=True))
         return {"account_id": account_id, "signal": name, "accepted": True}
 

@@ -5,86 +5,101 @@ units, ISO 8601 dates). Fields may be added; none of the brief's may be renamed.
 """
 from __future__ import annotations
 
-from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domain.money import is_supported_currency
+from schemas import limits as L
 
 Language = Literal["en", "zh"]
 ContactRole = Literal["guarantor", "co_borrower", "unrelated_third_party"]
 
 
-class Debtor(BaseModel):
+class _Open(BaseModel):
+    """Billing may add fields of its own; they are kept, within limits.check_extras."""
+
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(min_length=1)
-    phone: str | None = None
-    email: str | None = None
+    @model_validator(mode="after")
+    def _bounded_extras(self):
+        L.check_extras(self.model_extra, type(self).__name__)
+        return self
+
+
+class Debtor(_Open):
+    name: L.Name
+    phone: L.Phone | None = None
+    email: L.Email | None = None
     # IANA zone; when missing it is inferred from the phone number (domain.contact_rules).
-    timezone: str | None = None
+    # An unknown zone is refused, never silently replaced.
+    timezone: L.TimeZoneName | None = None
     language: Language = "en"
-    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2, for holidays and rules")
-    region: str | None = Field(default=None, description="subdivision code for regional holidays/rules")
+    country: L.CountryCode | None = Field(default=None, description="ISO 3166-1 alpha-2, for holidays and rules")
+    region: L.RegionCode | None = Field(default=None, description="ISO 3166-2 subdivision ('NY' or 'US-NY') "
+                                                                  "for regional holidays/rules")
 
 
-class Contact(BaseModel):
+class Contact(_Open):
     """Another person on the account. Guarantors and co-borrowers are obligors; unrelated
     third parties may never be contacted about the debt."""
 
-    model_config = ConfigDict(extra="allow")
-
-    name: str
+    name: L.Name
     role: ContactRole
     # Stable id for consent and messages; `contact-<n>` (1-based position) when not given.
-    contact_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
-    phone: str | None = None
-    email: str | None = None
+    contact_id: L.Identifier | None = None
+    phone: L.Phone | None = None
+    email: L.Email | None = None
     language: Language = "en"
 
 
 class Instalment(BaseModel):
-    due_date: date
-    amount: StrictInt = Field(gt=0, description="minor units")
+    due_date: L.BoundedDate
+    amount: L.Amount
     # Already paid when the account was handed over (migration from another system).
-    paid: StrictInt = Field(default=0, ge=0)
+    paid: L.NonNegativeAmount = 0
 
 
 class Asset(BaseModel):
     """The financed machine, when it carries a telematics unit that can be locked out."""
 
-    asset_id: str
-    description: str | None = None
-    telematics_device_id: str | None = None
-    agreed_region: str | None = None
+    asset_id: L.Identifier
+    description: L.Note | None = None
+    telematics_device_id: L.Identifier | None = None
+    agreed_region: L.ShortText | None = None
 
 
-class AccountStart(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class AccountStart(_Open):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "account_id": "A1", "currency": "CNY",
+        "debtor": {"name": "Wang Wei", "phone": "+8613800138000", "email": "wang.wei@example.com",
+                   "timezone": "Asia/Shanghai", "language": "zh", "country": "CN"},
+        "instalments": [{"due_date": "2026-12-15", "amount": 1250000}, {"due_date": "2027-01-15", "amount": 1250000}],
+        "policy_id": "standard"}]})
 
-    account_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
-    currency: str
+    account_id: L.AccountId
+    currency: str = Field(max_length=3)
     debtor: Debtor
-    instalments: list[Instalment] = Field(min_length=1)
-    policy_id: str = "standard"
-    policy_version: int | None = Field(default=None, description="pin a policy version; latest when None")
-    segment: str | None = None
-    contacts: list[Contact] = Field(default_factory=list)
+    instalments: list[Instalment] = Field(min_length=1, max_length=L.MAX_INSTALMENTS)
+    policy_id: L.PolicyId = "standard"
+    policy_version: L.PolicyVersion | None = Field(default=None, description="pin a policy version; latest when None")
+    segment: L.Identifier | None = None
+    contacts: list[Contact] = Field(default_factory=list, max_length=L.MAX_CONTACTS)
     asset: Asset | None = None
-    jurisdiction: str | None = Field(default=None, description="e.g. 'US', 'US-NY', 'CN'; defaults to debtor.country")
-    debt_type: str = "equipment_finance"
+    jurisdiction: L.Jurisdiction | None = Field(default=None,
+                                                description="e.g. 'US', 'US-NY', 'CN'; defaults to debtor.country")
+    debt_type: L.Identifier = "equipment_finance"
     prior_delinquency: bool = Field(default=False, description="earlier delinquency: more pre-due reminders")
-    statute_of_limitations_start: date | None = Field(
+    statute_of_limitations_start: L.BoundedDate | None = Field(
         default=None, description="date the limitation period starts (default: oldest unpaid due date)")
     # Compressed time for demos and staging: one collection day lasts this many real seconds.
-    seconds_per_day: float | None = Field(default=None, gt=0)
+    seconds_per_day: L.SecondsPerDay | None = None
 
     @field_validator("currency")
     @classmethod
     def _currency(cls, v: str) -> str:
         if not is_supported_currency(v):
-            raise ValueError(f"unsupported currency {v!r} (ISO 4217 code expected, e.g. 'CNY', 'USD')")
+            raise ValueError(f"unsupported currency {L.clip(v, 8)!r} (ISO 4217 code expected, e.g. 'CNY', 'USD')")
         return v
 
     @model_validator(mode="after")

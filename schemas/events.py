@@ -6,12 +6,12 @@ date within the policy's horizon) live in the workflow's update validators.
 """
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.money import is_supported_currency
+from schemas import limits as L
 
 Channel = Literal["sms", "email", "voice", "letter"]
 
@@ -23,67 +23,79 @@ class _Event(BaseModel):
 Role = Literal["billing", "operator", "supervisor", "readonly", "cli"]
 
 
-class Operator(BaseModel):
-    """Who did it, for the audit trail. Optional in every update; the ingress and the CLI overwrite
-    `operator` and `role` with the authenticated principal, never trusting the body."""
+AddressText = L.Text(L.MAX_EMAIL)   # a phone number or an e-mail address a request came from
 
-    operator: str | None = Field(default=None, max_length=200)
-    # Set by the ingress (the authenticated principal's role) and the CLI (`cli`); never trusted from a body.
-    role: Role | None = None
-    note: str | None = Field(default=None, max_length=2000)
+
+class Operator(BaseModel):
+    """Who did it, for the audit trail. Optional in every update. The ingress and the CLI
+    overwrite `operator` and `role` with the authenticated principal; a body's values are
+    never trusted."""
+
+    operator: L.ShortText | None = None
+    role: L.OperatorRole | None = None
+    note: L.Note | None = None
 
 
 class Payment(_Event):
-    payment_id: str = Field(min_length=1, max_length=200)
-    amount: StrictInt = Field(gt=0, description="minor units")
-    currency: str
-    received_at: datetime
-    method: str | None = None
-    reference: str | None = None
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"payment_id": "p-1", "amount": 50000, "currency": "CNY", "received_at": "2026-11-25T10:00:00Z"}]})
+
+    payment_id: L.Identifier
+    amount: L.Amount
+    currency: str = Field(max_length=3)
+    received_at: L.BoundedDateTime
+    method: L.ShortText | None = None
+    reference: L.Reference | None = None
 
     @field_validator("currency")
     @classmethod
     def _currency(cls, v: str) -> str:
         if not is_supported_currency(v):
-            raise ValueError(f"unknown currency {v!r}")
+            raise ValueError(f"unknown currency {L.clip(v, 8)!r}")
         return v
 
 
 class PromiseToPay(_Event, Operator):
-    amount: StrictInt = Field(gt=0, description="minor units")
-    promised_date: date
-    promise_id: str | None = Field(default=None, min_length=1, max_length=200)
-    reason: str | None = Field(default=None, max_length=200, description="the debtor's reason for non-payment")
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"amount": 1200000, "promised_date": "2026-12-20", "note": "customer called"}]})
+
+    amount: L.Amount
+    promised_date: L.BoundedDate
+    promise_id: L.Identifier | None = None
+    reason: L.ShortText | None = Field(default=None, description="the debtor's reason for non-payment")
 
 
 DisputeReason = Literal["billing_error", "quality_complaint", "identity", "fraud", "not_my_debt", "other"]
 
 
 class OpenDispute(_Event, Operator):
-    dispute_id: str = Field(min_length=1, max_length=200)
+    dispute_id: L.Identifier
     reason: DisputeReason
-    amount: StrictInt | None = Field(default=None, gt=0, description="disputed minor units, if partial")
+    amount: L.Amount | None = Field(default=None, description="disputed minor units, if partial")
 
 
 class ResolveDispute(_Event, Operator):
-    dispute_id: str
+    dispute_id: L.Identifier
     outcome: Literal["upheld", "rejected"]
-    adjustment: StrictInt = Field(default=0, ge=0, description="minor units credited when upheld")
+    adjustment: L.NonNegativeAmount = Field(default=0, description="minor units credited when upheld")
 
 
 class RepaymentPlan(_Event, Operator):
-    plan_id: str = Field(min_length=1)
-    instalments: list["PlanInstalment"] = Field(min_length=1)
+    plan_id: L.Identifier
+    instalments: list["PlanInstalment"] = Field(min_length=1, max_length=L.MAX_PLAN_INSTALMENTS)
 
 
 class PlanInstalment(BaseModel):
-    due_date: date
-    amount: StrictInt = Field(gt=0)
+    due_date: L.BoundedDate
+    amount: L.Amount
 
 
 class Pause(_Event, Operator):
-    reason: str = Field(min_length=1, max_length=500)
-    until: date | None = None
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "hardship call", "until": "2026-12-31"}]})
+
+    reason: L.Reason
+    # Within the date window here; within MAX_PAUSE_DAYS of the account's today in the workflow.
+    until: L.BoundedDate | None = None
 
 
 class Resume(_Event, Operator):
@@ -95,56 +107,56 @@ class ApproveLockout(_Event, Operator):
 
 
 class RejectLockout(_Event, Operator):
-    reason: str = Field(min_length=1)
+    reason: L.Reason
 
 
 class EmergencyUnlock(_Event, Operator):
-    reason: str = Field(min_length=1)
+    reason: L.Reason
 
 
 class WaiveFee(_Event, Operator):
-    fee_id: str | None = Field(default=None, description="a fee id from status; all open fees when None")
-    amount: StrictInt | None = Field(default=None, gt=0, description="partial waiver in minor units")
-    approved_by: str | None = Field(default=None, max_length=200,
-                                    description="stated approver (recorded); four eyes use decide_approval")
+    fee_id: L.Identifier | None = Field(default=None, description="a fee id from status; all open fees when None")
+    amount: L.Amount | None = Field(default=None, description="partial waiver in minor units")
+    approved_by: L.ShortText | None = Field(default=None,
+                                            description="stated approver (recorded); four eyes use decide_approval")
 
 
 class OptOut(_Event, Operator):
     channel: Channel
-    source: str = Field(default="operator", max_length=100)
+    source: L.ShortText = "operator"
     # Whose consent: a person id (`debtor`, `contact-1`, a contact_id) or the address the request came
     # from (a STOP from a number opts out the person(s) with that number only). Default: the debtor.
-    person: str | None = Field(default=None, max_length=64)
-    address: str | None = Field(default=None, max_length=320)
+    person: L.Identifier | None = None
+    address: AddressText | None = None
 
 
 class CeaseCommunication(_Event, Operator):
-    person: str | None = Field(default=None, max_length=64)
+    person: L.Identifier | None = None
 
 
 class DecideApproval(_Event, Operator):
     """Four eyes: approve or reject a pending request (fee waiver, write-off, restructured plan). The
     decider must not be the requester."""
 
-    approval_id: str = Field(min_length=1, max_length=64)
+    approval_id: L.Identifier
     decision: Literal["approve", "reject"]
-    reason: str | None = Field(default=None, max_length=500)
+    reason: L.Reason | None = None
 
 
 class WriteOff(_Event, Operator):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: L.Reason
     # Accepted for older clients and recorded as stated; the approval that counts is a second
     # person's `decide_approval` when the policy requires four eyes.
-    approved_by: str | None = Field(default=None, max_length=200)
+    approved_by: L.ShortText | None = None
 
 
 class Close(_Event, Operator):
-    reason: str = Field(min_length=1)
+    reason: L.Reason
 
 
 class ChangePolicy(_Event, Operator):
-    policy_id: str | None = None
-    version: int | None = None
+    policy_id: L.PolicyId | None = None
+    version: L.PolicyVersion | None = None
 
 
 RiskKind = Literal[
@@ -154,10 +166,10 @@ RiskKind = Literal[
 
 class RiskSignal(_Event):
     kind: RiskKind
-    observed_at: datetime | None = None
-    detail: str | None = Field(default=None, max_length=2000)
-    source: str | None = Field(default=None, max_length=200)
-    person: str | None = Field(default=None, max_length=64, description="whose phone, for phone_dead")
+    observed_at: L.BoundedDateTime | None = None
+    detail: L.Note | None = None
+    source: L.ShortText | None = None
+    person: L.Identifier | None = Field(default=None, description="whose phone, for phone_dead")
 
 
 class Contact(_Event):
@@ -166,18 +178,18 @@ class Contact(_Event):
     channel: Channel
     outcome: Literal["conversation", "no_answer", "voicemail", "consumer_initiated", "inbound_reply",
                      "wrong_party"]
-    at: datetime | None = None
-    detail: str | None = Field(default=None, max_length=2000)
-    person: str | None = Field(default=None, max_length=64, description="who was reached; the debtor by default")
+    at: L.BoundedDateTime | None = None
+    detail: L.Note | None = None
+    person: L.Identifier | None = Field(default=None, description="who was reached; the debtor by default")
 
 
 class LockoutConfirmation(_Event):
     """The device's answer to a lock or unlock command (telematics webhook)."""
 
-    request_id: str | None = Field(default=None, max_length=200)
+    request_id: L.ShortText | None = None
     command: Literal["lock", "unlock"]
     state: Literal["confirmed", "failed", "acknowledged", "accepted"]
-    detail: str | None = Field(default=None, max_length=500)
+    detail: L.Reason | None = None
 
 
 RepaymentPlan.model_rebuild()

@@ -67,7 +67,8 @@ class RecordingAccount:
 
     @workflow.query
     def status(self) -> dict[str, Any]:
-        return {"account_id": self.start.get("account_id"), "stage": "test", "events": self.events}
+        return {"account_id": self.start.get("account_id"), "currency": self.start.get("currency"),
+                "stage": "test", "events": self.events}
 
 
 def sendgrid_keys() -> tuple[ec.EllipticCurvePrivateKey, str]:

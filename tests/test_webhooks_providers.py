@@ -155,9 +155,10 @@ async def test_unsigned_status_callback_changes_nothing(harness: Harness) -> Non
 
 # ---- SendGrid ----------------------------------------------------------------------------
 
-async def post_sendgrid(h: Harness, events: list[dict], *, tamper: bool = False, signed: bool = True):
+async def post_sendgrid(h: Harness, events: list[dict], *, tamper: bool = False, signed: bool = True,
+                        timestamp: str | None = None):
     body = json.dumps(events).encode()
-    timestamp = str(int(time.time()))
+    timestamp = timestamp or str(int(time.time()))
     headers = {"Content-Type": "application/json"}
     if signed:
         headers["X-Twilio-Email-Event-Webhook-Timestamp"] = timestamp
@@ -183,15 +184,15 @@ async def test_sendgrid_events_update_status_and_unsubscribe_opts_out(harness: H
              sg_event("unsubscribe", email, key)]
     r = await post_sendgrid(harness, batch)
     assert r.status_code == 200, r.text
-    assert r.json() == {"processed": 3, "duplicates": 0, "opted_out": 1}
+    assert r.json() == {"processed": 3, "duplicates": 0, "opted_out": 1, "skipped": 0, "replayed": False}
     assert await harness.pool.fetchval(
         "SELECT delivery_status FROM communications WHERE idempotency_key = $1", key) == "unsubscribe"
     events = await harness.events(account["account_id"])
     assert [(e["name"], e["body"]["channel"], e["body"]["source"]) for e in events] == [
         ("opt_out", "email", "email_unsubscribe")]
-    # Redelivery of the whole batch: recorded once, no second effect.
-    again = await post_sendgrid(harness, batch)
-    assert again.json() == {"processed": 0, "duplicates": 3, "opted_out": 0}
+    # Redelivery of the whole batch (signed anew): recorded once, no second effect.
+    again = await post_sendgrid(harness, batch, timestamp=str(int(time.time()) - 60))
+    assert again.json() == {"processed": 0, "duplicates": 3, "opted_out": 0, "skipped": 0, "replayed": False}
     assert await harness.pool.fetchval(
         "SELECT count(*) FROM inbound_events WHERE provider = 'sendgrid' AND event_id = ANY($1)",
         [e["sg_event_id"] for e in batch]) == 3

@@ -8,34 +8,42 @@ import hashlib
 import hmac
 import json
 import logging
-from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ingress.errors import Forbidden, Invalid, NotFound
-from ingress.webhooks.common import record_event
+from ingress.webhooks.common import db, record_event
+from schemas import limits as L
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], max_body_size=L.MAX_WEBHOOK_BYTES)
 
 SIGNATURE_HEADER = "X-Telematics-Signature"
 # A confirmation never moves a request backwards (callbacks may arrive out of order).
 STATE_RANK = {"requested": 0, "accepted": 1, "acknowledged": 2, "confirmed": 3, "failed": 3}
 
 
+ProviderId = L.Text(L.MAX_ID, min_length=1)
+
+
 class TelematicsEvent(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    event_id: str
-    request_id: str
+    event_id: ProviderId
+    request_id: ProviderId
     command: Literal["lock", "unlock"]
     # `status` is what the provider's command API calls it (activities/providers/telematics_http.py).
     state: Literal["accepted", "acknowledged", "confirmed", "failed"] = Field(
         validation_alias=AliasChoices("state", "status"))
-    occurred_at: datetime | None = None
-    detail: str | None = None
+    occurred_at: L.BoundedDateTime | None = None
+    detail: L.Note | None = None
+
+    @model_validator(mode="after")
+    def _bounded_extras(self) -> "TelematicsEvent":
+        L.check_extras(self.model_extra, "telematics event")
+        return self
 
 
 def sign(secret: str, raw: bytes) -> str:
@@ -59,9 +67,9 @@ async def telematics(request: Request) -> dict:
     verify(key.get_secret_value() if key else None, raw, request.headers.get(SIGNATURE_HEADER))
     try:
         event = TelematicsEvent.model_validate(json.loads(raw))
-    except (ValueError, ValidationError) as err:
-        raise Invalid(f"bad telematics event: {err}") from err
-    async with request.app.state.pool.acquire() as conn, conn.transaction():
+    except (ValueError, ValidationError, RecursionError) as err:
+        raise Invalid(f"bad telematics event: {L.clip(str(err), 1000)}") from err
+    async with db(request) as conn, conn.transaction():
         row = await conn.fetchrow(
             "SELECT idempotency_key, account_id, state FROM lockout_requests WHERE request_id = $1"
             " ORDER BY requested_at DESC LIMIT 1 FOR UPDATE", event.request_id)

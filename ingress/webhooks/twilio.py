@@ -5,6 +5,7 @@ Signatures are checked with Twilio's own `RequestValidator` over the public URL 
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl
 
@@ -20,10 +21,14 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from domain.contact_rules.consent import parse_keyword
 from ingress.errors import Forbidden, Invalid
-from ingress.webhooks.common import accounts_for_phone, opt_out, record_event
+from ingress.webhooks.common import accounts_for_phone, db, opt_out, record_event
+from schemas import limits as L
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"], max_body_size=L.MAX_WEBHOOK_BYTES)
+# Twilio SIDs are two letters and 32 hex digits; anything else did not come from Twilio.
+_SID = re.compile(r"[A-Za-z]{2}[0-9A-Za-z]{1,62}")
+_STATUS = re.compile(r"[a-z-]{1,32}")
 
 # Statuses only move forward (callbacks arrive out of order, and a carrier may report `failed` after
 # `delivered`): a status replaces the stored one only when it ranks higher. Delivery outranks failure.
@@ -59,15 +64,15 @@ def _twiml() -> Response:
 async def inbound_sms(request: Request) -> Response:
     params = await verified_form(request)
     sid = params.get("MessageSid") or params.get("SmsSid")
-    if not sid:
-        raise Invalid("MessageSid missing")
+    if not sid or not _SID.fullmatch(sid):
+        raise Invalid("MessageSid missing or malformed")
     text = (params.get("Body") or "").strip()
     # The keywords the templates promise, in every language (STOP, TD, 退订…), case, width and
     # punctuation folded: domain.contact_rules.consent.
     keyword = parse_keyword(text)
     kind = "sms_stop" if keyword == "opt_out" else "sms_start" if keyword == "opt_in" else "sms_reply"
     accounts = request.app.state.accounts
-    async with request.app.state.pool.acquire() as conn, conn.transaction():
+    async with db(request) as conn, conn.transaction():
         account_ids = await accounts_for_phone(conn, params.get("From", ""))
         payload = {"params": dict(params), "accounts": account_ids}
         first = account_ids[0] if account_ids else None
@@ -80,8 +85,9 @@ async def inbound_sms(request: Request) -> Response:
             await opt_out(accounts, account_ids, "sms", "sms_keyword", f"twilio:{sid}", note=f"SMS keyword {text[:40]}",
                           address=params.get("From", ""))
         elif kind == "sms_reply":
+            # What the debtor wrote, as text every field accepts (controls replaced, clipped).
             contact = {"channel": "sms", "outcome": "inbound_reply",
-                       "at": datetime.now(timezone.utc).isoformat(), "detail": f"SMS {sid}: {text[:500]}"}
+                       "at": datetime.now(timezone.utc).isoformat(), "detail": f"SMS {sid}: {L.clip(text, 500)}"}
             for account_id in account_ids:
                 await accounts.signal(account_id, "contact", contact)
     return _twiml()
@@ -94,7 +100,9 @@ async def status_callback(request: Request) -> dict:
     status = (params.get("MessageStatus") or params.get("CallStatus") or "").lower()
     if not sid or not status:
         raise Invalid("MessageSid/CallSid and MessageStatus/CallStatus are required")
-    async with request.app.state.pool.acquire() as conn, conn.transaction():
+    if not _SID.fullmatch(sid) or not _STATUS.fullmatch(status):
+        raise Invalid("MessageSid/CallSid or MessageStatus/CallStatus malformed")
+    async with db(request) as conn, conn.transaction():
         # Provider SIDs are globally unique (SM…, CA…), so the SID alone identifies the row.
         account_id = await conn.fetchval(
             "SELECT account_id FROM communications WHERE provider_message_id = $1", sid)
