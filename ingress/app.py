@@ -18,6 +18,7 @@ from temporalio.client import Client
 from infra.settings import Settings
 from ingress.accounts import Accounts
 from ingress.errors import IngressError
+from ingress.metrics import instrument
 from ingress.routes import billing, operator
 from ingress.webhooks import sendgrid, telematics, twilio
 from schemas.task_queues import WORKFLOW
@@ -67,6 +68,7 @@ def create_app(settings: Settings, *, client: Client | None = None,
         lifespan=lifespan,
     )
     app.state.settings = settings
+    instrument(app)
     if client is not None and pool is not None:
         # Ready without a lifespan run (httpx's ASGITransport does not send lifespan events).
         app.state.pool = pool
