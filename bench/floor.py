@@ -54,9 +54,9 @@ def say(text: str) -> None:
 
 
 # ---------------------------------------------------------------------------- phases
-async def onboarding(stack: BenchStack, t: m.Target, n: int, today: date) -> float:
+async def onboarding(stack: BenchStack, t: m.Target, n: int, today: date, prefix: str = "FLOOR") -> float:
     async def one(i: int) -> None:
-        handle = await m.start(stack.client, t, m.account_input(f"FLOOR-{i:06d}", today=today))
+        handle = await m.start(stack.client, t, m.account_input(f"{prefix}-{i:06d}", today=today))
         await m.status(handle)
 
     t0 = time.perf_counter()
@@ -64,9 +64,9 @@ async def onboarding(stack: BenchStack, t: m.Target, n: int, today: date) -> flo
     return n / (time.perf_counter() - t0)
 
 
-async def payments(stack: BenchStack, t: m.Target, n: int) -> float:
+async def payments(stack: BenchStack, t: m.Target, n: int, prefix: str = "FLOOR") -> float:
     async def one(i: int) -> None:
-        handle = stack.client.get_workflow_handle(t.workflow_id(f"FLOOR-{i:06d}"))
+        handle = stack.client.get_workflow_handle(t.workflow_id(f"{prefix}-{i:06d}"))
         for k in (1, 2, 3, 1):   # the last one is a duplicate: billing retried
             await handle.signal("payment", m.payment(f"P-{i:06d}-{k}"))
         await m.until_paid(handle, 3 * m.PAYMENT, poll=0.05)
