@@ -9,7 +9,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timezone
+from datetime import timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -34,8 +34,10 @@ WORKFLOW_TYPE = "AccountCollection"
 
 class Accounts:
     def __init__(self, client: Client, pool: asyncpg.Pool | None, *, task_queue: str = WORKFLOW,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, task_timeout: timedelta | None = None) -> None:
         self.client = client
+        # Workflow task timeout of the accounts started here (setting ARREARS_WORKFLOW_TASK_TIMEOUT).
+        self.task_timeout = task_timeout
         self.pool = pool
         self.task_queue = task_queue
         # Updates and queries wait for a worker; without one they would hang the caller.
@@ -50,7 +52,7 @@ class Accounts:
             async with self._temporal(account.account_id):
                 handle = await self.client.start_workflow(
                     WORKFLOW_TYPE, account, id=account.workflow_id, task_queue=self.task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, task_timeout=self.task_timeout,
                     static_summary=f"Account {account.account_id}")
         return {"account_id": account.account_id, "workflow_id": handle.id, "run_id": handle.result_run_id}
 
@@ -88,7 +90,7 @@ class Accounts:
                 if account is not None:
                     await self.client.start_workflow(
                         WORKFLOW_TYPE, account, id=wid, task_queue=self.task_queue,
-                        start_signal="payment", start_signal_args=[body],
+                        start_signal="payment", start_signal_args=[body], task_timeout=self.task_timeout,
                         static_summary=f"Account {account_id}")
                 else:
                     await self.client.get_workflow_handle(wid).signal("payment", body)

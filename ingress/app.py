@@ -53,7 +53,8 @@ def create_app(settings: Settings, *, client: Client | None = None,
             from infra.temporal import connect
 
             temporal = await connect(settings)
-        app.state.accounts = Accounts(temporal, app.state.pool, task_queue=task_queue, timeout=timeout)
+        app.state.accounts = Accounts(temporal, app.state.pool, task_queue=task_queue, timeout=timeout,
+                                      task_timeout=_task_timeout(settings))
         try:
             yield
         finally:
@@ -72,7 +73,8 @@ def create_app(settings: Settings, *, client: Client | None = None,
     if client is not None and pool is not None:
         # Ready without a lifespan run (httpx's ASGITransport does not send lifespan events).
         app.state.pool = pool
-        app.state.accounts = Accounts(client, pool, task_queue=task_queue, timeout=timeout)
+        app.state.accounts = Accounts(client, pool, task_queue=task_queue, timeout=timeout,
+                                      task_timeout=_task_timeout(settings))
     app.include_router(billing)
     app.include_router(operator)
     app.include_router(twilio.router)
@@ -108,6 +110,12 @@ def create_app(settings: Settings, *, client: Client | None = None,
                             status_code=200 if healthy else 503)
 
     return app
+
+
+def _task_timeout(settings: Settings):
+    from datetime import timedelta
+
+    return timedelta(seconds=settings.workflow_task_timeout)
 
 
 def describe_errors(errors: list[dict]) -> str:
