@@ -154,6 +154,8 @@ async def replay_rate(stack: BenchStack, t: m.Target, workflow_ids: list[str]) -
     for wid in workflow_ids:
         runs += await m.histories(stack.client, wid)
     events = sum(len(h.events) for h in runs)
+    tasks = sum(m.count_events(h, 7) for h in runs)                 # WORKFLOW_TASK_COMPLETED
+    size = sum(e.ByteSize() for h in runs for e in h.events)
     replayer = Replayer(workflows=[cls], data_converter=data_converter())
     t0 = time.perf_counter()
     async def each():
@@ -163,8 +165,25 @@ async def replay_rate(stack: BenchStack, t: m.Target, workflow_ids: list[str]) -
     results = await replayer.replay_workflows(each(), raise_on_replay_failure=False)
     elapsed = time.perf_counter() - t0
     failures = [wid for wid, err in results.replay_failures.items() if err is not None]
-    return {"histories": len(runs), "events": events, "seconds": elapsed,
+    return {"histories": len(runs), "events": events, "workflow_tasks": tasks, "history_bytes": size,
+            "bytes_per_event": size / events, "seconds": elapsed,
             "histories_per_s": len(runs) / elapsed, "events_per_s": events / elapsed, "failures": len(failures)}
+
+
+async def database_footprint(stack: BenchStack, accounts: int) -> dict[str, Any]:
+    """Arrears' own PostgreSQL after the run (only AccountCollection writes to it)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        rows = {t: await conn.fetchval(f"SELECT count(*) FROM {t}")
+                for t in ("audit_log", "communications", "payments", "agent_tasks", "placements")}
+        size = await conn.fetchval("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
+                                   " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                                   " WHERE n.nspname = 'public' AND c.relkind = 'r'")
+    finally:
+        await conn.close()
+    return {"accounts": accounts, "rows": rows, "bytes": int(size or 0), "bytes_per_account": int(size or 0) / accounts}
 
 
 # ---------------------------------------------------------------------------- the run
@@ -179,7 +198,8 @@ async def run(accounts: int, spd: float, samples: int, ladder: bool) -> dict[str
         await stack.wait_polling(real, activity_queues=("arrears-ledger",))
         await stack.wait_polling(skel)
         workers: dict[str, WorkerProcess] = {SKELETON.label: skel, ACCOUNT.label: real}
-        data: dict[str, dict[str, Any]] = {SKELETON.label: {"cpu_s": 0.0}, ACCOUNT.label: {"cpu_s": 0.0}}
+        data: dict[str, dict[str, Any]] = {label: {"cpu_s": 0.0, "rss_mb_idle": w.rss_mb()}
+                                           for label, w in workers.items()}
 
         async def phase(name: str, fn) -> None:
             for t in (SKELETON, ACCOUNT):
@@ -206,6 +226,7 @@ async def run(accounts: int, spd: float, samples: int, ladder: bool) -> dict[str
             extra = ["account-LADDER-0", "account-QUIET-0"] if (t is ACCOUNT and ladder) else []
             data[t.label]["replay"] = await replay_rate(stack, t, [t.workflow_id(i) for i in ids] + extra)
             say(f"  replay {t.label:<18} {_short(data[t.label]['replay'])}")
+        result["database"] = await database_footprint(stack, accounts + 1 + (2 if ladder else 0))
         result["skeleton"], result["account"] = data[SKELETON.label], data[ACCOUNT.label]
     result["machine"]["load_after"] = list(os.getloadavg())
     return result
