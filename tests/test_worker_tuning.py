@@ -105,3 +105,17 @@ async def test_worker_processes_share_the_queues_by_role(dev_env, database_url, 
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def test_workflow_isolation_is_configurable() -> None:
+    from temporalio.worker import UnsandboxedWorkflowRunner
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+    assert "workflow_runner" not in workflow_tuning(Settings())          # the SDK's full sandbox
+    passthrough = workflow_tuning(Settings(ARREARS_WORKFLOW_SANDBOX="passthrough"))["workflow_runner"]
+    assert isinstance(passthrough, SandboxedWorkflowRunner)
+    assert "workflows" in passthrough._restrictions.passthrough_modules
+    off = workflow_tuning(Settings(ARREARS_WORKFLOW_SANDBOX="off"))["workflow_runner"]
+    assert isinstance(off, UnsandboxedWorkflowRunner)
+    with pytest.raises(ValueError):
+        Settings(ARREARS_WORKFLOW_SANDBOX="none")

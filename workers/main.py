@@ -41,9 +41,25 @@ def rate_limits(settings: Settings) -> dict[str, float | None]:
     }
 
 
+def workflow_runner(settings: Settings) -> dict[str, Any]:
+    """The `workflow_runner` option for the configured isolation (settings.workflow_sandbox)."""
+    if settings.workflow_sandbox == "full":
+        return {}   # the SDK's default sandbox
+    if settings.workflow_sandbox == "off":
+        from temporalio.worker import UnsandboxedWorkflowRunner
+
+        return {"workflow_runner": UnsandboxedWorkflowRunner()}
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    # The modules that define workflows (ours and the benchmark's skeleton) are imported once.
+    return {"workflow_runner": SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows", "bench"))}
+
+
 def workflow_tuning(settings: Settings) -> dict[str, Any]:
     """Worker options for a workflow worker; the benchmark's skeleton worker uses the same."""
     return {
+        **workflow_runner(settings),
         "max_cached_workflows": settings.workflow_cache,
         "max_concurrent_workflow_tasks": settings.max_concurrent_workflow_tasks,
         "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(settings.workflow_pollers),
