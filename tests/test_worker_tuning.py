@@ -114,7 +114,7 @@ def test_workflow_isolation_is_configurable() -> None:
     assert "workflow_runner" not in workflow_tuning(Settings())          # the SDK's full sandbox
     passthrough = workflow_tuning(Settings(ARREARS_WORKFLOW_SANDBOX="passthrough"))["workflow_runner"]
     assert isinstance(passthrough, SandboxedWorkflowRunner)
-    assert "workflows" in passthrough._restrictions.passthrough_modules
+    assert "workflows" in passthrough.restrictions.passthrough_modules
     off = workflow_tuning(Settings(ARREARS_WORKFLOW_SANDBOX="off"))["workflow_runner"]
     assert isinstance(off, UnsandboxedWorkflowRunner)
     with pytest.raises(ValueError):
