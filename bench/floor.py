@@ -164,7 +164,9 @@ async def replay_rate(stack: BenchStack, t: m.Target, workflow_ids: list[str]) -
 
     results = await replayer.replay_workflows(each(), raise_on_replay_failure=False)
     elapsed = time.perf_counter() - t0
-    failures = [f"{rid}: {str(err)[:300]}" for rid, err in results.replay_failures.items() if err is not None]
+    names = {getattr(h, "run_id", ""): h.workflow_id for h in runs}
+    failures = [f"{names.get(rid, rid)}: {str(err)[:300]}" for rid, err in results.replay_failures.items()
+                if err is not None]
     return {"histories": len(runs), "events": events, "workflow_tasks": tasks, "history_bytes": size,
             "bytes_per_event": size / events, "seconds": elapsed, "failed": failures[:5],
             "histories_per_s": len(runs) / elapsed, "events_per_s": events / elapsed, "failures": len(failures)}
