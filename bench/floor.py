@@ -29,7 +29,7 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -139,11 +139,27 @@ async def ladder_and_quiet(stack: BenchStack, today: date, spd: float) -> dict[s
         st = await m.status(handle)
         return {"quiet30_delinquent": after - before, "delinquent_dpd_after": st.get("days_past_due")}
 
-    a, b = await asyncio.gather(ladder(), delinquent())
-    return {**a, **b}
+    async def paid_cycle() -> dict[str, Any]:
+        """A paying account's month: start at T-16, paid the day before the due date, until the
+        next instalment's reminder window (T-16 of the next one)."""
+        handle = await m.start(client, ACCOUNT, m.account_input("CYCLE-0", today=today, due_in=16, instalments=2,
+                                                                 seconds_per_day=spd))
+        due = date.fromisoformat((await m.status(handle))["instalments"][0]["due_date"])
+        while date.fromisoformat((await m.status(handle))["today"]) < due - timedelta(days=1):
+            await asyncio.sleep(min(0.25, spd / 4))
+        await handle.signal("payment", m.payment("CYCLE-P1", m.AMOUNT))
+        while date.fromisoformat((await m.status(handle))["today"]) < due + timedelta(days=14):
+            await asyncio.sleep(min(0.25, spd / 4))
+        await m.settle(handle)
+        events, runs = await m.event_count(client, handle.id)
+        return {"paid_cycle_events": events, "paid_cycle_runs": runs}
+
+    a, b, c = await asyncio.gather(ladder(), delinquent(), paid_cycle())
+    return {**a, **b, **c}
 
 
-async def replay_rate(stack: BenchStack, t: m.Target, workflow_ids: list[str]) -> dict[str, Any]:
+async def replay_rate(stack: BenchStack, t: m.Target, workflow_ids: list[str],
+                      extra_ids: list[str] = ()) -> dict[str, Any]:
     from infra.converter import data_converter
 
     if t is ACCOUNT:
@@ -152,6 +168,10 @@ async def replay_rate(stack: BenchStack, t: m.Target, workflow_ids: list[str]) -
         from bench.skeleton import AccountCollectionSkeleton as cls
     runs = []
     for wid in workflow_ids:
+        runs += await m.histories(stack.client, wid)
+    # Workflow tasks of the accounts the CPU phases drove (not the compressed-time ones).
+    phase_tasks = sum(m.count_events(h, 7) for h in runs)
+    for wid in extra_ids:
         runs += await m.histories(stack.client, wid)
     events = sum(len(h.events) for h in runs)
     tasks = sum(m.count_events(h, 7) for h in runs)                 # WORKFLOW_TASK_COMPLETED
@@ -167,7 +187,8 @@ async def replay_rate(stack: BenchStack, t: m.Target, workflow_ids: list[str]) -
     names = {getattr(h, "run_id", ""): h.workflow_id for h in runs}
     failures = [f"{names.get(rid, rid)}: {str(err)[:300]}" for rid, err in results.replay_failures.items()
                 if err is not None]
-    return {"histories": len(runs), "events": events, "workflow_tasks": tasks, "history_bytes": size,
+    return {"histories": len(runs), "events": events, "workflow_tasks": tasks, "phase_workflow_tasks": phase_tasks,
+            "history_bytes": size,
             "bytes_per_event": size / events, "seconds": elapsed, "failed": failures[:5],
             "histories_per_s": len(runs) / elapsed, "events_per_s": events / elapsed, "failures": len(failures)}
 
@@ -225,10 +246,10 @@ async def run(accounts: int, spd: float, samples: int, ladder: bool) -> dict[str
             say(f"  {_short({k: v for k, v in data[ACCOUNT.label].items() if 'quiet' in k or 'ladder' in k})}")
         ids = [f"FLOOR-{i:06d}" for i in range(accounts)] + ["EVENTS-0"]
         for t in (SKELETON, ACCOUNT):
-            extra = ["account-LADDER-0", "account-QUIET-0"] if (t is ACCOUNT and ladder) else []
-            data[t.label]["replay"] = await replay_rate(stack, t, [t.workflow_id(i) for i in ids] + extra)
+            extra = ["account-LADDER-0", "account-QUIET-0", "account-CYCLE-0"] if (t is ACCOUNT and ladder) else []
+            data[t.label]["replay"] = await replay_rate(stack, t, [t.workflow_id(i) for i in ids], extra)
             say(f"  replay {t.label:<18} {_short(data[t.label]['replay'])}")
-        result["database"] = await database_footprint(stack, accounts + 1 + (2 if ladder else 0))
+        result["database"] = await database_footprint(stack, accounts + 1 + (3 if ladder else 0))
         result["skeleton"], result["account"] = data[SKELETON.label], data[ACCOUNT.label]
     result["machine"]["load_after"] = list(os.getloadavg())
     return result
