@@ -65,7 +65,7 @@ class LockoutActivities:
             if self.provider.confirms:
                 status = await self._follow(key, status, token, lease)
         except Exception as exc:
-            raise errors.classify(exc) from exc
+            raise errors.reraise(exc)
         finally:
             await idempotency.release(self.pool, "lockout_requests", key, token)
         state = status.state if status.state in ("confirmed", "failed") else "accepted"

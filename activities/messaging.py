@@ -90,7 +90,9 @@ class MessageActivities:
                                         " lease_until = NULL WHERE idempotency_key = $1", key)
             else:
                 await idempotency.release(self.pool, "communications", key, token)
-            if failure is None:
+            if failure is None or failure is exc:   # cancelled, or already classified (reconcile)
+                if failure is not None:
+                    log.warning("%s %s via %s failed: %s", channel, key, provider.name, failure)
                 raise
             log.warning("%s %s via %s failed: %s", channel, key, provider.name, failure)
             raise failure from exc

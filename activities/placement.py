@@ -50,7 +50,7 @@ class PlacementActivities:
             await idempotency.release(self.pool, "placements", key, token)
             if not isinstance(exc, Exception):
                 raise
-            raise errors.classify(exc) from exc
+            raise errors.reraise(exc)
         try:
             await self.pool.execute("UPDATE placements SET status = 'placed', reference = $2, placed_at = now(),"
                                     " lease_owner = NULL, lease_until = NULL WHERE idempotency_key = $1",
@@ -88,7 +88,7 @@ class PlacementActivities:
                 await idempotency.release(self.pool, "placements", row["idempotency_key"], token)
             if not isinstance(exc, Exception):
                 raise
-            raise errors.classify(exc) from exc
+            raise errors.reraise(exc)
         if row is not None:
             await self.pool.execute("UPDATE placements SET status = 'recalled', recalled_at = now(),"
                                     " lease_owner = NULL, lease_until = NULL WHERE idempotency_key = $1",
