@@ -24,7 +24,7 @@ from bench.stack import BenchStack
 from infra.settings import Settings
 
 
-async def run(accounts: int, payments: int, kill: bool) -> dict[str, Any]:
+async def run(accounts: int, payments: int, kill: bool, processes: int = 1) -> dict[str, Any]:
     settings = Settings()
     today = datetime.now(timezone.utc).date()
     out: dict[str, Any] = {"machine": machine(), "params": {
@@ -32,7 +32,8 @@ async def run(accounts: int, payments: int, kill: bool) -> dict[str, Any]:
         "workflow_cache": settings.workflow_cache,
         "max_concurrent_workflow_tasks": settings.max_concurrent_workflow_tasks,
         "workflow_pollers": settings.workflow_pollers, "workflow_task_timeout_s": settings.workflow_task_timeout,
-        "sticky_schedule_to_start_s": settings.sticky_schedule_to_start}}
+        "sticky_schedule_to_start_s": settings.sticky_schedule_to_start,
+        "workflow_sandbox": settings.workflow_sandbox, "processes_after_restart": processes}}
     ids = [f"RESTART-{i:06d}" for i in range(accounts)]
     async with BenchStack() as stack:
         worker = stack.start_real_worker()
@@ -54,7 +55,8 @@ async def run(accounts: int, payments: int, kill: bool) -> dict[str, Any]:
 
         stack.stop_worker(worker, kill=kill)
         restarted = time.perf_counter()
-        worker = stack.start_real_worker("arrears-worker-2")
+        fleet = [stack.start_real_worker(f"arrears-worker-2{chr(97 + k)}") for k in range(processes)]
+        worker = fleet[0]
         answered: dict[str, float] = {}
         failures = {"queries": 0}
 
@@ -68,11 +70,11 @@ async def run(accounts: int, payments: int, kill: bool) -> dict[str, Any]:
                         break
                 except Exception:  # noqa: BLE001 - counted: the account could not answer yet
                     failures["queries"] += 1
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.25)
             answered[account_id] = time.perf_counter() - restarted
 
         poll_task = asyncio.create_task(stack.wait_polling(worker, activity_queues=("arrears-ledger",)))
-        await m.bounded((answer(a) for a in ids), limit=100)
+        await m.bounded(answer(a) for a in ids)
         polling_after = await poll_task
         times = sorted(answered.values())
         # A sticky task left for the dead worker times out schedule-to-start (by design, then any
@@ -86,7 +88,7 @@ async def run(accounts: int, payments: int, kill: bool) -> dict[str, Any]:
                         kind = e.workflow_task_timed_out_event_attributes.timeout_type
                         timeouts["start_to_close" if kind == 1 else "schedule_to_start"] += 1
                 failed += m.count_events(h, m.WFT_FAILED)
-        log = (stack.work / "arrears-worker-2.log").read_text(errors="replace")
+        log = "".join((stack.work / f"{w.name}.log").read_text(errors="replace") for w in fleet)
         out["result"] = {
             "worker_polling_after_s": polling_after,
             "all_answer_after_s": times[-1], "p50_s": m.percentile(times, .5), "p99_s": m.percentile(times, .99),
@@ -94,7 +96,7 @@ async def run(accounts: int, payments: int, kill: bool) -> dict[str, Any]:
             "workflow_task_timeouts": timeouts,
             "workflow_task_failures": failed, "query_errors_retried": failures["queries"],
             "log_task_exceeded": log.count("exceeded"), "log_task_not_found": log.lower().count("not found"),
-            "worker_rss_mb": worker.rss_mb()}
+            "worker_rss_mb": [round(w.rss_mb(), 1) for w in fleet]}
     out["machine"]["load_after"] = list(__import__("os").getloadavg())
     return out
 
@@ -104,9 +106,10 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--payments", type=int, default=4, help="payments per account before the restart")
     parser.add_argument("--kill", action="store_true", help="SIGKILL the worker instead of SIGTERM")
+    parser.add_argument("--processes", type=int, default=1, help="worker processes started after the restart")
     parser.add_argument("--out", type=Path, default=RESULTS / "restart-latest.json")
     args = parser.parse_args()
-    result = asyncio.run(run(args.accounts, args.payments, args.kill))
+    result = asyncio.run(run(args.accounts, args.payments, args.kill, args.processes))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     print(json.dumps({"params": result["params"], "events_per_account": result["events_per_account"],
