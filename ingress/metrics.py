@@ -14,8 +14,9 @@ from prometheus_fastapi_instrumentator import Instrumentator
 def instrument(app: FastAPI) -> CollectorRegistry:
     registry = CollectorRegistry()
     # Untemplated paths (scans, typos) are grouped into one series: no label explosion from callers.
+    # (No in-progress gauge: the instrumentator registers it in the global registry whatever
+    # registry it is given, which breaks a second app in the same process.)
     Instrumentator(should_group_status_codes=True, should_group_untemplated=True,
-                   should_instrument_requests_inprogress=True, inprogress_labels=True,
                    excluded_handlers=["/metrics"], registry=registry) \
         .instrument(app).expose(app, endpoint="/metrics", include_in_schema=False)
 
