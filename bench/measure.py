@@ -65,12 +65,12 @@ async def bounded(coros: Iterable[Awaitable[Any]], limit: int = IN_FLIGHT) -> li
     return await asyncio.gather(*(one(c) for c in coros))
 
 
-async def status(handle: WorkflowHandle, *, timeout: float = 60.0) -> dict[str, Any]:
+async def status(handle: WorkflowHandle, *, timeout: float = 180.0) -> dict[str, Any]:
     """The first `status` the workflow answers (retrying while it cannot answer yet)."""
     deadline = time.perf_counter() + timeout
     while True:
         try:
-            return await handle.query("status", rpc_timeout=timedelta(seconds=max(1.0, timeout)))
+            return await handle.query("status", rpc_timeout=timedelta(seconds=30))
         except Exception:
             if time.perf_counter() > deadline:
                 raise
