@@ -185,6 +185,13 @@ async def replay_rate(stack: BenchStack, t: m.Target, workflow_ids: list[str],
     results = await replayer.replay_workflows(each(), raise_on_replay_failure=False)
     elapsed = time.perf_counter() - t0
     names = {getattr(h, "run_id", ""): h.workflow_id for h in runs}
+    # Keep what failed, for whoever investigates (replay them alone with `arrears audit replay`).
+    failed_dir = RESULTS / "replay-failures"
+    for h in runs:
+        err = results.replay_failures.get(h.run_id)
+        if err is not None:
+            failed_dir.mkdir(parents=True, exist_ok=True)
+            (failed_dir / f"{h.workflow_id}.{h.run_id}.json").write_text(h.to_json(), encoding="utf-8")
     failures = [f"{names.get(rid, rid)}: {str(err)[:300]}" for rid, err in results.replay_failures.items()
                 if err is not None]
     return {"histories": len(runs), "events": events, "workflow_tasks": tasks, "phase_workflow_tasks": phase_tasks,
