@@ -321,6 +321,9 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                                  ("events added by 30 quiet days, delinquent on hold (dispute)",
                                   "quiet30_delinquent", 20)):
             out.append((name, "–", str(a[key]), "–", f"≤ {limit}", "yes" if a[key] <= limit else "**no**"))
+        if "paid_cycle_events" in a:
+            out.append(("events, a paying month (T-16, paid at T-1, until T+14)", "–", str(a["paid_cycle_events"]),
+                        "–", "", ""))
     return out
 
 
@@ -359,12 +362,17 @@ def main() -> None:
     parser.add_argument("--no-ladder", action="store_true", help="skip the compressed-time ladder phase")
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
     parser.add_argument("--out", type=Path, default=RESULTS / "floor-latest.json")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="do not run: render the table of an earlier run's results (with --readme: into README)")
     args = parser.parse_args()
-    result = asyncio.run(run(args.accounts, args.seconds_per_day, args.latency_samples, not args.no_ladder))
-    table = markdown(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
-    args.out.with_suffix(".md").write_text(table, encoding="utf-8")
+    if args.render:
+        table = markdown(json.loads(args.render.read_text(encoding="utf-8")))
+    else:
+        result = asyncio.run(run(args.accounts, args.seconds_per_day, args.latency_samples, not args.no_ladder))
+        table = markdown(result)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+        args.out.with_suffix(".md").write_text(table, encoding="utf-8")
     print("\n" + table)
     if args.readme:
         write_readme(table)
