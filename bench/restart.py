@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import measure as m
-from bench.floor import ACCOUNT, RESULTS, machine, say
+from bench.floor import ACCOUNT, RESULTS, SKELETON, machine, say
 from bench.stack import BenchStack
 from infra.settings import Settings
 
 
-async def run(accounts: int, payments: int, kill: bool, processes: int = 1) -> dict[str, Any]:
+async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skeleton: bool = False) -> dict[str, Any]:
     settings = Settings()
+    target = SKELETON if skeleton else ACCOUNT
     today = datetime.now(timezone.utc).date()
     out: dict[str, Any] = {"machine": machine(), "params": {
         "accounts": accounts, "payments_before": payments, "restart": "SIGKILL" if kill else "SIGTERM",
@@ -33,14 +34,19 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1) -> d
         "max_concurrent_workflow_tasks": settings.max_concurrent_workflow_tasks,
         "workflow_pollers": settings.workflow_pollers, "workflow_task_timeout_s": settings.workflow_task_timeout,
         "sticky_schedule_to_start_s": settings.sticky_schedule_to_start,
-        "workflow_sandbox": settings.workflow_sandbox, "processes_after_restart": processes}}
+        "workflow_sandbox": settings.workflow_sandbox, "processes_after_restart": processes,
+        "workflow_type": target.workflow_type}}
     ids = [f"RESTART-{i:06d}" for i in range(accounts)]
     async with BenchStack() as stack:
-        worker = stack.start_real_worker()
-        await stack.wait_polling(worker, activity_queues=("arrears-ledger",))
+        def start_worker(name: str):
+            return stack.start_skeleton_worker(name) if skeleton else stack.start_real_worker(name)
+
+        queues = () if skeleton else ("arrears-ledger",)
+        worker = start_worker("worker-1")
+        await stack.wait_polling(worker, activity_queues=queues)
 
         async def open_one(account_id: str) -> None:
-            handle = await m.start(stack.client, ACCOUNT, m.account_input(account_id, today=today),
+            handle = await m.start(stack.client, target, m.account_input(account_id, today=today),
                                    task_timeout=settings.workflow_task_timeout)
             for k in range(payments):
                 await handle.signal("payment", m.payment(f"{account_id}-P{k}"))
@@ -49,19 +55,19 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1) -> d
         t0 = time.perf_counter()
         await m.bounded(open_one(a) for a in ids)
         say(f"{accounts} accounts open with {payments} payments each in {time.perf_counter() - t0:.1f}s")
-        sample = await m.bounded(m.event_count(stack.client, ACCOUNT.workflow_id(a)) for a in ids[:50])
+        sample = await m.bounded(m.event_count(stack.client, target.workflow_id(a)) for a in ids[:50])
         out["events_per_account"] = sum(e for e, _ in sample) / len(sample)
-        await asyncio.gather(*(m.settle(stack.client.get_workflow_handle(ACCOUNT.workflow_id(a))) for a in ids[:20]))
+        await asyncio.gather(*(m.settle(stack.client.get_workflow_handle(target.workflow_id(a))) for a in ids[:20]))
 
         stack.stop_worker(worker, kill=kill)
         restarted = time.perf_counter()
-        fleet = [stack.start_real_worker(f"arrears-worker-2{chr(97 + k)}") for k in range(processes)]
+        fleet = [start_worker(f"worker-2{chr(97 + k)}") for k in range(processes)]
         worker = fleet[0]
         answered: dict[str, float] = {}
         failures = {"queries": 0}
 
         async def answer(account_id: str) -> None:
-            handle = stack.client.get_workflow_handle(ACCOUNT.workflow_id(account_id))
+            handle = stack.client.get_workflow_handle(target.workflow_id(account_id))
             await handle.signal("payment", m.payment(f"{account_id}-after-restart"))
             while True:
                 try:
@@ -73,7 +79,7 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1) -> d
                 await asyncio.sleep(0.25)
             answered[account_id] = time.perf_counter() - restarted
 
-        poll_task = asyncio.create_task(stack.wait_polling(worker, activity_queues=("arrears-ledger",)))
+        poll_task = asyncio.create_task(stack.wait_polling(worker, activity_queues=queues))
         await m.bounded(answer(a) for a in ids)
         polling_after = await poll_task
         times = sorted(answered.values())
@@ -82,7 +88,7 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1) -> d
         timeouts = {"start_to_close": 0, "schedule_to_start": 0}
         failed = 0
         for a in ids:
-            for h in await m.histories(stack.client, ACCOUNT.workflow_id(a)):
+            for h in await m.histories(stack.client, target.workflow_id(a)):
                 for e in h.events:
                     if e.event_type == m.WFT_TIMED_OUT:
                         kind = e.workflow_task_timed_out_event_attributes.timeout_type
@@ -107,9 +113,10 @@ def main() -> None:
     parser.add_argument("--payments", type=int, default=4, help="payments per account before the restart")
     parser.add_argument("--kill", action="store_true", help="SIGKILL the worker instead of SIGTERM")
     parser.add_argument("--processes", type=int, default=1, help="worker processes started after the restart")
+    parser.add_argument("--skeleton", action="store_true", help="the same with the skeleton workflow: the floor")
     parser.add_argument("--out", type=Path, default=RESULTS / "restart-latest.json")
     args = parser.parse_args()
-    result = asyncio.run(run(args.accounts, args.payments, args.kill, args.processes))
+    result = asyncio.run(run(args.accounts, args.payments, args.kill, args.processes, args.skeleton))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     print(json.dumps({"params": result["params"], "events_per_account": result["events_per_account"],
