@@ -99,3 +99,12 @@ def _int(value: object) -> int | None:
         return int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
+
+
+def reraise(exc: BaseException) -> BaseException:
+    """`raise errors.reraise(exc)`: the classified error, chained to the original unless it is the
+    original (an ApplicationError passes through; chaining it to itself loops the failure converter)."""
+    failure = classify(exc)
+    if failure is not exc:
+        failure.__cause__ = exc
+    return failure

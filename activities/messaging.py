@@ -8,10 +8,14 @@ A call that finds `sent` returns the stored receipt as "duplicate" without calli
 A call that finds `claimed` is in doubt (an earlier attempt crashed or timed out after, or while,
 calling the provider): it asks the provider whether the message exists (`find_sent`) before
 sending. What remains of the window depends on the provider; see each provider module.
+
+No connection is held while the provider is called: the claim (with the attempt's lease, see
+activities/idempotency.py) is one short transaction, the outcome another.
 """
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from datetime import datetime, timezone
@@ -20,7 +24,7 @@ import asyncpg
 from temporalio import activity
 
 from activities import errors
-from activities.idempotency import exclusive
+from activities import idempotency
 from activities.providers.base import MessageProvider, RenderedMessage, SendResult
 from activities.rendering import TemplateMissing, TemplateRenderError, render
 from schemas.actions import DeliveryReceipt, OutboundMessage
@@ -28,16 +32,18 @@ from schemas.actions import DeliveryReceipt, OutboundMessage
 log = logging.getLogger("arrears.activities.messaging")
 
 
-async def _mark_sent(conn: asyncpg.Connection, key: str, result: SendResult) -> None:
-    await conn.execute(
-        "UPDATE communications SET status = 'sent', provider = $2, provider_message_id = $3 "
-        "WHERE idempotency_key = $1", key, result.provider, result.provider_message_id)
+async def _mark_sent(pool: asyncpg.Pool, key: str, result: SendResult) -> None:
+    await pool.execute(
+        "UPDATE communications SET status = 'sent', provider = $2, provider_message_id = $3,"
+        " lease_owner = NULL, lease_until = NULL WHERE idempotency_key = $1",
+        key, result.provider, result.provider_message_id)
 
 
 class MessageActivities:
     def __init__(self, pool: asyncpg.Pool, providers: dict[str, MessageProvider], *,
-                 defaults: dict[str, Any] | None = None) -> None:
+                 defaults: dict[str, Any] | None = None, lease: timedelta | None = None) -> None:
         self.pool = pool
+        self.lease = lease   # None: the activity's start-to-close timeout (activities/idempotency.py)
         self.providers = providers
         # Variables every template may use (company_name, contact_phone) unless the workflow sets them.
         self.defaults = defaults or {}
@@ -64,26 +70,41 @@ class MessageActivities:
         content = self._content(message, channel)
         provider = self.providers[channel]
         key = message.idempotency_key
-        async with exclusive(self.pool, "communications", key) as conn:
+        token = idempotency.new_token()
+        async with self.pool.acquire() as conn, conn.transaction():
             row = await self._claim(conn, message, provider.name, content)
             if row["status"] == "sent":
                 return DeliveryReceipt(idempotency_key=key, provider=row["provider"],
                                        provider_message_id=row["provider_message_id"],
                                        status="duplicate", detail="already sent")
+            await idempotency.take(conn, "communications", key, token, idempotency.lease_for(self.lease))
+        # No connection is held from here until the outcome is recorded.
+        try:
             result = None
             if not row["fresh"]:
                 result = await self._reconcile(provider, message, content, row["created_at"])
             if result is None:
-                try:
-                    result = await provider.send(message, content)
-                except Exception as exc:
-                    failure = errors.classify(exc)
-                    if failure.non_retryable:
-                        await conn.execute("UPDATE communications SET status = 'failed' "
-                                           "WHERE idempotency_key = $1", key)
+                result = await provider.send(message, content)
+        except BaseException as exc:
+            failure = errors.classify(exc) if isinstance(exc, Exception) else None
+            if failure is not None and failure.non_retryable:
+                await self.pool.execute("UPDATE communications SET status = 'failed', lease_owner = NULL,"
+                                        " lease_until = NULL WHERE idempotency_key = $1", key)
+            else:
+                await idempotency.release(self.pool, "communications", key, token)
+            if failure is None or failure is exc:   # cancelled, or already classified (reconcile)
+                if failure is not None:
                     log.warning("%s %s via %s failed: %s", channel, key, provider.name, failure)
-                    raise failure from exc
-            await _mark_sent(conn, key, result)
+                raise
+            log.warning("%s %s via %s failed: %s", channel, key, provider.name, failure)
+            raise failure from exc
+        try:
+            await _mark_sent(self.pool, key, result)
+        except BaseException:
+            # The attempt ends without its record (e.g. the database went away): free the key for
+            # the retry if we still can; the retry reconciles with the provider before sending.
+            await idempotency.release_quietly(self.pool, "communications", key, token)
+            raise
         return DeliveryReceipt(idempotency_key=key, provider=result.provider,
                                provider_message_id=result.provider_message_id,
                                status=result.status, detail=result.detail, sent_at=datetime.now(timezone.utc))

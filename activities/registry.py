@@ -2,7 +2,7 @@
 per queue). Providers are chosen in activities/providers/factory.py."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import asyncpg
@@ -19,25 +19,34 @@ from schemas import task_queues as q
 DEFAULT_TEMPLATE_VARIABLES = {"company_name": "Arrears Finance", "contact_phone": "+1 555 0100"}
 
 
-def activities_for(pool: asyncpg.Pool, providers: Providers,
+Pools = asyncpg.Pool | Mapping[str, asyncpg.Pool]
+
+
+def activities_for(pools: Pools, providers: Providers,
                    template_defaults: dict[str, Any] | None = None) -> dict[str, list[Callable[..., Any]]]:
-    messages = MessageActivities(pool, providers.messages,
-                                 defaults=template_defaults or DEFAULT_TEMPLATE_VARIABLES)
-    lockout = LockoutActivities(pool, providers.telematics)
-    placement = PlacementActivities(pool, providers.placement)
-    ledger = LedgerActivities(pool)
+    """`pools`: one pool for everything, or one per activity queue (workers.main.pool_sizes)."""
+    def pool(queue: str) -> asyncpg.Pool:
+        return pools if isinstance(pools, asyncpg.Pool) else pools[queue]
+
+    defaults = template_defaults or DEFAULT_TEMPLATE_VARIABLES
+    # Each queue's activities get that queue's pool: a slow provider can't exhaust the ledger's.
+    sms, email, voice, letters = (MessageActivities(pool(queue), providers.messages, defaults=defaults)
+                                  for queue in (q.SMS, q.EMAIL, q.VOICE, q.LETTERS))
+    lockout = LockoutActivities(pool(q.TELEMATICS), providers.telematics)
+    placement = PlacementActivities(pool(q.PLACEMENT), providers.placement)
+    ledger = LedgerActivities(pool(q.LEDGER))
     return {
-        q.SMS: [messages.send_sms],
-        q.EMAIL: [messages.send_email],
-        q.VOICE: [messages.place_call],
-        q.LETTERS: [messages.send_letter],
+        q.SMS: [sms.send_sms],
+        q.EMAIL: [email.send_email],
+        q.VOICE: [voice.place_call],
+        q.LETTERS: [letters.send_letter],
         q.TELEMATICS: [lockout.send_lockout_command],
         q.PLACEMENT: [placement.place_account, placement.recall_placement, placement.notify_placement],
         q.LEDGER: [ledger.record_ledger, ledger.create_agent_task, ledger.close_agent_task],
     }
 
 
-async def build_activities(settings: Settings, pool: asyncpg.Pool) -> dict[str, list[Callable[..., Any]]]:
+async def build_activities(settings: Settings, pool: Pools) -> dict[str, list[Callable[..., Any]]]:
     """Queue name -> activity callables (load_policy, a workflow-local activity, is not here)."""
     return activities_for(pool, build_providers(settings), {"company_name": settings.company_name,
                                                             "contact_phone": settings.contact_phone})

@@ -21,11 +21,18 @@ def run_service(main: Any) -> None:
 
 
 @app.command()
-def worker() -> None:
-    """Run the workflow worker (task queue `arrears`) and one activity worker per provider queue."""
+def worker(workflows_only: bool = typer.Option(False, "--workflows-only",
+                                               help="Run only the workflow worker (task queue `arrears`)."),
+           activities_only: bool = typer.Option(False, "--activities-only",
+                                                help="Run only the activity workers (provider and ledger queues).")
+           ) -> None:
+    """Run the workflow worker (task queue `arrears`) and one activity worker per provider queue.
+    Start several processes to scale out: they share the queues."""
     from workers.main import run
 
-    run_service(run())
+    if workflows_only and activities_only:
+        raise typer.BadParameter("--workflows-only and --activities-only exclude each other")
+    run_service(run(role="workflows" if workflows_only else "activities" if activities_only else "all"))
 
 
 def _register_subcommands() -> None:

@@ -34,7 +34,9 @@ async def migrate(url: str, directory: Path = MIGRATIONS) -> list[str]:
     return applied
 
 
-async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10,
+                      command_timeout: float | None = None) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(url, min_size=min(min_size, max_size), max_size=max_size,
+                                     command_timeout=command_timeout)
     assert pool is not None
     return pool

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,6 +95,40 @@ class Settings(BaseSettings):
     rate_limit_voice: float = Field(default=10.0, validation_alias="ARREARS_RATE_LIMIT_VOICE")
     rate_limit_telematics: float = Field(default=5.0, validation_alias="ARREARS_RATE_LIMIT_TELEMATICS")
     rate_limit_placement: float = Field(default=5.0, validation_alias="ARREARS_RATE_LIMIT_PLACEMENT")
+
+    # Worker tuning (docs/scaling.md). Python runs workflow code under one GIL: more concurrent
+    # workflow tasks than a few only makes each task slower (and a replay after a restart can then
+    # exceed the workflow task timeout), so the default is small; scale out with processes.
+    workflow_cache: int = Field(default=2000, ge=0, validation_alias="ARREARS_WORKFLOW_CACHE")
+    max_concurrent_workflow_tasks: int = Field(default=8, ge=1, validation_alias="ARREARS_MAX_CONCURRENT_WORKFLOW_TASKS")
+    workflow_pollers: int = Field(default=4, ge=1, validation_alias="ARREARS_WORKFLOW_POLLERS")
+    # Per activity queue (one activity worker per queue).
+    max_concurrent_activities: int = Field(default=40, ge=1, validation_alias="ARREARS_MAX_CONCURRENT_ACTIVITIES")
+    activity_pollers: int = Field(default=2, ge=1, validation_alias="ARREARS_ACTIVITY_POLLERS")
+    # How workflow code is isolated. "full": the SDK's sandbox re-imports the workflow modules for
+    # every workflow instance (safest; the cost of every cache miss and every replay after a
+    # restart). "passthrough": the sandbox still restricts calls, but the project's workflow modules
+    # are imported once (their own module globals escape the sandbox's checks; the replay tests
+    # of golden histories remain the guard). "off": no sandbox. Measured in docs/scaling.md.
+    workflow_sandbox: Literal["full", "passthrough", "off"] = Field(default="full",
+                                                                    validation_alias="ARREARS_WORKFLOW_SANDBOX")
+    # Workflow task timeout given when an account is started (Temporal's default is 10 s).
+    workflow_task_timeout: float = Field(default=10.0, gt=0, le=120, validation_alias="ARREARS_WORKFLOW_TASK_TIMEOUT")
+    # How long a task waits for the worker that has the workflow cached before any worker takes it:
+    # after a crash, this is how long an account's next task can wait for the dead worker.
+    sticky_schedule_to_start: float = Field(default=3.0, gt=0, validation_alias="ARREARS_STICKY_SCHEDULE_TO_START")
+
+    # PostgreSQL connections per activity queue. Ledger writes hold a connection for their whole
+    # (short) transaction; provider activities only for the claim and the outcome, never across
+    # the provider call, so they need few. Total per worker process = ledger + 6 x provider.
+    db_pool_ledger: int = Field(default=8, ge=1, validation_alias="ARREARS_DB_POOL_LEDGER")
+    db_pool_provider: int = Field(default=2, ge=1, validation_alias="ARREARS_DB_POOL_PROVIDER")
+    db_command_timeout: float = Field(default=30.0, gt=0, validation_alias="ARREARS_DB_COMMAND_TIMEOUT")
+
+    # Prometheus: the SDK runtime's metrics of `arrears worker` on this port (unset: none).
+    # The ingress serves its own on GET /metrics.
+    worker_metrics_port: int | None = Field(default=None, validation_alias="ARREARS_WORKER_METRICS_PORT")
+    worker_metrics_host: str = Field(default="127.0.0.1", validation_alias="ARREARS_WORKER_METRICS_HOST")
 
 
 @lru_cache

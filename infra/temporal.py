@@ -83,7 +83,7 @@ async def register_search_attributes(client: Client, namespace: str | None = Non
             raise
 
 
-async def connect(settings: Settings | None = None, *, address: str | None = None) -> Client:
+async def connect(settings: Settings | None = None, *, address: str | None = None, runtime=None) -> Client:
     s = settings or get_settings()
     target = address or s.temporal_address or f"127.0.0.1:{s.temporal_port}"
     tls: TLSConfig | bool = False
@@ -98,4 +98,5 @@ async def connect(settings: Settings | None = None, *, address: str | None = Non
         data_converter=data_converter(),
         tls=tls,
         api_key=s.temporal_api_key.get_secret_value() if s.temporal_api_key else None,
+        runtime=runtime,
     )

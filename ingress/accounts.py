@@ -39,8 +39,11 @@ WORKFLOW_TYPE = "AccountCollection"
 
 class Accounts:
     def __init__(self, client: Client, pool: asyncpg.Pool | None, *, task_queue: str = WORKFLOW,
-                 timeout: float | None = None, timeouts: Timeouts | None = None) -> None:
+                 timeout: float | None = None, timeouts: Timeouts | None = None,
+                 task_timeout: timedelta | None = None) -> None:
         self.client = client
+        # Workflow task timeout of the accounts started here (setting ARREARS_WORKFLOW_TASK_TIMEOUT).
+        self.task_timeout = task_timeout
         self.pool = pool
         self.task_queue = task_queue
         self.timeouts = timeouts or Timeouts()
@@ -54,14 +57,14 @@ class Accounts:
 
     async def start(self, account: AccountStart) -> dict[str, Any]:
         """Record the account and start its workflow; a second call reaches the same run."""
-        check_policy(account)
+        account = check_policy(account)
         async with self._db() as conn, conn.transaction():
             await upsert_account(conn, account)
             async with self._temporal(account.account_id):
                 handle = await self._rpc(self.client.start_workflow(
                     WORKFLOW_TYPE, account, id=account.workflow_id, task_queue=self.task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    static_summary=f"Account {account.account_id}", rpc_timeout=self._rpc_timeout))
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, task_timeout=self.task_timeout,
+                    static_summary=_summary(account), rpc_timeout=self._rpc_timeout))
         return {"account_id": account.account_id, "workflow_id": handle.id, "run_id": handle.result_run_id}
 
     async def pay(self, account_id: str, payment: Payment, account: AccountStart | None = None) -> dict[str, Any]:
@@ -72,7 +75,7 @@ class Accounts:
         if account is not None and account.account_id != account_id:
             raise Invalid(f"account.account_id {account.account_id!r} does not match the path {account_id!r}")
         if account is not None:
-            check_policy(account)
+            account = check_policy(account)
             if account.currency != payment.currency:
                 raise Invalid(f"payment currency {payment.currency} does not match account currency "
                               f"{account.currency}")
@@ -107,8 +110,8 @@ class Accounts:
                 if account is not None:
                     await self._rpc(self.client.start_workflow(
                         WORKFLOW_TYPE, account, id=wid, task_queue=self.task_queue,
-                        start_signal="payment", start_signal_args=[body],
-                        static_summary=f"Account {account_id}", rpc_timeout=self._rpc_timeout))
+                        start_signal="payment", start_signal_args=[body], task_timeout=self.task_timeout,
+                        static_summary=_summary(account), rpc_timeout=self._rpc_timeout))
                 else:
                     await self._rpc(self.client.get_workflow_handle(wid).signal(
                         "payment", body, rpc_timeout=self._rpc_timeout))
@@ -225,17 +228,20 @@ def check_account_id(account_id: str) -> None:
         raise Invalid(f"account id {L.clip(account_id, 40)!r}: 1 to {L.MAX_ID} letters, digits or `._:-` expected")
 
 
-def check_policy(account: AccountStart) -> None:
+def check_policy(account: AccountStart) -> AccountStart:
     """The policy the workflow will load must exist: refused here, before anything is written,
-    rather than failing the new workflow. Same choice as the workflow: a named policy, or the
-    one serving the account's segment when none is named."""
+    rather than failing the new workflow. Same choice as the workflow (a named policy, or the one
+    serving the account's segment when none is named), pinned to its version here, so the workflow
+    takes it from the published set without an activity."""
+    from policies import published
+
+    named = "policy_id" in account.model_fields_set or not account.segment
     try:
-        if "policy_id" not in account.model_fields_set and account.segment:
-            catalog.for_segment(account.segment)
-        else:
-            catalog.load(account.policy_id, account.policy_version)
+        policy_id, version = published.resolve(account.policy_id if named else None, account.policy_version,
+                                               account.segment)
     except catalog.UnknownPolicy as err:
         raise Invalid(str(err)) from err
+    return account.model_copy(update={"policy_id": policy_id, "policy_version": version})
 
 
 def check_policy_ref(policy_id: str, version: int | None) -> None:
@@ -292,3 +298,9 @@ async def upsert_account(conn: asyncpg.Connection, account: AccountStart) -> Non
         "INSERT INTO instalments (account_id, due_date, amount) VALUES ($1, $2, $3)"
         " ON CONFLICT (account_id, due_date, source) DO UPDATE SET amount = EXCLUDED.amount",
         [(account.account_id, i.due_date, i.amount) for i in account.instalments])
+
+
+def _summary(account: AccountStart) -> str:
+    """The Web UI's summary: only what never changes about the account (no personal data)."""
+    return f"Account {account.account_id} · {account.currency} · policy {account.policy_id}" + (
+        f"@v{account.policy_version}" if account.policy_version else "")

@@ -23,6 +23,7 @@ from ingress.accounts import Accounts
 from ingress.auth import Authenticator, authorize
 from ingress import portfolio
 from ingress.limits import MAX_REQUEST_BYTES, RETRY_AFTER_SECONDS, Timeouts, create_pool
+from ingress.metrics import instrument
 from ingress.routes import billing, operator
 from ingress.webhooks import sendgrid, telematics, twilio
 from schemas.task_queues import WORKFLOW
@@ -61,7 +62,8 @@ def create_app(settings: Settings, *, client: Client | None = None,
             from infra.temporal import connect
 
             temporal = await connect(settings)
-        app.state.accounts = Accounts(temporal, app.state.pool, task_queue=task_queue, timeouts=timeouts)
+        app.state.accounts = Accounts(temporal, app.state.pool, task_queue=task_queue, timeouts=timeouts,
+                                      task_timeout=_task_timeout(settings))
         try:
             yield
         finally:
@@ -85,10 +87,12 @@ def create_app(settings: Settings, *, client: Client | None = None,
     app.state.settings = settings
     app.state.timeouts = timeouts
     app.state.auth = Authenticator(settings)
+    instrument(app)
     if client is not None and pool is not None:
         # Ready without a lifespan run (httpx's ASGITransport does not send lifespan events).
         app.state.pool = pool
-        app.state.accounts = Accounts(client, pool, task_queue=task_queue, timeouts=timeouts)
+        app.state.accounts = Accounts(client, pool, task_queue=task_queue, timeouts=timeouts,
+                                      task_timeout=_task_timeout(settings))
     app.include_router(billing)
     app.include_router(operator)
     app.include_router(twilio.router)
@@ -131,6 +135,12 @@ def create_app(settings: Settings, *, client: Client | None = None,
                             headers={} if healthy else {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     return app
+
+
+def _task_timeout(settings: Settings):
+    from datetime import timedelta
+
+    return timedelta(seconds=settings.workflow_task_timeout)
 
 
 def _mount_codec(app: FastAPI, settings: Settings) -> None:

@@ -1,6 +1,11 @@
 """`arrears worker`: the workflow worker on task queue `arrears`, and one activity worker per
-provider queue, each with its own rate limit, so a slow or throttled provider never holds up
-the others."""
+provider queue, each with its own rate limit and its own PostgreSQL pool, so a slow or throttled
+provider never holds up the others.
+
+Several processes may run at once against the same queues (scale-out); `role` lets a process run
+only the workflow worker or only the activity workers. Tuning comes from settings
+(infra/settings.py; numbers and reasons in docs/scaling.md).
+"""
 from __future__ import annotations
 
 import asyncio
@@ -8,10 +13,11 @@ import logging
 import signal
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.policy import load_policy
 from infra.settings import Settings, get_settings
@@ -19,6 +25,8 @@ from schemas import task_queues
 from workflows.account_collection import AccountCollection
 
 log = logging.getLogger("arrears.worker")
+
+Role = Literal["all", "workflows", "activities"]
 
 
 def rate_limits(settings: Settings) -> dict[str, float | None]:
@@ -33,20 +41,70 @@ def rate_limits(settings: Settings) -> dict[str, float | None]:
     }
 
 
+def workflow_runner(settings: Settings) -> dict[str, Any]:
+    """The `workflow_runner` option for the configured isolation (settings.workflow_sandbox)."""
+    if settings.workflow_sandbox == "full":
+        return {}   # the SDK's default sandbox
+    if settings.workflow_sandbox == "off":
+        from temporalio.worker import UnsandboxedWorkflowRunner
+
+        return {"workflow_runner": UnsandboxedWorkflowRunner()}
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    # The modules that define workflows (ours and the benchmark's skeleton) are imported once.
+    return {"workflow_runner": SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows", "bench"))}
+
+
+def workflow_tuning(settings: Settings) -> dict[str, Any]:
+    """Worker options for a workflow worker; the benchmark's skeleton worker uses the same."""
+    return {
+        **workflow_runner(settings),
+        "max_cached_workflows": settings.workflow_cache,
+        "max_concurrent_workflow_tasks": settings.max_concurrent_workflow_tasks,
+        "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(settings.workflow_pollers),
+        "sticky_queue_schedule_to_start_timeout": timedelta(seconds=settings.sticky_schedule_to_start),
+        # The local activity (policy load) runs in this worker.
+        "max_concurrent_local_activities": settings.max_concurrent_workflow_tasks,
+    }
+
+
 def workflow_worker(client: Client, *, task_queue: str = task_queues.WORKFLOW,
-                    workflows: Sequence[type] = (AccountCollection,)) -> Worker:
-    return Worker(client, task_queue=task_queue, workflows=list(workflows), activities=[load_policy])
+                    workflows: Sequence[type] = (AccountCollection,),
+                    settings: Settings | None = None) -> Worker:
+    tuning = workflow_tuning(settings) if settings is not None else {}
+    return Worker(client, task_queue=task_queue, workflows=list(workflows), activities=[load_policy], **tuning)
 
 
 def activity_workers(client: Client, activities: dict[str, list[Any]], settings: Settings) -> list[Worker]:
     limits = rate_limits(settings)
     return [
-        Worker(client, task_queue=queue, activities=fns, max_task_queue_activities_per_second=limits.get(queue))
+        Worker(client, task_queue=queue, activities=fns, max_task_queue_activities_per_second=limits.get(queue),
+               max_concurrent_activities=settings.max_concurrent_activities,
+               activity_task_poller_behavior=PollerBehaviorSimpleMaximum(settings.activity_pollers))
         for queue, fns in activities.items() if fns
     ]
 
 
-async def run(settings: Settings | None = None) -> None:
+def pool_sizes(settings: Settings) -> dict[str, int]:
+    """Connections per activity queue: never more than the queue's concurrent activities."""
+    cap = settings.max_concurrent_activities
+    return {queue: min(cap, settings.db_pool_ledger if queue == task_queues.LEDGER else settings.db_pool_provider)
+            for queue in task_queues.ACTIVITY_QUEUES}
+
+
+def sdk_runtime(settings: Settings):
+    """A Temporal runtime exporting the SDK's metrics for Prometheus, or None (the default runtime)."""
+    if settings.worker_metrics_port is None:
+        return None
+    from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(
+        bind_address=f"{settings.worker_metrics_host}:{settings.worker_metrics_port}",
+        durations_as_seconds=True)))
+
+
+async def run(settings: Settings | None = None, *, role: Role = "all") -> None:
     from activities.registry import build_activities
     from infra.database import create_pool, migrate
     from infra.postgres import database_url
@@ -54,19 +112,26 @@ async def run(settings: Settings | None = None) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     s = settings or get_settings()
-    client = await connect(s)
+    client = await connect(s, runtime=sdk_runtime(s))
     await register_search_attributes(client)
-    url = database_url(s)
-    await migrate(url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
-        pool = await create_pool(url)
-        stack.push_async_callback(pool.close)
-        activities = await build_activities(s, pool)
-        workers = [workflow_worker(client), *activity_workers(client, activities, s)]
+        workers: list[Worker] = []
+        if role in ("all", "workflows"):
+            workers.append(workflow_worker(client, settings=s))
+        if role in ("all", "activities"):
+            url = database_url(s)
+            await migrate(url)
+            pools = {}
+            for queue, size in pool_sizes(s).items():
+                pools[queue] = await create_pool(url, min_size=1, max_size=size,
+                                                 command_timeout=s.db_command_timeout)
+                stack.push_async_callback(pools[queue].close)
+            activities = await build_activities(s, pools)
+            workers += activity_workers(client, activities, s)
         for w in workers:
             await stack.enter_async_context(w)
         log.info("workers running on %s", ", ".join(w.task_queue for w in workers))

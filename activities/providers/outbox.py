@@ -11,6 +11,7 @@ import asyncio
 import html
 import hashlib
 import logging
+import os
 import re
 import time
 from datetime import datetime, timezone
@@ -27,27 +28,73 @@ def _short_id(prefix: str, key: str) -> str:
     return f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
 
 
+# A block's headline: "[stamp] KIND ... key=<idempotency key>". (KIND, key) is its business key.
+_HEADLINE = re.compile(r"^\[[^\]]*\] (\S+) .* key=(\S+)$")
+
+
 class OutboxLog:
-    """Appends human-readable blocks to one file; a lock keeps concurrent activities' blocks whole."""
+    """Appends human-readable blocks to one file, exactly once per business key.
+
+    The file is what a print shop or field team works from, so a letter must never appear twice,
+    even when a worker dies after appending it and before its activity commits (the retry sends
+    again). Each append takes an exclusive file lock, first reads whatever was appended since it
+    last looked (by this or any other worker process) to know every key already in the file, and
+    skips a block whose key is there. A block is one write() of the whole text, so a killed
+    process leaves it whole or absent.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = asyncio.Lock()
+        self._seen: set[tuple[str, str]] = set()
+        self._offset = 0
 
-    async def append(self, headline: str, text: str = "", *, log_line: str | None = None) -> None:
-        # The worker log never carries the address or the name (personal data lives in the outbox only).
+    async def append(self, headline: str, text: str = "", *, log_line: str | None = None) -> bool:
+        """Append a block; False when a block with the same business key is already in the file.
+        The worker log never carries the address or the name (personal data lives in the outbox only)."""
         log.info("%s", log_line or headline)
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
         block = f"[{stamp}] {headline}\n"
         if text:
             block += "".join(f"    {line}\n" for line in text.rstrip().splitlines()) + "\n"
+        found = _HEADLINE.match(block.split("\n", 1)[0])
+        key = (found[1], found[2]) if found else None
         async with self._lock:
-            await asyncio.to_thread(self._write, block)
+            return await asyncio.to_thread(self._write, block, key)
 
-    def _write(self, block: str) -> None:
+    def _write(self, block: str, key: tuple[str, str] | None) -> bool:
+        import fcntl
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(block)
+        with self.path.open("a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                self._catch_up(fh)
+                if key is not None and key in self._seen:
+                    log.info("outbox: %s %s is already in %s; not written again", *key, self.path)
+                    return False
+                fh.write(block.encode("utf-8"))
+                fh.flush()
+                os.fsync(fh.fileno())
+                self._offset = fh.tell()
+                if key is not None:
+                    self._seen.add(key)
+                return True
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _catch_up(self, fh) -> None:
+        end = fh.seek(0, os.SEEK_END)
+        if end < self._offset:          # truncated or rotated by an operator: read it all again
+            self._offset, self._seen = 0, set()
+        fh.seek(self._offset)
+        data = fh.read(end - self._offset)
+        complete = data.rfind(b"\n") + 1
+        for line in data[:complete].decode("utf-8", "replace").splitlines():
+            if found := _HEADLINE.match(line):
+                self._seen.add((found[1], found[2]))
+        self._offset += complete
+        fh.seek(0, os.SEEK_END)
 
 
 def _plain(html_text: str) -> str:
@@ -79,7 +126,7 @@ class OutboxMessages:
 
     async def find_sent(self, message: OutboundMessage, content: RenderedMessage,
                         since: datetime) -> SendResult | None:
-        # The outbox's record is the database row itself; writing the log line again is harmless.
+        # Sending again is safe: the log keeps one block per key (OutboxLog), and the row is ours.
         return None
 
     async def aclose(self) -> None:

@@ -16,6 +16,8 @@ CREATE TABLE IF NOT EXISTS placement_notices (
     status          text NOT NULL DEFAULT 'claimed',
     partner_answer  text,
     created_at      timestamptz NOT NULL DEFAULT now(),
-    acknowledged_at timestamptz
+    acknowledged_at timestamptz,
+    lease_owner     text,              -- one attempt at a time (activities/idempotency.py)
+    lease_until     timestamptz
 );
 CREATE INDEX IF NOT EXISTS placement_notices_account ON placement_notices (account_id);

@@ -1,0 +1,130 @@
+"""Restart scenario: N open accounts, the worker process restarted, time until every account
+answers `status` again (and has applied a payment sent right after the restart, which makes every
+account run a real workflow task that replays its history), with workflow-task timeouts counted.
+
+    .venv/bin/python -m bench.restart [--accounts 1000] [--payments 4] [--kill]
+
+Tuning comes from the environment like `arrears worker` (ARREARS_WORKFLOW_CACHE,
+ARREARS_MAX_CONCURRENT_WORKFLOW_TASKS, ARREARS_WORKFLOW_POLLERS, ARREARS_WORKFLOW_TASK_TIMEOUT,
+ARREARS_STICKY_SCHEDULE_TO_START). Not a test: prints and writes bench/results/restart-latest.json.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import measure as m
+from bench.floor import ACCOUNT, RESULTS, SKELETON, machine, say
+from bench.stack import BenchStack
+from infra.settings import Settings
+
+
+async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skeleton: bool = False) -> dict[str, Any]:
+    settings = Settings()
+    target = SKELETON if skeleton else ACCOUNT
+    today = datetime.now(timezone.utc).date()
+    out: dict[str, Any] = {"machine": machine(), "params": {
+        "accounts": accounts, "payments_before": payments, "restart": "SIGKILL" if kill else "SIGTERM",
+        "workflow_cache": settings.workflow_cache,
+        "max_concurrent_workflow_tasks": settings.max_concurrent_workflow_tasks,
+        "workflow_pollers": settings.workflow_pollers, "workflow_task_timeout_s": settings.workflow_task_timeout,
+        "sticky_schedule_to_start_s": settings.sticky_schedule_to_start,
+        "workflow_sandbox": settings.workflow_sandbox, "processes_after_restart": processes,
+        "workflow_type": target.workflow_type}}
+    ids = [f"RESTART-{i:06d}" for i in range(accounts)]
+    async with BenchStack() as stack:
+        def start_worker(name: str):
+            return stack.start_skeleton_worker(name) if skeleton else stack.start_real_worker(name)
+
+        queues = () if skeleton else ("arrears-ledger",)
+        worker = start_worker("worker-1")
+        await stack.wait_polling(worker, activity_queues=queues)
+
+        async def open_one(account_id: str) -> None:
+            handle = await m.start(stack.client, target, m.account_input(account_id, today=today),
+                                   task_timeout=settings.workflow_task_timeout)
+            for k in range(payments):
+                await handle.signal("payment", m.payment(f"{account_id}-P{k}"))
+            await m.until_paid(handle, payments * m.PAYMENT, poll=0.1)
+
+        t0 = time.perf_counter()
+        await m.bounded(open_one(a) for a in ids)
+        say(f"{accounts} accounts open with {payments} payments each in {time.perf_counter() - t0:.1f}s")
+        sample = await m.bounded(m.event_count(stack.client, target.workflow_id(a)) for a in ids[:50])
+        out["events_per_account"] = sum(e for e, _ in sample) / len(sample)
+        await asyncio.gather(*(m.settle(stack.client.get_workflow_handle(target.workflow_id(a))) for a in ids[:20]))
+
+        stack.stop_worker(worker, kill=kill)
+        restarted = time.perf_counter()
+        fleet = [start_worker(f"worker-2{chr(97 + k)}") for k in range(processes)]
+        worker = fleet[0]
+        answered: dict[str, float] = {}
+        failures = {"queries": 0}
+
+        async def answer(account_id: str) -> None:
+            handle = stack.client.get_workflow_handle(target.workflow_id(account_id))
+            await handle.signal("payment", m.payment(f"{account_id}-after-restart"))
+            while True:
+                try:
+                    st = await handle.query("status")
+                    if st.get("paid_total", 0) >= (payments + 1) * m.PAYMENT:
+                        break
+                except Exception:  # noqa: BLE001 - counted: the account could not answer yet
+                    failures["queries"] += 1
+                await asyncio.sleep(0.25)
+            answered[account_id] = time.perf_counter() - restarted
+
+        poll_task = asyncio.create_task(stack.wait_polling(worker, activity_queues=queues))
+        await m.bounded(answer(a) for a in ids)
+        polling_after = await poll_task
+        times = sorted(answered.values())
+        # A sticky task left for the dead worker times out schedule-to-start (by design, then any
+        # worker takes it); a start-to-close timeout is a task that ran longer than its timeout.
+        timeouts = {"start_to_close": 0, "schedule_to_start": 0}
+        failed = 0
+        for a in ids:
+            for h in await m.histories(stack.client, target.workflow_id(a)):
+                for e in h.events:
+                    if e.event_type == m.WFT_TIMED_OUT:
+                        kind = e.workflow_task_timed_out_event_attributes.timeout_type
+                        timeouts["start_to_close" if kind == 1 else "schedule_to_start"] += 1
+                failed += m.count_events(h, m.WFT_FAILED)
+        log = "".join((stack.work / f"{w.name}.log").read_text(errors="replace") for w in fleet)
+        out["result"] = {
+            "worker_polling_after_s": polling_after,
+            "all_answer_after_s": times[-1], "p50_s": m.percentile(times, .5), "p99_s": m.percentile(times, .99),
+            "first_answer_after_s": times[0], "within_10s": sum(t <= 10 for t in times),
+            "workflow_task_timeouts": timeouts,
+            "workflow_task_failures": failed, "query_errors_retried": failures["queries"],
+            "log_task_exceeded": log.count("exceeded"), "log_task_not_found": log.lower().count("not found"),
+            "worker_rss_mb": [round(w.rss_mb(), 1) for w in fleet]}
+    out["machine"]["load_after"] = list(__import__("os").getloadavg())
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--payments", type=int, default=4, help="payments per account before the restart")
+    parser.add_argument("--kill", action="store_true", help="SIGKILL the worker instead of SIGTERM")
+    parser.add_argument("--processes", type=int, default=1, help="worker processes started after the restart")
+    parser.add_argument("--skeleton", action="store_true", help="the same with the skeleton workflow: the floor")
+    parser.add_argument("--out", type=Path, default=RESULTS / "restart-latest.json")
+    args = parser.parse_args()
+    result = asyncio.run(run(args.accounts, args.payments, args.kill, args.processes, args.skeleton))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    print(json.dumps({"params": result["params"], "events_per_account": result["events_per_account"],
+                      **result["result"]}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
+    from infra.process import exit_now
+
+    exit_now(0)

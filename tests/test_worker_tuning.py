@@ -1,0 +1,121 @@
+"""Worker tuning and scale-out from configuration: cache, concurrency, pollers, pools, the workflow
+task timeout given at start, and several `arrears worker` processes sharing the queues by role."""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+from activities.policy import load_policy
+from infra.settings import Settings
+from ingress.accounts import Accounts
+from schemas import task_queues
+from schemas.account import AccountStart
+from workers.main import activity_workers, pool_sizes, workflow_tuning, workflow_worker
+
+TUNED = dict(ARREARS_WORKFLOW_CACHE=123, ARREARS_MAX_CONCURRENT_WORKFLOW_TASKS=3, ARREARS_WORKFLOW_POLLERS=2,
+             ARREARS_MAX_CONCURRENT_ACTIVITIES=5, ARREARS_ACTIVITY_POLLERS=1, ARREARS_STICKY_SCHEDULE_TO_START=2,
+             ARREARS_DB_POOL_LEDGER=4, ARREARS_DB_POOL_PROVIDER=9)
+
+
+async def test_workers_take_their_tuning_from_settings(env) -> None:
+    settings = Settings(**TUNED)
+    config = workflow_worker(env.client, settings=settings).config()
+    assert config["max_cached_workflows"] == 123
+    assert config["max_concurrent_workflow_tasks"] == 3
+    assert config["workflow_task_poller_behavior"].maximum == 2
+    assert config["sticky_queue_schedule_to_start_timeout"] == timedelta(seconds=2)
+    [ledger] = activity_workers(env.client, {task_queues.LEDGER: [load_policy]}, settings)
+    assert ledger.config()["max_concurrent_activities"] == 5
+    assert ledger.config()["activity_task_poller_behavior"].maximum == 1
+    # A queue never gets more connections than it can use at once.
+    sizes = pool_sizes(settings)
+    assert sizes[task_queues.LEDGER] == 4 and sizes[task_queues.SMS] == 5
+    assert set(sizes) == set(task_queues.ACTIVITY_QUEUES)
+    assert workflow_tuning(Settings())["max_concurrent_workflow_tasks"] == Settings().max_concurrent_workflow_tasks
+
+
+async def test_accounts_start_with_the_configured_workflow_task_timeout(env, database_url) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        accounts = Accounts(env.client, pool, task_queue=f"nobody-{uuid.uuid4().hex[:6]}",
+                            task_timeout=timedelta(seconds=7))
+        start = AccountStart.model_validate({
+            "account_id": f"TT-{uuid.uuid4().hex[:8]}", "currency": "CNY",
+            "debtor": {"name": "Wang Wei", "phone": "+8613800138000", "timezone": "Asia/Shanghai"},
+            "instalments": [{"due_date": (date.today() + timedelta(days=20)).isoformat(), "amount": 1000}]})
+        started = await accounts.start(start)
+        history = await env.client.get_workflow_handle(started["workflow_id"]).fetch_history()
+        attrs = history.events[0].workflow_execution_started_event_attributes
+        assert attrs.workflow_task_timeout.ToTimedelta() == timedelta(seconds=7)
+        await env.client.get_workflow_handle(started["workflow_id"]).terminate("test done")
+    finally:
+        await pool.close()
+
+
+async def _pollers(client, queue: str, kind: int) -> set[int]:
+    resp = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+        namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind))
+    return {int(p.identity.split("@")[0]) for p in resp.pollers if p.identity.split("@")[0].isdigit()}
+
+
+@pytest.mark.timeout(180)
+async def test_worker_processes_share_the_queues_by_role(dev_env, database_url, tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARREARS_")}
+    env.update(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host, DATABASE_URL=database_url,
+               ARREARS_DATA_DIR=str(tmp_path))
+    arrears = str(Path(sys.executable).parent / "arrears")
+    procs = {role: subprocess.Popen([arrears, "worker", f"--{role}-only"], env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+             for role in ("workflows", "activities")}
+    try:
+        wf, act = procs["workflows"].pid, procs["activities"].pid
+        workflow_kind, activity_kind = TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 150
+        while True:
+            on_workflows = await _pollers(dev_env.client, task_queues.WORKFLOW, workflow_kind)
+            on_ledger = await _pollers(dev_env.client, task_queues.LEDGER, activity_kind)
+            if wf in on_workflows and act in on_ledger:
+                break
+            assert all(p.poll() is None for p in procs.values()), "a worker process exited"
+            assert loop.time() < deadline, (on_workflows, on_ledger)
+            await asyncio.sleep(0.5)
+        assert act not in on_workflows and wf not in on_ledger
+        assert act in await _pollers(dev_env.client, task_queues.SMS, activity_kind)
+        bad = subprocess.run([arrears, "worker", "--workflows-only", "--activities-only"], env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert bad.returncode != 0 and "exclude each other" in (bad.stdout + bad.stderr)
+    finally:
+        for p in procs.values():
+            p.terminate()
+        for p in procs.values():
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def test_workflow_isolation_is_configurable() -> None:
+    from temporalio.worker import UnsandboxedWorkflowRunner
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+    assert "workflow_runner" not in workflow_tuning(Settings())          # the SDK's full sandbox
+    passthrough = workflow_tuning(Settings(ARREARS_WORKFLOW_SANDBOX="passthrough"))["workflow_runner"]
+    assert isinstance(passthrough, SandboxedWorkflowRunner)
+    assert "workflows" in passthrough.restrictions.passthrough_modules
+    off = workflow_tuning(Settings(ARREARS_WORKFLOW_SANDBOX="off"))["workflow_runner"]
+    assert isinstance(off, UnsandboxedWorkflowRunner)
+    with pytest.raises(ValueError):
+        Settings(ARREARS_WORKFLOW_SANDBOX="none")
