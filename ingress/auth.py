@@ -14,10 +14,12 @@ principal: `stamp` overwrites the body's `operator` and `role` before an update 
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import asyncpg
 from fastapi import HTTPException, Request
 
 from infra.settings import Settings
@@ -130,25 +132,41 @@ class Authenticator:
 
 
 def bearer_token(request: Request) -> str | None:
+    """The credential: `Bearer <token>`, or HTTP Basic with the API key as the password (any user
+    name), which is what a browser can send to the portfolio page."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
+    if scheme.lower() == "basic" and token.strip():
+        import base64
+        import binascii
+
+        try:
+            decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        password = decoded.partition(":")[2].strip()
+        return password or None
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
 
 
-def unauthorized(detail: str) -> HTTPException:
-    return HTTPException(401, detail, headers={"WWW-Authenticate": 'Bearer realm="arrears"'})
+def unauthorized(detail: str, *, browser: bool = False) -> HTTPException:
+    # Bearer for programs; a browser (asking for HTML) is challenged with Basic, so it asks the person
+    # for the key (as the password) on the portfolio page.
+    challenge = 'Basic realm="arrears", charset="UTF-8"' if browser else 'Bearer realm="arrears"'
+    return HTTPException(401, detail, headers={"WWW-Authenticate": challenge})
 
 
-async def check(auth: Authenticator, pool: Any, permission: str, token: str | None, what: str) -> Principal:
+async def check(auth: Authenticator, pool: Any, permission: str, token: str | None, what: str, *,
+                browser: bool = False) -> Principal:
     """Authenticate the token and check the permission; 401 or 403 otherwise. `what` names the
     request in the log (never the token)."""
     if token is None:
-        raise unauthorized("authentication required: send `Authorization: Bearer <API key or token>`")
+        raise unauthorized("authentication required: send `Authorization: Bearer <API key or token>`", browser=browser)
     principal = await auth.authenticate(token, pool)
     if principal is None:
-        raise unauthorized("invalid, expired or revoked credentials")
+        raise unauthorized("invalid, expired or revoked credentials", browser=browser)
     if not principal.permits(permission):
         log.warning("%s refused: %s (%s) lacks %s", what, principal.name, ",".join(principal.roles) or "no role",
                     permission)
@@ -167,8 +185,17 @@ async def authorize(request: Request) -> None:
     if permission is None:
         return
     state = request.app.state
-    request.state.principal = await check(state.auth, state.pool, permission, bearer_token(request),
-                                          f"{request.method} {path}")
+    timeouts = getattr(state, "timeouts", None)
+    try:
+        # The key store is PostgreSQL: a database that is down or hung answers 503, in time.
+        async with asyncio.timeout(timeouts.transaction if timeouts else 20.0):
+            request.state.principal = await check(state.auth, state.pool, permission, bearer_token(request),
+                                                  f"{request.method} {path}",
+                                                  browser="text/html" in request.headers.get("accept", ""))
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+        from ingress.errors import Unavailable
+
+        raise Unavailable(f"cannot check credentials now ({type(err).__name__}); retry later") from None
     request.state.permission = permission
 
 

@@ -358,7 +358,8 @@ async def test_malformed_input_is_recorded_not_crashed_on(env, pool):
         ("write_off", {"reason": "x", "role": "operator"}, "supervisor role"),
         ("decide_approval", {"approval_id": "approval-9", "decision": "approve"}, "no pending approval"),
         ("opt_out", {"channel": "sms", "person": "contact-7"}, "unknown person"),
-        ("pause", {"reason": "x", "until": "9999-12-31"}, "at most"),
+        ("pause", {"reason": "x", "until": "9999-12-31"}, "until"),
+        ("pause", {"reason": "x", "until": (t0 + timedelta(days=400)).isoformat()}, "at most"),
     ]:
         with pytest.raises(WorkflowUpdateFailedError) as err:
             await h.execute_update(name, body)

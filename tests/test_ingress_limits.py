@@ -217,18 +217,23 @@ async def test_malformed_json_and_deep_nesting_are_4xx(harness: Harness) -> None
     assert r.status_code == 422, r.text
 
 
-async def test_an_unforeseen_failure_is_a_clear_4xx_with_an_error_id_not_a_500(caplog) -> None:
+async def test_an_unforeseen_failure_is_a_clear_4xx_with_an_error_id_not_a_500(caplog, database_url) -> None:
     """The safety net under every cause fixed above: a route or a middleware that fails in a way
     nobody foresaw answers 400 with an id that is in the log, never a bare 500."""
     import httpx
     from starlette.middleware.base import BaseHTTPMiddleware
     from temporalio.client import Client
 
-    from infra.settings import Settings
+    import asyncpg
+
     from ingress.app import create_app
+    from tests.test_ingress_support import RoleAuth, ingress_settings, issue_keys
 
     client = await Client.connect("127.0.0.1:9", lazy=True)
-    app = create_app(Settings(), client=client, pool=object())
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    settings = ingress_settings(DATABASE_URL=database_url)
+    app = create_app(settings, client=client, pool=pool)
+    keys = await issue_keys(pool, settings)
 
     @app.get("/boom")
     async def boom() -> None:
@@ -241,7 +246,7 @@ async def test_an_unforeseen_failure_is_a_clear_4xx_with_an_error_id_not_a_500(c
 
     app.add_middleware(BaseHTTPMiddleware, dispatch=outer)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", auth=RoleAuth(keys)) as http:
         for path in ("/boom", "/outer-boom"):
             r = await http.get(path)
             assert r.status_code == 400, (path, r.text)

@@ -29,7 +29,8 @@ from ingress.app import create_app
 from ingress.limits import Timeouts, create_pool
 from tests.conftest import TEST_DATA
 from ingress.webhooks.telematics import sign
-from tests.test_ingress_support import TELEMATICS_KEY, RecordingAccount, new_account
+from tests.test_ingress_support import (TELEMATICS_KEY, RecordingAccount, RoleAuth, ingress_settings, issue_keys,
+                                        new_account)
 
 FAST = Timeouts(connect=1.0, acquire=1.0, statement=1.0, transaction=3.0, temporal=2.0, workflow=5.0, health=1.0)
 # Far above FAST: a request still waiting by then is hanging.
@@ -60,11 +61,13 @@ async def outage(env) -> AsyncIterator[Outage]:
     await migrate(url)
     pool = await create_pool(url, FAST, max_size=4)
     task_queue = f"arrears-outage-{uuid.uuid4().hex[:8]}"
-    app = create_app(Settings.model_validate({"DATABASE_URL": url, "TELEMATICS_API_KEY": TELEMATICS_KEY}),
-                     client=env.client, pool=pool, task_queue=task_queue, timeouts=FAST)
+    settings = ingress_settings(DATABASE_URL=url, TELEMATICS_API_KEY=TELEMATICS_KEY)
+    app = create_app(settings, client=env.client, pool=pool, task_queue=task_queue, timeouts=FAST)
+    keys = await issue_keys(pool, settings)   # every route but health and webhooks needs a key
     async with Worker(env.client, task_queue=task_queue, workflows=[RecordingAccount],
                       workflow_runner=UnsandboxedWorkflowRunner()):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver",
+                                     auth=RoleAuth(keys)) as http:
             yield Outage(http, pool, url, postgres, env.client)
     pool.terminate()
     postgres.stop()
@@ -151,9 +154,11 @@ async def test_postgres_down_answers_503_and_recovers(outage: Outage) -> None:
 async def test_temporal_unreachable_answers_503_and_writes_nothing(outage: Outage) -> None:
     # A real client, pointed where no Temporal listens (a server that went away).
     client = await Client.connect("127.0.0.1:9", lazy=True, data_converter=data_converter())
-    app = create_app(Settings.model_validate({"DATABASE_URL": outage.url}), client=client, pool=outage.pool,
-                     timeouts=FAST)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+    settings = ingress_settings(DATABASE_URL=outage.url)
+    app = create_app(settings, client=client, pool=outage.pool, timeouts=FAST)
+    keys = await issue_keys(outage.pool, settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver",
+                                 auth=RoleAuth(keys)) as http:
         account = new_account()
         r = await asyncio.wait_for(http.post("/accounts", json=account), HANG)
         assert_retry_later(r)

@@ -132,7 +132,7 @@ def test_country_and_jurisdiction_are_normalised() -> None:
     (Pause, {"reason": "r" * (L.MAX_REASON + 1)}, "reason"),
     (PromiseToPay, {"amount": 1, "promised_date": "0001-01-01"}, "promised_date"),
     (PromiseToPay, {"amount": 1, "promised_date": "2030-01-01", "promise_id": "p\x00"}, "promise_id"),
-    (WaiveFee, {"approved_by": ""}, "approved_by"),
+    (WaiveFee, {"approved_by": "a" * (L.MAX_SHORT_TEXT + 1)}, "approved_by"),
     (WaiveFee, {"approved_by": "b", "note": "n" * (L.MAX_NOTE + 1)}, "note"),
     (WriteOff, {"reason": "x", "approved_by": "b", "operator": "o" * (L.MAX_SHORT_TEXT + 1)}, "operator"),
     (WriteOff, {"reason": "x", "approved_by": "b", "role": "root"}, "role"),

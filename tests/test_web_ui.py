@@ -138,7 +138,16 @@ async def _open_metadata(page, workflow_url: str) -> None:
 
 
 async def test_portfolio_totals_match_visibility_counts(demo, browser, client) -> None:
-    page = await _page(browser)
+    # Authenticated like every route: the browser asks for the key (HTTP Basic, the key as password).
+    import httpx
+
+    async with httpx.AsyncClient() as anonymous:
+        r = await anonymous.get(f"http://127.0.0.1:{demo.api_port}/portfolio", headers={"Accept": "text/html"})
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic")
+    key = (demo.data_dir / "secrets" / "dev-web-ui.key").read_text().strip()   # the read-only key
+    context = await browser.new_context(viewport={"width": 1366, "height": 768},
+                                        http_credentials={"username": "operations", "password": key})
+    page = await context.new_page()
     for _ in range(10):
         running = (await client.count_workflows(portfolio.RUNNING)).count
         stages = {s: (await client.count_workflows(f'{portfolio.RUNNING} AND ArrearsStage="{s}"')).count
@@ -157,7 +166,7 @@ async def test_portfolio_totals_match_visibility_counts(demo, browser, client) -
     assert {s: n for s, n in stages.items() if n} == {s: n for s, n in rows.items() if s in stages}
     # Readable on a laptop screen: no horizontal scrolling.
     assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    await page.close()
+    await context.close()
 
 
 async def test_documentation_renders_offline(demo, browser) -> None:
