@@ -180,7 +180,8 @@ def _pct(value: Any) -> str:
 
 
 def _show(value: Any) -> Any:
-    return value if isinstance(value, int) else _pct(value)
+    # A rate (Decimal) as a percentage; amounts and already-rendered rates as they are.
+    return value if isinstance(value, int | str) else _pct(value)
 
 
 # ====================================================================== ledger postings

@@ -15,7 +15,7 @@ functions and state machines in domain/.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from temporalio import workflow
@@ -53,6 +53,14 @@ HISTORY_SAFETY_LIMIT = 8_000
 COMPACT_AFTER_DAYS = 400
 
 
+def _reading_instant() -> datetime:
+    """The later of the workflow's clock and the worker's wall clock, for a query only."""
+    with workflow.unsafe.sandbox_unrestricted():
+        wall = datetime.now(timezone.utc)
+    at = workflow.now()
+    return wall if wall > at else at
+
+
 def _fail(message: str, kind: str) -> ApplicationError:
     return ApplicationError(message[:2000], type=kind, non_retryable=True)
 
@@ -76,6 +84,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: datetime | None = None
         self._sa: dict[str, Any] = {}
+        self._reading_at = None
         self._book_rev = 0
         self._balance_key = None
         self._balance_cache = None
@@ -308,8 +317,20 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
     # ------------------------------------------------------------------ query
     @workflow.query(name="status")
     def status(self) -> dict[str, Any]:
+        """What operators see. The workflow's clock in a query is the instant the account last woke;
+        charges accrue from dates and days past due count from them, so the money and days past
+        due are stated for the instant the query is read instead: the later of that clock and the
+        worker's (never earlier than the account's own time). Only this read uses it; nothing is
+        changed, and no decision or history depends on it."""
         if self.s is None:
             return {"stage": "opening"}
+        self._reading_at = _reading_instant()
+        try:
+            return self._status()
+        finally:
+            self._reading_at = None
+
+    def _status(self) -> dict[str, Any]:
         s = self._state
         today = self._today()
         name, at = self._next_action

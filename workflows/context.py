@@ -40,6 +40,7 @@ class AccountContext:
     _ledger: list[LedgerEntry]
     _ledger_since: datetime | None       # real time the oldest buffered record was made
     _flush_soon: bool                    # an operator decision is waiting to be written
+    _reading_at: datetime | None         # inside `status` only: the instant it is read at
     _book_rev: int                       # bumped at every change of the charges book
     _balance_key: tuple[Any, ...] | None  # (book revision, date) of the cached statement
     _balance_cache: AccountBalance | None
@@ -51,7 +52,7 @@ class AccountContext:
         return self.s
 
     def _now(self) -> datetime:
-        return self._state.clock.now(workflow.now())
+        return self._state.clock.now(self._reading_at or workflow.now())
 
     def _local_now(self) -> datetime:
         return localtime.to_local(self._now(), self._state.timezone).replace(tzinfo=None)
