@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from domain.account_balance import AccountBalance
+from domain.ledger import Balance
 
 
 class RepaymentPlan(BaseModel):
@@ -35,7 +36,7 @@ class RepaymentPlan(BaseModel):
         # The charges engine names a plan's instalments' source `plan:<plan_id>`.
         return source in ("plan", f"plan:{self.plan_id}")
 
-    def evaluate(self, balance: AccountBalance, today: date) -> str | None:
+    def evaluate(self, balance: AccountBalance | Balance, today: date) -> str | None:
         """'completed' or 'broken' when the plan's status changed today, else None."""
         if not self.active:
             return None
@@ -50,7 +51,7 @@ class RepaymentPlan(BaseModel):
                 return "broken"
         return None
 
-    def grace_end(self, balance: AccountBalance) -> date | None:
+    def grace_end(self, balance: AccountBalance | Balance) -> date | None:
         """The first day the plan counts as broken if its oldest unpaid instalment stays unpaid."""
         if not self.active:
             return None

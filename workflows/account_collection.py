@@ -8,6 +8,13 @@ operators see, and sleeps until the next instant anything can happen or a handle
 Handlers only validate, change state and wake the loop. History stays bounded: continue-as-new when
 the server suggests it or an instalment cycle closes, after every handler and side effect finished.
 
+Money is the charges engine's (domain/charges.py): the state carries one `ChargesBook` (instalments,
+rules, dated events) and every part reads `_balance()`, the statement on the debtor's today, computed
+once per change of the book or the date. Handlers append events (a payment on its value date, an
+approved waiver, an upheld adjustment, a signed plan, a policy change) and post the charges accrued
+since the last posting to the ledger; so do the fees step, continue-as-new, a hand-over and closing.
+An instalment is unpaid while anything on it (principal or charges) is outstanding.
+
 The parts (one concern each) are in this folder: delinquency, ladder, outreach, lockout, placement,
 tasks, records, signals, updates; what they share is declared in context.py; rules are pure
 functions and state machines in domain/.
@@ -34,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.account import AccountStart
     from schemas.actions import PolicyRequest
     from schemas.policy import Policy
-    from workflows.state import TERMINAL, AccountState, WorkflowInput
+    from workflows.state import STATE_SCHEMA, TERMINAL, AccountState, WorkflowInput
 
 from workflows.common import describe_validation_error
 from workflows.context import BOOK_MERGE_AT
@@ -265,6 +272,13 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
             raise _fail(f"expected exactly one JSON object as input, got {len(args)} arguments", "InvalidStartInput")
         raw = args[0]
         if isinstance(raw, dict) and set(raw) == {"state"}:
+            carried = raw["state"]
+            if isinstance(carried, dict) and "balance" in carried and "book" not in carried:
+                # Schema 2 carried a `Balance` with one-off fees; its fee lines and the charges engine's
+                # accrual overlap, so it is not guessed at: such runs finish on the workers that made them.
+                raise _fail(f"carried state of schema {carried.get('schema_version')} holds a balance from before the "
+                            f"charges engine (schema {STATE_SCHEMA}); run it on the previous workers",
+                            "InvalidCarriedState")
             try:
                 state = WorkflowInput.model_validate(raw).state
             except ValidationError as err:

@@ -120,7 +120,7 @@ class AccountContext:
         for n, row in enumerate(rows, start=start + 1):
             what = {"late_fee": "late fee", "interest": "penalty interest", "cap": "cap"}[row.component]
             line = bal.statement.line(row.instalment_id)
-            basis = line.late_fee_basis if row.component == "late_fee" else line.interest_basis
+            basis = {"late_fee": line.late_fee_basis, "interest": line.interest_basis}.get(row.component)
             summary = (f"cap on instalment {row.instalment_id}: {row.detail}" if row.component == "cap" else
                        f"{what} on instalment {row.instalment_id} {'+' if row.amount >= 0 else ''}"
                        f"{self._money(row.amount)} (now {self._money(row.cumulative)}) at {why}")
