@@ -138,7 +138,7 @@ class WaiveFee(_Event, Operator):
     fee_id: L.Identifier | None = Field(default=None, description="older name of instalment_id")
     amount: L.Amount | None = Field(default=None, description="partial waiver in minor units; all open when None")
     reason: L.Reason | None = None
-    approved_by: L.ShortText | None = Field(default=None,
+    approved_by: L.RequiredShortText | None = Field(default=None,
                                             description="stated approver (recorded); four eyes use decide_approval")
 
 

@@ -167,12 +167,13 @@ class AccountContext:
     def _ledger_entry(self, kind: str, summary: str, *, key: str, data: dict[str, Any]) -> None:
         """A fact for the PostgreSQL ledger only (not the timeline): charges rows, many per event."""
         s = self._state
+        when = self._now()
         payload = dict(data)
-        payload.update(policy=s.policy.ref, actor="workflow")
+        payload.update(policy=s.policy.ref, actor="workflow", local_time=localtime.describe(when, s.timezone))
         if not self._ledger:
             self._ledger_since = workflow.now()
         self._ledger.append(LedgerEntry(entry_key=f"{s.account.account_id}:{kind}:{key}",
-                                        account_id=s.account.account_id, kind=kind, occurred_at=self._now(),
+                                        account_id=s.account.account_id, kind=kind, occurred_at=when,
                                         summary=summary, data=payload))
 
     # ------------------------------------------------------------------ provided by the parts
