@@ -100,8 +100,6 @@ async def test_current_details_match_the_status_query(demo, browser, client) -> 
 
     assert oldest == after["oldest_unpaid_due_date"]
     assert dpd == (date.fromisoformat(on) - date.fromisoformat(oldest)).days <= after["days_past_due"]
-    from domain.money import format_money
-
     # Charges accrue daily: the details' money is true on their day, `status` on the instant it is
     # read (a collection day is a second here), so nothing being paid, the details show at most
     # what `after` shows, and at least its principal.
