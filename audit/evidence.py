@@ -30,12 +30,13 @@ from infra.converter import data_converter
 
 # What a reader looks for, by audit-log kind (messages are sorted further by channel/template).
 CATEGORIES = {
-    "fee_assessed": "fee", "fee_waived": "fee",
+    "fee_assessed": "fee", "fee_waived": "fee", "charge": "fee",
     "promise_made": "promise", "promise_kept": "promise", "promise_broken": "promise",
     "dispute_opened": "dispute", "dispute_resolved": "dispute",
     "lockout": "lockout", "placement": "placement",
     "payment_applied": "payment", "payment_duplicate": "payment", "payment_rejected": "payment",
-    "plan": "repayment plan", "operator_action": "operator action", "closed": "account",
+    "plan": "repayment plan", "acknowledgement": "repayment plan", "payment_unapplied": "payment",
+    "operator_action": "operator action", "closed": "account",
     "account_opened": "account", "stage_changed": "account", "cured": "account", "episode": "account",
     "resumed": "operator action", "risk_signal": "risk", "contact": "contact",
     "step_skipped": "compliance", "compliance_decision": "compliance", "send_failed": "message",

@@ -311,9 +311,8 @@ def _amount(action: str, status: dict[str, Any]) -> int:
 
 
 def _plan(status: dict[str, Any], today: date) -> list[dict[str, Any]]:
-    """Three instalments (in 5, 35 and 65 days) that together make what is owed, on dates that
-    clash with no existing instalment."""
-    total = int(status["total_outstanding"])
+    """Three instalments (in 5, 35 and 65 days) on dates that clash with no existing instalment; the
+    workflow splits what is owed (charges included, on the day it agrees the plan) equally."""
     taken = {i["due_date"] for i in status.get("instalments", [])}
     dates: list[date] = []
     for offset in (5, 35, 65):
@@ -321,6 +320,4 @@ def _plan(status: dict[str, Any], today: date) -> list[dict[str, Any]]:
         while d.isoformat() in taken or d in dates:
             d += timedelta(days=1)
         dates.append(d)
-    part = total // 3
-    amounts = [part, part, total - 2 * part]
-    return [{"due_date": d.isoformat(), "amount": a} for d, a in zip(dates, amounts)]
+    return [{"due_date": d.isoformat()} for d in dates]

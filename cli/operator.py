@@ -369,12 +369,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command("waive-fee")
     def waive_fee(account_id: str, approved_by: str = typer.Option(...),
-                  fee_id: Optional[str] = typer.Option(None, help="a fee id from status; all open fees if omitted"),
+                  reason: Optional[str] = typer.Option(None, help="why (required, or give --note)"),
+                  component: str = typer.Option("charges", help="late_fee, interest, agreed_charges, fees or charges"),
+                  instalment: Optional[str] = typer.Option(None, help="an instalment id from status; all if omitted"),
+                  fee_id: Optional[str] = typer.Option(None, hidden=True, help="older name of --instalment"),
                   amount: Optional[int] = typer.Option(None, help="partial waiver, minor units"),
                   operator: Optional[str] = OPERATOR, note: Optional[str] = NOTE,
                   idempotency_key: Optional[str] = KEY) -> None:
-        """Waive a fee (approval required)."""
-        run_update(account_id, "waive_fee", {"approved_by": approved_by, "fee_id": fee_id, "amount": amount,
+        """Waive charges (a second person approves where the policy says so)."""
+        run_update(account_id, "waive_fee", {"approved_by": approved_by, "reason": reason, "component": component,
+                                             "instalment_id": instalment, "fee_id": fee_id, "amount": amount,
                                              "operator": _who(operator), "note": note}, idempotency_key)
 
     @app.command("opt-out")

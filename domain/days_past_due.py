@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
+from domain.account_balance import AccountBalance
+from domain.charges import Line
 from domain.ledger import Balance, InstalmentLine
 
 
-def delinquent_line(balance: Balance, local_now: datetime, cutoff: time) -> InstalmentLine | None:
+def delinquent_line(balance: AccountBalance | Balance, local_now: datetime, cutoff: time) -> Line | InstalmentLine | None:
     """The oldest instalment unpaid at its cut-off, if any."""
     line = balance.oldest_unpaid()
     if line is None:
@@ -21,7 +23,7 @@ def delinquent_line(balance: Balance, local_now: datetime, cutoff: time) -> Inst
     return None
 
 
-def days_past_due(balance: Balance, local_now: datetime, cutoff: time) -> int | None:
+def days_past_due(balance: AccountBalance | Balance, local_now: datetime, cutoff: time) -> int | None:
     """None when nothing is past its cut-off; otherwise days since the oldest unpaid due date."""
     line = delinquent_line(balance, local_now, cutoff)
     if line is None:

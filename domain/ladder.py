@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta
 
 from pydantic import BaseModel, Field
 
+from domain.account_balance import AccountBalance
 from domain.ledger import Balance
 from schemas.policy import Policy, Step
 
@@ -62,7 +63,7 @@ def customer_due_date(due: date, policy: Policy) -> date:
     return due - timedelta(days=policy.internal_due_days_before)
 
 
-def plan(policy: Policy, balance: Balance, view: LadderView) -> LadderPlan:
+def plan(policy: Policy, balance: AccountBalance | Balance, view: LadderView) -> LadderPlan:
     result = LadderPlan()
     upcoming: list[PlannedStep] = []
     today = view.local_now.date()

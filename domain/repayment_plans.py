@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from domain.account_balance import AccountBalance
 from domain.ledger import Balance
 
 
@@ -20,20 +21,26 @@ class RepaymentPlan(BaseModel):
     grace_days: int
     accepted_at: datetime
     accepted_by: str | None = None
-    total: int = 0
+    total: int = 0                      # the total including charges, as agreed
     restructuring_fee: int = 0
     settlement_discount: int = 0
+    acknowledged_on: date | None = None  # the signed acknowledgement of the debt
+    limitation_restarts_on: date | None = None
     broken_on: date | None = None
 
     @property
     def active(self) -> bool:
         return self.status == "active"
 
-    def evaluate(self, balance: Balance, today: date) -> str | None:
+    def _mine(self, source: str) -> bool:
+        # The charges engine names a plan's instalments' source `plan:<plan_id>`.
+        return source in ("plan", f"plan:{self.plan_id}")
+
+    def evaluate(self, balance: AccountBalance | Balance, today: date) -> str | None:
         """'completed' or 'broken' when the plan's status changed today, else None."""
         if not self.active:
             return None
-        lines = [i for i in balance.instalments if i.source == "plan"]
+        lines = [i for i in balance.instalments if self._mine(i.source)]
         if all(i.outstanding == 0 for i in lines):
             self.status = "completed"
             return "completed"
@@ -44,11 +51,11 @@ class RepaymentPlan(BaseModel):
                 return "broken"
         return None
 
-    def grace_end(self, balance: Balance) -> date | None:
+    def grace_end(self, balance: AccountBalance | Balance) -> date | None:
         """The first day the plan counts as broken if its oldest unpaid instalment stays unpaid."""
         if not self.active:
             return None
         for line in balance.instalments:
-            if line.source == "plan" and line.outstanding > 0:
+            if self._mine(line.source) and line.outstanding > 0:
                 return line.due_date + timedelta(days=self.grace_days + 1)
         return None

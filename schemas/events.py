@@ -81,13 +81,23 @@ class ResolveDispute(_Event, Operator):
 
 
 class RepaymentPlan(_Event, Operator):
+    """A restructured plan (supplementary agreement), quoted by the charges engine on the account's
+    today: the balance including charges, plus the restructuring fee, less the settlement discount,
+    within the policy's limits. Give every instalment's amount (they must total exactly that) or
+    none (equal instalments, the last taking the remainder)."""
+
     plan_id: L.Identifier
     instalments: list["PlanInstalment"] = Field(min_length=1, max_length=L.MAX_PLAN_INSTALMENTS)
+    fee: L.NonNegativeAmount | None = Field(default=None, description="restructuring fee; the policy's when None "
+                                                                       "(it may only be lower)")
+    discount: L.NonNegativeAmount = Field(default=0, description="settlement discount: charges first, then principal")
+    acknowledgement_reference: L.Reference | None = Field(
+        default=None, description="the signed acknowledgement of the debt (document reference)")
 
 
 class PlanInstalment(BaseModel):
     due_date: L.BoundedDate
-    amount: L.Amount
+    amount: L.Amount | None = None
 
 
 class Pause(_Event, Operator):
@@ -114,10 +124,21 @@ class EmergencyUnlock(_Event, Operator):
     reason: L.Reason
 
 
+WaivedCharge = Literal["late_fee", "interest", "agreed_charges", "fees", "charges"]
+
+
 class WaiveFee(_Event, Operator):
-    fee_id: L.Identifier | None = Field(default=None, description="a fee id from status; all open fees when None")
-    amount: L.Amount | None = Field(default=None, description="partial waiver in minor units")
-    approved_by: L.ShortText | None = Field(default=None,
+    """Waive charges, fully or partly, always with a reason (`reason`, or `note` for older clients).
+    Four eyes when the policy's waiver thresholds say so (`decide_approval` by another person)."""
+
+    component: WaivedCharge = Field(default="charges", description="late_fee, interest, agreed_charges, fees "
+                                                                    "(late fees and agreed charges) or all charges")
+    instalment_id: L.Identifier | None = Field(default=None, description="an instalment id from status; oldest "
+                                                                         "first across all when None")
+    fee_id: L.Identifier | None = Field(default=None, description="older name of instalment_id")
+    amount: L.Amount | None = Field(default=None, description="partial waiver in minor units; all open when None")
+    reason: L.Reason | None = None
+    approved_by: L.RequiredShortText | None = Field(default=None,
                                             description="stated approver (recorded); four eyes use decide_approval")
 
 

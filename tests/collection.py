@@ -112,6 +112,17 @@ def payment(payment_id: str, amount: int, when: datetime, currency: str = "CNY")
 DAY = timedelta(days=1)
 
 
+def on_status_day(status: dict[str, Any]) -> datetime:
+    """An instant on the date a `status` states its money for (`today`: the day the account last
+    woke), in the debtor's zone. Charges accrue daily, so a payment of the amount `status` showed
+    is dated on that day (its value date) to settle exactly that amount."""
+    from datetime import time
+
+    from domain.localtime import local_to_utc
+
+    return local_to_utc(datetime.combine(date.fromisoformat(status["today"]), time(0, 0, 1)), status["timezone"])
+
+
 async def finish(handle: WorkflowHandle) -> None:
     """End a test's account: wait for its in-flight activities first. The time-skipping server never
     releases its time lock for an activity that completes after its workflow was terminated, so a

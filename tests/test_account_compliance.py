@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import (finish, DAY, account, local_today, payment, running_workers, sent, settle_all, start,
+from tests.collection import (on_status_day, finish, DAY, account, local_today, payment, running_workers, sent, settle_all, start,
                               steps_sent, today)
 
 
@@ -42,7 +42,8 @@ async def test_lockout_cured_between_scheduling_and_execution_is_never_sent(env,
     assert st["lockout"]["state"] == "pending_approval"
     await h.execute_update("approve_lockout", {"operator": "ops.chen"})
     # Cured after approval, before the lock time: the delinquency re-check at execution cancels it.
-    await h.signal("payment", payment("CURE-1", 100_000 + st["fees_outstanding"], await env.get_current_time()))
+    # Principal and the charges accrued to the status's day, paid with that value date (charges accrue daily).
+    await h.signal("payment", payment("CURE-1", 100_000 + st["fees_outstanding"], on_status_day(st)))
     await env.sleep(5 * DAY)
     await settle_all(locals())
     st = await h.query("status")

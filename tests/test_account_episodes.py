@@ -8,7 +8,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import finish, DAY, account, align, local_today, payment, running_workers, sent, settle_all, start, today
+from tests.collection import on_status_day, finish, DAY, account, align, local_today, payment, running_workers, sent, settle_all, start, today
 
 ASSET = {"asset_id": "EX-E1", "telematics_device_id": "DEV-E1"}
 GUARANTOR = {"name": "李强", "role": "guarantor", "phone": "+8613900139001", "email": "li.qiang@example.com",
@@ -51,7 +51,8 @@ async def test_second_episode_gets_the_whole_ladder_with_its_own_lockout_date_an
     assert (await h.query("status"))["lockout"]["state"] == "locked"
     first_instalment = data["instalments"][0]["amount"]
     st = await h.query("status")
-    await h.signal("payment", payment("CURE-1", first_instalment + st["fees_outstanding"], await env.get_current_time()))
+    # Principal and the charges accrued to the status's day, paid with that value date (charges accrue daily).
+    await h.signal("payment", payment("CURE-1", first_instalment + st["fees_outstanding"], on_status_day(st)))
     await env.sleep(DAY)
     await settle_all(locals())
     st = await h.query("status")
@@ -82,7 +83,7 @@ async def test_second_episode_gets_the_whole_ladder_with_its_own_lockout_date_an
     await settle_all(locals())
     assert (await h.query("status"))["lockout"]["state"] == "locked"
     st = await h.query("status")
-    await h.signal("payment", payment("CURE-2", st["total_outstanding"], await env.get_current_time()))
+    await h.signal("payment", payment("CURE-2", st["total_outstanding"], on_status_day(st)))
     await env.sleep(2 * DAY)
     await settle_all(locals())
     assert len(await bodies(pool, aid, "unlock-notice")) == 2     # the second unlock is announced too

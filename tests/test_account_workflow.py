@@ -9,10 +9,15 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import (finish, account, kinds, local_today, payment, running_workers, sent, settle_all, start,
+from tests.collection import (on_status_day, finish, account, kinds, local_today, payment, running_workers, sent, settle_all, start,
                               steps_sent, today)
 
 DAY = timedelta(days=1)
+
+
+def half_up(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half-up (the policies' rounding), in integers."""
+    return (2 * numerator + denominator) // (2 * denominator)
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +55,15 @@ async def test_calendar_from_reminder_to_placement(env, pool):
         assert expected in steps, expected
     st = await h.query("status")
     assert st["stage"] == "late"
-    assert {f["kind"] for f in st["fees"]} == {"late_fee", "penalty_interest"}
-    assert st["fees_outstanding"] == 20_000 + 1_479   # fixed 200.00 + 18% p.a. on 1,000.00 for 30 days
+    # Charges accrue daily now (they were computed once at DPD 30 and then frozen). standard@v1's old
+    # `fees` section reads as a late fee of 200.00 owed from DPD 30 and 18 % a year (ACT/365) from the
+    # due date on an instalment still unpaid then: at DPD n, 20,000 + 100,000 × 18 % × n / 365 rounded
+    # half-up. Here n = 30: 1,479.45 → 1,479, the same as the old one-off figure.
+    dpd = st["days_past_due"]
+    line = st["instalments"][0]
+    assert line["days_past_due"] == dpd == 30
+    assert line["late_fee"] == 20_000 and line["interest"] == half_up(100_000 * 18 * dpd, 36_500) == 1_479
+    assert st["fees_outstanding"] == 20_000 + 1_479 and st["amount_due"] == 100_000 + 21_479
 
     await env.sleep(15 * DAY)   # DPD 46: lockout warning, guarantor notice (never the third party)
     await settle_all(locals())
@@ -61,6 +73,10 @@ async def test_calendar_from_reminder_to_placement(env, pool):
     assert {r["channel"] for r in rows if r["step_id"] == "dpd45-lockout-warning"} == {"sms", "email", "letter"}
     st = await h.query("status")
     assert st["stage"] == "critical" and st["lockout"]["state"] == "warned"
+    # ... and it has kept accruing. `status` states the balance on its `today`, the date the account
+    # last woke (DPD 45 here: 100,000 × 18 % × 45 / 365 = 2,219.18 → 2,219).
+    dpd = st["days_past_due"]
+    assert dpd >= 45 and st["instalments"][0]["interest"] == half_up(100_000 * 18 * dpd, 36_500) > 1_479
 
     await env.sleep(15 * DAY)   # DPD 61: lockout awaits approval, lawyer's letter, final warning
     await settle_all(locals())
@@ -158,7 +174,8 @@ async def test_cure_at_dpd_50_after_lockout_requests_unlock(env, pool):
     await settle_all(locals())
     st = await h.query("status")
     assert st["lockout"]["state"] == "requested" and st["days_past_due"] in (49, 50)
-    await h.signal("payment", payment("PAY-cure", 100_000 + st["fees_outstanding"], await env.get_current_time()))
+    # Principal and the charges accrued to the status's day, paid with that value date (charges accrue daily).
+    await h.signal("payment", payment("PAY-cure", 100_000 + st["fees_outstanding"], on_status_day(st)))
     await env.sleep(DAY)
     await settle_all(locals())
     st = await h.query("status")
@@ -353,12 +370,14 @@ async def test_malformed_input_is_recorded_not_crashed_on(env, pool):
         ("promise_to_pay", {"amount": "x", "promised_date": "soon"}, "invalid PromiseToPay"),
         ("resolve_dispute", {"dispute_id": "nope", "outcome": "upheld"}, "no open dispute"),
         ("approve_lockout", {}, "no lockout awaiting approval"),
-        ("waive_fee", {"approved_by": "boss"}, "no open fee"),
+        ("waive_fee", {"approved_by": "boss"}, "needs a reason"),
+        ("waive_fee", {"approved_by": "boss", "reason": "goodwill"}, "no open fee"),
         ("resume", {}, "not paused"),
         ("write_off", {"reason": "x", "role": "operator"}, "supervisor role"),
         ("decide_approval", {"approval_id": "approval-9", "decision": "approve"}, "no pending approval"),
         ("opt_out", {"channel": "sms", "person": "contact-7"}, "unknown person"),
-        ("pause", {"reason": "x", "until": "9999-12-31"}, "until"),
+        ("pause", {"reason": "x", "until": "9999-12-31"}, "until"),   # outside the schema's date window
+        # Within the schema's date window (to 2100-12-31) but beyond the workflow's 366-day horizon.
         ("pause", {"reason": "x", "until": (t0 + timedelta(days=400)).isoformat()}, "at most"),
     ]:
         with pytest.raises(WorkflowUpdateFailedError) as err:

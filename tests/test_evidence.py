@@ -132,9 +132,17 @@ def test_the_calendar_lands_on_the_scenarios_days(exported) -> None:
     if any(local_date(r) > due - timedelta(days=15) for r in sent):
         assert any(r["decision"].startswith("deferred") for r in reminder)
     fees = [r for r in rows if r["category"] == "fee"]
-    assert [r["kind"] for r in fees] == ["fee_assessed", "fee_assessed"]
-    assert any("late fee" in r["summary"] and "200.00" in r["summary"] for r in fees), fees
-    assert all(local_date(r) == due + timedelta(days=30) and r["policy"] == "standard@v1" for r in fees)
+    # Charges accrue daily from the due date; the DPD-30 fees step posts what accrued (one record of
+    # the step, one ledger row per charge with its rule and rate), later events what accrued since.
+    assessed = [r for r in fees if r["kind"] == "fee_assessed"]
+    assert len(assessed) == 1 and local_date(assessed[0]) == due + timedelta(days=30)
+    charges = [e for e in exported["json"]["timeline"] if e["kind"] == "charge"
+               and local_date(e) == due + timedelta(days=30)]      # the export's data: rule and rate
+    late_fee = next(e for e in charges if e["data"]["component"] == "late_fee")
+    assert "200.00" in late_fee["summary"] and late_fee["data"]["basis"]["flat"] == 20_000
+    interest = next(e for e in charges if e["data"]["component"] == "interest")
+    assert interest["data"]["basis"]["rate"] == "18%" and "penalty interest" in interest["summary"]
+    assert all(local_date(r) >= due + timedelta(days=30) and r["policy"] == "standard@v1" for r in fees)
     placement = [r for r in rows if r["kind"] == "placement" and "placed with agency" in r["summary"]]
     assert len(placement) == 1 and local_date(placement[0]) == due + timedelta(days=75)
 

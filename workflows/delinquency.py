@@ -36,7 +36,7 @@ class Delinquency(Effects):
                              f"({s.promises.broken} broken so far)",
                              key=f"promise:{p.promise_id}:broken", data={"promise_id": p.promise_id})
         if s.plan is not None:
-            outcome = s.plan.evaluate(s.balance, today)
+            outcome = s.plan.evaluate(self._balance(), today)
             if outcome == "completed":
                 self._record("plan", f"repayment plan {s.plan.plan_id} completed", key=f"plan:{s.plan.plan_id}:done")
             elif outcome == "broken":
@@ -46,14 +46,16 @@ class Delinquency(Effects):
     def _refresh_delinquency(self) -> None:
         s = self._state
         local_now = self._local_now()
-        if s.balance.total_outstanding == 0:
+        bal = self._balance()
+        # Paid off and cured mean nothing outstanding: principal and charges (the engine's totals).
+        if bal.total_outstanding == 0:
             self._on_cure(final=True)
             return
-        line = delinquent_line(s.balance, local_now, s.policy.cutoff)
+        line = delinquent_line(bal, local_now, s.policy.cutoff)
         if line is None:
             if s.episode is not None:
                 self._on_cure(final=False)
-            closed = [i.due_date for i in s.balance.instalments
+            closed = [i.due_date for i in bal.instalments
                       if i.due_date < local_now.date() and i.outstanding == 0
                       and (s.cycle_closed_through is None or i.due_date > s.cycle_closed_through)]
             if closed:
@@ -129,6 +131,7 @@ class Delinquency(Effects):
         s = self._state
         if s.stage in TERMINAL:
             return
+        self._post_charges(f"closing ({stage})")
         s.closed_reason, s.closed_at = reason, self._now()
         self._set_stage(stage)
         # Messages that ask for payment no longer apply; service messages (receipts, unlock notices) do.

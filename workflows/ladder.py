@@ -12,10 +12,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain import localtime
-    from domain.fees import late_fee, penalty_interest
     from domain.ladder import LadderView, PlannedStep, plan
     from domain.ladder import signature as ladder_signature
-    from domain.ledger import FeeLine
     from workflows.state import HANDED_OVER, TERMINAL
 
 from workflows.effects import Effects
@@ -40,7 +38,7 @@ class Ladder(Effects):
                           episode_due=e.anchor if e else None, dpd_watermark=e.dpd_watermark if e else -1,
                           acceleration_days=e.acceleration_days if e else 0, contact_blocked=contact_blocked,
                           escalation_blocked=escalation_blocked)
-        result = plan(s.policy, s.balance, view)
+        result = plan(s.policy, self._balance(), view)
         for skipped in result.skipped:
             self._mark_done(skipped)
             self._record("step_skipped", f"{skipped.step.summary or skipped.step.id} skipped: its day passed while "
@@ -106,31 +104,22 @@ class Ladder(Effects):
             return True
         return True  # pragma: no cover - the policy schema admits no other action
 
-    # ------------------------------------------------------------------ fees
+    # ------------------------------------------------------------------ charges
     def _assess_fee(self, planned: PlannedStep) -> None:
+        """The fees step computes nothing: charges accrue from dates in the charges engine. It posts
+        what accrued to the ledger and states it, with the rules and rates, on the timeline."""
         s = self._state
-        today = self._today()
-        overdue_principal = sum(i.outstanding for i in s.balance.instalments if i.due_date < today)
-        rules = s.policy.fees
-        scope, _ = self._scope(planned)
-        new: list[FeeLine] = []
-        fee = late_fee(overdue_principal, rules)
-        if fee > 0:
-            new.append(FeeLine(fee_id=f"{scope}:late_fee", kind="late_fee", amount=fee, assessed_on=today))
-        days = self._days_past_due()
-        interest = penalty_interest(overdue_principal, days, rules)
-        if interest > 0:
-            new.append(FeeLine(fee_id=f"{scope}:interest", kind="penalty_interest", amount=interest,
-                               assessed_on=today))
-        for f in new:
-            if any(existing.fee_id == f.fee_id for existing in s.balance.fees):
-                continue
-            s.balance.fees.append(f)
-            self._record("fee_assessed", f"{f.kind.replace('_', ' ')} {self._money(f.amount)} assessed "
-                         f"({planned.step.id})", key=f.fee_id, data={"fee_id": f.fee_id, "amount": f.amount,
-                                                                      "kind": f.kind, "currency": s.account.currency})
-        if not new:
-            self._record("fee_assessed", f"no fee due under {s.policy.ref} ({planned.step.id})", key=planned.key)
+        bal = self._balance()
+        posted = self._post_charges(f"step {planned.step.id}")
+        lines = [x for x in bal.instalments if x.late_fee or x.interest]
+        parts = [f"{x.id}: late fee {self._money(x.late_fee)}, interest {self._money(x.interest)}" for x in lines]
+        summary = (f"charges under {bal.statement.rules_ref} to {bal.today} ({planned.step.id}): "
+                   + ("; ".join(parts[:5]) + (f"; and {len(parts) - 5} more" if len(parts) > 5 else "")
+                      if parts else "none due") + f"; {self._money(posted)} posted")
+        self._record("fee_assessed", summary[:1000], key=planned.key, data={
+            "as_of": bal.today.isoformat(), "rules": bal.statement.rules_ref, "posted": posted,
+            "currency": s.account.currency, "charged_total": bal.statement.charged_total,
+            "charges_outstanding": bal.charges_outstanding})
 
     # ------------------------------------------------------------------ when to wake next
     def _wake_candidates(self) -> list[tuple[datetime, str]]:
@@ -157,11 +146,11 @@ class Ladder(Effects):
                     out.append((localtime.start_of_local_day(s.episode.anchor + timedelta(days=stage.from_dpd), tz),
                                 "stage_change"))
                     break
-        nxt = s.balance.oldest_unpaid()
+        nxt = self._balance().oldest_unpaid()
         if nxt is not None and s.episode is None and s.stage not in TERMINAL:
             out.append((localtime.local_to_utc(datetime.combine(nxt.due_date, s.policy.cutoff), tz), "due_cutoff"))
         if s.plan is not None:
-            end = s.plan.grace_end(s.balance)
+            end = s.plan.grace_end(self._balance())
             if end is not None:
                 out.append((localtime.start_of_local_day(end, tz), "plan_grace_end"))
         if s.stage == "paid_off" and s.closed_at is not None:

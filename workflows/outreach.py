@@ -132,14 +132,17 @@ class Outreach(Effects):
     def _variables(self, item: QueuedSend) -> dict[str, Any]:
         s = self._state
         today = self._today()
-        line = s.balance.oldest_unpaid()
+        bal = self._balance()
+        line = bal.oldest_unpaid()
         shown_due = customer_due_date(line.due_date, s.policy) if line else None
-        amount_due = s.balance.past_due(today) or (line.outstanding if line else 0)
+        # What is owed now, charges accrued to today included; before the due date, the next instalment.
+        amount_due = bal.past_due or (line.outstanding if line else 0)
         values: dict[str, Any] = {
             "debtor_name": s.account.debtor.name, "account_id": s.account.account_id,
             "amount_due": self._money(amount_due), "due_date": shown_due.isoformat() if shown_due else "",
             "days_past_due": self._days_past_due(),
-            "total_outstanding": self._money(s.balance.total_outstanding),
+            "total_outstanding": self._money(bal.total_outstanding),
+            "charges_outstanding": self._money(bal.charges_outstanding), "as_of": today.isoformat(),
         }
         promise = s.promises.current
         if promise:

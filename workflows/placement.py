@@ -34,7 +34,7 @@ class Placements(Effects):
         target = "litigation" if planned.step.action == "litigation_referral" else "agency"
         if target == "litigation":
             rules = s.policy.rules_for(self._jurisdiction())
-            start = s.account.statute_of_limitations_start or (s.episode.anchor if s.episode else self._today())
+            start = self._limitation_start() or self._today()
             allowed, why = limitation.litigation_allowed(self._today(), start, rules)[:2]
             if not allowed:
                 self._record("compliance_decision", f"litigation referral refused: {why}", key=f"{planned.key}:refused")
@@ -48,17 +48,14 @@ class Placements(Effects):
 
     async def _place(self, planned: PlannedStep, scope: str, target: str) -> None:
         s = self._state
-        today = self._today()
-        items = [BalanceItem(kind="instalment", description=f"instalment due {i.due_date}", due_date=i.due_date,
-                             amount=i.amount, outstanding=i.outstanding)
-                 for i in s.balance.instalments if i.outstanding > 0 and i.due_date <= today]
-        items += [BalanceItem(kind="fee" if f.kind == "late_fee" else "interest", description=f.kind,
-                              due_date=f.assessed_on, amount=f.amount, outstanding=f.outstanding)
-                  for f in s.balance.fees if f.outstanding > 0]
+        self._post_charges(f"hand-over to {target}")   # the ledger holds what the partner is told
+        bal = self._balance()
+        # Itemised per instalment: principal, late fee, interest accrued to today, agreed plan charges.
+        items = [BalanceItem(**item) for item in bal.itemisation()]
         debtor = s.account.debtor
         record = PlacementRecord(
             idempotency_key=f"{s.account.account_id}:{scope}", account_id=s.account.account_id,
-            target=target, currency=s.account.currency, total_outstanding=s.balance.total_outstanding,  # type: ignore[arg-type]
+            target=target, currency=s.account.currency, total_outstanding=bal.total_outstanding,  # type: ignore[arg-type]
             itemisation=items, oldest_due_date=s.episode.anchor if s.episode else None,
             days_past_due=self._days_past_due(), debtor_name=debtor.name, debtor_phone=debtor.phone,
             debtor_email=debtor.email,
@@ -89,7 +86,7 @@ class Placements(Effects):
             return
         self._set_stage("placed" if target == "agency" else "in_litigation")
         self._record("placement", f"placed with {target} (reference {receipt.reference})", key=planned.key,
-                     data={"target": target, "reference": receipt.reference, "total": s.balance.total_outstanding})
+                     data={"target": target, "reference": receipt.reference, "total": self._balance().total_outstanding})
         if planned.step.channels:
             for channel in planned.step.channels:
                 self._queue_send(scope=scope, step_id=planned.step.id, summary=planned.step.summary or "Placement notice",

@@ -60,7 +60,6 @@ class Records(Effects):
     def _publish(self) -> None:
         """Search attributes (no personal data) and the UI's current details."""
         s = self._state
-        today = self._today()
         dpd = self._days_past_due()
         name, at = self._next_action
         terminal = s.stage in TERMINAL
@@ -68,7 +67,7 @@ class Records(Effects):
         broken = s.promises.current if s.promises.current and s.promises.current.status == "broken" else None
         values: dict[str, Any] = {
             "ArrearsStage": s.stage, "DaysPastDue": dpd,
-            "AmountDue": float(to_major(s.balance.past_due(today), s.account.currency)),
+            "AmountDue": float(to_major(self._balance().past_due, s.account.currency)),
             "NextAction": "none" if terminal else name, "PolicyId": s.policy.ref,
             "Disputed": s.disputes.any_open, "LockoutState": s.lockout.state if s.lockout.episode else "none",
             "NeedsReview": bool(s.tasks_open),
@@ -96,8 +95,10 @@ class Records(Effects):
         # Days past due are stated with the day they are true on: the account does not wake daily to
         # rewrite them (the `status` query and `OldestUnpaidDue` are exact at any moment).
         oldest = f" · oldest unpaid due {s.episode.anchor}" if s.episode else ""
+        bal = self._balance()
         lines = [f"**{s.stage}** · {self._days_past_due()} days past due on {today}{oldest} · "
-                 f"{self._money(s.balance.past_due(today))} due · {self._money(s.balance.total_outstanding)} outstanding",
+                 f"{self._money(bal.past_due)} due · {self._money(bal.total_outstanding)} outstanding"
+                 + (f" (charges {self._money(bal.charges_outstanding)})" if bal.charges_outstanding else ""),
                  f"Policy {s.policy.ref} · lockout {s.lockout.state if s.lockout.episode else 'none'}"]
         if s.stage not in TERMINAL:
             lines.append(f"Next: {name}" + (f" at {localtime.describe(at, s.timezone)}" if at else ""))

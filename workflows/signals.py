@@ -9,6 +9,7 @@ A part of `AccountCollection` (workflows/account_collection.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timezone
 from typing import Any
 
 from temporalio import workflow
@@ -17,8 +18,10 @@ from temporalio.common import RawValue
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from domain import localtime
+    from domain.charges import PaymentEvent
     from domain.consent_book import DEBTOR
-    from domain.ledger import allocate
+    from schemas.limits import MAX_RECEIVED_AT_FUTURE
     from schemas.events import Contact, LockoutConfirmation, Payment, RiskSignal
     from workflows.state import TERMINAL, CallAttempt
 
@@ -74,25 +77,73 @@ class Signals(Effects):
             self._record("payment_duplicate", f"payment {p.payment_id} already applied; ignored",
                          key=f"payment:{p.payment_id}:duplicate")
             return
+        event_id = f"payment:{p.payment_id}"
+        if not self._book_room() or any(e.event_id == event_id for e in s.book.events):
+            # Never bounced and never lost: counted, recorded, and handed to a person to apply.
+            why = ("the charges book is full" if not self._book_room()
+                   else "its id is already on the charges book (beyond the remembered payment ids)")
+            s.payments_seen.append(p.payment_id)
+            del s.payments_seen[:-MAX_PAYMENT_IDS]
+            s.payments_total += p.amount
+            self._record("payment_unapplied", f"payment {p.payment_id} of {self._money(p.amount)} received but not "
+                         f"applied: {why}; a person applies it", key=f"payment:{p.payment_id}:unapplied",
+                         data={"payment_id": p.payment_id, "amount": p.amount, "currency": p.currency,
+                               "received_at": p.received_at.isoformat()})
+            self._open_task(f"payment:{p.payment_id}:unapplied", "payment to apply by hand", why)
+            self._wake_up()
+            return
         s.payments_seen.append(p.payment_id)
         del s.payments_seen[:-MAX_PAYMENT_IDS]
         s.payments_total += p.amount
-        allocation = allocate(s.balance, p.amount, self._today())
+        on, note = self._payment_date(p.received_at)
+        bal = self._book(PaymentEvent(event_id=event_id, on=on, amount=p.amount))
+        result = bal.statement.event(event_id)
+        posted = self._post_charges(f"payment {p.payment_id}")
         s.promises.on_payment(p.amount)
-        parts = ", ".join(f"{a.target} {self._money(a.amount)}" for a in allocation.applied)
-        self._record("payment_applied", f"payment {p.payment_id} of {self._money(p.amount)} applied"
-                     + (f" to {parts}" if parts else "") + (f"; credit {self._money(allocation.credit)}"
-                                                             if allocation.credit else ""),
+        applied = [{"instalment_id": a.instalment_id, "component": a.component, "amount": a.amount}
+                   for a in result.applied]
+        parts = ", ".join(f"{a.component.replace('_', ' ')} of {a.instalment_id} {self._money(a.amount)}"
+                          for a in result.applied)
+        self._record("payment_applied", f"payment {p.payment_id} of {self._money(p.amount)} applied on {on}"
+                     + (f" to {parts}" if parts else "") + (f"; credit {self._money(result.credit)}"
+                                                             if result.credit else "") + (f" ({note})" if note else ""),
                      key=f"payment:{p.payment_id}",
                      data={"payment_id": p.payment_id, "amount": p.amount, "currency": p.currency,
-                           "received_at": p.received_at.isoformat(), "allocation": allocation.model_dump(mode="json")})
+                           "received_at": p.received_at.isoformat(), "value_date": on.isoformat(),
+                           "charges_posted": posted,
+                           "allocation": {"on": result.on.isoformat(), "applied": applied, "credit": result.credit,
+                                          "rules": bal.statement.rules_ref,
+                                          "order": list(s.book.rules.allocation.order_for(s.book.jurisdiction))}})
+        if note and "future" in note:
+            self._open_task(f"payment:{p.payment_id}:date", "payment date to check", note)
         self._partner_notice("payment", p.payment_id, f"payment of {self._money(p.amount)} received",
                              amount=p.amount, currency=p.currency, received_at=p.received_at.isoformat())
-        if s.stage in TERMINAL and allocation.credit:
+        if s.stage in TERMINAL and result.credit:
             self._open_task(f"payment:{p.payment_id}:refund", "refund overpayment",
                             f"payment {p.payment_id} arrived after the account was {s.stage}; "
-                            f"credit {self._money(s.balance.credit)}")
+                            f"credit {self._money(bal.credit)}")
         self._wake_up()
+
+    def _payment_date(self, received_at: Any) -> tuple[Any, str]:
+        """The date a payment is applied on (its value date): the debtor's local date of `received_at`
+        on the account's clock, kept within [the day the account opened, today]. Money in hand is
+        applied today, not on a date that has not come (the engine would leave it out until then);
+        the account knows nothing before it opened (what was paid before is the hand-over's `paid`).
+        A date moved is said in the record; a receipt time in the future beyond clock skew also
+        asks a person to check it."""
+        s = self._state
+        instant = received_at if received_at.tzinfo else received_at.replace(tzinfo=timezone.utc)
+        collection = s.clock.now(instant)
+        day = localtime.to_local(collection, s.timezone).date()
+        today = self._today()
+        if day > today:
+            skewed = collection - self._now() > MAX_RECEIVED_AT_FUTURE
+            return today, (f"received_at {received_at.isoformat()} is in the future beyond clock skew; applied today"
+                           if skewed else f"received_at {received_at.isoformat()} is after today; applied today")
+        if day < s.joined_on:
+            return s.joined_on, (f"received_at {received_at.isoformat()} is before the account opened; applied on "
+                                 f"{s.joined_on}")
+        return day, ""
 
     @workflow.signal(dynamic=True)
     async def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:

@@ -11,11 +11,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.account_balance import PostedCharges
+from domain.charges import ChargesBook
 from domain.clock import CollectionClock
 from domain.consent_book import ConsentBook
 from domain.disputes import DisputeBook
 from domain.episodes import Episode
-from domain.ledger import Balance
 from domain.lockout_track import LockoutTrack, UnlockJob
 from domain.outbound import QueuedSend
 from domain.placements import Placement
@@ -27,7 +28,7 @@ from schemas.policy import Policy
 Stage = str  # policy stage names plus the hand-over and terminal states below
 TERMINAL = ("paid_off", "written_off", "closed")
 HANDED_OVER = ("placed", "in_litigation")
-STATE_SCHEMA = 2
+STATE_SCHEMA = 3
 
 
 class _Carried(BaseModel):
@@ -85,7 +86,12 @@ class AccountState(_Carried):
     clock: CollectionClock
     timezone: str
     joined_on: date
-    balance: Balance
+    # The charges engine's input (domain/charges.py): instalments, rules and every dated event.
+    book: ChargesBook
+    # What the PostgreSQL ledger holds of the charges (its `charge` rows sum to these).
+    posted: PostedCharges = Field(default_factory=PostedCharges)
+    # Restarted by a signed acknowledgement of the debt (a restructured plan) where the law says so.
+    limitation_start: date | None = None
     stage: Stage = "current"
     # Delinquency: the current episode (None while current) and how many there have been.
     episode: Episode | None = None

@@ -19,8 +19,9 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from domain import localtime
     from domain.consent_book import DEBTOR, normalise_address
-    from domain.ledger import InstalmentLine, allocate, apply_credit
+    from domain.charges import AdjustmentEvent, Approval, RulesChange, WaiverEvent, waivable, waiver_requires_approval
     from domain.repayment_plans import RepaymentPlan as Plan
+    from domain.restructuring import RestructuringQuote, quote_restructuring, rules_at
     from policies import published
     from schemas.events import (
         ApproveLockout, CeaseCommunication, ChangePolicy, Close, DecideApproval, EmergencyUnlock, OpenDispute, OptOut,
@@ -33,6 +34,7 @@ from workflows.effects import Effects
 
 MAX_PAUSE_DAYS = 366
 MAX_OPEN_APPROVALS = 20
+MAX_BOOK_INSTALMENTS = 1_000   # the charges engine's bound on instalments (schedule and plans)
 
 
 def _refuse(message: str) -> ApplicationError:
@@ -91,7 +93,22 @@ class OperatorUpdates(Effects):
         return info.id if info else str(workflow.uuid4())
 
     def _owed(self) -> int:
-        return self._state.balance.total_outstanding
+        """Everything outstanding today: principal and charges accrued to today."""
+        return self._balance().total_outstanding
+
+    def _require_book_room(self) -> None:
+        if not self._book_room():
+            raise InvalidInput("the account's charges book is full; a person must take this account over")
+
+    def _event_id(self, prefix: str) -> str:
+        """A book event id that is new on this account (the engine counts an id once)."""
+        taken = {e.event_id for e in self._state.book.events}
+        if prefix not in taken:
+            return prefix
+        n = 2
+        while f"{prefix}#{n}" in taken:
+            n += 1
+        return f"{prefix}#{n}"
 
     def _person_for(self, person: str | None, address: str | None) -> list[str]:
         """Person ids an opt-out or cease applies to: the named person, or everyone with that address."""
@@ -182,20 +199,27 @@ class OperatorUpdates(Effects):
         event = await self._admit(ResolveDispute, args, self._check_resolve_dispute)
         s = self._state
         d = s.disputes.resolve(event.dispute_id, event.outcome)
-        adjusted = 0
+        adjusted, applied = 0, []
         if event.outcome == "upheld" and event.adjustment:
-            allocation = allocate(s.balance, event.adjustment, self._today(), to="adjusted")
-            adjusted = event.adjustment - allocation.credit
+            # An upheld dispute reduces principal from today (oldest first): accrual on it stops.
+            adjustment = AdjustmentEvent(event_id=self._event_id(f"dispute:{d.dispute_id}"), on=self._today(),
+                                         amount=event.adjustment, reason=f"dispute {d.dispute_id} upheld")
+            result = self._book(adjustment).statement.event(adjustment.event_id)
+            applied = [{"instalment_id": a.instalment_id, "component": a.component, "amount": a.amount}
+                       for a in result.applied]
+            adjusted = sum(a.amount for a in result.applied)
+            self._post_charges(f"dispute {d.dispute_id} upheld")
         self._record("dispute_resolved", f"dispute {d.dispute_id} {event.outcome}"
-                     + (f"; balance reduced by {self._money(adjusted)}" if adjusted else "")
+                     + (f"; principal reduced by {self._money(adjusted)}" if adjusted else "")
                      + ("; collection resumes" if d.pausing and not s.disputes.pausing else ""),
                      key=f"dispute:{d.dispute_id}:resolved", actor=self._actor(event),
-                     data={"dispute_id": d.dispute_id, "outcome": event.outcome, "adjustment": adjusted})
+                     data={"dispute_id": d.dispute_id, "outcome": event.outcome, "adjustment": adjusted,
+                           "applied": applied, "currency": s.account.currency})
         self._close_task(f"dispute:{d.dispute_id}", f"dispute {event.outcome}")
         self._partner_notice("dispute_resolved", d.dispute_id, f"dispute {event.outcome}", outcome=event.outcome,
                              adjustment=adjusted)
         return self._done({"dispute_id": d.dispute_id, "outcome": event.outcome, "adjusted": adjusted,
-                           "total_outstanding": s.balance.total_outstanding})
+                           "total_outstanding": self._owed()})
 
     @resolve_dispute.validator
     def _v_resolve_dispute(self, *args: Any) -> None:
@@ -207,55 +231,128 @@ class OperatorUpdates(Effects):
             raise InvalidInput(why)
         if event.outcome == "rejected" and event.adjustment:
             raise InvalidInput("a rejected dispute adjusts nothing (adjustment must be 0)")
+        if event.adjustment:
+            principal = self._balance().principal_outstanding
+            if event.adjustment > principal:
+                raise InvalidInput(f"adjustment {self._money(event.adjustment)} exceeds the principal outstanding "
+                                   f"({self._money(principal)}); charges are reduced by waive_fee")
+            self._require_book_room()
 
     # ------------------------------------------------------------------ repayment plan
     @workflow.update(name="repayment_plan")
     async def repayment_plan(self, *args: Any) -> dict[str, Any]:
         event = await self._admit(RepaymentPlan, args, self._check_plan)
+        quote = self._quote(event)
+        if quote.approval.required:
+            request = self._request_approval(
+                "repayment_plan", event, f"repayment plan {event.plan_id} of {self._money(quote.total_including_charges)}"
+                f" including charges ({quote.approval.reason})")
+            return self._done({**request, "quote": self._quote_view(quote)})
+        return self._done(self._apply_plan(event, quote, approved_by=None))
+
+    def _quote(self, event: RepaymentPlan) -> RestructuringQuote:
+        """The plan as the charges engine states it on today's balance (domain/restructuring.py)."""
+        lines = sorted(event.instalments, key=lambda i: i.due_date)
+        amounts = [i.amount for i in lines]
+        return quote_restructuring(
+            self._state.book, self._today(), plan_id=event.plan_id, due_dates=[i.due_date for i in lines],
+            amounts=None if all(a is None for a in amounts) else amounts,  # type: ignore[arg-type]
+            fee=event.fee, discount=event.discount, current=self._balance().statement)
+
+    def _quote_view(self, quote: RestructuringQuote) -> dict[str, Any]:
+        return {"as_of": quote.as_of.isoformat(), "principal_outstanding": quote.principal_outstanding,
+                "charges_outstanding": quote.charges_outstanding, "fee": quote.fee, "fee_by_policy": quote.fee_by_policy,
+                "fee_cap": quote.fee_cap, "discount": quote.discount_charges + quote.discount_principal,
+                "discount_of_charges": quote.discount_charges, "discount_of_principal": quote.discount_principal,
+                "total_including_charges": quote.total_including_charges,
+                "instalments": [{"due_date": x.due_date.isoformat(), "amount": x.amount, "principal": x.principal,
+                                 "agreed_charges": x.agreed_charges} for x in quote.instalments],
+                "approval_required": quote.approval.required, "approval_reason": quote.approval.reason,
+                "limitation_restarts": quote.limitation.restarts,
+                "limitation_restarts_on": quote.limitation.restarts_on.isoformat() if quote.limitation.restarts_on
+                else None, "limitation_basis": quote.limitation.basis, "currency": self._state.account.currency}
+
+    def _apply_plan(self, event: RepaymentPlan, quote: RestructuringQuote, approved_by: str | None) -> dict[str, Any]:
         s = self._state
+        assert quote.event is not None
         today = self._today()
-        for line in s.balance.instalments:
-            if line.outstanding > 0:
-                line.superseded = True
-        for item in event.instalments:
-            s.balance.instalments.append(InstalmentLine(due_date=item.due_date, amount=item.amount, source="plan"))
-        s.balance.instalments.sort(key=lambda i: i.due_date)
-        apply_credit(s.balance, today)
+        self._book(quote.event)
         s.plans += 1
-        total = sum(i.amount for i in event.instalments)
+        discount = quote.discount_charges + quote.discount_principal
         s.plan = Plan(plan_id=event.plan_id, grace_days=s.policy.plans.grace_days, accepted_at=self._now(),
-                      accepted_by=self._actor(event), total=total)
+                      accepted_by=self._actor(event), total=quote.total_including_charges,
+                      restructuring_fee=quote.fee, settlement_discount=discount, acknowledged_on=today,
+                      limitation_restarts_on=quote.limitation.restarts_on)
         superseded = s.promises.supersede()
         if superseded:
             self._record("promise_superseded", f"promise {superseded.promise_id} superseded by repayment plan "
                          f"{event.plan_id}", key=f"promise:{superseded.promise_id}:superseded")
-        self._record("plan", f"repayment plan {event.plan_id} replaces the schedule: {len(event.instalments)} "
-                     f"instalments totalling {self._money(total)}",
+        self._post_charges(f"plan {event.plan_id}")
+        view = self._quote_view(quote)
+        self._record("plan", f"repayment plan {event.plan_id} replaces the schedule: {len(quote.instalments)} "
+                     f"instalments totalling {self._money(quote.total_including_charges)} including charges "
+                     f"(principal {self._money(quote.principal_outstanding)}, charges "
+                     f"{self._money(quote.charges_outstanding)}, restructuring fee {self._money(quote.fee)}, "
+                     f"discount {self._money(discount)})" + (f", approved by {approved_by}" if approved_by else ""),
                      key=f"plan:{event.plan_id}", actor=self._actor(event),
-                     data={"plan_id": event.plan_id, "instalments": [i.model_dump(mode="json") for i in event.instalments]})
-        self._partner_notice("plan", event.plan_id, f"repayment plan of {self._money(total)} agreed")
-        return self._done({"plan_id": event.plan_id, "instalments": len(event.instalments)})
+                     data={"plan_id": event.plan_id, "quote": view, "approved_by": approved_by,
+                           "requested_by": self._actor(event)})
+        # The signed plan is an acknowledgement of the debt; where the law says so it restarts the
+        # limitation period (the litigation check reads the new start).
+        self._record("acknowledgement", f"acknowledgement of the debt of {self._money(quote.total_including_charges)}"
+                     f" signed with plan {event.plan_id}"
+                     + (f" (reference {event.acknowledgement_reference})" if event.acknowledgement_reference else "")
+                     + (f"; the limitation period runs anew from {quote.limitation.restarts_on} "
+                        f"({quote.limitation.basis})" if quote.limitation.restarts else
+                        f"; the limitation period is not restarted ({quote.limitation.basis})"),
+                     key=f"plan:{event.plan_id}:acknowledgement", actor=self._actor(event),
+                     data={"plan_id": event.plan_id, "amount": quote.total_including_charges,
+                           "reference": event.acknowledgement_reference, "restarts": quote.limitation.restarts,
+                           "restarts_on": view["limitation_restarts_on"], "basis": quote.limitation.basis})
+        if quote.limitation.restarts and quote.limitation.restarts_on is not None:
+            s.limitation_start = quote.limitation.restarts_on
+        self._partner_notice("plan", event.plan_id, f"repayment plan of {self._money(quote.total_including_charges)} "
+                             "agreed")
+        return {"plan_id": event.plan_id, "instalments": len(quote.instalments),
+                "total_including_charges": quote.total_including_charges, "quote": view}
 
     @repayment_plan.validator
     def _v_plan(self, *args: Any) -> None:
         self._validate(RepaymentPlan, args, self._check_plan)
 
-    def _check_plan(self, event: RepaymentPlan) -> None:
+    def _check_plan(self, event: RepaymentPlan, *, approving: bool = False) -> None:
         self._require_open()
         s = self._state
         today = self._today()
         if s.plan and s.plan.active:
             raise InvalidInput(f"repayment plan {s.plan.plan_id} is already active")
+        if not approving and any(a.kind == "repayment_plan" for a in s.approvals.values()):
+            raise InvalidInput("a repayment plan is already awaiting approval")
         dates = [i.due_date for i in event.instalments]
         if len(set(dates)) != len(dates) or any(d <= today for d in dates):
             raise InvalidInput(f"plan due dates must be unique and after today ({today})")
-        clash = {i.due_date for i in s.balance.instalments} & set(dates)
+        clash = {i.due_date for i in self._balance().instalments} & set(dates)
         if clash:
             raise InvalidInput(f"plan due dates clash with existing instalments: {sorted(map(str, clash))}")
-        total = sum(i.amount for i in event.instalments)
-        if total != self._owed():
-            raise InvalidInput(f"plan instalments total {self._money(total)}; they must equal the "
-                               f"{self._money(self._owed())} outstanding")
+        given = [i.amount for i in event.instalments if i.amount is not None]
+        if given and len(given) != len(dates):
+            raise InvalidInput("give an amount for every plan instalment, or for none (equal instalments)")
+        if len(s.book.instalments) + len(dates) > MAX_BOOK_INSTALMENTS:
+            raise InvalidInput(f"the account already carries {len(s.book.instalments)} instalments; at most "
+                               f"{MAX_BOOK_INSTALMENTS} in all")
+        self._require_book_room()
+        quote = self._quote(event)
+        if given and sum(given) != quote.total_including_charges:
+            raise InvalidInput(
+                f"plan instalments total {self._money(sum(given))}; they must equal the "
+                f"{self._money(quote.total_including_charges)} outstanding including charges (principal "
+                f"{self._money(quote.principal_outstanding)} + charges {self._money(quote.charges_outstanding)} + "
+                f"fee {self._money(quote.fee)} - discount {self._money(quote.discount_charges + quote.discount_principal)})"
+                + (" as of today" if approving else ""))
+        if quote.problems:
+            raise InvalidInput("plan outside the policy: " + "; ".join(quote.problems))
+        if quote.approval.required and not approving:
+            self._check_request_room()
 
     # ------------------------------------------------------------------ pause / resume
     @workflow.update(name="pause")
@@ -371,44 +468,77 @@ class OperatorUpdates(Effects):
         if not s.lockout.lock_in_place and not pending:
             raise InvalidInput(f"machine is not locked (lockout state is {s.lockout.state})")
 
-    # ------------------------------------------------------------------ fees
+    # ------------------------------------------------------------------ charges waivers
     @workflow.update(name="waive_fee")
     async def waive_fee(self, *args: Any) -> dict[str, Any]:
         event = await self._admit(WaiveFee, args, self._check_waive)
-        if self._state.policy.fees.waiver_requires_approval:
-            return self._done(self._request_approval("waive_fee", event, f"waive fees ({event.fee_id or 'all open'})"))
+        approval = self._waiver_approval(event)
+        if approval.required:
+            amount = event.amount or self._waivable(event)
+            return self._done({**self._request_approval(
+                "waive_fee", event, f"waive {self._money(amount)} of {event.component.replace('_', ' ')}"
+                + (f" on {self._waived_instalment(event)}" if self._waived_instalment(event) else "")
+                + f": {self._waiver_reason(event)}"), "approval_reason": approval.reason})
         return self._done(self._apply_waiver(event, approved_by=None))
+
+    def _waived_instalment(self, event: WaiveFee) -> str | None:
+        return event.instalment_id or event.fee_id
+
+    def _waiver_reason(self, event: WaiveFee) -> str:
+        return (event.reason or event.note or "").strip()
+
+    def _waivable(self, event: WaiveFee) -> int:
+        return waivable(self._balance().statement, event.component, self._waived_instalment(event))
+
+    def _waiver_approval(self, event: WaiveFee) -> Approval:
+        """Four eyes per the policy's waiver thresholds; what was already waived counts, so splitting
+        a waiver does not avoid them."""
+        bal = self._balance()
+        _, rules = rules_at(self._state.book, self._today())
+        return waiver_requires_approval(rules, event.amount or self._waivable(event),
+                                        charges_outstanding=bal.charges_outstanding,
+                                        already_waived=bal.statement.waivers_total)
 
     def _apply_waiver(self, event: WaiveFee, approved_by: str | None) -> dict[str, Any]:
         s = self._state
-        waived = 0
-        for fee in s.balance.fees:
-            if (event.fee_id is None or fee.fee_id == event.fee_id) and fee.outstanding > 0:
-                take = min(fee.outstanding, (event.amount - waived) if event.amount else fee.outstanding)
-                fee.waived += take
-                waived += take
-        self._record("fee_waived", f"{self._money(waived)} of fees waived"
-                     + (f", approved by {approved_by}" if approved_by else "") + f": {event.note or 'no reason given'}",
-                     key=f"waive:{self._update_key()}", actor=self._actor(event),
-                     data={"fee_id": event.fee_id, "amount": waived, "approved_by": approved_by,
-                           "requested_by": self._actor(event)})
-        return {"waived": waived, "fees_outstanding": s.balance.fees_outstanding}
+        waiver = WaiverEvent(event_id=self._event_id(f"waiver:{self._update_key()}"), on=self._today(),
+                             component=event.component, amount=event.amount,
+                             instalment_id=self._waived_instalment(event), reason=self._waiver_reason(event)[:500],
+                             approved_by=approved_by)
+        bal = self._book(waiver)
+        result = bal.statement.event(waiver.event_id)
+        waived = sum(a.amount for a in result.applied)
+        applied = [{"instalment_id": a.instalment_id, "component": a.component, "amount": a.amount}
+                   for a in result.applied]
+        self._post_charges("waiver")
+        self._record("fee_waived", f"{self._money(waived)} of {event.component.replace('_', ' ')} waived"
+                     + (f", approved by {approved_by}" if approved_by else "") + f": {waiver.reason}",
+                     key=f"waive:{waiver.event_id}", actor=self._actor(event),
+                     data={"amount": waived, "component": event.component, "instalment_id": waiver.instalment_id,
+                           "applied": applied, "reason": waiver.reason, "approved_by": approved_by,
+                           "stated_approver": event.approved_by, "requested_by": self._actor(event),
+                           "currency": s.account.currency})
+        return {"waived": waived, "applied": applied, "fees_outstanding": bal.charges_outstanding,
+                "charges_outstanding": bal.charges_outstanding}
 
     @waive_fee.validator
     def _v_waive(self, *args: Any) -> None:
         self._validate(WaiveFee, args, self._check_waive)
 
-    def _check_waive(self, event: WaiveFee) -> None:
-        fees = [f for f in self._state.balance.fees if f.outstanding > 0]
-        if event.fee_id is not None:
-            fees = [f for f in fees if f.fee_id == event.fee_id]
-            if not fees:
-                raise InvalidInput(f"no open fee {event.fee_id}")
-        if not fees:
-            raise InvalidInput("no open fee to waive")
-        if event.amount and event.amount > sum(f.outstanding for f in fees):
-            raise InvalidInput("amount exceeds the open fees")
-        if self._state.policy.fees.waiver_requires_approval:
+    def _check_waive(self, event: WaiveFee, *, approving: bool = False) -> None:
+        if not self._waiver_reason(event):
+            raise InvalidInput("a waiver needs a reason (reason, or note)")
+        instalment = self._waived_instalment(event)
+        if instalment is not None and not any(x.id == instalment for x in self._balance().instalments):
+            raise InvalidInput(f"no instalment {instalment!r} (ids are in status instalments[].id)")
+        open_ = self._waivable(event)
+        if open_ == 0:
+            raise InvalidInput(("the charges of this waiver are no longer open" if approving else
+                                f"no open fee or charge to waive ({event.component})"))
+        if event.amount and event.amount > open_:
+            raise InvalidInput(f"amount {self._money(event.amount)} exceeds the open charges ({self._money(open_)})")
+        self._require_book_room()
+        if not approving and self._waiver_approval(event).required:
             self._check_request_room()
 
     # ------------------------------------------------------------------ consent
@@ -459,12 +589,15 @@ class OperatorUpdates(Effects):
         return self._done(self._apply_write_off(event, approved_by=None))
 
     def _apply_write_off(self, event: WriteOff, approved_by: str | None) -> dict[str, Any]:
-        s = self._state
-        amount = s.balance.total_outstanding
-        self._record("closed", f"written off ({self._money(amount)})"
+        bal = self._balance()
+        amount = bal.total_outstanding
+        self._record("closed", f"written off ({self._money(amount)}, of which charges "
+                     f"{self._money(bal.charges_outstanding)})"
                      + (f", approved by {approved_by}" if approved_by else "") + f": {event.reason}",
                      key="write_off", actor=self._actor(event),
-                     data={"amount": amount, "requested_by": self._actor(event), "approved_by": approved_by})
+                     data={"amount": amount, "principal": bal.principal_outstanding,
+                           "charges": bal.charges_outstanding, "requested_by": self._actor(event),
+                           "approved_by": approved_by})
         self._terminate("written_off", event.reason)
         return {"stage": "written_off", "written_off": amount}
 
@@ -541,6 +674,9 @@ class OperatorUpdates(Effects):
                      actor=decider)
         if request.kind == "waive_fee":
             result = self._apply_waiver(WaiveFee.model_validate(request.payload), approved_by=decider)
+        elif request.kind == "repayment_plan":
+            plan = RepaymentPlan.model_validate(request.payload)
+            result = self._apply_plan(plan, self._quote(plan), approved_by=decider)
         else:
             result = self._apply_write_off(WriteOff.model_validate(request.payload), approved_by=decider)
         return self._done({"approval_id": request.approval_id, "decision": "approve", **result})
@@ -561,11 +697,10 @@ class OperatorUpdates(Effects):
             if request.kind == "write_off":
                 self._require_open()
             elif request.kind == "waive_fee":
-                waiver = WaiveFee.model_validate(request.payload)
-                open_fees = [f for f in s.balance.fees if f.outstanding > 0
-                             and (waiver.fee_id is None or f.fee_id == waiver.fee_id)]
-                if not open_fees:
-                    raise InvalidInput("the fees of this waiver are no longer open")
+                self._check_waive(WaiveFee.model_validate(request.payload), approving=True)
+            elif request.kind == "repayment_plan":
+                # Re-quoted on the day of approval: charges accrued since the request are included.
+                self._check_plan(RepaymentPlan.model_validate(request.payload), approving=True)
 
     # ------------------------------------------------------------------ policy
     @workflow.update(name="change_policy")
@@ -576,7 +711,12 @@ class OperatorUpdates(Effects):
         assert new is not None
         old = s.policy.ref
         s.policy = new
-        self._record("operator_action", f"policy changed {old} → {new.ref}; the account continues from where it is",
+        # Charges accrued under the old rules stay; from today they accrue under the new ones.
+        self._book(RulesChange(event_id=self._event_id(f"policy:{new.ref}"), on=self._today(), ref=new.ref,
+                               charges=new.charges))
+        self._post_charges(f"policy change to {new.ref}")
+        self._record("operator_action", f"policy changed {old} → {new.ref}; the account continues from where it is; "
+                     f"charges accrue under {new.ref} from {self._today()}",
                      key=f"policy:{new.ref}:{self._update_key()}", actor=self._actor(event),
                      data={"from": old, "to": new.ref})
         return self._done({"policy": new.ref, "previous": old})
@@ -593,3 +733,4 @@ class OperatorUpdates(Effects):
         policy_id = event.policy_id or self._state.policy.policy_id
         if published.pinned(policy_id, event.version) is None:
             raise InvalidInput(f"no published policy {policy_id} v{event.version}")
+        self._require_book_room()
