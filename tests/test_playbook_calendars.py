@@ -121,7 +121,9 @@ def _working_day(day: date) -> date:
     return day
 
 
-async def test_b2b_invoice_confirmation_letters_calls_priority_and_the_60_day_rule(env, pool):
+@pytest.mark.parametrize("weekday_shift", range(7))   # every weekday alignment, whatever day it runs
+async def test_b2b_invoice_confirmation_letters_calls_priority_and_the_60_day_rule(env, pool, weekday_shift):
+    await env.sleep(weekday_shift * DAY)
     t0 = await today(env)
     data = account(today=t0, due_in=16, policy_id="b2b", policy_version=1, jurisdiction="CN",
                    debt_type="trade_receivable", prior_delinquency=True)
