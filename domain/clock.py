@@ -6,11 +6,14 @@ workflow only ever sees real time through `workflow.now()`; every rule works on 
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from pydantic import BaseModel
 
 DAY = 86_400.0
+# Collection time never runs past the supported calendar (schemas.limits' date window): a heavily
+# compressed account would otherwise overflow Python's dates within a real year or two.
+END = datetime(2100, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
 
 
 class CollectionClock(BaseModel):
@@ -25,11 +28,19 @@ class CollectionClock(BaseModel):
 
     def now(self, real_now: datetime) -> datetime:
         if not self.seconds_per_day:
-            return real_now
-        return self.virtual_epoch + (real_now - self.real_epoch) * self.scale
+            return min(real_now, END)
+        elapsed = real_now - self.real_epoch
+        if elapsed.total_seconds() * self.scale >= (END - self.virtual_epoch).total_seconds():
+            return END
+        return self.virtual_epoch + elapsed * self.scale
+
+    def at_end(self, real_now: datetime) -> bool:
+        """Collection time has reached the end of the supported calendar."""
+        return self.now(real_now) >= END
 
     def real_delay(self, real_now: datetime, virtual_target: datetime) -> timedelta:
         """How long to really wait until collection time reaches `virtual_target` (never negative)."""
+        virtual_target = min(virtual_target, END)
         gap = virtual_target - self.now(real_now)
         if gap <= timedelta(0):
             return timedelta(0)

@@ -6,10 +6,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from domain.clock import CollectionClock
+from domain.clock import END, CollectionClock
 from domain.localtime import describe, is_valid_zone, local_to_utc, start_of_local_day, to_local
 
 EPOCH = datetime(2026, 3, 1, 1, 2, 3, 456_789, tzinfo=UTC)
@@ -64,6 +64,7 @@ def test_compressed_time_moves_forward_and_delays_map_back(spd, offset, gap, lat
     now = clock.now(real_now)
     assert clock.now(real_now + timedelta(microseconds=later)) >= now
     target = now + timedelta(microseconds=gap)
+    assume(target < END)   # inside the supported calendar (collection time stops at its end)
     delay = clock.real_delay(real_now, target)
     assert delay >= timedelta(0)
     if gap <= 0:
@@ -82,6 +83,7 @@ def test_waiting_real_delay_always_reaches_the_target(spd, offset, gap):
     clock = CollectionClock(real_epoch=EPOCH, virtual_epoch=EPOCH, seconds_per_day=spd)
     real_now = EPOCH + timedelta(microseconds=offset)
     target = clock.now(real_now) + timedelta(microseconds=gap)
+    assume(target < END)
     delay = clock.real_delay(real_now, target)
     assert delay > timedelta(0)
     assert clock.now(real_now + delay) >= target
@@ -155,3 +157,13 @@ def test_local_to_utc_preserves_order(a, b, tz):
 
 def test_gap_with_seconds_lands_on_the_end_of_the_gap():
     assert local_to_utc(datetime(2026, 3, 8, 2, 30, 30), "America/New_York") == datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
+
+
+def test_compressed_time_stops_at_the_end_of_the_supported_calendar():
+    from domain.clock import END
+
+    clock = CollectionClock(real_epoch=EPOCH, virtual_epoch=EPOCH, seconds_per_day=0.01)
+    ten_years_later = EPOCH + timedelta(days=3650)          # 3.15e8 collection days: far past 9999
+    assert clock.now(ten_years_later) == END and clock.at_end(ten_years_later)
+    assert clock.real_delay(EPOCH, END + timedelta(days=1)) == clock.real_delay(EPOCH, END)
+    assert not clock.at_end(EPOCH)

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from domain import localtime
+    from domain.clock import END as CLOCK_END
     from domain.clock import CollectionClock
     from domain.contact_rules import timezones
     from domain.account_balance import merge_same_day_payments
@@ -125,6 +126,11 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
         self._wake = False
         self._raise_effect_error()
         s = self._state
+        if s.stage not in TERMINAL and s.clock.at_end(workflow.now()):
+            # Only a compressed-time account (demo, staging) gets here: its calendar has run out.
+            self._record("closed", "closed: collection time reached the end of the supported calendar (2100)",
+                         key="calendar-end")
+            self._close("closed", "collection time reached the end of the supported calendar")
         if s.stage not in TERMINAL:
             self._refresh_holds()
             self._refresh_delinquency()
@@ -166,7 +172,8 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
             candidates.append((due, "record_ledger"))
         now = self._now()
         # Whatever was due now has been acted on in this turn; what is queued during it woke the loop.
-        future = [c for c in candidates if c[0] > now]
+        # (Instants past the end of the supported calendar never come: see domain.clock.END.)
+        future = [c for c in candidates if now < c[0] <= CLOCK_END]
         self._wake_at = min(c[0] for c in future) if future else None
         shown = [c for c in future if c[1] not in ("record_ledger", "stage_change", "retry")]
         if s.stage in TERMINAL:
@@ -213,7 +220,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
         s = self._state
         if s.stage not in TERMINAL:
             return False
-        if s.stage == "paid_off" and s.closed_at is not None \
+        if s.stage == "paid_off" and s.closed_at is not None and not s.clock.at_end(workflow.now()) \
                 and self._now() < s.closed_at + timedelta(days=s.policy.closing_grace_days):
             return False
         if any(j.state != "confirmed" for j in s.unlocks):
