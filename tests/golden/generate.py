@@ -58,6 +58,24 @@ def provider_settings(fakes) -> dict:  # noqa: ANN001 - tests.fakes.server.FakeP
                 TWILIO_BASE_URL=fakes.twilio_url, ARREARS_PUBLIC_BASE_URL="https://arrears.example.com")
 
 
+SCENARIO_TIMEOUT = 180.0   # real seconds; a scenario takes a few
+
+
+async def _bounded(env, scenario, name: str, fakes) -> str:  # noqa: ANN001 - test types
+    """Run one scenario; one that hangs fails with where its account stood, instead of stalling the set."""
+    import asyncio
+
+    account_id = f"golden-{name.replace('_', '-')}"
+    try:
+        return await asyncio.wait_for(scenario.run(env, account_id, providers=fakes), SCENARIO_TIMEOUT)
+    except asyncio.TimeoutError:
+        with env.auto_time_skipping_disabled():
+            st = await env.client.get_workflow_handle(f"account-{account_id}").query("status")
+        tail = "\n".join(f"  {e['local']} {e['kind']}: {e['summary']}" for e in st.get("timeline", [])[-15:])
+        raise SystemExit(f"{name}: no end within {SCENARIO_TIMEOUT:.0f}s at {await env.get_current_time()}; stage "
+                         f"{st.get('stage')}, next {st.get('next_action')} at {st.get('next_action_at')}\n{tail}") from None
+
+
 async def generate(out: Path, only: list[str] | None = None) -> list[Path]:
     import time
 
@@ -104,13 +122,14 @@ async def generate(out: Path, only: list[str] | None = None) -> list[Path]:
                     for name, scenario in group.items():
                         started = time.monotonic()
                         fakes.failures.clear()
-                        workflow_id = await scenario.run(env, f"golden-{name.replace('_', '-')}", providers=fakes)
+                        workflow_id = await _bounded(env, scenario, name, fakes)
                         chain = await fetch_chain(env.client, workflow_id)
                         files = write_chain(chain, out / name, compress=True)
                         written += files
                         size = sum(f.stat().st_size for f in files)
                         print(f"{name}: {len(chain)} run(s), {sum(len(h.events) for h in chain)} events, "
-                              f"{size // 1024} KiB, {time.monotonic() - started:.1f}s", flush=True)
+                              f"{size // 1024} KiB, {time.monotonic() - started:.1f}s, clock {(await env.get_current_time()):%Y-%m-%d}",
+                              flush=True)
         finally:
             await fakes.stop()
             await env.shutdown()
