@@ -18,6 +18,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from tests.collection import running_workers
+from tests.golden.generate import WORLDS
 from tests.golden.scenarios import full_ladder, local_today
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +78,8 @@ async def arrears(env: WorkflowEnvironment, database_url: str, cwd: Path, *args:
 async def exported(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("evidence")
     account_id = f"EV-{uuid.uuid4().hex[:8]}"
-    async with running_workers(env.client, database_url, tmp / "outbox") as pool:
+    # The ladder's world (tests/golden/scenarios.py): the device confirms only through its webhook.
+    async with running_workers(env.client, database_url, tmp / "outbox", **WORLDS["webhook"]) as pool:
         t0 = await local_today(env)
         await full_ladder(env, account_id)
         code, out = await arrears(env, database_url, tmp, "evidence", account_id, "--out", str(tmp / "out"),

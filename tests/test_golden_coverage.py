@@ -30,8 +30,9 @@ async def test_golden_coverage_does_not_drop_below_the_required_list(coverage: C
 
 async def test_dropping_a_scenario_or_adding_a_handler_fails_the_check(coverage: Coverage) -> None:
     required, wanted = load_required()
-    # The golden set without the scenario that alone approves a lockout: coverage drops.
-    only = {d: {i: s - {"full_ladder"} for i, s in items.items()} for d, items in coverage.items.items()}
+    # The golden set without the scenarios that approve a lockout: coverage drops.
+    approving = coverage.items["updates"]["approve_lockout"]
+    only = {d: {i: s - approving for i, s in items.items()} for d, items in coverage.items.items()}
     reduced = Coverage({d: {i: s for i, s in items.items() if s} for d, items in only.items()})
     verdict = judge(reduced, required, wanted, defined_handlers())
     assert "approve_lockout" in verdict.missing.get("updates", []), verdict
@@ -40,11 +41,11 @@ async def test_dropping_a_scenario_or_adding_a_handler_fails_the_check(coverage:
     handlers["updates"].add("decide_approval_v9")
     assert judge(coverage, required, wanted, handlers).unlisted == {"updates": ["decide_approval_v9"]}
     # A wanted item that becomes covered must move to required.
-    coverage.add("updates", "waive_fee", "some_new_scenario")
+    coverage.add("activities", "load_policy", "some_new_scenario")
     try:
-        assert "waive_fee" in judge(coverage, required, wanted).wanted_covered["updates"]
+        assert "load_policy" in judge(coverage, required, wanted).wanted_covered["activities"]
     finally:
-        coverage.items["updates"].pop("waive_fee")
+        coverage.items["activities"].pop("load_policy")
 
 
 async def test_the_report_lists_items_with_their_scenarios(tmp_path: Path) -> None:
@@ -53,8 +54,8 @@ async def test_the_report_lists_items_with_their_scenarios(tmp_path: Path) -> No
     code = await asyncio.to_thread(main, ["--out", str(tmp_path)])
     data = json.loads((tmp_path / "coverage.json").read_text())
     assert code == 0 and data["missing_required"] == {}
-    assert "full_ladder" in data["coverage"]["updates"]["approve_lockout"]
+    assert "ladder_to_placement" in data["coverage"]["updates"]["approve_lockout"]
     assert "send_sms" in data["coverage"]["activities"]
     md = (tmp_path / "coverage.md").read_text()
-    assert "## updates" in md and "| `approve_lockout` | full_ladder |" in md
-    assert "Wanted, not exercised yet" in md and "`waive_fee`" in md
+    assert "## updates" in md and "| `reject_lockout` | lockout_rejected_then_closed |" in md
+    assert "Wanted, not exercised yet" in md and "`load_policy`" in md

@@ -65,7 +65,7 @@ async def test_replay_fails_on_an_incompatible_history_naming_the_event(env, dat
     write_chain([history], bad)
     first_email = next(e.event_id for e in history.events if e.HasField("activity_task_scheduled_event_attributes")
                        and e.activity_task_scheduled_event_attributes.activity_type.name == "send_email")
-    code, out = await arrears(None, tmp_path, "replay", "--dir", str(bad), "--dir", str(GOLDEN / "promise_kept"))
+    code, out = await arrears(None, tmp_path, "replay", "--dir", str(bad), "--dir", str(GOLDEN / "contact_and_risk_signals"))
     assert code == 1, out
     assert "replayed 2, passed 1, nondeterministic 1, failed 0" in out
     assert f"first diverging event: event {first_email} ActivityTaskScheduled (activity send_email" in out
@@ -167,26 +167,30 @@ async def settled_count(env: WorkflowEnvironment, query: str) -> int:
 
 
 async def test_replay_runs_on_several_processes_and_keeps_sdk_logs_out_of_the_terminal(tmp_path: Path) -> None:
-    retired = GOLDEN / "retired" / "before-ff17930"         # older code's histories: 6 of 11 fail today
+    # Histories of the code before the rewrite (all 11 fail today) beside three of today's (one run each).
+    mixed = tmp_path / "mixed"
+    shutil.copytree(GOLDEN / "retired" / "before-rewrite", mixed / "before-rewrite")
+    for name in ("contact_and_risk_signals", "litigation_time_barred", "lockout_rejected_then_closed"):
+        shutil.copytree(GOLDEN / name, mixed / name)
     report = tmp_path / "report.json"
-    code, out = await arrears(None, tmp_path, "replay", "--dir", str(retired), "--jobs", "2", "--report", str(report))
+    code, out = await arrears(None, tmp_path, "replay", "--dir", str(mixed), "--jobs", "2", "--report", str(report))
     assert code == 1, out
-    assert "replayed 11, passed 5, nondeterministic 6, failed 0" in out, out
+    assert "replayed 14, passed 3, nondeterministic 11, failed 0" in out, out
     assert "on 2 processes" in out and "events/s" in out
     # The core's "WARN ... Failing workflow task" lines are in the report, not in the terminal.
     assert "WARN" not in out and "temporalio_sdk_core" not in out, out
     data = json.loads(report.read_text())
-    assert data["format"] == "arrears-replay-report/1" and data["nondeterministic"] == 6
+    assert data["format"] == "arrears-replay-report/1" and data["nondeterministic"] == 11
     assert any("Failing workflow task" in item["line"] for item in data["sdk_log"]), data["sdk_log"]
-    assert len(data["outcomes"]) == 11 and {o["status"] for o in data["outcomes"]} == {"passed", "nondeterministic"}
+    assert len(data["outcomes"]) == 14 and {o["status"] for o in data["outcomes"]} == {"passed", "nondeterministic"}
     # The same histories in one process give the same verdicts.
-    code1, out1 = await arrears(None, tmp_path, "replay", "--dir", str(retired), "--jobs", "1")
-    assert code1 == 1 and "replayed 11, passed 5, nondeterministic 6, failed 0" in out1, out1
+    code1, out1 = await arrears(None, tmp_path, "replay", "--dir", str(mixed), "--jobs", "1")
+    assert code1 == 1 and "replayed 14, passed 3, nondeterministic 11, failed 0" in out1, out1
 
 
 async def test_a_report_written_inside_the_directory_is_not_read_back_as_a_history(tmp_path: Path) -> None:
     histories = tmp_path / "histories"
-    shutil.copytree(GOLDEN / "promise_kept", histories / "promise_kept")
+    shutil.copytree(GOLDEN / "contact_and_risk_signals", histories / "contact_and_risk_signals")
     report = histories / "replay-report.json"
     for _ in range(2):
         code, out = await arrears(None, tmp_path, "replay", "--dir", str(histories), "--report", str(report))
@@ -196,7 +200,7 @@ async def test_a_report_written_inside_the_directory_is_not_read_back_as_a_histo
 
 async def test_replay_checks_carried_state_against_the_model(tmp_path: Path) -> None:
     # Replay alone passes a renamed carried field; the carried-state check does not.
-    chain = GOLDEN / "continue_as_new"
+    chain = GOLDEN / "instalment_cycles"
     code, out = await arrears(None, tmp_path, "replay", "--dir", str(chain))
     assert code == 0 and "carried inputs checked" in out, out
     code, out = await arrears(None, tmp_path, "replay", "--dir", str(chain), "--jobs", "2",
@@ -204,7 +208,7 @@ async def test_replay_checks_carried_state_against_the_model(tmp_path: Path) -> 
     assert code == 1, out
     from tests.replay_models import RENAMED
 
-    assert f"state.{RENAMED}: dropped" in out and "CARRIED_STATE: account-golden-continue-as-new" in out, out
+    assert f"state.{RENAMED}: dropped" in out and "CARRIED_STATE: account-golden-instalment-cycles" in out, out
     found = re.search(r"replayed (\d+), passed 0, nondeterministic 0, failed 0, carried state (\d+)", out)
     assert found and found.group(1) == found.group(2), out
 

@@ -1,162 +1,746 @@
-"""The collection calendar's scenarios, run on the time-skipping server with the real workers.
+"""The golden scenarios: stories of real accounts, run on the time-skipping server with the real
+workers, whose histories are committed under tests/golden (tests/golden/generate.py).
 
-Shared by the golden-history generator (tests/golden/generate.py) and the evidence test, so the
-histories committed under tests/golden and the account the evidence export is checked against
-come from the same story. Each scenario returns the workflow ID of its account, finished
-(paid off, written off) so its history is complete.
+Each scenario drives one account the way billing, operators, devices and providers would, checks
+that the story it names really happened (a scenario that no longer happens fails the generator
+rather than record something else), and returns the account's workflow ID once the account has
+finished (paid off, written off, closed), so its histories are whole.
+
+Scenarios run in a *world*: the settings of the workers they need. `device`: the simulated
+telematics device confirms every command at once; `webhook`: it never does, so confirmations
+arrive as `lockout_confirmation` signals (the telematics webhook). In both, SMS and calls go through
+the real Twilio SDK to the fake provider server (tests/fakes/server.py), which a scenario can make
+fail (`providers.fail_next`); e-mail, letters and partners go to the outbox.
+
+Also used by the evidence test (`full_ladder`) and the replay CLI test (`continue_as_new`) with
+the default workers and no fake providers: scenarios that need the fakes say so.
 """
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from domain.localtime import to_local
-from tests.collection import account, payment, start
+from domain.localtime import local_to_utc, to_local
+from tests.collection import account, on_status_day, payment, settle, start
 
 DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
 ZONE = "Asia/Shanghai"   # the debtor's zone in tests.collection.account
-Scenario = Callable[[WorkflowEnvironment, str], Awaitable[str]]
+ScenarioFn = Callable[..., Awaitable[str]]
 
 GUARANTOR = {"name": "李强", "role": "guarantor", "phone": "+8613900139000", "email": "li.qiang@example.com",
              "language": "zh"}
 ASSET = {"asset_id": "EX-200", "telematics_device_id": "DEV-1"}
+AGENT = {"operator": "agent.zhou", "role": "operator"}
+SUPERVISOR = {"operator": "supervisor.lin", "role": "supervisor"}
 
 
-async def local_today(env: WorkflowEnvironment) -> date:
-    return to_local(await env.get_current_time(), ZONE).date()
+class ScenarioFailed(AssertionError):
+    """The account did not do what the scenario says it does: nothing is recorded."""
 
 
-async def pay_everything(env: WorkflowEnvironment, handle: Any, payment_id: str) -> dict[str, Any]:
-    st = await handle.query("status")
-    await handle.signal("payment", payment(payment_id, st["total_outstanding"], await env.get_current_time()))
-    return await handle.result()
+@dataclass(frozen=True)
+class Scenario:
+    run: ScenarioFn
+    world: str = "device"          # see the module docstring
+    needs_providers: bool = False   # drives the fake provider server (failures)
+    about: str = ""
 
 
-async def full_ladder(env: WorkflowEnvironment, account_id: str) -> str:
-    """Reminder, day-0 call, a broken promise, a dispute (rejected), notices, the DPD 30 fee, the
-    lockout warning and guarantor notice, lockout approval and the device's confirmation, the
-    lawyer's letter, agency placement; then payment in full: unlock, placement recalled, paid off."""
-    t0 = await local_today(env)
-    data = account(account_id, today=t0, due_in=20, asset=ASSET, contacts=[GUARANTOR])
-    h = await start(env.client, data)
-    await env.sleep(22 * DAY)                       # T-15 reminder, day-0 call; DPD 1-2
-    promised = (await local_today(env)) + timedelta(days=3)
-    await h.execute_update("promise_to_pay", {"amount": 50_000, "promised_date": promised.isoformat(),
-                                              "operator": "agent.zhou"})
-    await env.sleep(8 * DAY)                        # promise broken, escalation resumes
-    await h.execute_update("open_dispute", {"dispute_id": "D-1", "reason": "billing_error",
-                                            "operator": "agent.zhou"})
-    await env.sleep(2 * DAY)
-    await h.execute_update("resolve_dispute", {"dispute_id": "D-1", "outcome": "rejected",
-                                               "operator": "supervisor.lin"})
-    await env.sleep(19 * DAY)                       # DPD 31: call, formal letter, fee
-    await env.sleep(15 * DAY)                       # DPD 46: lockout warning, guarantor notice
-    await env.sleep(15 * DAY)                       # DPD 61: lockout awaits approval, lawyer's letter
-    await h.execute_update("approve_lockout", {"operator": "ops.chen"})
-    await env.sleep(3 * DAY)
+# ------------------------------------------------------------------ helpers
+async def local_today(env: WorkflowEnvironment, zone: str = ZONE) -> date:
+    return to_local(await env.get_current_time(), zone).date()
+
+
+async def status(h: WorkflowHandle) -> dict[str, Any]:
+    """The account's status once nothing is in flight (activities take real time)."""
+    await settle(h, timeout=60.0)
     st = await h.query("status")
-    await h.signal("lockout_confirmation", {"request_id": st["lockout"]["request_id"], "command": "lock",
-                                            "state": "confirmed"})
-    await env.sleep(13 * DAY)                       # DPD 77: placed with an agency
-    await pay_everything(env, h, f"PAY-{account_id}")
+    if st.get("stage") == "opening":
+        # The account never opened: say why (its failure) rather than fail later on a missing key.
+        try:
+            await h.result()   # failed already: returns at once, whatever the clock
+        except Exception as err:  # noqa: BLE001 - reported with its cause
+            raise ScenarioFailed(f"{h.id}: the account did not open: {getattr(err, 'cause', err)}") from err
+    return st
+
+
+def story(st: dict[str, Any]) -> str:
+    return "\n".join(f"  {e['local']} {e['kind']}: {e['summary']}" for e in st["timeline"][-25:])
+
+
+def expect(st: dict[str, Any], ok: bool, what: str) -> None:
+    if not ok:
+        raise ScenarioFailed(f"{st['account_id']}: expected {what}; stage {st['stage']}, lockout "
+                             f"{st['lockout']['state']}; timeline:\n{story(st)}")
+
+
+def kinds(st: dict[str, Any]) -> list[str]:
+    return [e["kind"] for e in st["timeline"]]
+
+
+def said(st: dict[str, Any], text: str, kind: str | None = None) -> bool:
+    return any(text in e["summary"] for e in st["timeline"] if kind is None or e["kind"] == kind)
+
+
+async def until(env: WorkflowEnvironment, h: WorkflowHandle, check: Callable[[dict[str, Any]], bool], what: str, *,
+                step: timedelta = DAY, limit: int = 20) -> dict[str, Any]:
+    """Let time pass in `step`s until `check(status)` holds (at most `limit` steps)."""
+    st = await status(h)
+    for _ in range(limit):
+        if check(st):
+            return st
+        await env.sleep(step)
+        st = await status(h)
+    expect(st, check(st), what)
+    return st
+
+
+async def sleep_to(env: WorkflowEnvironment, day: date, at: time = time(10, 0), zone: str = ZONE) -> None:
+    """Let time pass until `at` on the debtor's local `day`."""
+    gap = local_to_utc(datetime.combine(day, at), zone) - await env.get_current_time()
+    if gap > timedelta(0):
+        await env.sleep(gap)
+
+
+async def align(env: WorkflowEnvironment, hour: int = 10, zone: str = ZONE) -> date:
+    """Move the clock to the next `hour`:00 in `zone`, so a scenario starts at a known time of day."""
+    now = await env.get_current_time()
+    local = to_local(now, zone)
+    target = local_to_utc(datetime.combine(local.date(), time(hour)), zone)
+    if target <= now:
+        target = local_to_utc(datetime.combine(local.date() + DAY, time(hour)), zone)
+    await env.sleep(target - now)
+    return to_local(await env.get_current_time(), zone).date()
+
+
+async def refused(h: WorkflowHandle, update: str, *args: Any) -> str:
+    """Send an update that the workflow must refuse; its message."""
+    try:
+        await h.execute_update(update, args=list(args))
+    except WorkflowUpdateFailedError as err:
+        return str(err.cause)
+    raise ScenarioFailed(f"{h.id}: update {update} {args!r} was accepted; it must be refused")
+
+
+async def pay_all(h: WorkflowHandle, payment_id: str) -> dict[str, Any]:
+    """Pay everything outstanding, dated on the day `status` states the money for (charges accrue daily)."""
+    st = await status(h)
+    await h.signal("payment", payment(payment_id, st["total_outstanding"], on_status_day(st), currency=st["currency"]))
+    return st
+
+
+async def confirm_unlocks(env: WorkflowEnvironment, h: WorkflowHandle) -> None:
+    """The device's webhook for every unlock the account is following (a device that confirms by
+    itself, as in the `device` world, leaves nothing to confirm)."""
+    st = await until(env, h, lambda s: all(j["request_id"] for j in s["unlocks"]), "unlock command sent", step=HOUR)
+    for job in st["unlocks"]:
+        await h.signal("lockout_confirmation", {"request_id": job["request_id"], "command": "unlock",
+                                                "state": "confirmed"})
+    await until(env, h, lambda s: not s["unlocks"], "unlock confirmed", step=HOUR)
+
+
+async def closed(env: WorkflowEnvironment, h: WorkflowHandle, *, limit_days: int = 60) -> dict[str, Any]:
+    """The account's result once it has closed, letting collection days pass until it does.
+
+    Never awaited with the test server's time skipping unlocked: once nothing is left to run, the
+    server skips to its default 10-year run timeout, and the next scenario would start a decade
+    later (a set of 23 scenarios would run past the supported calendar)."""
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.enums.v1 import WorkflowExecutionStatus
+    from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+
+    async def running() -> bool:
+        raw = await h._client.workflow_service.describe_workflow_execution(DescribeWorkflowExecutionRequest(
+            namespace=h._client.namespace, execution=WorkflowExecution(workflow_id=h.id)))
+        return raw.workflow_execution_info.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+
+    for _ in range(limit_days):
+        await settle(h, timeout=60.0)
+        if not await running():
+            break
+        await env.sleep(DAY)
+    else:
+        st = await h.query("status")
+        expect(st, False, f"the account closed within {limit_days} days (next action {st['next_action']} at "
+                          f"{st['next_action_at']}, outbox {st['outbox']}, unlocks {st['unlocks']}, "
+                          f"placement {st['placement']}, tasks {st['tasks_open']})")
+    with env.auto_time_skipping_disabled():
+        return await h.result()
+
+
+async def finished(env: WorkflowEnvironment, h: WorkflowHandle, stage: str) -> str:
+    result = await closed(env, h)
+    if result["stage"] != stage:
+        raise ScenarioFailed(f"{h.id}: finished {result['stage']}, expected {stage}")
     return h.id
 
 
-async def promise_kept(env: WorkflowEnvironment, account_id: str) -> str:
+async def pay_everything(env: WorkflowEnvironment, h: WorkflowHandle, payment_id: str) -> dict[str, Any]:
+    """Pay in full and wait for the account to finish paid off."""
+    await pay_all(h, payment_id)
+    result = await closed(env, h)
+    if result["stage"] != "paid_off":
+        raise ScenarioFailed(f"{h.id}: finished {result['stage']}, expected paid_off")
+    return result
+
+
+def next_holiday(country: str, after: date, *, subdiv: str | None = None) -> date:
+    """The first public holiday of `country` on or after `after`, by the calendar the workflow uses."""
+    from domain.contact_rules.holidays_calendar import holiday_name
+
+    day = after
+    while holiday_name(day, country, subdiv) is None:
+        day += DAY
+        if day > after + timedelta(days=400):
+            raise ScenarioFailed(f"no {country} holiday within 400 days of {after}")
+    return day
+
+
+# ------------------------------------------------------------------ the standard ladder
+async def full_ladder(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """standard@v1, every step of the brief's calendar: T-15 reminder, day-0 call, a broken promise, a
+    pausing dispute rejected, the DPD 5/10/15/20 contacts, DPD 30 call, letter and charges, the
+    written lockout warning and the guarantor notice, the lockout request approved by a supervisor,
+    the final warning, the lock accepted by the device and confirmed by its webhook, the lawyer's
+    letter, agency placement at DPD 75; then payment in full: unlock (confirmed by the webhook),
+    the agency told and the placement recalled, paid off, closed after the closing grace."""
+    t0 = await local_today(env)
+    due = t0 + timedelta(days=20)
+    h = await start(env.client, account(account_id, today=t0, due_in=20, asset=ASSET, contacts=[GUARANTOR]))
+    await env.sleep(22 * DAY)                       # T-15 reminder, day-0 call; DPD 2
+    promised = (await local_today(env)) + timedelta(days=3)
+    await h.execute_update("promise_to_pay", {"amount": 50_000, "promised_date": promised.isoformat(),
+                                              "operator": "agent.zhou", "role": "operator"})
+    await env.sleep(8 * DAY)                        # promise broken, escalation resumes
+    await h.execute_update("open_dispute", {"dispute_id": "D-1", "reason": "billing_error",
+                                            "operator": "agent.zhou", "role": "operator"})
+    await env.sleep(2 * DAY)
+    await h.execute_update("resolve_dispute", {"dispute_id": "D-1", "outcome": "rejected",
+                                               "operator": "supervisor.lin", "role": "supervisor"})
+    await sleep_to(env, due + timedelta(days=61))   # DPD 30 call, letter, charges; DPD 45 warning; DPD 60
+    st = await until(env, h, lambda s: s["lockout"]["state"] == "pending_approval", "a lockout awaiting approval")
+    expect(st, "promise_broken" in kinds(st) or st["promises_broken"] == 1, "the promise broken")
+    await h.execute_update("approve_lockout", {"operator": "ops.chen", "role": "supervisor"})
+    # The final warning goes 48 hours before the lock; the device accepts the command but confirms
+    # only through its webhook.
+    st = await until(env, h, lambda s: s["lockout"]["state"] in ("requested", "locked"), "the lock command sent",
+                     step=6 * HOUR)
+    await h.signal("lockout_confirmation", {"request_id": st["lockout"]["request_id"], "command": "lock",
+                                            "state": "confirmed"})
+    await until(env, h, lambda s: s["lockout"]["state"] == "locked", "the machine locked", step=HOUR)
+    await sleep_to(env, due + timedelta(days=77))   # DPD 75: placed with an agency
+    st = await until(env, h, lambda s: s["stage"] == "placed", "agency placement")
+    await pay_all(h, f"PAY-{account_id}")
+    await confirm_unlocks(env, h)
+    st = await until(env, h, lambda s: s["placement"] is None and s["stage"] == "paid_off", "recall and pay-off",
+                     step=HOUR)
+    return await finished(env, h, "paid_off")
+
+
+async def promise_kept(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """A promise made at DPD 3 holds escalation (no DPD 5 notice) and is kept by a payment in full."""
     t0 = await local_today(env)
     h = await start(env.client, account(account_id, today=t0, due_in=1))
     await env.sleep(4 * DAY)
     promised = (await local_today(env)) + timedelta(days=6)
-    await h.execute_update("promise_to_pay", {"amount": 100_000, "promised_date": promised.isoformat()})
+    await h.execute_update("promise_to_pay", {"amount": 100_000, "promised_date": promised.isoformat(),
+                                              "reason": "waiting for a customer's payment", **AGENT})
     await env.sleep(5 * DAY)
-    await h.signal("payment", payment(f"PAY-{account_id}", 100_000, await env.get_current_time()))
-    await h.result()
-    return h.id
+    st = await status(h)
+    expect(st, not said(st, "Polite notice", "sent"), "no DPD 5 notice while the promise is open")
+    await h.signal("payment", payment(f"PAY-{account_id}", 100_000, on_status_day(st)))
+    st = await until(env, h, lambda s: "promise_kept" in kinds(s), "the promise kept", step=HOUR)
+    return await finished(env, h, "paid_off")
 
 
-async def dispute_upheld(env: WorkflowEnvironment, account_id: str) -> str:
+# ------------------------------------------------------------------ disputes
+async def dispute_upheld(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """A pausing dispute (quality complaint) stops contact; upheld with an adjustment of principal."""
     t0 = await local_today(env)
     h = await start(env.client, account(account_id, today=t0, due_in=1))
     await env.sleep(3 * DAY)
-    await h.execute_update("open_dispute", {"dispute_id": "D-2", "reason": "quality_complaint", "amount": 30_000})
+    await h.execute_update("open_dispute", {"dispute_id": "D-2", "reason": "quality_complaint", "amount": 30_000,
+                                            **AGENT})
+    await env.sleep(4 * DAY)                        # DPD 6: the DPD 5 notice waits for the dispute
+    st = await status(h)
+    expect(st, not said(st, "Polite notice", "sent") and st["open_disputes"], "contact paused by the dispute")
+    await h.execute_update("resolve_dispute", {"dispute_id": "D-2", "outcome": "upheld", "adjustment": 30_000,
+                                               **SUPERVISOR})
+    st = await status(h)
+    expect(st, st["principal_outstanding"] == 70_000, "principal reduced by the adjustment")
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
+async def dispute_on_placed_account(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """Placed with an agency at DPD 75: the agency hears of a payment; a pausing dispute is notified
+    to it and recalls the placement; the dispute is rejected and the account paid off."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=1))
+    await env.sleep(77 * DAY)
+    st = await until(env, h, lambda s: s["stage"] == "placed", "agency placement")
+    await h.signal("payment", payment(f"PART-{account_id}", 10_000, on_status_day(st)))
+    await env.sleep(DAY)
+    await h.execute_update("open_dispute", {"dispute_id": "D-3", "reason": "not_my_debt", **AGENT})
+    st = await until(env, h, lambda s: s["placement"] is None, "the placement recalled", step=HOUR)
+    expect(st, said(st, "agency notified: dispute opened") and said(st, "placement recalled"),
+           "the agency told of the dispute, then recalled")
     await env.sleep(2 * DAY)
-    await h.execute_update("resolve_dispute", {"dispute_id": "D-2", "outcome": "upheld", "adjustment": 30_000})
+    await h.execute_update("resolve_dispute", {"dispute_id": "D-3", "outcome": "rejected", **SUPERVISOR})
     await pay_everything(env, h, f"PAY-{account_id}")
     return h.id
 
 
-async def repayment_plan(env: WorkflowEnvironment, account_id: str) -> str:
+# ------------------------------------------------------------------ money: plans, waivers, write-off
+async def restructured_plan(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """standard@v3: a restructuring quote with the policy's 1 % fee needs four eyes; the agent's
+    request is approved by a supervisor (decide_approval), the plan replaces the schedule, its
+    acknowledgement restarts the limitation period; both plan instalments paid, a cycle closing
+    (continue-as-new) between them."""
     t0 = await local_today(env)
-    h = await start(env.client, account(account_id, today=t0, due_in=1))
-    await env.sleep(10 * DAY)
+    h = await start(env.client, account(account_id, today=t0, due_in=[1, 32], amount=100_000, policy_version=3,
+                                        jurisdiction="CN"))
+    await env.sleep(40 * DAY)                       # DPD 39 and 8: late fee and interest on the first
     d = await local_today(env)
-    await h.execute_update("repayment_plan", {"plan_id": "PLAN-1", "instalments": [
-        {"due_date": (d + timedelta(days=10)).isoformat(), "amount": 50_000},
-        {"due_date": (d + timedelta(days=40)).isoformat(), "amount": 50_000}]})
-    await env.sleep(8 * DAY)
-    await h.signal("payment", payment(f"PK-{account_id}-1", 50_000, await env.get_current_time()))
-    await env.sleep(25 * DAY)
-    await h.signal("payment", payment(f"PK-{account_id}-2", 50_000, await env.get_current_time()))
-    await h.result()
-    return h.id
+    asked = await h.execute_update("repayment_plan", {
+        "plan_id": "PLAN-1", "instalments": [{"due_date": (d + timedelta(days=10)).isoformat()},
+                                             {"due_date": (d + timedelta(days=40)).isoformat()}],
+        "acknowledgement_reference": "PLAN-1-signed.pdf", "operator": "agent.li", "role": "operator"})
+    if asked.get("status") != "pending_approval" or not asked["quote"]["fee"]:
+        raise ScenarioFailed(f"{h.id}: expected a plan with a fee awaiting approval, got {asked}")
+    why = await refused(h, "decide_approval", {"approval_id": asked["approval_id"], "decision": "approve",
+                                               "operator": "agent.li", "role": "operator"})
+    if "different person" not in why and "supervisor" not in why:
+        raise ScenarioFailed(f"{h.id}: the requester's own approval was refused for another reason: {why}")
+    done = await h.execute_update("decide_approval", {"approval_id": asked["approval_id"], "decision": "approve",
+                                                      **SUPERVISOR})
+    st = await status(h)
+    expect(st, st["repayment_plan"] is not None and done["instalments"] == 2 and st["limitation_start"] == d.isoformat(),
+           "the plan in force and the limitation restarted")
+    for k in (1, 2):
+        line = next(x for x in st["instalments"] if x["id"] == f"plan:PLAN-1:{k}")
+        await sleep_to(env, date.fromisoformat(line["due_date"]) - timedelta(days=2))
+        st = await status(h)
+        line = next(x for x in st["instalments"] if x["id"] == f"plan:PLAN-1:{k}")
+        await h.signal("payment", payment(f"PLAN-{account_id}-{k}", line["outstanding"], on_status_day(st)))
+        if k == 1:
+            await sleep_to(env, date.fromisoformat(line["due_date"]) + timedelta(days=2))
+            st = await status(h)
+            expect(st, st["run"] >= 2, "continue-as-new after the first plan instalment's cycle closed")
+    return await finished(env, h, "paid_off")
 
 
-async def policy_migration(env: WorkflowEnvironment, account_id: str) -> str:
+async def waiver_four_eyes(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """standard@v3 waives charges only with a second person: a late-fee waiver rejected, an interest
+    waiver approved (decide_approval), the rest paid."""
     t0 = await local_today(env)
-    h = await start(env.client, account(account_id, today=t0, due_in=1))
-    await env.sleep(22 * DAY)
-    await h.execute_update("change_policy", {"version": 2, "operator": "strategy.team"})
-    await env.sleep(6 * DAY)                        # v2's DPD 25 SMS
+    h = await start(env.client, account(account_id, today=t0, due_in=1, policy_version=3, jurisdiction="CN"))
+    await env.sleep(36 * DAY)                       # DPD 35: late fee and interest
+    st = await status(h)
+    expect(st, st["charges_outstanding"] > 20_000, "a late fee and interest outstanding")
+    asked = await h.execute_update("waive_fee", {"component": "late_fee", "reason": "first delay in six years",
+                                                 **AGENT})
+    await h.execute_update("decide_approval", {"approval_id": asked["approval_id"], "decision": "reject",
+                                               "reason": "the contract's late fee stands", **SUPERVISOR})
+    asked = await h.execute_update("waive_fee", {"component": "interest", "reason": "bank transfer delayed by the bank",
+                                                 **AGENT})
+    done = await h.execute_update("decide_approval", {"approval_id": asked["approval_id"], "decision": "approve",
+                                                      **SUPERVISOR})
+    if not done.get("waived"):
+        raise ScenarioFailed(f"{h.id}: approved waiver waived nothing: {done}")
     await pay_everything(env, h, f"PAY-{account_id}")
     return h.id
 
 
-async def malformed_and_operator_actions(env: WorkflowEnvironment, account_id: str) -> str:
-    """Malformed signals recorded (not crashed on), a duplicate payment, a risk signal, pause and
-    resume, opt-out, cease-communication, and a write-off."""
+async def waiver_within_threshold(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """property@v1 (1‰ a day): an account handed over 20 days overdue; a small waiver within the
+    operator's own limit goes through without approval; the rest is paid."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=-20, amount=58_350, policy_id="property",
+                                        policy_version=1, jurisdiction="CN", debt_type="property_fee"))
+    st = await status(h)
+    expect(st, st["charges_outstanding"] > 1_000, "late charges accrued before the hand-over")
+    done = await h.execute_update("waive_fee", {"component": "interest", "amount": 500,
+                                                "reason": "not a malicious non-payer", **AGENT})
+    if done.get("waived") != 500:
+        raise ScenarioFailed(f"{h.id}: expected 500 waived at once, got {done}")
+    await env.sleep(2 * DAY)
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
+# ------------------------------------------------------------------ GPS lockout
+def _accelerated(account_id: str, t0: date, **extra: Any) -> dict[str, Any]:
+    # telematics_tamper accelerates the episode by 15 days: warning at DPD 30, request at DPD 45.
+    return account(account_id, today=t0, due_in=1, asset={"asset_id": f"EX-{account_id[-6:]}",
+                                                           "telematics_device_id": f"DEV-{account_id[-6:]}"}, **extra)
+
+
+async def lockout_rejected_then_closed(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """A tamper signal accelerates the ladder; the lockout request is rejected by a supervisor
+    (approval task closed); the account is placed, then closed by a supervisor: the agency is told
+    and the placement recalled."""
+    t0 = await local_today(env)
+    h = await start(env.client, _accelerated(account_id, t0))
+    await h.signal("risk", {"kind": "telematics_tamper", "detail": "device enclosure opened", "source": "telematics"})
+    await env.sleep(47 * DAY)
+    st = await until(env, h, lambda s: s["lockout"]["state"] == "pending_approval", "a lockout awaiting approval")
+    await h.execute_update("reject_lockout", {"reason": "machine on a hospital build; payment talks agreed",
+                                              **SUPERVISOR})
+    await env.sleep(15 * DAY)                       # DPD 75 accelerated to DPD 60: placed
+    st = await until(env, h, lambda s: s["stage"] == "placed", "agency placement")
+    expect(st, st["lockout"]["state"] == "rejected", "the lockout stays rejected")
+    await h.execute_update("close", {"reason": "settled with the dealer under a buy-back", **SUPERVISOR})
+    return await finished(env, h, "closed")
+
+
+async def lockout_emergency_unlock(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """Lockout approved and confirmed by the device; a supervisor re-enables the machine in an
+    emergency (unlock confirmed, unlock notice); paid off later."""
+    t0 = await local_today(env)
+    h = await start(env.client, _accelerated(account_id, t0))
+    await h.signal("risk", {"kind": "telematics_tamper"})
+    await env.sleep(46 * DAY)
+    await until(env, h, lambda s: s["lockout"]["state"] == "pending_approval", "a lockout awaiting approval")
+    await h.execute_update("approve_lockout", SUPERVISOR)
+    await until(env, h, lambda s: s["lockout"]["state"] == "locked", "the machine locked", step=12 * HOUR)
+    await h.execute_update("emergency_unlock", {"reason": "machine needed for flood rescue work",
+                                                "operator": "duty.manager", "role": "supervisor"})
+    st = await until(env, h, lambda s: not s["unlocks"], "the emergency unlock confirmed", step=HOUR)
+    expect(st, st["lockout"]["state"] == "released", "the lockout released for the episode")
+    await env.sleep(3 * DAY)
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
+async def lockout_without_approval(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """fleet@v1: the lockout request needs no approval; warnings and safeguards still apply, the
+    device confirms; the cure unlocks and announces it."""
+    t0 = await local_today(env)
+    h = await start(env.client, _accelerated(account_id, t0, policy_id="fleet", policy_version=1))
+    await h.signal("risk", {"kind": "telematics_tamper"})
+    await env.sleep(46 * DAY)
+    st = await until(env, h, lambda s: s["lockout"]["state"] == "locked", "the machine locked without approval",
+                     step=12 * HOUR)
+    expect(st, not said(st, "approved by"), "no approval")
+    await pay_all(h, f"PAY-{account_id}")
+    st = await until(env, h, lambda s: not s["unlocks"] and s["stage"] == "paid_off", "unlocked and paid off",
+                     step=HOUR)
+    return await finished(env, h, "paid_off")
+
+
+async def two_episodes(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """Episode 1: warning, lockout approved, locked by the device, cured: unlock and unlock notice.
+    Episode 2 (the next instalment unpaid): the whole ladder again with its own lockout warning
+    naming its own date; then paid off."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=[1, 120], asset=ASSET, contacts=[GUARANTOR]))
+    await env.sleep(62 * DAY)
+    await until(env, h, lambda s: s["lockout"]["state"] == "pending_approval", "a lockout awaiting approval")
+    await h.execute_update("approve_lockout", SUPERVISOR)
+    await until(env, h, lambda s: s["lockout"]["state"] == "locked", "the machine locked", step=12 * HOUR)
+    st = await status(h)
+    await h.signal("payment", payment(f"CURE-{account_id}", 100_000 + st["fees_outstanding"], on_status_day(st)))
+    await until(env, h, lambda s: s["episode"] is None and not s["unlocks"], "cured and unlocked", step=HOUR)
+    await sleep_to(env, t0 + timedelta(days=120 + 47))  # the second instalment's DPD 47
+    st = await until(env, h, lambda s: s["episode"] and s["episode"]["number"] == 2
+                     and s["lockout"]["state"] == "warned", "episode 2 with its own lockout warning")
+    expect(st, said(st, "delinquent again (episode 2)"), "episode 2 recorded")
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
+# ------------------------------------------------------------------ litigation
+async def litigation_referral(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """litigation@v1: referred to counsel at DPD 75 (the limitation period allows it); counsel hears
+    of a part payment; paid in full: counsel told, the referral recalled."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=1, policy_id="litigation", policy_version=1))
+    await env.sleep(77 * DAY)
+    st = await until(env, h, lambda s: s["stage"] == "in_litigation", "the litigation referral")
+    await h.signal("payment", payment(f"PART-{account_id}", 20_000, on_status_day(st)))
+    await env.sleep(3 * DAY)
+    await pay_all(h, f"PAY-{account_id}")
+    await until(env, h, lambda s: s["placement"] is None and s["stage"] == "paid_off", "recall and pay-off", step=HOUR)
+    return await finished(env, h, "paid_off")
+
+
+async def litigation_time_barred(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """litigation@v1 with a limitation period that ran out years ago: the referral is refused and a
+    person asked; a supervisor requests a write-off (refused to approve their own request), a second supervisor
+    rejects it; requested again and approved by the second supervisor."""
+    t0 = await local_today(env)
+    barred = date(t0.year - 10, t0.month, min(t0.day, 28))
+    h = await start(env.client, account(account_id, today=t0, due_in=1, policy_id="litigation", policy_version=1,
+                                        statute_of_limitations_start=barred.isoformat()))
+    await env.sleep(77 * DAY)
+    st = await until(env, h, lambda s: said(s, "litigation referral refused"), "the referral refused")
+    # Write-off is a supervisor's request and needs a second supervisor's approval (four eyes).
+    asked = await h.execute_update("write_off", {"reason": "time-barred; not economic to pursue", **SUPERVISOR})
+    await refused(h, "decide_approval", {"approval_id": asked["approval_id"], "decision": "approve", **SUPERVISOR})
+    await h.execute_update("decide_approval", {"approval_id": asked["approval_id"], "decision": "reject",
+                                               "reason": "ask the debtor for a voluntary settlement first",
+                                               "operator": "cfo.wu", "role": "supervisor"})
+    await env.sleep(5 * DAY)
+    asked = await h.execute_update("write_off", {"reason": "time-barred; no voluntary settlement", **SUPERVISOR})
+    await h.execute_update("decide_approval", {"approval_id": asked["approval_id"], "decision": "approve",
+                                               "operator": "cfo.wu", "role": "supervisor"})
+    return await finished(env, h, "written_off")
+
+
+# ------------------------------------------------------------------ signals from outside, consent
+async def contact_and_risk_signals(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """Risk signals: gps_offline (a person asked), telematics_tamper while current (the coming episode
+    accelerated), phone_dead for the guarantor, bankruptcy (collection stops). Contact outcomes: a
+    conversation (no call for a week), a consumer-initiated call, a wrong party on the guarantor's
+    phone. Closed by a supervisor after the bankruptcy."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=1, contacts=[GUARANTOR]))
+    await h.signal("risk", {"kind": "gps_offline", "detail": "no fix for 48h"})
+    await h.signal("risk", {"kind": "telematics_tamper", "detail": "tamper switch"})
+    await env.sleep(3 * DAY)                        # DPD 2, accelerated by 15 days: the DPD 15 call now
+    await h.signal("contact", {"channel": "voice", "outcome": "consumer_initiated", "detail": "debtor called back"})
+    await h.signal("contact", {"channel": "sms", "outcome": "wrong_party", "person": "contact-1",
+                               "detail": "the number belongs to someone else"})
+    await env.sleep(10 * DAY)                       # DPD 12
+    await h.signal("contact", {"channel": "voice", "outcome": "conversation", "detail": "will pay at month end"})
+    await env.sleep(19 * DAY)                       # DPD 31: the DPD 30 call held a week; guarantor notice
+    await h.signal("risk", {"kind": "phone_dead", "person": "contact-1", "source": "carrier lookup"})
+    st = await status(h)
+    expect(st, "contact" in kinds(st) or said(st, "conversation"), "contact outcomes recorded")
+    await h.signal("risk", {"kind": "bankruptcy", "detail": "bankruptcy petition filed", "source": "court feed"})
+    st = await until(env, h, lambda s: s["stopped"] == "bankruptcy", "collection stopped", step=HOUR)
+    await env.sleep(5 * DAY)
+    await h.execute_update("close", {"reason": "claim lodged with the bankruptcy administrator", **SUPERVISOR})
+    return await finished(env, h, "closed")
+
+
+async def consent_per_person(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """Consent is per person: the guarantor opts out of SMS, the debtor out of e-mail (by address);
+    the debtor asks to cease communication (acknowledged by letter); the guarantor is still
+    notified by e-mail at DPD 45; paid off."""
+    t0 = await local_today(env)
+    guarantor = {**GUARANTOR, "contact_id": "g-li"}
+    h = await start(env.client, account(account_id, today=t0, due_in=1, contacts=[guarantor]))
+    await h.execute_update("opt_out", {"person": "g-li", "channel": "sms", "source": "guarantor's STOP reply"})
+    await h.execute_update("opt_out", {"address": "wang.wei@example.com", "channel": "email",
+                                       "source": "unsubscribe link"})
+    await env.sleep(7 * DAY)                        # DPD 6: the notice by SMS only
+    await h.execute_update("cease_communication", {"person": "debtor", **AGENT})
+    await env.sleep(41 * DAY)                       # DPD 47: the guarantor notice
+    st = await status(h)
+    expect(st, said(st, "guarantor", "sent") or said(st, "Notice to guarantors", "sent"), "the guarantor notified")
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
+# ------------------------------------------------------------------ providers failing
+def _fakes(providers: Any, h: str) -> Any:
+    if providers is None:
+        raise ScenarioFailed(f"{h}: this scenario needs the fake provider server (tests.golden.generate)")
+    return providers
+
+
+async def sms_provider_down(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """Twilio answers 500 through every retry of the T-15 reminder's SMS: postponed twice an hour
+    apart (through the contact rules again), then failed and handed to a person; the e-mail went."""
+    fakes = _fakes(providers, account_id)
+    t0 = await align(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=16))
+    fakes.fail_next("twilio", "500", times=1_000)
+    try:
+        await env.sleep(DAY + 4 * HOUR)
+        st = await status(h)
+    finally:
+        fakes.failures.clear()
+    expect(st, kinds(st).count("send_postponed") == 2 and "send_failed" in kinds(st),
+           "two postponements, then the send failed")
+    expect(st, "sms could not be sent" in st["needs_review"], "a person asked")
+    await env.sleep(2 * DAY)
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
+async def sms_invalid_recipient(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """Twilio refuses the number (21211): the SMS fails at once (never retried), the debtor's phone is
+    marked dead, and the day-0 call is suppressed; paid off."""
+    fakes = _fakes(providers, account_id)
+    t0 = await align(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=16))
+    fakes.fail_next("twilio", "invalid_number", times=1)
+    try:
+        await env.sleep(DAY)
+        st = await status(h)
+    finally:
+        fakes.failures.clear()
+    expect(st, "send_failed" in kinds(st) and said(st, "marked dead"), "the SMS refused and the phone marked dead")
+    await sleep_to(env, t0 + timedelta(days=17))    # the day-0 call: no usable phone
+    st = await status(h)
+    expect(st, not said(st, "voice to debtor", "sent"), "no call to a dead number")
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
+# ------------------------------------------------------------------ holiday calendars
+async def holiday_cn(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """debtor.country CN: the T-15 reminder falls on a Chinese public holiday and is deferred to the
+    next lawful morning by the CN calendar; paid before the due date."""
+    t0 = await local_today(env)
+    holiday = next_holiday("CN", t0 + timedelta(days=2))
+    due = holiday + timedelta(days=15)
+    data = account(account_id, today=t0, due_in=(due - t0).days)
+    data["debtor"]["country"] = "CN"
+    h = await start(env.client, data)
+    await sleep_to(env, holiday, time(20, 0))
+    st = await until(env, h, lambda s: said(s, "public holiday", "compliance_decision"), "a holiday deferral")
+    await until(env, h, lambda s: said(s, "Reminder 15 days before due", "sent"), "the reminder sent after the holiday")
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
+async def holiday_us(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """debtor.country US (New York, standard@v3 under US rules): the T-15 reminder falls on a US public
+    holiday and is deferred by the US calendar; a part payment after the due date is allocated
+    principal first (the US order); paid off."""
+    zone = "America/New_York"
+    t0 = await local_today(env, zone)
+    holiday = next_holiday("US", t0 + timedelta(days=2), subdiv="NY")
+    due = holiday + timedelta(days=15)
+    data = account(account_id, today=t0, due_in=(due - t0).days, currency="USD", policy_version=3,
+                   jurisdiction="US-NY")
+    data["debtor"] = {"name": "Jordan Miller", "phone": "+12125550147", "email": "jordan.miller@example.com",
+                      "timezone": zone, "language": "en", "country": "US", "region": "NY"}
+    h = await start(env.client, data)
+    await sleep_to(env, holiday, time(20, 0), zone)
+    await until(env, h, lambda s: said(s, "public holiday", "compliance_decision"), "a holiday deferral")
+    await sleep_to(env, due + timedelta(days=6), time(10, 0), zone)
+    st = await status(h)
+    await h.signal("payment", payment(f"PART-{account_id}", 40_000, on_status_day(st), currency="USD"))
+    await env.sleep(2 * DAY)
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
+# ------------------------------------------------------------------ history length and time
+async def continue_as_new(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """standard@v3, three monthly instalments: the first paid early, the second late (interest from
+    its due date, paid in two parts), the third on time. Each closed cycle continues the workflow
+    as new, carrying the charges book; payments on both sides of every continue-as-new."""
+    t0 = await local_today(env)
+    dues = [t0 + timedelta(days=d) for d in (20, 50, 80)]
+    h = await start(env.client, account(account_id, today=t0, due_in=[20, 50, 80], amount=30_000, policy_version=3,
+                                        jurisdiction="CN"))
+    await sleep_to(env, dues[0] - timedelta(days=2))
+    await h.signal("payment", payment(f"M-{account_id}-1", 30_000, await env.get_current_time()))
+    # The first cycle closes at the account's next wake after its due date (the second instalment's
+    # T-15 reminder): the workflow continues as new there, not on a timer of its own.
+    await sleep_to(env, dues[1] + timedelta(days=6))      # DPD 6: grace forfeited, interest from the due date
+    st = await status(h)
+    expect(st, st["run"] >= 2, "continue-as-new after the first cycle")
+    await h.signal("payment", payment(f"M-{account_id}-2a", 20_000, on_status_day(st)))
+    await env.sleep(2 * DAY)
+    st = await status(h)
+    line = next(x for x in st["instalments"] if x["due_date"] == dues[1].isoformat())
+    await h.signal("payment", payment(f"M-{account_id}-2b", line["outstanding"], on_status_day(st)))
+    await env.sleep(2 * DAY)
+    st = await status(h)
+    expect(st, st["run"] >= 3 and st["episode"] is None, "cured, and continued as new again")
+    await sleep_to(env, dues[2] - timedelta(days=1))
+    await pay_everything(env, h, f"M-{account_id}-3")
+    return h.id
+
+
+async def compressed_time(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """seconds_per_day = 60: a collection day lasts a real minute. The T-15 reminder, the day-0 call
+    and the DPD 5 notice on the account's own clock; paid off, closed after the grace."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=16, seconds_per_day=60))
+    await env.sleep(timedelta(seconds=60 * 23))     # 23 collection days: DPD 7
+    st = await status(h)
+    expect(st, st["days_past_due"] >= 5 and said(st, "Polite notice", "sent"), "the DPD 5 notice on compressed time")
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
+# ------------------------------------------------------------------ bad input and operator actions
+async def malformed_and_refused(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """Malformed and refused signals recorded, never crashed on (a bad amount, a payload that is not
+    an object, two arguments, another currency, an unknown signal, a duplicate payment, an unknown
+    person); updates refused by their validators (nothing enters the history); pause and resume;
+    change_policy to a pinned version refused without a supervisor; paid off."""
     t0 = await local_today(env)
     h = await start(env.client, account(account_id, today=t0, due_in=1))
     now = await env.get_current_time()
     await h.signal("payment", {"payment_id": "P-x", "amount": "lots", "currency": "CNY", "received_at": now.isoformat()})
     await h.signal("payment", "not even an object")
-    await h.signal("payment", payment("P-good", 1_000, now))
-    await h.signal("payment", payment("P-good", 1_000, now))
-    await h.signal("risk", {"kind": "gps_offline", "detail": "no fix for 48h"})
+    await h.signal("payment", args=[payment(f"P-two-{account_id}", 1_000, now), {"extra": True}])
+    await h.signal("payment", payment(f"P-usd-{account_id}", 1_000, now, currency="USD"))
+    await h.signal("payment", payment(f"P-good-{account_id}", 1_000, now))
+    await h.signal("payment", payment(f"P-good-{account_id}", 1_000, now))
+    await h.signal("contact", {"channel": "voice", "outcome": "conversation", "person": "nobody"})
+    await h.signal("risk", {"kind": "meteor"})
+    await h.signal("lockout_confirmation", {"command": "lock", "state": "confirmed", "request_id": "unknown"})
+    await h.signal("refund", {"amount": 5})
+    await refused(h, "resume", {})
+    await refused(h, "approve_lockout", SUPERVISOR)
+    await refused(h, "promise_to_pay", {"amount": 10, "promised_date": (t0 + timedelta(days=200)).isoformat()})
+    await refused(h, "decide_approval", {"approval_id": "approval-99", "decision": "approve", **SUPERVISOR})
+    await refused(h, "change_policy", {"version": 2, **AGENT})
+    await refused(h, "pause", {"reason": "x"}, {"reason": "y"})
     await env.sleep(3 * DAY)
-    await h.execute_update("pause", {"reason": "hospitalised", "operator": "agent.zhou"})
+    await h.execute_update("pause", {"reason": "debtor in hospital", "until": (t0 + timedelta(days=30)).isoformat(),
+                                     **AGENT})
     await env.sleep(2 * DAY)
-    await h.execute_update("resume", {"operator": "agent.zhou"})
-    await h.execute_update("opt_out", {"channel": "sms", "source": "STOP reply"})
-    await env.sleep(6 * DAY)
-    await h.execute_update("cease_communication", {"operator": "agent.zhou"})
-    await h.execute_update("write_off", {"reason": "uneconomic", "approved_by": "cfo.wu"})
-    await h.result()
+    await h.execute_update("resume", AGENT)
+    await env.sleep(2 * DAY)
+    st = await status(h)
+    expect(st, len(st["rejected_inputs"]) >= 7 and "payment_duplicate" in kinds(st), "every bad signal recorded")
+    await pay_everything(env, h, f"PAY-{account_id}")
     return h.id
 
 
-async def continue_as_new(env: WorkflowEnvironment, account_id: str) -> str:
-    """Three monthly instalments paid on time: each closed cycle continues the workflow as new."""
+async def policy_pinned_change(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """standard@v1 moved to the pinned standard@v2 at DPD 21 by a supervisor: v2's renamed steps at
+    offsets already run are not run again; v2's DPD 25 SMS goes; paid off."""
     t0 = await local_today(env)
-    h = await start(env.client, account(account_id, today=t0, due_in=[20, 50, 80], amount=30_000))
-    for i, due_in in enumerate((20, 50, 80)):
-        due = t0 + timedelta(days=due_in)
-        await env.sleep(((due - await local_today(env)).days - 2) * DAY)
-        await h.signal("payment", payment(f"M-{account_id}-{i}", 30_000, await env.get_current_time()))
-        if i < 2:
-            await env.sleep(4 * DAY)              # past the due date: the cycle closes
-    await h.result()
+    h = await start(env.client, account(account_id, today=t0, due_in=1))
+    await env.sleep(22 * DAY)
+    await h.execute_update("change_policy", {"policy_id": "standard", "version": 2, **SUPERVISOR})
+    await env.sleep(6 * DAY)
+    st = await status(h)
+    expect(st, st["policy"] == "standard@v2" and said(st, "SMS at 25 days past due", "sent"), "v2's DPD 25 SMS")
+    await pay_everything(env, h, f"PAY-{account_id}")
     return h.id
 
 
 SCENARIOS: dict[str, Scenario] = {
-    "full_ladder": full_ladder,
-    "promise_kept": promise_kept,
-    "dispute_upheld": dispute_upheld,
-    "repayment_plan": repayment_plan,
-    "policy_migration": policy_migration,
-    "malformed_and_operator_actions": malformed_and_operator_actions,
-    "continue_as_new": continue_as_new,
+    "ladder_to_placement": Scenario(full_ladder, world="webhook"),
+    "promise_kept_early": Scenario(promise_kept),
+    "dispute_upheld_adjusted": Scenario(dispute_upheld),
+    "dispute_on_placed_account": Scenario(dispute_on_placed_account),
+    "restructured_plan_approved": Scenario(restructured_plan),
+    "waiver_four_eyes": Scenario(waiver_four_eyes),
+    "waiver_within_threshold": Scenario(waiver_within_threshold),
+    "lockout_rejected_then_closed": Scenario(lockout_rejected_then_closed),
+    "lockout_emergency_unlock": Scenario(lockout_emergency_unlock),
+    "lockout_without_approval": Scenario(lockout_without_approval),
+    "two_episodes": Scenario(two_episodes),
+    "litigation_referral": Scenario(litigation_referral),
+    "litigation_time_barred": Scenario(litigation_time_barred),
+    "contact_and_risk_signals": Scenario(contact_and_risk_signals),
+    "consent_per_person": Scenario(consent_per_person),
+    "sms_provider_down": Scenario(sms_provider_down, needs_providers=True),
+    "sms_invalid_recipient": Scenario(sms_invalid_recipient, needs_providers=True),
+    "holiday_cn": Scenario(holiday_cn),
+    "holiday_us": Scenario(holiday_us),
+    "instalment_cycles": Scenario(continue_as_new),
+    "malformed_and_refused": Scenario(malformed_and_refused),
+    "policy_pinned_change": Scenario(policy_pinned_change),
+    "compressed_time": Scenario(compressed_time),
 }

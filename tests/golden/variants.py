@@ -1,8 +1,9 @@
 """Modified copies of `AccountCollection` for the replay tests, registered under the same
 workflow name. The real workflow module is never edited: a subclass overrides one method.
 
-- `ChannelsReordered`: a multi-channel step sends its channels in the other order (email before
-  SMS), an incompatible change: running accounts' histories cannot be replayed.
+- `ChannelsReordered`: queued messages go out e-mail before SMS (a multi-channel step sends its
+  channels in the other order), an incompatible change: running accounts' histories cannot be
+  replayed.
 - `ChannelsReorderedPatched`: the same change behind `workflow.patched`, the safe way to ship it:
   histories recorded before it replay on the old path, new runs take the new one.
 """
@@ -17,6 +18,15 @@ from workflows.account_collection import AccountCollection
 PATCH_ID = "send-email-before-sms"
 
 
+def _sms_before_email(outbox: list[Any]) -> bool:
+    channels = [o.channel for o in outbox]
+    return "sms" in channels and "email" in channels[channels.index("sms"):]
+
+
+def _email_first(outbox: list[Any]) -> None:
+    outbox.sort(key=lambda o: 0 if o.channel == "email" else 1)   # stable: the rest keep their order
+
+
 @workflow.defn(name="AccountCollection")
 class ChannelsReordered(AccountCollection):
     @workflow.init
@@ -27,8 +37,9 @@ class ChannelsReordered(AccountCollection):
     async def run(self, input: dict[str, Any]) -> dict[str, Any]:
         return await super().run(input)
 
-    async def _send_all(self, planned: Any, channels: tuple[str, ...], *args: Any, **kwargs: Any) -> bool:
-        return await super()._send_all(planned, tuple(reversed(channels)), *args, **kwargs)
+    def _launch_sends(self) -> None:
+        _email_first(self._state.outbox)
+        super()._launch_sends()
 
 
 @workflow.defn(name="AccountCollection")
@@ -41,10 +52,11 @@ class ChannelsReorderedPatched(AccountCollection):
     async def run(self, input: dict[str, Any]) -> dict[str, Any]:
         return await super().run(input)
 
-    async def _send_all(self, planned: Any, channels: tuple[str, ...], *args: Any, **kwargs: Any) -> bool:
-        if len(channels) > 1 and workflow.patched(PATCH_ID):
-            channels = tuple(reversed(channels))
-        return await super()._send_all(planned, channels, *args, **kwargs)
+    def _launch_sends(self) -> None:
+        # Asked only where the order would change, so histories that never had the choice carry no marker.
+        if _sms_before_email(self._state.outbox) and workflow.patched(PATCH_ID):
+            _email_first(self._state.outbox)
+        super()._launch_sends()
 
 
 def variant_worker(client: Any, workflow_class: type, task_queue: str) -> Any:
