@@ -160,8 +160,6 @@ async def ladder_and_quiet(stack: BenchStack, today: date, spd: float) -> dict[s
 
 async def replay_rate(stack: BenchStack, t: m.Target, workflow_ids: list[str],
                       extra_ids: list[str] = ()) -> dict[str, Any]:
-    from infra.converter import data_converter
-
     if t is ACCOUNT:
         from workflows.account_collection import AccountCollection as cls
     else:
@@ -176,7 +174,7 @@ async def replay_rate(stack: BenchStack, t: m.Target, workflow_ids: list[str],
     events = sum(len(h.events) for h in runs)
     tasks = sum(m.count_events(h, 7) for h in runs)                 # WORKFLOW_TASK_COMPLETED
     size = sum(e.ByteSize() for h in runs for e in h.events)
-    replayer = Replayer(workflows=[cls], data_converter=data_converter())
+    replayer = Replayer(workflows=[cls], data_converter=stack.client.data_converter)
     t0 = time.perf_counter()
     async def each():
         for h in runs:

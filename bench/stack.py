@@ -67,8 +67,13 @@ class BenchStack:
         self.pg = EmbeddedPostgres(self.work / "pgdata")
         self.database_url = self.pg.start()
         await migrate(self.database_url)
+        # The bench's client encrypts with the keys of the stack's own data directory, the one its
+        # worker processes read (not the checkout's .arrears/): otherwise no worker can decode a start.
+        from infra.settings import Settings
+
+        converter = data_converter(Settings(ARREARS_DATA_DIR=str(self.work / "data")))  # type: ignore[call-arg]
         self.env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=str(binary("temporal")), data_converter=data_converter(), ui=False,
+            dev_server_existing_path=str(binary("temporal")), data_converter=converter, ui=False,
             dev_server_extra_args=[*search_attribute_flags(), *self.dev_server_args],
             dev_server_log_level="never")
         await register_search_attributes(self.env.client)

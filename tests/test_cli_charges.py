@@ -15,7 +15,7 @@ from domain.localtime import to_local
 from policies import published
 from schemas.account import AccountStart
 from tests.collection import running_workers
-from tests.test_cli_contract import codec_server, temporal
+from tests.test_cli_contract import codec_server, plain_cli
 
 SECONDS_PER_DAY = 2.0
 
@@ -44,16 +44,10 @@ async def test_charges_over_time_through_the_temporal_cli(dev_env, database_url,
     async with running_workers(dev_env.client, database_url, tmp_path) as pool, \
             codec_server(dev_env.client, pool) as codec:
 
-        async def cli(*args: str) -> str:
-            r = await asyncio.to_thread(temporal, address, *args)
-            assert r.returncode == 0, r.stdout + r.stderr
-            return r.stdout
+        cli, read = plain_cli(address, codec)
 
         async def status() -> dict:
-            out = json.loads(await cli("workflow", "query", "--workflow-id", wid, "--type", "status",
-                                       "--output", "json", *codec))
-            out = out.get("queryResult", out)
-            return out[0] if isinstance(out, list) else out
+            return await read(wid)
 
         await cli("workflow", "start", "--type", "AccountCollection", "--task-queue", "arrears", "--workflow-id", wid,
                   "--input", json.dumps(start_input))

@@ -24,6 +24,23 @@ def temporal(address: str, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
+def plain_cli(address: str, codec: tuple[str, ...]):
+    """`cli(*args)` runs the temporal CLI (failing the test on an error); `status(workflow_id)` reads
+    the status query through the codec server, as an outside checker would."""
+    async def cli(*args: str) -> str:
+        r = await asyncio.to_thread(temporal, address, *args)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout
+
+    async def status(workflow_id: str) -> dict:
+        out = json.loads(await cli("workflow", "query", "--workflow-id", workflow_id, "--type", "status",
+                                   "--output", "json", *codec))
+        out = out.get("queryResult", out)
+        return out[0] if isinstance(out, list) else out
+
+    return cli, status
+
+
 @asynccontextmanager
 async def codec_server(client, pool) -> AsyncIterator[tuple[str, ...]]:
     """The ingress's codec server over HTTP; yields the `temporal` options that use it with a

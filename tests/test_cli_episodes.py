@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 from domain.localtime import to_local
 from tests.collection import running_workers
-from tests.test_cli_contract import codec_server, temporal
+from tests.test_cli_contract import codec_server, plain_cli
 
 SECONDS_PER_DAY = 0.25
 ZONE = "Asia/Shanghai"
@@ -38,16 +38,10 @@ async def test_two_episodes_each_warned_locked_and_unlocked_through_the_temporal
                                ARREARS_OUTBOX_TELEMATICS_CONFIRM_SECONDS=0) as pool, \
             codec_server(dev_env.client, pool) as codec:
 
-        async def cli(*args: str) -> str:
-            r = await asyncio.to_thread(temporal, address, *args)
-            assert r.returncode == 0, r.stdout + r.stderr
-            return r.stdout
+        cli, read = plain_cli(address, codec)
 
         async def status() -> dict:
-            out = json.loads(await cli("workflow", "query", "--workflow-id", wid, "--type", "status",
-                                       "--output", "json", *codec))
-            out = out.get("queryResult", out)
-            return out[0] if isinstance(out, list) else out
+            return await read(wid)
 
         async def until(check, what: str, limit: float = 60.0) -> dict:
             deadline = time.monotonic() + limit

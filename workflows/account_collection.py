@@ -93,6 +93,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
         self._timer_at: datetime | None = None
         self._sa: dict[str, Any] = {}
         self._reading_at = None
+        self._opening = True
         self._book_rev = 0
         self._balance_key = None
         self._balance_cache = None
@@ -126,7 +127,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
         self._wake = False
         self._raise_effect_error()
         s = self._state
-        if s.stage not in TERMINAL and s.clock.at_end(workflow.now()):
+        if s.stage not in TERMINAL and s.clock.at_end(self._real_now()):
             # Only a compressed-time account (demo, staging) gets here: its calendar has run out.
             self._record("closed", "closed: collection time reached the end of the supported calendar (2100)",
                          key="calendar-end")
@@ -198,13 +199,14 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
                 self._timer = None
             self._timer_at = None
             if at is not None:
-                delay = s.clock.real_delay(workflow.now(), at)
+                delay = s.clock.real_delay(self._real_now(), at)
                 if delay <= timedelta(0):
                     await asyncio.sleep(0)
                     return
                 self._timer_at = at
                 name = self._next_action[0] if self._next_action[1] == at else "wake"
                 self._timer = asyncio.create_task(self._timer_fires(delay, f"{name} at {localtime.describe(at, s.timezone)}"))
+        self._opening = False   # the opening turn ends here: later turns act at their task's time
         await workflow.wait_condition(lambda: self._wake)
 
     async def _timer_fires(self, delay: timedelta, summary: str) -> None:
@@ -220,7 +222,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
         s = self._state
         if s.stage not in TERMINAL:
             return False
-        if s.stage == "paid_off" and s.closed_at is not None and not s.clock.at_end(workflow.now()) \
+        if s.stage == "paid_off" and s.closed_at is not None and not s.clock.at_end(self._real_now()) \
                 and self._now() < s.closed_at + timedelta(days=s.policy.closing_grace_days):
             return False
         if any(j.state != "confirmed" for j in s.unlocks):
@@ -300,7 +302,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
         except Exception as err:
             raise _fail(f"invalid start input: {type(err).__name__}", "InvalidStartInput") from None
         policy = await self._policy_for(start)
-        real_now = workflow.now()
+        real_now = self._real_now()
         clock = CollectionClock(real_epoch=real_now, virtual_epoch=real_now, seconds_per_day=start.seconds_per_day)
         tz = timezones.resolve_timezone(start.debtor.timezone, start.debtor.phone, policy.default_timezone,
                                         start.debtor.country)
@@ -345,11 +347,16 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
         changed, and no decision or history depends on it."""
         if self.s is None:
             return {"stage": "opening"}
+        # A query must leave nothing behind that a workflow task could read: the statement it
+        # computes for its own instant is not kept in the turn's cache (on compressed time a cached
+        # reading made the next task act on it, and its history could not be replayed).
+        cached = self._balance_cache, self._balance_key
         self._reading_at = _reading_instant()
         try:
             return self._status()
         finally:
             self._reading_at = None
+            self._balance_cache, self._balance_key = cached
 
     def _status(self) -> dict[str, Any]:
         s = self._state

@@ -41,6 +41,7 @@ class AccountContext:
     _ledger_since: datetime | None       # real time the oldest buffered record was made
     _flush_soon: bool                    # an operator decision is waiting to be written
     _reading_at: datetime | None         # inside `status` only: the instant it is read at
+    _opening: bool                       # the run's opening turn (see _real_now)
     _book_rev: int                       # bumped at every change of the charges book
     _balance_key: tuple[Any, ...] | None  # (book revision, date) of the cached statement
     _balance_cache: AccountBalance | None
@@ -51,8 +52,16 @@ class AccountContext:
         assert self.s is not None
         return self.s
 
+    def _real_now(self) -> datetime:
+        """The instant the workflow acts at. While the run opens (until its first sleep) this is the
+        run's start time: when the policy is loaded by a local activity, the code after it runs in a
+        later task live but in the first task on replay, so `workflow.now()` there differs by the
+        gap between them, and compressed time turns that into hours of collection time (a history
+        that no longer replays). Afterwards it is the task's time, the same live and on replay."""
+        return workflow.info().start_time if self._opening else workflow.now()
+
     def _now(self) -> datetime:
-        return self._state.clock.now(self._reading_at or workflow.now())
+        return self._state.clock.now(self._reading_at or self._real_now())
 
     def _local_now(self) -> datetime:
         return localtime.to_local(self._now(), self._state.timezone).replace(tzinfo=None)
@@ -138,7 +147,7 @@ class AccountContext:
         idempotent by business key; the rest by a sequence carried across continue-as-new."""
         s = self._state
         when = at or self._now()
-        real = workflow.now() if s.clock.seconds_per_day else None
+        real = self._real_now() if s.clock.seconds_per_day else None
         # The timeline keeps the verdict; every rule checked, with its value, goes to the ledger.
         brief = decision.model_dump(mode="json", include={"verdict", "rule", "reason", "until"}) if decision else None
         entry = TimelineEntry(at=when, local=localtime.describe(when, s.timezone), kind=kind, summary=summary,
