@@ -31,7 +31,7 @@ FILTERS = {
     "open": "status = 'open'",
     "unclaimed": "status = 'open' AND claimed_by IS NULL",
     "claimed": "status = 'open' AND claimed_by IS NOT NULL",
-    "mine": "status = 'open' AND claimed_by = $1",
+    "mine": "status = 'open' AND claimed_by = $4",
     "closed": "status <> 'open'",
     "all": "TRUE",
 }
@@ -73,9 +73,10 @@ class AgentWork:
             check_account_id(account_id)
         limit = max(1, min(int(limit), MAX_TASK_PAGE))
         sql = (f"SELECT {COLUMNS} FROM agent_tasks WHERE {FILTERS[state]}"
-               " AND ($2::text IS NULL OR account_id = $2) AND task_id > $3 ORDER BY task_id LIMIT $4")
+               " AND ($1::text IS NULL OR account_id = $1) AND task_id > $2 ORDER BY task_id LIMIT $3")
+        params: list[Any] = [account_id, after, limit + 1] + ([actor_name] if state == "mine" else [])
         async with self._db() as conn:
-            rows = await conn.fetch(sql, actor_name, account_id, after, limit + 1)
+            rows = await conn.fetch(sql, *params)
         tasks = [task_view(r) for r in rows[:limit]]
         return {"state": state, "tasks": tasks,
                 "next_after": tasks[-1]["task_id"] if len(rows) > limit else None}
