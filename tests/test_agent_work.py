@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.money import format_money
 from ingress.app import create_app
-from tests.collection import account, finish, running_workers, settle, today
+from tests.collection import account, finish, local_today, running_workers, settle, today
 from tests.test_ingress_support import ingress_settings, issue_keys
 
 ARREARS = str(Path(sys.executable).parent / "arrears")
@@ -37,8 +37,11 @@ class Work:
     http: httpx.AsyncClient
     keys: dict[str, str]       # role -> API key; "operator2" is a second operator
     names: dict[str, str]      # role -> principal name
-    today: date
     database_url: str
+
+    async def today(self) -> date:
+        """The debtor's date now (the module's clock moves when a test lets days pass)."""
+        return await local_today(self.env)
 
     def auth(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
@@ -46,7 +49,7 @@ class Work:
     async def open_task(self, language: str = "zh") -> tuple[str, int, WorkflowHandle]:
         """A past-due account (10 days) started through the ingress, and a task the workflow opens for
         a person (the standard policy routes `gps_offline` to a person)."""
-        data = account(today=self.today, due_in=-10, amount=100_000)
+        data = account(today=await self.today(), due_in=-10, amount=100_000)
         data["debtor"]["language"] = language
         r = await self.http.post("/accounts", json=data, headers=self.auth("billing"))
         assert r.status_code == 200, r.text
@@ -72,9 +75,9 @@ async def work(env: WorkflowEnvironment, database_url: str,
         keys["operator2"] = (await issue_keys(pool, settings, ("operator",)))["operator"]
         names = {role: await pool.fetchval("SELECT name FROM api_keys WHERE key_id = $1", key.split("_")[1])
                  for role, key in keys.items()}
-        start_day = await today(env)
+        await today(env)   # 10:00 in the debtor's zone
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
-            yield Work(env, pool, http, keys, names, start_day, database_url)
+            yield Work(env, pool, http, keys, names, database_url)
 
 
 async def test_claim_release_and_conflict(work: Work) -> None:
@@ -169,7 +172,7 @@ async def test_script_is_rendered_with_the_accounts_facts_in_zh_and_en(work: Wor
     assert amount in en["text"] and "10 days past due" in en["text"] and due.strftime("%B") in en["text"]
     assert "no threats" in en["text"]
     # With a promise open, the script states it.
-    promised = work.today + timedelta(days=7)
+    promised = (await work.today()) + timedelta(days=7)
     await handle.execute_update("promise_to_pay", {"amount": 30_000, "promised_date": promised.isoformat()})
     r = await work.http.get(f"/tasks/{task_id}", params={"lang": "en"}, headers=work.auth("readonly"))
     assert f"Open promise: CNY 300.00 by {promised.day} {promised.strftime('%B')} {promised.year}" in r.json()["script"]["text"]
@@ -205,7 +208,7 @@ async def test_no_answer_reaches_the_workflow_once(work: Work) -> None:
 
 async def test_promise_with_reason_code_and_idempotency_key(work: Work) -> None:
     aid, task_id, handle = await work.open_task()
-    promised = work.today + timedelta(days=7)
+    promised = (await work.today()) + timedelta(days=7)
     body = {"result": "promise", "amount": 50_000, "promised_date": promised.isoformat(), "reason": "income_delayed"}
     headers = {**work.auth("operator"), "Idempotency-Key": f"call-{task_id}"}
     first, second = [await work.http.post(f"/tasks/{task_id}/outcome", json=body, headers=headers) for _ in range(2)]
@@ -229,7 +232,7 @@ async def test_promise_with_reason_code_and_idempotency_key(work: Work) -> None:
 
 async def test_refused_promise_is_422_and_the_task_stays_open(work: Work) -> None:
     aid, task_id, handle = await work.open_task()
-    too_late = work.today + timedelta(days=200)   # beyond the policy's 30-day promise horizon
+    too_late = (await work.today()) + timedelta(days=200)   # beyond the policy's 30-day promise horizon
     r = await work.http.post(f"/tasks/{task_id}/outcome", headers=work.auth("operator"), json={
         "result": "promise", "amount": 50_000, "promised_date": too_late.isoformat(), "reason": "hardship"})
     assert r.status_code == 422, r.text
@@ -240,9 +243,9 @@ async def test_refused_promise_is_422_and_the_task_stays_open(work: Work) -> Non
     status = await handle.query("status")
     assert status["open_promise"] is None and not _contacts(status, task_id)
     # Corrected, it goes through.
+    in_time = (await work.today()) + timedelta(days=10)
     r = await work.http.post(f"/tasks/{task_id}/outcome", headers=work.auth("operator"), json={
-        "result": "promise", "amount": 50_000, "promised_date": (work.today + timedelta(days=10)).isoformat(),
-        "reason": "hardship"})
+        "result": "promise", "amount": 50_000, "promised_date": in_time.isoformat(), "reason": "hardship"})
     assert r.status_code == 200, r.text
     await finish(handle)
 
@@ -298,7 +301,7 @@ async def test_cli_list_show_claim_and_outcome(work: Work, tmp_path: Path) -> No
     code, _, err = await arrears(work, tmp_path, "tasks", "outcome", str(task_id), "--result", "promise",
                                  "--amount", "1")
     assert code == 2 and "promised_date" in err
-    promised = (work.today + timedelta(days=5)).isoformat()
+    promised = ((await work.today()) + timedelta(days=5)).isoformat()
     args = ("tasks", "outcome", str(task_id), "--result", "promise", "--amount", "20000", "--date", promised,
             "--reason", "forgot")
     code, out, err = await arrears(work, tmp_path, *args)
@@ -312,4 +315,46 @@ async def test_cli_list_show_claim_and_outcome(work: Work, tmp_path: Path) -> No
     assert len(_contacts(status, task_id)) == 1
     code, out, err = await arrears(work, tmp_path, "tasks", "release", str(task_id))
     assert code == 1 and "closed" in err
+    await finish(handle)
+
+
+async def test_task_of_an_account_without_workflow_is_shown_without_script(work: Work) -> None:
+    await work.pool.execute("INSERT INTO agent_tasks (idempotency_key, account_id, reason) VALUES ($1, $2, 'x')",
+                            f"gone-{os.getpid()}:task", f"GONE-{os.getpid()}")
+    task_id = await work.pool.fetchval("SELECT task_id FROM agent_tasks WHERE idempotency_key = $1",
+                                       f"gone-{os.getpid()}:task")
+    r = await work.http.get(f"/tasks/{task_id}", headers=work.auth("readonly"))
+    assert r.status_code == 200, r.text
+    assert r.json()["script"] is None and "not found" in r.json()["script_unavailable"]
+    r = await work.http.post(f"/tasks/{task_id}/outcome", json={"result": "reached"}, headers=work.auth("operator"))
+    assert r.status_code == 404
+    assert await work.pool.fetchval("SELECT status FROM agent_tasks WHERE task_id = $1", task_id) == "open"
+
+
+async def test_reached_starts_the_quiet_period_before_the_next_call(work: Work) -> None:
+    """Last in the module: it lets days pass. The debtor was reached on day 10 past due, so the
+    ladder's call on day 15 waits until 7 days after that conversation (the contact rules' quiet
+    period), which only happens if the outcome reached the workflow as a conversation."""
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+
+    aid, task_id, handle = await work.open_task()
+    status = await handle.query("status")
+    due = date.fromisoformat(status["oldest_unpaid_due_date"])
+    r = await work.http.post(f"/tasks/{task_id}/outcome", json={"result": "reached", "reason": "illness"},
+                             headers=work.auth("operator"))
+    assert r.status_code == 200, r.text
+    await settle(handle)
+    [contact] = _contacts(await handle.query("status"), task_id)
+    talked = datetime.fromisoformat(contact["at"])
+    target = datetime.combine(due + timedelta(days=15), time(15), ZoneInfo("Asia/Shanghai"))
+    await work.env.sleep(target - await work.env.get_current_time())
+    await settle(handle)
+    status = await handle.query("status")
+    assert status["days_past_due"] == 15
+    calls = await work.pool.fetch("SELECT step_id FROM communications WHERE account_id = $1 AND channel = 'voice'",
+                                  aid)
+    assert "dpd15-call" not in [c["step_id"] for c in calls]
+    [waiting] = [o for o in status["outbox"] if o["channel"] == "voice" and o["template"] == "mid_call"]
+    assert datetime.fromisoformat(waiting["not_before"]) >= talked + timedelta(days=7)
     await finish(handle)
