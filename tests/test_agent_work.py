@@ -206,6 +206,18 @@ async def test_no_answer_reaches_the_workflow_once(work: Work) -> None:
     await finish(handle)
 
 
+async def test_concurrent_repeats_send_once(work: Work) -> None:
+    _, task_id, handle = await work.open_task()
+    answers = await asyncio.gather(*[work.http.post(f"/tasks/{task_id}/outcome", json={"result": "refused"},
+                                                    headers=work.auth("operator")) for _ in range(3)])
+    assert [r.status_code for r in answers] == [200, 200, 200]
+    assert sorted(r.json()["duplicate"] for r in answers) == [False, True, True]
+    await settle(handle)
+    [entry] = _contacts(await handle.query("status"), task_id)
+    assert entry["summary"].startswith("voice conversation")
+    await finish(handle)
+
+
 async def test_promise_with_reason_code_and_idempotency_key(work: Work) -> None:
     aid, task_id, handle = await work.open_task()
     promised = (await work.today()) + timedelta(days=7)
