@@ -47,10 +47,10 @@ class Work:
     def auth(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
 
-    async def open_task(self, language: str = "zh") -> tuple[str, int, WorkflowHandle]:
-        """A past-due account (10 days) started through the ingress, and a task the workflow opens for
-        a person (the standard policy routes `gps_offline` to a person)."""
-        data = account(today=await self.today(), due_in=-10, amount=100_000)
+    async def open_task(self, language: str = "zh", days_past_due: int = 10) -> tuple[str, int, WorkflowHandle]:
+        """A past-due account started through the ingress, and a task the workflow opens for a person
+        (the standard policy routes `gps_offline` to a person)."""
+        data = account(today=await self.today(), due_in=-days_past_due, amount=100_000)
         data["debtor"]["language"] = language
         r = await self.http.post("/accounts", json=data, headers=self.auth("billing"))
         assert r.status_code == 200, r.text
@@ -175,6 +175,7 @@ async def test_script_is_rendered_with_the_accounts_facts_in_zh_and_en(work: Wor
     # With a promise open, the script states it.
     promised = (await work.today()) + timedelta(days=7)
     await handle.execute_update("promise_to_pay", {"amount": 30_000, "promised_date": promised.isoformat()})
+    await settle(handle)   # the promise's side effects finish before the account is ended (tests.collection.finish)
     r = await work.http.get(f"/tasks/{task_id}", params={"lang": "en"}, headers=work.auth("readonly"))
     assert f"Open promise: CNY 300.00 by {promised.day} {promised.strftime('%B')} {promised.year}" in r.json()["script"]["text"]
     assert (await work.http.get(f"/tasks/{task_id}", params={"lang": "fr"}, headers=work.auth("readonly"))).status_code == 422
@@ -260,6 +261,9 @@ async def test_refused_promise_is_422_and_the_task_stays_open(work: Work) -> Non
     r = await work.http.post(f"/tasks/{task_id}/outcome", headers=work.auth("operator"), json={
         "result": "promise", "amount": 50_000, "promised_date": in_time.isoformat(), "reason": "hardship"})
     assert r.status_code == 200, r.text
+    await settle(handle)
+    status = await handle.query("status")
+    assert status["open_promise"]["reason"] == "hardship" and len(_contacts(status, task_id)) == 1
     await finish(handle)
 
 
@@ -344,6 +348,35 @@ async def test_task_of_an_account_without_workflow_is_shown_without_script(work:
     assert await work.pool.fetchval("SELECT status FROM agent_tasks WHERE task_id = $1", task_id) == "open"
 
 
+async def test_reached_starts_the_quiet_period_before_the_next_call(work: Work) -> None:
+    """The debtor was reached on day 14 past due, so the ladder's call on day 15 waits until 7 days
+    after that conversation (the contact rules' quiet period), which only happens if the outcome
+    reached the workflow as a conversation. The module's clock moves a day."""
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+
+    aid, task_id, handle = await work.open_task(days_past_due=14)
+    status = await handle.query("status")
+    due = date.fromisoformat(status["oldest_unpaid_due_date"])
+    r = await work.http.post(f"/tasks/{task_id}/outcome", json={"result": "reached", "reason": "illness"},
+                             headers=work.auth("operator"))
+    assert r.status_code == 200, r.text
+    await settle(handle)
+    [contact] = _contacts(await handle.query("status"), task_id)
+    talked = datetime.fromisoformat(contact["at"])
+    target = datetime.combine(due + timedelta(days=15), time(15), ZoneInfo("Asia/Shanghai"))
+    await work.env.sleep(target - await work.env.get_current_time())
+    await settle(handle)
+    status = await handle.query("status")
+    assert status["days_past_due"] == 15
+    calls = await work.pool.fetch("SELECT step_id FROM communications WHERE account_id = $1 AND channel = 'voice'",
+                                  aid)
+    assert "dpd15-call" not in [c["step_id"] for c in calls]
+    [waiting] = [o for o in status["outbox"] if o["channel"] == "voice" and o["template"] == "mid_call"]
+    assert datetime.fromisoformat(waiting["not_before"]) >= talked + timedelta(days=7)
+    await finish(handle)
+
+
 async def test_no_task_request_gets_a_server_error(work: Work) -> None:
     """Schemathesis (its own CLI) on the task routes, with a supervisor's key so requests get past
     authentication: generated and mutated ids, filters and bodies are answered 2xx/4xx, never 5xx,
@@ -389,32 +422,3 @@ async def test_no_task_request_gets_a_server_error(work: Work) -> None:
         server.should_exit = True
         await serving
         shutil.rmtree(report, ignore_errors=True)
-
-
-async def test_reached_starts_the_quiet_period_before_the_next_call(work: Work) -> None:
-    """Last in the module: it lets days pass. The debtor was reached on day 10 past due, so the
-    ladder's call on day 15 waits until 7 days after that conversation (the contact rules' quiet
-    period), which only happens if the outcome reached the workflow as a conversation."""
-    from datetime import datetime, time
-    from zoneinfo import ZoneInfo
-
-    aid, task_id, handle = await work.open_task()
-    status = await handle.query("status")
-    due = date.fromisoformat(status["oldest_unpaid_due_date"])
-    r = await work.http.post(f"/tasks/{task_id}/outcome", json={"result": "reached", "reason": "illness"},
-                             headers=work.auth("operator"))
-    assert r.status_code == 200, r.text
-    await settle(handle)
-    [contact] = _contacts(await handle.query("status"), task_id)
-    talked = datetime.fromisoformat(contact["at"])
-    target = datetime.combine(due + timedelta(days=15), time(15), ZoneInfo("Asia/Shanghai"))
-    await work.env.sleep(target - await work.env.get_current_time())
-    await settle(handle)
-    status = await handle.query("status")
-    assert status["days_past_due"] == 15
-    calls = await work.pool.fetch("SELECT step_id FROM communications WHERE account_id = $1 AND channel = 'voice'",
-                                  aid)
-    assert "dpd15-call" not in [c["step_id"] for c in calls]
-    [waiting] = [o for o in status["outbox"] if o["channel"] == "voice" and o["template"] == "mid_call"]
-    assert datetime.fromisoformat(waiting["not_before"]) >= talked + timedelta(days=7)
-    await finish(handle)
