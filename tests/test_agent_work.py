@@ -304,6 +304,8 @@ async def test_cli_list_show_claim_and_outcome(work: Work, tmp_path: Path) -> No
     code, out, err = await arrears(work, tmp_path, "tasks", "list", "--account", aid, "--json")
     assert code == 0, err
     assert [t["task_id"] for t in json.loads(out)["tasks"]] == [task_id]
+    code, out, err = await arrears(work, tmp_path, "tasks", "list", "--account", aid)
+    assert code == 0 and "risk signal: gps_offline" in out and aid in out, err
     code, out, err = await arrears(work, tmp_path, "tasks", "show", str(task_id))
     assert code == 0, err
     assert "call script (zh" in out and "逾期10天" in out and COMPANY in out
