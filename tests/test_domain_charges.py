@@ -11,7 +11,6 @@ from domain.charges import (
     AdjustmentEvent, ChargesBook, ChargesError, Instalment, PaymentEvent, RestructureEvent, RulesChange,
     WaiverEvent, open_book, postings, rdiv, statement, waivable, waiver_requires_approval,
 )
-from domain.fees import penalty_interest
 from policies.catalog import load
 from schemas.account import AccountStart
 from schemas.charges import Charges
@@ -54,7 +53,6 @@ def test_finding_several_overdue_instalments_are_charged_per_instalment():
     st = statement(b, date(2026, 3, 6))
     assert [x.interest for x in st.lines] == [2_466, 937]          # 50 days and 19 days
     assert sum(x.interest for x in st.lines) == 3_403
-    assert penalty_interest(200_000, 50, load("standard", 1).fees) == 4_932   # the old arithmetic, for the record
 
 
 def test_finding_late_fee_once_per_overdue_instalment():

@@ -41,11 +41,11 @@ async def test_dropping_a_scenario_or_adding_a_handler_fails_the_check(coverage:
     handlers["updates"].add("decide_approval_v9")
     assert judge(coverage, required, wanted, handlers).unlisted == {"updates": ["decide_approval_v9"]}
     # A wanted item that becomes covered must move to required.
-    coverage.add("activities", "load_policy", "some_new_scenario")
+    coverage.add("failure_paths", "activity_failed:place_account", "some_new_scenario")
     try:
-        assert "load_policy" in judge(coverage, required, wanted).wanted_covered["activities"]
+        assert "activity_failed:place_account" in judge(coverage, required, wanted).wanted_covered["failure_paths"]
     finally:
-        coverage.items["activities"].pop("load_policy")
+        coverage.items["failure_paths"].pop("activity_failed:place_account")
 
 
 async def test_the_report_lists_items_with_their_scenarios(tmp_path: Path) -> None:
@@ -58,4 +58,5 @@ async def test_the_report_lists_items_with_their_scenarios(tmp_path: Path) -> No
     assert "send_sms" in data["coverage"]["activities"]
     md = (tmp_path / "coverage.md").read_text()
     assert "## updates" in md and "| `reject_lockout` | lockout_rejected_then_closed |" in md
-    assert "Wanted, not exercised yet" in md and "`load_policy`" in md
+    wanted_part = md[md.index("Wanted, not exercised yet"):]
+    assert "`activity_failed:place_account`" in wanted_part.split("\n## ")[0]

@@ -11,13 +11,30 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
+from temporalio import workflow
+
 from workflows.context import AccountContext
+
+# workflow.patched id: once the account is open, handlers no longer yield before applying.
+HANDLERS_APPLY_AT_ONCE = "handlers-apply-at-once"
 
 
 class Effects(AccountContext):
     _inflight: dict[str, asyncio.Task[None]]
     _launches: int
     _effect_error: BaseException | None
+
+    async def _ready(self) -> None:
+        """Wait for the account to be opened: signals and updates can arrive in the very first task.
+
+        Once it is open a handler applies at once, before the run loop acts again in the same task:
+        waiting on a condition that is already true still yields, and the loop then acted on the state
+        from before the message (a send decided in the same instant as the pause that should have
+        stopped it, or the workflow completing under an update still running). Runs recorded before
+        this change keep their yield on replay (the patch)."""
+        if self.s is not None and workflow.patched(HANDLERS_APPLY_AT_ONCE):
+            return
+        await workflow.wait_condition(lambda: self.s is not None)
 
     def _busy(self, key: str) -> bool:
         return key in self._inflight

@@ -98,8 +98,10 @@ class Lockout(Effects):
         rules = s.policy.lockout
         if item.track == "lockout_warning":
             named = datetime.fromisoformat(item.variables["lock_at"])
+            # The date the message named (at least the notice period from when it was decided); never
+            # earlier than a date already given.
             first = track.warning_sent_at is None
-            lock_at = max(named, now + timedelta(days=rules.notice_days)) if first else max(named, track.lock_at or named)
+            lock_at = max(named, track.lock_at or named)
             if first or lock_at != track.lock_at:
                 track.warned(now, lock_at, item.episode)
                 self._record("lockout", f"written lockout warning given; lockout not before "

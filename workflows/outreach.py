@@ -153,6 +153,12 @@ class Outreach(Effects):
     async def _deliver(self, item: QueuedSend, decision: ComplianceDecision) -> None:
         s = self._state
         _, person = self._person(item.person)
+        if item.track == "lockout_warning" and s.episode is not None:
+            # The lock date is named when the message is decided, not when it was queued: a warning
+            # deferred to the next lawful morning gives the full notice period from then.
+            lock_at = s.lockout.warning_date(self._now(), s.policy.lockout)
+            item.variables = {**item.variables, "lock_at": lock_at.isoformat(),
+                              "lockout_date": localtime.to_local(lock_at, s.timezone).date().isoformat()}
         message = OutboundMessage(
             idempotency_key=item.key, account_id=s.account.account_id, channel=item.channel, template=item.template,
             language=person.language, recipient=item.role, to_name=person.name,  # type: ignore[arg-type]

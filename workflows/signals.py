@@ -33,9 +33,6 @@ KNOWN_SIGNALS = "payment, risk, contact, lockout_confirmation"
 
 
 class Signals(Effects):
-    async def _ready(self) -> None:
-        # Signals and updates can arrive in the very first task, before the account is opened.
-        await workflow.wait_condition(lambda: self.s is not None)
 
     def _one(self, kind: str, args: Sequence[Any]) -> tuple[bool, Any]:
         if len(args) != 1:

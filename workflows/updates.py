@@ -62,7 +62,7 @@ class OperatorUpdates(Effects):
             raise _refuse(str(err)) from None
 
     async def _admit(self, model: type, args: Sequence[Any], check: Callable[[Any], None] | None) -> Any:
-        await workflow.wait_condition(lambda: self.s is not None)
+        await self._ready()
         try:
             return self._check(model, args, check)
         except InvalidInput as err:

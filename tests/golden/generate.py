@@ -51,11 +51,13 @@ WORLDS = {"device": {"ARREARS_OUTBOX_TELEMATICS_CONFIRM_SECONDS": 0},
 
 
 def provider_settings(fakes) -> dict:  # noqa: ANN001 - tests.fakes.server.FakeProviders
-    """SMS and calls through the real Twilio SDK to the fake server; the rest to the outbox."""
+    """SMS and calls through the real Twilio SDK, e-mail through the real SendGrid SDK, both to the
+    fake server; letters, devices and partners to the outbox."""
     from tests.fakes.server import TWILIO_SID, TWILIO_TOKEN
 
     return dict(TWILIO_ACCOUNT_SID=TWILIO_SID, TWILIO_AUTH_TOKEN=TWILIO_TOKEN, TWILIO_FROM_NUMBER="+15550001111",
-                TWILIO_BASE_URL=fakes.twilio_url, ARREARS_PUBLIC_BASE_URL="https://arrears.example.com")
+                TWILIO_BASE_URL=fakes.twilio_url, SENDGRID_API_KEY="SG.fake", SENDGRID_BASE_URL=fakes.sendgrid_url,
+                ARREARS_PUBLIC_BASE_URL="https://arrears.example.com")
 
 
 SCENARIO_TIMEOUT = 180.0   # real seconds; a scenario takes a few

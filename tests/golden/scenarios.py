@@ -587,6 +587,37 @@ async def sms_invalid_recipient(env: WorkflowEnvironment, account_id: str, provi
     return h.id
 
 
+async def providers_down_unpinned(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """A plain client starts the account without a policy version (the workflow loads the latest
+    standard by its local activity); SendGrid answers 500 through every retry of the T-15
+    reminder's e-mail (postponed, then failed and handed to a person; the SMS went); Twilio fails
+    the day-0 call through every retry (failed, a person asked); paid off."""
+    fakes = _fakes(providers, account_id)
+    t0 = await align(env)
+    data = account(account_id, today=t0, due_in=16)
+    del data["policy_version"]
+    h = await start(env.client, data)
+    fakes.fail_next("sendgrid", "500", times=1_000)
+    try:
+        await env.sleep(DAY + 4 * HOUR)
+        st = await status(h)
+    finally:
+        fakes.failures.clear()
+    expect(st, st["policy"].startswith("standard@") and "send_failed" in kinds(st), "the e-mail failed")
+    expect(st, "email could not be sent" in st["needs_review"], "a person asked about the e-mail")
+    await sleep_to(env, t0 + timedelta(days=16), time(23, 0))    # the due date, before the cut-off
+    fakes.fail_next("twilio", "500", times=1_000)
+    try:
+        await env.sleep(12 * HOUR)                                  # the day-0 call at 08:00
+        st = await status(h)
+    finally:
+        fakes.failures.clear()
+    expect(st, "voice could not be sent" in st["needs_review"] or kinds(st).count("send_failed") >= 2,
+           "the call failed")
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
 # ------------------------------------------------------------------ holiday calendars
 async def holiday_cn(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
     """debtor.country CN: the T-15 reminder falls on a Chinese public holiday and is deferred to the
@@ -737,6 +768,7 @@ SCENARIOS: dict[str, Scenario] = {
     "consent_per_person": Scenario(consent_per_person),
     "sms_provider_down": Scenario(sms_provider_down, needs_providers=True),
     "sms_invalid_recipient": Scenario(sms_invalid_recipient, needs_providers=True),
+    "providers_down_unpinned": Scenario(providers_down_unpinned, needs_providers=True),
     "holiday_cn": Scenario(holiday_cn),
     "holiday_us": Scenario(holiday_us),
     "instalment_cycles": Scenario(continue_as_new),
