@@ -122,6 +122,3 @@ def register(app: typer.Typer) -> None:
         if answer["duplicate"]:
             console.print(f"task {task_id}: this outcome was already recorded; nothing was sent again",
                           style="yellow")
-
-
-__all__ = ["register"]

@@ -19,7 +19,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from ingress.accounts import DATABASE_UNAVAILABLE, Accounts, check_account_id, database
-from ingress.errors import Conflict, IngressError, Invalid, NotFound, Rejected, Unavailable
+from ingress.errors import Conflict, Invalid, NotFound, Rejected, Unavailable
 from ingress.scripts import script_for
 from schemas import limits as L
 from schemas.agent_work import CONTACT_OUTCOME, DEFAULT_TASK_PAGE, MAX_TASK_PAGE, TaskOutcome
@@ -48,7 +48,7 @@ class Actor:
 
 
 def task_view(row: asyncpg.Record) -> dict[str, Any]:
-    out = dict(row)
+    out = {k: v for k, v in dict(row).items() if k not in ("outcome_key", "outcome_hash")}
     for key in ("created_at", "closed_at", "claimed_at", "outcome_at"):
         out[key] = out[key].isoformat() if out.get(key) else None
     detail = out.get("outcome_detail")
@@ -248,4 +248,4 @@ def _model(model: type, data: dict[str, Any]) -> dict[str, Any]:
                                 for e in err.errors())) from err
 
 
-__all__ = ["Actor", "AgentWork", "IngressError"]
+__all__ = ["Actor", "AgentWork"]
