@@ -237,6 +237,8 @@ async def test_promise_with_reason_code_and_idempotency_key(work: Work) -> None:
     promise = status["open_promise"]
     assert promise["amount"] == 50_000 and promise["promised_date"] == promised.isoformat()
     assert promise["reason"] == "income_delayed" and promise["made_by"] == work.names["operator"]
+    # The ladder waits for the promise: what comes next is its deadline, not the day-15 call.
+    assert status["next_action"] == "promise_deadline", status["next_action"]
     assert status["promises_kept"] + status["promises_broken"] == 0
     assert len([e for e in status["timeline"] if e["kind"] == "promise_made"]) == 1
     [contact] = _contacts(status, task_id)
