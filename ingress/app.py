@@ -25,6 +25,7 @@ from ingress import portfolio
 from ingress.limits import MAX_REQUEST_BYTES, RETRY_AFTER_SECONDS, Timeouts, create_pool
 from ingress.metrics import instrument
 from ingress.routes import billing, operator
+from ingress.task_routes import router as task_router
 from ingress.webhooks import sendgrid, telematics, twilio
 from schemas.task_queues import WORKFLOW
 
@@ -99,6 +100,7 @@ def create_app(settings: Settings, *, client: Client | None = None,
     app.include_router(sendgrid.router)
     app.include_router(telematics.router)
     app.include_router(portfolio.router)
+    app.include_router(task_router)
     _mount_codec(app, settings)
 
     errors.install(app)

@@ -63,6 +63,9 @@ ACTION_PERMISSIONS: dict[str, str] = {
 
 # Billing routes (method, path template).
 BILLING_ROUTES = {("POST", "/accounts"), ("POST", "/accounts/{account_id}/payments")}
+# Agent work (ingress/task_routes.py): operators and supervisors act on tasks; every role lists them.
+TASK_ROUTES = {("POST", "/tasks/{task_id}/claim"): "operate", ("POST", "/tasks/{task_id}/release"): "operate",
+               ("POST", "/tasks/{task_id}/outcome"): "operate"}
 PUBLIC_PATHS = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 PUBLIC_PREFIXES = ("/webhooks/",)  # signed by the provider, verified by each webhook
 
@@ -89,6 +92,8 @@ def required_permission(method: str, path: str) -> str | None:
         return "billing"
     if method in ("GET", "HEAD"):
         return "read"
+    if (method, path) in TASK_ROUTES:
+        return TASK_ROUTES[(method, path)]
     if method == "POST" and path.startswith("/accounts/{account_id}/"):
         return ACTION_PERMISSIONS.get(path.rsplit("/", 1)[-1], "supervise")
     return "supervise"

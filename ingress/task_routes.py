@@ -1,0 +1,74 @@
+"""Agent work over HTTP: `GET /tasks`, `GET /tasks/{task_id}` (with the call script),
+`POST /tasks/{task_id}/claim`, `/release` and `/outcome`. Operators and supervisors act; every role
+reads (ingress.auth). The service is ingress.tasks, shared with `arrears tasks`.
+
+No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations."""
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+
+from ingress.auth import Principal
+from ingress.limits import IdempotencyKey
+from ingress.tasks import Actor, AgentWork
+from schemas import limits as L
+from schemas.agent_work import DEFAULT_TASK_PAGE, MAX_TASK_ID, MAX_TASK_PAGE, TaskFilter, TaskOutcome
+
+router = APIRouter(tags=["agent work"])
+
+TaskId = Annotated[int, Path(ge=1, le=MAX_TASK_ID, description="the task's number (`task_id`)")]
+RESPONSES: dict[int | str, dict[str, Any]] = {404: {"description": "no such task"},
+                                              409: {"description": "closed, or claimed by another person"}}
+
+
+def _work(request: Request) -> AgentWork:
+    state = request.app.state
+    work = getattr(state, "agent_work", None)
+    if work is None or work.accounts is not state.accounts:
+        settings = state.settings
+        work = state.agent_work = AgentWork(state.accounts, company_name=settings.company_name,
+                                            contact_phone=settings.contact_phone)
+    return work
+
+
+def _actor(request: Request) -> Actor:
+    principal: Principal = request.state.principal
+    return Actor(principal.name, principal.role_for("operate"), principal.permits("supervise"))
+
+
+@router.get("/tasks", summary="List tasks for people (open, unclaimed, claimed, mine, closed, all)")
+async def list_tasks(request: Request, state: TaskFilter = "open",
+                     account_id: Annotated[str | None, Query(min_length=1, max_length=L.MAX_ID,
+                                                             pattern=L.ID_PATTERN)] = None,
+                     limit: Annotated[int, Query(ge=1, le=MAX_TASK_PAGE)] = DEFAULT_TASK_PAGE,
+                     after: Annotated[int, Query(ge=0, le=MAX_TASK_ID,
+                                                 description="continue after this task_id (`next_after`)")] = 0
+                     ) -> dict[str, Any]:
+    principal: Principal = request.state.principal
+    return await _work(request).list(state, principal.name, account_id=account_id, limit=limit, after=after)
+
+
+@router.get("/tasks/{task_id}", summary="One task, the account's facts and the call script", responses=RESPONSES)
+async def show_task(request: Request, task_id: TaskId,
+                    lang: Annotated[Literal["en", "zh"] | None,
+                                    Query(description="script language; the debtor's by default")] = None
+                    ) -> dict[str, Any]:
+    return await _work(request).show(task_id, lang)
+
+
+@router.post("/tasks/{task_id}/claim", summary="Claim a task (a supervisor may take over another's claim)",
+             responses=RESPONSES)
+async def claim_task(request: Request, task_id: TaskId) -> dict[str, Any]:
+    return await _work(request).claim(task_id, _actor(request))
+
+
+@router.post("/tasks/{task_id}/release", summary="Release a claimed task", responses=RESPONSES)
+async def release_task(request: Request, task_id: TaskId) -> dict[str, Any]:
+    return await _work(request).release(task_id, _actor(request))
+
+
+@router.post("/tasks/{task_id}/outcome", summary="Record the call's outcome and send it to the account, once",
+             responses={**RESPONSES, 422: {"description": "invalid, or the promise was refused by the account "
+                                                          "(the task stays open)"}})
+async def task_outcome(request: Request, task_id: TaskId, body: TaskOutcome,
+                       idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    return await _work(request).outcome(task_id, body, _actor(request), idempotency_key)

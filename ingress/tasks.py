@@ -1,0 +1,251 @@
+"""Agent work behind both `GET/POST /tasks…` and `arrears tasks …`: list tasks for people, show one
+with its call script, claim and release it, and record the outcome of the call in one step.
+
+The workflow opens and closes tasks (activities/ledger.py); this module only adds who works on a
+task and what came of it. The outcome is sent to the account through the workflow's contract (the
+`contact` signal, and `promise_to_pay` for a promise), never by writing the account's state here.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from pydantic import ValidationError
+
+from ingress.accounts import DATABASE_UNAVAILABLE, Accounts, check_account_id, database
+from ingress.errors import Conflict, Invalid, NotFound, Rejected, Unavailable
+from ingress.scripts import script_for
+from schemas import limits as L
+from schemas.agent_work import CONTACT_OUTCOME, DEFAULT_TASK_PAGE, MAX_TASK_PAGE, TaskOutcome
+from schemas.events import Contact, PromiseToPay
+
+COLUMNS = ("task_id, account_id, reason, detail, status, created_at, closed_at, resolution, claimed_by, "
+           "claimed_at, outcome, outcome_at, outcome_by, outcome_detail")
+FILTERS = {
+    "open": "status = 'open'",
+    "unclaimed": "status = 'open' AND claimed_by IS NULL",
+    "claimed": "status = 'open' AND claimed_by IS NOT NULL",
+    "mine": "status = 'open' AND claimed_by = $4",
+    "closed": "status <> 'open'",
+    "all": "TRUE",
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts on a task: the authenticated principal (or the CLI's identity), the role recorded
+    with what it sends, and whether it may take over another person's claim (supervisors)."""
+
+    name: str
+    role: str | None
+    supervisor: bool = False
+
+
+def task_view(row: asyncpg.Record) -> dict[str, Any]:
+    out = {k: v for k, v in dict(row).items() if k not in ("outcome_key", "outcome_hash")}
+    for key in ("created_at", "closed_at", "claimed_at", "outcome_at"):
+        out[key] = out[key].isoformat() if out.get(key) else None
+    detail = out.get("outcome_detail")
+    out["outcome_detail"] = json.loads(detail) if isinstance(detail, str) else detail
+    return out
+
+
+class AgentWork:
+    def __init__(self, accounts: Accounts, *, company_name: str, contact_phone: str) -> None:
+        self.accounts = accounts
+        self.company_name = company_name
+        self.contact_phone = contact_phone
+
+    # ---- reading ------------------------------------------------------------------------
+
+    async def list(self, state: str, actor_name: str, *, account_id: str | None = None,
+                   limit: int = DEFAULT_TASK_PAGE, after: int = 0) -> dict[str, Any]:
+        """One page of tasks in task order; `next_after` continues the list (None at its end)."""
+        if state not in FILTERS:
+            raise Invalid(f"state {L.clip(state, 20)!r}: one of {', '.join(FILTERS)}")
+        if account_id is not None:
+            check_account_id(account_id)
+        limit = max(1, min(int(limit), MAX_TASK_PAGE))
+        sql = (f"SELECT {COLUMNS} FROM agent_tasks WHERE {FILTERS[state]}"
+               " AND ($1::text IS NULL OR account_id = $1) AND task_id > $2 ORDER BY task_id LIMIT $3")
+        params: list[Any] = [account_id, after, limit + 1] + ([actor_name] if state == "mine" else [])
+        async with self._db() as conn:
+            rows = await conn.fetch(sql, *params)
+        tasks = [task_view(r) for r in rows[:limit]]
+        return {"state": state, "tasks": tasks,
+                "next_after": tasks[-1]["task_id"] if len(rows) > limit else None}
+
+    async def get(self, task_id: int) -> dict[str, Any]:
+        async with self._db() as conn:
+            row = await conn.fetchrow(f"SELECT {COLUMNS} FROM agent_tasks WHERE task_id = $1", task_id)
+        if row is None:
+            raise NotFound(f"task {task_id} not found")
+        return task_view(row)
+
+    async def show(self, task_id: int, language: str | None = None) -> dict[str, Any]:
+        """The task, the account's facts from its `status` query, and the call script rendered
+        with them in the debtor's language (or the one asked for)."""
+        task = await self.get(task_id)
+        async with self._db() as conn:
+            debtor = await conn.fetchval("SELECT debtor FROM accounts WHERE account_id = $1", task["account_id"])
+        debtor = json.loads(debtor) if isinstance(debtor, str) else (debtor or {})
+        try:
+            status = await self.accounts.status(task["account_id"])
+        except (NotFound, Rejected) as err:
+            # The account's workflow is gone (or refuses queries): the task is still shown.
+            return {**task, "facts": None, "script": None, "script_unavailable": err.message}
+        script = script_for(status, debtor, language=language, company_name=self.company_name,
+                            contact_phone=self.contact_phone)
+        return {**task, "facts": script.pop("facts"), "script": script}
+
+    # ---- claiming -----------------------------------------------------------------------
+
+    async def claim(self, task_id: int, actor: Actor) -> dict[str, Any]:
+        """Claim an open task, atomically: one statement takes it when it is free (or already the
+        caller's); a task another person holds is refused unless the caller is a supervisor."""
+        async with self._db() as conn:
+            row = await conn.fetchrow(
+                f"UPDATE agent_tasks SET claimed_by = $2, claimed_at = now() WHERE task_id = $1 AND status = 'open'"
+                f" AND (claimed_by IS NULL OR claimed_by = $2 OR $3) RETURNING {COLUMNS}",
+                task_id, actor.name, actor.supervisor)
+            if row is None:
+                await self._refusal(conn, task_id, actor, "claim")
+        return task_view(row)
+
+    async def release(self, task_id: int, actor: Actor) -> dict[str, Any]:
+        """Give a claimed task back (the holder, or a supervisor); releasing a free task is a no-op."""
+        async with self._db() as conn:
+            row = await conn.fetchrow(
+                f"UPDATE agent_tasks SET claimed_by = NULL, claimed_at = NULL WHERE task_id = $1"
+                f" AND status = 'open' AND (claimed_by IS NULL OR claimed_by = $2 OR $3) RETURNING {COLUMNS}",
+                task_id, actor.name, actor.supervisor)
+            if row is None:
+                await self._refusal(conn, task_id, actor, "release")
+        return task_view(row)
+
+    async def _refusal(self, conn: asyncpg.Connection, task_id: int, actor: Actor, what: str) -> None:
+        row = await conn.fetchrow("SELECT status, resolution, claimed_by FROM agent_tasks WHERE task_id = $1",
+                                  task_id)
+        if row is None:
+            raise NotFound(f"task {task_id} not found")
+        if row["status"] != "open":
+            raise Conflict(f"task {task_id} is {row['status']}" + (f" ({row['resolution']})" if row["resolution"]
+                                                                   else "") + f": nothing to {what}")
+        raise Conflict(f"task {task_id} is claimed by {row['claimed_by']}; only they or a supervisor may {what} it")
+
+    # ---- the outcome --------------------------------------------------------------------
+
+    async def outcome(self, task_id: int, body: TaskOutcome, actor: Actor,
+                      idempotency_key: str | None = None) -> dict[str, Any]:
+        """Record the call's outcome on the task and send the account what it means, once.
+
+        The task row stays locked from the first read to the commit, so a repeat of the request
+        waits and is then answered from the row (`duplicate: true`). A promise goes first, with an
+        update ID derived from the task and the body (Temporal runs it once); a refused promise
+        answers 422 with the workflow's message, sends nothing else and leaves the task open. The
+        contact signal goes last, just before the commit."""
+        request = body.model_dump(mode="json", exclude_none=True)
+        body_hash = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+        request_key = f"key:{idempotency_key}" if idempotency_key else f"body:{body_hash}"
+        async with self._db(long=True) as conn, conn.transaction():
+            row = await conn.fetchrow(f"SELECT {COLUMNS}, outcome_key, outcome_hash FROM agent_tasks"
+                                      " WHERE task_id = $1 FOR UPDATE", task_id)
+            if row is None:
+                raise NotFound(f"task {task_id} not found")
+            if row["outcome"] is not None:
+                if row["outcome_key"] == request_key and row["outcome_hash"] == body_hash:
+                    return self._answer(row, duplicate=True)
+                if row["outcome_key"] == request_key:
+                    raise Conflict(f"Idempotency-Key {L.clip(idempotency_key or '', 40)!r} was used for task "
+                                   f"{task_id} with a different outcome")
+                raise Conflict(f"task {task_id} already has its outcome: {row['outcome']} by {row['outcome_by']} "
+                               f"at {row['outcome_at'].isoformat()}")
+            if row["status"] != "open":
+                raise Conflict(f"task {task_id} is {row['status']}"
+                               + (f" ({row['resolution']})" if row["resolution"] else "") + ": no outcome to record")
+            if row["claimed_by"] not in (None, actor.name) and not actor.supervisor:
+                raise Conflict(f"task {task_id} is claimed by {row['claimed_by']}; only they or a supervisor may "
+                               f"record its outcome")
+            account_id = row["account_id"]
+            sent: dict[str, Any] = {}
+            if body.result == "promise":
+                sent["promise_to_pay"] = await self._promise(account_id, task_id, body, actor, body_hash)
+            contact = _model(Contact, {
+                "channel": "voice", "outcome": CONTACT_OUTCOME[body.result], "person": body.person,
+                "detail": L.clip(f"task {task_id} ({row['reason']}): {body.result}"
+                                 + (f", reason {body.reason}" if body.reason else "")
+                                 + (f" by {actor.name}" if actor.name else "")
+                                 + (f": {body.note}" if body.note else ""), L.MAX_NOTE)})
+            await self.accounts.signal(account_id, "contact", contact)
+            sent["contact"] = contact
+            stored = await conn.fetchrow(
+                "UPDATE agent_tasks SET outcome = $2, outcome_at = now(), outcome_by = $3, outcome_detail = $4::jsonb,"
+                " outcome_key = $5, outcome_hash = $6, status = 'closed', closed_at = now(), resolution = $7,"
+                " claimed_by = COALESCE(claimed_by, $3), claimed_at = COALESCE(claimed_at, now())"
+                f" WHERE task_id = $1 RETURNING {COLUMNS}",
+                task_id, body.result, actor.name, json.dumps({"request": request, "sent": sent}, default=str),
+                request_key, body_hash, L.clip(f"outcome: {body.result} ({actor.name})", L.MAX_REASON))
+        return self._answer(stored, duplicate=False)
+
+    async def _promise(self, account_id: str, task_id: int, body: TaskOutcome, actor: Actor,
+                       body_hash: str) -> Any:
+        # The workflow's promise has a free-text `reason`: the reason code goes there, the note beside it.
+        data = _model(PromiseToPay, {"amount": body.amount, "promised_date": body.promised_date,
+                                     "reason": body.reason, "note": body.note, "operator": actor.name,
+                                     "role": actor.role})
+        try:
+            return await self.accounts.update(account_id, "promise_to_pay", data,
+                                              update_id=f"task-outcome:{task_id}:{body_hash[:32]}")
+        except Rejected as err:
+            raise Invalid(f"promise refused by account {account_id}: {err.message}; the task stays open") from err
+
+    @staticmethod
+    def _answer(row: asyncpg.Record, *, duplicate: bool) -> dict[str, Any]:
+        task = task_view(row)
+        detail = task.get("outcome_detail") or {}
+        return {"task_id": task["task_id"], "account_id": task["account_id"], "result": task["outcome"],
+                "sent": detail.get("sent", {}), "duplicate": duplicate, "task": task}
+
+    # ---- plumbing -----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _db(self, *, long: bool = False) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection, bounded like every ingress transaction; `long` also leaves time for
+        the workflow calls made while the task row is locked."""
+        pool, timeouts = self.accounts.pool, self.accounts.timeouts
+        if pool is None:
+            raise Unavailable("agent work needs the database (DATABASE_URL)", retry_after=None)
+        if not long:
+            async with database(pool, timeouts) as conn:
+                yield conn
+            return
+        limit = timeouts.transaction + timeouts.workflow + timeouts.temporal
+        try:
+            async with asyncio.timeout(limit):
+                async with pool.acquire(timeout=timeouts.acquire) as conn:
+                    yield conn
+        except TimeoutError as err:
+            raise Unavailable(f"recording the outcome did not finish within {limit:g}s; "
+                              f"retry with the same request (it is not sent twice)") from err
+        except DATABASE_UNAVAILABLE as err:
+            raise Unavailable(f"the database is unavailable ({err.__class__.__name__})") from err
+
+
+def _model(model: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The payload as the workflow's own schema validates it (so a bad one is 422 here, not a rejected
+    input there)."""
+    try:
+        return model.model_validate({k: v for k, v in data.items() if v is not None}).model_dump(
+            mode="json", exclude_none=True)
+    except ValidationError as err:
+        raise Invalid("; ".join(f"{'.'.join(str(p) for p in e['loc']) or model.__name__}: {e['msg']}"
+                                for e in err.errors())) from err
+
+
+__all__ = ["Actor", "AgentWork"]
