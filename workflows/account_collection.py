@@ -347,9 +347,8 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
         changed, and no decision or history depends on it."""
         if self.s is None:
             return {"stage": "opening"}
-        # A query must leave nothing behind that a workflow task could read: the statement it
-        # computes for its own instant is not kept in the turn's cache (on compressed time a cached
-        # reading made the next task act on it, and its history could not be replayed).
+        # A query leaves nothing behind: the statement it computes for its own instant does not
+        # replace the one the turn cached (the next task would only compute that again).
         cached = self._balance_cache, self._balance_key
         self._reading_at = _reading_instant()
         try:

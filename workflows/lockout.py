@@ -47,12 +47,10 @@ class Lockout(Effects):
     def _queue_warning(self, scope: str, step_id: str, summary: str, channels: tuple[str, ...], template: str) -> None:
         s = self._state
         assert s.episode is not None
-        lock_at = s.lockout.warning_date(self._now(), s.policy.lockout)
-        named = localtime.to_local(lock_at, s.timezone).date().isoformat()
+        # The lock date goes in when each message is decided (workflows/outreach.py, _deliver).
         for channel in channels:
             self._queue_send(scope=scope, step_id=step_id, summary=summary, channel=channel, template=template,
-                             purpose="legal_notice", episode=s.episode.number, track="lockout_warning",
-                             variables={"lockout_date": named, "lock_at": lock_at.isoformat()})
+                             purpose="legal_notice", episode=s.episode.number, track="lockout_warning")
 
     def _lockout_request_step(self, planned: PlannedStep, scope: str) -> bool:
         s = self._state

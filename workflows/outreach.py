@@ -153,7 +153,7 @@ class Outreach(Effects):
     async def _deliver(self, item: QueuedSend, decision: ComplianceDecision) -> None:
         s = self._state
         _, person = self._person(item.person)
-        if item.track == "lockout_warning" and s.episode is not None:
+        if item.track == "lockout_warning":
             # The lock date is named when the message is decided, not when it was queued: a warning
             # deferred to the next lawful morning gives the full notice period from then.
             lock_at = s.lockout.warning_date(self._now(), s.policy.lockout)

@@ -33,7 +33,6 @@ KNOWN_SIGNALS = "payment, risk, contact, lockout_confirmation"
 
 
 class Signals(Effects):
-
     def _one(self, kind: str, args: Sequence[Any]) -> tuple[bool, Any]:
         if len(args) != 1:
             self._reject(kind, f"expected exactly one JSON argument, got {len(args)}", list(args))
