@@ -58,6 +58,26 @@ async def test_two_episodes_each_warned_locked_and_unlocked_through_the_temporal
                                     "ORDER BY created_at", account_id, step_id)
             return [r["body"] for r in rows]
 
+        async def eventually(read, done, tries: int = 150):
+            """`read()` again every 0.2 s until `done` holds of it (at most `tries` times); the last value."""
+            for _ in range(tries):
+                value = await read()
+                if done(value):
+                    break
+                await asyncio.sleep(0.2)
+            return value
+
+        async def approved_locked_and_paid(n: int, amount: str) -> None:
+            """Episode n's request approved through a plain update, the lock confirmed by the device,
+            then paid: `amount` of the status with a margin for the charges of the days the signal takes."""
+            await until(lambda s: s["lockout"]["state"] == "pending_approval", f"episode {n} request")
+            await cli("workflow", "update", "execute", "--workflow-id", wid, "--name", "approve_lockout",
+                      "--input", json.dumps({"operator": "supervisor.wu", "role": "supervisor"}), *codec)
+            st = await until(lambda s: s["lockout"]["state"] == "locked", f"episode {n} locked")
+            await cli("workflow", "signal", "--workflow-id", wid, "--name", "payment", "--input", json.dumps(
+                {"payment_id": f"{account_id}-CURE-{n}", "amount": st[amount] + 5_000, "currency": "CNY",
+                 "received_at": datetime.now(timezone.utc).isoformat()}))
+
         def named(st: dict) -> str:
             day = to_local(datetime.fromisoformat(st["lockout"]["lock_at"]), ZONE).date()
             return f"{day.year}年{day.month}月{day.day}日"
@@ -71,31 +91,17 @@ async def test_two_episodes_each_warned_locked_and_unlocked_through_the_temporal
         st = await until(lambda s: s.get("lockout", {}).get("state") == "warned", "episode 1 warned")
         assert st["episode"]["number"] == 1
         first_date = named(st)
-        for _ in range(50):
-            first_warnings = await sent("dpd45-lockout-warning")
-            if len(first_warnings) == 3:              # sms, email, letter
-                break
-            await asyncio.sleep(0.2)
+        first_warnings = await eventually(lambda: sent("dpd45-lockout-warning"), lambda w: len(w) == 3,
+                                          tries=50)   # sms, email, letter
         # Each channel names the lock date of the day it went out (a letter deferred to the next lawful
         # morning names a later one); the status keeps the latest.
         assert len(first_warnings) == 3 and all("None" not in b for b in first_warnings)
         assert any(first_date in b for b in first_warnings), (first_date, first_warnings)
-        await until(lambda s: s["lockout"]["state"] == "pending_approval", "episode 1 request")
-        await cli("workflow", "update", "execute", "--workflow-id", wid, "--name", "approve_lockout",
-                  "--input", json.dumps({"operator": "supervisor.wu", "role": "supervisor"}), *codec)
-        st = await until(lambda s: s["lockout"]["state"] == "locked", "episode 1 locked")
-
-        # Paid: what is past due with a margin for the charges of the days the signal takes.
-        await cli("workflow", "signal", "--workflow-id", wid, "--name", "payment", "--input", json.dumps(
-            {"payment_id": f"{account_id}-CURE-1", "amount": st["amount_due"] + 5_000, "currency": "CNY",
-             "received_at": datetime.now(timezone.utc).isoformat()}))
+        await approved_locked_and_paid(1, "amount_due")          # what is past due
         st = await until(lambda s: s["episode"] is None and not s["unlocks"] and s["lockout"]["state"] == "none",
                          "cured and unlocked")
         assert st["stage"] == "current"
-        for _ in range(150):                             # the notice waits for a lawful moment
-            if await sent("unlock-notice"):
-                break
-            await asyncio.sleep(0.2)
+        await eventually(lambda: sent("unlock-notice"), bool)   # the notice waits for a lawful moment
         assert len(await sent("unlock-notice")) == 1, [e["summary"] for e in (await status())["timeline"]][-12:]
 
         # Episode 2: the second instalment unpaid; the whole ladder again with its own warning and date.
@@ -103,26 +109,14 @@ async def test_two_episodes_each_warned_locked_and_unlocked_through_the_temporal
                          "episode 2 warned", limit=90.0)
         second_date = named(st)
         assert second_date != first_date
-        for _ in range(50):
-            warnings = await sent("dpd45-lockout-warning")
-            second = [b for b in warnings if b not in first_warnings]
-            if len(second) == 3:
-                break
-            await asyncio.sleep(0.2)
+        warnings = await eventually(lambda: sent("dpd45-lockout-warning"),
+                                    lambda w: len([b for b in w if b not in first_warnings]) == 3, tries=50)
+        second = [b for b in warnings if b not in first_warnings]
         assert len(second) == 3 and all("None" not in b for b in second) and any(second_date in b for b in second)
         assert not any(second_date in b for b in first_warnings)
-        st = await until(lambda s: s["lockout"]["state"] == "pending_approval", "episode 2 request")
-        await cli("workflow", "update", "execute", "--workflow-id", wid, "--name", "approve_lockout",
-                  "--input", json.dumps({"operator": "supervisor.wu", "role": "supervisor"}), *codec)
-        st = await until(lambda s: s["lockout"]["state"] == "locked", "episode 2 locked")
-        await cli("workflow", "signal", "--workflow-id", wid, "--name", "payment", "--input", json.dumps(
-            {"payment_id": f"{account_id}-CURE-2", "amount": st["total_outstanding"] + 5_000, "currency": "CNY",
-             "received_at": datetime.now(timezone.utc).isoformat()}))
+        await approved_locked_and_paid(2, "total_outstanding")   # everything: paid off
         await until(lambda s: s["stage"] == "paid_off" and not s["unlocks"], "paid off and unlocked")
-        for _ in range(150):
-            if len(await sent("unlock-notice")) == 2:
-                break
-            await asyncio.sleep(0.2)
+        await eventually(lambda: sent("unlock-notice"), lambda n: len(n) == 2)
         assert len(await sent("unlock-notice")) == 2                  # the second unlock is announced too
         commands = await pool.fetch("SELECT command, state FROM lockout_requests WHERE account_id=$1 "
                                     "ORDER BY requested_at", account_id)

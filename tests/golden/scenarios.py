@@ -17,7 +17,8 @@ the default workers and no fake providers: scenarios that need the fakes say so.
 """
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -547,18 +548,25 @@ def _fakes(providers: Any, h: str) -> Any:
     return providers
 
 
+@asynccontextmanager
+async def failing(providers: Any, provider: str, mode: str, times: int = 1_000) -> AsyncIterator[None]:
+    """The fake `provider` answers `mode` (its next `times` calls) while the block runs, and is well after."""
+    providers.fail_next(provider, mode, times=times)
+    try:
+        yield
+    finally:
+        providers.failures.clear()
+
+
 async def sms_provider_down(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
     """Twilio answers 500 through every retry of the T-15 reminder's SMS: postponed twice an hour
     apart (through the contact rules again), then failed and handed to a person; the e-mail went."""
     fakes = _fakes(providers, account_id)
     t0 = await align(env)
     h = await start(env.client, account(account_id, today=t0, due_in=16))
-    fakes.fail_next("twilio", "500", times=1_000)
-    try:
+    async with failing(fakes, "twilio", "500"):
         await env.sleep(DAY + 4 * HOUR)
         st = await status(h)
-    finally:
-        fakes.failures.clear()
     expect(st, kinds(st).count("send_postponed") == 2 and "send_failed" in kinds(st),
            "two postponements, then the send failed")
     expect(st, "sms could not be sent" in st["needs_review"], "a person asked")
@@ -573,12 +581,9 @@ async def sms_invalid_recipient(env: WorkflowEnvironment, account_id: str, provi
     fakes = _fakes(providers, account_id)
     t0 = await align(env)
     h = await start(env.client, account(account_id, today=t0, due_in=16))
-    fakes.fail_next("twilio", "invalid_number", times=1)
-    try:
+    async with failing(fakes, "twilio", "invalid_number", times=1):
         await env.sleep(DAY)
         st = await status(h)
-    finally:
-        fakes.failures.clear()
     expect(st, "send_failed" in kinds(st) and said(st, "marked dead"), "the SMS refused and the phone marked dead")
     await sleep_to(env, t0 + timedelta(days=17))    # the day-0 call: no usable phone
     st = await status(h)
@@ -597,21 +602,15 @@ async def providers_down_unpinned(env: WorkflowEnvironment, account_id: str, pro
     data = account(account_id, today=t0, due_in=16)
     del data["policy_version"]
     h = await start(env.client, data)
-    fakes.fail_next("sendgrid", "500", times=1_000)
-    try:
+    async with failing(fakes, "sendgrid", "500"):
         await env.sleep(DAY + 4 * HOUR)
         st = await status(h)
-    finally:
-        fakes.failures.clear()
     expect(st, st["policy"].startswith("standard@") and "send_failed" in kinds(st), "the e-mail failed")
     expect(st, "email could not be sent" in st["needs_review"], "a person asked about the e-mail")
     await sleep_to(env, t0 + timedelta(days=16), time(23, 0))    # the due date, before the cut-off
-    fakes.fail_next("twilio", "500", times=1_000)
-    try:
+    async with failing(fakes, "twilio", "500"):
         await env.sleep(12 * HOUR)                                  # the day-0 call at 08:00
         st = await status(h)
-    finally:
-        fakes.failures.clear()
     expect(st, "voice could not be sent" in st["needs_review"] or kinds(st).count("send_failed") >= 2,
            "the call failed")
     await pay_everything(env, h, f"PAY-{account_id}")
