@@ -63,6 +63,26 @@ async def test_every_golden_history_replays_against_the_current_code() -> None:
     assert summary.replayed == len(list(history_files(GOLDEN))) and summary.passed == summary.replayed
 
 
+async def test_golden_histories_replay_with_the_deployed_workers_isolation() -> None:
+    # The suite's workers run the SDK's full sandbox; deployed workers import the workflow modules
+    # once (ARREARS_WORKFLOW_SANDBOX=passthrough): the same histories must replay there too.
+    from temporalio.worker import Replayer
+
+    from audit.replay import data_converter
+    from infra.settings import Settings
+    from workers.main import workflow_runner
+
+    runner = workflow_runner(Settings())
+    assert "workflow_runner" in runner   # not the full sandbox: this test is about the other one
+    replayer = Replayer(workflows=[AccountCollection], data_converter=data_converter(), **runner)
+    failures = []
+    for name, history in golden():
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        if result.replay_failure is not None:
+            failures.append(f"{name}: {result.replay_failure}")
+    assert not failures, "\n".join(failures)
+
+
 async def test_reordering_two_activities_is_caught_naming_the_diverging_event() -> None:
     items = golden()
     summary = await replay(stream(items), workflows=[ChannelsReordered])
