@@ -4,8 +4,8 @@ Policy versions are immutable (tests/test_policy_catalog.py holds each file to t
 `policies/PUBLISHED.sha256`, an append-only list), so the workflow can take a pinned version from
 here without an activity and stay deterministic on replay: the same version is the same policy on
 every worker that will ever run it. "Latest" and "by segment" are not deterministic (a deploy adds
-versions), so they are resolved by the ingress and the CLI before a start, or by the workflow's
-`load_policy` local activity when a plain client names no version.
+versions), so they are resolved by the ingress and the CLI before a start; when a plain client names
+no version, the workflow records its choice as a marker (`choices` below) that replay reads back.
 """
 from __future__ import annotations
 
@@ -51,3 +51,25 @@ def resolve(policy_id: str | None, version: int | None, segment: str | None = No
     elif (pid, version) not in VERSIONS:
         raise catalog.UnknownPolicy(f"policy {pid!r} has no version {version}")
     return pid, version
+
+
+def marker(policy_id: str, version: int) -> str:
+    """The id of the marker recording that a start chose this version (see `choices`)."""
+    return f"policy:{policy_id}@v{version}"
+
+
+def choices(policy_id: str | None, segment: str | None = None) -> list[tuple[str, int]]:
+    """For a start naming no version: what `resolve` chooses on this worker first, then every other
+    version the same request could have chosen on another deploy (more or fewer versions). The
+    workflow takes the first whose marker it may record: on a first execution the first; on replay
+    the one its history recorded, which every later worker still has (versions are immutable and
+    never removed). Empty when nothing could serve the request."""
+    try:
+        first = [resolve(policy_id, None, segment)]
+    except catalog.UnknownPolicy:
+        first = []
+    if policy_id is None and segment:
+        others = [key for key, policy in VERSIONS.items() if segment in policy.segments]
+    else:
+        others = [(pid, v) for (pid, v) in VERSIONS if pid == (policy_id or "standard")]
+    return first + sorted(set(others) - set(first), key=lambda k: (k[0], -k[1]))

@@ -404,14 +404,37 @@ async def test_a_late_instalment_earns_the_extra_reminders_next_time(env, pool):
     await finish(h)
 
 
-async def test_policy_chosen_by_segment_when_none_is_named(env, pool):
+async def test_policy_chosen_by_segment_when_none_is_named(env, pool, monkeypatch):
     t0 = await today(env)
     data = account(today=t0, due_in=30, segment="equipment-legal")
     del data["policy_id"], data["policy_version"]
     h = await start(env.client, data)
     await settle_all(locals())
     assert (await h.query("status"))["policy"] == "litigation@v1"
+    # The choice is recorded as a marker naming the version (no activity, no round trip, not the
+    # policy itself): replay on a worker that has more versions still takes this one.
+    history = await h.fetch_history()
+    markers = [e.marker_recorded_event_attributes for e in history.events if e.HasField("marker_recorded_event_attributes")]
+    assert "core_local_activity" not in {m.marker_name for m in markers}
+    recorded = b"".join(p.data for m in markers for v in m.details.values() for p in v.payloads)
+    assert b"policy:litigation@v1" in recorded and len(recorded) < 1_000
     await finish(h)
+    # A later deploy publishes a newer version serving the segment: the history still replays, and
+    # a new start now chooses the newer one.
+    from types import MappingProxyType
+
+    from temporalio.worker import Replayer
+
+    from audit.replay import data_converter
+    from policies import published
+    from workflows.account_collection import AccountCollection
+
+    newer = published.VERSIONS[("litigation", 1)].model_copy(update={"version": 2})
+    monkeypatch.setattr(published, "VERSIONS", MappingProxyType({**published.VERSIONS, ("litigation", 2): newer}))
+    assert published.choices(None, "equipment-legal")[0] == ("litigation", 2)
+    replayed = await Replayer(workflows=[AccountCollection], data_converter=data_converter()).replay_workflow(
+        await h.fetch_history(), raise_on_replay_failure=False)
+    assert replayed.replay_failure is None, replayed.replay_failure
 
 
 async def test_updates_without_input_and_unknown_signals_are_handled(env, pool):

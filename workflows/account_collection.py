@@ -327,7 +327,17 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
             if policy is None:
                 raise _fail(f"unknown policy {start.policy_id} v{start.policy_version}", "UnknownPolicy")
             return policy
-        # Latest version or the segment's policy: resolved once, by an activity recorded in history.
+        # Latest version or the segment's policy: "latest" changes when a deploy adds a version, so
+        # the choice is recorded in history as a marker (no round trip) and replay takes it from there.
+        for pid, version in published.choices(start.policy_id if named else None, start.segment):
+            if workflow.patched(published.marker(pid, version)):
+                policy = published.pinned(pid, version)
+                assert policy is not None   # choices() lists published versions only
+                return policy
+        if not workflow.unsafe.is_replaying():
+            raise _fail(f"policy not found: no policy {start.policy_id!r}" if named
+                        else f"policy not found: no policy serves segment {start.segment!r}", "UnknownPolicy")
+        # Started before choices were markers: its history holds the `load_policy` local activity.
         request = PolicyRequest(policy_id=start.policy_id if named else "auto", version=None, segment=start.segment)
         try:
             return await workflow.execute_local_activity(
