@@ -40,6 +40,8 @@ from bench import measure as m
 from bench.skeleton import TASK_QUEUE as SKELETON_QUEUE
 from bench.skeleton import WORKFLOW_TYPE as SKELETON_TYPE
 from bench.stack import BenchStack, WorkerProcess
+from infra.settings import Settings
+from workers.main import workflow_runner
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -174,7 +176,8 @@ async def replay_rate(stack: BenchStack, t: m.Target, workflow_ids: list[str],
     events = sum(len(h.events) for h in runs)
     tasks = sum(m.count_events(h, 7) for h in runs)                 # WORKFLOW_TASK_COMPLETED
     size = sum(e.ByteSize() for h in runs for e in h.events)
-    replayer = Replayer(workflows=[cls], data_converter=stack.client.data_converter)
+    # Replayed as the deployed workers would (their sandbox setting): what a restart or a cache miss costs.
+    replayer = Replayer(workflows=[cls], data_converter=stack.client.data_converter, **workflow_runner(Settings()))
     t0 = time.perf_counter()
     async def each():
         for h in runs:

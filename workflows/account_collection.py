@@ -94,6 +94,10 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
         self._sa: dict[str, Any] = {}
         self._reading_at = None
         self._opening = True
+        self._held_at = None
+        self._timer_due: datetime | None = None
+        self._turn_real: datetime | None = None
+        self._wakes = 0
         self._book_rev = 0
         self._balance_key = None
         self._balance_cache = None
@@ -146,6 +150,8 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
             self._flush_soon = False
         self._plan_wake()
         self._publish()
+        # Handlers and side effects that run while the loop waits act at their task's time.
+        self._turn_real, self._held_at = self._real_now(), None
 
     def _plan_wake(self) -> None:
         s = self._state
@@ -205,17 +211,37 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
                     return
                 self._timer_at = at
                 name = self._next_action[0] if self._next_action[1] == at else "wake"
-                self._timer = asyncio.create_task(self._timer_fires(delay, f"{name} at {localtime.describe(at, s.timezone)}"))
+                self._timer = asyncio.create_task(self._timer_fires(delay, f"{name} at {localtime.describe(at, s.timezone)}",
+                                                                    self._real_now() + delay))
         self._opening = False   # the opening turn ends here: later turns act at their task's time
+        wakes = self._wakes
         await workflow.wait_condition(lambda: self._wake)
+        self._hold_if_late(woken_only_by_timer=self._wakes == wakes + 1)
 
-    async def _timer_fires(self, delay: timedelta, summary: str) -> None:
+    async def _timer_fires(self, delay: timedelta, summary: str, due: datetime) -> None:
         try:
             await workflow.sleep(delay, summary=summary)
         except asyncio.CancelledError:
             return
         self._timer, self._timer_at = None, None
+        self._timer_due = due
         self._wake_up()
+
+    def _hold_if_late(self, *, woken_only_by_timer: bool) -> None:
+        """On compressed time a server's timer resolution (about a second on the dev server) is hours
+        or days of collection time: an account waking for a call window that opens at 09:00 would
+        wake at, say, 21:00, plan 09:00 tomorrow and miss again, day after day. So a turn woken only
+        by its timer acts at the instant the timer was due; the turns after it act at their task's
+        time again, so collection time is never slowed down or run backwards (nothing ran between
+        the last turn and this one)."""
+        due, self._timer_due = self._timer_due, None
+        s = self._state
+        last = self._turn_real
+        if not (woken_only_by_timer and due is not None and s.clock.seconds_per_day and last is not None
+                and last < due < workflow.now()):
+            return
+        if workflow.patched("compressed-time-acts-at-timer-due"):
+            self._held_at = due
 
     def _finished(self) -> bool:
         """Closed, and nothing is left that must still happen (an unlock, a recall, a notice, a task)."""

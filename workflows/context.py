@@ -42,6 +42,8 @@ class AccountContext:
     _flush_soon: bool                    # an operator decision is waiting to be written
     _reading_at: datetime | None         # inside `status` only: the instant it is read at
     _opening: bool                       # the run's opening turn (see _real_now)
+    _held_at: datetime | None            # a compressed account's late timer: the turn acts at its due instant
+    _wakes: int                          # wake-ups so far (tells a turn woken only by its timer)
     _book_rev: int                       # bumped at every change of the charges book
     _balance_key: tuple[Any, ...] | None  # (book revision, date) of the cached statement
     _balance_cache: AccountBalance | None
@@ -57,8 +59,11 @@ class AccountContext:
         run's start time: when the policy is loaded by a local activity, the code after it runs in a
         later task live but in the first task on replay, so `workflow.now()` there differs by the
         gap between them, and compressed time turns that into hours of collection time (a history
-        that no longer replays). Afterwards it is the task's time, the same live and on replay."""
-        return workflow.info().start_time if self._opening else workflow.now()
+        that no longer replays). Afterwards it is the task's time, the same live and on replay, except
+        in a turn held at its timer's due instant (see AccountCollection._hold_if_late)."""
+        if self._opening:
+            return workflow.info().start_time
+        return self._held_at or workflow.now()
 
     def _now(self) -> datetime:
         return self._state.clock.now(self._reading_at or self._real_now())
@@ -74,6 +79,7 @@ class AccountContext:
 
     def _wake_up(self) -> None:
         self._wake = True
+        self._wakes += 1
 
     def _jurisdiction(self) -> str | None:
         a = self._state.account
