@@ -174,4 +174,4 @@ class HandOffResult(BaseModel):
     reference: str
     status: Literal["accepted", "duplicate"]
     answer: str | None = None          # what the partner said, for the record
-    submitted_at: date | datetime | None = None
+    submitted_at: datetime | None = None
