@@ -19,7 +19,8 @@ from temporalio.exceptions import ApplicationError
 
 DEFAULT_LEASE = timedelta(seconds=60)
 MARGIN = timedelta(seconds=5)
-TABLES = frozenset({"communications", "lockout_requests", "placements", "placement_notices"})
+TABLES = frozenset({"communications", "lockout_requests", "placements", "placement_notices",
+                    "registered_letters", "handoffs"})
 
 
 def lease_for(override: timedelta | None = None) -> timedelta:

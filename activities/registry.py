@@ -7,10 +7,12 @@ from typing import Any
 
 import asyncpg
 
+from activities.handoffs import HandOffActivities
 from activities.ledger import LedgerActivities
 from activities.lockout import LockoutActivities
 from activities.messaging import MessageActivities
 from activities.placement import PlacementActivities
+from activities.registered_mail import RegisteredMailActivities
 from activities.providers.factory import Providers, build_providers
 from infra.settings import Settings
 from schemas import task_queues as q
@@ -35,13 +37,19 @@ def activities_for(pools: Pools, providers: Providers,
     lockout = LockoutActivities(pool(q.TELEMATICS), providers.telematics)
     placement = PlacementActivities(pool(q.PLACEMENT), providers.placement)
     ledger = LedgerActivities(pool(q.LEDGER))
+    # Registered letters go with the letters; the other hand-offs with the partners' queue.
+    registered = RegisteredMailActivities(pool(q.LETTERS), providers.postal, defaults=defaults)
+    handoffs = HandOffActivities(pool(q.PLACEMENT), erp=providers.erp, credit_bureau=providers.credit_bureau,
+                                 recovery=providers.recovery)
     return {
         q.SMS: [sms.send_sms],
         q.EMAIL: [email.send_email],
         q.VOICE: [voice.place_call],
-        q.LETTERS: [letters.send_letter],
+        q.LETTERS: [letters.send_letter, registered.send_registered_letter],
         q.TELEMATICS: [lockout.send_lockout_command],
-        q.PLACEMENT: [placement.place_account, placement.recall_placement, placement.notify_placement],
+        q.PLACEMENT: [placement.place_account, placement.recall_placement, placement.notify_placement,
+                      handoffs.request_credit_hold, handoffs.request_credit_release,
+                      handoffs.report_to_credit_bureau, handoffs.request_recovery],
         q.LEDGER: [ledger.record_ledger, ledger.create_agent_task, ledger.close_agent_task],
     }
 

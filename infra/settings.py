@@ -56,6 +56,16 @@ class Settings(BaseSettings):
     telematics_api_key: SecretStr | None = Field(default=None, validation_alias="TELEMATICS_API_KEY")
     placement_base_url: str | None = Field(default=None, validation_alias="PLACEMENT_BASE_URL")
     placement_api_key: SecretStr | None = Field(default=None, validation_alias="PLACEMENT_API_KEY")
+    # The playbooks' hand-offs (docs/policies.md, "Actions"). Unset base URL: the outbox.
+    # POSTAL_API_KEY also verifies the carrier's signed receipts (/webhooks/postal).
+    postal_base_url: str | None = Field(default=None, validation_alias="POSTAL_BASE_URL")
+    postal_api_key: SecretStr | None = Field(default=None, validation_alias="POSTAL_API_KEY")
+    erp_base_url: str | None = Field(default=None, validation_alias="ERP_BASE_URL")
+    erp_api_key: SecretStr | None = Field(default=None, validation_alias="ERP_API_KEY")
+    credit_bureau_base_url: str | None = Field(default=None, validation_alias="CREDIT_BUREAU_BASE_URL")
+    credit_bureau_api_key: SecretStr | None = Field(default=None, validation_alias="CREDIT_BUREAU_API_KEY")
+    recovery_base_url: str | None = Field(default=None, validation_alias="RECOVERY_BASE_URL")
+    recovery_api_key: SecretStr | None = Field(default=None, validation_alias="RECOVERY_API_KEY")
     company_name: str = Field(default="Arrears Finance", validation_alias="ARREARS_COMPANY_NAME")
     contact_phone: str = Field(default="+86 400 000 0000", validation_alias="ARREARS_CONTACT_PHONE")
     public_base_url: str = Field(default="http://127.0.0.1:8000", validation_alias="ARREARS_PUBLIC_BASE_URL")

@@ -26,7 +26,7 @@ from ingress.limits import MAX_REQUEST_BYTES, RETRY_AFTER_SECONDS, Timeouts, cre
 from ingress.metrics import instrument
 from ingress.routes import billing, operator
 from ingress.task_routes import router as task_router
-from ingress.webhooks import sendgrid, telematics, twilio
+from ingress.webhooks import postal, sendgrid, telematics, twilio
 from schemas.task_queues import WORKFLOW
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ def create_app(settings: Settings, *, client: Client | None = None,
     app.include_router(twilio.router)
     app.include_router(sendgrid.router)
     app.include_router(telematics.router)
+    app.include_router(postal.router)
     app.include_router(portfolio.router)
     app.include_router(task_router)
     _mount_codec(app, settings)

@@ -64,6 +64,15 @@ OPTIONS: dict[str, ActivityOptions] = {
     "record_ledger": ActivityOptions(task_queues.LEDGER, timedelta(seconds=30), None, _DATABASE),
     "create_agent_task": ActivityOptions(task_queues.LEDGER, timedelta(seconds=30), None, _DATABASE),
     "close_agent_task": ActivityOptions(task_queues.LEDGER, timedelta(seconds=30), None, _DATABASE),
+    # Hand-offs to partners (registered mail, the lender's ERP, a credit bureau, a recovery partner).
+    "send_registered_letter": ActivityOptions(task_queues.LETTERS, timedelta(seconds=30), timedelta(minutes=30),
+                                              _PARTNER),
+    "request_credit_hold": ActivityOptions(task_queues.PLACEMENT, timedelta(minutes=1), timedelta(minutes=30), _PARTNER),
+    "request_credit_release": ActivityOptions(task_queues.PLACEMENT, timedelta(minutes=1), timedelta(minutes=30),
+                                              _PARTNER),
+    "report_to_credit_bureau": ActivityOptions(task_queues.PLACEMENT, timedelta(minutes=1), timedelta(minutes=30),
+                                               _PARTNER),
+    "request_recovery": ActivityOptions(task_queues.PLACEMENT, timedelta(minutes=1), timedelta(minutes=30), _PARTNER),
 }
 
 CHANNEL_ACTIVITY = {"sms": "send_sms", "email": "send_email", "voice": "place_call", "letter": "send_letter"}

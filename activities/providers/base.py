@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
 from schemas.actions import LockoutCommand, OutboundMessage, PlacementNotice, PlacementRecall, PlacementRecord
+from schemas.handoffs import CreditBureauReport, CreditHoldRequest, RecoveryRequest, RegisteredLetter
 
 
 @dataclass(frozen=True)
@@ -86,5 +87,62 @@ class PlacementProvider(Protocol):
     async def recall(self, recall: PlacementRecall, reference: str) -> PlacementResult: ...
 
     async def notify(self, notice: PlacementNotice, reference: str | None) -> PlacementResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+# ---- the playbooks' hand-offs (activities/registered_mail.py, activities/handoffs.py) ----------
+
+@dataclass(frozen=True)
+class PostalResult:
+    tracking_ref: str
+    detail: str | None = None
+
+
+@runtime_checkable
+class PostalProvider(Protocol):
+    """Registered / recorded mail. The carrier (or the print room, for the outbox) deduplicates by
+    the letter id; the receipt comes back later through /webhooks/postal."""
+
+    name: str
+
+    async def send(self, letter: RegisteredLetter, content: RenderedMessage) -> PostalResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class HandOffAnswer:
+    reference: str
+    answer: str | None = None       # what the partner said, for the record
+
+
+@runtime_checkable
+class ErpProvider(Protocol):
+    """The lender's ERP: stop supply to a customer (credit hold) and let it resume (release)."""
+
+    name: str
+
+    async def credit_hold(self, request: CreditHoldRequest, action: Literal["hold", "release"]) -> HandOffAnswer: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class CreditBureauProvider(Protocol):
+    name: str
+
+    async def report(self, report: CreditBureauReport) -> HandOffAnswer: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class RecoveryProvider(Protocol):
+    """A recovery partner: repossession or collection of a surrendered machine, and its storage."""
+
+    name: str
+
+    async def request(self, request: RecoveryRequest) -> HandOffAnswer: ...
 
     async def aclose(self) -> None: ...

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from activities.providers.base import MessageProvider, PlacementProvider, TelematicsProvider
-from activities.providers.outbox import OutboxLog, OutboxMessages, OutboxPlacement, OutboxTelematics
+from activities.providers.base import (CreditBureauProvider, ErpProvider, MessageProvider, PlacementProvider,
+                                       PostalProvider, RecoveryProvider, TelematicsProvider)
+from activities.providers.outbox import (OutboxCreditBureau, OutboxErp, OutboxLog, OutboxMessages, OutboxPlacement,
+                                         OutboxPostal, OutboxRecovery, OutboxTelematics)
 from infra.settings import Settings
 
 
@@ -16,10 +18,22 @@ class Providers:
     telematics: TelematicsProvider
     placement: PlacementProvider
     outbox: OutboxLog
+    # The playbooks' hand-offs; outbox defaults so a caller that builds Providers by hand needs none.
+    postal: PostalProvider | None = None
+    erp: ErpProvider | None = None
+    credit_bureau: CreditBureauProvider | None = None
+    recovery: RecoveryProvider | None = None
+
+    def __post_init__(self) -> None:
+        self.postal = self.postal or OutboxPostal(self.outbox)
+        self.erp = self.erp or OutboxErp(self.outbox)
+        self.credit_bureau = self.credit_bureau or OutboxCreditBureau(self.outbox)
+        self.recovery = self.recovery or OutboxRecovery(self.outbox)
 
     async def aclose(self) -> None:
         seen: set[int] = set()
-        for provider in [*self.messages.values(), self.telematics, self.placement]:
+        for provider in [*self.messages.values(), self.telematics, self.placement, self.postal, self.erp,
+                         self.credit_bureau, self.recovery]:
             if id(provider) not in seen:
                 seen.add(id(provider))
                 await provider.aclose()
@@ -62,4 +76,19 @@ def build_providers(settings: Settings) -> Providers:
 
         placement = HttpPlacement(settings.placement_base_url, _secret(settings.placement_api_key))
 
-    return Providers(messages, telematics, placement, outbox)
+    return Providers(messages, telematics, placement, outbox, **handoff_providers(settings))
+
+
+def handoff_providers(settings: Settings) -> dict:
+    """The HTTP partner for each hand-off whose base URL is set; the others stay on the outbox."""
+    from activities.providers import handoffs_http as http
+
+    chosen: dict = {}
+    for field, cls, base, key in (
+            ("postal", http.HttpPostal, settings.postal_base_url, settings.postal_api_key),
+            ("erp", http.HttpErp, settings.erp_base_url, settings.erp_api_key),
+            ("credit_bureau", http.HttpCreditBureau, settings.credit_bureau_base_url, settings.credit_bureau_api_key),
+            ("recovery", http.HttpRecovery, settings.recovery_base_url, settings.recovery_api_key)):
+        if base:
+            chosen[field] = cls(base, _secret(key))
+    return chosen

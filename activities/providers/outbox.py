@@ -17,8 +17,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from activities.providers.base import (CommandStatus, PlacementResult, RenderedMessage, SendResult)
+from activities.providers.base import (CommandStatus, HandOffAnswer, PlacementResult, PostalResult, RenderedMessage,
+                                       SendResult)
 from schemas.actions import LockoutCommand, OutboundMessage, PlacementNotice, PlacementRecall, PlacementRecord
+from schemas.handoffs import CreditBureauReport, CreditHoldRequest, RecoveryRequest, RegisteredLetter
 
 log = logging.getLogger("arrears.outbox")
 
@@ -198,6 +200,88 @@ class OutboxPlacement:
             f"PARTNER NOTICE to {notice.target} account={notice.account_id} reference={reference} "
             f"event={notice.kind} key={notice.idempotency_key}", notice.summary)
         return PlacementResult(reference or "", "acknowledged")
+
+    async def aclose(self) -> None:
+        return None
+
+
+# ---- the playbooks' hand-offs: written for a person (print room, credit controller, recovery
+# desk) to carry out. References are derived from the business key, so a retry gets the same one.
+
+class OutboxPostal:
+    """PostalProvider: the letter waits in the outbox for the print room, who posts it by registered
+    mail and later records the receipt card through /webhooks/postal (by letter id or this ref)."""
+
+    name = "outbox"
+
+    def __init__(self, outbox: OutboxLog) -> None:
+        self.outbox = outbox
+
+    async def send(self, letter: RegisteredLetter, content: RenderedMessage) -> PostalResult:
+        tracking_ref = _short_id("outbox-rl", letter.letter_id)
+        address = " / ".join([*letter.address.lines, letter.address.postcode or "", letter.address.country])
+        headline = (f"REGISTERED_LETTER {letter.service} to {letter.recipient} account={letter.account_id} "
+                    f"template={letter.template}/{letter.language} step={letter.step_id} "
+                    f"tracking={tracking_ref} key={letter.letter_id}")
+        text = f"To: {letter.to_name}\nAddress: {address}\n\n{content.body}"
+        await self.outbox.append(headline, text)
+        return PostalResult(tracking_ref, "queued in the outbox for the print room")
+
+    async def aclose(self) -> None:
+        return None
+
+
+class OutboxErp:
+    name = "outbox"
+
+    def __init__(self, outbox: OutboxLog) -> None:
+        self.outbox = outbox
+
+    async def credit_hold(self, request: CreditHoldRequest, action: str) -> HandOffAnswer:
+        reference = _short_id(f"outbox-{action}", request.idempotency_key)
+        await self.outbox.append(
+            f"CREDIT_{action.upper()} account={request.account_id} customer={request.customer_ref or '-'} "
+            f"overdue={request.amount_overdue} {request.currency} dpd={request.days_past_due} "
+            f"hold={request.hold_reference or '-'} reference={reference} key={request.idempotency_key}",
+            f"Reason: {request.reason}")
+        return HandOffAnswer(reference, "queued in the outbox for credit control")
+
+    async def aclose(self) -> None:
+        return None
+
+
+class OutboxCreditBureau:
+    name = "outbox"
+
+    def __init__(self, outbox: OutboxLog) -> None:
+        self.outbox = outbox
+
+    async def report(self, report: CreditBureauReport) -> HandOffAnswer:
+        reference = _short_id("outbox-cbr", report.idempotency_key)
+        await self.outbox.append(
+            f"CREDIT_REPORT {report.kind} account={report.account_id} jurisdiction={report.jurisdiction} "
+            f"overdue={report.amount_overdue} {report.currency} dpd={report.days_past_due} "
+            f"reference={reference} key={report.idempotency_key}",
+            report.model_dump_json(indent=2))
+        return HandOffAnswer(reference, "queued in the outbox for the bureau submission")
+
+    async def aclose(self) -> None:
+        return None
+
+
+class OutboxRecovery:
+    name = "outbox"
+
+    def __init__(self, outbox: OutboxLog) -> None:
+        self.outbox = outbox
+
+    async def request(self, request: RecoveryRequest) -> HandOffAnswer:
+        reference = _short_id("outbox-rcv", request.idempotency_key)
+        await self.outbox.append(
+            f"RECOVERY {request.kind} account={request.account_id} asset={request.asset_id} "
+            f"storage_months={request.storage_months} reference={reference} key={request.idempotency_key}",
+            request.model_dump_json(indent=2))
+        return HandOffAnswer(reference, "queued in the outbox for the recovery desk")
 
     async def aclose(self) -> None:
         return None

@@ -58,23 +58,45 @@ def _sandbox_safe(cls: type) -> type:
 
 
 @lru_cache(maxsize=2048)
-def calendar(country: str | None, subdiv: str | None, year: int) -> Mapping[date, str]:
-    """Holiday date → name for one country/subdivision/year (read-only)."""
-    code, sub = _normalise(country, subdiv)
+def _entries(code: str | None, sub: str | None, year: int) -> holidays.HolidayBase | None:
+    """The library's calendar object for one normalised country/subdivision/year, or None."""
     if code is None or len(code) != 2 or not code.isalpha():
-        return _EMPTY
+        return None
     cls = getattr(_countries, code, None)
     if cls is None:
-        return _EMPTY
+        return None
     if sub is not None and sub not in getattr(cls, "subdivisions", ()) and sub not in getattr(
             cls, "subdivisions_aliases", {}):
         sub = None
     safe = _sandbox_safe(cls)
     try:
-        entries = safe(years=year, subdiv=sub)
+        return safe(years=year, subdiv=sub)
     except NotImplementedError:  # the library knows the country but not this combination
-        entries = safe(years=year)
+        return safe(years=year)
+
+
+@lru_cache(maxsize=2048)
+def calendar(country: str | None, subdiv: str | None, year: int) -> Mapping[date, str]:
+    """Holiday date → name for one country/subdivision/year (read-only)."""
+    entries = _entries(*_normalise(country, subdiv), year)
+    if entries is None:
+        return _EMPTY
     return MappingProxyType({day: name for day, name in sorted(entries.items())})
+
+
+_SAT_SUN = frozenset({5, 6})
+
+
+@lru_cache(maxsize=2048)
+def working_week(country: str | None, subdiv: str | None, year: int) -> tuple[frozenset[int], frozenset[date]]:
+    """(the country's weekend as weekday numbers, Monday = 0; the weekend dates of `year` declared
+    working days, e.g. China's make-up days). Unknown country: Saturday and Sunday, none declared."""
+    entries = _entries(*_normalise(country, subdiv), year)
+    if entries is None:
+        return _SAT_SUN, frozenset()
+    weekend = frozenset(getattr(entries, "weekend", _SAT_SUN))
+    declared = frozenset(d for d in getattr(entries, "weekend_workdays", ()) if d.year == year)
+    return weekend, declared
 
 
 def holiday_name(day: date, country: str | None, subdiv: str | None = None) -> str | None:
