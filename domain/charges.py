@@ -860,7 +860,10 @@ class _Replay:
                 continue
             self._bring(x, on)
             x.floor_i = self._interest(x)
-            x.carried, x.carried_u = self._interest_rc(x), self._interest_u(x)
+            # What a total-charges cap kept off the account stays off: the next rules (perhaps
+            # without that cap) continue from the interest charged, not from the interest before it.
+            # (The uncapped-rate figure keeps only the rate cap's difference, which it exists to show.)
+            x.carried, x.carried_u = x.floor_i, x.floor_i + self._interest_u(x) - self._interest_rc(x)
             x.pd = x.dsum = x.dsum_u = 0
         self.rules = _compile(ev.ref, ev.charges, self.jurisdiction, self.debt_type)
         for x in self.lines:   # a new grace applies to what is not yet assessed

@@ -190,6 +190,23 @@ def test_total_charges_cap_stops_fee_and_interest_in_the_order_they_arise():
     assert later.late_fee + later.interest == 5_000
 
 
+def test_what_a_total_cap_kept_off_stays_off_when_later_rules_have_no_cap():
+    # Found by the property test: interest the first rules' total cap held at zero came back as
+    # soon as a policy without that cap took over, on an instalment paid off long before.
+    capped = rules(penalty_interest={"rate": "10%", "per": "day"}, caps=[{"id": "none", "max_total_charges": "0%"}])
+    uncapped = rules(penalty_interest={"rate": "10%", "per": "day"})
+    b = book(capped, (D0, 10_000), events=[
+        pay("p", D0 + timedelta(days=7), 10_000),
+        RulesChange(event_id="v2", on=D0 + timedelta(days=60), ref="test@v2", charges=uncapped)])
+    assert statement(b, D0 + timedelta(days=30)).lines[0].interest == 0
+    after = statement(b, D0 + timedelta(days=90)).lines[0]
+    assert (after.interest, after.late_fee, after.principal_outstanding) == (0, 0, 0)
+    # Unpaid across the change: the old period stays capped, the new one accrues.
+    b = book(capped, (D0, 10_000), events=[
+        RulesChange(event_id="v2", on=D0 + timedelta(days=10), ref="test@v2", charges=uncapped)])
+    assert statement(b, D0 + timedelta(days=12)).lines[0].interest == 2 * 1_000
+
+
 def test_a_partial_payment_does_not_lower_charges_already_capped():
     charges = rules(penalty_interest={"rate": "1%", "per": "day"}, caps=[{"id": "all", "max_total_charges": "100%"}])
     b = book(charges, (D0, 10_000), events=[pay("p", D0 + timedelta(days=150), 5_000)])
