@@ -28,7 +28,7 @@ from infra.settings import Settings
 from ingress.app import create_app
 from ingress.limits import Timeouts, create_pool
 from tests.conftest import TEST_DATA
-from ingress.webhooks.telematics import sign
+from ingress.webhooks.common import sign
 from tests.test_ingress_support import (TELEMATICS_KEY, RecordingAccount, RoleAuth, ingress_settings, issue_keys,
                                         new_account)
 

@@ -16,7 +16,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from activities.providers.outbox import OutboxLog, OutboxPostal
 from activities.registered_mail import RegisteredMailActivities
 from ingress.app import create_app
-from ingress.webhooks.telematics import sign
+from ingress.webhooks.common import sign
 from schemas import limits as L
 from schemas.handoffs import RegisteredLetter
 from schemas.letters import DeliveryReceiptSignal

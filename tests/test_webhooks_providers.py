@@ -11,7 +11,7 @@ import uuid
 import pytest
 from twilio.request_validator import RequestValidator
 
-from ingress.webhooks.telematics import sign as telematics_sign
+from ingress.webhooks.common import sign as telematics_sign
 from tests.test_ingress_support import (  # noqa: F401 (fixture)
     PUBLIC_BASE_URL,
     TELEMATICS_KEY,

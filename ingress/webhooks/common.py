@@ -1,8 +1,9 @@
-"""What the webhooks share: deduplication by provider event id, and routing an address
-(phone number, e-mail) to the accounts it belongs to."""
+"""What the webhooks share: partners' HMAC signatures, deduplication by provider event id, and
+routing an address (phone number, e-mail) to the accounts it belongs to."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import math
@@ -12,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from ingress.accounts import Accounts, database
-from ingress.errors import NotFound, Rejected
+from ingress.errors import Forbidden, NotFound, Rejected
 from schemas import limits as L
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,23 @@ _EVENT_ID = re.compile(r"[A-Za-z0-9._:@/+=#-]{1,200}")
 MAX_STORED_STRING = 2000
 MAX_STORED_DEPTH = 8
 MAX_STORED_ITEMS = 200
+
+
+def sign(secret: str, raw: bytes) -> str:
+    """A partner's signature of a webhook body: hex HMAC-SHA256 with the shared key."""
+    return hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str | None, raw: bytes, header: str | None, *, partner: str, header_name: str,
+                     setting: str) -> None:
+    """Refuse a body not signed with the partner's key (`sha256=` prefix optional)."""
+    if not secret:
+        raise Forbidden(f"{partner} webhook verification is not configured ({setting} unset)")
+    if not header:
+        raise Forbidden(f"missing {header_name}")
+    given = header.strip().removeprefix("sha256=")
+    if not hmac.compare_digest(given.encode(), sign(secret, raw).encode()):
+        raise Forbidden(f"invalid {partner} signature")
 
 
 def db(request: Any):

@@ -14,7 +14,6 @@ succeeds once our record of the letter exists.
 """
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 
@@ -22,8 +21,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from ingress.errors import Forbidden, Invalid, NotFound
-from ingress.webhooks.common import db, record_event
-from ingress.webhooks.telematics import sign
+from ingress.webhooks.common import db, record_event, verify_signature
 from schemas import limits as L
 from schemas.letters import SIGNAL, ActionKey, DeliveryReceiptSignal, ReceiptStatus, TrackingRef
 
@@ -53,13 +51,7 @@ class PostalReceiptEvent(BaseModel):
 
 
 def verify(secret: str | None, raw: bytes, header: str | None) -> None:
-    if not secret:
-        raise Forbidden("postal webhook verification is not configured (POSTAL_API_KEY unset)")
-    if not header:
-        raise Forbidden(f"missing {SIGNATURE_HEADER}")
-    given = header.strip().removeprefix("sha256=")
-    if not hmac.compare_digest(given.encode(), sign(secret, raw).encode()):
-        raise Forbidden("invalid postal signature")
+    verify_signature(secret, raw, header, partner="postal", header_name=SIGNATURE_HEADER, setting="POSTAL_API_KEY")
 
 
 @router.post("/postal", summary="Registered-letter receipts → registered_letters + `delivery_receipt` signal")

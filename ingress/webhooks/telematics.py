@@ -4,8 +4,6 @@ The provider signs the raw body with HMAC-SHA256 using our API key as the shared
 sends the hex digest in `X-Telematics-Signature` (optionally prefixed `sha256=`)."""
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 from typing import Literal
@@ -14,7 +12,7 @@ from fastapi import APIRouter, Request
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ingress.errors import Forbidden, Invalid, NotFound
-from ingress.webhooks.common import db, record_event
+from ingress.webhooks.common import db, record_event, verify_signature
 from schemas import limits as L
 
 log = logging.getLogger(__name__)
@@ -46,18 +44,9 @@ class TelematicsEvent(BaseModel):
         return self
 
 
-def sign(secret: str, raw: bytes) -> str:
-    return hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-
 
 def verify(secret: str | None, raw: bytes, header: str | None) -> None:
-    if not secret:
-        raise Forbidden("telematics webhook verification is not configured (TELEMATICS_API_KEY unset)")
-    if not header:
-        raise Forbidden(f"missing {SIGNATURE_HEADER}")
-    given = header.strip().removeprefix("sha256=")
-    if not hmac.compare_digest(given.encode(), sign(secret, raw).encode()):
-        raise Forbidden("invalid telematics signature")
+    verify_signature(secret, raw, header, partner="telematics", header_name=SIGNATURE_HEADER, setting="TELEMATICS_API_KEY")
 
 
 @router.post("/telematics", summary="Lockout confirmations → lockout_requests + `lockout_confirmation` signal")
