@@ -14,11 +14,15 @@ with workflow.unsafe.imports_passed_through():
     from domain import localtime
     from domain.ladder import LadderView, PlannedStep, plan
     from domain.ladder import signature as ladder_signature
+    from domain.outbound import purpose_by_template, purpose_of_step
     from workflows.state import HANDED_OVER, TERMINAL
 
 from workflows.effects import Effects
 
 MESSAGE_ACTIONS = ("reminder", "message", "notice", "lawyer_letter")
+# workflow.patched id: a ladder message's purpose (legal notice or collection) follows the step's
+# action, not its template's name (taken only where the two differ, so other histories carry no marker).
+PURPOSE_FROM_ACTION = "purpose-from-step-action"
 
 
 class Ladder(Effects):
@@ -77,9 +81,10 @@ class Ladder(Effects):
         if action in MESSAGE_ACTIONS or action == "call":
             channels = ("voice",) if action == "call" else step.channels
             template = step.template or ("due_call" if action == "call" else step.id)
+            purpose = self._step_purpose(action, template)
             for channel in channels:
                 self._queue_send(scope=scope, step_id=step.id, summary=summary, channel=channel, template=template,
-                                 episode=episode, instalment=instalment)
+                                 episode=episode, instalment=instalment, purpose=purpose)
             return True
         if action == "guarantor_notice":
             obligors = [(pid, c) for pid, c in self._contacts() if c.role in ("guarantor", "co_borrower")]
@@ -103,6 +108,14 @@ class Ladder(Effects):
             self._open_task(scope, summary, f"ladder step {step.id}")
             return True
         return True  # pragma: no cover - the policy schema admits no other action
+
+    def _step_purpose(self, action: str, template: str) -> str | None:
+        """The step's purpose by its action; None (the template's name decides, as before the patch)
+        for histories recorded earlier."""
+        by_action = purpose_of_step(action)
+        if by_action == purpose_by_template(template):
+            return by_action
+        return by_action if workflow.patched(PURPOSE_FROM_ACTION) else None
 
     # ------------------------------------------------------------------ charges
     def _assess_fee(self, planned: PlannedStep) -> None:

@@ -1,0 +1,73 @@
+"""Playbook behaviour of the workflow (issue 16) on the time-skipping server with the real workers:
+a step's purpose from its action, several pre-due steps on one day, agent call outcomes counted by
+the call cap, a task closed when its outcome arrives, risk signs, promise reasons, dispute SLAs and
+agency-then-legal."""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.collection import DAY, account, finish, running_workers, settle_all, start, today
+
+ZONE = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture(scope="module")
+async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
+    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
+        yield p
+
+
+async def until(env, h, due: date, dpd: int, hour: int = 11) -> dict:
+    """Move the clock to `hour`:00 local on day `dpd` past due (negative: before due); return status."""
+    target = datetime.combine(due + timedelta(days=dpd), time(hour), ZONE)
+    now = await env.get_current_time()
+    assert target > now, (target, now)
+    await env.sleep(target - now)
+    await settle_all({"h": h})
+    return await h.query("status")
+
+
+async def sent_rows(pool, account_id: str) -> list[dict]:
+    rows = await pool.fetch("SELECT occurred_at, data FROM audit_log WHERE account_id=$1 AND kind='sent' ORDER BY seq",
+                            account_id)
+    return [(r["data"] if isinstance(r["data"], dict) else json.loads(r["data"])) | {"at": r["occurred_at"]}
+            for r in rows]
+
+
+async def ledger(pool, account_id: str, kind: str) -> list[dict]:
+    rows = await pool.fetch("SELECT summary, data FROM audit_log WHERE account_id=$1 AND kind=$2 ORDER BY seq",
+                            account_id, kind)
+    return [{"summary": r["summary"], **(r["data"] if isinstance(r["data"], dict) else json.loads(r["data"]))}
+            for r in rows]
+
+
+def b2b(t0: date, due_in: int, **extra) -> dict:
+    data = account(today=t0, due_in=due_in, policy_id="b2b", policy_version=1, jurisdiction="CN",
+                   debt_type="trade_receivable", **extra)
+    data["debtor"]["name"] = "华东建材有限公司"
+    return data
+
+
+# ------------------------------------------------------------------ 1. purpose from the step's action
+async def test_a_demand_letter_on_a_lawyer_letter_step_is_a_legal_notice_whatever_its_template(env, pool):
+    t0 = await today(env)
+    data = b2b(t0, 2)
+    aid, due = data["account_id"], t0 + timedelta(days=2)
+    h = await start(env.client, data)
+    try:
+        await until(env, h, due, 49)
+        await env.sleep(2 * DAY)            # the ledger is written in batches
+        await settle_all({"h": h})
+        purposes = {(r["step"], r["channel"]): r["purpose"] for r in await sent_rows(pool, aid)}
+        # b2b_demand_letter is not a template named as a legal notice: the lawyer_letter action makes it one.
+        assert purposes[("dpd45-demand-letter", "email")] == "legal_notice"
+        assert purposes[("dpd45-demand-letter", "letter")] == "legal_notice"
+        assert purposes[("dpd5-polite-letter", "letter")] == "collection"
+        assert purposes[("dpd1-call", "voice")] == "collection"
+    finally:
+        await finish(h)
