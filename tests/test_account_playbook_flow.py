@@ -46,8 +46,8 @@ async def ledger(pool, account_id: str, kind: str) -> list[dict]:
             for r in rows]
 
 
-def b2b(t0: date, due_in: int, **extra) -> dict:
-    data = account(today=t0, due_in=due_in, policy_id="b2b", policy_version=1, jurisdiction="CN",
+def b2b(t0: date, due_in: int, policy_version: int = 1, **extra) -> dict:
+    data = account(today=t0, due_in=due_in, policy_id="b2b", policy_version=policy_version, jurisdiction="CN",
                    debt_type="trade_receivable", **extra)
     data["debtor"]["name"] = "华东建材有限公司"
     return data
@@ -69,5 +69,23 @@ async def test_a_demand_letter_on_a_lawyer_letter_step_is_a_legal_notice_whateve
         assert purposes[("dpd45-demand-letter", "letter")] == "legal_notice"
         assert purposes[("dpd5-polite-letter", "letter")] == "collection"
         assert purposes[("dpd1-call", "voice")] == "collection"
+    finally:
+        await finish(h)
+
+
+# ------------------------------------------------------------------ 2. several pre-due steps on one day
+async def test_the_invoice_confirmation_and_the_call_on_the_same_day_both_run(env, pool):
+    t0 = await today(env)
+    data = b2b(t0, 20, policy_version=2)
+    aid, due = data["account_id"], t0 + timedelta(days=20)
+    h = await start(env.client, data)
+    try:
+        await until(env, h, due, -14)
+        await env.sleep(2 * DAY)
+        await settle_all({"h": h})
+        got = {(r["step"], r["channel"]): r["at"].astimezone(ZONE) for r in await sent_rows(pool, aid)}
+        email, call = got[("confirm-invoice-t15", "email")], got[("confirm-invoice-call-t15", "voice")]
+        assert email.date() == call.date() and (call - email).days == 0
+        assert call.time() >= time(15, 30)
     finally:
         await finish(h)

@@ -2,6 +2,8 @@
 catalogue, promise reason codes, working-day deadlines."""
 from __future__ import annotations
 
+from datetime import date, datetime, time
+
 from domain.outbound import purpose_by_template, purpose_of_step
 
 
@@ -13,3 +15,40 @@ def test_purpose_follows_the_action_not_the_template_name():
     # The old rule, kept for histories recorded before: a renamed template changed the purpose.
     assert purpose_by_template("lawyer_letter") == "legal_notice"
     assert purpose_by_template("b2b_demand_letter") == "collection"
+
+
+# ------------------------------------------------------------------ 2. pre-due steps sharing a day
+def _two_on_t15_plan(same_day: bool, now: datetime, done: set[str] = frozenset(), reminded=None):
+    from domain.ladder import LadderView, plan
+    from domain.ledger import Balance, InstalmentLine
+    from policies.catalog import load
+
+    policy = load("b2b", 2)
+    due = date(2026, 3, 31)
+    view = LadderView(local_now=now, joined_on=date(2026, 1, 2), done=set(done), reminded=reminded or {},
+                      same_day_pre_due=same_day)
+    return plan(policy, Balance(instalments=[InstalmentLine(due_date=due, amount=100_000)]), view)
+
+
+def test_several_pre_due_steps_on_one_day_all_run():
+    from domain.ladder import signature
+
+    t15 = date(2026, 3, 16)
+    morning = _two_on_t15_plan(True, datetime.combine(t15, time(9, 30)))
+    assert [p.step.id for p in morning.due] == ["confirm-invoice-t15"]
+    assert morning.next_step.step.id == "confirm-invoice-call-t15"
+    # After the morning e-mail ran (its key, signature and the day's floor recorded), the call still runs.
+    first = morning.due[0]
+    done = {first.key, signature(first.anchor_due_date, first.step)}
+    afternoon = _two_on_t15_plan(True, datetime.combine(t15, time(15, 30)), done, {first.anchor_due_date: 15})
+    assert [p.step.id for p in afternoon.due] == ["confirm-invoice-call-t15"]
+    # Both due at once (after a hold): both run.
+    late = _two_on_t15_plan(True, datetime.combine(t15, time(16, 0)))
+    assert sorted(p.step.id for p in late.due) == ["confirm-invoice-call-t15", "confirm-invoice-t15"]
+    # Before the patch only one step per day offset ran (histories recorded then replay so).
+    old = _two_on_t15_plan(False, datetime.combine(t15, time(15, 30)), done, {first.anchor_due_date: 15})
+    assert old.due == []
+    # A step never runs twice: once both are done, nothing is due on that day.
+    second = afternoon.due[0]
+    done |= {second.key, signature(second.anchor_due_date, second.step)}
+    assert _two_on_t15_plan(True, datetime.combine(t15, time(17, 0)), done, {first.anchor_due_date: 15}).due == []

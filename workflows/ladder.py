@@ -19,10 +19,18 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.effects import Effects
 
+
+def shares_pre_due_day(policy) -> bool:
+    offsets = [st.days_before_due for st in policy.steps if st.days_before_due is not None]
+    return len(offsets) != len(set(offsets))
+
 MESSAGE_ACTIONS = ("reminder", "message", "notice", "lawyer_letter")
 # workflow.patched id: a ladder message's purpose (legal notice or collection) follows the step's
 # action, not its template's name (taken only where the two differ, so other histories carry no marker).
 PURPOSE_FROM_ACTION = "purpose-from-step-action"
+# workflow.patched id: every pre-due step sharing a day offset runs (asked only under a policy that has
+# such steps, so other histories carry no marker).
+PRE_DUE_SHARE_A_DAY = "pre-due-steps-share-a-day"
 
 
 class Ladder(Effects):
@@ -41,7 +49,8 @@ class Ladder(Effects):
                           done=set(s.done), reminded=s.reminded,
                           episode_due=e.anchor if e else None, dpd_watermark=e.dpd_watermark if e else -1,
                           acceleration_days=e.acceleration_days if e else 0, contact_blocked=contact_blocked,
-                          escalation_blocked=escalation_blocked)
+                          escalation_blocked=escalation_blocked,
+                          same_day_pre_due=shares_pre_due_day(s.policy) and workflow.patched(PRE_DUE_SHARE_A_DAY))
         result = plan(s.policy, self._balance(), view)
         for skipped in result.skipped:
             self._mark_done(skipped)
