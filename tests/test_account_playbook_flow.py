@@ -89,3 +89,26 @@ async def test_the_invoice_confirmation_and_the_call_on_the_same_day_both_run(en
         assert call.time() >= time(15, 30)
     finally:
         await finish(h)
+
+
+# ------------------------------------------------------------------ 3. agents' calls count toward the cap
+async def test_calls_an_agent_placed_count_toward_the_call_cap(env, pool):
+    # consumer@v1 in US-MA: at most 2 call attempts in 7 days. Two unanswered calls by a person the
+    # day before the DPD 1 call use up the cap, so the workflow's own call waits a week.
+    t0 = await today(env)
+    data = account(today=t0, due_in=3, policy_id="consumer", policy_version=1, jurisdiction="US-MA",
+                   debt_type="consumer_loan")
+    aid, due = data["account_id"], t0 + timedelta(days=3)
+    h = await start(env.client, data)
+    try:
+        await until(env, h, due, 0, hour=15)
+        await h.signal("contact", {"channel": "voice", "outcome": "no_answer", "detail": "task 7: no answer"})
+        await h.signal("contact", {"channel": "voice", "outcome": "voicemail"})
+        await h.signal("contact", {"channel": "sms", "outcome": "inbound_reply"})   # not a call
+        st = await until(env, h, due, 1, hour=12)
+        assert [e for e in st["timeline"] if e["kind"] == "compliance_decision"
+                and e["decision"]["rule"] == "call_cap_2_in_7"], st["timeline"][-8:]
+        assert not any(r["channel"] == "voice" for r in await sent_rows(pool, aid))
+        assert any(o["channel"] == "voice" for o in st["outbox"])
+    finally:
+        await finish(h)

@@ -9,7 +9,7 @@ A part of `AccountCollection` (workflows/account_collection.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timezone
+from datetime import timedelta, timezone
 from typing import Any
 
 from temporalio import workflow
@@ -30,6 +30,12 @@ from workflows.context import MAX_PAYMENT_IDS
 from workflows.effects import Effects
 
 KNOWN_SIGNALS = "payment, risk, contact, lockout_confirmation"
+# workflow.patched id: a call a person or a dialer placed (reported as a voice contact: answered, not
+# answered, voicemail, wrong party) counts toward the call cap like the workflow's own calls
+# (docs/contact-rules.md). Asked only for such a report, so other histories carry no marker.
+AGENT_CALLS_COUNT = "agent-call-attempts-count"
+# Voice outcomes of a call placed to the person (consumer_initiated is theirs, inbound_reply no call).
+PLACED_CALL_OUTCOMES = frozenset({"conversation", "no_answer", "voicemail", "wrong_party"})
 
 
 class Signals(Effects):
@@ -187,6 +193,12 @@ class Signals(Effects):
             self._reject("contact", f"unknown person {event.person!r}", args[0])
             return
         at = self._now()
+        if (event.channel == "voice" and event.outcome in PLACED_CALL_OUTCOMES and person == DEBTOR
+                and workflow.patched(AGENT_CALLS_COUNT)):
+            # Counted when reported: the cap's window runs from the latest instant it can have been placed.
+            s.calls.append(CallAttempt(at=at))
+            horizon = at - timedelta(days=max(30, s.policy.rules_for(self._jurisdiction()).call_caps.per_days * 2))
+            s.calls = [c for c in s.calls if c.at >= horizon]
         if event.outcome == "conversation" and person == DEBTOR:
             s.last_conversation_at = at
         elif event.outcome == "consumer_initiated" and person == DEBTOR:
