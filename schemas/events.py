@@ -202,6 +202,8 @@ class Contact(_Event):
     at: L.BoundedDateTime | None = None
     detail: L.Note | None = None
     person: L.Identifier | None = Field(default=None, description="who was reached; the debtor by default")
+    task: L.ShortText | None = Field(default=None, description="the key of the task for a person whose outcome this "
+                                     "reports (agent work): the account closes that task")
 
 
 class LockoutConfirmation(_Event):

@@ -35,6 +35,9 @@ KNOWN_SIGNALS = "payment, risk, contact, lockout_confirmation"
 # (docs/contact-rules.md). Asked only for such a report, so other histories carry no marker.
 AGENT_CALLS_COUNT = "agent-call-attempts-count"
 # Voice outcomes of a call placed to the person (consumer_initiated is theirs, inbound_reply no call).
+# workflow.patched id: a contact that reports a task's outcome closes that task in the account (it was
+# kept open in `tasks_open`). Asked only for such a report.
+CLOSE_TASK_ON_OUTCOME = "close-task-on-outcome"
 PLACED_CALL_OUTCOMES = frozenset({"conversation", "no_answer", "voicemail", "wrong_party"})
 
 
@@ -208,6 +211,8 @@ class Signals(Effects):
         self._record("contact", f"{event.channel} {event.outcome.replace('_', ' ')}"
                      + (f" ({person})" if person != DEBTOR else "")
                      + (f": {event.detail[:200]}" if event.detail else ""))
+        if event.task and event.task in s.tasks_open and workflow.patched(CLOSE_TASK_ON_OUTCOME):
+            self._close_task(event.task, f"outcome recorded: {event.outcome.replace('_', ' ')}")
         self._wake_up()
 
     # ------------------------------------------------------------------ device confirmations
