@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.money import is_supported_currency
+from domain.risk_signs import CATALOGUE as RISK_SIGNS
 from schemas import limits as L
 
 Channel = Literal["sms", "email", "voice", "letter"]
@@ -180,9 +181,8 @@ class ChangePolicy(_Event, Operator):
     version: L.PolicyVersion | None = None
 
 
-RiskKind = Literal[
-    "telematics_tamper", "gps_offline", "out_of_region", "phone_dead", "bankruptcy", "death",
-]
+# Every warning sign of the catalogue (domain/risk_signs.py); the first six are the original kinds.
+RiskKind = Literal[tuple(RISK_SIGNS)]  # type: ignore[valid-type]
 
 
 class RiskSignal(_Event):
@@ -191,6 +191,8 @@ class RiskSignal(_Event):
     detail: L.Note | None = None
     source: L.ShortText | None = None
     person: L.Identifier | None = Field(default=None, description="whose phone, for phone_dead")
+    region: L.ShortText | None = Field(default=None, description="where the machine was seen, for out_of_region "
+                                       "(compared with the asset's agreed_region)")
 
 
 class Contact(_Event):

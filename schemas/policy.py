@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from domain.risk_signs import CATALOGUE as RISK_SIGNS
 from schemas.charges import Allocation, Charges, LateFeeRule, PenaltyInterestRule, Waivers
 
 Channel = Literal["sms", "email", "voice", "letter"]
@@ -40,7 +41,7 @@ def _time_of_day(value: object) -> object:
 
 
 TimeOfDay = Annotated[time, BeforeValidator(_time_of_day)]
-RiskReaction = Literal["accelerate", "stop", "route_to_person", "ignore"]
+RiskReaction = Literal["accelerate", "hold_and_verify", "stop", "route_to_person", "ignore"]
 
 
 class _Strict(BaseModel):
@@ -171,6 +172,13 @@ class Risk(_Strict):
         "phone_dead": "route_to_person", "bankruptcy": "stop", "death": "stop",
     })
     accelerate_days: int = Field(default=15, ge=0)
+
+    @model_validator(mode="after")
+    def _known_signs(self) -> "Risk":
+        unknown = sorted(set(self.reactions) - set(RISK_SIGNS))
+        if unknown:
+            raise ValueError(f"risk.reactions: unknown risk signs {unknown}; known: {sorted(RISK_SIGNS)}")
+        return self
 
 
 class Policy(_Strict):

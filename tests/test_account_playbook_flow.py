@@ -112,3 +112,54 @@ async def test_calls_an_agent_placed_count_toward_the_call_cap(env, pool):
         assert any(o["channel"] == "voice" for o in st["outbox"])
     finally:
         await finish(h)
+
+
+# ------------------------------------------------------------------ 5. risk signs
+async def test_leaving_the_agreed_region_is_verified_by_a_person_not_accelerated(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=2, policy_version=4,
+                   asset={"asset_id": "EX-200", "telematics_device_id": "DEV-1", "agreed_region": "Jiangsu"})
+    due = t0 + timedelta(days=2)
+    h = await start(env.client, data)
+    try:
+        st = await until(env, h, due, 3)
+        assert st["episode"]["acceleration_days"] == 0
+        # Seen inside the agreed region: recorded, nothing else.
+        await h.signal("risk", {"kind": "out_of_region", "region": "jiangsu"})
+        await settle_all({"h": h})
+        st = await h.query("status")
+        assert st["paused"] is None and not st["tasks_open"]
+        # Seen outside: a person verifies, collection waits; no acceleration.
+        await h.signal("risk", {"kind": "out_of_region", "region": "Anhui", "detail": "geofence exit"})
+        # A sign of the catalogue the original six kinds did not have, and one it does not know.
+        await h.signal("risk", {"kind": "equipment_seized", "detail": "court seized two excavators"})
+        await h.signal("risk", {"kind": "owner_health", "detail": "owner in hospital"})
+        await h.signal("risk", {"kind": "alien_invasion"})
+        await settle_all({"h": h})
+        st = await h.query("status")
+        assert st["paused"] == "verify out_of_region"
+        assert "verify risk sign: out_of_region" in st["needs_review"]
+        assert "risk signal: owner_health" in st["needs_review"]
+        assert st["episode"]["acceleration_days"] == 15     # equipment_seized accelerates (out_of_region did not)
+        signals = [e["summary"] for e in st["timeline"] if e["kind"] == "risk_signal"]
+        assert any("agreed region Jiangsu, seen in Anhui" in x for x in signals), signals
+        assert [r["payload"] for r in st["rejected_inputs"]] == [{"kind": "alien_invasion"}]
+        # The person checked: collection resumes.
+        await h.execute_update("resume", {"operator": "agent.zhou", "role": "operator"})
+        assert (await h.query("status"))["paused"] is None
+    finally:
+        await finish(h)
+
+
+async def test_a_policy_that_says_accelerate_still_accelerates_out_of_region(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=2, asset={"asset_id": "EX-200", "agreed_region": "Jiangsu"})   # standard@v1
+    h = await start(env.client, data)
+    try:
+        await until(env, h, t0 + timedelta(days=2), 3)
+        await h.signal("risk", {"kind": "out_of_region", "region": "Anhui"})
+        await settle_all({"h": h})
+        st = await h.query("status")
+        assert st["paused"] is None and st["episode"]["acceleration_days"] == 15
+    finally:
+        await finish(h)

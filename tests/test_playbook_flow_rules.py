@@ -52,3 +52,47 @@ def test_several_pre_due_steps_on_one_day_all_run():
     second = afternoon.due[0]
     done |= {second.key, signature(second.anchor_due_date, second.step)}
     assert _two_on_t15_plan(True, datetime.combine(t15, time(17, 0)), done, {first.anchor_due_date: 15}).due == []
+
+
+# ------------------------------------------------------------------ 5. risk signs as data
+def test_the_catalogue_holds_the_seeds_warning_signs_with_a_reaction_each():
+    from domain.risk_signs import CATALOGUE, LEGACY_KINDS, REACTIONS
+
+    seeds = {"site_stopped", "equipment_seized", "wages_unpaid", "partners_changed", "insurance_lapsed",
+             "owner_health", "out_of_region", "gps_offline", "telematics_tamper", "phone_dead", "bankruptcy", "death",
+             "no_reaction_to_legal_notice", "site_conflict", "equipment_pledged", "accident_or_defect",
+             "legal_violation"}
+    assert seeds <= set(CATALOGUE) and LEGACY_KINDS <= set(CATALOGUE)
+    assert all(s.reaction in REACTIONS and s.about and s.source for s in CATALOGUE.values())
+    # The owner's health is never an automatic escalation; leaving the region is verified.
+    assert CATALOGUE["owner_health"].reaction == "route_to_person"
+    assert CATALOGUE["out_of_region"].reaction == "hold_and_verify"
+
+
+def test_a_policy_overrides_the_catalogues_reaction():
+    from domain.risk_signs import reaction_for
+
+    assert reaction_for("out_of_region", {}) == "hold_and_verify"
+    assert reaction_for("out_of_region", {"out_of_region": "accelerate"}) == "accelerate"
+    assert reaction_for("equipment_seized", {"out_of_region": "ignore"}) == "accelerate"
+
+
+def test_the_agreed_region_is_compared_loosely_and_unknown_means_verify():
+    from domain.risk_signs import within_agreed_region
+
+    assert within_agreed_region("Jiangsu", " jiangsu") is True
+    assert within_agreed_region("江苏省", "江苏省") is True
+    assert within_agreed_region("Jiangsu", "Anhui") is False
+    assert within_agreed_region(None, "Anhui") is None and within_agreed_region("Jiangsu", None) is None
+
+
+def test_policies_name_only_known_risk_signs():
+    import pytest
+    from pydantic import ValidationError
+
+    from schemas.policy import Risk
+
+    assert Risk.model_validate({"reactions": {"owner_health": "hold_and_verify"}}).reactions["owner_health"] == \
+        "hold_and_verify"
+    with pytest.raises(ValidationError, match="unknown risk signs"):
+        Risk.model_validate({"reactions": {"alien_invasion": "stop"}})
