@@ -199,7 +199,8 @@ class AgentWork:
                        body_hash: str) -> Any:
         # The workflow's promise has a free-text `reason`: the reason code goes there, the note beside it.
         data = _model(PromiseToPay, {"amount": body.amount, "promised_date": body.promised_date,
-                                     "reason": body.reason, "note": body.note, "operator": actor.name,
+                                     "reason": body.reason, "reason_code": body.reason, "note": body.note,
+                                     "operator": actor.name,
                                      "role": actor.role})
         try:
             return await self.accounts.update(account_id, "promise_to_pay", data,

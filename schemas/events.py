@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.money import is_supported_currency
 from domain.risk_signs import CATALOGUE as RISK_SIGNS
+from schemas.agent_work import ReasonCode
 from schemas import limits as L
 
 Channel = Literal["sms", "email", "voice", "letter"]
@@ -64,6 +65,9 @@ class PromiseToPay(_Event, Operator):
     promised_date: L.BoundedDate
     promise_id: L.Identifier | None = None
     reason: L.ShortText | None = Field(default=None, description="the debtor's reason for non-payment")
+    reason_code: ReasonCode | None = Field(default=None, description="the reason as a code (income_delayed, "
+                                           "dispute, hardship, forgot, unemployment, illness, business_slowdown, "
+                                           "other); a `reason` that is a code counts as one")
 
 
 DisputeReason = Literal["billing_error", "quality_complaint", "identity", "fraud", "not_my_debt", "other"]

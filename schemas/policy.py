@@ -97,6 +97,24 @@ class Fees(_Strict):
     waiver_requires_approval: bool = True
 
 
+class BrokenPromise(_Strict):
+    """A follow-up when a promise is broken: a message to the debtor saying what follows, and/or a
+    task for a person to call back. (A fee for it needs a one-off charge in the charges engine.)"""
+
+    channels: tuple[Channel, ...] = ()
+    template: str | None = None
+    agent_task: bool = False
+    summary: str = "Broken promise follow-up"
+
+    @model_validator(mode="after")
+    def _template(self) -> "BrokenPromise":
+        if self.channels and not self.template:
+            raise ValueError("promises.on_broken: a template is required when channels are set")
+        if not self.channels and not self.agent_task:
+            raise ValueError("promises.on_broken: give channels and a template, or agent_task: true")
+        return self
+
+
 class Promises(_Strict):
     max_horizon_days: int = Field(default=30, ge=1, le=365)
     grace_days: int = Field(default=3, ge=0, le=30)
@@ -104,6 +122,8 @@ class Promises(_Strict):
     grace_reduction_per_broken: int = Field(default=1, ge=0)
     horizon_reduction_per_broken: int = Field(default=7, ge=0)
     max_broken_before_refusal: int = Field(default=3, ge=1)
+    # What a broken promise brings (seed 001: a broken promise has consequences): None, nothing more.
+    on_broken: BrokenPromise | None = None
 
 
 class Disputes(_Strict):

@@ -163,3 +163,39 @@ async def test_a_policy_that_says_accelerate_still_accelerates_out_of_region(env
         assert st["paused"] is None and st["episode"]["acceleration_days"] == 15
     finally:
         await finish(h)
+
+
+# ------------------------------------------------------------------ 6. promise reason codes, broken promises
+async def test_a_promise_carries_its_reason_code_and_breaking_it_has_the_policys_consequences(env, pool):
+    from temporalio.client import WorkflowUpdateFailedError
+
+    t0 = await today(env)
+    data = account(today=t0, due_in=2, policy_id="consumer", policy_version=2, jurisdiction="CN",
+                   debt_type="consumer_loan")
+    aid, due = data["account_id"], t0 + timedelta(days=2)
+    h = await start(env.client, data)
+    try:
+        st = await until(env, h, due, 2)
+        agent = {"operator": "agent.zhou", "role": "operator"}
+        promised = (due + timedelta(days=4)).isoformat()
+        with pytest.raises(WorkflowUpdateFailedError):
+            await h.execute_update("promise_to_pay", {"amount": 10_000, "promised_date": promised,
+                                                      "reason_code": "because", **agent})
+        await h.execute_update("promise_to_pay", {"amount": 10_000, "promised_date": promised,
+                                                  "reason": "salary paid late this month",
+                                                  "reason_code": "income_delayed", **agent})
+        st = await h.query("status")
+        assert st["open_promise"]["reason_code"] == "income_delayed"
+        assert st["open_promise"]["reason"] == "salary paid late this month"
+        st = await until(env, h, due, 8)          # promised date + 1 day's grace passed unpaid
+        assert st["promises_broken"] == 1 and st["last_promise"]["reason_code"] == "income_delayed"
+        assert "broken promise: call back" in st["needs_review"]
+        await env.sleep(2 * DAY)
+        await settle_all({"h": h})
+        broken = [r for r in await sent_rows(pool, aid) if r["step"] == "promise-broken"]
+        assert [(r["channel"], r["template"]) for r in broken] == [("sms", "consumer_broken_promise")]
+        body = await pool.fetchval("SELECT body FROM communications WHERE account_id=$1 AND step_id='promise-broken'",
+                                   aid)
+        assert "承诺" in body and promised in body
+    finally:
+        await finish(h)

@@ -96,3 +96,34 @@ def test_policies_name_only_known_risk_signs():
         "hold_and_verify"
     with pytest.raises(ValidationError, match="unknown risk signs"):
         Risk.model_validate({"reactions": {"alien_invasion": "stop"}})
+
+
+# ------------------------------------------------------------------ 6. promise reasons and consequences
+def test_a_promise_reason_code_is_one_of_the_codes():
+    import pytest
+    from pydantic import ValidationError
+
+    from schemas.events import PromiseToPay
+
+    ok = PromiseToPay.model_validate({"amount": 100, "promised_date": "2026-12-20", "reason_code": "illness"})
+    assert ok.reason_code == "illness"
+    with pytest.raises(ValidationError):
+        PromiseToPay.model_validate({"amount": 100, "promised_date": "2026-12-20", "reason_code": "because"})
+    # The free-text reason stays free text.
+    assert PromiseToPay.model_validate({"amount": 100, "promised_date": "2026-12-20", "reason": "because"}).reason
+
+
+def test_broken_promise_consequences_are_policy_data():
+    import pytest
+    from pydantic import ValidationError
+
+    from policies.catalog import load
+    from schemas.policy import Promises
+
+    assert load("consumer", 1).promises.on_broken is None
+    rule = load("consumer", 2).promises.on_broken
+    assert rule.channels == ("sms",) and rule.template == "consumer_broken_promise" and rule.agent_task
+    with pytest.raises(ValidationError, match="template is required"):
+        Promises.model_validate({"on_broken": {"channels": ["sms"]}})
+    with pytest.raises(ValidationError, match="agent_task"):
+        Promises.model_validate({"on_broken": {}})

@@ -5,6 +5,8 @@ A part of `AccountCollection` (workflows/account_collection.py).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -34,7 +36,9 @@ class Delinquency(Effects):
                 self._record("promise_broken", f"promise {p.promise_id} broken: {self._money(p.paid_since)} of "
                              f"{self._money(p.amount)} paid by {p.promised_date}; escalation resumes "
                              f"({s.promises.broken} broken so far)",
-                             key=f"promise:{p.promise_id}:broken", data={"promise_id": p.promise_id})
+                             key=f"promise:{p.promise_id}:broken", data={"promise_id": p.promise_id,
+                                                                          "reason_code": p.reason_code})
+                self._promise_broken_follow_up(p)
         if s.plan is not None:
             outcome = s.plan.evaluate(self._balance(), today)
             if outcome == "completed":
@@ -42,6 +46,24 @@ class Delinquency(Effects):
             elif outcome == "broken":
                 self._record("plan", f"repayment plan {s.plan.plan_id} broken: an instalment is unpaid after "
                              f"{s.plan.grace_days} days' grace; collection resumes", key=f"plan:{s.plan.plan_id}:broken")
+
+    def _promise_broken_follow_up(self, p: Any) -> None:
+        """The policy's consequence of a broken promise (`promises.on_broken`): a message saying what
+        follows and/or a task for a person. Policies without one (all before it existed) do nothing."""
+        s = self._state
+        rule = s.policy.promises.on_broken
+        if rule is None or s.stage in TERMINAL:
+            return
+        episode = s.episode.number if s.episode else None
+        for channel in rule.channels:
+            self._queue_send(scope=f"promise:{p.promise_id}:broken", step_id="promise-broken", summary=rule.summary,
+                             channel=channel, template=rule.template or "", episode=episode,
+                             variables={"promise_date": p.promised_date.isoformat(),
+                                        "promise_amount": self._money(p.amount)})
+        if rule.agent_task:
+            self._open_task(f"promise:{p.promise_id}:broken", "broken promise: call back",
+                            f"promise {p.promise_id} of {self._money(p.amount)} by {p.promised_date} broken"
+                            + (f" (reason given: {p.reason_code})" if p.reason_code else ""))
 
     def _refresh_delinquency(self) -> None:
         s = self._state

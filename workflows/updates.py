@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.repayment_plans import RepaymentPlan as Plan
     from domain.restructuring import RestructuringQuote, quote_restructuring, rules_at
     from policies import published
+    from schemas.agent_work import REASON_CODES
     from schemas.events import (
         ApproveLockout, CeaseCommunication, ChangePolicy, Close, DecideApproval, EmergencyUnlock, OpenDispute, OptOut,
         Pause, PromiseToPay, RejectLockout, RepaymentPlan, ResolveDispute, Resume, WaiveFee, WriteOff,
@@ -135,15 +136,18 @@ class OperatorUpdates(Effects):
         s = self._state
         grace = s.promises.grace_days(s.policy.promises)
         deadline = localtime.start_of_local_day(event.promised_date + timedelta(days=grace + 1), s.timezone)
+        code = event.reason_code or (event.reason if event.reason in REASON_CODES else None)
         promise = s.promises.make(amount=event.amount, promised_date=event.promised_date, now=self._now(),
                                   deadline=deadline, promise_id=event.promise_id, reason=event.reason,
-                                  made_by=self._actor(event), episode=s.episode.number if s.episode else None)
+                                  made_by=self._actor(event), episode=s.episode.number if s.episode else None,
+                                  reason_code=code)
         self._record("promise_made", f"promise to pay {self._money(event.amount)} by {event.promised_date} "
                      f"(escalation waits until {localtime.describe(deadline, s.timezone)})"
-                     + (f"; reason: {event.reason}" if event.reason else ""),
+                     + (f"; reason: {event.reason}" if event.reason else "")
+                     + (f" [{code}]" if code and code != event.reason else ""),
                      key=f"promise:{promise.promise_id}", actor=self._actor(event),
                      data={"promise_id": promise.promise_id, "amount": event.amount, "reason": event.reason,
-                           "promised_date": event.promised_date.isoformat()})
+                           "reason_code": code, "promised_date": event.promised_date.isoformat()})
         self._queue_send(scope=f"promise:{promise.promise_id}", step_id="promise-confirmation",
                          summary="Promise confirmation", channel="sms", template="promise_confirmation",
                          purpose="service")
