@@ -70,7 +70,9 @@ class PromiseToPay(_Event, Operator):
                                            "other); a `reason` that is a code counts as one")
 
 
-DisputeReason = Literal["billing_error", "quality_complaint", "identity", "fraud", "not_my_debt", "other"]
+# statement_not_received: "we never received the statement" (seeds 002 and 004), a reconciliation dispute.
+DisputeReason = Literal["billing_error", "quality_complaint", "identity", "fraud", "not_my_debt", "other",
+                        "statement_not_received"]
 
 
 class OpenDispute(_Event, Operator):

@@ -132,6 +132,9 @@ class Disputes(_Strict):
     # A dispute opened on a placed account recalls it from the agency or law firm (else the partner is
     # told and the placement stays).
     recall_placement: bool = True
+    # Resolve within this many working days (Mon–Fri less the holiday country's public holidays), per
+    # reason; when the deadline lapses with the dispute still open, a person is asked to act.
+    resolve_within_working_days: dict[str, Annotated[int, Field(ge=1, le=60)]] = Field(default_factory=dict)
 
 
 class RepaymentPlans(_Strict):

@@ -199,3 +199,60 @@ async def test_a_promise_carries_its_reason_code_and_breaking_it_has_the_policys
         assert "承诺" in body and promised in body
     finally:
         await finish(h)
+
+
+# ------------------------------------------------------------------ 7. dispute deadline in working days
+async def test_a_dispute_not_resolved_within_its_working_days_goes_to_a_person(env, pool):
+    from domain.working_days import working_day_deadline
+
+    t0 = await today(env)
+    data = b2b(t0, 2, policy_version=3)
+    due = t0 + timedelta(days=2)
+    h = await start(env.client, data)
+    try:
+        await until(env, h, due, 3)
+        agent = {"operator": "agent.zhou", "role": "operator"}
+        await h.execute_update("open_dispute", {"dispute_id": "stmt-1", "reason": "statement_not_received", **agent})
+        st = await h.query("status")
+        # (Waiting for an update lets the time-skipping server move on: the day it was opened is recorded.)
+        [opened] = [e for e in st["timeline"] if e["kind"] == "dispute_opened"]
+        opened_on = date.fromisoformat(opened["local"][:10])
+        deadline = working_day_deadline(opened_on, 2, None)       # the account's debtor has no country
+        assert f"to be resolved by {deadline}" in opened["summary"]
+        [d] = st["open_disputes"]
+        assert d["due_on"] == deadline.isoformat() and not d["lapsed"]
+        assert "dispute past its deadline" not in st["needs_review"]
+        st = await until(env, h, deadline, 0, hour=20)           # the last working day: still in time
+        assert "dispute past its deadline" not in st["needs_review"]
+        st = await until(env, h, deadline, 1, hour=9)            # the day after: lapsed
+        assert "dispute past its deadline" in st["needs_review"] and st["open_disputes"][0]["lapsed"]
+        assert any(e["kind"] == "dispute_overdue" for e in st["timeline"])
+        await h.execute_update("resolve_dispute", {"dispute_id": "stmt-1", "outcome": "rejected", **agent})
+        st = await h.query("status")
+        assert "dispute past its deadline" not in st["needs_review"] and "dispute to resolve" not in st["needs_review"]
+    finally:
+        await finish(h)
+
+
+# ------------------------------------------------------------------ 8. agency, then legal
+async def test_still_unpaid_after_the_agency_the_account_goes_to_litigation_counsel(env, pool):
+    t0 = await today(env)
+    data = b2b(t0, 2, policy_version=3)
+    aid, due = data["account_id"], t0 + timedelta(days=2)
+    h = await start(env.client, data)
+    try:
+        st = await until(env, h, due, 61)
+        assert st["stage"] == "placed" and st["placement"]["target"] == "agency"
+        st = await until(env, h, due, 89)
+        assert st["stage"] == "placed"
+        st = await until(env, h, due, 91)
+        assert st["stage"] == "in_litigation" and st["placement"]["target"] == "litigation", st["timeline"][-6:]
+        summaries = [e["summary"] for e in st["timeline"] if e["kind"] == "placement"]
+        assert any("recalled from agency" in x for x in summaries), summaries
+        assert any("placed with litigation" in x for x in summaries), summaries
+        await env.sleep(2 * DAY)
+        await settle_all({"h": h})
+        sent = {(r["step"], r["channel"]) for r in await sent_rows(pool, aid)}
+        assert {("dpd60-agency", "letter"), ("dpd90-litigation", "letter")} <= sent
+    finally:
+        await finish(h)

@@ -127,3 +127,33 @@ def test_broken_promise_consequences_are_policy_data():
         Promises.model_validate({"on_broken": {"channels": ["sms"]}})
     with pytest.raises(ValidationError, match="agent_task"):
         Promises.model_validate({"on_broken": {}})
+
+
+# ------------------------------------------------------------------ 7. working-day deadlines
+def test_a_deadline_in_working_days_skips_weekends_and_the_countrys_holidays():
+    import pytest
+
+    from domain.working_days import add_working_days, working_day_deadline
+
+    assert working_day_deadline(date(2026, 11, 27), 2, None) == date(2026, 12, 1)     # Fri → Tue
+    assert working_day_deadline(date(2026, 11, 24), 2, None) == date(2026, 11, 26)    # Tue → Thu
+    # China: New Year's Day (and the bridge day) and the National Day week are not working days.
+    assert working_day_deadline(date(2025, 12, 31), 1, "CN") == date(2026, 1, 5)
+    assert working_day_deadline(date(2026, 9, 30), 2, "CN") == date(2026, 10, 9)
+    assert working_day_deadline(date(2026, 9, 30), 2, None) == date(2026, 10, 2)
+    with pytest.raises(ValueError):
+        add_working_days(date(2026, 1, 1), 0)
+    # A calendar of nothing but holidays still ends (bounded).
+    assert add_working_days(date(2026, 1, 1), 1, lambda _d: True) > date(2027, 1, 1)
+
+
+def test_b2b_v3_resolves_statement_not_received_within_two_working_days_and_goes_agency_then_legal():
+    from policies.catalog import load
+    from schemas.events import OpenDispute
+
+    p = load("b2b", 3)
+    assert p.disputes.resolve_within_working_days["statement_not_received"] == 2
+    assert "statement_not_received" in p.disputes.pausing_reasons
+    assert OpenDispute.model_validate({"dispute_id": "d1", "reason": "statement_not_received"}).reason
+    steps = {s.action: s.dpd for s in p.steps if s.action in ("placement", "litigation_referral")}
+    assert steps == {"placement": 60, "litigation_referral": 90}

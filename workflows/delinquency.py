@@ -26,6 +26,15 @@ class Delinquency(Effects):
         if s.paused and s.paused_until and today >= s.paused_until:
             self._record("resumed", f"pause '{s.paused}' ended on {s.paused_until}")
             s.paused, s.paused_until = None, None
+        for d in s.disputes.open.values():
+            if d.due_by is not None and not d.lapsed and now >= d.due_by:
+                d.lapsed = True
+                self._record("dispute_overdue", f"dispute {d.dispute_id} ({d.reason}) not resolved by {d.due_on}, "
+                             "its deadline in working days: a person is asked to act",
+                             key=f"dispute:{d.dispute_id}:overdue", data={"dispute_id": d.dispute_id,
+                                                                           "due_on": d.due_on.isoformat() if d.due_on else None})
+                self._open_task(f"dispute:{d.dispute_id}:overdue", "dispute past its deadline",
+                                f"{d.reason}: to be resolved by {d.due_on}")
         changed = s.promises.evaluate(now)
         if changed is not None:
             p = changed

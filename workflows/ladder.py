@@ -20,6 +20,15 @@ with workflow.unsafe.imports_passed_through():
 from workflows.effects import Effects
 
 
+def litigation_after_agency(policy):
+    """The litigation referral steps that follow the policy's agency placement, or ()."""
+    agency = [st.dpd for st in policy.steps if st.action == "placement" and st.dpd is not None]
+    if not agency:
+        return ()
+    return tuple(st for st in policy.steps if st.action == "litigation_referral" and st.dpd is not None
+                 and st.dpd > min(agency))
+
+
 def shares_pre_due_day(policy) -> bool:
     offsets = [st.days_before_due for st in policy.steps if st.days_before_due is not None]
     return len(offsets) != len(set(offsets))
@@ -31,6 +40,10 @@ PURPOSE_FROM_ACTION = "purpose-from-step-action"
 # workflow.patched id: every pre-due step sharing a day offset runs (asked only under a policy that has
 # such steps, so other histories carry no marker).
 PRE_DUE_SHARE_A_DAY = "pre-due-steps-share-a-day"
+# workflow.patched id: under a policy with a litigation referral after its agency placement, an account
+# placed with the agency still takes that referral (the agency is recalled first). Asked only while
+# such an account is placed.
+AGENCY_THEN_LEGAL = "agency-then-litigation"
 
 
 class Ladder(Effects):
@@ -39,8 +52,17 @@ class Ladder(Effects):
     def _run_ladder(self) -> None:
         s = self._state
         self._ladder_next = None
-        if s.stage in HANDED_OVER or s.stage in TERMINAL:
-            return   # handed over or closed: no ladder messages at all
+        policy = s.policy
+        if s.stage in TERMINAL:
+            return
+        if s.stage in HANDED_OVER:
+            # Handed over: no ladder messages at all; only the referral to litigation counsel that
+            # follows an agency placement under the policy ("agency, then legal").
+            later = litigation_after_agency(policy)
+            if not (s.stage == "placed" and s.placement is not None and s.placement.target == "agency" and later
+                    and workflow.patched(AGENCY_THEN_LEGAL)):
+                return
+            policy = policy.model_copy(update={"steps": later})
         contact_blocked = bool(s.on_hold or s.disputes.pausing)
         escalation_blocked = contact_blocked or s.promises.open is not None or bool(s.plan and s.plan.active)
         e = s.episode
@@ -51,7 +73,7 @@ class Ladder(Effects):
                           acceleration_days=e.acceleration_days if e else 0, contact_blocked=contact_blocked,
                           escalation_blocked=escalation_blocked,
                           same_day_pre_due=shares_pre_due_day(s.policy) and workflow.patched(PRE_DUE_SHARE_A_DAY))
-        result = plan(s.policy, self._balance(), view)
+        result = plan(policy, self._balance(), view)
         for skipped in result.skipped:
             self._mark_done(skipped)
             self._record("step_skipped", f"{skipped.step.summary or skipped.step.id} skipped: its day passed while "
@@ -157,6 +179,9 @@ class Ladder(Effects):
         promise = s.promises.open
         if promise:
             out.append((promise.deadline, "promise_deadline"))
+        for d in s.disputes.open.values():
+            if d.due_by is not None and not d.lapsed:
+                out.append((d.due_by, "dispute_deadline"))
         if s.paused_until:
             out.append((localtime.start_of_local_day(s.paused_until, tz), "pause_end"))
         today = self._today()

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.charges import AdjustmentEvent, Approval, RulesChange, WaiverEvent, waivable, waiver_requires_approval
     from domain.repayment_plans import RepaymentPlan as Plan
     from domain.restructuring import RestructuringQuote, quote_restructuring, rules_at
+    from domain.working_days import working_day_deadline
     from policies import published
     from schemas.agent_work import REASON_CODES
     from schemas.events import (
@@ -177,8 +178,16 @@ class OperatorUpdates(Effects):
                                     pausing_reasons=s.policy.disputes.pausing_reasons, now=self._now(),
                                     amount=event.amount, opened_by=self._actor(event),
                                     episode=s.episode.number if s.episode else None)
+        days = s.policy.disputes.resolve_within_working_days.get(d.reason)
+        if days:
+            rules = s.policy.rules_for(self._jurisdiction())
+            country = (rules.holiday_country or s.account.debtor.country) if rules.skip_holidays else None
+            d.due_on = working_day_deadline(self._today(), days, country,
+                                            s.account.debtor.region if country == s.account.debtor.country else None)
+            d.due_by = localtime.start_of_local_day(d.due_on + timedelta(days=1), s.timezone)
         self._record("dispute_opened", f"dispute {d.dispute_id} opened ({d.reason}); "
-                     + ("collection contact and escalation paused" if d.pausing else "collection continues"),
+                     + ("collection contact and escalation paused" if d.pausing else "collection continues")
+                     + (f"; to be resolved by {d.due_on} ({days} working days)" if d.due_on else ""),
                      key=f"dispute:{d.dispute_id}:opened", actor=self._actor(event),
                      data={"dispute_id": d.dispute_id, "reason": d.reason, "pausing": d.pausing})
         self._open_task(f"dispute:{d.dispute_id}", "dispute to resolve", f"{d.reason}: {event.note or ''}"[:500])
@@ -220,6 +229,7 @@ class OperatorUpdates(Effects):
                      data={"dispute_id": d.dispute_id, "outcome": event.outcome, "adjustment": adjusted,
                            "applied": applied, "currency": s.account.currency})
         self._close_task(f"dispute:{d.dispute_id}", f"dispute {event.outcome}")
+        self._close_task(f"dispute:{d.dispute_id}:overdue", f"dispute {event.outcome}")
         self._partner_notice("dispute_resolved", d.dispute_id, f"dispute {event.outcome}", outcome=event.outcome,
                              adjustment=adjusted)
         return self._done({"dispute_id": d.dispute_id, "outcome": event.outcome, "adjusted": adjusted,
