@@ -146,7 +146,9 @@ async def test_leaving_the_agreed_region_is_verified_by_a_person_not_accelerated
         assert [r["payload"] for r in st["rejected_inputs"]] == [{"kind": "alien_invasion"}]
         # The person checked: collection resumes.
         await h.execute_update("resume", {"operator": "agent.zhou", "role": "operator"})
-        assert (await h.query("status"))["paused"] is None
+        st = await h.query("status")
+        assert st["paused"] is None and "verify risk sign: out_of_region" not in st["needs_review"]
+        assert "risk signal: owner_health" in st["needs_review"]      # not a verification: stays with its person
     finally:
         await finish(h)
 

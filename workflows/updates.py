@@ -43,6 +43,9 @@ def _refuse(message: str) -> ApplicationError:
     return ApplicationError(message, type="InvalidInput", non_retryable=True)
 
 
+# workflow.patched id: resuming a hold to verify a risk sign closes its task (asked only then).
+CLOSE_VERIFY_ON_RESUME = "close-verify-task-on-resume"
+
 class OperatorUpdates(Effects):
     # ------------------------------------------------------------------ admission
     def _check(self, model: type, args: Sequence[Any], check: Callable[[Any], None] | None) -> Any:
@@ -399,6 +402,11 @@ class OperatorUpdates(Effects):
         reason, s.paused, s.paused_until = s.paused, None, None
         self._record("operator_action", f"collection resumed (was paused: {reason})",
                      key=f"resume:{self._update_key()}", actor=self._actor(event))
+        if reason and reason.startswith("verify "):
+            # A hold to verify a risk sign: resuming is the verification, so its task is done.
+            task = f"{s.account.account_id}:risk:{reason[len('verify '):]}:verify:task"
+            if task in s.tasks_open and workflow.patched(CLOSE_VERIFY_ON_RESUME):
+                self._close_task(task, f"verified by {self._actor(event)}; collection resumed")
         return self._done({"paused": False})
 
     @resume.validator
