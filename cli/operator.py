@@ -310,7 +310,7 @@ def register(app: typer.Typer) -> None:
     @dispute.command("open")
     def dispute_open(account_id: str, dispute_id: str = typer.Option(...),
                      reason: str = typer.Option(..., help="billing_error, quality_complaint, identity, fraud, "
-                                                          "not_my_debt, other"),
+                                                          "not_my_debt, statement_not_received, other"),
                      amount: Optional[int] = typer.Option(None, help="disputed minor units, if partial"),
                      operator: Optional[str] = OPERATOR, note: Optional[str] = NOTE,
                      idempotency_key: Optional[str] = KEY) -> None:

@@ -3,7 +3,7 @@ Whether a reason pauses contact and escalation, and whether a dispute on a place
 it from the agency, is policy data."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +19,10 @@ class Dispute(BaseModel):
     opened_at: datetime
     opened_by: str | None = None
     episode: int | None = None
+    # The policy's deadline to resolve it (working days), and whether a person was told it lapsed.
+    due_on: date | None = None
+    due_by: datetime | None = None
+    lapsed: bool = False
 
 
 class DisputeBook(BaseModel):

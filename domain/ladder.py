@@ -36,6 +36,9 @@ class LadderView(BaseModel):
     dpd_watermark: int = -1
     acceleration_days: int = 0
     contact_blocked: bool = False              # pause, pausing dispute, stop
+    # Several pre-due steps on the same day offset all run (before: only one per offset ran). The
+    # workflow sets it for runs after `pre-due-steps-share-a-day` (workflows/ladder.py).
+    same_day_pre_due: bool = False
     escalation_blocked: bool = False           # the above, or a pending promise / repayment plan
 
 
@@ -84,7 +87,13 @@ def plan(policy: Policy, balance: AccountBalance | Balance, view: LadderView) ->
             assert step.days_before_due is not None
             key = f"{line.due_date.isoformat()}:{step.id}"
             floor = view.reminded.get(line.due_date)
-            if key in view.done or (floor is not None and step.days_before_due >= floor):
+            if key in view.done:
+                continue
+            if view.same_day_pre_due:
+                # A step at the offset already reminded still runs unless it (or a renamed copy) did.
+                if (floor is not None and step.days_before_due > floor) or signature(line.due_date, step) in view.done:
+                    continue
+            elif floor is not None and step.days_before_due >= floor:
                 continue
             fire_day = shown_due - timedelta(days=step.days_before_due)
             if fire_day < view.joined_on or today >= shown_due:
@@ -98,10 +107,13 @@ def plan(policy: Policy, balance: AccountBalance | Balance, view: LadderView) ->
             else:
                 upcoming.append(planned)
         if due_now:
-            # Several reminders due at once (after a pause): send only the latest, skip the others.
+            # Several reminders due at once (after a pause): send only the latest, skip the others
+            # (every step of the latest day when several share it).
             due_now.sort(key=lambda p: p.step.days_before_due or 0)
-            result.due.append(due_now[0])
-            result.skipped.extend(due_now[1:])
+            latest = due_now[0].step.days_before_due
+            take = [p for p in due_now if p.step.days_before_due == latest] if view.same_day_pre_due else due_now[:1]
+            result.due.extend(take)
+            result.skipped.extend(p for p in due_now if p not in take)
 
         for step in day0:
             key = f"{line.due_date.isoformat()}:{step.id}"

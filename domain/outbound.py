@@ -14,6 +14,29 @@ from pydantic import BaseModel, ConfigDict, Field
 Channel = Literal["sms", "email", "voice", "letter"]
 Purpose = Literal["collection", "legal_notice", "service"]
 
+# Ladder actions whose messages are notices the law requires or allows (a warning of what may
+# lawfully follow), not requests for payment: their purpose comes from what the step does, so a
+# template renamed in a new policy version never changes how the contact rules treat it.
+LEGAL_NOTICE_ACTIONS = frozenset({"lockout_warning", "lockout_request", "lawyer_letter", "placement",
+                                  "litigation_referral"})
+
+
+# Before a ladder message's purpose came from its step's action it was told by the template's name;
+# histories recorded then replay with this (and messages queued outside the ladder without one).
+LEGAL_NOTICE_TEMPLATES = frozenset({"lockout_warning", "lockout_final_warning", "placement_notice",
+                                    "litigation_notice", "cease_acknowledgement", "lawyer_letter"})
+SERVICE_TEMPLATES = frozenset({"unlock_notice", "promise_confirmation", "payment_receipt"})
+
+
+def purpose_by_template(template: str) -> Purpose:
+    return ("legal_notice" if template in LEGAL_NOTICE_TEMPLATES else
+            "service" if template in SERVICE_TEMPLATES else "collection")
+
+
+def purpose_of_step(action: str) -> Purpose:
+    """The purpose of the messages a ladder step of this action queues."""
+    return "legal_notice" if action in LEGAL_NOTICE_ACTIONS else "collection"
+
 
 class QueuedSend(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -28,6 +28,7 @@ class Promise(BaseModel):
     paid_since: int = 0
     status: PromiseStatus = "open"
     reason: str | None = None     # the debtor's reason for non-payment, when captured
+    reason_code: str | None = None  # the same as a code (schemas.agent_work.ReasonCode)
     made_by: str | None = None
     episode: int | None = None
 
@@ -72,11 +73,11 @@ class PromiseBook(BaseModel):
 
     def make(self, *, amount: int, promised_date: date, now: datetime, deadline: datetime,
              promise_id: str | None = None, reason: str | None = None, made_by: str | None = None,
-             episode: int | None = None) -> Promise:
+             episode: int | None = None, reason_code: str | None = None) -> Promise:
         self.issued += 1
         self.current = Promise(promise_id=promise_id or f"promise-{self.issued}", amount=amount,
                                promised_date=promised_date, made_at=now, deadline=deadline, reason=reason,
-                               made_by=made_by, episode=episode)
+                               made_by=made_by, episode=episode, reason_code=reason_code)
         return self.current
 
     def on_payment(self, amount: int) -> None:

@@ -75,3 +75,10 @@ def working_days_between(start: date, end: date, country: str | None, subdiv: st
         raise ValueError(f"span longer than {MAX_WORKING_DAYS * 2} days")
     return sum(1 for n in range(1, (end - start).days + 1)
                if is_working_day(start + timedelta(days=n), country, subdiv))
+
+
+def working_day_deadline(start: date, n: int, country: str | None, subdiv: str | None = None) -> date:
+    """The last day of a deadline of `n` working days (at least one) starting on `start`."""
+    if n < 1:
+        raise ValueError(f"a deadline is at least one working day (got {n})")
+    return add_working_days(start, n, country, subdiv)

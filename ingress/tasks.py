@@ -154,7 +154,7 @@ class AgentWork:
         body_hash = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
         request_key = f"key:{idempotency_key}" if idempotency_key else f"body:{body_hash}"
         async with self._db(long=True) as conn, conn.transaction():
-            row = await conn.fetchrow(f"SELECT {COLUMNS}, outcome_key, outcome_hash FROM agent_tasks"
+            row = await conn.fetchrow(f"SELECT {COLUMNS}, outcome_key, outcome_hash, idempotency_key FROM agent_tasks"
                                       " WHERE task_id = $1 FOR UPDATE", task_id)
             if row is None:
                 raise NotFound(f"task {task_id} not found")
@@ -178,6 +178,8 @@ class AgentWork:
                 sent["promise_to_pay"] = await self._promise(account_id, task_id, body, actor, body_hash)
             contact = _model(Contact, {
                 "channel": "voice", "outcome": CONTACT_OUTCOME[body.result], "person": body.person,
+                # The account's own key for the task, so it stops counting it as open.
+                "task": row["idempotency_key"] if len(row["idempotency_key"]) <= L.MAX_SHORT_TEXT else None,
                 "detail": L.clip(f"task {task_id} ({row['reason']}): {body.result}"
                                  + (f", reason {body.reason}" if body.reason else "")
                                  + (f" by {actor.name}" if actor.name else "")
@@ -197,7 +199,8 @@ class AgentWork:
                        body_hash: str) -> Any:
         # The workflow's promise has a free-text `reason`: the reason code goes there, the note beside it.
         data = _model(PromiseToPay, {"amount": body.amount, "promised_date": body.promised_date,
-                                     "reason": body.reason, "note": body.note, "operator": actor.name,
+                                     "reason": body.reason, "reason_code": body.reason, "note": body.note,
+                                     "operator": actor.name,
                                      "role": actor.role})
         try:
             return await self.accounts.update(account_id, "promise_to_pay", data,

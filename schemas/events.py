@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.money import is_supported_currency
+from domain.risk_signs import CATALOGUE as RISK_SIGNS
+from schemas.agent_work import ReasonCode
 from schemas import limits as L
 
 Channel = Literal["sms", "email", "voice", "letter"]
@@ -63,9 +65,14 @@ class PromiseToPay(_Event, Operator):
     promised_date: L.BoundedDate
     promise_id: L.Identifier | None = None
     reason: L.ShortText | None = Field(default=None, description="the debtor's reason for non-payment")
+    reason_code: ReasonCode | None = Field(default=None, description="the reason as a code (income_delayed, "
+                                           "dispute, hardship, forgot, unemployment, illness, business_slowdown, "
+                                           "other); a `reason` that is a code counts as one")
 
 
-DisputeReason = Literal["billing_error", "quality_complaint", "identity", "fraud", "not_my_debt", "other"]
+# statement_not_received: "we never received the statement" (seeds 002 and 004), a reconciliation dispute.
+DisputeReason = Literal["billing_error", "quality_complaint", "identity", "fraud", "not_my_debt", "other",
+                        "statement_not_received"]
 
 
 class OpenDispute(_Event, Operator):
@@ -180,9 +187,8 @@ class ChangePolicy(_Event, Operator):
     version: L.PolicyVersion | None = None
 
 
-RiskKind = Literal[
-    "telematics_tamper", "gps_offline", "out_of_region", "phone_dead", "bankruptcy", "death",
-]
+# Every warning sign of the catalogue (domain/risk_signs.py); the first six are the original kinds.
+RiskKind = Literal[tuple(RISK_SIGNS)]  # type: ignore[valid-type]
 
 
 class RiskSignal(_Event):
@@ -191,6 +197,8 @@ class RiskSignal(_Event):
     detail: L.Note | None = None
     source: L.ShortText | None = None
     person: L.Identifier | None = Field(default=None, description="whose phone, for phone_dead")
+    region: L.ShortText | None = Field(default=None, description="where the machine was seen, for out_of_region "
+                                       "(compared with the asset's agreed_region)")
 
 
 class Contact(_Event):
@@ -202,6 +210,8 @@ class Contact(_Event):
     at: L.BoundedDateTime | None = None
     detail: L.Note | None = None
     person: L.Identifier | None = Field(default=None, description="who was reached; the debtor by default")
+    task: L.ShortText | None = Field(default=None, description="the key of the task for a person whose outcome this "
+                                     "reports (agent work): the account closes that task")
 
 
 class LockoutConfirmation(_Event):

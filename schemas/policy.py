@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from domain.risk_signs import CATALOGUE as RISK_SIGNS
 from schemas.charges import Allocation, Charges, LateFeeRule, PenaltyInterestRule, Waivers
 
 Channel = Literal["sms", "email", "voice", "letter"]
@@ -40,7 +41,7 @@ def _time_of_day(value: object) -> object:
 
 
 TimeOfDay = Annotated[time, BeforeValidator(_time_of_day)]
-RiskReaction = Literal["accelerate", "stop", "route_to_person", "ignore"]
+RiskReaction = Literal["accelerate", "hold_and_verify", "stop", "route_to_person", "ignore"]
 
 
 class _Strict(BaseModel):
@@ -96,6 +97,24 @@ class Fees(_Strict):
     waiver_requires_approval: bool = True
 
 
+class BrokenPromise(_Strict):
+    """A follow-up when a promise is broken: a message to the debtor saying what follows, and/or a
+    task for a person to call back. (A fee for it needs a one-off charge in the charges engine.)"""
+
+    channels: tuple[Channel, ...] = ()
+    template: str | None = None
+    agent_task: bool = False
+    summary: str = "Broken promise follow-up"
+
+    @model_validator(mode="after")
+    def _template(self) -> "BrokenPromise":
+        if self.channels and not self.template:
+            raise ValueError("promises.on_broken: a template is required when channels are set")
+        if not self.channels and not self.agent_task:
+            raise ValueError("promises.on_broken: give channels and a template, or agent_task: true")
+        return self
+
+
 class Promises(_Strict):
     max_horizon_days: int = Field(default=30, ge=1, le=365)
     grace_days: int = Field(default=3, ge=0, le=30)
@@ -103,6 +122,8 @@ class Promises(_Strict):
     grace_reduction_per_broken: int = Field(default=1, ge=0)
     horizon_reduction_per_broken: int = Field(default=7, ge=0)
     max_broken_before_refusal: int = Field(default=3, ge=1)
+    # What a broken promise brings (seed 001: a broken promise has consequences): None, nothing more.
+    on_broken: BrokenPromise | None = None
 
 
 class Disputes(_Strict):
@@ -111,6 +132,9 @@ class Disputes(_Strict):
     # A dispute opened on a placed account recalls it from the agency or law firm (else the partner is
     # told and the placement stays).
     recall_placement: bool = True
+    # Resolve within this many working days (Mon–Fri less the holiday country's public holidays), per
+    # reason; when the deadline lapses with the dispute still open, a person is asked to act.
+    resolve_within_working_days: dict[str, Annotated[int, Field(ge=1, le=60)]] = Field(default_factory=dict)
 
 
 class RepaymentPlans(_Strict):
@@ -171,6 +195,13 @@ class Risk(_Strict):
         "phone_dead": "route_to_person", "bankruptcy": "stop", "death": "stop",
     })
     accelerate_days: int = Field(default=15, ge=0)
+
+    @model_validator(mode="after")
+    def _known_signs(self) -> "Risk":
+        unknown = sorted(set(self.reactions) - set(RISK_SIGNS))
+        if unknown:
+            raise ValueError(f"risk.reactions: unknown risk signs {unknown}; known: {sorted(RISK_SIGNS)}")
+        return self
 
 
 class Policy(_Strict):

@@ -208,6 +208,21 @@ async def test_no_answer_reaches_the_workflow_once(work: Work) -> None:
     await finish(handle)
 
 
+async def test_the_outcome_closes_the_task_in_the_account_too(work: Work) -> None:
+    aid, task_id, handle = await work.open_task()
+    key = await work.pool.fetchval("SELECT idempotency_key FROM agent_tasks WHERE task_id = $1", task_id)
+    assert key in (await handle.query("status"))["tasks_open"]
+    r = await work.http.post(f"/tasks/{task_id}/outcome", json={"result": "wrong_party"}, headers=work.auth("operator"))
+    assert r.status_code == 200, r.text
+    await settle(handle)
+    st = await handle.query("status")
+    assert key not in st["tasks_open"] and "risk signal: gps_offline" not in st["needs_review"]
+    # The row keeps the outcome's resolution (the account's close found it closed already).
+    row = await work.pool.fetchrow("SELECT status, outcome, resolution FROM agent_tasks WHERE task_id = $1", task_id)
+    assert row["status"] == "closed" and row["outcome"] == "wrong_party" and row["resolution"].startswith("outcome:")
+    await finish(handle)
+
+
 async def test_concurrent_repeats_send_once(work: Work) -> None:
     _, task_id, handle = await work.open_task()
     answers = await asyncio.gather(*[work.http.post(f"/tasks/{task_id}/outcome", json={"result": "refused"},

@@ -13,14 +13,16 @@ from activities.rendering import render
 from policies import catalog, published
 from schemas.policy import Policy
 
-NEW = [("consumer", 1), ("b2b", 1), ("property", 2)]
+NEW = [("consumer", 2), ("b2b", 3), ("property", 2)]
 
 # What AccountCollection._variables passes, plus what the messaging activity adds (company_name,
 # contact_phone, recipient_name): nothing else, so a template needing more fails here.
 CONTEXT = {"debtor_name": "Wang <Wei> & Co", "account_id": "A-4242", "amount_due": "CNY 1,234.56",
            "due_date": "2026-03-15", "days_past_due": 19, "total_outstanding": "CNY 9,876.54",
            "charges_outstanding": "CNY 34.56", "as_of": "2026-04-03",
-           "company_name": "Acme Finance", "contact_phone": "400-800-1234", "recipient_name": "Wang <Wei> & Co"}
+           "company_name": "Acme Finance", "contact_phone": "400-800-1234", "recipient_name": "Wang <Wei> & Co",
+           # Passed while the account has a promise (and always to a broken promise's follow-up).
+           "promise_date": "2026-03-20", "promise_amount": "CNY 500.00"}
 
 
 def _uses(policy: Policy) -> list[tuple[str, str]]:
@@ -28,6 +30,9 @@ def _uses(policy: Policy) -> list[tuple[str, str]]:
     for step in policy.steps:
         channels = ("voice",) if step.action == "call" else step.channels
         out.extend((step.template, c) for c in channels if step.template)
+    broken = policy.promises.on_broken
+    if broken is not None and broken.template:
+        out.extend((broken.template, c) for c in broken.channels)
     return sorted(set(out))
 
 

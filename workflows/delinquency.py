@@ -5,6 +5,8 @@ A part of `AccountCollection` (workflows/account_collection.py).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -24,6 +26,15 @@ class Delinquency(Effects):
         if s.paused and s.paused_until and today >= s.paused_until:
             self._record("resumed", f"pause '{s.paused}' ended on {s.paused_until}")
             s.paused, s.paused_until = None, None
+        for d in s.disputes.open.values():
+            if d.due_by is not None and not d.lapsed and now >= d.due_by:
+                d.lapsed = True
+                self._record("dispute_overdue", f"dispute {d.dispute_id} ({d.reason}) not resolved by {d.due_on}, "
+                             "its deadline in working days: a person is asked to act",
+                             key=f"dispute:{d.dispute_id}:overdue", data={"dispute_id": d.dispute_id,
+                                                                           "due_on": d.due_on.isoformat() if d.due_on else None})
+                self._open_task(f"dispute:{d.dispute_id}:overdue", "dispute past its deadline",
+                                f"{d.reason}: to be resolved by {d.due_on}")
         changed = s.promises.evaluate(now)
         if changed is not None:
             p = changed
@@ -34,7 +45,9 @@ class Delinquency(Effects):
                 self._record("promise_broken", f"promise {p.promise_id} broken: {self._money(p.paid_since)} of "
                              f"{self._money(p.amount)} paid by {p.promised_date}; escalation resumes "
                              f"({s.promises.broken} broken so far)",
-                             key=f"promise:{p.promise_id}:broken", data={"promise_id": p.promise_id})
+                             key=f"promise:{p.promise_id}:broken", data={"promise_id": p.promise_id,
+                                                                          "reason_code": p.reason_code})
+                self._promise_broken_follow_up(p)
         if s.plan is not None:
             outcome = s.plan.evaluate(self._balance(), today)
             if outcome == "completed":
@@ -42,6 +55,24 @@ class Delinquency(Effects):
             elif outcome == "broken":
                 self._record("plan", f"repayment plan {s.plan.plan_id} broken: an instalment is unpaid after "
                              f"{s.plan.grace_days} days' grace; collection resumes", key=f"plan:{s.plan.plan_id}:broken")
+
+    def _promise_broken_follow_up(self, p: Any) -> None:
+        """The policy's consequence of a broken promise (`promises.on_broken`): a message saying what
+        follows and/or a task for a person. Policies without one (all before it existed) do nothing."""
+        s = self._state
+        rule = s.policy.promises.on_broken
+        if rule is None or s.stage in TERMINAL:
+            return
+        episode = s.episode.number if s.episode else None
+        for channel in rule.channels:
+            self._queue_send(scope=f"promise:{p.promise_id}:broken", step_id="promise-broken", summary=rule.summary,
+                             channel=channel, template=rule.template or "", episode=episode,
+                             variables={"promise_date": p.promised_date.isoformat(),
+                                        "promise_amount": self._money(p.amount)})
+        if rule.agent_task:
+            self._open_task(f"promise:{p.promise_id}:broken", "broken promise: call back",
+                            f"promise {p.promise_id} of {self._money(p.amount)} by {p.promised_date} broken"
+                            + (f" (reason given: {p.reason_code})" if p.reason_code else ""))
 
     def _refresh_delinquency(self) -> None:
         s = self._state

@@ -14,11 +14,36 @@ with workflow.unsafe.imports_passed_through():
     from domain import localtime
     from domain.ladder import LadderView, PlannedStep, plan
     from domain.ladder import signature as ladder_signature
+    from domain.outbound import purpose_by_template, purpose_of_step
     from workflows.state import HANDED_OVER, TERMINAL
 
 from workflows.effects import Effects
 
+
+def litigation_after_agency(policy):
+    """The litigation referral steps that follow the policy's agency placement, or ()."""
+    agency = [st.dpd for st in policy.steps if st.action == "placement" and st.dpd is not None]
+    if not agency:
+        return ()
+    return tuple(st for st in policy.steps if st.action == "litigation_referral" and st.dpd is not None
+                 and st.dpd > min(agency))
+
+
+def shares_pre_due_day(policy) -> bool:
+    offsets = [st.days_before_due for st in policy.steps if st.days_before_due is not None]
+    return len(offsets) != len(set(offsets))
+
 MESSAGE_ACTIONS = ("reminder", "message", "notice", "lawyer_letter")
+# workflow.patched id: a ladder message's purpose (legal notice or collection) follows the step's
+# action, not its template's name (taken only where the two differ, so other histories carry no marker).
+PURPOSE_FROM_ACTION = "purpose-from-step-action"
+# workflow.patched id: every pre-due step sharing a day offset runs (asked only under a policy that has
+# such steps, so other histories carry no marker).
+PRE_DUE_SHARE_A_DAY = "pre-due-steps-share-a-day"
+# workflow.patched id: under a policy with a litigation referral after its agency placement, an account
+# placed with the agency still takes that referral (the agency is recalled first). Asked only while
+# such an account is placed.
+AGENCY_THEN_LEGAL = "agency-then-litigation"
 
 
 class Ladder(Effects):
@@ -27,8 +52,17 @@ class Ladder(Effects):
     def _run_ladder(self) -> None:
         s = self._state
         self._ladder_next = None
-        if s.stage in HANDED_OVER or s.stage in TERMINAL:
-            return   # handed over or closed: no ladder messages at all
+        policy = s.policy
+        if s.stage in TERMINAL:
+            return
+        if s.stage in HANDED_OVER:
+            # Handed over: no ladder messages at all; only the referral to litigation counsel that
+            # follows an agency placement under the policy ("agency, then legal").
+            later = litigation_after_agency(policy)
+            if not (s.stage == "placed" and s.placement is not None and s.placement.target == "agency" and later
+                    and workflow.patched(AGENCY_THEN_LEGAL)):
+                return
+            policy = policy.model_copy(update={"steps": later})
         contact_blocked = bool(s.on_hold or s.disputes.pausing)
         escalation_blocked = contact_blocked or s.promises.open is not None or bool(s.plan and s.plan.active)
         e = s.episode
@@ -37,8 +71,9 @@ class Ladder(Effects):
                           done=set(s.done), reminded=s.reminded,
                           episode_due=e.anchor if e else None, dpd_watermark=e.dpd_watermark if e else -1,
                           acceleration_days=e.acceleration_days if e else 0, contact_blocked=contact_blocked,
-                          escalation_blocked=escalation_blocked)
-        result = plan(s.policy, self._balance(), view)
+                          escalation_blocked=escalation_blocked,
+                          same_day_pre_due=shares_pre_due_day(s.policy) and workflow.patched(PRE_DUE_SHARE_A_DAY))
+        result = plan(policy, self._balance(), view)
         for skipped in result.skipped:
             self._mark_done(skipped)
             self._record("step_skipped", f"{skipped.step.summary or skipped.step.id} skipped: its day passed while "
@@ -77,9 +112,10 @@ class Ladder(Effects):
         if action in MESSAGE_ACTIONS or action == "call":
             channels = ("voice",) if action == "call" else step.channels
             template = step.template or ("due_call" if action == "call" else step.id)
+            purpose = self._step_purpose(action, template)
             for channel in channels:
                 self._queue_send(scope=scope, step_id=step.id, summary=summary, channel=channel, template=template,
-                                 episode=episode, instalment=instalment)
+                                 episode=episode, instalment=instalment, purpose=purpose)
             return True
         if action == "guarantor_notice":
             obligors = [(pid, c) for pid, c in self._contacts() if c.role in ("guarantor", "co_borrower")]
@@ -103,6 +139,14 @@ class Ladder(Effects):
             self._open_task(scope, summary, f"ladder step {step.id}")
             return True
         return True  # pragma: no cover - the policy schema admits no other action
+
+    def _step_purpose(self, action: str, template: str) -> str | None:
+        """The step's purpose by its action; None (the template's name decides, as before the patch)
+        for histories recorded earlier."""
+        by_action = purpose_of_step(action)
+        if by_action == purpose_by_template(template):
+            return by_action
+        return by_action if workflow.patched(PURPOSE_FROM_ACTION) else None
 
     # ------------------------------------------------------------------ charges
     def _assess_fee(self, planned: PlannedStep) -> None:
@@ -135,6 +179,9 @@ class Ladder(Effects):
         promise = s.promises.open
         if promise:
             out.append((promise.deadline, "promise_deadline"))
+        for d in s.disputes.open.values():
+            if d.due_by is not None and not d.lapsed:
+                out.append((d.due_by, "dispute_deadline"))
         if s.paused_until:
             out.append((localtime.start_of_local_day(s.paused_until, tz), "pause_end"))
         today = self._today()

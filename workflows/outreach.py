@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import localtime
     from domain.consent_book import DEBTOR
     from domain.ladder import customer_due_date
-    from domain.outbound import QueuedSend, reason_to_drop
+    from domain.outbound import QueuedSend, purpose_by_template, reason_to_drop
     from domain.outreach import OutreachContext, decide
     from schemas.account import Contact, Debtor
     from schemas.actions import ComplianceDecision, DeliveryReceipt, OutboundMessage
@@ -25,11 +25,6 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.activity_options import CHANNEL_ACTIVITY, MAX_SEND_ROUNDS, NON_RETRYABLE_TYPES, OPTIONS, SEND_ROUND_DELAY
 from workflows.effects import Effects
-
-# Templates that are notices the law requires or allows rather than requests for payment.
-LEGAL_NOTICES = frozenset({"lockout_warning", "lockout_final_warning", "placement_notice", "litigation_notice",
-                           "cease_acknowledgement", "lawyer_letter"})
-SERVICE = frozenset({"unlock_notice", "promise_confirmation", "payment_receipt"})
 
 
 class Outreach(Effects):
@@ -59,7 +54,7 @@ class Outreach(Effects):
             return False
         role, _ = self._person(person)
         if purpose is None:
-            purpose = "legal_notice" if template in LEGAL_NOTICES else "service" if template in SERVICE else "collection"
+            purpose = purpose_by_template(template)
         s.outbox.append(QueuedSend(key=key, step_id=step_id, summary=summary, channel=channel, template=template,
                                    person=person, role=role, purpose=purpose, episode=episode,  # type: ignore[arg-type]
                                    instalment=instalment, queued_at=self._now(), variables=variables or {},
@@ -185,7 +180,7 @@ class Outreach(Effects):
         self._record("sent", f"{item.summary}: {item.channel} to {item.role} via {receipt.provider} ({receipt.status})",
                      key=item.key, decision=decision, at=decision.decided_at, detail=detail,
                      data={"channel": item.channel, "template": item.template, "step": item.step_id,
-                           "recipient": item.role})
+                           "recipient": item.role, "purpose": item.purpose})
         if item.track is not None:
             self._notice_delivered(item)
 

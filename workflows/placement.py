@@ -29,9 +29,15 @@ ASK_A_PERSON_AFTER = 3
 class Placements(Effects):
     def _place_step(self, planned: PlannedStep, scope: str) -> bool:
         s = self._state
-        if s.placement is not None:
-            return True
         target = "litigation" if planned.step.action == "litigation_referral" else "agency"
+        if s.placement is not None:
+            if target == "litigation" and s.placement.target == "agency" and s.stage == "placed":
+                # Agency, then legal: the agency gives the account back first; the referral is taken
+                # on the turn after the recall (until then this step stays due).
+                self._recall_placement(f"still unpaid at {planned.step.dpd} days past due: referred to "
+                                       "litigation counsel")
+                return False
+            return True
         if target == "litigation":
             rules = s.policy.rules_for(self._jurisdiction())
             start = self._limitation_start() or self._today()

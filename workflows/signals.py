@@ -9,7 +9,7 @@ A part of `AccountCollection` (workflows/account_collection.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timezone
+from datetime import timedelta, timezone
 from typing import Any
 
 from temporalio import workflow
@@ -21,6 +21,8 @@ with workflow.unsafe.imports_passed_through():
     from domain import localtime
     from domain.charges import PaymentEvent
     from domain.consent_book import DEBTOR
+    from domain.risk_signs import LEGACY_KINDS as LEGACY_RISK_KINDS
+    from domain.risk_signs import reaction_for, within_agreed_region
     from schemas.limits import MAX_RECEIVED_AT_FUTURE
     from schemas.events import Contact, LockoutConfirmation, Payment, RiskSignal
     from workflows.state import TERMINAL, CallAttempt
@@ -30,6 +32,18 @@ from workflows.context import MAX_PAYMENT_IDS
 from workflows.effects import Effects
 
 KNOWN_SIGNALS = "payment, risk, contact, lockout_confirmation"
+# workflow.patched id: a call a person or a dialer placed (reported as a voice contact: answered, not
+# answered, voicemail, wrong party) counts toward the call cap like the workflow's own calls
+# (docs/contact-rules.md). Asked only for such a report, so other histories carry no marker.
+AGENT_CALLS_COUNT = "agent-call-attempts-count"
+# Voice outcomes of a call placed to the person (consumer_initiated is theirs, inbound_reply no call).
+# workflow.patched id: risk signals take every kind of the catalogue (domain/risk_signs.py), and an
+# out_of_region signal is judged against the asset's agreed region.
+RISK_SIGNS_CATALOGUE = "risk-signs-catalogue"
+# workflow.patched id: a contact that reports a task's outcome closes that task in the account (it was
+# kept open in `tasks_open`). Asked only for such a report.
+CLOSE_TASK_ON_OUTCOME = "close-task-on-outcome"
+PLACED_CALL_OUTCOMES = frozenset({"conversation", "no_answer", "voicemail", "wrong_party"})
 
 
 class Signals(Effects):
@@ -156,10 +170,25 @@ class Signals(Effects):
         if signal is None:
             return
         s = self._state
-        reaction = s.policy.risk.reactions.get(signal.kind, "route_to_person")
+        # The catalogue's kinds and the agreed region apply to runs after RISK_SIGNS_CATALOGUE; asked only
+        # for a kind it changes, so other histories carry no marker.
+        catalogue = (signal.kind not in LEGACY_RISK_KINDS or signal.kind == "out_of_region") \
+            and workflow.patched(RISK_SIGNS_CATALOGUE)
+        if signal.kind not in LEGACY_RISK_KINDS and not catalogue:
+            self._reject("risk", f"unknown risk kind {signal.kind!r}", args[0])
+            return
+        reaction = reaction_for(signal.kind, s.policy.risk.reactions)
+        detail = (signal.detail or "")[:500]
+        if catalogue and signal.kind == "out_of_region":
+            agreed = s.account.asset.agreed_region if s.account.asset else None
+            inside = within_agreed_region(agreed, signal.region)
+            where = f"agreed region {agreed or 'not on file'}, seen in {signal.region or 'a place not stated'}"
+            detail = f"{where}; {detail}" if detail else where
+            if inside:
+                reaction = "ignore"   # the machine is where the contract allows it to work
         self._record("risk_signal", f"risk signal {signal.kind}: reaction {reaction}"
-                     + (f" ({signal.detail[:200]})" if signal.detail else ""),
-                     data={"kind": signal.kind, "reaction": reaction})
+                     + (f" ({detail[:200]})" if detail else ""),
+                     data={"kind": signal.kind, "reaction": reaction, "region": signal.region})
         if signal.kind == "phone_dead":
             person = self._person_id(signal.person) or DEBTOR
             s.consent.phone_unusable(person, "dead")
@@ -170,8 +199,15 @@ class Signals(Effects):
                 s.pending_acceleration.append(signal.kind)
         elif reaction == "stop":
             s.stopped = signal.kind
+        elif reaction == "hold_and_verify":
+            # Nothing more goes out or escalates until a person has checked and resumes the account.
+            if not s.paused:
+                s.paused, s.paused_until = f"verify {signal.kind}", None
+                self._record("paused", f"collection held until a person verifies {signal.kind.replace('_', ' ')} "
+                             "(resume when checked)", data={"kind": signal.kind})
+            self._open_task(f"risk:{signal.kind}:verify", f"verify risk sign: {signal.kind}", detail)
         if reaction in ("stop", "route_to_person"):
-            self._open_task(f"risk:{signal.kind}", f"risk signal: {signal.kind}", (signal.detail or "")[:500])
+            self._open_task(f"risk:{signal.kind}", f"risk signal: {signal.kind}", detail)
         self._wake_up()
 
     # ------------------------------------------------------------------ contact outcomes
@@ -187,6 +223,12 @@ class Signals(Effects):
             self._reject("contact", f"unknown person {event.person!r}", args[0])
             return
         at = self._now()
+        if (event.channel == "voice" and event.outcome in PLACED_CALL_OUTCOMES and person == DEBTOR
+                and workflow.patched(AGENT_CALLS_COUNT)):
+            # Counted when reported: the cap's window runs from the latest instant it can have been placed.
+            s.calls.append(CallAttempt(at=at))
+            horizon = at - timedelta(days=max(30, s.policy.rules_for(self._jurisdiction()).call_caps.per_days * 2))
+            s.calls = [c for c in s.calls if c.at >= horizon]
         if event.outcome == "conversation" and person == DEBTOR:
             s.last_conversation_at = at
         elif event.outcome == "consumer_initiated" and person == DEBTOR:
@@ -196,6 +238,8 @@ class Signals(Effects):
         self._record("contact", f"{event.channel} {event.outcome.replace('_', ' ')}"
                      + (f" ({person})" if person != DEBTOR else "")
                      + (f": {event.detail[:200]}" if event.detail else ""))
+        if event.task and event.task in s.tasks_open and workflow.patched(CLOSE_TASK_ON_OUTCOME):
+            self._close_task(event.task, f"outcome recorded: {event.outcome.replace('_', ' ')}")
         self._wake_up()
 
     # ------------------------------------------------------------------ device confirmations

@@ -22,7 +22,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.charges import AdjustmentEvent, Approval, RulesChange, WaiverEvent, waivable, waiver_requires_approval
     from domain.repayment_plans import RepaymentPlan as Plan
     from domain.restructuring import RestructuringQuote, quote_restructuring, rules_at
+    from domain.working_days import working_day_deadline
     from policies import published
+    from schemas.agent_work import REASON_CODES
     from schemas.events import (
         ApproveLockout, CeaseCommunication, ChangePolicy, Close, DecideApproval, EmergencyUnlock, OpenDispute, OptOut,
         Pause, PromiseToPay, RejectLockout, RepaymentPlan, ResolveDispute, Resume, WaiveFee, WriteOff,
@@ -40,6 +42,9 @@ MAX_BOOK_INSTALMENTS = 1_000   # the charges engine's bound on instalments (sche
 def _refuse(message: str) -> ApplicationError:
     return ApplicationError(message, type="InvalidInput", non_retryable=True)
 
+
+# workflow.patched id: resuming a hold to verify a risk sign closes its task (asked only then).
+CLOSE_VERIFY_ON_RESUME = "close-verify-task-on-resume"
 
 class OperatorUpdates(Effects):
     # ------------------------------------------------------------------ admission
@@ -135,15 +140,18 @@ class OperatorUpdates(Effects):
         s = self._state
         grace = s.promises.grace_days(s.policy.promises)
         deadline = localtime.start_of_local_day(event.promised_date + timedelta(days=grace + 1), s.timezone)
+        code = event.reason_code or (event.reason if event.reason in REASON_CODES else None)
         promise = s.promises.make(amount=event.amount, promised_date=event.promised_date, now=self._now(),
                                   deadline=deadline, promise_id=event.promise_id, reason=event.reason,
-                                  made_by=self._actor(event), episode=s.episode.number if s.episode else None)
+                                  made_by=self._actor(event), episode=s.episode.number if s.episode else None,
+                                  reason_code=code)
         self._record("promise_made", f"promise to pay {self._money(event.amount)} by {event.promised_date} "
                      f"(escalation waits until {localtime.describe(deadline, s.timezone)})"
-                     + (f"; reason: {event.reason}" if event.reason else ""),
+                     + (f"; reason: {event.reason}" if event.reason else "")
+                     + (f" [{code}]" if code and code != event.reason else ""),
                      key=f"promise:{promise.promise_id}", actor=self._actor(event),
                      data={"promise_id": promise.promise_id, "amount": event.amount, "reason": event.reason,
-                           "promised_date": event.promised_date.isoformat()})
+                           "reason_code": code, "promised_date": event.promised_date.isoformat()})
         self._queue_send(scope=f"promise:{promise.promise_id}", step_id="promise-confirmation",
                          summary="Promise confirmation", channel="sms", template="promise_confirmation",
                          purpose="service")
@@ -173,8 +181,16 @@ class OperatorUpdates(Effects):
                                     pausing_reasons=s.policy.disputes.pausing_reasons, now=self._now(),
                                     amount=event.amount, opened_by=self._actor(event),
                                     episode=s.episode.number if s.episode else None)
+        days = s.policy.disputes.resolve_within_working_days.get(d.reason)
+        if days:
+            rules = s.policy.rules_for(self._jurisdiction())
+            country = (rules.holiday_country or s.account.debtor.country) if rules.skip_holidays else None
+            d.due_on = working_day_deadline(self._today(), days, country,
+                                            s.account.debtor.region if country == s.account.debtor.country else None)
+            d.due_by = localtime.start_of_local_day(d.due_on + timedelta(days=1), s.timezone)
         self._record("dispute_opened", f"dispute {d.dispute_id} opened ({d.reason}); "
-                     + ("collection contact and escalation paused" if d.pausing else "collection continues"),
+                     + ("collection contact and escalation paused" if d.pausing else "collection continues")
+                     + (f"; to be resolved by {d.due_on} ({days} working days)" if d.due_on else ""),
                      key=f"dispute:{d.dispute_id}:opened", actor=self._actor(event),
                      data={"dispute_id": d.dispute_id, "reason": d.reason, "pausing": d.pausing})
         self._open_task(f"dispute:{d.dispute_id}", "dispute to resolve", f"{d.reason}: {event.note or ''}"[:500])
@@ -216,6 +232,7 @@ class OperatorUpdates(Effects):
                      data={"dispute_id": d.dispute_id, "outcome": event.outcome, "adjustment": adjusted,
                            "applied": applied, "currency": s.account.currency})
         self._close_task(f"dispute:{d.dispute_id}", f"dispute {event.outcome}")
+        self._close_task(f"dispute:{d.dispute_id}:overdue", f"dispute {event.outcome}")
         self._partner_notice("dispute_resolved", d.dispute_id, f"dispute {event.outcome}", outcome=event.outcome,
                              adjustment=adjusted)
         return self._done({"dispute_id": d.dispute_id, "outcome": event.outcome, "adjusted": adjusted,
@@ -385,6 +402,11 @@ class OperatorUpdates(Effects):
         reason, s.paused, s.paused_until = s.paused, None, None
         self._record("operator_action", f"collection resumed (was paused: {reason})",
                      key=f"resume:{self._update_key()}", actor=self._actor(event))
+        if reason and reason.startswith("verify "):
+            # A hold to verify a risk sign: resuming is the verification, so its task is done.
+            task = f"{s.account.account_id}:risk:{reason[len('verify '):]}:verify:task"
+            if task in s.tasks_open and workflow.patched(CLOSE_VERIFY_ON_RESUME):
+                self._close_task(task, f"verified by {self._actor(event)}; collection resumed")
         return self._done({"paused": False})
 
     @resume.validator

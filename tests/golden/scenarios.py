@@ -749,6 +749,133 @@ async def policy_pinned_change(env: WorkflowEnvironment, account_id: str, provid
     return h.id
 
 
+# ------------------------------------------------------------------ the playbooks (issue 16)
+CO_BORROWER = {"name": "李娜", "role": "co_borrower", "contact_id": "cob-1", "phone": "+8613900139002",
+               "email": "li.na@example.com", "language": "zh"}
+
+
+async def consumer_calendar(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """consumer@v1, its whole calendar: T-5 and T-2 reminders (earlier delinquency), the DPD 1 call at
+    10:00, early/mid/late notices and calls, charges posted at DPD 19, the co-borrower told, the final
+    notice at DPD 29 and a licensed agency at DPD 45; paid in full: the agency told, recalled, paid off."""
+    t0 = await local_today(env)
+    due = t0 + timedelta(days=7)
+    h = await start(env.client, account(account_id, today=t0, due_in=7, policy_id="consumer", policy_version=1,
+                                        jurisdiction="CN", debt_type="consumer_loan", prior_delinquency=True,
+                                        contacts=[CO_BORROWER]))
+    await sleep_to(env, due + timedelta(days=20), time(11))
+    st = await status(h)
+    expect(st, st["stage"] == "late" and said(st, "consumer@v1", "fee_assessed"), "the late band and its charges")
+    await sleep_to(env, due + timedelta(days=46), time(11))
+    st = await until(env, h, lambda s: s["stage"] == "placed", "the agency placement")
+    await pay_all(h, f"PAY-{account_id}")
+    await until(env, h, lambda s: s["placement"] is None and s["stage"] == "paid_off", "recall and pay-off", step=HOUR)
+    return await finished(env, h, "paid_off")
+
+
+async def b2b_calendar(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """b2b@v1, its whole calendar on working days: the invoice confirmation at T-15 (and the T-10
+    reminder and T-9 call for a late payer), the call the day after the term, the polite letter,
+    the statement, the DPD 30 call, credit-terms warning and interest, the DPD 45 task for a person
+    and demand letter, the agency at DPD 60; paid in full: recalled, paid off."""
+    t0 = await local_today(env)
+    due = t0 + timedelta(days=16)
+    data = account(account_id, today=t0, due_in=16, policy_id="b2b", policy_version=1, jurisdiction="CN",
+                   debt_type="trade_receivable", prior_delinquency=True)
+    data["debtor"]["name"] = "华东建材有限公司"
+    h = await start(env.client, data)
+    await sleep_to(env, due + timedelta(days=47), time(11))
+    st = await status(h)
+    expect(st, st["stage"] == "critical" and any("priority list" in r for r in st["needs_review"]),
+           "the 45-day rule: a person takes the account")
+    await sleep_to(env, due + timedelta(days=63), time(11))
+    st = await until(env, h, lambda s: s["stage"] == "placed", "the 60-day rule: agency placement")
+    await pay_all(h, f"PAY-{account_id}")
+    await until(env, h, lambda s: s["placement"] is None and s["stage"] == "paid_off", "recall and pay-off", step=HOUR)
+    return await finished(env, h, "paid_off")
+
+
+async def b2b_sequence(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """b2b@v3: the T-15 invoice confirmation and the call on the same day; "we never received the
+    statement" (a dispute of its own, pausing) not resolved within its 2 working days: a person is
+    asked, then it is rejected; the demand letter goes as a legal notice; agency at DPD 60, still
+    unpaid at DPD 90: the agency recalled and litigation counsel takes it; paid in full: paid off."""
+    t0 = await local_today(env)
+    due = t0 + timedelta(days=20)
+    data = account(account_id, today=t0, due_in=20, policy_id="b2b", policy_version=3, jurisdiction="CN",
+                   debt_type="trade_receivable")
+    data["debtor"]["name"] = "华东建材有限公司"
+    h = await start(env.client, data)
+    await sleep_to(env, due - timedelta(days=15), time(8))
+    # (Deferred together to the next working day when T-15 is a weekend.)
+    await until(env, h, lambda s: said(s, "Call: did the invoice arrive", "sent")
+                and said(s, "Please confirm you received", "sent"), "the confirmation and the call on the same day",
+                step=HOUR * 6, limit=16)
+    await sleep_to(env, due + timedelta(days=3), time(11))
+    await h.execute_update("open_dispute", {"dispute_id": "STMT-1", "reason": "statement_not_received", **AGENT})
+    st = await until(env, h, lambda s: "dispute past its deadline" in s["needs_review"], "the deadline lapsed",
+                     step=DAY, limit=8)
+    await h.execute_update("resolve_dispute", {"dispute_id": "STMT-1", "outcome": "rejected", **SUPERVISOR})
+    await sleep_to(env, due + timedelta(days=62), time(11))
+    st = await until(env, h, lambda s: s["stage"] == "placed", "agency placement")
+    await sleep_to(env, due + timedelta(days=92), time(11))
+    st = await until(env, h, lambda s: s["stage"] == "in_litigation", "litigation after the agency")
+    expect(st, said(st, "recalled from agency", "placement"), "the agency recalled first")
+    await pay_all(h, f"PAY-{account_id}")
+    await until(env, h, lambda s: s["placement"] is None and s["stage"] == "paid_off", "recall and pay-off", step=HOUR)
+    return await finished(env, h, "paid_off")
+
+
+async def consumer_promise_broken(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """consumer@v2: an agent's unanswered calls count toward the call cap; a promise with its reason
+    code is broken: the SMS saying what follows and a call-back task; the agent records the call-back's
+    outcome, which closes the task in the account; paid off."""
+    t0 = await local_today(env)
+    due = t0 + timedelta(days=2)
+    h = await start(env.client, account(account_id, today=t0, due_in=2, policy_id="consumer", policy_version=2,
+                                        jurisdiction="CN", debt_type="consumer_loan"))
+    await sleep_to(env, due, time(15))
+    await h.signal("contact", {"channel": "voice", "outcome": "no_answer", "detail": "agent call: no answer"})
+    await h.signal("contact", {"channel": "voice", "outcome": "voicemail", "detail": "agent call: voicemail"})
+    await sleep_to(env, due + timedelta(days=2), time(11))
+    promised = due + timedelta(days=5)
+    await h.execute_update("promise_to_pay", {"amount": 30_000, "promised_date": promised.isoformat(),
+                                              "reason": "salary paid late", "reason_code": "income_delayed", **AGENT})
+    st = await until(env, h, lambda s: "broken promise: call back" in s["needs_review"], "the promise broken",
+                     limit=10)
+    expect(st, st["last_promise"]["reason_code"] == "income_delayed", "the reason code kept")
+    task = next(k for k in st["tasks_open"] if ":broken:" in k)
+    await h.signal("contact", {"channel": "voice", "outcome": "conversation", "task": task,
+                               "detail": "call-back: will pay in full"})
+    st = await until(env, h, lambda s: task not in s["tasks_open"], "the call-back task closed", step=HOUR)
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
+async def risk_signs(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """standard@v4 and the risk-sign catalogue: the machine seen inside its agreed region (nothing),
+    then outside it (collection held, a person verifies; no acceleration), other creditors seize
+    equipment (accelerated), the owner's health (a person), an unknown kind (rejected); the person
+    resumes collection; paid off."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=1, policy_version=4,
+                                        asset={**ASSET, "agreed_region": "江苏省"}))
+    await env.sleep(4 * DAY)
+    await h.signal("risk", {"kind": "out_of_region", "region": "江苏省"})
+    await h.signal("risk", {"kind": "out_of_region", "region": "安徽省", "detail": "geofence exit"})
+    await h.signal("risk", {"kind": "equipment_seized", "detail": "court seized two excavators"})
+    await h.signal("risk", {"kind": "owner_health", "detail": "owner in hospital"})
+    await h.signal("risk", {"kind": "comet_strike"})
+    st = await until(env, h, lambda s: s["paused"] == "verify out_of_region", "collection held to verify", step=HOUR)
+    expect(st, st["episode"]["acceleration_days"] == 15 and len(st["rejected_inputs"]) == 1,
+           "seized equipment accelerates, the unknown kind rejected")
+    await env.sleep(2 * DAY)
+    await h.execute_update("resume", {**AGENT})
+    await env.sleep(2 * DAY)
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ladder_to_placement": Scenario(full_ladder, world="webhook"),
     "promise_kept_early": Scenario(promise_kept),
@@ -774,4 +901,9 @@ SCENARIOS: dict[str, Scenario] = {
     "malformed_and_refused": Scenario(malformed_and_refused),
     "policy_pinned_change": Scenario(policy_pinned_change),
     "compressed_time": Scenario(compressed_time),
+    "consumer_calendar": Scenario(consumer_calendar),
+    "b2b_calendar": Scenario(b2b_calendar),
+    "b2b_agency_then_legal": Scenario(b2b_sequence),
+    "consumer_promise_broken": Scenario(consumer_promise_broken),
+    "risk_signs_catalogue": Scenario(risk_signs),
 }
