@@ -18,7 +18,7 @@ Purpose = Literal["collection", "legal_notice", "service"]
 # lawfully follow), not requests for payment: their purpose comes from what the step does, so a
 # template renamed in a new policy version never changes how the contact rules treat it.
 LEGAL_NOTICE_ACTIONS = frozenset({"lockout_warning", "lockout_request", "lawyer_letter", "placement",
-                                  "litigation_referral"})
+                                  "litigation_referral", "registered_letter"})
 
 
 # Before a ladder message's purpose came from its step's action it was told by the template's name;
@@ -57,6 +57,8 @@ class QueuedSend(BaseModel):
     variables: dict[str, Any] = Field(default_factory=dict)   # fixed when queued (e.g. the lock date)
     # A notice the lockout track waits for: its delivery starts the notice period.
     track: Literal["lockout_warning", "lockout_final_warning"] | None = None
+    # A letter by registered (signed for) or recorded mail, with a receipt to come back; None: plain.
+    service: Literal["registered", "recorded"] | None = None
 
 
 class Situation(BaseModel):

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from domain.money import is_supported_currency
 from schemas import limits as L
+from schemas.handoffs import PostalAddress
 
 Language = Literal["en", "zh"]
 ContactRole = Literal["guarantor", "co_borrower", "unrelated_third_party"]
@@ -38,6 +39,8 @@ class Debtor(_Open):
     country: L.CountryCode | None = Field(default=None, description="ISO 3166-1 alpha-2, for holidays and rules")
     region: L.RegionCode | None = Field(default=None, description="ISO 3166-2 subdivision ('NY' or 'US-NY') "
                                                                   "for regional holidays/rules")
+    # Where registered letters go (proof of delivery); a letter step with no address goes to a person.
+    postal_address: PostalAddress | None = None
 
 
 class Contact(_Open):
@@ -51,6 +54,7 @@ class Contact(_Open):
     phone: L.Phone | None = None
     email: L.Email | None = None
     language: Language = "en"
+    postal_address: PostalAddress | None = None
 
 
 class Instalment(BaseModel):

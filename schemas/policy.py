@@ -30,6 +30,7 @@ StepAction = Literal[
     "placement",             # hand-off to a collection agency
     "litigation_referral",   # hand-off to litigation counsel
     "agent_task",            # route to a person
+    "registered_letter",     # letter by registered mail, with proof of delivery (a receipt comes back)
 ]
 
 
@@ -61,6 +62,8 @@ class Step(_Strict):
     summary: str = ""
     # Local time of day the step falls due; the policy's `steps_at` when unset.
     at: TimeOfDay | None = None
+    # registered_letter: who the letter is addressed to (guarantor / co_borrower: each one on file).
+    recipient: Literal["debtor", "guarantor", "co_borrower"] = "debtor"
 
     @model_validator(mode="after")
     def _anchor(self) -> "Step":
@@ -73,6 +76,10 @@ class Step(_Strict):
             raise ValueError(f"step {self.id}: {self.action} needs at least one channel")
         if self.channels and not self.template:
             raise ValueError(f"step {self.id}: a template is required when channels are set")
+        if self.action == "registered_letter" and (not self.template or self.channels):
+            raise ValueError(f"step {self.id}: a registered_letter names its letter template and no channels")
+        if self.recipient != "debtor" and self.action != "registered_letter":
+            raise ValueError(f"step {self.id}: recipient is only set on a registered_letter")
         return self
 
 

@@ -13,7 +13,7 @@ from activities.rendering import render
 from policies import catalog, published
 from schemas.policy import Policy
 
-NEW = [("consumer", 2), ("b2b", 3), ("property", 2)]
+NEW = [("consumer", 2), ("b2b", 3), ("property", 3)]
 
 # What AccountCollection._variables passes, plus what the messaging activity adds (company_name,
 # contact_phone, recipient_name): nothing else, so a template needing more fails here.
@@ -28,7 +28,8 @@ CONTEXT = {"debtor_name": "Wang <Wei> & Co", "account_id": "A-4242", "amount_due
 def _uses(policy: Policy) -> list[tuple[str, str]]:
     out = []
     for step in policy.steps:
-        channels = ("voice",) if step.action == "call" else step.channels
+        channels = ("voice",) if step.action == "call" else ("letter",) if step.action == "registered_letter" \
+            else step.channels
         out.extend((step.template, c) for c in channels if step.template)
     broken = policy.promises.on_broken
     if broken is not None and broken.template:
@@ -98,6 +99,17 @@ def test_b2b_calendar_follows_the_53_tips():
     assert "b2b_placement_notice" in p.contact_rules.allowed_after_cease
 
 
+def test_property_v3_serves_v2s_formal_notices_by_registered_letter():
+    v2, v3 = catalog.load("property", 2), catalog.load("property", 3)
+    assert (v2.charges, v2.stages, v2.promises, v2.contact_rules, v2.risk) == \
+        (v3.charges, v3.stages, v3.promises, v3.contact_rules, v3.risk)
+    assert {s.id for s in v2.steps} < {s.id for s in v3.steps}
+    registered = {s.template: s.dpd for s in v3.steps if s.action == "registered_letter"}
+    assert registered == {"property_payment_notice": 1, "property_late_charge_letter": 30, "property_lawyer_letter": 60}
+    # The formal notices no longer go by ordinary post as well.
+    assert not [s.id for s in v3.steps if "letter" in s.channels and s.template in registered]
+
+
 def test_property_v2_keeps_v1_calendar_and_charges_with_property_wording():
     v1, v2 = catalog.load("property", 1), catalog.load("property", 2)
     shape = lambda p: [(s.id, s.action, s.days_before_due, s.dpd, s.channels) for s in p.steps]  # noqa: E731
@@ -105,7 +117,7 @@ def test_property_v2_keeps_v1_calendar_and_charges_with_property_wording():
     assert (v1.charges, v1.stages, v1.promises, v1.contact_rules, v1.risk) == \
         (v2.charges, v2.stages, v2.promises, v2.contact_rules, v2.risk)
     assert all(t.startswith("property_") or t == "litigation_notice" for t, _ in _uses(v2))
-    assert catalog.load("property").version == 2
+    assert catalog.load("property").version >= 2
     for template, channel in _uses(v2):
         for language in ("en", "zh"):
             _, body = render(template, channel, language, CONTEXT)

@@ -16,7 +16,7 @@ since the last posting to the ledger; so do the fees step, continue-as-new, a ha
 An instalment is unpaid while anything on it (principal or charges) is outstanding.
 
 The parts (one concern each) are in this folder: delinquency, ladder, outreach, lockout, placement,
-tasks, records, signals, updates; what they share is declared in context.py; rules are pure
+letters, tasks, records, signals, updates; what they share is declared in context.py; rules are pure
 functions and state machines in domain/.
 """
 from __future__ import annotations
@@ -48,6 +48,7 @@ from workflows.common import describe_validation_error
 from workflows.context import BOOK_MERGE_AT
 from workflows.delinquency import Delinquency
 from workflows.ladder import Ladder
+from workflows.letters import Letters
 from workflows.lockout import Lockout
 from workflows.outreach import Outreach
 from workflows.placement import Placements
@@ -74,7 +75,8 @@ def _fail(message: str, kind: str) -> ApplicationError:
 
 
 @workflow.defn(name="AccountCollection")
-class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Tasks, Records, Signals, OperatorUpdates):
+class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Letters, Tasks, Records, Signals,
+                        OperatorUpdates):
     @workflow.init
     def __init__(self, *args: Any) -> None:
         self.s: AccountState | None = None
@@ -432,6 +434,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Task
             "lockout": s.lockout.model_dump(mode="json"),
             "unlocks": [j.model_dump(mode="json") for j in s.unlocks if j.state != "confirmed"],
             "placement": s.placement.model_dump(mode="json") if s.placement else None,
+            "letters": self._letters_status(),
             "consent": s.consent.summary(),
             "outbox": [{"key": o.key, "channel": o.channel, "template": o.template, "person": o.person,
                         "not_before": o.not_before.isoformat() if o.not_before else None} for o in s.outbox],

@@ -220,6 +220,27 @@ class AccountContext:
     def _lockout_request_step(self, planned: Any, scope: str) -> bool:        # workflows/lockout.py
         raise NotImplementedError
 
+    def _parse_signal(self, kind: str, model: type, args: Any) -> Any:        # workflows/signals.py
+        raise NotImplementedError
+
+    def _person(self, person: str) -> tuple[str, Any]:                        # workflows/outreach.py
+        raise NotImplementedError
+
+    def _variables(self, item: Any) -> dict[str, Any]:                        # workflows/outreach.py
+        raise NotImplementedError
+
+    def _send_failed(self, item: Any, err: Any) -> None:                      # workflows/outreach.py
+        raise NotImplementedError
+
+    def _forget(self, item: Any) -> None:                                     # workflows/outreach.py
+        raise NotImplementedError
+
+    async def _deliver_registered(self, item: Any, decision: Any) -> None:    # workflows/letters.py
+        raise NotImplementedError
+
+    def _registered_letter_step(self, planned: Any, scope: str, episode: int | None) -> bool:  # letters.py
+        raise NotImplementedError
+
     def _publish(self) -> None:                                               # workflows/records.py
         raise NotImplementedError
 

@@ -138,6 +138,8 @@ class Ladder(Effects):
         if action == "agent_task":
             self._open_task(scope, summary, f"ladder step {step.id}")
             return True
+        if action == "registered_letter":
+            return self._registered_letter_step(planned, scope, episode)
         return True  # pragma: no cover - the policy schema admits no other action
 
     def _step_purpose(self, action: str, template: str) -> str | None:

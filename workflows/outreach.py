@@ -46,7 +46,7 @@ class Outreach(Effects):
     def _queue_send(self, *, scope: str, step_id: str, summary: str, channel: str, template: str,
                     person: str = DEBTOR, purpose: str | None = None, episode: int | None = None,
                     instalment: date | None = None, variables: dict[str, Any] | None = None,
-                    track: str | None = None) -> bool:
+                    track: str | None = None, service: str | None = None) -> bool:
         """Queue one message; False when the same message (same business key) was queued or done."""
         s = self._state
         key = f"{s.account.account_id}:{scope}:{channel}:{person}"
@@ -58,7 +58,7 @@ class Outreach(Effects):
         s.outbox.append(QueuedSend(key=key, step_id=step_id, summary=summary, channel=channel, template=template,
                                    person=person, role=role, purpose=purpose, episode=episode,  # type: ignore[arg-type]
                                    instalment=instalment, queued_at=self._now(), variables=variables or {},
-                                   track=track))  # type: ignore[arg-type]
+                                   track=track, service=service))  # type: ignore[arg-type]
         self._wake_up()
         return True
 
@@ -146,6 +146,9 @@ class Outreach(Effects):
         return values
 
     async def _deliver(self, item: QueuedSend, decision: ComplianceDecision) -> None:
+        if item.service is not None:
+            await self._deliver_registered(item, decision)   # workflows/letters.py
+            return
         s = self._state
         _, person = self._person(item.person)
         if item.track == "lockout_warning":

@@ -31,7 +31,7 @@ from workflows.common import describe_validation_error
 from workflows.context import MAX_PAYMENT_IDS
 from workflows.effects import Effects
 
-KNOWN_SIGNALS = "payment, risk, contact, lockout_confirmation"
+KNOWN_SIGNALS = "payment, risk, contact, lockout_confirmation, delivery_receipt"
 # workflow.patched id: a call a person or a dialer placed (reported as a voice contact: answered, not
 # answered, voicemail, wrong party) counts toward the call cap like the workflow's own calls
 # (docs/contact-rules.md). Asked only for such a report, so other histories carry no marker.

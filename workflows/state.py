@@ -79,6 +79,23 @@ class ApprovalRequest(_Carried):
     summary: str
 
 
+class LetterRecord(_Carried):
+    """A registered letter: sent once by its business key, its receipt recorded when it comes back."""
+
+    letter_id: str               # the business key: account + episode/due + step + recipient
+    step_id: str
+    template: str
+    person: str
+    recipient: str               # debtor | guarantor | co_borrower
+    status: Literal["sending", "sent", "delivered", "refused", "returned", "failed"] = "sending"
+    tracking_ref: str | None = None
+    provider: str | None = None
+    sent_at: datetime | None = None
+    receipt_at: datetime | None = None
+    signed_by: str | None = None
+    episode: int | None = None
+
+
 class AccountState(_Carried):
     schema_version: int = STATE_SCHEMA
     account: AccountStart
@@ -125,6 +142,7 @@ class AccountState(_Carried):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     rejected: list[RejectedInput] = Field(default_factory=list)
     retry_at: dict[str, datetime] = Field(default_factory=dict)  # failed hand-overs and recalls: next attempt
+    letters: list[LetterRecord] = Field(default_factory=list)     # registered letters, the latest MAX_LETTERS
     cycle_closed_through: date | None = None
     records: int = 0                              # sequence of unkeyed records, unique for the account's life
     runs: int = 1

@@ -1,0 +1,111 @@
+"""The playbooks' hand-offs called from the workflow (issue 16), on the time-skipping server with the
+real workers: registered letters with proof of delivery and their receipts."""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.collection import account, finish, running_workers, settle_all, start, today
+
+ZONE = ZoneInfo("Asia/Shanghai")
+ADDRESS = {"lines": ["Room 1201, Building 3", "88 Century Avenue, Pudong"], "postcode": "200120", "country": "CN"}
+
+
+@pytest.fixture(scope="module")
+async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
+    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
+        yield p
+
+
+async def until(env, h, due: date, dpd: int, hour: int = 11) -> dict:
+    target = datetime.combine(due + timedelta(days=dpd), time(hour), ZONE)
+    now = await env.get_current_time()
+    assert target > now, (target, now)
+    await env.sleep(target - now)
+    await settle_all({"h": h})
+    return await h.query("status")
+
+
+def owner(t0: date, due_in: int, *, address: bool = True, version: int = 3) -> dict:
+    data = account(today=t0, due_in=due_in, policy_id="property", policy_version=version, jurisdiction="CN",
+                   debt_type="property_fee")
+    if address:
+        data["debtor"]["postal_address"] = ADDRESS
+    return data
+
+
+# ------------------------------------------------------------------ 1. registered letters
+async def test_a_formal_notice_goes_by_registered_letter_and_its_receipt_is_recorded(env, pool):
+    t0 = await today(env)
+    data = owner(t0, 2)
+    aid, due = data["account_id"], t0 + timedelta(days=2)
+    h = await start(env.client, data)
+    try:
+        st = await until(env, h, due, 1)
+        [letter] = st["letters"]
+        assert letter["step_id"] == "dpd1-registered-notice" and letter["status"] == "sent"
+        assert letter["recipient"] == "debtor" and letter["tracking_ref"]
+        # The business key: account, episode and step, recipient; never the run.
+        assert letter["letter_id"].startswith(f"{aid}:") and "dpd1-registered-notice" in letter["letter_id"]
+        assert letter["letter_id"].endswith(":debtor")
+        row = await pool.fetchrow("SELECT status, tracking_ref, address FROM registered_letters WHERE idempotency_key=$1",
+                                  letter["letter_id"])
+        assert row["status"] == "sent" and row["tracking_ref"] == letter["tracking_ref"]
+        sent = [e for e in st["timeline"] if e["kind"] == "sent" and "registered letter" in e["summary"]]
+        assert sent and sent[0]["detail"]["tracking_ref"] == letter["tracking_ref"]
+
+        # Malformed, unknown and mismatched receipts are recorded, never crash the account.
+        await h.signal("delivery_receipt", {"letter_id": letter["letter_id"], "status": "lost"})
+        await h.signal("delivery_receipt", {"letter_id": f"{aid}:nope", "tracking_ref": "X1", "status": "delivered",
+                                            "received_at": "2026-01-01T10:00:00+08:00"})
+        await h.signal("delivery_receipt", {"letter_id": letter["letter_id"], "tracking_ref": "OTHER",
+                                            "status": "delivered", "received_at": "2026-01-01T10:00:00+08:00"})
+        received = (datetime.combine(due + timedelta(days=3), time(10), ZONE)).isoformat()
+        await h.signal("delivery_receipt", {"letter_id": letter["letter_id"], "tracking_ref": letter["tracking_ref"],
+                                            "status": "delivered", "received_at": received, "signed_by": "王伟"})
+        await settle_all({"h": h})
+        st = await h.query("status")
+        rejected = [r for r in st["rejected_inputs"] if r["kind"] == "delivery_receipt"]
+        assert len(rejected) == 3, rejected
+        assert any("unknown letter" in r["error"] for r in rejected)
+        assert any("tracking reference" in r["error"] for r in rejected)
+        [letter] = st["letters"]
+        assert letter["status"] == "delivered" and letter["signed_by"] == "王伟" and letter["receipt_at"]
+        receipts = [e for e in st["timeline"] if e["kind"] == "letter_receipt"]
+        assert len(receipts) == 1 and "signed for by 王伟" in receipts[0]["summary"]
+        assert st["stage"] not in ("closed",)
+    finally:
+        await finish(h)
+
+
+async def test_a_registered_letter_with_no_postal_address_goes_to_a_person(env, pool):
+    t0 = await today(env)
+    data = owner(t0, 2, address=False)
+    due = t0 + timedelta(days=2)
+    h = await start(env.client, data)
+    try:
+        st = await until(env, h, due, 1)
+        assert st["letters"] == []
+        assert "registered letter: no postal address" in st["needs_review"]
+        assert any(e["kind"] == "letter_not_sent" for e in st["timeline"])
+    finally:
+        await finish(h)
+
+
+async def test_a_registered_letter_is_a_legal_notice_a_cease_request_applies_to(env, pool):
+    t0 = await today(env)
+    data = owner(t0, 2)
+    due = t0 + timedelta(days=2)
+    h = await start(env.client, data)
+    try:
+        await h.execute_update("cease_communication", {})
+        st = await until(env, h, due, 1)
+        # property_payment_notice is not a notice the law allows after a cease request: suppressed.
+        assert st["letters"] == []
+        assert any(e["kind"] == "compliance_decision" and e["summary"].startswith("Payment notice by registered letter")
+                   and "suppressed" in e["summary"] for e in st["timeline"]), st["timeline"]
+    finally:
+        await finish(h)
