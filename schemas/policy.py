@@ -31,6 +31,7 @@ StepAction = Literal[
     "litigation_referral",   # hand-off to litigation counsel
     "agent_task",            # route to a person
     "registered_letter",     # letter by registered mail, with proof of delivery (a receipt comes back)
+    "credit_hold",           # stop supply in the lender's ERP; released when no longer past due
 ]
 
 

@@ -2,13 +2,14 @@
 real workers: registered letters with proof of delivery and their receipts."""
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import account, finish, running_workers, settle_all, start, today
+from tests.collection import account, finish, payment, running_workers, settle_all, start, today
 
 ZONE = ZoneInfo("Asia/Shanghai")
 ADDRESS = {"lines": ["Room 1201, Building 3", "88 Century Avenue, Pudong"], "postcode": "200120", "country": "CN"}
@@ -107,5 +108,55 @@ async def test_a_registered_letter_is_a_legal_notice_a_cease_request_applies_to(
         assert st["letters"] == []
         assert any(e["kind"] == "compliance_decision" and e["summary"].startswith("Payment notice by registered letter")
                    and "suppressed" in e["summary"] for e in st["timeline"]), st["timeline"]
+    finally:
+        await finish(h)
+
+
+# ------------------------------------------------------------------ 2. credit hold and release
+def b2b(t0: date, due_in: int, version: int = 4) -> dict:
+    return account(today=t0, due_in=due_in, policy_id="b2b", policy_version=version, jurisdiction="CN",
+                   debt_type="trade_receivable")
+
+
+async def test_supply_is_held_at_30_days_once_and_released_on_payment_with_the_hold_reference(env, pool):
+    t0 = await today(env)
+    data = b2b(t0, 2)
+    aid, due = data["account_id"], t0 + timedelta(days=2)
+    h = await start(env.client, data)
+    try:
+        st = await until(env, h, due, 29, hour=16)
+        assert st["credit_hold"] is None
+        st = await until(env, h, due, 31, hour=16)
+        hold = st["credit_hold"]
+        assert hold["status"] == "held" and hold["reference"] and hold["step_id"] == "dpd30-credit-hold"
+        assert hold["key"].startswith(f"{aid}:e1:") and hold["key"].endswith(":credit-hold")
+        rows = await pool.fetch("SELECT idempotency_key, kind, status FROM handoffs WHERE account_id=$1 ORDER BY kind",
+                                aid)
+        assert [(r["kind"], r["status"]) for r in rows] == [("credit_hold", "submitted")]
+        # Paid in full (principal and the interest accrued): no longer past due.
+        await h.signal("payment", payment("P1", st["total_outstanding"], datetime.combine(due + timedelta(days=31), time(15), ZONE)))
+        await settle_all({"h": h})
+        st = await h.query("status")
+        hold = st["credit_hold"]
+        assert hold["status"] == "released" and hold["release_reason"], hold
+        rows = await pool.fetch("SELECT idempotency_key, kind, status, request FROM handoffs WHERE account_id=$1 "
+                                "ORDER BY kind", aid)
+        assert [(r["kind"], r["status"]) for r in rows] == [("credit_hold", "submitted"),
+                                                            ("credit_release", "submitted")]
+        release = rows[1]["request"] if isinstance(rows[1]["request"], dict) else json.loads(rows[1]["request"])
+        assert release["hold_reference"] == hold["reference"]
+        assert [e["kind"] for e in st["timeline"]].count("credit_hold") >= 3   # requested, placed, released
+    finally:
+        await finish(h)
+
+
+async def test_b2b_v3_takes_no_credit_hold(env, pool):
+    t0 = await today(env)
+    data = b2b(t0, 2, version=3)
+    h = await start(env.client, data)
+    try:
+        st = await until(env, h, t0 + timedelta(days=2), 31, hour=16)
+        assert st["credit_hold"] is None
+        assert not await pool.fetch("SELECT 1 FROM handoffs WHERE account_id=$1", data["account_id"])
     finally:
         await finish(h)

@@ -241,6 +241,9 @@ class AccountContext:
     def _registered_letter_step(self, planned: Any, scope: str, episode: int | None) -> bool:  # letters.py
         raise NotImplementedError
 
+    def _credit_hold_step(self, planned: Any, scope: str) -> bool:           # workflows/credit_hold.py
+        raise NotImplementedError
+
     def _publish(self) -> None:                                               # workflows/records.py
         raise NotImplementedError
 

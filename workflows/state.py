@@ -96,6 +96,20 @@ class LetterRecord(_Carried):
     episode: int | None = None
 
 
+class CreditHold(_Carried):
+    """Supply stopped in the lender's ERP for one delinquency episode, until it is released."""
+
+    key: str                     # business key of the hold: account + episode + step
+    episode: int | None
+    step_id: str
+    status: Literal["requesting", "held", "releasing", "released", "cancelled"] = "requesting"
+    reference: str | None = None  # the ERP's hold reference, passed back with the release
+    held_at: datetime | None = None
+    release_reason: str | None = None
+    released_at: datetime | None = None
+    attempts: int = 0
+
+
 class AccountState(_Carried):
     schema_version: int = STATE_SCHEMA
     account: AccountStart
@@ -143,6 +157,7 @@ class AccountState(_Carried):
     rejected: list[RejectedInput] = Field(default_factory=list)
     retry_at: dict[str, datetime] = Field(default_factory=dict)  # failed hand-overs and recalls: next attempt
     letters: list[LetterRecord] = Field(default_factory=list)     # registered letters, the latest MAX_LETTERS
+    credit_hold: CreditHold | None = None                         # the latest credit hold (b2b)
     cycle_closed_through: date | None = None
     records: int = 0                              # sequence of unkeyed records, unique for the account's life
     runs: int = 1
