@@ -56,7 +56,7 @@ class QueuedSend(BaseModel):
     rounds: int = 0                 # rounds in which the provider stayed unavailable
     variables: dict[str, Any] = Field(default_factory=dict)   # fixed when queued (e.g. the lock date)
     # A notice the lockout track waits for: its delivery starts the notice period.
-    track: Literal["lockout_warning", "lockout_final_warning"] | None = None
+    track: Literal["lockout_warning", "lockout_final_warning", "credit_report_notice"] | None = None
     # A letter by registered (signed for) or recorded mail, with a receipt to come back; None: plain.
     service: Literal["registered", "recorded"] | None = None
 

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from domain.credit_reporting import ReportKind
 from domain.risk_signs import CATALOGUE as RISK_SIGNS
 from schemas.charges import Allocation, Charges, LateFeeRule, PenaltyInterestRule, Waivers
 
@@ -32,6 +33,7 @@ StepAction = Literal[
     "agent_task",            # route to a person
     "registered_letter",     # letter by registered mail, with proof of delivery (a receipt comes back)
     "credit_hold",           # stop supply in the lender's ERP; released when no longer past due
+    "credit_report",         # furnish a credit bureau (domain/credit_reporting.py decides; notice first)
 ]
 
 
@@ -65,6 +67,9 @@ class Step(_Strict):
     at: TimeOfDay | None = None
     # registered_letter: who the letter is addressed to (guarantor / co_borrower: each one on file).
     recipient: Literal["debtor", "guarantor", "co_borrower"] = "debtor"
+    # credit_report: what is furnished; its channels and template are the advance notice to the
+    # debtor, sent first where the reporting rule requires one.
+    report: ReportKind = "default"
 
     @model_validator(mode="after")
     def _anchor(self) -> "Step":
@@ -81,6 +86,8 @@ class Step(_Strict):
             raise ValueError(f"step {self.id}: a registered_letter names its letter template and no channels")
         if self.recipient != "debtor" and self.action != "registered_letter":
             raise ValueError(f"step {self.id}: recipient is only set on a registered_letter")
+        if self.report != "default" and self.action != "credit_report":
+            raise ValueError(f"step {self.id}: report is only set on a credit_report")
         return self
 
 
@@ -113,13 +120,20 @@ class BrokenPromise(_Strict):
     template: str | None = None
     agent_task: bool = False
     summary: str = "Broken promise follow-up"
+    # Furnish a broken_promise report to the credit bureau (where domain/credit_reporting.py allows
+    # it); the notice channels and template tell the debtor first where the rule requires it.
+    credit_report: bool = False
+    report_notice_channels: tuple[Channel, ...] = ()
+    report_notice_template: str | None = None
 
     @model_validator(mode="after")
     def _template(self) -> "BrokenPromise":
         if self.channels and not self.template:
             raise ValueError("promises.on_broken: a template is required when channels are set")
-        if not self.channels and not self.agent_task:
-            raise ValueError("promises.on_broken: give channels and a template, or agent_task: true")
+        if not self.channels and not self.agent_task and not self.credit_report:
+            raise ValueError("promises.on_broken: give channels and a template, agent_task: true or credit_report: true")
+        if self.report_notice_channels and not self.report_notice_template:
+            raise ValueError("promises.on_broken: a report_notice_template is required with report_notice_channels")
         return self
 
 
@@ -272,6 +286,14 @@ class Policy(_Strict):
     @property
     def ref(self) -> str:
         return f"{self.policy_id}@v{self.version}"
+
+    @property
+    def report_kinds(self) -> tuple[ReportKind, ...]:
+        """What this policy furnishes to a credit bureau (a lender may report less than the law allows)."""
+        kinds = {s.report for s in self.steps if s.action == "credit_report"}
+        if self.promises.on_broken is not None and self.promises.on_broken.credit_report:
+            kinds.add("broken_promise")
+        return tuple(k for k in ("broken_promise", "default") if k in kinds)  # type: ignore[misc]
 
     def rules_for(self, jurisdiction: str | None) -> ContactRules:
         """Most specific override wins: 'US-MA' before 'US' before the policy default."""

@@ -160,3 +160,88 @@ async def test_b2b_v3_takes_no_credit_hold(env, pool):
         assert not await pool.fetch("SELECT 1 FROM handoffs WHERE account_id=$1", data["account_id"])
     finally:
         await finish(h)
+
+
+# ------------------------------------------------------------------ 3. credit-bureau reports
+def consumer(t0: date, due_in: int, *, jurisdiction: str = "CN", version: int = 3) -> dict:
+    return account(today=t0, due_in=due_in, policy_id="consumer", policy_version=version, jurisdiction=jurisdiction,
+                   debt_type="consumer_loan")
+
+
+async def audit(pool, aid: str, kind: str) -> list[dict]:
+    rows = await pool.fetch("SELECT entry_key, summary, data FROM audit_log WHERE account_id=$1 AND kind=$2 ORDER BY seq",
+                            aid, kind)
+    return [{"key": r["entry_key"], "summary": r["summary"],
+             "data": r["data"] if isinstance(r["data"], dict) else json.loads(r["data"])} for r in rows]
+
+
+async def test_a_broken_promise_and_the_default_are_reported_after_the_advance_notice(env, pool):
+    t0 = await today(env)
+    data = consumer(t0, 2)
+    aid, due = data["account_id"], t0 + timedelta(days=2)
+    h = await start(env.client, data)
+    try:
+        await until(env, h, due, 2)
+        promised = (due + timedelta(days=4)).isoformat()
+        await h.execute_update("promise_to_pay", {"amount": 10_000, "promised_date": promised,
+                                                  "reason_code": "income_delayed", "operator": "agent.zhou",
+                                                  "role": "operator"})
+        st = await until(env, h, due, 9, hour=16)
+        [report] = st["credit_reports"]
+        assert report["kind"] == "broken_promise" and report["status"] == "reported", report
+        assert report["promise_id"] and report["promised_date"] == promised and report["reference"]
+        # CN: the debtor is told first (art. 15); the report goes once the notice was delivered.
+        assert report["notice_sent_on"] is not None
+        # The business key: account, episode, promise; never the run.
+        assert report["key"].startswith(f"{aid}:e1:promise:") and report["key"].endswith(":credit-report")
+        assert h.first_execution_run_id and h.first_execution_run_id not in report["key"]
+        st = await until(env, h, due, 31, hour=16)
+        default = next(r for r in st["credit_reports"] if r["kind"] == "default")
+        assert default["status"] == "reported" and default["step_id"] == "dpd30-credit-report"
+        assert default["notice_sent_on"] is not None
+        await env.sleep(timedelta(days=1))       # the ledger is written within a bounded time
+        await settle_all({"h": h})
+        rows = await pool.fetch("SELECT idempotency_key, kind, status, request FROM handoffs WHERE account_id=$1 "
+                                "ORDER BY created_at", aid)
+        assert [(r["kind"], r["status"]) for r in rows] == [("credit_report", "submitted")] * 2
+        sent = {(r["data"]["step"], r["data"]["channel"]) for r in await audit(pool, aid, "sent")}
+        assert ("dpd30-credit-report", "sms") in sent and ("promise-broken", "sms") in sent
+        request = rows[1]["request"] if isinstance(rows[1]["request"], dict) else json.loads(rows[1]["request"])
+        assert request["notice_sent_on"] == default["notice_sent_on"] and request["kind"] == "default"
+    finally:
+        await finish(h)
+
+
+async def test_a_report_the_rule_refuses_is_a_compliance_decision_not_a_failure(env, pool):
+    t0 = await today(env)
+    data = consumer(t0, 2, jurisdiction="GB")    # GB: a default only from 90 days past due
+    aid, due = data["account_id"], t0 + timedelta(days=2)
+    h = await start(env.client, data)
+    try:
+        st = await until(env, h, due, 31, hour=16)
+        [report] = st["credit_reports"]
+        assert report["status"] == "refused" and report["refusal"].startswith("days_past_due"), report
+        assert st["stage"] not in ("closed",) and "credit report failed" not in st["needs_review"]
+        decisions = [e for e in st["timeline"] if e["kind"] == "compliance_decision" and "credit report" in e["summary"]]
+        assert decisions and decisions[0]["decision"]["verdict"] == "suppress"
+        assert decisions[0]["decision"]["rule"] == "credit_reporting.days_past_due"
+        await env.sleep(timedelta(days=1))       # the ledger is written within a bounded time
+        await settle_all({"h": h})
+        ledger = await audit(pool, aid, "compliance_decision")
+        assert any(r["data"]["decision"]["rule"] == "credit_reporting.days_past_due" for r in ledger), ledger
+        [row] = await pool.fetch("SELECT status FROM handoffs WHERE account_id=$1", aid)
+        assert row["status"] == "refused"
+    finally:
+        await finish(h)
+
+
+async def test_consumer_v2_makes_no_credit_report(env, pool):
+    t0 = await today(env)
+    data = consumer(t0, 2, version=2)
+    h = await start(env.client, data)
+    try:
+        st = await until(env, h, t0 + timedelta(days=2), 31, hour=16)
+        assert st["credit_reports"] == []
+        assert not await pool.fetch("SELECT 1 FROM handoffs WHERE account_id=$1", data["account_id"])
+    finally:
+        await finish(h)

@@ -16,7 +16,7 @@ since the last posting to the ledger; so do the fees step, continue-as-new, a ha
 An instalment is unpaid while anything on it (principal or charges) is outstanding.
 
 The parts (one concern each) are in this folder: delinquency, ladder, outreach, lockout, placement,
-letters, credit_hold, tasks, records, signals, updates; what they share is declared in context.py; rules are pure
+letters, credit_hold, credit_report, tasks, records, signals, updates; what they share is declared in context.py; rules are pure
 functions and state machines in domain/.
 """
 from __future__ import annotations
@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.common import describe_validation_error
 from workflows.context import BOOK_MERGE_AT
 from workflows.credit_hold import CreditHolds
+from workflows.credit_report import CreditReports
 from workflows.delinquency import Delinquency
 from workflows.ladder import Ladder
 from workflows.letters import Letters
@@ -76,8 +77,8 @@ def _fail(message: str, kind: str) -> ApplicationError:
 
 
 @workflow.defn(name="AccountCollection")
-class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Letters, CreditHolds, Tasks, Records,
-                        Signals, OperatorUpdates):
+class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Letters, CreditHolds, CreditReports,
+                        Tasks, Records, Signals, OperatorUpdates):
     @workflow.init
     def __init__(self, *args: Any) -> None:
         self.s: AccountState | None = None
@@ -149,6 +150,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         self._launch_lockout()
         self._launch_placement()
         self._launch_credit_hold()
+        self._launch_credit_reports()
         # Records ride along when the account acts anyway; otherwise they wait a bounded time.
         if self._launch_flush(now=self._launches > launched or self._flush_soon) or not self._ledger:
             self._flush_soon = False
@@ -438,6 +440,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
             "placement": s.placement.model_dump(mode="json") if s.placement else None,
             "letters": self._letters_status(),
             "credit_hold": s.credit_hold.model_dump(mode="json") if s.credit_hold else None,
+            "credit_reports": self._credit_reports_status(),
             "consent": s.consent.summary(),
             "outbox": [{"key": o.key, "channel": o.channel, "template": o.template, "person": o.person,
                         "not_before": o.not_before.isoformat() if o.not_before else None} for o in s.outbox],

@@ -244,6 +244,18 @@ class AccountContext:
     def _credit_hold_step(self, planned: Any, scope: str) -> bool:           # workflows/credit_hold.py
         raise NotImplementedError
 
+    def _credit_report_step(self, planned: Any, scope: str) -> bool:         # workflows/credit_report.py
+        raise NotImplementedError
+
+    def _broken_promise_report(self, promise: Any) -> None:                   # workflows/credit_report.py
+        raise NotImplementedError
+
+    def _credit_notice_delivered(self, item: Any) -> None:                    # workflows/credit_report.py
+        raise NotImplementedError
+
+    def _outbox_pending(self, prefix: str) -> bool:                           # workflows/outreach.py
+        raise NotImplementedError
+
     def _publish(self) -> None:                                               # workflows/records.py
         raise NotImplementedError
 

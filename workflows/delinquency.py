@@ -69,6 +69,8 @@ class Delinquency(Effects):
                              channel=channel, template=rule.template or "", episode=episode,
                              variables={"promise_date": p.promised_date.isoformat(),
                                         "promise_amount": self._money(p.amount)})
+        if rule.credit_report:
+            self._broken_promise_report(p)   # workflows/credit_report.py
         if rule.agent_task:
             self._open_task(f"promise:{p.promise_id}:broken", "broken promise: call back",
                             f"promise {p.promise_id} of {self._money(p.amount)} by {p.promised_date} broken"

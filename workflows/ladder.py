@@ -142,6 +142,8 @@ class Ladder(Effects):
             return self._registered_letter_step(planned, scope, episode)
         if action == "credit_hold":
             return self._credit_hold_step(planned, scope)
+        if action == "credit_report":
+            return self._credit_report_step(planned, scope)
         return True  # pragma: no cover - the policy schema admits no other action
 
     def _step_purpose(self, action: str, template: str) -> str | None:

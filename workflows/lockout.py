@@ -89,6 +89,9 @@ class Lockout(Effects):
     # ------------------------------------------------------------------ notices delivered
     def _notice_delivered(self, item: QueuedSend) -> None:
         s = self._state
+        if item.track == "credit_report_notice":
+            self._credit_notice_delivered(item)   # workflows/credit_report.py
+            return
         track = s.lockout
         if item.episode is None or item.episode != track.episode:
             return

@@ -110,6 +110,28 @@ class CreditHold(_Carried):
     attempts: int = 0
 
 
+class CreditReport(_Carried):
+    """One report to a credit bureau (a default from the ladder, or a broken promise), by its business
+    key; the advance notice to the debtor goes first where domain.credit_reporting requires one."""
+
+    key: str                     # business key: account + episode + step (or promise)
+    kind: Literal["broken_promise", "default"]
+    step_id: str
+    episode: int | None
+    status: Literal["pending", "notice", "reported", "refused", "cancelled"] = "pending"
+    notice_scope: str | None = None     # scope of the notice messages (outbox keys)
+    notice_channels: list[str] = Field(default_factory=list)
+    notice_template: str | None = None
+    notice_sent_on: date | None = None
+    promise_id: str | None = None
+    promised_date: date | None = None
+    promised_amount: int | None = None
+    reference: str | None = None        # the bureau's reference
+    reported_on: date | None = None
+    refusal: str | None = None          # rule: reason, when refused (a compliance decision)
+    attempts: int = 0
+
+
 class AccountState(_Carried):
     schema_version: int = STATE_SCHEMA
     account: AccountStart
@@ -158,6 +180,7 @@ class AccountState(_Carried):
     retry_at: dict[str, datetime] = Field(default_factory=dict)  # failed hand-overs and recalls: next attempt
     letters: list[LetterRecord] = Field(default_factory=list)     # registered letters, the latest MAX_LETTERS
     credit_hold: CreditHold | None = None                         # the latest credit hold (b2b)
+    credit_reports: list[CreditReport] = Field(default_factory=list)  # the latest MAX_REPORTS
     cycle_closed_through: date | None = None
     records: int = 0                              # sequence of unkeyed records, unique for the account's life
     runs: int = 1
