@@ -26,6 +26,10 @@ UPDATES: dict[str, tuple[type[BaseModel], str]] = {
     "close": (ev.Close, "Close the account."),
     "change_policy": (ev.ChangePolicy, "Move the account to another policy or version (latest when no version)."),
     "decide_approval": (ev.DecideApproval, "Approve or reject a pending four-eyes request (another person)."),
+    "request_recovery": (ev.RequestRecovery, "Hand the machine to the recovery partner: repossession (supervisor) "
+                                             "or voluntary surrender."),
+    "recovery_update": (ev.RecoveryUpdate, "Record a recovery step: taken back, stored, returned or cancelled."),
+    "decide_disposal": (ev.DecideDisposal, "Decide a stored machine's fate: dispose or return (supervisor)."),
 }
 
 # Signals the ingress forwards besides `payment` (which has its own endpoint and ledger row).

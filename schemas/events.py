@@ -182,6 +182,31 @@ class Close(_Event, Operator):
     reason: L.Reason
 
 
+class RequestRecovery(_Event, Operator):
+    """Hand the financed machine to the recovery partner (repossession: supervisor) or arrange the
+    collection of a machine the debtor surrenders (voluntary_surrender)."""
+
+    kind: Literal["repossession", "voluntary_surrender"]
+    reason: L.Reason
+    last_known_location: L.Note | None = None
+
+
+class RecoveryUpdate(_Event, Operator):
+    """A step of the recovery's lifecycle (domain/recovery.py), checked against its state machine:
+    taken_back (recovered or surrendered), stored (storage began), returned (cured: the machine goes
+    back), cancelled (called off before the machine was taken back)."""
+
+    event: Literal["taken_back", "stored", "returned", "cancelled"]
+    on: L.BoundedDate | None = None      # the day it happened (the account's today when omitted)
+
+
+class DecideDisposal(_Event, Operator):
+    """A person's decision on a stored machine: dispose of it (sell) or return it. Supervisor only."""
+
+    decision: Literal["dispose", "return"]
+    reason: L.Reason
+
+
 class ChangePolicy(_Event, Operator):
     policy_id: L.PolicyId | None = None
     version: L.PolicyVersion | None = None

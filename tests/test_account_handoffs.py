@@ -245,3 +245,62 @@ async def test_consumer_v2_makes_no_credit_report(env, pool):
         assert not await pool.fetch("SELECT 1 FROM handoffs WHERE account_id=$1", data["account_id"])
     finally:
         await finish(h)
+
+
+# ------------------------------------------------------------------ 4. recovery of the machine
+async def test_a_repossession_is_handed_over_once_stored_and_disposed_of_only_by_a_persons_decision(env, pool):
+    from temporalio.client import WorkflowUpdateFailedError
+
+    t0 = await today(env)
+    data = account(today=t0, due_in=2, asset={"asset_id": "EX-77", "description": "excavator"}, jurisdiction="CN",
+                   debt_type="equipment_finance")
+    aid, due = data["account_id"], t0 + timedelta(days=2)
+    h = await start(env.client, data)
+    sup = {"operator": "sup.li", "role": "supervisor"}
+    try:
+        await until(env, h, due, 10)
+        # Repossession is a supervisor's decision; the kind and the reason are checked before acceptance.
+        with pytest.raises(WorkflowUpdateFailedError):
+            await h.execute_update("request_recovery", {"kind": "repossession", "reason": "no contact",
+                                                        "operator": "agent.zhou", "role": "operator"})
+        with pytest.raises(WorkflowUpdateFailedError):
+            await h.execute_update("request_recovery", {"kind": "seizure", "reason": "x", **sup})
+        with pytest.raises(WorkflowUpdateFailedError):
+            await h.execute_update("recovery_update", {"event": "stored", **sup})   # no recovery yet
+        await h.execute_update("request_recovery", {"kind": "repossession", "reason": "no contact for 10 days",
+                                                    "last_known_location": "site 3, Pudong", **sup})
+        with pytest.raises(WorkflowUpdateFailedError):   # one at a time
+            await h.execute_update("request_recovery", {"kind": "voluntary_surrender", "reason": "again", **sup})
+        await settle_all({"h": h})
+        st = await h.query("status")
+        rec = st["recovery"]
+        assert rec["recovery"]["state"] == "requested" and rec["recovery"]["partner_reference"]
+        assert rec["key"] == f"{aid}:e1:recovery:repossession"
+        rows = await pool.fetch("SELECT kind, status FROM handoffs WHERE account_id=$1", aid)
+        assert [(r["kind"], r["status"]) for r in rows] == [("recovery", "submitted")]
+        # The lifecycle is checked against its state machine: stored before taken back is refused.
+        with pytest.raises(WorkflowUpdateFailedError):
+            await h.execute_update("recovery_update", {"event": "stored", **sup})
+        with pytest.raises(WorkflowUpdateFailedError):   # nothing stored yet: no decision
+            await h.execute_update("decide_disposal", {"decision": "dispose", "reason": "sell", **sup})
+        await h.execute_update("recovery_update", {"event": "taken_back", "operator": "agent.zhou", "role": "operator"})
+        await h.execute_update("recovery_update", {"event": "stored", "operator": "agent.zhou", "role": "operator"})
+        st = await h.query("status")
+        assert st["recovery"]["recovery"]["state"] == "in_storage"
+        # A week before the three months end a person is told; at the deadline a decision is asked for.
+        st = await until(env, h, due, 10 + 85)
+        assert "recovery: storage ends soon" in st["needs_review"]
+        assert st["recovery"]["recovery"]["state"] == "in_storage"
+        st = await until(env, h, due, 10 + 93)
+        assert st["recovery"]["recovery"]["state"] == "disposal_pending_decision"
+        assert "recovery: disposal decision needed" in st["needs_review"]
+        with pytest.raises(WorkflowUpdateFailedError):   # only a supervisor decides
+            await h.execute_update("decide_disposal", {"decision": "dispose", "reason": "sell",
+                                                       "operator": "agent.zhou", "role": "operator"})
+        await h.execute_update("decide_disposal", {"decision": "dispose", "reason": "sold at auction", **sup})
+        st = await h.query("status")
+        assert st["recovery"]["recovery"]["state"] == "disposed"
+        assert st["recovery"]["recovery"]["decided_by"] == "sup.li"
+        assert "recovery: disposal decision needed" not in st["needs_review"]
+    finally:
+        await finish(h)

@@ -16,7 +16,7 @@ since the last posting to the ledger; so do the fees step, continue-as-new, a ha
 An instalment is unpaid while anything on it (principal or charges) is outstanding.
 
 The parts (one concern each) are in this folder: delinquency, ladder, outreach, lockout, placement,
-letters, credit_hold, credit_report, tasks, records, signals, updates; what they share is declared in context.py; rules are pure
+letters, credit_hold, credit_report, recovery, tasks, records, signals, updates; what they share is declared in context.py; rules are pure
 functions and state machines in domain/.
 """
 from __future__ import annotations
@@ -54,6 +54,7 @@ from workflows.letters import Letters
 from workflows.lockout import Lockout
 from workflows.outreach import Outreach
 from workflows.placement import Placements
+from workflows.recovery import Recoveries
 from workflows.records import Records
 from workflows.signals import Signals
 from workflows.tasks import Tasks
@@ -78,7 +79,7 @@ def _fail(message: str, kind: str) -> ApplicationError:
 
 @workflow.defn(name="AccountCollection")
 class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Letters, CreditHolds, CreditReports,
-                        Tasks, Records, Signals, OperatorUpdates):
+                        Tasks, Records, Signals, Recoveries, OperatorUpdates):
     @workflow.init
     def __init__(self, *args: Any) -> None:
         self.s: AccountState | None = None
@@ -151,6 +152,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         self._launch_placement()
         self._launch_credit_hold()
         self._launch_credit_reports()
+        self._launch_recovery()
         # Records ride along when the account acts anyway; otherwise they wait a bounded time.
         if self._launch_flush(now=self._launches > launched or self._flush_soon) or not self._ledger:
             self._flush_soon = False
@@ -441,6 +443,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
             "letters": self._letters_status(),
             "credit_hold": s.credit_hold.model_dump(mode="json") if s.credit_hold else None,
             "credit_reports": self._credit_reports_status(),
+            "recovery": s.recovery.model_dump(mode="json") if s.recovery else None,
             "consent": s.consent.summary(),
             "outbox": [{"key": o.key, "channel": o.channel, "template": o.template, "person": o.person,
                         "not_before": o.not_before.isoformat() if o.not_before else None} for o in s.outbox],

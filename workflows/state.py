@@ -21,6 +21,7 @@ from domain.lockout_track import LockoutTrack, UnlockJob
 from domain.outbound import QueuedSend
 from domain.placements import Placement
 from domain.promises import PromiseBook
+from domain.recovery import Recovery
 from domain.repayment_plans import RepaymentPlan
 from schemas.account import AccountStart
 from schemas.policy import Policy
@@ -132,6 +133,18 @@ class CreditReport(_Carried):
     attempts: int = 0
 
 
+class RecoveryCase(_Carried):
+    """The machine's recovery (equipment finance): the lifecycle of domain/recovery.py and its hand-off."""
+
+    key: str                      # business key of the hand-off: account + episode + kind
+    recovery: Recovery
+    requested_by: str
+    reason: str
+    last_known_location: str | None = None
+    attempts: int = 0
+    deadline_warned: bool = False
+
+
 class AccountState(_Carried):
     schema_version: int = STATE_SCHEMA
     account: AccountStart
@@ -180,6 +193,7 @@ class AccountState(_Carried):
     retry_at: dict[str, datetime] = Field(default_factory=dict)  # failed hand-overs and recalls: next attempt
     letters: list[LetterRecord] = Field(default_factory=list)     # registered letters, the latest MAX_LETTERS
     credit_hold: CreditHold | None = None                         # the latest credit hold (b2b)
+    recovery: RecoveryCase | None = None                          # the latest recovery of the machine
     credit_reports: list[CreditReport] = Field(default_factory=list)  # the latest MAX_REPORTS
     cycle_closed_through: date | None = None
     records: int = 0                              # sequence of unkeyed records, unique for the account's life
