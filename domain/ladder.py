@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from domain.account_balance import AccountBalance
 from domain.ledger import Balance
+from domain.paydays import PaydaySchedule, next_follow_up
 from schemas.policy import Policy, Step
 
 
@@ -40,6 +41,11 @@ class LadderView(BaseModel):
     # workflow sets it for runs after `pre-due-steps-share-a-day` (workflows/ladder.py).
     same_day_pre_due: bool = False
     escalation_blocked: bool = False           # the above, or a pending promise / repayment plan
+    # The debtor's paydays and the calendar that moves them off non-working days: steps marked
+    # `after_payday_within` wait for the next one.
+    paydays: PaydaySchedule | None = None
+    holiday_country: str | None = None
+    holiday_region: str | None = None
 
 
 class LadderPlan(BaseModel):
@@ -64,6 +70,15 @@ def step_time(step: Step, policy: Policy) -> time:
 
 def customer_due_date(due: date, policy: Policy) -> date:
     return due - timedelta(days=policy.internal_due_days_before)
+
+
+def after_payday(day: date, step: Step, view: LadderView) -> date:
+    """A payday-aware step's day: the debtor's next payday (+ offset) on or after `day`, unless that is
+    more than `after_payday_within` days away (escalation is not put off for long)."""
+    if step.after_payday_within is None or view.paydays is None:
+        return day
+    follow_up = next_follow_up(day, view.paydays, view.holiday_country, view.holiday_region)
+    return follow_up if (follow_up - day).days <= step.after_payday_within else day
 
 
 def plan(policy: Policy, balance: AccountBalance | Balance, view: LadderView) -> LadderPlan:
@@ -151,6 +166,7 @@ def plan(policy: Policy, balance: AccountBalance | Balance, view: LadderView) ->
                     or signature(view.episode_due, step) in view.done):
                 continue
             fire_day = view.episode_due + timedelta(days=max(step.dpd - view.acceleration_days, 0))
+            fire_day = after_payday(fire_day, step, view)
             planned = PlannedStep(key=key, step=step, anchor_due_date=view.episode_due,
                                   fire_at_local=datetime.combine(fire_day, step_time(step, policy)))
             if planned.fire_at_local <= view.local_now:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from domain.money import is_supported_currency
 from schemas import limits as L
+from domain.paydays import PaydaySchedule
 from schemas.handoffs import PostalAddress
 
 Language = Literal["en", "zh"]
@@ -41,6 +42,9 @@ class Debtor(_Open):
                                                                   "for regional holidays/rules")
     # Where registered letters go (proof of delivery); a letter step with no address goes to a person.
     postal_address: PostalAddress | None = None
+    # When the debtor is paid (days of the month and/or the last working day): steps marked
+    # `after_payday_within` in the policy wait for the next payday.
+    paydays: PaydaySchedule | None = None
 
 
 class Contact(_Open):

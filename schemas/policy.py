@@ -70,6 +70,9 @@ class Step(_Strict):
     # credit_report: what is furnished; its channels and template are the advance notice to the
     # debtor, sent first where the reporting rule requires one.
     report: ReportKind = "default"
+    # A DPD step that waits for the debtor's next payday (+ the schedule's offset) when the account
+    # names paydays (debtor.paydays), at most this many days after its own day; unset: no wait.
+    after_payday_within: int | None = Field(default=None, ge=1, le=31)
 
     @model_validator(mode="after")
     def _anchor(self) -> "Step":
@@ -88,6 +91,8 @@ class Step(_Strict):
             raise ValueError(f"step {self.id}: recipient is only set on a registered_letter")
         if self.report != "default" and self.action != "credit_report":
             raise ValueError(f"step {self.id}: report is only set on a credit_report")
+        if self.after_payday_within is not None and not self.dpd:
+            raise ValueError(f"step {self.id}: after_payday_within is only set on a step after the due date (dpd ≥ 1)")
         return self
 
 
@@ -281,6 +286,13 @@ class Policy(_Strict):
             raise ValueError("stages must start at dpd 0")
         if [s.from_dpd for s in self.stages] != sorted({s.from_dpd for s in self.stages}):
             raise ValueError("stages must be in increasing from_dpd order")
+        for st in self.steps:
+            # A later step that ran first would leave the waiting one behind for good (the ladder
+            # never runs a step below the highest one taken).
+            later = [o.dpd for o in self.steps if o.dpd is not None and st.dpd is not None and o.dpd > st.dpd]
+            if st.after_payday_within is not None and later and st.dpd + st.after_payday_within >= min(later):
+                raise ValueError(f"step {st.id}: waiting up to {st.after_payday_within} days for a payday reaches "
+                                 f"the next step at DPD {min(later)}")
         return self
 
     @property

@@ -72,7 +72,9 @@ class Ladder(Effects):
                           episode_due=e.anchor if e else None, dpd_watermark=e.dpd_watermark if e else -1,
                           acceleration_days=e.acceleration_days if e else 0, contact_blocked=contact_blocked,
                           escalation_blocked=escalation_blocked,
-                          same_day_pre_due=shares_pre_due_day(s.policy) and workflow.patched(PRE_DUE_SHARE_A_DAY))
+                          same_day_pre_due=shares_pre_due_day(s.policy) and workflow.patched(PRE_DUE_SHARE_A_DAY),
+                          paydays=s.account.debtor.paydays, holiday_country=s.account.debtor.country,
+                          holiday_region=s.account.debtor.region)
         result = plan(policy, self._balance(), view)
         for skipped in result.skipped:
             self._mark_done(skipped)
