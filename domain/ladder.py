@@ -44,6 +44,7 @@ class LadderView(BaseModel):
     # The debtor's paydays and the calendar that moves them off non-working days: steps marked
     # `after_payday_within` wait for the next one.
     paydays: PaydaySchedule | None = None
+    currency: str | None = None                # for steps that only run on large amounts
     holiday_country: str | None = None
     holiday_region: str | None = None
 
@@ -72,6 +73,14 @@ def customer_due_date(due: date, policy: Policy) -> date:
     return due - timedelta(days=policy.internal_due_days_before)
 
 
+def large_enough(step: Step, amount: int, view: LadderView) -> bool:
+    """A step with `min_amount` runs only on at least that amount in the account's currency."""
+    if step.min_amount is None:
+        return True
+    least = step.min_amount.get(view.currency or "")
+    return least is not None and amount >= least
+
+
 def after_payday(day: date, step: Step, view: LadderView) -> date:
     """A payday-aware step's day: the debtor's next payday (+ offset) on or after `day`, unless that is
     more than `after_payday_within` days away (escalation is not put off for long)."""
@@ -86,6 +95,7 @@ def plan(policy: Policy, balance: AccountBalance | Balance, view: LadderView) ->
     upcoming: list[PlannedStep] = []
     today = view.local_now.date()
     escalation_blocked = view.escalation_blocked or view.contact_blocked
+    past_due = balance.past_due if isinstance(balance, AccountBalance) else balance.past_due(today)
     episode_day0: list[PlannedStep] = []   # the episode's own day-0 step follows the DPD rules
 
     pre_due = [s for s in policy.steps if s.days_before_due is not None
@@ -102,7 +112,7 @@ def plan(policy: Policy, balance: AccountBalance | Balance, view: LadderView) ->
             assert step.days_before_due is not None
             key = f"{line.due_date.isoformat()}:{step.id}"
             floor = view.reminded.get(line.due_date)
-            if key in view.done:
+            if key in view.done or not large_enough(step, line.outstanding, view):
                 continue
             if view.same_day_pre_due:
                 # A step at the offset already reminded still runs unless it (or a renamed copy) did.
@@ -132,7 +142,8 @@ def plan(policy: Policy, balance: AccountBalance | Balance, view: LadderView) ->
 
         for step in day0:
             key = f"{line.due_date.isoformat()}:{step.id}"
-            if key in view.done or signature(line.due_date, step) in view.done:
+            if key in view.done or signature(line.due_date, step) in view.done \
+                    or not large_enough(step, line.outstanding, view):
                 continue
             fire_at = datetime.combine(shown_due, policy.cutoff)
             if line.due_date < view.joined_on - timedelta(days=1):
@@ -163,7 +174,7 @@ def plan(policy: Policy, balance: AccountBalance | Balance, view: LadderView) ->
             assert step.dpd is not None
             key = f"{view.episode_due.isoformat()}:{step.id}"
             if (key in view.done or step.dpd < view.dpd_watermark
-                    or signature(view.episode_due, step) in view.done):
+                    or signature(view.episode_due, step) in view.done or not large_enough(step, past_due, view)):
                 continue
             fire_day = view.episode_due + timedelta(days=max(step.dpd - view.acceleration_days, 0))
             fire_day = after_payday(fire_day, step, view)

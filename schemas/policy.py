@@ -73,6 +73,10 @@ class Step(_Strict):
     # A DPD step that waits for the debtor's next payday (+ the schedule's offset) when the account
     # names paydays (debtor.paydays), at most this many days after its own day; unset: no wait.
     after_payday_within: int | None = Field(default=None, ge=1, le=31)
+    # Only for large amounts (seed 002 #37): the step runs when the amount outstanding — the
+    # instalment's before and on its due date, the past-due amount after — is at least this, in
+    # minor units of the account's currency; an account in a currency not listed skips it.
+    min_amount: dict[str, int] | None = Field(default=None, min_length=1, max_length=20)
 
     @model_validator(mode="after")
     def _anchor(self) -> "Step":
@@ -91,6 +95,9 @@ class Step(_Strict):
             raise ValueError(f"step {self.id}: recipient is only set on a registered_letter")
         if self.report != "default" and self.action != "credit_report":
             raise ValueError(f"step {self.id}: report is only set on a credit_report")
+        if self.min_amount is not None and any(not (len(c) == 3 and c.isupper() and c.isalpha()) or not 0 < v <= 10**14
+                                               for c, v in self.min_amount.items()):
+            raise ValueError(f"step {self.id}: min_amount maps ISO 4217 codes to positive minor units")
         if self.after_payday_within is not None and not self.dpd:
             raise ValueError(f"step {self.id}: after_payday_within is only set on a step after the due date (dpd ≥ 1)")
         return self

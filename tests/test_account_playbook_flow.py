@@ -91,6 +91,28 @@ async def test_the_invoice_confirmation_and_the_call_on_the_same_day_both_run(en
         await finish(h)
 
 
+async def test_the_pre_due_call_goes_only_to_large_invoices(env, pool):
+    # b2b@v5: the T-15 e-mail to everyone, the call only from CNY 100,000 (seed 002 #37).
+    t0 = await today(env)
+    small, large = b2b(t0, 20, policy_version=5), b2b(t0, 20, policy_version=5)
+    small["instalments"][0]["amount"] = 9_999_999
+    large["instalments"][0]["amount"] = 10_000_000
+    due = t0 + timedelta(days=20)
+    handles = [await start(env.client, small), await start(env.client, large)]
+    try:
+        await until(env, handles[0], due, -14)
+        await env.sleep(2 * DAY)
+        await settle_all({"a": handles[0], "b": handles[1]})
+        got = {aid: {(r["step"], r["channel"]) for r in await sent_rows(pool, aid)}
+               for aid in (small["account_id"], large["account_id"])}
+        assert ("confirm-invoice-t15", "email") in got[small["account_id"]] & got[large["account_id"]]
+        assert ("confirm-invoice-call-t15", "voice") in got[large["account_id"]]
+        assert ("confirm-invoice-call-t15", "voice") not in got[small["account_id"]]
+    finally:
+        for h in handles:
+            await finish(h)
+
+
 # ------------------------------------------------------------------ 3. agents' calls count toward the cap
 async def test_calls_an_agent_placed_count_toward_the_call_cap(env, pool):
     # consumer@v1 in US-MA: at most 2 call attempts in 7 days. Two unanswered calls by a person the

@@ -42,6 +42,21 @@ def test_a_step_waits_for_the_day_after_a_near_payday_and_not_for_a_far_one():
     assert after_payday(date(2027, 8, 11), call, _view(on_the_15th)) == date(2027, 8, 14)
 
 
+def test_a_step_for_large_amounts_runs_from_its_threshold_in_the_accounts_currency():
+    from domain.ladder import large_enough
+
+    call = _step(load("b2b", 5), "confirm-invoice-call-t15")
+    cny = _view(None).model_copy(update={"currency": "CNY"})
+    assert large_enough(call, 10_000_000, cny) and not large_enough(call, 9_999_999, cny)
+    # A currency the policy names no threshold for: not known to be large, so the step is skipped.
+    assert not large_enough(call, 10**12, cny.model_copy(update={"currency": "JPY"}))
+    assert large_enough(_step(load("b2b", 4), "confirm-invoice-call-t15"), 1, cny)   # v4: every amount
+    raw = load("b2b", 5).model_dump(mode="json")
+    next(st for st in raw["steps"] if st["id"] == "confirm-invoice-call-t15")["min_amount"] = {"cny": 5}
+    with pytest.raises(ValidationError, match="ISO 4217"):
+        Policy.model_validate(raw)
+
+
 def test_a_payday_wait_may_not_reach_the_next_step():
     raw = load("consumer", 4).model_dump(mode="json")
     for st in raw["steps"]:

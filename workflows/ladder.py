@@ -73,7 +73,8 @@ class Ladder(Effects):
                           acceleration_days=e.acceleration_days if e else 0, contact_blocked=contact_blocked,
                           escalation_blocked=escalation_blocked,
                           same_day_pre_due=shares_pre_due_day(s.policy) and workflow.patched(PRE_DUE_SHARE_A_DAY),
-                          paydays=s.account.debtor.paydays, holiday_country=s.account.debtor.country,
+                          paydays=s.account.debtor.paydays, currency=s.account.currency,
+                          holiday_country=s.account.debtor.country,
                           holiday_region=s.account.debtor.region)
         result = plan(policy, self._balance(), view)
         for skipped in result.skipped:
