@@ -50,6 +50,10 @@ ACTION_PERMISSIONS: dict[str, str] = {
     "cease_communication": "operate",
     "risk": "operate",
     "contact": "operate",
+    # recovery of a financed machine: an operator records a voluntary surrender and its progress; the
+    # workflow itself refuses a repossession to anyone but a supervisor
+    "request_recovery": "operate",
+    "recovery_update": "operate",
     # supervisor: money given up, accounts ended, machines locked or unlocked, approvals, policy
     "write_off": "supervise",
     "close": "supervise",
@@ -59,6 +63,7 @@ ACTION_PERMISSIONS: dict[str, str] = {
     "emergency_unlock": "supervise",
     "decide_approval": "supervise",
     "change_policy": "supervise",
+    "decide_disposal": "supervise",
 }
 
 # Billing routes (method, path template).
