@@ -1065,4 +1065,5 @@ SCENARIOS: dict[str, Scenario] = {
     "consumer_promise_broken": Scenario(consumer_promise_broken),
     "risk_signs_catalogue": Scenario(risk_signs),
     "property_registered_letters": Scenario(property_registered_letters),
+    "b2b_credit_hold": Scenario(b2b_credit_hold),
 }
