@@ -1066,4 +1066,5 @@ SCENARIOS: dict[str, Scenario] = {
     "risk_signs_catalogue": Scenario(risk_signs),
     "property_registered_letters": Scenario(property_registered_letters),
     "b2b_credit_hold": Scenario(b2b_credit_hold),
+    "consumer_credit_report": Scenario(consumer_credit_report),
 }
