@@ -1067,4 +1067,5 @@ SCENARIOS: dict[str, Scenario] = {
     "property_registered_letters": Scenario(property_registered_letters),
     "b2b_credit_hold": Scenario(b2b_credit_hold),
     "consumer_credit_report": Scenario(consumer_credit_report),
+    "consumer_credit_report_refused": Scenario(consumer_credit_report_refused),
 }
