@@ -1068,4 +1068,5 @@ SCENARIOS: dict[str, Scenario] = {
     "b2b_credit_hold": Scenario(b2b_credit_hold),
     "consumer_credit_report": Scenario(consumer_credit_report),
     "consumer_credit_report_refused": Scenario(consumer_credit_report_refused),
+    "equipment_recovery": Scenario(equipment_recovery),
 }
