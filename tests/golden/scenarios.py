@@ -876,6 +876,164 @@ async def risk_signs(env: WorkflowEnvironment, account_id: str, providers: Any =
     return h.id
 
 
+# ------------------------------------------------------------------ the playbooks' hand-offs (issue 16)
+POSTAL_ADDRESS = {"lines": ["Room 1201, Building 3", "88 Century Avenue, Pudong"], "postcode": "200120",
+                  "country": "CN"}
+
+
+def _letter(st: dict[str, Any], step_id: str) -> dict[str, Any]:
+    letter = next((x for x in st["letters"] if x["step_id"] == step_id), None)
+    expect(st, letter is not None and letter["tracking_ref"] is not None, f"the registered letter {step_id} posted")
+    return letter  # type: ignore[return-value]
+
+
+def _receipt(letter: dict[str, Any], status_: str, at: datetime, **extra: Any) -> dict[str, Any]:
+    return {"letter_id": letter["letter_id"], "tracking_ref": letter["tracking_ref"], "status": status_,
+            "received_at": at.isoformat(), **extra}
+
+
+async def property_registered_letters(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """property@v3, its whole calendar: the fee notice at T-10; the payment notice at DPD 1 by SMS and
+    e-mail and by registered letter, its receipt signed for by the owner; a malformed receipt (an
+    unknown status) rejected; the late-charge letter by registered letter at DPD 30 returned
+    undelivered (a person asked); the lawyer's letter by registered letter at DPD 60; litigation
+    counsel at DPD 90; paid in full: counsel told, paid off."""
+    t0 = await local_today(env)
+    due = t0 + timedelta(days=11)
+    data = account(account_id, today=t0, due_in=11, policy_id="property", policy_version=3, jurisdiction="CN",
+                   debt_type="property_fee")
+    data["debtor"]["postal_address"] = POSTAL_ADDRESS
+    h = await start(env.client, data)
+    await sleep_to(env, due + timedelta(days=1), time(11))
+    st = await until(env, h, lambda s: bool(s["letters"]), "the payment notice by registered letter", step=HOUR)
+    notice = _letter(st, "dpd1-registered-notice")
+    await h.signal("delivery_receipt", {"letter_id": notice["letter_id"], "status": "lost"})
+    await env.sleep(2 * DAY)
+    signed = await env.get_current_time()
+    await h.signal("delivery_receipt", _receipt(notice, "delivered", signed, signed_by="王伟"))
+    st = await until(env, h, lambda s: _letter(s, "dpd1-registered-notice")["status"] == "delivered",
+                     "the receipt recorded", step=HOUR)
+    expect(st, said(st, "signed for by 王伟", "letter_receipt")
+           and sum(r["kind"] == "delivery_receipt" for r in st["rejected_inputs"]) == 1,
+           "the signed receipt recorded and the malformed one rejected")
+    await sleep_to(env, due + timedelta(days=31), time(11))
+    st = await until(env, h, lambda s: any(x["step_id"] == "dpd30-registered-letter" and x["tracking_ref"]
+                                           for x in s["letters"]), "the late-charge letter posted", step=HOUR)
+    late = _letter(st, "dpd30-registered-letter")
+    await env.sleep(4 * DAY)
+    await h.signal("delivery_receipt", _receipt(late, "returned", await env.get_current_time()))
+    st = await until(env, h, lambda s: "registered letter returned" in s["needs_review"], "a person asked",
+                     step=HOUR)
+    await sleep_to(env, due + timedelta(days=61), time(11))
+    st = await until(env, h, lambda s: any(x["step_id"] == "dpd60-registered-lawyer" and x["tracking_ref"]
+                                           for x in s["letters"]), "the lawyer's letter posted", step=HOUR)
+    await sleep_to(env, due + timedelta(days=91), time(11))
+    st = await until(env, h, lambda s: s["stage"] == "in_litigation", "the litigation referral")
+    await pay_all(h, f"PAY-{account_id}")
+    await until(env, h, lambda s: s["placement"] is None and s["stage"] == "paid_off", "recall and pay-off", step=HOUR)
+    return await finished(env, h, "paid_off")
+
+
+async def b2b_credit_hold(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """b2b@v4: supply held in the ERP at DPD 30 (once, by its business key); paid in full at DPD 31:
+    the hold released with its reference; paid off."""
+    t0 = await local_today(env)
+    due = t0 + timedelta(days=2)
+    data = account(account_id, today=t0, due_in=2, policy_id="b2b", policy_version=4, jurisdiction="CN",
+                   debt_type="trade_receivable")
+    data["debtor"]["name"] = "华东建材有限公司"
+    h = await start(env.client, data)
+    await sleep_to(env, due + timedelta(days=29), time(16))
+    st = await status(h)
+    expect(st, st["credit_hold"] is None, "no hold before DPD 30")
+    await sleep_to(env, due + timedelta(days=31), time(11))
+    st = await until(env, h, lambda s: (s["credit_hold"] or {}).get("status") == "held", "the credit hold placed",
+                     step=HOUR * 6)
+    reference = st["credit_hold"]["reference"]
+    expect(st, bool(reference) and st["credit_hold"]["step_id"] == "dpd30-credit-hold", "the hold's reference")
+    await pay_all(h, f"PAY-{account_id}")
+    st = await until(env, h, lambda s: s["credit_hold"]["status"] == "released", "the hold released", step=HOUR)
+    expect(st, said(st, f"credit hold {reference} released", "credit_hold"), "the release naming the hold's reference")
+    return await finished(env, h, "paid_off")
+
+
+async def consumer_credit_report(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """consumer@v3 in CN, where reporting is allowed after an advance notice: a promise broken at DPD 6
+    (the SMS, a call-back task, the debtor told of the report, then the report); the default at
+    DPD 30 reported after its own notice; paid in full before the agency: paid off."""
+    t0 = await local_today(env)
+    due = t0 + timedelta(days=2)
+    h = await start(env.client, account(account_id, today=t0, due_in=2, policy_id="consumer", policy_version=3,
+                                        jurisdiction="CN", debt_type="consumer_loan"))
+    await sleep_to(env, due + timedelta(days=2), time(11))
+    promised = due + timedelta(days=4)
+    await h.execute_update("promise_to_pay", {"amount": 10_000, "promised_date": promised.isoformat(),
+                                              "reason_code": "income_delayed", **AGENT})
+    await sleep_to(env, due + timedelta(days=9), time(16))
+    st = await until(env, h, lambda s: any(r["kind"] == "broken_promise" and r["status"] == "reported"
+                                           for r in s["credit_reports"]), "the broken promise reported")
+    report = next(r for r in st["credit_reports"] if r["kind"] == "broken_promise")
+    expect(st, report["notice_sent_on"] is not None and bool(report["reference"]), "the notice before the report")
+    await sleep_to(env, due + timedelta(days=31), time(16))
+    st = await until(env, h, lambda s: any(r["kind"] == "default" and r["status"] == "reported"
+                                           for r in s["credit_reports"]), "the default reported")
+    default = next(r for r in st["credit_reports"] if r["kind"] == "default")
+    expect(st, default["notice_sent_on"] is not None and default["step_id"] == "dpd30-credit-report",
+           "the default's notice before its report")
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
+async def consumer_credit_report_refused(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """consumer@v3 under GB rules (a default only from 90 days past due): the DPD 30 report refused by
+    the reporting rule, a compliance decision on the timeline and in the ledger, not a failure;
+    paid in full: paid off."""
+    t0 = await local_today(env)
+    due = t0 + timedelta(days=2)
+    h = await start(env.client, account(account_id, today=t0, due_in=2, policy_id="consumer", policy_version=3,
+                                        jurisdiction="GB", debt_type="consumer_loan"))
+    await sleep_to(env, due + timedelta(days=31), time(16))
+    st = await until(env, h, lambda s: any(r["status"] == "refused" for r in s["credit_reports"]), "the report refused")
+    [report] = st["credit_reports"]
+    expect(st, report["refusal"].startswith("days_past_due") and "credit report failed" not in st["needs_review"]
+           and said(st, "credit report refused", "compliance_decision"), "a refusal recorded as a decision")
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
+async def equipment_recovery(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """standard@v1 equipment finance: at DPD 10 the owner surrenders the excavator voluntarily (an
+    operator's request, handed to the recovery partner once); taken back, then stored; a week before
+    the storage period ends a person is told, at its end a disposal decision is asked for, which a
+    supervisor takes (sold at auction); the proceeds and the rest paid in full: paid off."""
+    t0 = await local_today(env)
+    due = t0 + timedelta(days=2)
+    h = await start(env.client, account(account_id, today=t0, due_in=2, jurisdiction="CN",
+                                        debt_type="equipment_finance",
+                                        asset={"asset_id": "EX-77", "description": "excavator"}))
+    await sleep_to(env, due + timedelta(days=10), time(11))
+    await h.execute_update("request_recovery", {"kind": "voluntary_surrender", "reason": "the owner returns the machine",
+                                                "last_known_location": "site 3, Pudong", **AGENT})
+    st = await until(env, h, lambda s: bool(((s["recovery"] or {}).get("recovery") or {}).get("partner_reference")),
+                     "the recovery handed to the partner", step=HOUR)
+    await env.sleep(DAY)
+    await h.execute_update("recovery_update", {"event": "taken_back", **AGENT})
+    await env.sleep(DAY)
+    await h.execute_update("recovery_update", {"event": "stored", **AGENT})
+    st = await status(h)
+    expect(st, st["recovery"]["recovery"]["state"] == "in_storage", "the machine in storage")
+    await sleep_to(env, due + timedelta(days=12 + 85), time(11))
+    st = await until(env, h, lambda s: "recovery: storage ends soon" in s["needs_review"], "the storage-deadline task")
+    st = await until(env, h, lambda s: s["recovery"]["recovery"]["state"] == "disposal_pending_decision",
+                     "a disposal decision asked for", limit=15)
+    await h.execute_update("decide_disposal", {"decision": "dispose", "reason": "sold at auction", **SUPERVISOR})
+    st = await status(h)
+    expect(st, st["recovery"]["recovery"]["state"] == "disposed"
+           and st["recovery"]["recovery"]["decided_by"] == SUPERVISOR["operator"], "disposed by the supervisor")
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ladder_to_placement": Scenario(full_ladder, world="webhook"),
     "promise_kept_early": Scenario(promise_kept),
@@ -906,4 +1064,9 @@ SCENARIOS: dict[str, Scenario] = {
     "b2b_agency_then_legal": Scenario(b2b_sequence),
     "consumer_promise_broken": Scenario(consumer_promise_broken),
     "risk_signs_catalogue": Scenario(risk_signs),
+    "property_registered_letters": Scenario(property_registered_letters),
+    "b2b_credit_hold": Scenario(b2b_credit_hold),
+    "consumer_credit_report": Scenario(consumer_credit_report),
+    "consumer_credit_report_refused": Scenario(consumer_credit_report_refused),
+    "equipment_recovery": Scenario(equipment_recovery),
 }
