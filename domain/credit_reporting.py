@@ -25,9 +25,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from types import MappingProxyType
-from typing import Literal
 
-ReportKind = Literal["broken_promise", "default"]
+from schemas.handoffs import ReportKind
+
 REPORT_KINDS: tuple[ReportKind, ...] = ("broken_promise", "default")
 
 

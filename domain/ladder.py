@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field
 
 from domain.account_balance import AccountBalance
 from domain.ledger import Balance
-from domain.paydays import PaydaySchedule, next_follow_up
+from domain.paydays import next_follow_up
+from schemas.paydays import PaydaySchedule
 from schemas.policy import Policy, Step
 
 

@@ -21,10 +21,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RecoveryKind = Literal["repossession", "voluntary_surrender"]
+from schemas.handoffs import MAX_STORAGE_MONTHS, RecoveryKind
+
 RecoveryState = Literal["requested", "recovered", "surrendered", "in_storage", "disposal_pending_decision",
                         "disposed", "returned", "cancelled"]
-MAX_STORAGE_MONTHS = 3
 FINAL_STATES: frozenset[str] = frozenset({"disposed", "returned", "cancelled"})
 
 # Every allowed move; anything else raises RecoveryTransitionError.

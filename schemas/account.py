@@ -9,9 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from domain.money import is_supported_currency
+from schemas.currencies import is_supported_currency
 from schemas import limits as L
-from domain.paydays import PaydaySchedule
+from schemas.paydays import PaydaySchedule
 from schemas.handoffs import PostalAddress
 
 Language = Literal["en", "zh"]

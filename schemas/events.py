@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from domain.money import is_supported_currency
-from domain.risk_signs import CATALOGUE as RISK_SIGNS
+from schemas.currencies import is_supported_currency
+from schemas.risk_signs import CATALOGUE as RISK_SIGNS
 from schemas.agent_work import ReasonCode
 from schemas import limits as L
 

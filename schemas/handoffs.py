@@ -15,10 +15,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-from domain.credit_reporting import ReportKind
-from domain.recovery import MAX_STORAGE_MONTHS, RecoveryKind
 from schemas import limits as L
 from schemas.letters import ActionKey, ReceiptStatus
+
+# What a credit bureau may be sent (domain/credit_reporting.py says where and when), and how a financed
+# machine comes back (domain/recovery.py holds its lifecycle).
+ReportKind = Literal["broken_promise", "default"]
+RecoveryKind = Literal["repossession", "voluntary_surrender"]
+MAX_STORAGE_MONTHS = 3        # a recovered machine is stored at most this long before a person decides
 
 # Activity names (what the workflow calls) and their non-retryable refusals, for workflow code that
 # must not import activity modules.

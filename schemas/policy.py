@@ -13,9 +13,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from domain.credit_reporting import ReportKind
-from domain.risk_signs import CATALOGUE as RISK_SIGNS
 from schemas.charges import Allocation, Charges, LateFeeRule, PenaltyInterestRule, Waivers
+from schemas.handoffs import ReportKind
+from schemas.risk_signs import CATALOGUE as RISK_SIGNS
 
 Channel = Literal["sms", "email", "voice", "letter"]
 StepAction = Literal[
