@@ -1034,6 +1034,46 @@ async def equipment_recovery(env: WorkflowEnvironment, account_id: str, provider
     return h.id
 
 
+# ------------------------------------------------------------------ the newest playbook versions
+def _sent(st: dict[str, Any], step_id: str) -> list[dict[str, Any]]:
+    """The timeline's `sent` entries of one ladder step (its business key names the step)."""
+    return [e for e in st["timeline"] if e["kind"] == "sent" and f":{step_id}" in (e["key"] or "")]
+
+
+async def consumer_payday_follow_ups(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """consumer@v4 in CN with the debtor's payday known: DPD 8 falls 3 days before a working-day
+    payday, so the mid-band call waits for the day after the payday (within its 5 days) instead of
+    going on DPD 8; paid in full after the call: paid off."""
+    from domain.contact_rules.holidays_calendar import holiday_name
+
+    t0 = await local_today(env)
+    due = t0 + timedelta(days=3)
+
+    def plain_working_day(d: date) -> bool:
+        return d.weekday() < 5 and holiday_name(d, "CN", None) is None
+
+    # A payday on a day every month has, a working day (not rolled), and the call's day after it too.
+    while not ((payday := due + timedelta(days=11)).day <= 28 and plain_working_day(payday)
+               and plain_working_day(payday + DAY)):
+        due += DAY
+    data = account(account_id, today=t0, due_in=(due - t0).days, policy_id="consumer", policy_version=4,
+                   jurisdiction="CN", debt_type="consumer_loan")
+    data["debtor"]["paydays"] = {"days_of_month": [payday.day]}
+    h = await start(env.client, data)
+    await sleep_to(env, due + timedelta(days=8), time(16))
+    st = await status(h)
+    expect(st, st["stage"] == "mid" and not _sent(st, "dpd8-mid-call"), "no call on DPD 8, a payday 3 days ahead")
+    follow_up = payday + DAY
+    await sleep_to(env, follow_up, time(11))
+    st = await until(env, h, lambda s: bool(_sent(s, "dpd8-mid-call")), "the mid-band call after the payday",
+                     step=HOUR)
+    [call] = _sent(st, "dpd8-mid-call")
+    expect(st, call["local"].startswith(follow_up.isoformat()),
+           f"the DPD 8 call on {follow_up} (the day after the payday {payday}), not {call['local']}")
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ladder_to_placement": Scenario(full_ladder, world="webhook"),
     "promise_kept_early": Scenario(promise_kept),
@@ -1069,4 +1109,5 @@ SCENARIOS: dict[str, Scenario] = {
     "consumer_credit_report": Scenario(consumer_credit_report),
     "consumer_credit_report_refused": Scenario(consumer_credit_report_refused),
     "equipment_recovery": Scenario(equipment_recovery),
+    "consumer_payday_follow_ups": Scenario(consumer_payday_follow_ups),
 }
