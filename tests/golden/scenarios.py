@@ -1074,6 +1074,29 @@ async def consumer_payday_follow_ups(env: WorkflowEnvironment, account_id: str, 
     return h.id
 
 
+async def b2b_large_invoice_call(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """b2b@v5: an invoice of CNY 100,000.00, the policy's threshold for the call 15 days before due:
+    the invoice confirmation by e-mail and the call both go at T-15 (on a working day); paid in full
+    before due: paid off."""
+    t0 = await local_today(env)
+    due = t0 + timedelta(days=16)
+    data = account(account_id, today=t0, due_in=16, amount=10_000_000, policy_id="b2b", policy_version=5,
+                   jurisdiction="CN", debt_type="trade_receivable")
+    data["debtor"]["name"] = "华东建材有限公司"
+    h = await start(env.client, data)
+    await sleep_to(env, due - timedelta(days=15), time(8))
+    # (Deferred together to the next working day when T-15 is a weekend.)
+    st = await until(env, h, lambda s: bool(_sent(s, "confirm-invoice-call-t15") and _sent(s, "confirm-invoice-t15")),
+                     "the confirmation e-mail and the large invoice's call", step=HOUR * 6, limit=16)
+    [call] = _sent(st, "confirm-invoice-call-t15")
+    [mail] = _sent(st, "confirm-invoice-t15")
+    expect(st, call["local"][:10] == mail["local"][:10] and call["local"][:10] < due.isoformat(),
+           "the call on the e-mail's day, before due")
+    await env.sleep(2 * DAY)
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ladder_to_placement": Scenario(full_ladder, world="webhook"),
     "promise_kept_early": Scenario(promise_kept),
@@ -1110,4 +1133,5 @@ SCENARIOS: dict[str, Scenario] = {
     "consumer_credit_report_refused": Scenario(consumer_credit_report_refused),
     "equipment_recovery": Scenario(equipment_recovery),
     "consumer_payday_follow_ups": Scenario(consumer_payday_follow_ups),
+    "b2b_large_invoice_call": Scenario(b2b_large_invoice_call),
 }
