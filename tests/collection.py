@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, AsyncIterator
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from temporalio.client import Client, WorkflowHandle
@@ -170,3 +171,18 @@ async def align(env: Any, hour: int = 10):
         target = local_to_utc(datetime.combine(local.date() + DAY, time(hour)), "Asia/Shanghai")
     await env.sleep(target - now)
     return to_local(await env.get_current_time(), "Asia/Shanghai").date()
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+async def until(env: Any, h: WorkflowHandle, due: date, dpd: int, hour: int = 11,
+                zone: ZoneInfo = SHANGHAI) -> dict[str, Any]:
+    """Move the time-skipping clock to `hour`:00 local on day `dpd` past due (negative: before due),
+    let the account settle, and return its status."""
+    target = datetime.combine(due + timedelta(days=dpd), time(hour), zone)
+    now = await env.get_current_time()
+    assert target > now, (target, now)
+    await env.sleep(target - now)
+    await settle_all({"h": h})
+    return await h.query("status")

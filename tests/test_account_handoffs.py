@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import account, finish, payment, running_workers, settle_all, start, today
+from tests.collection import account, finish, payment, running_workers, settle_all, start, today, until
 
 ZONE = ZoneInfo("Asia/Shanghai")
 ADDRESS = {"lines": ["Room 1201, Building 3", "88 Century Avenue, Pudong"], "postcode": "200120", "country": "CN"}
@@ -21,13 +21,6 @@ async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: py
         yield p
 
 
-async def until(env, h, due: date, dpd: int, hour: int = 11) -> dict:
-    target = datetime.combine(due + timedelta(days=dpd), time(hour), ZONE)
-    now = await env.get_current_time()
-    assert target > now, (target, now)
-    await env.sleep(target - now)
-    await settle_all({"h": h})
-    return await h.query("status")
 
 
 def owner(t0: date, due_in: int, *, address: bool = True, version: int = 3) -> dict:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import DAY, account, finish, running_workers, settle_all, start, today
+from tests.collection import DAY, account, finish, running_workers, settle_all, start, today, until
 
 ZONE = ZoneInfo("Asia/Shanghai")
 
@@ -22,14 +22,6 @@ async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: py
         yield p
 
 
-async def until(env, h, due: date, dpd: int, hour: int = 11) -> dict:
-    """Move the clock to `hour`:00 local on day `dpd` past due (negative: before due); return status."""
-    target = datetime.combine(due + timedelta(days=dpd), time(hour), ZONE)
-    now = await env.get_current_time()
-    assert target > now, (target, now)
-    await env.sleep(target - now)
-    await settle_all({"h": h})
-    return await h.query("status")
 
 
 async def sent_rows(pool, account_id: str) -> list[dict]:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import DAY, account, finish, on_status_day, payment, running_workers, settle_all, start, today
+from tests.collection import DAY, account, finish, on_status_day, payment, running_workers, settle_all, start, today, until
 
 ZONE = ZoneInfo("Asia/Shanghai")
 CO_BORROWER = {"name": "李娜", "role": "co_borrower", "contact_id": "cob-1", "phone": "+8613900139002",
@@ -39,14 +39,6 @@ async def sends(pool, account_id: str, due: date) -> dict[tuple[str, str, str], 
     return out
 
 
-async def until(env, h, due: date, dpd: int, hour: int = 11) -> dict:
-    """Move the clock to `hour`:00 local on day `dpd` past due (negative: before due); return status."""
-    target = datetime.combine(due + timedelta(days=dpd), time(hour), ZONE)
-    now = await env.get_current_time()
-    assert target > now, (target, now)
-    await env.sleep(target - now)
-    await settle_all({"h": h})
-    return await h.query("status")
 
 
 async def pay_off(env, h) -> dict:
