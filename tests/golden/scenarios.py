@@ -27,7 +27,7 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from domain.localtime import local_to_utc, to_local
-from tests.collection import account, on_status_day, payment, settle, start
+from tests.collection import account, on_status_day, payment, query_status, settle, start
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
@@ -61,7 +61,7 @@ async def local_today(env: WorkflowEnvironment, zone: str = ZONE) -> date:
 async def status(h: WorkflowHandle) -> dict[str, Any]:
     """The account's status once nothing is in flight (activities take real time)."""
     await settle(h, timeout=60.0)
-    st = await h.query("status")
+    st = await query_status(h)
     if st.get("stage") == "opening":
         # The account never opened: say why (its failure) rather than fail later on a missing key.
         try:
