@@ -53,6 +53,7 @@ from workflows.ladder import Ladder
 from workflows.letters import Letters
 from workflows.lockout import Lockout
 from workflows.outreach import Outreach
+from workflows.patches import COMPRESSED_TIME_AT_TIMER_DUE, PATCHES_AT_OPEN
 from workflows.placement import Placements
 from workflows.recovery import Recoveries
 from workflows.records import Records
@@ -83,6 +84,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
     @workflow.init
     def __init__(self, *args: Any) -> None:
         self.s: AccountState | None = None
+        self._at_open = False
         self._wake = False
         self._ledger = []
         self._ledger_since: datetime | None = None
@@ -111,6 +113,9 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
     @workflow.run
     async def run(self, *args: Any) -> dict[str, Any]:
         self.s = await self._open(args)
+        # One marker in the opening task instead of one per change where it first applies
+        # (workflows/patches.py); a start that chose its policy recorded it with that choice.
+        self._at_open = self._at_open or workflow.patched(PATCHES_AT_OPEN)
         s = self.s
         first = s.runs == 1 and not s.timeline[1:]
         try:
@@ -248,7 +253,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         if not (woken_only_by_timer and due is not None and s.clock.seconds_per_day and last is not None
                 and last < due < workflow.now()):
             return
-        if workflow.patched("compressed-time-acts-at-timer-due"):
+        if self._patched(COMPRESSED_TIME_AT_TIMER_DUE):
             self._held_at = due
 
     def _finished(self) -> bool:
@@ -363,11 +368,17 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
             return policy
         # Latest version or the segment's policy: "latest" changes when a deploy adds a version, so
         # the choice is recorded in history as a marker (no round trip) and replay takes it from there.
-        for pid, version in published.choices(start.policy_id if named else None, start.segment):
-            if workflow.patched(published.marker(pid, version)):
-                policy = published.pinned(pid, version)
-                assert policy is not None   # choices() lists published versions only
-                return policy
+        # Since PATCHES_AT_OPEN the one marker records both the choice and the patches taken at open;
+        # runs recorded before it carry the choice alone.
+        chosen = published.choices(start.policy_id if named else None, start.segment)
+        for at_open in (True, False):
+            for pid, version in chosen:
+                marker = published.marker(pid, version)
+                if workflow.patched(f"{PATCHES_AT_OPEN} {marker}" if at_open else marker):
+                    policy = published.pinned(pid, version)
+                    assert policy is not None   # choices() lists published versions only
+                    self._at_open = at_open
+                    return policy
         if not workflow.unsafe.is_replaying():
             raise _fail(f"policy not found: no policy {start.policy_id!r}" if named
                         else f"policy not found: no policy serves segment {start.segment!r}", "UnknownPolicy")

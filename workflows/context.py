@@ -23,6 +23,8 @@ with workflow.unsafe.imports_passed_through():
     from schemas.actions import ComplianceDecision, LedgerEntry
     from workflows.state import HANDED_OVER, TERMINAL, AccountState, RejectedInput, TimelineEntry
 
+from workflows.patches import FOLDED_AT_OPEN
+
 TIMELINE_KEPT = 60
 REJECTED_KEPT = 20
 REJECTED_TEXT = 300          # characters of a rejected payload kept (the rest is hashed)
@@ -47,6 +49,11 @@ class AccountContext:
     _book_rev: int                       # bumped at every change of the charges book
     _balance_key: tuple[Any, ...] | None  # (book revision, date) of the cached statement
     _balance_cache: AccountBalance | None
+    _at_open: bool                       # this run recorded PATCHES_AT_OPEN in its opening task
+
+    def _patched(self, patch_id: str) -> bool:
+        """`workflow.patched`, without a marker of its own for an id the run took at open."""
+        return (self._at_open and patch_id in FOLDED_AT_OPEN) or workflow.patched(patch_id)
 
     # ------------------------------------------------------------------ state and clock
     @property

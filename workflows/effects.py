@@ -14,9 +14,7 @@ from typing import Any
 from temporalio import workflow
 
 from workflows.context import AccountContext
-
-# workflow.patched id: once the account is open, handlers no longer yield before applying.
-HANDLERS_APPLY_AT_ONCE = "handlers-apply-at-once"
+from workflows.patches import HANDLERS_APPLY_AT_ONCE
 
 
 class Effects(AccountContext):
@@ -32,7 +30,7 @@ class Effects(AccountContext):
         from before the message (a send decided in the same instant as the pause that should have
         stopped it, or the workflow completing under an update still running). Runs recorded before
         this change keep their yield on replay (the patch)."""
-        if self.s is not None and workflow.patched(HANDLERS_APPLY_AT_ONCE):
+        if self.s is not None and self._patched(HANDLERS_APPLY_AT_ONCE):
             return
         await workflow.wait_condition(lambda: self.s is not None)
 

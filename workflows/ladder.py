@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.state import HANDED_OVER, TERMINAL
 
 from workflows.effects import Effects
+from workflows.patches import AGENCY_THEN_LEGAL, PRE_DUE_SHARE_A_DAY, PURPOSE_FROM_ACTION
 
 
 def litigation_after_agency(policy):
@@ -34,16 +35,6 @@ def shares_pre_due_day(policy) -> bool:
     return len(offsets) != len(set(offsets))
 
 MESSAGE_ACTIONS = ("reminder", "message", "notice", "lawyer_letter")
-# workflow.patched id: a ladder message's purpose (legal notice or collection) follows the step's
-# action, not its template's name (taken only where the two differ, so other histories carry no marker).
-PURPOSE_FROM_ACTION = "purpose-from-step-action"
-# workflow.patched id: every pre-due step sharing a day offset runs (asked only under a policy that has
-# such steps, so other histories carry no marker).
-PRE_DUE_SHARE_A_DAY = "pre-due-steps-share-a-day"
-# workflow.patched id: under a policy with a litigation referral after its agency placement, an account
-# placed with the agency still takes that referral (the agency is recalled first). Asked only while
-# such an account is placed.
-AGENCY_THEN_LEGAL = "agency-then-litigation"
 
 
 class Ladder(Effects):
@@ -60,7 +51,7 @@ class Ladder(Effects):
             # follows an agency placement under the policy ("agency, then legal").
             later = litigation_after_agency(policy)
             if not (s.stage == "placed" and s.placement is not None and s.placement.target == "agency" and later
-                    and workflow.patched(AGENCY_THEN_LEGAL)):
+                    and self._patched(AGENCY_THEN_LEGAL)):
                 return
             policy = policy.model_copy(update={"steps": later})
         contact_blocked = bool(s.on_hold or s.disputes.pausing)
@@ -72,7 +63,7 @@ class Ladder(Effects):
                           episode_due=e.anchor if e else None, dpd_watermark=e.dpd_watermark if e else -1,
                           acceleration_days=e.acceleration_days if e else 0, contact_blocked=contact_blocked,
                           escalation_blocked=escalation_blocked,
-                          same_day_pre_due=shares_pre_due_day(s.policy) and workflow.patched(PRE_DUE_SHARE_A_DAY),
+                          same_day_pre_due=shares_pre_due_day(s.policy) and self._patched(PRE_DUE_SHARE_A_DAY),
                           paydays=s.account.debtor.paydays, currency=s.account.currency,
                           holiday_country=s.account.debtor.country,
                           holiday_region=s.account.debtor.region)
@@ -155,7 +146,7 @@ class Ladder(Effects):
         by_action = purpose_of_step(action)
         if by_action == purpose_by_template(template):
             return by_action
-        return by_action if workflow.patched(PURPOSE_FROM_ACTION) else None
+        return by_action if self._patched(PURPOSE_FROM_ACTION) else None
 
     # ------------------------------------------------------------------ charges
     def _assess_fee(self, planned: PlannedStep) -> None:

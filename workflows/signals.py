@@ -30,19 +30,10 @@ with workflow.unsafe.imports_passed_through():
 from workflows.common import describe_validation_error
 from workflows.context import MAX_PAYMENT_IDS
 from workflows.effects import Effects
+from workflows.patches import AGENT_CALLS_COUNT, CLOSE_TASK_ON_OUTCOME, RISK_SIGNS_CATALOGUE
 
 KNOWN_SIGNALS = "payment, risk, contact, lockout_confirmation, delivery_receipt"
-# workflow.patched id: a call a person or a dialer placed (reported as a voice contact: answered, not
-# answered, voicemail, wrong party) counts toward the call cap like the workflow's own calls
-# (docs/contact-rules.md). Asked only for such a report, so other histories carry no marker.
-AGENT_CALLS_COUNT = "agent-call-attempts-count"
 # Voice outcomes of a call placed to the person (consumer_initiated is theirs, inbound_reply no call).
-# workflow.patched id: risk signals take every kind of the catalogue (domain/risk_signs.py), and an
-# out_of_region signal is judged against the asset's agreed region.
-RISK_SIGNS_CATALOGUE = "risk-signs-catalogue"
-# workflow.patched id: a contact that reports a task's outcome closes that task in the account (it was
-# kept open in `tasks_open`). Asked only for such a report.
-CLOSE_TASK_ON_OUTCOME = "close-task-on-outcome"
 PLACED_CALL_OUTCOMES = frozenset({"conversation", "no_answer", "voicemail", "wrong_party"})
 
 
@@ -173,7 +164,7 @@ class Signals(Effects):
         # The catalogue's kinds and the agreed region apply to runs after RISK_SIGNS_CATALOGUE; asked only
         # for a kind it changes, so other histories carry no marker.
         catalogue = (signal.kind not in LEGACY_RISK_KINDS or signal.kind == "out_of_region") \
-            and workflow.patched(RISK_SIGNS_CATALOGUE)
+            and self._patched(RISK_SIGNS_CATALOGUE)
         if signal.kind not in LEGACY_RISK_KINDS and not catalogue:
             self._reject("risk", f"unknown risk kind {signal.kind!r}", args[0])
             return
@@ -224,7 +215,7 @@ class Signals(Effects):
             return
         at = self._now()
         if (event.channel == "voice" and event.outcome in PLACED_CALL_OUTCOMES and person == DEBTOR
-                and workflow.patched(AGENT_CALLS_COUNT)):
+                and self._patched(AGENT_CALLS_COUNT)):
             # Counted when reported: the cap's window runs from the latest instant it can have been placed.
             s.calls.append(CallAttempt(at=at))
             horizon = at - timedelta(days=max(30, s.policy.rules_for(self._jurisdiction()).call_caps.per_days * 2))
@@ -238,7 +229,7 @@ class Signals(Effects):
         self._record("contact", f"{event.channel} {event.outcome.replace('_', ' ')}"
                      + (f" ({person})" if person != DEBTOR else "")
                      + (f": {event.detail[:200]}" if event.detail else ""))
-        if event.task and event.task in s.tasks_open and workflow.patched(CLOSE_TASK_ON_OUTCOME):
+        if event.task and event.task in s.tasks_open and self._patched(CLOSE_TASK_ON_OUTCOME):
             self._close_task(event.task, f"outcome recorded: {event.outcome.replace('_', ' ')}")
         self._wake_up()
 

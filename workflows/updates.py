@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.common import InvalidInput, parse_update
 from workflows.effects import Effects
+from workflows.patches import CLOSE_VERIFY_ON_RESUME
 
 MAX_PAUSE_DAYS = 366
 MAX_OPEN_APPROVALS = 20
@@ -42,9 +43,6 @@ MAX_BOOK_INSTALMENTS = 1_000   # the charges engine's bound on instalments (sche
 def _refuse(message: str) -> ApplicationError:
     return ApplicationError(message, type="InvalidInput", non_retryable=True)
 
-
-# workflow.patched id: resuming a hold to verify a risk sign closes its task (asked only then).
-CLOSE_VERIFY_ON_RESUME = "close-verify-task-on-resume"
 
 class OperatorUpdates(Effects):
     # ------------------------------------------------------------------ admission
@@ -405,7 +403,7 @@ class OperatorUpdates(Effects):
         if reason and reason.startswith("verify "):
             # A hold to verify a risk sign: resuming is the verification, so its task is done.
             task = f"{s.account.account_id}:risk:{reason[len('verify '):]}:verify:task"
-            if task in s.tasks_open and workflow.patched(CLOSE_VERIFY_ON_RESUME):
+            if task in s.tasks_open and self._patched(CLOSE_VERIFY_ON_RESUME):
                 self._close_task(task, f"verified by {self._actor(event)}; collection resumed")
         return self._done({"paused": False})
 

@@ -1097,6 +1097,26 @@ async def b2b_large_invoice_call(env: WorkflowEnvironment, account_id: str, prov
     return h.id
 
 
+
+async def patches_at_open(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """A run that records its patches once, at open (workflows/patches.py): standard, latest version
+    (the choice and the patches in one marker); a part payment, the machine outside its agreed region
+    (held to verify), an agent's unanswered call, the person resumes (the verification task closes);
+    paid off. None of these records a patch marker of its own."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=-3, policy_version=None,
+                                        asset={**ASSET, "agreed_region": "江苏省"}))
+    await env.sleep(DAY)
+    await h.signal("payment", payment(f"PART-{account_id}", 10_000, await env.get_current_time()))
+    await h.signal("risk", {"kind": "out_of_region", "region": "安徽省", "detail": "geofence exit"})
+    await h.signal("contact", {"channel": "voice", "outcome": "no_answer"})
+    st = await until(env, h, lambda s: s["paused"] == "verify out_of_region", "collection held to verify", step=HOUR)
+    expect(st, st["paid_total"] == 10_000, "the part payment applied")
+    await h.execute_update("resume", {**AGENT})
+    await env.sleep(DAY)
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
 SCENARIOS: dict[str, Scenario] = {
     "ladder_to_placement": Scenario(full_ladder, world="webhook"),
     "promise_kept_early": Scenario(promise_kept),
@@ -1134,4 +1154,5 @@ SCENARIOS: dict[str, Scenario] = {
     "equipment_recovery": Scenario(equipment_recovery),
     "consumer_payday_follow_ups": Scenario(consumer_payday_follow_ups),
     "b2b_large_invoice_call": Scenario(b2b_large_invoice_call),
+    "patches_at_open": Scenario(patches_at_open),
 }

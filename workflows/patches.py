@@ -1,0 +1,41 @@
+"""Every `workflow.patched` id of AccountCollection, and the ones a run records all at once.
+
+A patch id is recorded, as a marker and an upsert of `TemporalChangeVersion`, in the first task that
+asks for it. Asked where each change first applies (a payment, a risk sign, a ladder step), that was
+two events and a visibility write in the middle of an account's life, for every id, in every run.
+A run opened since PATCHES_AT_OPEN records that one id in its opening task and then takes every id
+in FOLDED_AT_OPEN as applied without asking; runs recorded before it ask for each id where they
+always did, so their histories replay unchanged.
+
+FOLDED_AT_OPEN is frozen: a patch added later gets its own id and is asked where it applies (a run
+opened under "patches-at-open-1" never had it). Folding later ids means a new PATCHES_AT_OPEN id with
+its own list, both lists kept for the histories that carry them.
+"""
+from __future__ import annotations
+
+# A handler applies at once once the account is open, before the loop acts again in the same task.
+HANDLERS_APPLY_AT_ONCE = "handlers-apply-at-once"
+# A ladder message's purpose (legal notice or collection) follows the step's action, not its template's
+# name (asked only where the two differ).
+PURPOSE_FROM_ACTION = "purpose-from-step-action"
+# Every pre-due step sharing a day offset runs (asked only under a policy that has such steps).
+PRE_DUE_SHARE_A_DAY = "pre-due-steps-share-a-day"
+# Under a policy with a litigation referral after its agency placement, an account placed with the
+# agency still takes that referral (asked only while such an account is placed).
+AGENCY_THEN_LEGAL = "agency-then-litigation"
+# Agents' reported call attempts count toward the call cap.
+AGENT_CALLS_COUNT = "agent-call-attempts-count"
+# The risk-sign catalogue's kinds and the agreed region (asked only for a kind it changes).
+RISK_SIGNS_CATALOGUE = "risk-signs-catalogue"
+# A task closes when its outcome is recorded.
+CLOSE_TASK_ON_OUTCOME = "close-task-on-outcome"
+# Resuming a hold to verify a risk sign closes its verification task.
+CLOSE_VERIFY_ON_RESUME = "close-verify-task-on-resume"
+# Compressed time: a turn woken only by its late timer acts at the instant the timer was due.
+COMPRESSED_TIME_AT_TIMER_DUE = "compressed-time-acts-at-timer-due"
+
+PATCHES_AT_OPEN = "patches-at-open-1"
+FOLDED_AT_OPEN = frozenset({
+    HANDLERS_APPLY_AT_ONCE, PURPOSE_FROM_ACTION, PRE_DUE_SHARE_A_DAY, AGENCY_THEN_LEGAL, AGENT_CALLS_COUNT,
+    RISK_SIGNS_CATALOGUE, CLOSE_TASK_ON_OUTCOME, CLOSE_VERIFY_ON_RESUME, COMPRESSED_TIME_AT_TIMER_DUE,
+})
