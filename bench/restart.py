@@ -24,7 +24,8 @@ from bench.stack import BenchStack
 from infra.settings import Settings
 
 
-async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skeleton: bool = False) -> dict[str, Any]:
+async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skeleton: bool = False,
+              in_flight: int = m.IN_FLIGHT) -> dict[str, Any]:
     settings = Settings()
     target = SKELETON if skeleton else ACCOUNT
     today = datetime.now(timezone.utc).date()
@@ -35,7 +36,7 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
         "workflow_pollers": settings.workflow_pollers, "workflow_task_timeout_s": settings.workflow_task_timeout,
         "sticky_schedule_to_start_s": settings.sticky_schedule_to_start,
         "workflow_sandbox": settings.workflow_sandbox, "processes_after_restart": processes,
-        "workflow_type": target.workflow_type}}
+        "workflow_type": target.workflow_type, "asked_at_once_after_restart": in_flight}}
     ids = [f"RESTART-{i:06d}" for i in range(accounts)]
     async with BenchStack() as stack:
         def start_worker(name: str):
@@ -80,7 +81,7 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
             answered[account_id] = time.perf_counter() - restarted
 
         poll_task = asyncio.create_task(stack.wait_polling(worker, activity_queues=queues))
-        await m.bounded(answer(a) for a in ids)
+        await m.bounded((answer(a) for a in ids), limit=in_flight)
         polling_after = await poll_task
         times = sorted(answered.values())
         # A sticky task left for the dead worker times out schedule-to-start (by design, then any
@@ -114,9 +115,11 @@ def main() -> None:
     parser.add_argument("--kill", action="store_true", help="SIGKILL the worker instead of SIGTERM")
     parser.add_argument("--processes", type=int, default=1, help="worker processes started after the restart")
     parser.add_argument("--skeleton", action="store_true", help="the same with the skeleton workflow: the floor")
+    parser.add_argument("--in-flight", type=int, default=m.IN_FLIGHT,
+                        help="accounts asked at once after the restart (the client's concurrency, not the worker's)")
     parser.add_argument("--out", type=Path, default=RESULTS / "restart-latest.json")
     args = parser.parse_args()
-    result = asyncio.run(run(args.accounts, args.payments, args.kill, args.processes, args.skeleton))
+    result = asyncio.run(run(args.accounts, args.payments, args.kill, args.processes, args.skeleton, args.in_flight))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     print(json.dumps({"params": result["params"], "events_per_account": result["events_per_account"],

@@ -2,6 +2,8 @@
 providers, real PostgreSQL), account builders, and readers of what was sent."""
 from __future__ import annotations
 
+import json
+
 import uuid
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import date, datetime, time, timedelta
@@ -111,6 +113,15 @@ async def sent(pool: asyncpg.Pool, account_id: str) -> list[asyncpg.Record]:
     return await pool.fetch(
         "SELECT idempotency_key, channel, template, recipient, step_id, status, compliance, created_at "
         "FROM communications WHERE account_id = $1 ORDER BY created_at, idempotency_key", account_id)
+
+
+async def audit_entries(pool: asyncpg.Pool, account_id: str, kind: str) -> list[dict[str, Any]]:
+    """The account's ledger entries of one kind, oldest first: the entry's data with its key, summary and
+    instant (`status` keeps only the latest timeline entries; the ledger keeps them all)."""
+    rows = await pool.fetch("SELECT entry_key, summary, occurred_at, data FROM audit_log "
+                            "WHERE account_id=$1 AND kind=$2 ORDER BY seq", account_id, kind)
+    return [(r["data"] if isinstance(r["data"], dict) else json.loads(r["data"]))
+            | {"key": r["entry_key"], "summary": r["summary"], "at": r["occurred_at"]} for r in rows]
 
 
 async def steps_sent(pool: asyncpg.Pool, account_id: str) -> list[tuple[str, str]]:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import account, finish, payment, running_workers, settle_all, start, today, until
+from tests.collection import account, audit_entries, finish, payment, running_workers, settle_all, start, today, until
 
 ZONE = ZoneInfo("Asia/Shanghai")
 ADDRESS = {"lines": ["Room 1201, Building 3", "88 Century Avenue, Pudong"], "postcode": "200120", "country": "CN"}
@@ -161,13 +161,6 @@ def consumer(t0: date, due_in: int, *, jurisdiction: str = "CN", version: int = 
                    debt_type="consumer_loan")
 
 
-async def audit(pool, aid: str, kind: str) -> list[dict]:
-    rows = await pool.fetch("SELECT entry_key, summary, data FROM audit_log WHERE account_id=$1 AND kind=$2 ORDER BY seq",
-                            aid, kind)
-    return [{"key": r["entry_key"], "summary": r["summary"],
-             "data": r["data"] if isinstance(r["data"], dict) else json.loads(r["data"])} for r in rows]
-
-
 async def test_a_broken_promise_and_the_default_are_reported_after_the_advance_notice(env, pool):
     t0 = await today(env)
     data = consumer(t0, 2)
@@ -197,7 +190,7 @@ async def test_a_broken_promise_and_the_default_are_reported_after_the_advance_n
         rows = await pool.fetch("SELECT idempotency_key, kind, status, request FROM handoffs WHERE account_id=$1 "
                                 "ORDER BY created_at", aid)
         assert [(r["kind"], r["status"]) for r in rows] == [("credit_report", "submitted")] * 2
-        sent = {(r["data"]["step"], r["data"]["channel"]) for r in await audit(pool, aid, "sent")}
+        sent = {(r["step"], r["channel"]) for r in await audit_entries(pool, aid, "sent")}
         assert ("dpd30-credit-report", "sms") in sent and ("promise-broken", "sms") in sent
         request = rows[1]["request"] if isinstance(rows[1]["request"], dict) else json.loads(rows[1]["request"])
         assert request["notice_sent_on"] == default["notice_sent_on"] and request["kind"] == "default"
@@ -220,8 +213,8 @@ async def test_a_report_the_rule_refuses_is_a_compliance_decision_not_a_failure(
         assert decisions[0]["decision"]["rule"] == "credit_reporting.days_past_due"
         await env.sleep(timedelta(days=1))       # the ledger is written within a bounded time
         await settle_all({"h": h})
-        ledger = await audit(pool, aid, "compliance_decision")
-        assert any(r["data"]["decision"]["rule"] == "credit_reporting.days_past_due" for r in ledger), ledger
+        ledger = await audit_entries(pool, aid, "compliance_decision")
+        assert any(r["decision"]["rule"] == "credit_reporting.days_past_due" for r in ledger), ledger
         [row] = await pool.fetch("SELECT status FROM handoffs WHERE account_id=$1", aid)
         assert row["status"] == "refused"
     finally:

@@ -4,14 +4,13 @@ the call cap, a task closed when its outcome arrives, risk signs, promise reason
 agency-then-legal."""
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import DAY, account, finish, running_workers, settle_all, start, today, until
+from tests.collection import DAY, account, audit_entries, finish, running_workers, settle_all, start, today, until
 
 ZONE = ZoneInfo("Asia/Shanghai")
 
@@ -22,20 +21,6 @@ async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: py
         yield p
 
 
-
-
-async def sent_rows(pool, account_id: str) -> list[dict]:
-    rows = await pool.fetch("SELECT occurred_at, data FROM audit_log WHERE account_id=$1 AND kind='sent' ORDER BY seq",
-                            account_id)
-    return [(r["data"] if isinstance(r["data"], dict) else json.loads(r["data"])) | {"at": r["occurred_at"]}
-            for r in rows]
-
-
-async def ledger(pool, account_id: str, kind: str) -> list[dict]:
-    rows = await pool.fetch("SELECT summary, data FROM audit_log WHERE account_id=$1 AND kind=$2 ORDER BY seq",
-                            account_id, kind)
-    return [{"summary": r["summary"], **(r["data"] if isinstance(r["data"], dict) else json.loads(r["data"]))}
-            for r in rows]
 
 
 def b2b(t0: date, due_in: int, policy_version: int = 1, **extra) -> dict:
@@ -55,7 +40,7 @@ async def test_a_demand_letter_on_a_lawyer_letter_step_is_a_legal_notice_whateve
         await until(env, h, due, 49)
         await env.sleep(2 * DAY)            # the ledger is written in batches
         await settle_all({"h": h})
-        purposes = {(r["step"], r["channel"]): r["purpose"] for r in await sent_rows(pool, aid)}
+        purposes = {(r["step"], r["channel"]): r["purpose"] for r in await audit_entries(pool, aid, "sent")}
         # b2b_demand_letter is not a template named as a legal notice: the lawyer_letter action makes it one.
         assert purposes[("dpd45-demand-letter", "email")] == "legal_notice"
         assert purposes[("dpd45-demand-letter", "letter")] == "legal_notice"
@@ -75,7 +60,7 @@ async def test_the_invoice_confirmation_and_the_call_on_the_same_day_both_run(en
         await until(env, h, due, -14)
         await env.sleep(2 * DAY)
         await settle_all({"h": h})
-        got = {(r["step"], r["channel"]): r["at"].astimezone(ZONE) for r in await sent_rows(pool, aid)}
+        got = {(r["step"], r["channel"]): r["at"].astimezone(ZONE) for r in await audit_entries(pool, aid, "sent")}
         email, call = got[("confirm-invoice-t15", "email")], got[("confirm-invoice-call-t15", "voice")]
         assert email.date() == call.date() and (call - email).days == 0
         assert call.time() >= time(15, 30)
@@ -95,7 +80,7 @@ async def test_the_pre_due_call_goes_only_to_large_invoices(env, pool):
         await until(env, handles[0], due, -14)
         await env.sleep(2 * DAY)
         await settle_all({"a": handles[0], "b": handles[1]})
-        got = {aid: {(r["step"], r["channel"]) for r in await sent_rows(pool, aid)}
+        got = {aid: {(r["step"], r["channel"]) for r in await audit_entries(pool, aid, "sent")}
                for aid in (small["account_id"], large["account_id"])}
         assert ("confirm-invoice-t15", "email") in got[small["account_id"]] & got[large["account_id"]]
         assert ("confirm-invoice-call-t15", "voice") in got[large["account_id"]]
@@ -122,7 +107,7 @@ async def test_calls_an_agent_placed_count_toward_the_call_cap(env, pool):
         st = await until(env, h, due, 1, hour=12)
         assert [e for e in st["timeline"] if e["kind"] == "compliance_decision"
                 and e["decision"]["rule"] == "call_cap_2_in_7"], st["timeline"][-8:]
-        assert not any(r["channel"] == "voice" for r in await sent_rows(pool, aid))
+        assert not any(r["channel"] == "voice" for r in await audit_entries(pool, aid, "sent"))
         assert any(o["channel"] == "voice" for o in st["outbox"])
     finally:
         await finish(h)
@@ -208,7 +193,7 @@ async def test_a_promise_carries_its_reason_code_and_breaking_it_has_the_policys
         assert "broken promise: call back" in st["needs_review"]
         await env.sleep(2 * DAY)
         await settle_all({"h": h})
-        broken = [r for r in await sent_rows(pool, aid) if r["step"] == "promise-broken"]
+        broken = [r for r in await audit_entries(pool, aid, "sent") if r["step"] == "promise-broken"]
         assert [(r["channel"], r["template"]) for r in broken] == [("sms", "consumer_broken_promise")]
         body = await pool.fetchval("SELECT body FROM communications WHERE account_id=$1 AND step_id='promise-broken'",
                                    aid)
@@ -268,7 +253,7 @@ async def test_still_unpaid_after_the_agency_the_account_goes_to_litigation_coun
         assert any("placed with litigation" in x for x in summaries), summaries
         await env.sleep(2 * DAY)
         await settle_all({"h": h})
-        sent = {(r["step"], r["channel"]) for r in await sent_rows(pool, aid)}
+        sent = {(r["step"], r["channel"]) for r in await audit_entries(pool, aid, "sent")}
         assert {("dpd60-agency", "letter"), ("dpd90-litigation", "letter")} <= sent
     finally:
         await finish(h)

@@ -4,14 +4,13 @@ with its template, on its channels and to its recipient; the stage follows the p
 account is handed over at the end and then paid off."""
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import DAY, account, finish, on_status_day, payment, running_workers, settle_all, start, today, until
+from tests.collection import DAY, account, audit_entries, finish, on_status_day, payment, running_workers, settle_all, start, today, until
 
 ZONE = ZoneInfo("Asia/Shanghai")
 CO_BORROWER = {"name": "李娜", "role": "co_borrower", "contact_id": "cob-1", "phone": "+8613900139002",
@@ -27,12 +26,9 @@ async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: py
 async def sends(pool, account_id: str, due: date) -> dict[tuple[str, str, str], tuple[int, time, str]]:
     """(step, channel, recipient) -> (days from the due date, local time to the minute, template), from
     the ledger (the timeline in `status` keeps only the latest entries)."""
-    rows = await pool.fetch("SELECT occurred_at, data FROM audit_log WHERE account_id=$1 AND kind='sent' ORDER BY seq",
-                            account_id)
     out = {}
-    for row in rows:
-        data = row["data"] if isinstance(row["data"], dict) else json.loads(row["data"])
-        local = row["occurred_at"].astimezone(ZONE)
+    for data in await audit_entries(pool, account_id, "sent"):
+        local = data["at"].astimezone(ZONE)
         key = (data["step"], data["channel"], data["recipient"])
         assert key not in out, f"sent twice: {key}"
         out[key] = ((local.date() - due).days, local.time().replace(second=0, microsecond=0), data["template"])

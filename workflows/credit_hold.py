@@ -87,18 +87,24 @@ class CreditHolds(Effects):
                      key=f"{hold.key}:{what.replace(' ', '-')}-failed:{hold.attempts}")
         self._open_task(f"{hold.key}:failed", f"{what} failed", str(err.cause)[:500])
 
-    async def _request_hold(self, hold: CreditHold) -> None:
-        s = self._state
-        request = self._hold_request(hold, f"{self._days_past_due()} days past due: supply stopped until paid")
+    async def _erp_hand_off(self, hold: CreditHold, activity: str, request: CreditHoldRequest, what: str,
+                            done: str) -> HandOffResult | None:
+        """Run the ERP hand-off; on failure hand it to `_hand_off_failed` and return None."""
         try:
-            result = await workflow.execute_activity(
-                REQUEST_CREDIT_HOLD, request, result_type=HandOffResult, summary="credit hold",
-                **OPTIONS[REQUEST_CREDIT_HOLD].kwargs())
+            result = await workflow.execute_activity(activity, request, result_type=HandOffResult, summary=what,
+                                                     **OPTIONS[activity].kwargs())
         except ActivityError as err:
-            self._hand_off_failed(hold, "credit hold", err)
+            self._hand_off_failed(hold, what, err)
+            return None
+        self._state.retry_at.pop(hold.key, None)
+        self._close_task(f"{hold.key}:failed", done)
+        return result
+
+    async def _request_hold(self, hold: CreditHold) -> None:
+        request = self._hold_request(hold, f"{self._days_past_due()} days past due: supply stopped until paid")
+        result = await self._erp_hand_off(hold, REQUEST_CREDIT_HOLD, request, "credit hold", "credit hold placed")
+        if result is None:
             return
-        s.retry_at.pop(hold.key, None)
-        self._close_task(f"{hold.key}:failed", "credit hold placed")
         hold.status, hold.reference, hold.held_at = "held", result.reference, self._now()
         self._record("credit_hold", f"credit hold placed in the ERP (reference {result.reference}, {result.status})",
                      key=hold.key, data={"reference": result.reference, "amount_overdue": request.amount_overdue,
@@ -106,17 +112,11 @@ class CreditHolds(Effects):
                                          "provider": result.provider})
 
     async def _release_hold(self, hold: CreditHold) -> None:
-        s = self._state
         request = self._hold_request(hold, f"released: {hold.release_reason}")
-        try:
-            result = await workflow.execute_activity(
-                REQUEST_CREDIT_RELEASE, request, result_type=HandOffResult, summary="credit release",
-                **OPTIONS[REQUEST_CREDIT_RELEASE].kwargs())
-        except ActivityError as err:
-            self._hand_off_failed(hold, "credit release", err)
+        result = await self._erp_hand_off(hold, REQUEST_CREDIT_RELEASE, request, "credit release",
+                                          "credit release done")
+        if result is None:
             return
-        s.retry_at.pop(hold.key, None)
-        self._close_task(f"{hold.key}:failed", "credit release done")
         hold.status, hold.released_at = "released", self._now()
         self._record("credit_hold", f"credit hold {hold.reference} released: {hold.release_reason} "
                      f"(reference {result.reference})", key=f"{hold.key}:release",
