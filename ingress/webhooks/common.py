@@ -8,15 +8,17 @@ import json
 import logging
 import math
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
+from pydantic import BaseModel, ValidationError
 
 from ingress.accounts import Accounts, database
-from ingress.errors import Forbidden, NotFound, Rejected
+from ingress.errors import Forbidden, Invalid, NotFound, Rejected
 from schemas import limits as L
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
 
 # Provider event ids as stored: printable ASCII without spaces; anything else is stored by hash.
 _EVENT_ID = re.compile(r"[A-Za-z0-9._:@/+=#-]{1,200}")
@@ -42,6 +44,19 @@ def verify_signature(secret: str | None, raw: bytes, header: str | None, *, part
     given = header.strip().removeprefix("sha256=")
     if not hmac.compare_digest(given.encode(), sign(secret, raw).encode()):
         raise Forbidden(f"invalid {partner} signature")
+
+
+async def signed_event(request: Any, model: type[M], *, partner: str, header_name: str, setting: str) -> M:
+    """A partner's event: the body signed with its key (`settings.<setting lowercased>`), then parsed
+    into `model`; 403 for a bad signature, 422 for a body the model refuses."""
+    raw = await request.body()
+    key = getattr(request.app.state.settings, setting.lower())
+    verify_signature(key.get_secret_value() if key else None, raw, request.headers.get(header_name),
+                     partner=partner, header_name=header_name, setting=setting)
+    try:
+        return model.model_validate(json.loads(raw))
+    except (ValueError, ValidationError, RecursionError) as err:
+        raise Invalid(f"bad {partner} event: {L.clip(str(err), 1000)}") from err
 
 
 def db(request: Any):

@@ -18,10 +18,10 @@ import json
 import logging
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
-from ingress.errors import Forbidden, Invalid, NotFound
-from ingress.webhooks.common import db, record_event, verify_signature
+from ingress.errors import Invalid, NotFound
+from ingress.webhooks.common import db, record_event, signed_event
 from schemas import limits as L
 from schemas.letters import SIGNAL, ActionKey, DeliveryReceiptSignal, ReceiptStatus, TrackingRef
 
@@ -50,19 +50,11 @@ class PostalReceiptEvent(BaseModel):
         return self
 
 
-def verify(secret: str | None, raw: bytes, header: str | None) -> None:
-    verify_signature(secret, raw, header, partner="postal", header_name=SIGNATURE_HEADER, setting="POSTAL_API_KEY")
-
 
 @router.post("/postal", summary="Registered-letter receipts → registered_letters + `delivery_receipt` signal")
 async def postal(request: Request) -> dict:
-    raw = await request.body()
-    key = request.app.state.settings.postal_api_key
-    verify(key.get_secret_value() if key else None, raw, request.headers.get(SIGNATURE_HEADER))
-    try:
-        event = PostalReceiptEvent.model_validate(json.loads(raw))
-    except (ValueError, ValidationError, RecursionError) as err:
-        raise Invalid(f"bad postal receipt: {L.clip(str(err), 1000)}") from err
+    event = await signed_event(request, PostalReceiptEvent, partner="postal", header_name=SIGNATURE_HEADER,
+                               setting="POSTAL_API_KEY")
     async with db(request) as conn, conn.transaction():
         if event.tracking_ref is not None:
             row = await conn.fetchrow("SELECT idempotency_key, account_id, tracking_ref, status FROM registered_letters"

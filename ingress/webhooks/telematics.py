@@ -4,18 +4,15 @@ The provider signs the raw body with HMAC-SHA256 using our API key as the shared
 sends the hex digest in `X-Telematics-Signature` (optionally prefixed `sha256=`)."""
 from __future__ import annotations
 
-import json
-import logging
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-from ingress.errors import Forbidden, Invalid, NotFound
-from ingress.webhooks.common import db, record_event, verify_signature
+from ingress.errors import NotFound
+from ingress.webhooks.common import db, record_event, signed_event
 from schemas import limits as L
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], max_body_size=L.MAX_WEBHOOK_BYTES)
 
 SIGNATURE_HEADER = "X-Telematics-Signature"
@@ -45,19 +42,10 @@ class TelematicsEvent(BaseModel):
 
 
 
-def verify(secret: str | None, raw: bytes, header: str | None) -> None:
-    verify_signature(secret, raw, header, partner="telematics", header_name=SIGNATURE_HEADER, setting="TELEMATICS_API_KEY")
-
-
 @router.post("/telematics", summary="Lockout confirmations → lockout_requests + `lockout_confirmation` signal")
 async def telematics(request: Request) -> dict:
-    raw = await request.body()
-    key = request.app.state.settings.telematics_api_key
-    verify(key.get_secret_value() if key else None, raw, request.headers.get(SIGNATURE_HEADER))
-    try:
-        event = TelematicsEvent.model_validate(json.loads(raw))
-    except (ValueError, ValidationError, RecursionError) as err:
-        raise Invalid(f"bad telematics event: {L.clip(str(err), 1000)}") from err
+    event = await signed_event(request, TelematicsEvent, partner="telematics", header_name=SIGNATURE_HEADER,
+                               setting="TELEMATICS_API_KEY")
     async with db(request) as conn, conn.transaction():
         row = await conn.fetchrow(
             "SELECT idempotency_key, account_id, state FROM lockout_requests WHERE request_id = $1"
