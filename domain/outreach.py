@@ -4,7 +4,7 @@ returns the decision (send / defer until / suppress) in the activity contract's 
 rule it checked and the value it saw, for the evidence."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 
 from pydantic import BaseModel, Field
 
@@ -32,14 +32,14 @@ class OutreachContext(BaseModel):
 
 
 def decide(*, channel: str, template: str, recipient_role: str, purpose: str, now: datetime,
-           ctx: OutreachContext, rules: ContactRules) -> ComplianceDecision:
+           ctx: OutreachContext, rules: ContactRules, at: time | None = None) -> ComplianceDecision:
     checks = _checks(channel, template, recipient_role, now, ctx, rules)
     if ctx.phone_unusable and channel in ("sms", "voice"):
         return ComplianceDecision(verdict="suppress", rule=f"phone_{ctx.phone_unusable}",
                                   reason=f"the phone number is reported {ctx.phone_unusable.replace('_', ' ')}",
                                   decided_at=now, checks=checks)
     action = engine.OutboundAction(channel=channel, template=template,  # type: ignore[arg-type]
-                                   recipient_role=recipient_role, purpose=purpose)
+                                   recipient_role=recipient_role, purpose=purpose, at=at)
     consent = ConsentState(opted_out=tuple(sorted(set(ctx.opted_out))),  # type: ignore[arg-type]
                            cease_communication=ctx.cease_communication)
     context = engine.ContactContext(

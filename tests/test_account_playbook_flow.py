@@ -90,6 +90,29 @@ async def test_the_pre_due_call_goes_only_to_large_invoices(env, pool):
             await finish(h)
 
 
+async def test_a_call_deferred_past_the_weekend_keeps_its_time_of_day(env, pool):
+    # b2b calls at 15:30, after lunch, on working days. Due on a Friday, the DPD 1 call falls on a
+    # Saturday: it goes on Monday at 15:30, not when the window opens at 09:00.
+    t0 = await today(env)
+    due = t0 + timedelta(days=3 + (4 - (t0 + timedelta(days=3)).weekday()) % 7)   # a Friday, 3+ days away
+    data = b2b(t0, (due - t0).days, policy_version=5)
+    aid = data["account_id"]
+    h = await start(env.client, data)
+    try:
+        await until(env, h, due, 4, hour=17)          # Tuesday
+        await env.sleep(2 * DAY)
+        await settle_all({"h": h})
+        got = {(r["step"], r["channel"]): r["at"].astimezone(ZONE) for r in await audit_entries(pool, aid, "sent")}
+        call = got[("dpd1-call", "voice")]
+        assert call.date() == due + timedelta(days=3), call       # Monday
+        assert time(15, 30) <= call.time() < time(16, 0), call
+        deferred = [r for r in await audit_entries(pool, aid, "compliance_decision")
+                    if r.get("step") == "dpd1-call" or "DPD" in r["summary"] or "day after the term" in r["summary"]]
+        assert any("15:30" in r["summary"] for r in deferred), [r["summary"] for r in deferred]
+    finally:
+        await finish(h)
+
+
 # ------------------------------------------------------------------ 3. agents' calls count toward the cap
 async def test_calls_an_agent_placed_count_toward_the_call_cap(env, pool):
     # consumer@v1 in US-MA: at most 2 call attempts in 7 days. Two unanswered calls by a person the

@@ -176,3 +176,28 @@ def test_lockout_safeguards(change, allowed, earliest, text):
     ok, when, reason = lockout_allowed(NOW, **{**GOOD, **change})
     assert (ok, when) == (allowed, earliest)
     assert text in reason
+
+
+# A ladder step's own time of day (`at`): deferred to a later day it goes at that time there.
+WORKING_DAYS = ContactRules(window=ContactWindow(start=time(9), end=time(18), weekdays=(1, 2, 3, 4, 5),
+                                                 blackouts=({"start": time(11, 45), "end": time(14)},)),
+                            skip_holidays=False)
+
+
+@pytest.mark.parametrize(("now", "at", "until"), [
+    # Saturday 2026-11-28 15:30 → Monday at the step's 15:30, not the 09:00 opening.
+    ((2026, 11, 28, 15, 30), time(15, 30), (2026, 11, 30, 15, 30)),
+    ((2026, 11, 28, 15, 30), None, (2026, 11, 30, 9, 0)),
+    # The step's time falls in the lunch blackout or before the window opens: the opening.
+    ((2026, 11, 28, 12, 0), time(12, 0), (2026, 11, 30, 9, 0)),
+    ((2026, 11, 28, 8, 0), time(8, 0), (2026, 11, 30, 9, 0)),
+    # Friday evening, after the window: Monday at the step's time.
+    ((2026, 11, 27, 19, 0), time(15, 30), (2026, 11, 30, 15, 30)),
+    # Deferred within the same day (lunch): the end of the blackout, whatever the step's time.
+    ((2026, 11, 27, 12, 0), time(15, 30), (2026, 11, 27, 14, 0)),
+])
+def test_a_deferral_to_a_later_day_keeps_the_steps_time_of_day(now, at, until):
+    action = OutboundAction(channel="voice", template="b2b_overdue_call", at=at)
+    d = decide(action, sh(*now), CN, WORKING_DAYS)
+    assert (d.verdict, d.until) == ("defer", sh(*until))
+    assert f"{until[3]:02d}:{until[4]:02d}" in d.reason

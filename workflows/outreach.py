@@ -7,7 +7,7 @@ A part of `AccountCollection` (workflows/account_collection.py).
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from domain import localtime
     from domain.consent_book import DEBTOR
-    from domain.ladder import customer_due_date
+    from domain.ladder import customer_due_date, step_time
     from domain.outbound import QueuedSend, purpose_by_template, reason_to_drop
     from domain.outreach import OutreachContext, decide
     from schemas.account import Contact, Debtor
@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.activity_options import CHANNEL_ACTIVITY, MAX_SEND_ROUNDS, NON_RETRYABLE_TYPES, OPTIONS, SEND_ROUND_DELAY
 from workflows.effects import Effects
+from workflows.patches import DEFERRAL_KEEPS_STEP_TIME
 
 
 class Outreach(Effects):
@@ -103,6 +104,12 @@ class Outreach(Effects):
             self._launch(item.key, self._deliver(item, decision))
         s.outbox = keep
 
+    def _step_at(self, item: QueuedSend) -> time | None:
+        """The local time of day of the ladder step a message belongs to (None for other messages)."""
+        policy = self._state.policy
+        step = next((st for st in policy.steps if st.id == item.step_id), None)
+        return step_time(step, policy) if step is not None else None
+
     def _decide(self, item: QueuedSend, now: datetime) -> ComplianceDecision:
         s = self._state
         consent = s.consent.of(item.person)
@@ -117,8 +124,16 @@ class Outreach(Effects):
             calls=[(c.at, c.consumer_initiated) for c in s.calls] if is_debtor else [],
             last_conversation_at=s.last_conversation_at if is_debtor else None,
             pausing_dispute_open=s.disputes.pausing)
+        rules = s.policy.rules_for(self._jurisdiction())
         decision = decide(channel=item.channel, template=item.template, recipient_role=item.role,
-                          purpose=item.purpose, now=now, ctx=ctx, rules=s.policy.rules_for(self._jurisdiction()))
+                          purpose=item.purpose, now=now, ctx=ctx, rules=rules)
+        at = self._step_at(item)
+        if decision.verdict == "defer" and at is not None:
+            # Asked only where keeping the step's time of day moves the deferral.
+            kept = decide(channel=item.channel, template=item.template, recipient_role=item.role,
+                          purpose=item.purpose, now=now, ctx=ctx, rules=rules, at=at)
+            if kept.until != decision.until and self._patched(DEFERRAL_KEEPS_STEP_TIME):
+                decision = kept
         if decision.verdict == "send" and not address:
             return ComplianceDecision(verdict="suppress", rule="no_address", reason=f"no {item.channel} address on file",
                                       decided_at=now, checks=decision.checks)

@@ -39,3 +39,7 @@ FOLDED_AT_OPEN = frozenset({
     HANDLERS_APPLY_AT_ONCE, PURPOSE_FROM_ACTION, PRE_DUE_SHARE_A_DAY, AGENCY_THEN_LEGAL, AGENT_CALLS_COUNT,
     RISK_SIGNS_CATALOGUE, CLOSE_TASK_ON_OUTCOME, CLOSE_VERIFY_ON_RESUME, COMPRESSED_TIME_AT_TIMER_DUE,
 })
+
+# Added after PATCHES_AT_OPEN (not folded: asked where each applies).
+# A ladder step deferred to a later day (a weekend, a holiday) keeps its own time of day there.
+DEFERRAL_KEEPS_STEP_TIME = "deferral-keeps-step-time"

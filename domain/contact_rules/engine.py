@@ -20,7 +20,7 @@ entry in rules.channel_windows replaces rules.window for that channel.
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -32,8 +32,8 @@ from .consent import ConsentState
 from .holidays_calendar import holiday_checker, holiday_name
 from .limitation import LimitationCheck, litigation_allowed
 from .lockout import LockoutCheck, lockout_allowed
-from .timezones import as_utc, format_local, is_valid_zone, local_date
-from .windows import HolidayCheck, next_lawful_instant, why_unlawful
+from .timezones import as_utc, format_local, is_valid_zone, local_date, local_datetime, to_utc
+from .windows import HolidayCheck, is_lawful, next_lawful_instant, why_unlawful
 
 __all__ = ["OutboundAction", "ContactContext", "Decision", "decide", "window_for", "holidays_for",
            "litigation_allowed", "LimitationCheck", "lockout_allowed", "LockoutCheck"]
@@ -58,6 +58,9 @@ class OutboundAction(_Frozen):
     template: str
     recipient_role: str = "debtor"  # debtor | guarantor | co_borrower | unrelated_third_party
     purpose: str = "collection"     # collection | legal_notice | service
+    # A ladder step's own local time of day (a call "at 15:30, after lunch"): deferred to a later day,
+    # it goes at that time there when that is lawful, not at the window's opening.
+    at: time | None = None
 
 
 class ContactContext(_Frozen):
@@ -124,6 +127,19 @@ def _window_explanation(moment: datetime, ctx: ContactContext, rules: ContactRul
     return rule, text
 
 
+def keep_time_of_day(until: datetime, now: datetime, at: time | None, tz: str, window: ContactWindow,
+                     is_holiday: HolidayCheck | None) -> datetime:
+    """`until` (a lawful instant on a later local day than `now`) moved to `at` that day, when `at` is
+    later than `until` there and itself lawful; else `until` unchanged."""
+    if at is None:
+        return until
+    local = local_datetime(until, tz)
+    if local.date() <= local_date(now, tz) or local.time() >= at:
+        return until
+    moved = to_utc(datetime.combine(local.date(), at), tz)
+    return moved if is_lawful(moved, tz, window, is_holiday) else until
+
+
 def decide(action: OutboundAction, now: datetime, ctx: ContactContext, rules: ContactRules) -> Decision:
     """send / defer (with `until`) / suppress for one outbound action at `now`."""
     now = as_utc(now)
@@ -153,7 +169,7 @@ def decide(action: OutboundAction, now: datetime, ctx: ContactContext, rules: Co
         lawful = next_lawful_instant(start, ctx.timezone, window, is_holiday)
         if lawful is None:
             return _suppress("contact_window", "the contact window never opens (check weekdays and blackouts)")
-        until = lawful
+        until = keep_time_of_day(lawful, now, action.at, ctx.timezone, window, is_holiday)
 
     if until == now:
         return Decision(verdict="send", reason="all contact rules satisfied", rule="allowed")
