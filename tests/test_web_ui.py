@@ -92,7 +92,8 @@ async def test_each_playbook_account_is_found_by_its_policy_in_the_web_ui(demo, 
     for p in PLAYBOOKS:
         policy_id, version = published.resolve(None, None, p.segment)   # what the demo started it with
         query = f'WorkflowType="AccountCollection" AND PolicyId="{policy_id}@v{version}"'
-        await page.goto(f"http://localhost:{demo.ui_port}/namespaces/default/workflows?query={urllib.parse.quote(query)}")
+        await page.goto(f"http://localhost:{demo.ui_port}/namespaces/default/workflows"
+                        f"?query={urllib.parse.quote(query)}")
         link = f"account-{p.account_id()}"
         await page.get_by_role("link", name=link).first.wait_for(timeout=60_000)   # one per run
         assert set(re.findall(r"account-DEMO-[A-Z0-9]+", await page.inner_text("body"))) == {link}, query
