@@ -175,7 +175,8 @@ class Progress:
         return (now - self.started_at).total_seconds() / self.seconds_per_day
 
     def collection_now(self, now: datetime | None = None) -> datetime:
-        """The accounts' compressed clock (they started with the demo)."""
+        """The accounts' compressed clock (they started with the demo), for the log; what the story
+        sends carries real instants, which each account maps onto its own clock."""
         return self.started_at + timedelta(days=self.elapsed_days(now))
 
 
@@ -283,7 +284,7 @@ async def run(accounts_service: Any, accounts: list[DemoAccount], steps: list[St
         if wait > 0:
             await asyncio.sleep(wait * progress.seconds_per_day)
         try:
-            outcome = await _execute(accounts_service, by_id[step.account_id], step, progress)
+            outcome = await _execute(accounts_service, by_id[step.account_id], step)
         except NotReady as err:
             tries = progress.tries.get(step.id, 0) + 1
             progress.tries[step.id] = tries
@@ -309,7 +310,7 @@ def _when(progress: Progress) -> str:
     return f"day {progress.elapsed_days():5.1f}"
 
 
-async def _execute(svc: Any, acct: DemoAccount, step: Step, progress: Progress) -> str:
+async def _execute(svc: Any, acct: DemoAccount, step: Step) -> str:
     from ingress.errors import IngressError
     from schemas.events import Operator
 
@@ -330,8 +331,10 @@ async def _execute(svc: Any, acct: DemoAccount, step: Step, progress: Progress) 
             raise NotReady("nothing to pay yet")
         from schemas.events import Payment
 
+        # A real instant, as billing sends it: the account maps it onto its compressed clock (a
+        # collection-time instant would be read as weeks in the future, and a person asked to check it).
         payment = Payment(payment_id=f"demo-{step.id}", amount=amount, currency=status["currency"],
-                          received_at=progress.collection_now())
+                          received_at=datetime.now(timezone.utc))
         try:
             result = await svc.pay(aid, payment)
         except IngressError as err:
@@ -346,7 +349,7 @@ async def _execute(svc: Any, acct: DemoAccount, step: Step, progress: Progress) 
                 **({"reason_code": step.detail} if step.detail else {})}
         name = "promise_to_pay"
     elif step.action == "receipt":
-        return await _receipt(svc, acct, step, status, progress)
+        return await _receipt(svc, acct, step, status)
     elif step.action == "request_recovery":
         if status.get("recovery"):
             raise NotReady("a recovery is already under way")
@@ -393,7 +396,7 @@ async def _execute(svc: Any, acct: DemoAccount, step: Step, progress: Progress) 
     return "ok"
 
 
-async def _receipt(svc: Any, acct: DemoAccount, step: Step, status: dict[str, Any], progress: Progress) -> str:
+async def _receipt(svc: Any, acct: DemoAccount, step: Step, status: dict[str, Any]) -> str:
     """The receipt card of a registered letter comes back signed: recorded as the postal webhook
     records a carrier's receipt (ingress/webhooks/postal.py), on the letter's row and as the
     `delivery_receipt` signal (with the outbox, the print room records receipts this way)."""
@@ -408,7 +411,7 @@ async def _receipt(svc: Any, acct: DemoAccount, step: Step, status: dict[str, An
         return f"already {letter.get('status')}"
     event = PostalReceiptEvent(event_id=f"demo-{step.id}", letter_id=letter["letter_id"],
                                tracking_ref=letter["tracking_ref"], status="delivered",
-                               received_at=progress.collection_now(), signed_by=acct.start.debtor.name)
+                               received_at=datetime.now(timezone.utc), signed_by=acct.start.debtor.name)
     try:
         async with svc.pool.acquire() as conn, conn.transaction():
             await apply_receipt(conn, svc, event)

@@ -171,6 +171,12 @@ async def test_the_playbook_stories_on_compressed_time(dev_env, database_url, tm
                 return [json.loads(r["compliance"])["checks"]["local_time"] for r in rows[name]
                         if r["step_id"] == step_id]
 
+            # Payments are dated as billing dates them (real instants): none is taken for a future
+            # date to be checked by a person.
+            for a in accounts:
+                applied = await logged(a.account_id, "payment_applied")
+                assert applied and not [x for x in applied if "future" in x], applied
+
             # consumer: the DPD 1 call (the hour is the golden histories' to check: on compressed time a
             # busy machine delays turns woken by an activity); the promise with its reason broken, with
             # the policy's consequences (SMS, call-back task, credit report); the DPD 8 call after payday.
