@@ -100,7 +100,7 @@ _MILESTONES: dict[str, list[tuple[float, str]]] = {
                  (6, "mid-band notice"),
                  (16, "pays what is overdue: cured")],
     "property": [(1, "DPD 1: payment notice by SMS and e-mail, and by registered letter (tracking number)"),
-                 (1, "from here the late charge accrues at 1‰ a day (outstanding grows daily)"),
+                 (1, "from here the late charge accrues at 1‰ a day (see `arrears status`)"),
                  (3, "the letter's receipt: delivered, signed by the owner"), (10, "call"),
                  (30, "late-charge letter by registered letter; the late charge posted"),
                  (33, "its receipt recorded"), (36, "pays what is overdue: current again")],
@@ -213,8 +213,10 @@ def guide(accounts: list[DemoAccount], seconds_per_day: float, *, prefix: str = 
     """What to watch, with the real time (m:ss after the demo started) each thing happens."""
     import textwrap
 
-    ids = {role.name: f"{prefix}-{i + 1:03d}" for i, role in enumerate(ROLES) if i < len(accounts)}
-    if not ids:
+    numbered = [a for a in accounts if playbook_of(a.account_id, prefix) is None]
+    ids = {role.name: f"{prefix}-{i + 1:03d}" for i, role in enumerate(ROLES) if i < len(numbered)}
+    books = {p.name: a for a in accounts if (p := playbook_of(a.account_id, prefix)) is not None}
+    if not ids and not books:
         return ""
     at = lambda day: clock(day, seconds_per_day)  # noqa: E731
     lines = [f"The story (one collection day = {seconds_per_day:g}s; m:ss after the demo started):"]
@@ -223,7 +225,6 @@ def guide(accounts: list[DemoAccount], seconds_per_day: float, *, prefix: str = 
             text = f"{ids[role.name]}  {role.title}: " + "; ".join(
                 f"{at(d)} {what}" for d, what in _MILESTONES.get(role.name, []))
             lines += textwrap.wrap(text, width, initial_indent="  ", subsequent_indent=" " * 12)
-    books = {p.name: a for a in accounts if (p := playbook_of(a.account_id, prefix)) is not None}
     if books:
         lines.append("One account per playbook:")
         for p in PLAYBOOKS:

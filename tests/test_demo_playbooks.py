@@ -131,6 +131,8 @@ def test_the_guide_names_each_playbook_account_with_its_policy_and_filter():
         assert f'PolicyId = "{ref}"' in text
     assert "the DPD 8 call waits for payday" in text and "0:06 30 days past due" in text
     assert "DEMO-CONSUMER" not in ds.guide(accounts[:12], SPEED)    # only the accounts that exist
+    alone = ds.guide(dp.generate_portfolio(0, today=TODAY, seconds_per_day=SPEED, playbooks=True), SPEED)
+    assert "DEMO-RECOVERY (standard@v" in alone and "DEMO-001" not in alone
 
 
 # ----------------------------------------------------------------------------- on a real stack
