@@ -2,6 +2,9 @@
 
 The first accounts each play a part of the story (cli/demo_story.py scripts what happens to
 them); the rest are background: due soon, due in a few weeks, or migrated already past due.
+After them come one account per shipped playbook (DEMO-CONSUMER, DEMO-PROPERTY, DEMO-B2B,
+DEMO-RECOVERY), each started by its segment as billing would, so its policy is the playbook's
+latest version; their stories are scripted in cli/demo_story.py as well.
 `generate_portfolio` is pure (a seed and a date in, the same accounts out), so a re-run of the
 demo addresses the same workflows; starting is a thin function over a Temporal client.
 """
@@ -12,14 +15,17 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
+from domain.paydays import next_follow_up
 from policies import published
 from schemas.account import AccountStart, Asset, Contact, Debtor, Instalment, workflow_id_for
+from schemas.handoffs import PostalAddress
+from schemas.paydays import PaydaySchedule
 from schemas.task_queues import WORKFLOW
 
 DEFAULT_SEED = 20261125
 WORKFLOW_TYPE = "AccountCollection"
 DEMO_POLICY = "demo"   # standard v1's calendar with a 5-day closing grace (policies/demo.v1.yaml)
-Kind = Literal["past_due", "due_soon", "pre_due", "story"]
+Kind = Literal["past_due", "due_soon", "pre_due", "story", "playbook"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,38 @@ ROLES: tuple[Role, ...] = (
     Role("cured", -30, False, "pays what is overdue: cured, stays open for its next instalments"),
     Role("paid_off_early", 14, False, "pre-due reminders, then pays the whole loan: completed"),
 )
+
+
+@dataclass(frozen=True)
+class Playbook:
+    """One account per shipped playbook, named `<prefix>-<NAME>`: the segment its start names (the
+    policy is the latest version serving it, as the ingress resolves a start), where it starts
+    (days from its first unpaid due date to the demo's start) and what the guide says about it."""
+
+    name: str
+    segment: str
+    debt_type: str
+    offset: int
+    title: str
+
+    def account_id(self, prefix: str = "DEMO") -> str:
+        return f"{prefix}-{self.name.upper()}"
+
+
+# Offsets put each playbook's characteristic steps in the first minute or so of the demo.
+PLAYBOOKS: tuple[Playbook, ...] = (
+    Playbook("consumer", "consumer", "consumer_loan", 0,
+             "consumer lending: the DPD 1 call at 10:00; a promise (with its reason) broken: SMS, call-back "
+             "task and credit record; the mid-band call waits for the day after payday"),
+    Playbook("property", "property", "property_fee", 0,
+             "property fees: late charge of 1‰ a day; notices by registered letter, receipts recorded"),
+    Playbook("b2b", "b2b", "trade_receivable", -27,
+             "B2B receivables: invoice confirmation before due; credit hold at 30 days past due, released "
+             "on payment"),
+    Playbook("recovery", "equipment", "equipment_finance", -30,
+             "equipment finance: repossession by the recovery partner, storage, disposal decided by a "
+             "supervisor"),
+)
 # The first accounts cover every kind, so even a tiny portfolio shows each part of the ladder;
 # past-due first because it produces outbound messages at once (it joins mid-ladder).
 _KIND_CYCLE: tuple[Kind, ...] = ("past_due", "due_soon", "pre_due", "past_due", "pre_due", "due_soon", "past_due", "pre_due")
@@ -75,11 +113,21 @@ class DemoAccount:
 
 
 def generate_portfolio(count: int, *, today: date, seconds_per_day: float,
-                       seed: int = DEFAULT_SEED, prefix: str = "DEMO") -> list[DemoAccount]:
+                       seed: int = DEFAULT_SEED, prefix: str = "DEMO", playbooks: bool = False) -> list[DemoAccount]:
+    """`count` numbered accounts (DEMO-001…), then, with `playbooks`, one account per playbook
+    (`PLAYBOOKS`). The numbered accounts are the same with or without the playbook accounts."""
     rng = random.Random(seed)
-    return [_account(i, "story" if i < len(ROLES) else _KIND_CYCLE[(i - len(ROLES)) % len(_KIND_CYCLE)],
-                     rng, today, seconds_per_day, prefix)
-            for i in range(count)]
+    accounts = [_account(i, "story" if i < len(ROLES) else _KIND_CYCLE[(i - len(ROLES)) % len(_KIND_CYCLE)],
+                         rng, today, seconds_per_day, prefix)
+                for i in range(count)]
+    if playbooks:
+        accounts += [_playbook_account(p, today, seconds_per_day, prefix) for p in PLAYBOOKS]
+    return accounts
+
+
+def playbook_of(account_id: str, prefix: str = "DEMO") -> Playbook | None:
+    """The playbook an account shows (None for the numbered accounts)."""
+    return next((p for p in PLAYBOOKS if p.account_id(prefix) == account_id), None)
 
 
 def role_of(account_id: str, prefix: str = "DEMO") -> Role | None:
@@ -147,9 +195,71 @@ def _account(i: int, kind: Kind, rng: random.Random, today: date, seconds_per_da
 def summary(acct: DemoAccount) -> str:
     """The UI's one-line summary: only what never changes (the current state is in the workflow's
     current details). No personal data: summaries are stored with the history."""
-    role = role_of(acct.account_id, acct.account_id.rsplit("-", 1)[0])
-    part = f" · {role.name.replace('_', ' ')}" if role else ""
+    prefix = acct.account_id.rsplit("-", 1)[0]
+    role = role_of(acct.account_id, prefix)
+    playbook = playbook_of(acct.account_id, prefix)
+    part = f" · {role.name.replace('_', ' ')}" if role else f" · {playbook.name} playbook" if playbook else ""
     return f"Demo {acct.account_id} · {acct.start.currency} · policy {acct.start.policy_id}{part}"
+
+
+# ----------------------------------------------------------------------------- one per playbook
+
+def _monthly(first_unpaid: date, amount: int, *, paid_before: int, count: int) -> list[Instalment]:
+    return [Instalment(due_date=first_unpaid + timedelta(days=30 * k), amount=amount, paid=amount if k < 0 else 0)
+            for k in range(-paid_before, count)]
+
+
+def consumer_payday(first_unpaid: date) -> PaydaySchedule:
+    """A payday a few days after the DPD 8 call would fall, so the call waits for the day after it
+    (consumer v4: `after_payday_within: 5`). Depends only on the date (pure), and on the CN calendar
+    that moves a payday off a weekend or holiday."""
+    call_day = first_unpaid + timedelta(days=8)
+    for ahead in range(1, 5):
+        schedule = PaydaySchedule(days_of_month=((call_day + timedelta(days=ahead)).day,))
+        follow_up = next_follow_up(call_day, schedule, "CN")
+        if call_day < follow_up <= call_day + timedelta(days=5):
+            return schedule
+    return PaydaySchedule(days_of_month=((call_day + timedelta(days=2)).day,))
+
+
+def _playbook_account(p: Playbook, today: date, seconds_per_day: float, prefix: str) -> DemoAccount:
+    account_id = p.account_id(prefix)
+    first_unpaid = today + timedelta(days=p.offset)
+    policy_id, version = published.resolve(None, None, p.segment)   # as the ingress resolves a start
+    contacts: list[Contact] = []
+    asset = None
+    if p.name == "consumer":
+        # A consumer loan in CN with the debtor's payday known.
+        debtor = Debtor(name="陈静", phone="+8613800138101", email="chen.jing@example.com", timezone="Asia/Shanghai",
+                        language="zh", country="CN", region="SH", paydays=consumer_payday(first_unpaid))
+        instalments = _monthly(first_unpaid, 235_000, paid_before=2, count=10)
+    elif p.name == "property":
+        # Monthly management fees of a flat; the owner's address takes the registered letters.
+        debtor = Debtor(name="刘洋", phone="+8613800138102", email="liu.yang@example.com", timezone="Asia/Shanghai",
+                        language="zh", country="CN", region="SH",
+                        postal_address=PostalAddress(lines=["刘洋", "上海市浦东新区锦绣路1号 3栋1202室"],
+                                                     postcode="200135", country="CN"))
+        instalments = _monthly(first_unpaid, 128_000, paid_before=3, count=6)
+    elif p.name == "b2b":
+        # Two invoices: one 27 days overdue, and a large one due in 17 days (its confirmation call).
+        debtor = Debtor(name="Eastbridge Building Supplies Co., Ltd.", phone="+8613800138103",
+                        email="ap@eastbridge.example.com", timezone="Asia/Shanghai", language="en", country="CN",
+                        region="SH")
+        instalments = [Instalment(due_date=first_unpaid - timedelta(days=30), amount=3_600_000, paid=3_600_000),
+                       Instalment(due_date=first_unpaid, amount=4_800_000),
+                       Instalment(due_date=today + timedelta(days=17), amount=12_000_000)]
+    else:
+        # An excavator on finance, 30 days past due, the machine idle on a closed site.
+        debtor = Debtor(name="Zhao Lei", phone="+8613800138104", email="zhao.lei@example.com",
+                        timezone="Asia/Shanghai", language="en", country="CN", region="JS")
+        instalments = _monthly(first_unpaid, 3_850_000, paid_before=4, count=12)
+        asset = Asset(asset_id="EQ-RECOVERY", description="SANY SY215C excavator",
+                      telematics_device_id="TLM-0D3M0RCV", agreed_region="JS")
+    start = AccountStart(
+        account_id=account_id, currency="CNY", debtor=debtor, instalments=instalments,
+        policy_id=policy_id, policy_version=version, segment=p.segment, debt_type=p.debt_type,
+        contacts=contacts, asset=asset, jurisdiction="CN", seconds_per_day=seconds_per_day)
+    return DemoAccount(kind="playbook", start=start)
 
 
 async def start_portfolio(client, accounts: list[DemoAccount], *, pool=None) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from cli.demo_portfolio import ROLES, DemoAccount, role_of
+from cli.demo_portfolio import PLAYBOOKS, ROLES, DemoAccount, playbook_of, role_of
 
 PROGRESS_FILE = Path("demo") / "progress.json"
 RETRY_DAYS = 1.0        # a step the account is not ready for is tried again a day later…
@@ -37,10 +37,12 @@ class Step:
     action: str          # pay_overdue | pay_all | pay_promise | pay_due | promise | open_dispute | …
     say: str
     arg: int = 0         # days ahead for promise / pause
+    detail: str = ""     # promise: reason code; receipt: the letter's step; recovery_update: the event
 
 
-# What is done to each part of the story, and when (collection days after the demo's start).
-_SCRIPT: dict[str, list[tuple[float, str, str, int]]] = {
+# What is done to each part of the story, and when (collection days after the demo's start):
+# (day, action, what the log says, arg[, detail]).
+_SCRIPT: dict[str, list[tuple[Any, ...]]] = {
     "lockout": [(24, "approve_lockout", "a supervisor approves the GPS lockout", 0),
                 (33, "pay_overdue", "pays what is overdue: the machine is unlocked", 0)],
     "paid_off": [(6, "pay_all", "pays the whole loan", 0)],
@@ -56,6 +58,20 @@ _SCRIPT: dict[str, list[tuple[float, str, str, int]]] = {
     "opted_out": [(1, "opt_out", "replies STOP: opted out of SMS", 0)],
     "cured": [(12, "pay_overdue", "pays what is overdue: cured", 0)],
     "paid_off_early": [(20, "pay_all", "pays the whole loan", 0)],
+    # One account per playbook (cli/demo_portfolio.py PLAYBOOKS).
+    "consumer": [(2, "promise", "promises to pay within 2 days, income delayed (and will not)", 2, "income_delayed"),
+                 (16, "pay_overdue", "pays what is overdue after payday: cured", 0)],
+    "property": [(3, "receipt", "the payment notice's registered letter is delivered: the owner signed", 0,
+                  "dpd1-registered-notice"),
+                 (33, "receipt", "the late-charge letter is delivered: the owner signed", 0, "dpd30-registered-letter"),
+                 (36, "pay_overdue", "pays the overdue fees and the late charge", 0)],
+    "b2b": [(8, "pay_overdue", "pays the overdue invoice and its interest: supply released", 0),
+            (14, "pay_all", "pays the large invoice before it is due", 0)],
+    "recovery": [(1, "request_recovery", "a supervisor hands the excavator to the recovery partner (repossession)", 0),
+                 (3, "recovery_update", "the recovery partner has taken the machine back", 0, "taken_back"),
+                 (4, "recovery_update", "the machine is in storage (three months at most)", 0, "stored"),
+                 (10, "decide_disposal", "a supervisor decides its disposal: sold at auction", 0),
+                 (12, "pay_all", "the auction proceeds and the rest pay the loan off", 0)],
 }
 
 # The guide: what to watch on each story account, with its collection day (operator steps above
@@ -76,6 +92,28 @@ _MILESTONES: dict[str, list[tuple[float, str]]] = {
     "lockout_waiting": [(10, "lockout requested: awaits a supervisor"), (25, "placed with an agency")],
     "cured": [(12, "pays what is overdue: cured, next instalments still open")],
     "paid_off_early": [(14, "due-date call"), (20, "pays the whole loan"), (25, "completed")],
+    # The consumer's call after payday depends on the calendar: `guide` inserts it (_payday_call).
+    "consumer": [(1, "DPD 1: the first call, at 10:00 local"),
+                 (2, "promises to pay in 2 days (reason code income_delayed): escalation held"),
+                 (6, "promise broken: SMS saying what follows, a call-back task, the broken promise "
+                     "reported to the credit bureau after notice"),
+                 (6, "mid-band notice"),
+                 (16, "pays what is overdue: cured")],
+    "property": [(1, "DPD 1: payment notice by SMS and e-mail, and by registered letter (tracking number)"),
+                 (1, "from here the late charge accrues at 1‰ a day (see `arrears status`)"),
+                 (3, "the letter's receipt: delivered, signed by the owner"), (10, "call"),
+                 (30, "late-charge letter by registered letter; the late charge posted"),
+                 (33, "its receipt recorded"), (36, "pays what is overdue: current again")],
+    "b2b": [(0, "joins 27 days past due: statement of the overdue invoice"),
+            (2, "15 days before the large invoice is due: confirmation e-mail and a call (working days)"),
+            (3, "30 days past due: call, credit-terms warning, credit hold placed in the ERP"),
+            (8, "pays the overdue invoice: credit hold released"), (14, "pays the large invoice: paid off"),
+            (44, "completed")],
+    "recovery": [(0, "joins 30 days past due: call, formal letter, late fee"),
+                 (1, "a supervisor requests repossession; the recovery partner takes the job"),
+                 (3, "taken back: recovered"), (4, "in storage, a disposal decision due within 3 months"),
+                 (10, "a supervisor decides: disposed (sold at auction)"), (12, "the proceeds pay it off"),
+                 (42, "completed")],
 }
 
 # Web UI list filters and when they return story accounts (collection days; None = from then on).
@@ -91,7 +129,11 @@ FILTERS: list[tuple[str, str, float, float | None]] = [
     ('ArrearsStage = "paid_off"', "paid_off", 6, 11),
     ('ExecutionStatus = "Completed"', "paid_off", 11, None),
     ('DaysPastDue >= 60', "placement", 0, None),
+    ('ArrearsStage = "paid_off"', "recovery", 12, 42),
+    ('ArrearsStage = "paid_off"', "b2b", 14, 44),
 ]
+# Until when each playbook account is listed by its `PolicyId` filter (it completes then; None: runs on).
+_PLAYBOOK_UNTIL: dict[str, float | None] = {"consumer": None, "property": None, "b2b": 44, "recovery": 42}
 
 
 @dataclass
@@ -133,7 +175,8 @@ class Progress:
         return (now - self.started_at).total_seconds() / self.seconds_per_day
 
     def collection_now(self, now: datetime | None = None) -> datetime:
-        """The accounts' compressed clock (they started with the demo)."""
+        """The accounts' compressed clock (they started with the demo), for the log; what the story
+        sends carries real instants, which each account maps onto its own clock."""
         return self.started_at + timedelta(days=self.elapsed_days(now))
 
 
@@ -142,10 +185,12 @@ def script(accounts: list[DemoAccount], *, today: date, seed: int) -> list[Step]
     steps: list[Step] = []
     rng = random.Random(seed + 2)
     for acct in accounts:
-        role = role_of(acct.account_id, acct.account_id.rsplit("-", 1)[0])
-        if role is not None:
-            for n, (day, action, say, arg) in enumerate(_SCRIPT.get(role.name, [])):
-                steps.append(Step(f"{acct.account_id}-{n + 1}-{action}", day, acct.account_id, action, say, arg))
+        prefix = acct.account_id.rsplit("-", 1)[0]
+        part = role_of(acct.account_id, prefix) or playbook_of(acct.account_id, prefix)
+        if part is not None:
+            for n, (day, action, say, arg, *detail) in enumerate(_SCRIPT.get(part.name, [])):
+                steps.append(Step(f"{acct.account_id}-{n + 1}-{action}", day, acct.account_id, action, say, arg,
+                                  *detail))
             continue
         # Background: about half pay, some the whole loan, most what is overdue, some weeks in.
         if rng.random() < 0.5:
@@ -168,8 +213,10 @@ def guide(accounts: list[DemoAccount], seconds_per_day: float, *, prefix: str = 
     """What to watch, with the real time (m:ss after the demo started) each thing happens."""
     import textwrap
 
-    ids = {role.name: f"{prefix}-{i + 1:03d}" for i, role in enumerate(ROLES) if i < len(accounts)}
-    if not ids:
+    numbered = [a for a in accounts if playbook_of(a.account_id, prefix) is None]
+    ids = {role.name: f"{prefix}-{i + 1:03d}" for i, role in enumerate(ROLES) if i < len(numbered)}
+    books = {p.name: a for a in accounts if (p := playbook_of(a.account_id, prefix)) is not None}
+    if not ids and not books:
         return ""
     at = lambda day: clock(day, seconds_per_day)  # noqa: E731
     lines = [f"The story (one collection day = {seconds_per_day:g}s; m:ss after the demo started):"]
@@ -178,12 +225,45 @@ def guide(accounts: list[DemoAccount], seconds_per_day: float, *, prefix: str = 
             text = f"{ids[role.name]}  {role.title}: " + "; ".join(
                 f"{at(d)} {what}" for d, what in _MILESTONES.get(role.name, []))
             lines += textwrap.wrap(text, width, initial_indent="  ", subsequent_indent=" " * 12)
+    if books:
+        lines.append("One account per playbook:")
+        for p in PLAYBOOKS:
+            if p.name in books:
+                acct = books[p.name]
+                milestones = sorted(_MILESTONES[p.name] + _payday_call(acct), key=lambda m: m[0])
+                text = (f"{acct.account_id} ({acct.start.policy_id}@v{acct.start.policy_version}) {p.title}: "
+                        + "; ".join(f"{at(d)} {what}" for d, what in milestones))
+                lines += textwrap.wrap(text, width, initial_indent="  ", subsequent_indent=" " * 12)
     lines.append("Web UI filters, and when they list these accounts:")
-    for query, name, start, end in FILTERS:
+    filters = [*FILTERS, *((f'PolicyId = "{a.start.policy_id}@v{a.start.policy_version}"', name, 0,
+                            _PLAYBOOK_UNTIL.get(name)) for name, a in books.items())]
+    ids |= {name: a.account_id for name, a in books.items()}
+    for query, name, start, end in filters:
         if name in ids:
             when = f"from {at(start)}" if end is None else f"{at(start)}-{at(end)}"
             lines.append(f"  {query:<36} {ids[name]} {when}")
     return "\n".join(lines)
+
+
+def _payday_call(acct: DemoAccount) -> list[tuple[float, str]]:
+    """When the consumer's mid-band call goes: the day after payday when that is within the policy's
+    days of DPD 8, else on DPD 8 (the calendar decides; see demo_portfolio.consumer_payday)."""
+    from domain.paydays import next_follow_up
+    from policies import published
+
+    policy = published.pinned(acct.start.policy_id, acct.start.policy_version or 0)
+    step = next((s for s in policy.steps if s.id == "dpd8-mid-call"), None) if policy else None
+    paydays, first = acct.start.debtor.paydays, next(i for i in acct.start.instalments if i.paid < i.amount)
+    if step is None or paydays is None:
+        return []
+    book = playbook_of(acct.account_id, acct.account_id.rsplit("-", 1)[0])
+    offset = book.offset if book else 0       # the first unpaid due date, in days from the demo's start
+    call_day = first.due_date + timedelta(days=8)
+    follow_up = next_follow_up(call_day, paydays, acct.start.debtor.country)
+    dpd = (follow_up - first.due_date).days
+    if (follow_up - call_day).days <= (step.after_payday_within or 0):
+        return [(dpd + offset, f"the DPD 8 call waits for payday: it goes the day after (DPD {dpd})")]
+    return [(8 + offset, "DPD 8 call (no payday within days)")]
 
 
 # ----------------------------------------------------------------------------- running it
@@ -205,7 +285,7 @@ async def run(accounts_service: Any, accounts: list[DemoAccount], steps: list[St
         if wait > 0:
             await asyncio.sleep(wait * progress.seconds_per_day)
         try:
-            outcome = await _execute(accounts_service, by_id[step.account_id], step, progress)
+            outcome = await _execute(accounts_service, by_id[step.account_id], step)
         except NotReady as err:
             tries = progress.tries.get(step.id, 0) + 1
             progress.tries[step.id] = tries
@@ -231,7 +311,7 @@ def _when(progress: Progress) -> str:
     return f"day {progress.elapsed_days():5.1f}"
 
 
-async def _execute(svc: Any, acct: DemoAccount, step: Step, progress: Progress) -> str:
+async def _execute(svc: Any, acct: DemoAccount, step: Step) -> str:
     from ingress.errors import IngressError
     from schemas.events import Operator
 
@@ -252,8 +332,10 @@ async def _execute(svc: Any, acct: DemoAccount, step: Step, progress: Progress) 
             raise NotReady("nothing to pay yet")
         from schemas.events import Payment
 
+        # A real instant, as billing sends it: the account maps it onto its compressed clock (a
+        # collection-time instant would be read as weeks in the future, and a person asked to check it).
         payment = Payment(payment_id=f"demo-{step.id}", amount=amount, currency=status["currency"],
-                          received_at=progress.collection_now())
+                          received_at=datetime.now(timezone.utc))
         try:
             result = await svc.pay(aid, payment)
         except IngressError as err:
@@ -264,8 +346,29 @@ async def _execute(svc: Any, acct: DemoAccount, step: Step, progress: Progress) 
     if step.action == "promise":
         owed = status["amount_due"] or _oldest_outstanding(status)
         body = {"amount": owed, "promised_date": (today + timedelta(days=step.arg)).isoformat(),
-                "promise_id": f"demo-{step.id}", **who(OPERATOR, "operator"), "note": "promised on the phone"}
+                "promise_id": f"demo-{step.id}", **who(OPERATOR, "operator"), "note": "promised on the phone",
+                **({"reason_code": step.detail} if step.detail else {})}
         name = "promise_to_pay"
+    elif step.action == "receipt":
+        return await _receipt(svc, acct, step, status)
+    elif step.action == "request_recovery":
+        if status.get("recovery"):
+            raise NotReady("a recovery is already under way")
+        body = {"kind": "repossession", "reason": "no payment for 30 days; the machine idles on a closed site",
+                "last_known_location": "telematics: last seen at the site in Kunshan", **who(SUPERVISOR, "supervisor")}
+    elif step.action == "recovery_update":
+        recovery = (status.get("recovery") or {}).get("recovery") or {}
+        if not recovery.get("partner_reference"):
+            raise NotReady("the recovery partner has not taken the job yet")
+        body = {"event": step.detail, **who(OPERATOR, "operator"),
+                "note": {"taken_back": "collected by the partner's low-loader",
+                         "stored": "partner's yard, bay 12"}.get(step.detail, "")}
+    elif step.action == "decide_disposal":
+        recovery = (status.get("recovery") or {}).get("recovery") or {}
+        if recovery.get("state") not in ("in_storage", "disposal_pending_decision"):
+            raise NotReady(f"the machine is {recovery.get('state')}, not in storage")
+        body = {"decision": "dispose", "reason": "debtor unreachable, site closed: sold at auction",
+                **who(SUPERVISOR, "supervisor")}
     elif step.action == "open_dispute":
         body = {"dispute_id": "demo-dispute-1", "reason": "billing_error", **who(OPERATOR, "operator"),
                 "note": "customer says the instalment was already paid"}
@@ -292,6 +395,30 @@ async def _execute(svc: Any, acct: DemoAccount, step: Step, progress: Progress) 
     except IngressError as err:
         raise NotReady(err.message) from err
     return "ok"
+
+
+async def _receipt(svc: Any, acct: DemoAccount, step: Step, status: dict[str, Any]) -> str:
+    """The receipt card of a registered letter comes back signed: recorded as the postal webhook
+    records a carrier's receipt (ingress/webhooks/postal.py), on the letter's row and as the
+    `delivery_receipt` signal (with the outbox, the print room records receipts this way)."""
+    from ingress.errors import IngressError
+    from ingress.webhooks.postal import PostalReceiptEvent, apply_receipt
+
+    letter = next((x for x in status.get("letters") or [] if x.get("step_id") == step.detail
+                   and x.get("tracking_ref")), None)
+    if letter is None:
+        raise NotReady(f"no registered letter {step.detail} sent yet")
+    if letter.get("status") != "sent":
+        return f"already {letter.get('status')}"
+    event = PostalReceiptEvent(event_id=f"demo-{step.id}", letter_id=letter["letter_id"],
+                               tracking_ref=letter["tracking_ref"], status="delivered",
+                               received_at=datetime.now(timezone.utc), signed_by=acct.start.debtor.name)
+    try:
+        async with svc.pool.acquire() as conn, conn.transaction():
+            await apply_receipt(conn, svc, event)
+    except IngressError as err:
+        raise NotReady(err.message) from err
+    return f"tracking {letter['tracking_ref']}"
 
 
 def _oldest_outstanding(status: dict[str, Any]) -> int:

@@ -81,13 +81,16 @@ async def _demo(settings: Settings, *, accounts: int | None, seconds_per_day: fl
              "For a new one, stop the stack and delete the data directory.")
     spd = progress.seconds_per_day
     portfolio = dp.generate_portfolio(progress.accounts, today=progress.today, seconds_per_day=spd,
-                                      seed=progress.seed)
+                                      seed=progress.seed, playbooks=True)
     if client is None:
         client = await connect(settings)
         await register_search_attributes(client)
     pool = await create_pool(database_url or default_database_url(settings), max_size=2)
     try:
-        running, finished = await dp.start_portfolio(client, portfolio, pool=pool)
+        numbered = [a for a in portfolio if a.kind != "playbook"]
+        books = [a for a in portfolio if a.kind == "playbook"]
+        running, finished = await dp.start_portfolio(client, numbered, pool=pool)
+        await dp.start_portfolio(client, books, pool=pool)
         progress.save()
         steps = story.script(portfolio, today=progress.today, seed=progress.seed) if payments else []
         guide_text = story.guide(portfolio, spd)
@@ -97,7 +100,8 @@ async def _demo(settings: Settings, *, accounts: int | None, seconds_per_day: fl
                  f"(now at {story.clock(progress.elapsed_days(), spd)}; {done} of {len(steps)} steps done); "
                  f"{running} accounts running, {finished} finished")
         else:
-            _say(f"demo: {running} accounts running, {finished} finished earlier; one collection day = {spd:g}s")
+            _say(f"demo: {running} accounts running, {finished} finished earlier, and one per playbook "
+                 f"({', '.join(a.account_id for a in books)}); one collection day = {spd:g}s")
             if guide_text:
                 _say(guide_text)
         if guide_text:

@@ -167,8 +167,9 @@ async def test_arrears_demo_command_starts_the_portfolio(dev_env, database_url, 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 accounts running" in result.stdout
     assert "DEMO-003  promise to pay, kept" in result.stdout            # the guide, for what exists
+    assert "DEMO-B2B (b2b@v" in result.stdout                           # and one account per playbook
     assert (tmp_path / "demo" / "progress.json").exists()
-    for acct in dp.generate_portfolio(3, today=date.today(), seconds_per_day=2.0):
+    for acct in dp.generate_portfolio(3, today=date.today(), seconds_per_day=2.0, playbooks=True):
         handle = client.get_workflow_handle(workflow_id_for(acct.account_id))
         desc = await handle.describe()
         assert desc.workflow_type == "AccountCollection"

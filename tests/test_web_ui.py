@@ -31,7 +31,8 @@ SECONDS_PER_DAY = 1.0
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """`arrears up` with the first 12 demo accounts (every part of the story), 1 s per day."""
+    """`arrears up` with the first 12 demo accounts (every part of the story) and one per playbook,
+    1 s per day."""
     stack = Stack(tmp_path_factory.mktemp("webui"))
     stack.start("--accounts", "12", "--seconds-per-day", str(SECONDS_PER_DAY))
     try:
@@ -78,6 +79,24 @@ async def test_filtered_workflow_list_in_the_web_ui(demo, browser) -> None:
                                                                           'ArrearsStage="placed"')))
     assert "account-DEMO-007" in listed and listed <= expected
     assert "account-DEMO-002" not in listed and "account-DEMO-003" not in listed
+    await page.close()
+
+
+async def test_each_playbook_account_is_found_by_its_policy_in_the_web_ui(demo, browser) -> None:
+    """A newcomer picks a playbook and finds its demo account by `PolicyId` (README, "One account
+    per playbook"): each filter lists that account and no other demo account."""
+    from cli.demo_portfolio import PLAYBOOKS
+    from policies import published
+
+    page = await _page(browser)
+    for p in PLAYBOOKS:
+        policy_id, version = published.resolve(None, None, p.segment)   # what the demo started it with
+        query = f'WorkflowType="AccountCollection" AND PolicyId="{policy_id}@v{version}"'
+        await page.goto(f"http://localhost:{demo.ui_port}/namespaces/default/workflows"
+                        f"?query={urllib.parse.quote(query)}")
+        link = f"account-{p.account_id()}"
+        await page.get_by_role("link", name=link).first.wait_for(timeout=60_000)   # one per run
+        assert set(re.findall(r"account-DEMO-[A-Z0-9]+", await page.inner_text("body"))) == {link}, query
     await page.close()
 
 

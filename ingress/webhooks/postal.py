@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
+import asyncpg
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -50,35 +52,41 @@ class PostalReceiptEvent(BaseModel):
         return self
 
 
-
 @router.post("/postal", summary="Registered-letter receipts → registered_letters + `delivery_receipt` signal")
 async def postal(request: Request) -> dict:
     event = await signed_event(request, PostalReceiptEvent, partner="postal", header_name=SIGNATURE_HEADER,
                                setting="POSTAL_API_KEY")
     async with db(request) as conn, conn.transaction():
-        if event.tracking_ref is not None:
-            row = await conn.fetchrow("SELECT idempotency_key, account_id, tracking_ref, status FROM registered_letters"
-                                      " WHERE tracking_ref = $1 FOR UPDATE", event.tracking_ref)
-        else:
-            row = await conn.fetchrow("SELECT idempotency_key, account_id, tracking_ref, status FROM registered_letters"
-                                      " WHERE idempotency_key = $1 FOR UPDATE", event.letter_id)
-        if row is None or row["tracking_ref"] is None:
-            raise NotFound(f"no registered letter sent as {event.tracking_ref or event.letter_id!r}")
-        if event.letter_id is not None and event.letter_id != row["idempotency_key"]:
-            raise Invalid(f"tracking_ref {event.tracking_ref!r} belongs to another letter than {event.letter_id!r}")
-        if not await record_event(conn, "postal", event.event_id, f"letter_{event.status}", row["account_id"],
-                                  event.model_dump(mode="json")):
-            return {"duplicate": True, "account_id": row["account_id"]}
-        if row["status"] != "sent":
-            # A letter has one receipt; a later, different one is kept in inbound_events only.
-            log.info("letter %s already has its receipt (%s); %s recorded only", row["idempotency_key"],
-                     row["status"], event.status)
-            return {"duplicate": False, "account_id": row["account_id"], "advanced": False}
-        receipt = DeliveryReceiptSignal(
-            letter_id=row["idempotency_key"], tracking_ref=row["tracking_ref"], status=event.status,
-            received_at=event.received_at, signed_by=event.signed_by if event.status == "delivered" else None)
-        body = receipt.model_dump(mode="json", exclude_none=True)
-        await conn.execute("UPDATE registered_letters SET status = $2, receipt = $3::jsonb, receipt_at = now()"
-                           " WHERE idempotency_key = $1", row["idempotency_key"], event.status, json.dumps(body))
-        await request.app.state.accounts.signal(row["account_id"], SIGNAL, body)
+        return await apply_receipt(conn, request.app.state.accounts, event)
+
+
+async def apply_receipt(conn: asyncpg.Connection, accounts: Any, event: PostalReceiptEvent) -> dict:
+    """Record a receipt and signal it to the account, within the caller's transaction. The route
+    above calls it for the carrier; the demo (cli/demo_story.py) for receipts the print room records
+    by hand when the outbox sends the letters."""
+    if event.tracking_ref is not None:
+        row = await conn.fetchrow("SELECT idempotency_key, account_id, tracking_ref, status FROM registered_letters"
+                                  " WHERE tracking_ref = $1 FOR UPDATE", event.tracking_ref)
+    else:
+        row = await conn.fetchrow("SELECT idempotency_key, account_id, tracking_ref, status FROM registered_letters"
+                                  " WHERE idempotency_key = $1 FOR UPDATE", event.letter_id)
+    if row is None or row["tracking_ref"] is None:
+        raise NotFound(f"no registered letter sent as {event.tracking_ref or event.letter_id!r}")
+    if event.letter_id is not None and event.letter_id != row["idempotency_key"]:
+        raise Invalid(f"tracking_ref {event.tracking_ref!r} belongs to another letter than {event.letter_id!r}")
+    if not await record_event(conn, "postal", event.event_id, f"letter_{event.status}", row["account_id"],
+                              event.model_dump(mode="json")):
+        return {"duplicate": True, "account_id": row["account_id"]}
+    if row["status"] != "sent":
+        # A letter has one receipt; a later, different one is kept in inbound_events only.
+        log.info("letter %s already has its receipt (%s); %s recorded only", row["idempotency_key"],
+                 row["status"], event.status)
+        return {"duplicate": False, "account_id": row["account_id"], "advanced": False}
+    receipt = DeliveryReceiptSignal(
+        letter_id=row["idempotency_key"], tracking_ref=row["tracking_ref"], status=event.status,
+        received_at=event.received_at, signed_by=event.signed_by if event.status == "delivered" else None)
+    body = receipt.model_dump(mode="json", exclude_none=True)
+    await conn.execute("UPDATE registered_letters SET status = $2, receipt = $3::jsonb, receipt_at = now()"
+                       " WHERE idempotency_key = $1", row["idempotency_key"], event.status, json.dumps(body))
+    await accounts.signal(row["account_id"], SIGNAL, body)
     return {"duplicate": False, "account_id": row["account_id"], "advanced": True}

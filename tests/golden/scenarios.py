@@ -1097,7 +1097,6 @@ async def b2b_large_invoice_call(env: WorkflowEnvironment, account_id: str, prov
     return h.id
 
 
-
 async def patches_at_open(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
     """A run that records its patches once, at open (workflows/patches.py): standard, latest version
     (the choice and the patches in one marker); a part payment, the machine outside its agreed region
@@ -1116,6 +1115,53 @@ async def patches_at_open(env: WorkflowEnvironment, account_id: str, providers: 
     await env.sleep(DAY)
     await pay_everything(env, h, f"PAY-{account_id}")
     return h.id
+
+
+async def standard_repossession(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """standard@v4 equipment finance, the repossession path (equipment_recovery is a voluntary
+    surrender decided at the storage deadline): at DPD 6 an operator may not order a repossession
+    (refused: a supervisor's decision); a supervisor does, and the recovery partner takes the job once;
+    the partner takes the machine back (recovered), it goes into storage, and a supervisor decides its
+    disposal before the storage deadline (sold at auction); the proceeds and the rest paid in full:
+    paid off."""
+    t0 = await local_today(env)
+    due = t0 + timedelta(days=2)
+    h = await start(env.client, account(account_id, today=t0, due_in=2, policy_version=4, jurisdiction="CN",
+                                        debt_type="equipment_finance",
+                                        asset={**ASSET, "asset_id": "EX-88", "description": "excavator",
+                                               "agreed_region": "江苏省"}))
+    await sleep_to(env, due + timedelta(days=6), time(11))
+    ask = {"kind": "repossession", "reason": "no payment, the site closed, the owner unreachable",
+           "last_known_location": "telematics: site 7, Kunshan"}
+    why = await refused(h, "request_recovery", {**ask, **AGENT})
+    expect(await status(h), "supervisor" in why, f"an operator's repossession refused for want of a supervisor: {why}")
+    await h.execute_update("request_recovery", {**ask, **SUPERVISOR})
+    st = await until(env, h, lambda s: bool(((s["recovery"] or {}).get("recovery") or {}).get("partner_reference")),
+                     "the repossession handed to the partner", step=HOUR)
+    expect(st, st["recovery"]["recovery"]["kind"] == "repossession"
+           and st["recovery"]["requested_by"] == SUPERVISOR["operator"], "a repossession requested by the supervisor")
+    await env.sleep(DAY)
+    await h.execute_update("recovery_update", {"event": "taken_back", "note": "collected by low-loader", **AGENT})
+    await env.sleep(DAY)
+    await h.execute_update("recovery_update", {"event": "stored", "note": "partner's yard", **AGENT})
+    st = await status(h)
+    expect(st, [x["state"] for x in st["recovery"]["recovery"]["history"]] == ["requested", "recovered", "in_storage"],
+           "taken back by the partner (recovered), then stored")
+    await env.sleep(3 * DAY)
+    why = await refused(h, "decide_disposal", {"decision": "dispose", "reason": "sell", **AGENT})
+    expect(st, "supervisor" in why, f"an operator's disposal decision refused: {why}")
+    await h.execute_update("decide_disposal", {"decision": "dispose", "reason": "sold at auction", **SUPERVISOR})
+    st = await status(h)
+    r = st["recovery"]["recovery"]
+    from domain.recovery import storage_deadline
+
+    deadline = storage_deadline(date.fromisoformat(r["storage_began"]), r["storage_months"])
+    expect(st, r["state"] == "disposed" and r["decided_by"] == SUPERVISOR["operator"]
+           and date.fromisoformat(r["history"][-1]["on"]) < deadline,
+           f"disposed by the supervisor before the storage deadline ({deadline})")
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
 
 SCENARIOS: dict[str, Scenario] = {
     "ladder_to_placement": Scenario(full_ladder, world="webhook"),
@@ -1155,4 +1201,5 @@ SCENARIOS: dict[str, Scenario] = {
     "consumer_payday_follow_ups": Scenario(consumer_payday_follow_ups),
     "b2b_large_invoice_call": Scenario(b2b_large_invoice_call),
     "patches_at_open": Scenario(patches_at_open),
+    "standard_repossession": Scenario(standard_repossession),
 }
