@@ -26,6 +26,9 @@ from schemas.handoffs import MAX_STORAGE_MONTHS, RecoveryKind
 RecoveryState = Literal["requested", "recovered", "surrendered", "in_storage", "disposal_pending_decision",
                         "disposed", "returned", "cancelled"]
 FINAL_STATES: frozenset[str] = frozenset({"disposed", "returned", "cancelled"})
+# The machine is in the lender's hands (or sold): a GPS lockout no longer serves any purpose.
+MACHINE_TAKEN_BACK: frozenset[str] = frozenset({"recovered", "surrendered", "in_storage",
+                                                "disposal_pending_decision", "disposed"})
 
 # Every allowed move; anything else raises RecoveryTransitionError.
 TRANSITIONS: dict[str, frozenset[str]] = {

@@ -105,6 +105,37 @@ def test_regenerating_in_place_is_caught_before_and_after_commit(repo: Path) -> 
     assert any("account-a.run-001.json.gz as committed in" in p and "is gone" in p for p in problems), problems
 
 
+def test_histories_recorded_on_two_branches_merge_but_a_merge_may_not_drop_one(repo: Path) -> None:
+    golden = repo / "tests/golden"
+
+    def add(name: str, message: str) -> None:
+        (golden / name).mkdir()
+        (golden / name / "account-x.run-001.json.gz").write_bytes(gzip.compress(name.encode(), mtime=0))
+        record.record(golden)
+        _commit(repo, message)
+
+    _git(repo, "checkout", "-q", "-b", "side")
+    add("beta", "beta on a branch")
+    _git(repo, "checkout", "-q", "main")
+    add("gamma", "gamma on main")
+    # The merge keeps both appends (main's first): the branch's manifest is no prefix, yet whole.
+    try:
+        _git(repo, "merge", "-q", "--no-edit", "side")
+    except subprocess.CalledProcessError:
+        manifest = golden / "HASHES.txt"
+        text = manifest.read_text()
+        ours, theirs = text.split("<<<<<<< HEAD\n")[1].split("=======\n")
+        theirs = theirs.split(">>>>>>> side\n")[0]
+        manifest.write_text(text.split("<<<<<<< HEAD\n")[0] + ours + theirs)
+        _commit(repo, "merge side")
+    assert _check(repo) == []
+    # Dropping the branch's line afterwards is caught.
+    manifest = golden / "HASHES.txt"
+    manifest.write_text("".join(x for x in manifest.read_text().splitlines(keepends=True) if "beta/" not in x))
+    _commit(repo, "drop beta's line")
+    assert any("is not a prefix of the current one" in p for p in _check(repo)), _check(repo)
+
+
 def test_deleting_a_golden_history_is_caught(repo: Path) -> None:
     (repo / "tests/golden/alpha/account-a.run-001.json.gz").unlink()
     assert any(p.startswith("deleted: tests/golden/alpha/account-a.run-001.json.gz") for p in _check(repo))

@@ -17,11 +17,13 @@ with workflow.unsafe.imports_passed_through():
     from domain.contact_rules.lockout import LockoutCheck
     from domain.ladder import PlannedStep
     from domain.lockout_track import LockoutTrack, UnlockJob
+    from domain.recovery import MACHINE_TAKEN_BACK
     from domain.outbound import QueuedSend
     from schemas.actions import ComplianceDecision, LockoutCommand, LockoutResult
 
 from workflows.activity_options import OPTIONS
 from workflows.effects import Effects
+from workflows.patches import NO_LOCKOUT_AFTER_RECOVERY
 
 CONFIRMED = ("confirmed", "duplicate")
 
@@ -32,10 +34,26 @@ class Lockout(Effects):
         s = self._state
         return s.account.asset is not None and s.policy.lockout.enabled
 
+    def _machine_taken_back(self) -> str | None:
+        """Why a lockout is pointless, when the machine is back in the lender's hands (recovered,
+        surrendered, stored, awaiting or after its disposal); None otherwise."""
+        case = self._state.recovery
+        if case is None or case.recovery.state not in MACHINE_TAKEN_BACK:
+            return None
+        return f"the machine is no longer with the debtor (recovery: {case.recovery.state.replace('_', ' ')})"
+
+    def _skip_lockout_step(self, planned: PlannedStep) -> bool:
+        """Whether the step is skipped (and recorded): no lockable asset, or the machine taken back."""
+        why = None if self._lockable() else "no lockable asset / lockout disabled"
+        if why is None and (back := self._machine_taken_back()) is not None \
+                and self._patched(NO_LOCKOUT_AFTER_RECOVERY):
+            why = back
+        if why is not None:
+            self._record("step_skipped", f"{planned.step.summary}: {why}", key=planned.key)
+        return why is not None
+
     def _lockout_warning_step(self, planned: PlannedStep, scope: str) -> bool:
-        if not self._lockable():
-            self._record("step_skipped", f"{planned.step.summary}: no lockable asset / lockout disabled",
-                         key=planned.key)
+        if self._skip_lockout_step(planned):
             return True
         track = self._state.lockout
         if track.state in ("rejected", "released", "requested", "locked"):
@@ -54,9 +72,7 @@ class Lockout(Effects):
 
     def _lockout_request_step(self, planned: PlannedStep, scope: str) -> bool:
         s = self._state
-        if not self._lockable():
-            self._record("step_skipped", f"{planned.step.summary}: no lockable asset / lockout disabled",
-                         key=planned.key)
+        if self._skip_lockout_step(planned):
             return True
         track = s.lockout
         if not track.can_request() or s.episode is None:

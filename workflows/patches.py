@@ -43,3 +43,5 @@ FOLDED_AT_OPEN = frozenset({
 # Added after PATCHES_AT_OPEN (not folded: asked where each applies).
 # A ladder step deferred to a later day (a weekend, a holiday) keeps its own time of day there.
 DEFERRAL_KEEPS_STEP_TIME = "deferral-keeps-step-time"
+# No GPS-lockout warning or request for a machine back in the lender's hands (asked only then).
+NO_LOCKOUT_AFTER_RECOVERY = "no-lockout-after-recovery"
