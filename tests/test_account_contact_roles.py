@@ -126,3 +126,21 @@ async def test_without_such_contacts_the_steps_go_to_the_debtor_and_say_why(env,
         assert task is not None and "reach debtor 华东建材有限公司, +8613800138000" in task["detail"]
     finally:
         await finish(h)
+
+
+async def test_the_debtors_cease_request_covers_its_staff_their_stop_does_not_reach_the_debtor(env, pool):
+    # The debtor company asks us to stop: its accounts-payable contact is not a way round it. (The
+    # reverse, a STOP from the staff leaving the debtor's channels open, is in the first test.)
+    t0 = await today(env)
+    data = b2b_v6(t0, contacts=[AP])
+    aid, due = data["account_id"], t0 + timedelta(days=20)
+    h = await start(env.client, data)
+    try:
+        await h.execute_update("cease_communication", {"operator": "agent.zhou"})
+        await until(env, h, due, -14)
+        sent = await communications(pool, aid)
+        assert ("confirm-invoice-t15", "email") not in sent and ("confirm-invoice-call-t15", "voice") not in sent
+        held = [e for e in await ledger(pool, aid, "compliance_decision") if "confirm you received" in e["summary"]]
+        assert held and {e["decision"]["rule"] for e in held} == {"cease_communication"}, held
+    finally:
+        await finish(h)
