@@ -113,10 +113,11 @@ class Step(_Strict):
             raise ValueError(f"step {self.id}: a registered_letter names its letter template and no channels")
         allowed = ROLE_RECIPIENT_ACTIONS.get(self.action, ())
         if self.recipient != "debtor" and self.recipient not in allowed:
-            where = (f"a {self.action} may address {', '.join(('debtor',) + allowed)}" if allowed else
-                     f"a {self.action} step addresses no one in particular; recipient is set on "
+            where = (f"it may be {', '.join(('debtor',) + allowed)}" if allowed else
+                     f"this action addresses no one in particular; recipient is set on "
                      f"{', '.join(sorted(ROLE_RECIPIENT_ACTIONS))}")
-            raise ValueError(f"step {self.id}: recipient {self.recipient!r} not allowed: {where}")
+            raise ValueError(f"step {self.id}: recipient {self.recipient!r} not allowed on action {self.action}: "
+                             f"{where}")
         if self.report != "default" and self.action != "credit_report":
             raise ValueError(f"step {self.id}: report is only set on a credit_report")
         if self.min_amount is not None and any(not (len(c) == 3 and c.isupper() and c.isalpha()) or not 0 < v <= 10**14

@@ -25,7 +25,8 @@ def test_accounts_payable_and_decision_maker_are_contact_roles():
     acc = AccountStart.model_validate(START | {"contacts": [
         {"name": "李娜", "role": "accounts_payable", "email": "ap@example.com"},
         {"name": "张强", "role": "decision_maker", "phone": "+8613900139009", "position": "财务总监"}]})
-    assert [(c.role, c.position) for c in acc.contacts] == [("accounts_payable", None), ("decision_maker", "财务总监")]
+    assert [(c.role, c.position) for c in acc.contacts] == [("accounts_payable", None),
+                                                             ("decision_maker", "财务总监")]
 
 
 def test_existing_start_inputs_stay_valid_and_an_unknown_role_is_refused():
@@ -61,16 +62,16 @@ def test_message_letter_call_and_task_steps_may_address_the_debtor_companys_staf
 def test_obligors_are_addressed_after_the_due_date_only():
     assert step("notice", "guarantor").recipient == "guarantor"
     assert step("call", "co_borrower").recipient == "co_borrower"
-    with pytest.raises(ValidationError, match="recipient 'guarantor' not allowed: a reminder may address debtor, "
-                                              "accounts_payable, decision_maker"):
+    with pytest.raises(ValidationError, match="recipient 'guarantor' not allowed on action reminder: it may be "
+                                              "debtor, accounts_payable, decision_maker"):
         step("reminder", "guarantor")
 
 
 @pytest.mark.parametrize("action", ["assess_fee", "credit_hold", "placement", "guarantor_notice"])
 def test_steps_that_address_no_one_refuse_a_recipient(action):
     extra = {"channels": ["email"], "template": "t"} if action in ("placement", "guarantor_notice") else {}
-    with pytest.raises(ValidationError, match=f"recipient 'accounts_payable' not allowed: a {action} step addresses "
-                                              "no one in particular"):
+    with pytest.raises(ValidationError, match=f"recipient 'accounts_payable' not allowed on action {action}: this "
+                                              "action addresses no one in particular"):
         step(action, "accounts_payable", **extra)
 
 
