@@ -51,7 +51,7 @@ class Letters(Effects):
         for pid, person in people:
             if self._postal_address(pid) is None:
                 # No address to post to: a person serves the notice (or finds the address).
-                self._record("letter_not_sent", f"{summary}: no postal address for the {step.recipient}; "
+                self._record("letter_not_sent", f"{summary}: no postal address for the {self._person(pid)[0]}; "
                              "a person serves the notice", key=f"{planned.key}:{pid}:no-address")
                 self._open_task(f"{scope}:{pid}:registered-letter", "registered letter: no postal address",
                                 f"{summary} ({step.template}) for {person.name}")
