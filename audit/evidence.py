@@ -38,7 +38,7 @@ CATEGORIES = {
     "plan": "repayment plan", "acknowledgement": "repayment plan", "payment_unapplied": "payment",
     "operator_action": "operator action", "closed": "account",
     "account_opened": "account", "stage_changed": "account", "cured": "account", "episode": "account",
-    "resumed": "operator action", "risk_signal": "risk", "contact": "contact",
+    "resumed": "operator action", "risk_signal": "risk", "contact": "contact", "recipient_fallback": "contact",
     "step_skipped": "compliance", "compliance_decision": "compliance", "send_failed": "message",
     "evidence_export": "audit",
 }

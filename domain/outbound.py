@@ -47,7 +47,7 @@ class QueuedSend(BaseModel):
     channel: Channel
     template: str
     person: str = "debtor"          # consent_book person id
-    role: str = "debtor"            # debtor | guarantor | co_borrower (the contact rules' recipient role)
+    role: str = "debtor"            # debtor | guarantor | co_borrower | accounts_payable | decision_maker
     purpose: Purpose = "collection"
     episode: int | None = None      # the delinquency episode it belongs to, when it is episode-bound
     instalment: date | None = None  # the instalment a pre-due reminder is about

@@ -55,7 +55,8 @@ def _checks(channel: str, template: str, role: str, now: datetime, ctx: Outreach
             rules: ContactRules) -> dict[str, str]:
     """Each rule and the value it was checked against, in words an auditor reads."""
     out: dict[str, str] = {
-        "recipient": role if role in engine.OBLIGORS else f"{role} (not an obligor)",
+        "recipient": role if role in engine.OBLIGORS else f"{role} (for the debtor)"
+        if role in engine.REPRESENTATIVES else f"{role} (not an obligor)",
         "local_time": format_local(now, ctx.timezone),
         "consent": (f"opted out of {channel}" if channel in ctx.opted_out
                     else f"{channel} allowed" + (f" (opted out of {', '.join(sorted(ctx.opted_out))})"

@@ -15,7 +15,12 @@ from schemas.paydays import PaydaySchedule
 from schemas.handoffs import PostalAddress
 
 Language = Literal["en", "zh"]
-ContactRole = Literal["guarantor", "co_borrower", "unrelated_third_party"]
+# Obligors (guarantor, co-borrower), the debtor company's own staff (accounts payable, the
+# decision-maker: they speak for the debtor, seed 002 #12), and people never to be contacted.
+ContactRole = Literal["guarantor", "co_borrower", "accounts_payable", "decision_maker", "unrelated_third_party"]
+# Roles that act for the debtor (a company): contacted about the debt as the debtor is.
+REPRESENTATIVE_ROLES = ("accounts_payable", "decision_maker")
+OBLIGOR_ROLES = ("guarantor", "co_borrower")
 
 
 class _Open(BaseModel):
@@ -48,8 +53,9 @@ class Debtor(_Open):
 
 
 class Contact(_Open):
-    """Another person on the account. Guarantors and co-borrowers are obligors; unrelated
-    third parties may never be contacted about the debt."""
+    """Another person on the account. Guarantors and co-borrowers are obligors; accounts payable and
+    the decision-maker are the debtor company's own staff, contacted for it (each with their own
+    consent); unrelated third parties may never be contacted about the debt."""
 
     name: L.Name
     role: ContactRole
@@ -59,6 +65,8 @@ class Contact(_Open):
     email: L.Email | None = None
     language: Language = "en"
     postal_address: PostalAddress | None = None
+    # Job title shown in messages and tasks (e.g. "Finance Director"); optional.
+    position: L.ShortText | None = None
 
 
 class Instalment(BaseModel):

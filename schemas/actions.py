@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 Channel = Literal["sms", "email", "voice", "letter"]
-Recipient = Literal["debtor", "guarantor", "co_borrower"]
+Recipient = Literal["debtor", "guarantor", "co_borrower", "accounts_payable", "decision_maker"]
 
 
 class ComplianceDecision(BaseModel):

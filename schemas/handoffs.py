@@ -42,7 +42,7 @@ MAX_DAYS_PAST_DUE = 100_000   # about 270 years: any real account, far from over
 
 TemplateName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_]*$")]
 Language = Literal["en", "zh"]
-Recipient = Literal["debtor", "guarantor", "co_borrower"]
+Recipient = Literal["debtor", "guarantor", "co_borrower", "accounts_payable", "decision_maker"]
 DaysPastDue = Annotated[StrictInt, Field(ge=0, le=MAX_DAYS_PAST_DUE)]
 
 

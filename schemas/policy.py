@@ -37,6 +37,23 @@ StepAction = Literal[
 ]
 
 
+StepRecipient = Literal["debtor", "accounts_payable", "decision_maker", "guarantor", "co_borrower"]
+_REPRESENTATIVES = ("accounts_payable", "decision_maker")
+_ALL_ROLES = _REPRESENTATIVES + ("guarantor", "co_borrower")
+# Actions that may address someone other than the debtor, and whom. A pre-due reminder goes to the
+# debtor's own staff only (a guarantor owes nothing before the due date); guarantor_notice already
+# addresses every obligor; hand-overs, fees, holds and reports address no one.
+ROLE_RECIPIENT_ACTIONS: dict[str, tuple[str, ...]] = {
+    "reminder": _REPRESENTATIVES,
+    "call": _ALL_ROLES,
+    "message": _ALL_ROLES,
+    "notice": _ALL_ROLES,
+    "lawyer_letter": _ALL_ROLES,
+    "registered_letter": _ALL_ROLES,
+    "agent_task": _ALL_ROLES,
+}
+
+
 def _time_of_day(value: object) -> object:
     # YAML 1.1 reads an unquoted 23:59 as the base-60 number 1439; refuse rather than misread.
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -65,8 +82,11 @@ class Step(_Strict):
     summary: str = ""
     # Local time of day the step falls due; the policy's `steps_at` when unset.
     at: TimeOfDay | None = None
-    # registered_letter: who the letter is addressed to (guarantor / co_borrower: each one on file).
-    recipient: Literal["debtor", "guarantor", "co_borrower"] = "debtor"
+    # Who the step addresses (seed 002 #12, "find the decision-maker"). accounts_payable /
+    # decision_maker: the debtor company's contact with that role (the first on file), the debtor
+    # when it has none (recorded); guarantor / co_borrower: each one on file, none: skipped. On an
+    # agent_task the person is named in the task. See ROLE_RECIPIENT_ACTIONS.
+    recipient: StepRecipient = "debtor"
     # credit_report: what is furnished; its channels and template are the advance notice to the
     # debtor, sent first where the reporting rule requires one.
     report: ReportKind = "default"
@@ -91,8 +111,13 @@ class Step(_Strict):
             raise ValueError(f"step {self.id}: a template is required when channels are set")
         if self.action == "registered_letter" and (not self.template or self.channels):
             raise ValueError(f"step {self.id}: a registered_letter names its letter template and no channels")
-        if self.recipient != "debtor" and self.action != "registered_letter":
-            raise ValueError(f"step {self.id}: recipient is only set on a registered_letter")
+        allowed = ROLE_RECIPIENT_ACTIONS.get(self.action, ())
+        if self.recipient != "debtor" and self.recipient not in allowed:
+            where = (f"it may be {', '.join(('debtor',) + allowed)}" if allowed else
+                     f"this action addresses no one in particular; recipient is set on "
+                     f"{', '.join(sorted(ROLE_RECIPIENT_ACTIONS))}")
+            raise ValueError(f"step {self.id}: recipient {self.recipient!r} not allowed on action {self.action}: "
+                             f"{where}")
         if self.report != "default" and self.action != "credit_report":
             raise ValueError(f"step {self.id}: report is only set on a credit_report")
         if self.min_amount is not None and any(not (len(c) == 3 and c.isupper() and c.isalpha()) or not 0 < v <= 10**14

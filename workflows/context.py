@@ -269,6 +269,12 @@ class AccountContext:
     def _contacts(self) -> list[tuple[str, Any]]:                             # workflows/outreach.py
         raise NotImplementedError
 
+    def _addressees(self, role: str, key: str, summary: str, *, skip: bool = True) -> list[str]:  # outreach.py
+        raise NotImplementedError
+
+    def _who(self, person: str) -> str:                                       # workflows/outreach.py
+        raise NotImplementedError
+
     def _device_confirmed(self, request_id: str | None, command: str) -> bool:  # workflows/lockout.py
         raise NotImplementedError
 

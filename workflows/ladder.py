@@ -107,9 +107,10 @@ class Ladder(Effects):
             channels = ("voice",) if action == "call" else step.channels
             template = step.template or ("due_call" if action == "call" else step.id)
             purpose = self._step_purpose(action, template)
-            for channel in channels:
-                self._queue_send(scope=scope, step_id=step.id, summary=summary, channel=channel, template=template,
-                                 episode=episode, instalment=instalment, purpose=purpose)
+            for person in self._addressees(step.recipient, planned.key, summary):
+                for channel in channels:
+                    self._queue_send(scope=scope, step_id=step.id, summary=summary, channel=channel, template=template,
+                                     person=person, episode=episode, instalment=instalment, purpose=purpose)
             return True
         if action == "guarantor_notice":
             obligors = [(pid, c) for pid, c in self._contacts() if c.role in ("guarantor", "co_borrower")]
@@ -130,7 +131,13 @@ class Ladder(Effects):
         if action in ("placement", "litigation_referral"):
             return self._place_step(planned, scope)
         if action == "agent_task":
-            self._open_task(scope, summary, f"ladder step {step.id}")
+            detail = f"ladder step {step.id}"
+            if step.recipient != "debtor":
+                # Name whom to reach (seed 002 #12: the decision-maker), the debtor when none is on file.
+                people = self._addressees(step.recipient, planned.key, summary, skip=False)
+                detail += ": reach " + ("; ".join(self._who(p) for p in people[:5]) if people else
+                                        f"no {step.recipient.replace('_', '-')} on the account")
+            self._open_task(scope, summary, detail)
             return True
         if action == "registered_letter":
             return self._registered_letter_step(planned, scope, episode)

@@ -19,8 +19,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.consent_book import DEBTOR
     from domain.ladder import PlannedStep
     from domain.outbound import QueuedSend, purpose_of_step
+    from schemas.account import REPRESENTATIVE_ROLES
     from schemas.actions import ComplianceDecision
-    from schemas.handoffs import SEND_REGISTERED_LETTER, RegisteredLetter, RegisteredLetterResult
+    from schemas.handoffs import SEND_REGISTERED_LETTER, PostalAddress, RegisteredLetter, RegisteredLetterResult
     from schemas.letters import SIGNAL as DELIVERY_RECEIPT
     from schemas.letters import DeliveryReceiptSignal
     from workflows.state import LetterRecord
@@ -38,15 +39,19 @@ class Letters(Effects):
     def _registered_letter_step(self, planned: PlannedStep, scope: str, episode: int | None) -> bool:
         step = planned.step
         summary = step.summary or step.id
-        people = [(DEBTOR, self._state.account.debtor)] if step.recipient == "debtor" else \
-            [(pid, c) for pid, c in self._contacts() if c.role == step.recipient]
-        if not people:
-            self._record("step_skipped", f"{summary}: no {step.recipient.replace('_', '-')} on the account",
-                         key=planned.key)
+        if step.recipient in REPRESENTATIVE_ROLES:
+            # The debtor company's staff: the first on file, else the debtor (workflows/outreach.py).
+            people = [(pid, self._person(pid)[1]) for pid in self._addressees(step.recipient, planned.key, summary)]
+        else:
+            people = [(DEBTOR, self._state.account.debtor)] if step.recipient == "debtor" else \
+                [(pid, c) for pid, c in self._contacts() if c.role == step.recipient]
+            if not people:
+                self._record("step_skipped", f"{summary}: no {step.recipient.replace('_', '-')} on the account",
+                             key=planned.key)
         for pid, person in people:
-            if person.postal_address is None:
+            if self._postal_address(pid) is None:
                 # No address to post to: a person serves the notice (or finds the address).
-                self._record("letter_not_sent", f"{summary}: no postal address for the {step.recipient}; "
+                self._record("letter_not_sent", f"{summary}: no postal address for the {self._person(pid)[0]}; "
                              "a person serves the notice", key=f"{planned.key}:{pid}:no-address")
                 self._open_task(f"{scope}:{pid}:registered-letter", "registered letter: no postal address",
                                 f"{summary} ({step.template}) for {person.name}")
@@ -55,6 +60,14 @@ class Letters(Effects):
                              template=step.template, person=pid, purpose=purpose_of_step(step.action),
                              episode=episode, service="registered")
         return True
+
+    def _postal_address(self, person: str) -> PostalAddress | None:
+        """Where a letter to the person goes: their own address; for the debtor company's staff
+        without one, the company's (the debtor's)."""
+        role, who = self._person(person)
+        if who.postal_address is None and role in REPRESENTATIVE_ROLES:
+            return self._state.account.debtor.postal_address
+        return who.postal_address
 
     # ------------------------------------------------------------------ sending
     def _letter(self, letter_id: str) -> LetterRecord | None:
@@ -71,7 +84,7 @@ class Letters(Effects):
             del s.letters[:-MAX_LETTERS]
         letter = RegisteredLetter(
             letter_id=item.key, account_id=s.account.account_id, template=item.template, language=person.language,
-            recipient=role, to_name=person.name, address=person.postal_address,  # type: ignore[arg-type]
+            recipient=role, to_name=person.name, address=self._postal_address(item.person),  # type: ignore[arg-type]
             service=item.service or "registered", step_id=item.step_id, policy_ref=s.policy.ref,
             variables=self._variables(item))
         try:

@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.ladder import customer_due_date, step_time
     from domain.outbound import QueuedSend, purpose_by_template, reason_to_drop
     from domain.outreach import OutreachContext, decide
-    from schemas.account import Contact, Debtor
+    from schemas.account import REPRESENTATIVE_ROLES, Contact, Debtor
     from schemas.actions import ComplianceDecision, DeliveryReceipt, OutboundMessage
     from workflows.state import CallAttempt
 
@@ -42,6 +42,37 @@ class Outreach(Effects):
 
     def _contacts(self) -> list[tuple[str, Contact]]:
         return [(c.contact_id or f"contact-{i + 1}", c) for i, c in enumerate(self._state.account.contacts)]
+
+    # ------------------------------------------------------------------ whom a step addresses
+    def _addressees(self, role: str, key: str, summary: str, *, skip: bool = True) -> list[str]:
+        """The people a ladder step addressed to `role` goes to (seed 002 #12): the debtor; the debtor
+        company's accounts-payable contact or decision-maker (the first on file), else the debtor,
+        recorded once as `recipient_fallback` so the timeline says why; every guarantor or
+        co-borrower on file, none: the step is skipped (as guarantor_notice does). Only policies that
+        set `recipient` on a message reach the non-debtor branches (older ones could not)."""
+        if role == "debtor":
+            return [DEBTOR]
+        found = [pid for pid, c in self._contacts() if c.role == role]
+        words = role.replace("_", "-")
+        if role in REPRESENTATIVE_ROLES:
+            if found:
+                return found[:1]
+            self._record("recipient_fallback", f"{summary}: no {words} contact on the account; addressed to the debtor",
+                         key=f"{key}:fallback", data={"recipient": role, "addressed_to": "debtor"})
+            return [DEBTOR]
+        if not found and skip:
+            self._record("step_skipped", f"{summary}: no {words} on the account", key=key)
+        return found
+
+    def _who(self, person: str) -> str:
+        """A person as a task for a person names them: role, name, position, phone and e-mail."""
+        role, who = self._person(person)
+        parts = [f"{role.replace('_', ' ')} {who.name}"]
+        position = getattr(who, "position", None)
+        if position:
+            parts.append(position)
+        parts += [x for x in (who.phone, who.email) if x]
+        return ", ".join(parts)
 
     # ------------------------------------------------------------------ queueing
     def _queue_send(self, *, scope: str, step_id: str, summary: str, channel: str, template: str,
@@ -116,10 +147,15 @@ class Outreach(Effects):
         _, person = self._person(item.person)
         address = person.phone if item.channel in ("sms", "voice") else person.email if item.channel == "email" else \
             person.name
-        is_debtor = item.person == DEBTOR
+        # The debtor company's staff speak for the debtor: calls to them count against the debtor's
+        # call caps, and the debtor's cease-communication request covers them; opt-outs stay each
+        # person's own (a STOP from accounts payable silences only that person's channel).
+        is_debtor = item.person == DEBTOR or item.role in REPRESENTATIVE_ROLES
+        cease = consent.cease_communication or (item.role in REPRESENTATIVE_ROLES
+                                                and s.consent.of(DEBTOR).cease_communication)
         ctx = OutreachContext(
             timezone=s.timezone, country=s.account.debtor.country, region=s.account.debtor.region,
-            opted_out=list(consent.opted_out), cease_communication=consent.cease_communication,
+            opted_out=list(consent.opted_out), cease_communication=cease,
             phone_unusable=consent.phone_unusable,
             calls=[(c.at, c.consumer_initiated) for c in s.calls] if is_debtor else [],
             last_conversation_at=s.last_conversation_at if is_debtor else None,
@@ -157,6 +193,10 @@ class Outreach(Effects):
         promise = s.promises.current
         if promise:
             values.update(promise_date=promise.promised_date.isoformat(), promise_amount=self._money(promise.amount))
+        if item.role in REPRESENTATIVE_ROLES:
+            # The layouts greet the debtor company's staff by name and role (for the attention of…).
+            _, person = self._person(item.person)
+            values.update(recipient_role=item.role, recipient_position=getattr(person, "position", None) or "")
         values.update(item.variables)
         return values
 

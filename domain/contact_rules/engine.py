@@ -40,9 +40,13 @@ __all__ = ["OutboundAction", "ContactContext", "Decision", "decide", "window_for
 
 Channel = Literal["sms", "email", "voice", "letter"]
 # Roles and purposes are plain strings that fail closed, so an unexpected value can never
-# wedge the workflow with a validation error: any role other than an obligor's is treated
+# wedge the workflow with a validation error: any role other than these (CONTACTABLE) is treated
 # as an unrelated third party, any purpose other than these non-collection ones as collection.
 OBLIGORS = frozenset({"debtor", "guarantor", "co_borrower"})
+# The debtor company's own staff (accounts payable, the decision-maker): not third parties, they
+# are contacted for the debtor, under the same rules and with their own consent.
+REPRESENTATIVES = frozenset({"accounts_payable", "decision_maker"})
+CONTACTABLE = OBLIGORS | REPRESENTATIVES
 # legal_notice: notices the law requires or allows (lockout warnings, placement/litigation
 # notices); service: receipts, acknowledgements, unlock notices. Everything else asks for payment.
 NON_COLLECTION_PURPOSES = frozenset({"legal_notice", "service"})
@@ -56,7 +60,7 @@ class _Frozen(BaseModel):
 class OutboundAction(_Frozen):
     channel: Channel
     template: str
-    recipient_role: str = "debtor"  # debtor | guarantor | co_borrower | unrelated_third_party
+    recipient_role: str = "debtor"  # debtor | guarantor | co_borrower | accounts_payable | decision_maker | ...
     purpose: str = "collection"     # collection | legal_notice | service
     # A ladder step's own local time of day (a call "at 15:30, after lunch"): deferred to a later day,
     # it goes at that time there when that is lawful, not at the window's opening.
@@ -143,7 +147,7 @@ def keep_time_of_day(until: datetime, now: datetime, at: time | None, tz: str, w
 def decide(action: OutboundAction, now: datetime, ctx: ContactContext, rules: ContactRules) -> Decision:
     """send / defer (with `until`) / suppress for one outbound action at `now`."""
     now = as_utc(now)
-    if action.recipient_role not in OBLIGORS:
+    if action.recipient_role not in CONTACTABLE:
         return _suppress("third_party", "unrelated third parties are never contacted about the debt")
     if ctx.consent.cease_communication and action.template not in rules.allowed_after_cease:
         return _suppress("cease_communication",

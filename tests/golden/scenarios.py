@@ -1159,6 +1159,32 @@ async def standard_repossession(env: WorkflowEnvironment, account_id: str, provi
     expect(st, r["state"] == "disposed" and r["decided_by"] == SUPERVISOR["operator"]
            and date.fromisoformat(r["history"][-1]["on"]) < deadline,
            f"disposed by the supervisor before the storage deadline ({deadline})")
+
+
+async def b2b_contact_roles(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """b2b@v6, a company with an accounts-payable contact and no decision-maker on file: the invoice
+    confirmation 15 days before due goes to accounts payable; the credit-terms warning at DPD 30,
+    addressed to the decision-maker, goes to the debtor instead, recorded as a recipient_fallback;
+    paid in full at DPD 31: the hold released, paid off."""
+    t0 = await local_today(env)
+    due = t0 + timedelta(days=16)
+    data = account(account_id, today=t0, due_in=16, policy_id="b2b", policy_version=6, jurisdiction="CN",
+                   debt_type="trade_receivable", contacts=[
+                       {"name": "李娜", "role": "accounts_payable", "contact_id": "ap-1", "phone": "+8613900139001",
+                        "email": "ap@huadong.example.com", "language": "zh"}])
+    data["debtor"]["name"] = "华东建材有限公司"
+    h = await start(env.client, data)
+    await sleep_to(env, due - timedelta(days=15), time(8))
+    st = await until(env, h, lambda s: bool(_sent(s, "confirm-invoice-t15")), "the invoice confirmation",
+                     step=HOUR * 6, limit=16)
+    [mail] = _sent(st, "confirm-invoice-t15")
+    expect(st, "email to accounts_payable" in mail["summary"], "the confirmation to accounts payable")
+    await sleep_to(env, due + timedelta(days=30), time(16))
+    st = await until(env, h, lambda s: bool(_sent(s, "dpd30-credit-terms")), "the credit-terms warning",
+                     step=HOUR * 6, limit=16)
+    expect(st, all("to debtor" in e["summary"] for e in _sent(st, "dpd30-credit-terms")), "the warning to the debtor")
+    expect(st, said(st, "no decision-maker contact on the account; addressed to the debtor", "recipient_fallback"),
+           "the fallback recorded")
     await pay_everything(env, h, f"PAY-{account_id}")
     return h.id
 
@@ -1202,4 +1228,5 @@ SCENARIOS: dict[str, Scenario] = {
     "b2b_large_invoice_call": Scenario(b2b_large_invoice_call),
     "patches_at_open": Scenario(patches_at_open),
     "standard_repossession": Scenario(standard_repossession),
+    "b2b_contact_roles": Scenario(b2b_contact_roles),
 }
