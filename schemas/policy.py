@@ -127,12 +127,12 @@ class Fees(_Strict):
 
 class BrokenPromiseFee(_Strict):
     """A one-off fee charged when a promise to pay is broken (seed 001: a broken promise has
-    consequences), per currency in minor units: `flat` plus `rate` of the amount overdue when the
-    promise broke, at most `max`. An account in a currency named in neither `flat` nor `max` is not
+    consequences), per currency in minor units: `flat` plus `rate` of the principal overdue when
+    the promise broke (never of charges: no fee on a fee), at most `max`. An account in a currency named in neither `flat` nor `max` is not
     charged. The jurisdiction's caps (`charges.caps`) still win: the engine may charge less."""
 
     flat: dict[str, Annotated[int, Field(ge=0, le=10**10)]] = Field(default_factory=dict, max_length=20)
-    rate: Rate | None = Field(default=None, description="of the amount overdue when the promise broke")
+    rate: Rate | None = Field(default=None, description="of the principal overdue when the promise broke")
     max: dict[str, Annotated[int, Field(gt=0, le=10**10)]] = Field(default_factory=dict, max_length=20)
     source: str = Field(default="", max_length=300, description="where the fee is agreed (contract clause)")
 

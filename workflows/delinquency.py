@@ -92,7 +92,9 @@ class Delinquency(Effects):
         event_id = fee_event_id(p.promise_id)
         if any(e.event_id == event_id for e in s.book.events):
             return 0
-        overdue = self._balance().past_due
+        # The rate applies to the principal overdue, never to charges (no fee on a fee or interest).
+        bal, today = self._balance(), self._today()
+        overdue = sum(x.principal_outstanding for x in bal.instalments if x.due_date <= today and not x.superseded)
         quote = broken_promise_fee(rule, s.account.currency, overdue)
         key = f"promise:{p.promise_id}:fee"
         if quote is None:
