@@ -117,3 +117,36 @@ async def test_no_fee_in_a_currency_the_policy_does_not_name(env, pool):
         assert "no broken-promise fee in USD" in [e for e in st["timeline"] if e["kind"] == "fee_charged"][0]["summary"]
     finally:
         await finish(h)
+
+
+async def test_the_fee_and_its_key_are_carried_across_continue_as_new(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=[2, 40], policy_id="consumer", policy_version=5, jurisdiction="CN",
+                   debt_type="consumer_loan")
+    aid, due = data["account_id"], t0 + timedelta(days=2)
+    h = await start(env.client, data)
+    try:
+        await until(env, h, due, 2)
+        await h.execute_update("promise_to_pay", {"amount": 10_000, "promised_date": (due + timedelta(days=4)).isoformat(),
+                                                  "promise_id": "P1", **AGENT})
+        st = await until(env, h, due, 8)
+        assert st["charges"]["one_off_fees_outstanding"] == 3_000 and st["run"] == 1
+        # pay the first instalment off, fee included: its cycle closes and the account continues as new
+        await h.signal("payment", payment(f"{aid}-C-1", st["instalments"][0]["outstanding"], await env.get_current_time()))
+        st = await until(env, h, due, 10)
+        assert st["run"] >= 2, "no continue-as-new after the cycle closed"
+        assert [(f["event_id"], f["charged"]) for f in st["charges"]["one_off_fees"]] == [
+            ("charge:broken_promise_fee:P1", 3_000)]
+        assert st["charges"]["posted"]["one_off_fee"] == 3_000 and st["charges"]["one_off_fees_outstanding"] == 0
+        # the next promise, on the second instalment, broken after the new run began: its own fee only
+        due2 = t0 + timedelta(days=40)
+        await until(env, h, due2, 2)
+        await h.execute_update("promise_to_pay", {"amount": 10_000, "promised_date": (due2 + timedelta(days=4)).isoformat(),
+                                                  "promise_id": "P2", **AGENT})
+        st = await until(env, h, due2, 9)
+        assert [(f["event_id"], f["instalment_id"]) for f in st["charges"]["one_off_fees"]] == [
+            ("charge:broken_promise_fee:P1", due.isoformat()), ("charge:broken_promise_fee:P2", due2.isoformat())]
+        assert st["charges"]["posted"]["one_off_fee"] == 6_000
+        await settle_all({"h": h})
+    finally:
+        await finish(h)
