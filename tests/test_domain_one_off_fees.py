@@ -206,3 +206,16 @@ def test_a_bad_fee_rule_is_refused_with_a_clear_message(raw, message):
 
 def test_a_fee_alone_is_a_consequence():
     assert BrokenPromise.model_validate({"fee": {"flat": {"CNY": 100}}}).fee.flat == {"CNY": 100}
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_the_broken_promise_sms_states_the_fee_only_when_one_was_charged(language):
+    from activities.rendering import render
+
+    base = {"company_name": "Acme", "debtor_name": "Wang", "promise_amount": "CNY 100.00",
+            "promise_date": "2026-03-05", "amount_due": "CNY 1,000.00", "account_id": "A-1",
+            "contact_phone": "400", "recipient_name": "Wang"}
+    _, with_fee = render("consumer_broken_promise_fee", "sms", language, base | {"fee_amount": "CNY 30.00"})
+    _, without = render("consumer_broken_promise_fee", "sms", language, base)
+    assert "CNY 30.00" in with_fee and "30.00" not in without
+    assert ("fee" in with_fee and "fee" not in without) if language == "en" else ("违约金" in with_fee and "违约金" not in without)

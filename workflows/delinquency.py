@@ -59,8 +59,9 @@ class Delinquency(Effects):
                              f"{s.plan.grace_days} days' grace; collection resumes", key=f"plan:{s.plan.plan_id}:broken")
 
     def _promise_broken_follow_up(self, p: Any) -> None:
-        """The policy's consequence of a broken promise (`promises.on_broken`): a message saying what
-        follows and/or a task for a person. Policies without one (all before it existed) do nothing."""
+        """The policy's consequence of a broken promise (`promises.on_broken`): a fee (charged first,
+        so the message can state it), a message saying what follows, a credit report and/or a task
+        for a person. Policies without one (all before it existed) do nothing."""
         s = self._state
         rule = s.policy.promises.on_broken
         if rule is None or s.stage in TERMINAL:
@@ -75,7 +76,7 @@ class Delinquency(Effects):
         for channel in rule.channels:
             self._queue_send(scope=f"promise:{p.promise_id}:broken", step_id="promise-broken", summary=rule.summary,
                              channel=channel, template=rule.template or "", episode=episode,
-                             variables=variables)
+                             variables=dict(variables))
         if rule.credit_report:
             self._broken_promise_report(p)   # workflows/credit_report.py
         if rule.agent_task:
