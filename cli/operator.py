@@ -370,7 +370,7 @@ def register(app: typer.Typer) -> None:
     @app.command("waive-fee")
     def waive_fee(account_id: str, approved_by: str = typer.Option(...),
                   reason: Optional[str] = typer.Option(None, help="why (required, or give --note)"),
-                  component: str = typer.Option("charges", help="late_fee, interest, agreed_charges, fees or charges"),
+                  component: str = typer.Option("charges", help="late_fee, interest, agreed_charges, one_off_fee, fees or charges"),
                   instalment: Optional[str] = typer.Option(None, help="an instalment id from status; all if omitted"),
                   fee_id: Optional[str] = typer.Option(None, hidden=True, help="older name of --instalment"),
                   amount: Optional[int] = typer.Option(None, help="partial waiver, minor units"),

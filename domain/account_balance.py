@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.charges import (
-    CapBite, ChargesBook, InterestBasis, LateFeeBasis, Line, PaymentEvent, Posting, Statement, postings,
+    CapBite, ChargesBook, InterestBasis, LateFeeBasis, Line, OneOffFee, PaymentEvent, Posting, Statement, postings,
 )
 from schemas.charges import Charges
 
@@ -101,7 +101,7 @@ class AccountBalance:
                 "days_past_due": x.days_past_due,
                 # `amount` is the instalment's principal (the name the operator CLI and older clients read).
                 "amount": x.principal, "principal": x.principal, "late_fee": x.late_fee, "interest": x.interest,
-                "agreed_charges": x.agreed_charges, "paid": x.paid, "waived": x.waived,
+                "agreed_charges": x.agreed_charges, "one_off_fee": x.one_off_fee, "paid": x.paid, "waived": x.waived,
                 "adjusted": x.principal_adjusted, "principal_outstanding": x.principal_outstanding,
                 "charges_outstanding": x.charges_outstanding, "outstanding": x.outstanding,
             }
@@ -109,6 +109,9 @@ class AccountBalance:
                 row["late_fee_rule"] = describe(x.late_fee_basis)
             if x.interest_basis is not None:
                 row["interest_rule"] = describe(x.interest_basis)
+            if x.one_off_fees:
+                row["one_off_fees"] = [one_off_dict(f) for f in x.one_off_fees]
+                row["one_off_fee_outstanding"] = x.one_off_fee_outstanding
             out.append(row)
         return out
 
@@ -126,7 +129,10 @@ class AccountBalance:
                     ("interest", f"instalment due {due}: penalty interest to {self.today.isoformat()}", x.interest,
                      x.interest_outstanding),
                     ("fee", f"instalment due {due}: charges agreed in the plan", x.agreed_charges,
-                     x.agreed_outstanding)):
+                     x.agreed_outstanding),
+                    ("fee", f"instalment due {due}: " + ", ".join(sorted({f.charge.replace('_', ' ')
+                                                                          for f in x.one_off_fees})),
+                     x.one_off_fee, x.one_off_fee_outstanding)):
                 if outstanding > 0:
                     items.append({"kind": kind, "description": description, "due_date": x.due_date,
                                   "amount": amount, "outstanding": outstanding})
@@ -153,14 +159,24 @@ class AccountBalance:
             "charged_total": st.charged_total, "late_fees_outstanding": sum(x.late_fee_outstanding for x in st.lines),
             "interest_outstanding": st.interest_outstanding,
             "agreed_outstanding": sum(x.agreed_outstanding for x in st.lines),
+            "one_off_fees_outstanding": sum(x.one_off_fee_outstanding for x in st.lines),
+            "one_off_fees": [one_off_dict(f) | {"instalment_id": x.id} for x in st.lines for f in x.one_off_fees],
             "charges_outstanding": st.charges_outstanding, "waived_total": st.waived_total,
             "waivers_total": st.waivers_total,
         }
 
 
 def cap_dict(c: CapBite) -> dict[str, Any]:
-    return {"instalment_id": c.instalment_id, "cap": c.cap, "rule_id": c.rule_id, "source": c.source,
-            "first_bit_on": c.first_bit_on.isoformat(), "kept_off": c.amount}
+    out = {"instalment_id": c.instalment_id, "cap": c.cap, "rule_id": c.rule_id, "source": c.source,
+           "first_bit_on": c.first_bit_on.isoformat(), "kept_off": c.amount}
+    if c.charge_id:
+        out["charge_id"] = c.charge_id
+    return out
+
+
+def one_off_dict(f: OneOffFee) -> dict[str, Any]:
+    return {"event_id": f.event_id, "charge": f.charge, "on": f.on.isoformat(), "requested": f.requested,
+            "charged": f.charged, "reason": f.reason}
 
 
 def describe(basis: LateFeeBasis | InterestBasis) -> dict[str, Any]:
@@ -193,14 +209,18 @@ class PostedCharges(BaseModel):
 
     as_of: date | None = None
     lines: dict[str, tuple[int, int]] = Field(default_factory=dict, max_length=MAX_POSTED_LINES)
-    caps: list[str] = Field(default_factory=list, max_length=MAX_POSTED_CAPS)   # "<instalment>|<cap>"
+    caps: list[str] = Field(default_factory=list, max_length=MAX_POSTED_CAPS)   # "<instalment>|<cap>[|<charge>]"
     late_fee: int = 0
     interest: int = 0
     rows: int = 0      # rows written so far: the sequence in their ledger keys
+    # One-off fees (a broken-promise fee) posted per instalment, and their total. Separate from
+    # `lines` so states carried from before one-off fees load unchanged.
+    one_off: dict[str, int] = Field(default_factory=dict, max_length=MAX_POSTED_LINES)
+    one_off_fee: int = 0
 
     @property
     def total(self) -> int:
-        return self.late_fee + self.interest
+        return self.late_fee + self.interest + self.one_off_fee
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,12 +228,14 @@ class _WasLine:
     id: str
     late_fee: int
     interest: int
+    one_off_fee: int
 
 
 @dataclass(frozen=True, slots=True)
 class _WasCap:
     instalment_id: str
     cap: str
+    charge_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,11 +249,16 @@ class _Was:
 def post(posted: PostedCharges, st: Statement) -> list[Posting]:
     """The ledger rows that bring the ledger to `st` (the engine's `postings` since what was posted);
     `posted` is updated to match. Posting twice for the same statement yields nothing."""
-    was = _Was(tuple(_WasLine(k, v[0], v[1]) for k, v in posted.lines.items()),
-               tuple(_WasCap(*key.split("|", 1)) for key in posted.caps))
+    ids = set(posted.lines) | set(posted.one_off)
+    was = _Was(tuple(_WasLine(k, *posted.lines.get(k, (0, 0)), posted.one_off.get(k, 0)) for k in sorted(ids)),
+               tuple(_WasCap(*key.split("|", 2)) for key in posted.caps))
     rows = postings(was, st)  # type: ignore[arg-type]
     for row in rows:
         if row.component == "cap":
+            continue
+        if row.component == "one_off_fee":
+            posted.one_off[row.instalment_id] = row.cumulative
+            posted.one_off_fee += row.amount
             continue
         fee, interest = posted.lines.get(row.instalment_id, (0, 0))
         if row.component == "late_fee":
@@ -241,7 +268,8 @@ def post(posted: PostedCharges, st: Statement) -> list[Posting]:
             posted.lines[row.instalment_id] = (fee, row.cumulative)
             posted.interest += row.amount
     known = set(posted.caps)
-    posted.caps.extend(key for key in (f"{c.instalment_id}|{c.cap}" for c in st.caps) if key not in known)
+    posted.caps.extend(key for key in (f"{c.instalment_id}|{c.cap}" + (f"|{c.charge_id}" if c.charge_id else "")
+                                       for c in st.caps) if key not in known)
     posted.rows += len(rows)
     posted.as_of = st.as_of
     return rows

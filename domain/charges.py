@@ -21,6 +21,9 @@ the debtor's zone). Append an event when the fact is accepted, never edit or rem
                                              # signed and approved
     RulesChange(event_id=f"policy:{ref}", on=today, ref=policy.ref, charges=policy.charges)
                                              # change_policy: new rules from that date
+    ChargeEvent(event_id=f"charge:{charge}:{business key}", on=today, charge="broken_promise_fee",
+                amount=<minor units asked>, instalment_id=None (oldest due still owing) | id, reason=str)
+                                             # a one-off fee; legal caps may charge less
 
 Reads (status, evidence, each payment, the fee step, closing) are one call:
 
@@ -56,6 +59,9 @@ Conventions (each documented in docs/fees.md):
   a rate cap lowers the daily rate, a total-charges cap (of the instalment's principal) stops
   charges at the limit, in the order they arise (a late fee and grace interest arising the same
   day: the fee first). Each bite is reported with the rule, the first day and the amount.
+- One-off fees (ChargeEvent): charged on one instalment on their date, in the `fees` class, no
+  interest on them; they count with the late fee towards the legal late-fee caps and with all
+  charges towards the total-charges cap, in the order charges arise.
 - Allocation: classes in the policy's order for the jurisdiction, oldest instalment first in each;
   then principal not yet due (if `prepay_future`), then credit. Credit waiting when prepayment is
   off is applied on each later due date.
@@ -72,8 +78,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from schemas.charges import Charges, RoundingMode
 
-Component = Literal["principal", "late_fee", "interest", "agreed_charges"]
-WaivableComponent = Literal["late_fee", "interest", "agreed_charges", "fees", "charges"]
+Component = Literal["principal", "late_fee", "interest", "agreed_charges", "one_off_fee"]
+WaivableComponent = Literal["late_fee", "interest", "agreed_charges", "one_off_fee", "fees", "charges"]
 CapKind = Literal["policy_max_late_fee", "max_late_fee", "max_late_fee_rate", "max_annual_rate", "max_total_charges"]
 
 
@@ -141,6 +147,22 @@ class RestructureEvent(_Stored):
     discount_principal: StrictInt = Field(default=0, ge=0, le=10**14)
 
 
+class ChargeEvent(_Stored):
+    """A one-off fee on a date (e.g. `broken_promise_fee` when a promise to pay is broken), keyed so
+    that the same fact seen twice is charged once (the event id: `charge:<charge>:<business key>`).
+    It is charged on `instalment_id`, or on the oldest instalment due that still owes something; it
+    settles in the `fees` class, bears no interest and counts towards the instalment's caps (see
+    `_Replay.charge`). `amount` is what the policy asks for; a legal cap may charge less."""
+
+    kind: Literal["charge"] = "charge"
+    event_id: str = Field(min_length=1, max_length=200)
+    on: date
+    charge: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    amount: StrictInt = Field(gt=0, le=10**14)
+    instalment_id: str | None = None
+    reason: str = Field(default="", max_length=500)
+
+
 class RulesChange(_Stored):
     """New charges rules from `on` (change of policy version). What accrued before stays."""
 
@@ -151,7 +173,7 @@ class RulesChange(_Stored):
     charges: Charges
 
 
-Event = Annotated[Union[PaymentEvent, WaiverEvent, AdjustmentEvent, RestructureEvent, RulesChange],
+Event = Annotated[Union[PaymentEvent, WaiverEvent, AdjustmentEvent, RestructureEvent, RulesChange, ChargeEvent],
                   Field(discriminator="kind")]
 
 
@@ -206,6 +228,18 @@ class InterestBasis:
 
 
 @dataclass(frozen=True, slots=True)
+class OneOffFee:
+    """A one-off charge on an instalment (a `ChargeEvent`), as charged."""
+
+    event_id: str
+    charge: str
+    on: date
+    requested: int           # what the policy asked for
+    charged: int             # after the legal caps
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class CapBite:
     instalment_id: str
     cap: CapKind
@@ -213,6 +247,7 @@ class CapBite:
     source: str
     first_bit_on: date
     amount: int              # minor units kept off the account by this cap, as of the statement
+    charge_id: str = ""      # the one-off charge it reduced (its event id); "" for the late fee / interest
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,22 +298,31 @@ class Line:
     agreed_outstanding: int
     late_fee_basis: LateFeeBasis | None
     interest_basis: InterestBasis | None
+    # One-off charges (ChargeEvent), e.g. a broken-promise fee: settled in the `fees` class.
+    one_off_fee: int = 0
+    one_off_fee_paid: int = 0
+    one_off_fee_waived: int = 0
+    one_off_fee_superseded: int = 0
+    one_off_fee_outstanding: int = 0
+    one_off_fees: tuple[OneOffFee, ...] = ()
 
     @property
     def charges(self) -> int:
-        return self.late_fee + self.interest + self.agreed_charges
+        return self.late_fee + self.interest + self.agreed_charges + self.one_off_fee
 
     @property
     def paid(self) -> int:
-        return self.principal_paid + self.late_fee_paid + self.interest_paid + self.agreed_paid
+        return self.principal_paid + self.late_fee_paid + self.interest_paid + self.agreed_paid + self.one_off_fee_paid
 
     @property
     def waived(self) -> int:
-        return self.principal_waived + self.late_fee_waived + self.interest_waived + self.agreed_waived
+        return (self.principal_waived + self.late_fee_waived + self.interest_waived + self.agreed_waived
+                + self.one_off_fee_waived)
 
     @property
     def charges_outstanding(self) -> int:
-        return self.late_fee_outstanding + self.interest_outstanding + self.agreed_outstanding
+        return (self.late_fee_outstanding + self.interest_outstanding + self.agreed_outstanding
+                + self.one_off_fee_outstanding)
 
     @property
     def outstanding(self) -> int:
@@ -313,7 +357,7 @@ class Statement:
 
     @property
     def fees_outstanding(self) -> int:
-        return sum(x.late_fee_outstanding + x.agreed_outstanding for x in self.lines)
+        return sum(x.late_fee_outstanding + x.agreed_outstanding + x.one_off_fee_outstanding for x in self.lines)
 
     @property
     def interest_outstanding(self) -> int:
@@ -347,8 +391,9 @@ class Statement:
 
     @property
     def charged_total(self) -> int:
-        """Late fees and interest charged (after caps); agreed plan charges are not new charges."""
-        return sum(x.late_fee + x.interest for x in self.lines)
+        """Late fees, interest and one-off fees charged (after caps); agreed plan charges are not new
+        charges."""
+        return sum(x.late_fee + x.interest + x.one_off_fee for x in self.lines)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON (ints, ISO dates, rates as strings) for `status` and the evidence."""
@@ -468,6 +513,7 @@ def _compile(ref: str, charges: Charges, jurisdiction: str | None, debt_type: st
 
 # ====================================================================== the replay
 _PENDING, _DONE = 0, 1
+_FEES = ("agreed_charges", "late_fee", "one_off_fee")     # the `fees` class, in settling order
 _ONE_DAY = timedelta(days=1)
 
 
@@ -509,6 +555,11 @@ class _Line:
     paid_a: int = 0
     waived_a: int = 0
     sup_a: int = 0
+    ofee: int = 0             # one-off charges on this instalment, after caps
+    paid_o: int = 0
+    waived_o: int = 0
+    sup_o: int = 0
+    ofees: list[OneOffFee] = field(default_factory=list)
     closed: bool = False      # superseded by a plan
     limit: int | None = None  # total-charges cap in minor units, if any
     bites: dict[str, tuple[str, str, date]] = field(default_factory=dict)
@@ -525,6 +576,7 @@ class _Replay:
         self.by_id: dict[str, _Line] = {}
         self.credit = 0
         self.results: list[EventResult] = []
+        self.charge_bites: list[CapBite] = []     # caps that reduced a one-off charge
         for inst in book.instalments:
             self._add(inst)
         self._sort()
@@ -569,7 +621,7 @@ class _Replay:
     def _interest(self, x: _Line) -> int:
         value = self._interest_rc(x)
         if x.limit is not None:
-            value = min(value, max(x.limit - x.fee, 0))
+            value = min(value, max(x.limit - x.fee - x.ofee, 0))
         return value if value > x.floor_i else x.floor_i
 
     def _days(self, x: _Line, amount: int, days: int) -> None:
@@ -600,6 +652,8 @@ class _Replay:
         owed_from = x.fee_due + _ONE_DAY
         for kind, rule_id, source, absolute, share in r.fee_caps:
             limit = absolute if absolute is not None else _floor_share(share, x.principal)  # type: ignore[arg-type]
+            if kind != "policy_max_late_fee":     # a legal late-fee cap counts one-off fees charged before
+                limit = max(limit - x.ofee, 0)
             if limit < fee:
                 fee = limit
                 x.bites = {k: v for k, v in x.bites.items() if k not in ("policy_max_late_fee", "max_late_fee",
@@ -607,7 +661,7 @@ class _Replay:
                 x.bites[kind] = (rule_id, source, owed_from)
         x.fee_calc, x.fee_raw, x.fee_base, x.fee_on, x.fee_ref = calc, fee, unpaid, owed_from, r.ref
         limit = x.limit
-        charged = fee if limit is None else min(fee, max(limit - self._interest(x), 0))
+        charged = fee if limit is None else min(fee, max(limit - self._interest(x) - x.ofee, 0))
         if charged < fee and "max_total_charges" not in x.bites:
             x.bites["max_total_charges"] = (r.total_cap[1], r.total_cap[2], owed_from)  # type: ignore[index]
         x.fee = charged
@@ -683,14 +737,16 @@ class _Replay:
             return x.fee - x.paid_f - x.waived_f - x.sup_f
         if component == "interest":
             return self._interest(x) - x.paid_i - x.waived_i - x.sup_i
+        if component == "one_off_fee":
+            return x.ofee - x.paid_o - x.waived_o - x.sup_o
         return x.agreed - x.paid_a - x.waived_a - x.sup_a
 
     def _settled(self, x: _Line) -> bool:
         return x.closed or (x.unpaid == 0 and all(self._out(x, c) == 0 for c in ("late_fee", "interest",
-                                                                                   "agreed_charges")))
+                                                                                   "agreed_charges", "one_off_fee")))
 
     def _take(self, x: _Line, component: str, amount: int, how: str) -> None:
-        suffix = {"principal": "p", "late_fee": "f", "interest": "i", "agreed_charges": "a"}[component]
+        suffix = {"principal": "p", "late_fee": "f", "interest": "i", "agreed_charges": "a", "one_off_fee": "o"}[component]
         attr = f"{how}_{suffix}"
         setattr(x, attr, getattr(x, attr) + amount)
         if component == "principal":
@@ -720,6 +776,11 @@ class _Replay:
                         x.paid_f += take
                         remaining -= take
                         applied.append(Applied(x.id, "late_fee", take))
+                    take = min(x.ofee - x.paid_o - x.waived_o - x.sup_o, remaining)
+                    if take > 0:
+                        x.paid_o += take
+                        remaining -= take
+                        applied.append(Applied(x.id, "one_off_fee", take))
                 elif cls == "interest":
                     take = min(self._interest(x) - x.paid_i - x.waived_i - x.sup_i, remaining)
                     if take > 0:
@@ -739,7 +800,7 @@ class _Replay:
             for x in self.open:
                 if x.due <= on:
                     continue
-                for component in ("agreed_charges", "principal"):
+                for component in ("agreed_charges", "one_off_fee", "principal"):
                     take = min(self._out(x, component), remaining)
                     if take > 0:
                         self._take(x, component, take, "paid")
@@ -775,10 +836,10 @@ class _Replay:
 
     def waiver(self, ev: WaiverEvent, on: date) -> None:
         components = {"late_fee": ("late_fee",), "interest": ("interest",), "agreed_charges": ("agreed_charges",),
-                      "fees": ("agreed_charges", "late_fee")}.get(ev.component)
+                      "one_off_fee": ("one_off_fee",), "fees": _FEES}.get(ev.component)
         if components is None:   # all charges, in the order the policy settles them
             components = tuple(c for cls in self.rules.order if cls != "principal"
-                               for c in (("agreed_charges", "late_fee") if cls == "fees" else ("interest",)))
+                               for c in (_FEES if cls == "fees" else ("interest",)))
         targets = self._targets(ev.instalment_id, on, include_future=True)
         for x in targets:
             self._bring(x, on)
@@ -818,7 +879,7 @@ class _Replay:
         for x in open_lines:
             self._bring(x, on)
         charge_components = [c for cls in self.rules.order if cls != "principal"
-                             for c in (("agreed_charges", "late_fee") if cls == "fees" else ("interest",))]
+                             for c in (_FEES if cls == "fees" else ("interest",))]
         principal = sum(x.unpaid for x in open_lines)
         charges = sum(self._out(x, c) for x in open_lines for c in charge_components)
         plan_principal = sum(i.principal for i in ev.instalments)
@@ -840,7 +901,7 @@ class _Replay:
                         applied.append(Applied(x.id, component, take))  # type: ignore[arg-type]
                         budget -= take
         for x in open_lines:
-            for component in ("principal", "late_fee", "interest", "agreed_charges"):
+            for component in ("principal", "late_fee", "interest", "agreed_charges", "one_off_fee"):
                 out = self._out(x, component)
                 if out > 0:
                     self._take(x, component, out, "sup")
@@ -853,6 +914,55 @@ class _Replay:
                                         note=f"plan {ev.plan_id}: fee {ev.fee}, discount "
                                              f"{ev.discount_charges + ev.discount_principal}"))
         self._apply_credit(on)
+
+    def charge(self, ev: ChargeEvent, on: date) -> None:
+        """A one-off fee, charged on the given instalment or the oldest one due that still owes
+        something (else the oldest due, else the next open one). It counts, with the late fee,
+        towards the legal late-fee caps (`max_late_fee`, `max_late_fee_rate`: both are charges for
+        the same default), and with every charge towards `max_total_charges`, in the order charges
+        arise; the policy's own `late_fee.max_per_instalment` is for the late fee alone. Each cap
+        that reduced it is reported as a bite of this charge."""
+        x = self._charge_target(ev.instalment_id, on)
+        if x is None:
+            self.results.append(EventResult(ev.event_id, "charge", on, unapplied=ev.amount,
+                                            note=f"{ev.charge}: no open instalment to charge it on"))
+            return
+        self._bring(x, on)
+        amount = ev.amount
+        kept: list[tuple[str, str, str, int]] = []
+        for kind, rule_id, source, absolute, share in self.rules.fee_caps:
+            if kind == "policy_max_late_fee":
+                continue
+            limit = absolute if absolute is not None else _floor_share(share, x.principal)  # type: ignore[arg-type]
+            room = max(limit - x.fee - x.ofee, 0)
+            if room < amount:
+                kept.append((kind, rule_id, source, amount - room))
+                amount = room
+        if x.limit is not None and self.rules.total_cap is not None:
+            room = max(x.limit - x.fee - x.ofee - self._interest(x), 0)
+            if room < amount:
+                kept.append(("max_total_charges", self.rules.total_cap[1], self.rules.total_cap[2], amount - room))
+                amount = room
+        x.ofee += amount
+        x.ofees.append(OneOffFee(ev.event_id, ev.charge, on, ev.amount, amount, ev.reason))
+        for kind, rule_id, source, off in kept:
+            self.charge_bites.append(CapBite(x.id, kind, rule_id, source, on, off, charge_id=ev.event_id))  # type: ignore[arg-type]
+        if not any(o is x for o in self.open):     # a settled line owes again
+            self.open.append(x)
+            self._sort()
+        self._prune((x,))
+        self.results.append(EventResult(ev.event_id, "charge", on, (Applied(x.id, "one_off_fee", amount),) if amount
+                                        else (), unapplied=ev.amount - amount,
+                                        note=f"{ev.charge} {amount} of {ev.amount}: {ev.reason}"))
+
+    def _charge_target(self, instalment_id: str | None, on: date) -> _Line | None:
+        if instalment_id is not None:
+            x = self.by_id.get(instalment_id)
+            return x if x is not None and not x.closed else None
+        live = [x for x in self.lines if not x.closed]
+        due = [x for x in live if x.due <= on]
+        owing = [x for x in due if not self._settled(x)]
+        return (owing or due or live or [None])[0]
 
     def rules_change(self, ev: RulesChange, on: date) -> None:
         for x in self.lines:
@@ -921,7 +1031,12 @@ class _Replay:
                 interest_outstanding=0 if closed else interest - x.paid_i - x.waived_i - x.sup_i,
                 agreed_charges=x.agreed, agreed_paid=x.paid_a, agreed_waived=x.waived_a, agreed_superseded=x.sup_a,
                 agreed_outstanding=0 if closed else x.agreed - x.paid_a - x.waived_a - x.sup_a,
-                late_fee_basis=fee_basis, interest_basis=interest_basis))
+                late_fee_basis=fee_basis, interest_basis=interest_basis,
+                one_off_fee=x.ofee, one_off_fee_paid=x.paid_o, one_off_fee_waived=x.waived_o,
+                one_off_fee_superseded=x.sup_o,
+                one_off_fee_outstanding=0 if closed else x.ofee - x.paid_o - x.waived_o - x.sup_o,
+                one_off_fees=tuple(x.ofees)))
+        caps.extend(self.charge_bites)
         return Statement(as_of=as_of, rules_ref=r.ref, lines=tuple(lines), events=tuple(self.results),
                          caps=tuple(caps), credit=self.credit, ignored_events=ignored)
 
@@ -969,6 +1084,8 @@ def statement(book: ChargesBook, as_of: date) -> Statement:
             replay.adjustment(ev, on)
         elif ev.kind == "restructure":
             replay.restructure(ev, on)
+        elif ev.kind == "charge":
+            replay.charge(ev, on)
         else:
             replay.rules_change(ev, on)
     _credit_on_due_dates(replay, previous, as_of)
@@ -993,7 +1110,7 @@ class Posting:
     total charged now. `cap`: a record, not money (`amount` 0, `cumulative` the amount kept off)."""
 
     instalment_id: str
-    component: Literal["late_fee", "interest", "cap"]
+    component: Literal["late_fee", "interest", "one_off_fee", "cap"]
     amount: int
     cumulative: int
     detail: str
@@ -1003,29 +1120,35 @@ def postings(previous: Statement | None, current: Statement) -> list[Posting]:
     """Charges to write to the ledger since `previous`: the deltas of each instalment's late fee and
     interest, and each new cap bite. The ledger's sums then equal the statement whatever the timing."""
     before = {x.id: x for x in previous.lines} if previous else {}
-    bit_before = {(c.instalment_id, c.cap) for c in previous.caps} if previous else set()
+    bit_before = {(c.instalment_id, c.cap, c.charge_id) for c in previous.caps} if previous else set()
     out: list[Posting] = []
     for x in current.lines:
         old = before.get(x.id)
         for component, now, was in (("late_fee", x.late_fee, old.late_fee if old else 0),
-                                    ("interest", x.interest, old.interest if old else 0)):
+                                    ("interest", x.interest, old.interest if old else 0),
+                                    ("one_off_fee", x.one_off_fee, old.one_off_fee if old else 0)):
             if now != was:
-                basis = x.late_fee_basis if component == "late_fee" else x.interest_basis
+                basis = (x.late_fee_basis if component == "late_fee" else x.interest_basis if component == "interest"
+                         else x.one_off_fees)
                 out.append(Posting(x.id, component, now - was, now, _describe(basis)))  # type: ignore[arg-type]
     for c in current.caps:
-        if (c.instalment_id, c.cap) not in bit_before:
+        if (c.instalment_id, c.cap, c.charge_id) not in bit_before:
             out.append(Posting(c.instalment_id, "cap", 0, c.amount,
-                               f"{c.cap} ({c.rule_id}) from {c.first_bit_on.isoformat()}: {c.source}"))
+                               f"{c.cap} ({c.rule_id}) from {c.first_bit_on.isoformat()}"
+                               + (f" on {c.charge_id}" if c.charge_id else "") + f": {c.source}"))
     return out
 
 
-def _describe(basis: LateFeeBasis | InterestBasis | None) -> str:
+def _describe(basis: LateFeeBasis | InterestBasis | tuple[OneOffFee, ...] | None) -> str:
     if isinstance(basis, LateFeeBasis):
         return (f"late fee under {basis.rules_ref}: flat {basis.flat} + {basis.percent} of {basis.overdue_principal} "
                 f"unpaid after {basis.grace_days} days' grace, owed from {basis.owed_from.isoformat()}")
     if isinstance(basis, InterestBasis):
         return (f"penalty interest under {basis.rules_ref}: {basis.rate} per {basis.per} ({basis.day_count}), "
                 f"daily rate {basis.daily_rate}, rounding {basis.rounding}")
+    if isinstance(basis, tuple):
+        return "; ".join(f"{f.charge} on {f.on.isoformat()} ({f.event_id}): {f.charged} of {f.requested}"
+                         for f in basis[-5:])
     return ""
 
 
@@ -1056,7 +1179,7 @@ def waiver_requires_approval(rules: Charges, amount: int, *, charges_outstanding
 def waivable(st: Statement, component: WaivableComponent = "charges", instalment_id: str | None = None) -> int:
     """What a waiver of `component` (on one instalment, or all) can take at the statement's date."""
     pick = {"late_fee": lambda x: x.late_fee_outstanding, "interest": lambda x: x.interest_outstanding,
-            "agreed_charges": lambda x: x.agreed_outstanding,
-            "fees": lambda x: x.late_fee_outstanding + x.agreed_outstanding,
+            "agreed_charges": lambda x: x.agreed_outstanding, "one_off_fee": lambda x: x.one_off_fee_outstanding,
+            "fees": lambda x: x.late_fee_outstanding + x.agreed_outstanding + x.one_off_fee_outstanding,
             "charges": lambda x: x.charges_outstanding}[component]
     return sum(pick(x) for x in st.lines if instalment_id is None or x.id == instalment_id)

@@ -96,9 +96,14 @@ class CapRule(_Strict):
     jurisdiction: str = Field(default="*", max_length=16, description="'CN' also covers 'CN-44'; '*' any")
     debt_type: str = Field(default="*", max_length=64)
     max_annual_rate: Rate | None = Field(default=None, description="penalty interest, annualised as daily × 365")
-    max_total_charges: Rate | None = Field(default=None, description="late fee + interest, of the instalment's principal")
-    max_late_fee: int | None = Field(default=None, ge=0, le=10**12, description="minor units per instalment")
-    max_late_fee_rate: Rate | None = Field(default=None, description="late fee, of the instalment's principal")
+    max_total_charges: Rate | None = Field(default=None, description="late fee + interest + one-off fees, of the "
+                                                                      "instalment's principal")
+    # The late-fee caps limit the late fee and the one-off fees (e.g. a broken-promise fee) of an
+    # instalment together: charges for the same default (docs/fees.md, "One-off fees").
+    max_late_fee: int | None = Field(default=None, ge=0, le=10**12,
+                                     description="minor units per instalment: late fee + one-off fees")
+    max_late_fee_rate: Rate | None = Field(default=None, description="late fee + one-off fees, of the "
+                                                                      "instalment's principal")
     max_restructuring_fee_rate: Rate | None = Field(default=None, description="of the restructured balance")
     source: str = Field(default="", max_length=300, description="the law or rule, for the evidence")
 

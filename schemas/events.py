@@ -131,15 +131,16 @@ class EmergencyUnlock(_Event, Operator):
     reason: L.Reason
 
 
-WaivedCharge = Literal["late_fee", "interest", "agreed_charges", "fees", "charges"]
+WaivedCharge = Literal["late_fee", "interest", "agreed_charges", "one_off_fee", "fees", "charges"]
 
 
 class WaiveFee(_Event, Operator):
     """Waive charges, fully or partly, always with a reason (`reason`, or `note` for older clients).
     Four eyes when the policy's waiver thresholds say so (`decide_approval` by another person)."""
 
-    component: WaivedCharge = Field(default="charges", description="late_fee, interest, agreed_charges, fees "
-                                                                    "(late fees and agreed charges) or all charges")
+    component: WaivedCharge = Field(default="charges", description="late_fee, interest, agreed_charges, one_off_fee "
+                                                                    "(e.g. a broken-promise fee), fees (late fees, "
+                                                                    "agreed and one-off charges) or all charges")
     instalment_id: L.Identifier | None = Field(default=None, description="an instalment id from status; oldest "
                                                                          "first across all when None")
     fee_id: L.Identifier | None = Field(default=None, description="older name of instalment_id")

@@ -13,7 +13,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from schemas.charges import Allocation, Charges, LateFeeRule, PenaltyInterestRule, Waivers
+from schemas.charges import Allocation, Charges, LateFeeRule, PenaltyInterestRule, Rate, Waivers
+from schemas.currencies import is_supported_currency
 from schemas.handoffs import ReportKind
 from schemas.risk_signs import CATALOGUE as RISK_SIGNS
 
@@ -149,9 +150,46 @@ class Fees(_Strict):
     waiver_requires_approval: bool = True
 
 
+class BrokenPromiseFee(_Strict):
+    """A one-off fee charged when a promise to pay is broken (seed 001: a broken promise has
+    consequences), per currency in minor units: `flat` plus `rate` of the principal overdue when
+    the promise broke (never of charges: no fee on a fee), at most `max`. An account in a currency named in neither `flat` nor `max` is not
+    charged. The jurisdiction's caps (`charges.caps`) still win: the engine may charge less."""
+
+    flat: dict[str, Annotated[int, Field(ge=0, le=10**10)]] = Field(default_factory=dict, max_length=20)
+    rate: Rate | None = Field(default=None, description="of the principal overdue when the promise broke")
+    max: dict[str, Annotated[int, Field(gt=0, le=10**10)]] = Field(default_factory=dict, max_length=20)
+    source: str = Field(default="", max_length=300, description="where the fee is agreed (contract clause)")
+
+    @model_validator(mode="after")
+    def _valid(self) -> "BrokenPromiseFee":
+        where = "promises.on_broken.fee"
+        for name, table in (("flat", self.flat), ("max", self.max)):
+            bad = sorted(c for c in table if not is_supported_currency(c))
+            if bad:
+                raise ValueError(f"{where}.{name}: {bad} are not supported ISO 4217 currency codes (e.g. 'CNY', 'USD')")
+        if not self.flat and self.rate is None:
+            raise ValueError(f"{where}: give a flat amount per currency and/or a rate of the overdue amount")
+        if self.rate is not None:
+            if self.rate > 1:
+                raise ValueError(f"{where}.rate: at most 100% of the overdue amount")
+            missing = sorted(set(self.flat) - set(self.max)) if self.max or self.flat else []
+            if not self.max or missing:
+                raise ValueError(f"{where}: a rate needs a max per currency (missing for {missing or 'every currency'})")
+        for c, top in self.max.items():
+            if self.flat.get(c, 0) > top:
+                raise ValueError(f"{where}: flat {self.flat[c]} {c} is above the max {top} {c}")
+        if all(v == 0 for v in self.flat.values()) and (self.rate is None or self.rate == 0):
+            raise ValueError(f"{where}: every amount is zero; leave the fee out instead")
+        return self
+
+    def currencies(self) -> tuple[str, ...]:
+        return tuple(sorted(set(self.flat) | set(self.max)))
+
+
 class BrokenPromise(_Strict):
-    """A follow-up when a promise is broken: a message to the debtor saying what follows, and/or a
-    task for a person to call back. (A fee for it needs a one-off charge in the charges engine.)"""
+    """A follow-up when a promise is broken: a message to the debtor saying what follows, a task
+    for a person to call back, a credit report, and/or a one-off fee (`fee`)."""
 
     channels: tuple[Channel, ...] = ()
     template: str | None = None
@@ -162,13 +200,15 @@ class BrokenPromise(_Strict):
     credit_report: bool = False
     report_notice_channels: tuple[Channel, ...] = ()
     report_notice_template: str | None = None
+    fee: BrokenPromiseFee | None = None
 
     @model_validator(mode="after")
     def _template(self) -> "BrokenPromise":
         if self.channels and not self.template:
             raise ValueError("promises.on_broken: a template is required when channels are set")
-        if not self.channels and not self.agent_task and not self.credit_report:
-            raise ValueError("promises.on_broken: give channels and a template, agent_task: true or credit_report: true")
+        if not self.channels and not self.agent_task and not self.credit_report and self.fee is None:
+            raise ValueError("promises.on_broken: give channels and a template, agent_task: true, "
+                             "credit_report: true or a fee")
         if self.report_notice_channels and not self.report_notice_template:
             raise ValueError("promises.on_broken: a report_notice_template is required with report_notice_channels")
         return self

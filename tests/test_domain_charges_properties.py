@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from domain.charges import (
-    AdjustmentEvent, ChargesBook, Instalment, PaymentEvent, RulesChange, WaiverEvent, rdiv, statement,
+    AdjustmentEvent, ChargeEvent, ChargesBook, Instalment, PaymentEvent, RulesChange, WaiverEvent, rdiv, statement,
 )
 from schemas.charges import Charges
 
@@ -70,11 +70,16 @@ def books(draw, *, caps: bool = True, absolute: bool = True, others: bool = True
     if others:
         for n in range(draw(st.integers(0, 2))):
             events.append(WaiverEvent(event_id=f"w{n}", on=day(draw(st.integers(0, 450))), reason="test",
-                                      component=draw(st.sampled_from(["late_fee", "interest", "fees", "charges"])),
+                                      component=draw(st.sampled_from(["late_fee", "interest", "one_off_fee", "fees",
+                                                                       "charges"])),
                                       amount=draw(st.one_of(st.none(), st.integers(1, 50_000)))))
         if draw(st.booleans()):
             events.append(RulesChange(event_id="v2", on=day(draw(st.integers(0, 450))), ref="prop@v2",
                                       charges=draw(charge_rules(caps=caps, absolute=absolute))))
+        for n in range(draw(st.integers(0, 3))):
+            # one-off fees; a repeated key (the same broken promise seen twice) must count once
+            events.append(ChargeEvent(event_id=f"charge:fee:{draw(st.integers(0, 1))}", on=day(draw(st.integers(0, 450))),
+                                      charge="broken_promise_fee", amount=draw(st.integers(1, 60_000)), reason="test"))
         for n in range(draw(st.integers(0, 2))):
             events.append(AdjustmentEvent(event_id=f"a{n}", on=day(draw(st.integers(0, 450))),
                                           amount=draw(st.integers(0, 1_000_000)), reason="test"))
@@ -109,7 +114,9 @@ def test_every_amount_paid_is_allocated_exactly_once(book, as_of):
                 (line.late_fee, line.late_fee_paid, line.late_fee_waived, line.late_fee_superseded,
                  line.late_fee_outstanding),
                 (line.interest, line.interest_paid, line.interest_waived, line.interest_superseded,
-                 line.interest_outstanding)):
+                 line.interest_outstanding),
+                (line.one_off_fee, line.one_off_fee_paid, line.one_off_fee_waived, line.one_off_fee_superseded,
+                 line.one_off_fee_outstanding)):
             assert out >= 0 and paid + waived + sup + out == charged
     assert st_.credit >= 0
     if st_.credit > 0 and book.rules.allocation.prepay_future and not any(
@@ -190,9 +197,13 @@ def test_caps_are_never_exceeded(book, as_of):
         if rules.late_fee.max_per_instalment is not None:
             fee_limits.append(rules.late_fee.max_per_instalment)
         assert all(line.late_fee <= limit for limit in fee_limits)
+        # a one-off fee counts with the late fee towards the legal late-fee caps (not the policy's own)
+        legal = fee_limits[:-1] if rules.late_fee.max_per_instalment is not None else fee_limits
+        assert all(line.late_fee + line.one_off_fee <= limit for limit in legal)
+        assert sum(f.charged for f in line.one_off_fees) == line.one_off_fee
         for c in caps:
             if c.max_total_charges is not None:
-                assert line.late_fee + line.interest <= Fraction(c.max_total_charges) * line.principal
+                assert line.late_fee + line.interest + line.one_off_fee <= Fraction(c.max_total_charges) * line.principal
             if c.max_annual_rate is not None and line.interest_basis and rules.rounding.interest == "instalment":
                 bound = Fraction(line.interest_basis.principal_days) * Fraction(c.max_annual_rate) / 365
                 assert line.interest <= rdiv(bound.numerator, bound.denominator, "half_up")

@@ -435,7 +435,8 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
             "instalments": bal.status_lines(hide_settled_before=today - timedelta(days=COMPACT_AFTER_DAYS)),
             "charges": bal.charges_summary(ref, rules, s.book.jurisdiction, s.book.debt_type) | {
                 "posted": {"as_of": s.posted.as_of.isoformat() if s.posted.as_of else None,
-                           "late_fee": s.posted.late_fee, "interest": s.posted.interest, "rows": s.posted.rows},
+                           "late_fee": s.posted.late_fee, "interest": s.posted.interest,
+                           "one_off_fee": s.posted.one_off_fee, "rows": s.posted.rows},
                 "book_events": len(s.book.events)},
             "limitation_start": self._limitation_start().isoformat() if self._limitation_start() else None,
             "next_action": None if terminal else name,

@@ -140,7 +140,8 @@ class AccountContext:
         rows = post(s.posted, bal.statement)
         currency = s.account.currency
         for n, row in enumerate(rows, start=start + 1):
-            what = {"late_fee": "late fee", "interest": "penalty interest", "cap": "cap"}[row.component]
+            what = {"late_fee": "late fee", "interest": "penalty interest", "one_off_fee": "one-off fee",
+                    "cap": "cap"}[row.component]
             line = bal.statement.line(row.instalment_id)
             basis = {"late_fee": line.late_fee_basis, "interest": line.interest_basis}.get(row.component)
             summary = (f"cap on instalment {row.instalment_id}: {row.detail}" if row.component == "cap" else

@@ -11,6 +11,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain import episodes
+    from domain.charges import ChargeEvent
+    from domain.promise_fee import BROKEN_PROMISE_FEE, broken_promise_fee, fee_event_id
     from domain.days_past_due import delinquent_line, stage_for
     from domain.lockout_track import LockoutTrack, UnlockJob
     from workflows.state import HANDED_OVER, TERMINAL
@@ -57,24 +59,71 @@ class Delinquency(Effects):
                              f"{s.plan.grace_days} days' grace; collection resumes", key=f"plan:{s.plan.plan_id}:broken")
 
     def _promise_broken_follow_up(self, p: Any) -> None:
-        """The policy's consequence of a broken promise (`promises.on_broken`): a message saying what
-        follows and/or a task for a person. Policies without one (all before it existed) do nothing."""
+        """The policy's consequence of a broken promise (`promises.on_broken`): a fee (charged first,
+        so the message can state it), a message saying what follows, a credit report and/or a task
+        for a person. Policies without one (all before it existed) do nothing."""
         s = self._state
         rule = s.policy.promises.on_broken
         if rule is None or s.stage in TERMINAL:
             return
         episode = s.episode.number if s.episode else None
+        variables = {"promise_date": p.promised_date.isoformat(), "promise_amount": self._money(p.amount)}
+        # Only policies with a fee reach the patch, so earlier histories replay without its marker.
+        if rule.fee is not None and workflow.patched("broken-promise-fee"):
+            charged = self._broken_promise_fee(p)
+            if charged:
+                variables["fee_amount"] = self._money(charged)
         for channel in rule.channels:
             self._queue_send(scope=f"promise:{p.promise_id}:broken", step_id="promise-broken", summary=rule.summary,
                              channel=channel, template=rule.template or "", episode=episode,
-                             variables={"promise_date": p.promised_date.isoformat(),
-                                        "promise_amount": self._money(p.amount)})
+                             variables=dict(variables))
         if rule.credit_report:
             self._broken_promise_report(p)   # workflows/credit_report.py
         if rule.agent_task:
             self._open_task(f"promise:{p.promise_id}:broken", "broken promise: call back",
                             f"promise {p.promise_id} of {self._money(p.amount)} by {p.promised_date} broken"
                             + (f" (reason given: {p.reason_code})" if p.reason_code else ""))
+
+    def _broken_promise_fee(self, p: Any) -> int:
+        """Charge the policy's broken-promise fee as a one-off charge on the book, keyed by the
+        promise (charged once however often the break is seen); the legal caps may reduce it, and
+        each reduction is recorded. Returns the amount charged."""
+        s = self._state
+        rule = s.policy.promises.on_broken.fee
+        event_id = fee_event_id(p.promise_id)
+        if any(e.event_id == event_id for e in s.book.events):
+            return 0
+        # The rate applies to the principal overdue, never to charges (no fee on a fee or interest).
+        bal, today = self._balance(), self._today()
+        overdue = sum(x.principal_outstanding for x in bal.instalments if x.due_date <= today and not x.superseded)
+        quote = broken_promise_fee(rule, s.account.currency, overdue)
+        key = f"promise:{p.promise_id}:fee"
+        if quote is None:
+            self._record("fee_charged", f"promise {p.promise_id} broken: the policy sets no broken-promise fee in "
+                         f"{s.account.currency}", key=key, data={"promise_id": p.promise_id, "amount": 0})
+            return 0
+        if not self._book_room():
+            self._record("fee_charged", f"broken-promise fee of {self._money(quote.amount)} not charged: the "
+                         "charges book is full", key=key, data={"promise_id": p.promise_id, "amount": 0})
+            return 0
+        bal = self._book(ChargeEvent(event_id=event_id, on=self._today(), charge=BROKEN_PROMISE_FEE,
+                                     amount=quote.amount, reason=f"promise {p.promise_id} broken"[:500]))
+        result = bal.statement.event(event_id)
+        charged = sum(a.amount for a in result.applied)
+        caps = [c for c in bal.statement.caps if c.charge_id == event_id]
+        self._post_charges("broken promise fee")
+        capped = "; ".join(f"{c.cap} ({c.rule_id}) kept {self._money(c.amount)} off" for c in caps)
+        self._record("fee_charged", f"broken-promise fee {self._money(charged)} for promise {p.promise_id}"
+                     + (f" on instalment {result.applied[0].instalment_id}" if result.applied else "")
+                     + (f" (asked {self._money(quote.amount)}; {capped})" if caps else ""),
+                     key=key, data={
+                         "promise_id": p.promise_id, "charge": BROKEN_PROMISE_FEE, "event_id": event_id,
+                         "amount": charged, "requested": quote.amount, "basis": quote.basis[:300],
+                         "source": rule.source, "overdue": overdue, "currency": s.account.currency,
+                         "instalment_id": result.applied[0].instalment_id if result.applied else None,
+                         "caps": [{"cap": c.cap, "rule_id": c.rule_id, "source": c.source, "kept_off": c.amount}
+                                  for c in caps]})
+        return charged
 
     def _refresh_delinquency(self) -> None:
         s = self._state

@@ -1185,6 +1185,25 @@ async def b2b_contact_roles(env: WorkflowEnvironment, account_id: str, providers
     expect(st, all("to debtor" in e["summary"] for e in _sent(st, "dpd30-credit-terms")), "the warning to the debtor")
     expect(st, said(st, "no decision-maker contact on the account; addressed to the debtor", "recipient_fallback"),
            "the fallback recorded")
+
+
+async def consumer_broken_promise_fee(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """consumer@v5: a promise to pay is broken; the policy's broken-promise fee (CNY 20.00 + 1 % of
+    the principal overdue) is charged once, keyed by the promise, shown in status and stated in the
+    SMS; a payment of everything settles it first; paid off."""
+    t0 = await local_today(env)
+    due = t0 + timedelta(days=2)
+    h = await start(env.client, account(account_id, today=t0, due_in=2, policy_id="consumer", policy_version=5,
+                                        jurisdiction="CN", debt_type="consumer_loan"))
+    await sleep_to(env, due + timedelta(days=2), time(11))
+    await h.execute_update("promise_to_pay", {"amount": 30_000, "promised_date": (due + timedelta(days=4)).isoformat(),
+                                              "promise_id": "PF-1", "reason_code": "forgot", **AGENT})
+    st = await until(env, h, lambda s: s["promises_broken"] == 1 and bool(s["charges"]["one_off_fees"]),
+                     "the promise broken and its fee charged", limit=10)
+    [fee] = st["charges"]["one_off_fees"]
+    expect(st, (fee["event_id"], fee["charged"]) == ("charge:broken_promise_fee:PF-1", 3_000),
+           f"one broken-promise fee of 3,000 keyed by the promise, not {fee}")
+    expect(st, said(st, "broken-promise fee CNY 30.00 for promise PF-1", "fee_charged"), "the fee on the timeline")
     await pay_everything(env, h, f"PAY-{account_id}")
     return h.id
 
@@ -1229,4 +1248,5 @@ SCENARIOS: dict[str, Scenario] = {
     "patches_at_open": Scenario(patches_at_open),
     "standard_repossession": Scenario(standard_repossession),
     "b2b_contact_roles": Scenario(b2b_contact_roles),
+    "consumer_broken_promise_fee": Scenario(consumer_broken_promise_fee),
 }
