@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.money import to_major
     from schemas import search_attributes as search
     from schemas.actions import LedgerBatch
+    from schemas.ageing import ReceivableLine, ReceivableStatement
     from workflows.state import TERMINAL
 
 from workflows.activity_options import OPTIONS
@@ -24,6 +25,9 @@ from workflows.effects import Effects
 
 LEDGER_MAX_DELAY = timedelta(minutes=5)    # real time a record may wait for its batch
 LEDGER_BATCH = 200                          # entries per activity: keeps its input far below 2 MB
+# A settled instalment is left out of the receivables statement once it fell due this long ago:
+# the ledger keeps it at 0 owed, and it is older than any DSO window (domain/ageing.py).
+STATEMENT_SETTLED_DAYS = 400
 
 
 class Records(Effects):
@@ -51,10 +55,26 @@ class Records(Effects):
         while self._ledger:
             batch, self._ledger = self._ledger[:LEDGER_BATCH], self._ledger[LEDGER_BATCH:]
             self._ledger_since = workflow.now() if self._ledger else None
+            # The last batch carries the balances after it (the receivables ageing report reads
+            # them): same activities at the same moments, only their input grows.
+            statement = None if self._ledger else self._receivable_statement()
             await workflow.execute_activity(
-                "record_ledger", LedgerBatch(account_id=self._state.account.account_id, entries=batch),
+                "record_ledger", LedgerBatch(account_id=self._state.account.account_id, entries=batch,
+                                             statement=statement),
                 summary=f"record {len(batch)} ledger entr{'y' if len(batch) == 1 else 'ies'}",
                 **OPTIONS["record_ledger"].kwargs())
+
+    def _receivable_statement(self) -> ReceivableStatement:
+        s = self._state
+        bal = self._balance()
+        settled_before = bal.today - timedelta(days=STATEMENT_SETTLED_DAYS)
+        lines = [ReceivableLine(line_id=x.id, due_date=x.due_date,
+                                source="billing" if x.source == "schedule" else "plan", principal=x.principal,
+                                outstanding=0 if x.superseded else max(x.outstanding, 0))
+                 for x in bal.instalments if x.outstanding > 0 or x.due_date >= settled_before]
+        return ReceivableStatement(
+            as_of=bal.today, at=workflow.now(), currency=s.account.currency, policy_id=s.policy.policy_id,
+            policy_ref=s.policy.ref, segment=s.account.segment, opened_on=s.joined_on, stage=s.stage, lines=lines)
 
     # ------------------------------------------------------------------ what operators see
     def _publish(self) -> None:
