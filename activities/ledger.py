@@ -141,8 +141,9 @@ async def apply_entry(conn: asyncpg.Connection, entry: LedgerEntry) -> bool:
 
 
 async def apply_statement(conn: asyncpg.Connection, account_id: str, st: ReceivableStatement) -> bool:
-    """Replace the account's receivables with `st`; returns False when a newer statement is held.
-    Lines the statement leaves out (settled long ago) are kept at 0 owed: their sale still counts."""
+    """Bring the account's receivables to `st`; returns False when a newer statement is held. A
+    complete statement replaces them: lines it leaves out (settled long ago) are kept at 0 owed,
+    their sale still counts. Otherwise only the lines it carries (those that changed) are updated."""
     newer = await conn.fetchval(
         "INSERT INTO receivable_accounts (account_id, currency, policy_id, policy_ref, segment, opened_on, stage,"
         "   as_of, statement_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
@@ -161,9 +162,10 @@ async def apply_statement(conn: asyncpg.Connection, account_id: str, st: Receiva
         "   principal = EXCLUDED.principal, outstanding = EXCLUDED.outstanding",
         account_id, ids, [x.due_date for x in st.lines], [x.source for x in st.lines],
         [x.principal for x in st.lines], [x.outstanding for x in st.lines])
-    await conn.execute("UPDATE receivable_lines SET outstanding = 0"
-                       " WHERE account_id = $1 AND outstanding > 0 AND NOT (line_id = ANY($2::text[]))",
-                       account_id, ids)
+    if st.complete:
+        await conn.execute("UPDATE receivable_lines SET outstanding = 0"
+                           " WHERE account_id = $1 AND outstanding > 0 AND NOT (line_id = ANY($2::text[]))",
+                           account_id, ids)
     return True
 
 

@@ -7,6 +7,8 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field, StrictInt
 
+from schemas import limits as L
+
 
 DEFAULT_WINDOW_DAYS = 90        # the DSO window (domain/ageing.py)
 MAX_WINDOW_DAYS = 366
@@ -24,8 +26,9 @@ class ReceivableLine(BaseModel):
 
 
 class ReceivableStatement(BaseModel):
-    """An account's instalment balances on `as_of` (the debtor's date), computed at `at`. Lines
-    settled more than a DSO window ago may be left out: the ledger then holds them at 0 owed."""
+    """An account's instalment balances on `as_of` (the debtor's date), computed at `at`.
+    `complete`: every line (lines settled more than a DSO window ago may be left out: the ledger then
+    holds them at 0 owed); otherwise only the lines that changed since the account's last statement."""
 
     as_of: date
     at: datetime
@@ -35,6 +38,7 @@ class ReceivableStatement(BaseModel):
     segment: str | None = Field(default=None, max_length=128)
     opened_on: date
     stage: str = Field(max_length=64)
+    complete: bool = True
     lines: list[ReceivableLine] = Field(max_length=MAX_STATEMENT_LINES)
 
 
@@ -56,6 +60,6 @@ class AgeingRun(BaseModel):
     """`PortfolioAgeing`'s input: the schedule's zone gives the as-of date (its local date when the
     run starts) unless `as_of` names one."""
 
-    timezone: str = Field(default="UTC", max_length=64)
+    timezone: L.TimeZoneName = "UTC"
     window_days: int = Field(default=DEFAULT_WINDOW_DAYS, ge=1, le=MAX_WINDOW_DAYS)
     as_of: date | None = None

@@ -17,7 +17,7 @@ from infra.settings import Settings
 from schemas import task_queues
 from schemas.actions import LedgerBatch, LedgerEntry
 from schemas.ageing import AgeingRequest, AgeingRun, AgeingStored, ReceivableLine, ReceivableStatement
-from tests.collection import account, finish, local_today, running_workers, settle, start, today
+from tests.collection import account, finish, local_today, payment, running_workers, settle, start, today
 from tests.fakes.fixtures import *  # noqa: F403
 from tests.fakes.fixtures import unique
 
@@ -32,10 +32,11 @@ def _policy() -> str:
 
 
 def _statement(policy: str, lines: list[tuple[date, int, int]], *, currency: str = "CNY", at: datetime = AT,
-               opened_on: date = AS_OF - 60 * DAY, stage: str = "early", source: str = "billing") -> ReceivableStatement:
+               opened_on: date = AS_OF - 60 * DAY, stage: str = "early", source: str = "billing",
+               complete: bool = True) -> ReceivableStatement:
     return ReceivableStatement(
         as_of=AS_OF, at=at, currency=currency, policy_id=policy, policy_ref=f"{policy}@v1", segment=None,
-        opened_on=opened_on, stage=stage,
+        opened_on=opened_on, stage=stage, complete=complete,
         lines=[ReceivableLine(line_id=due.isoformat(), due_date=due, source=source, principal=principal,
                               outstanding=owed) for due, principal, owed in lines])
 
@@ -55,11 +56,19 @@ async def test_ledger_keeps_the_newest_statement_of_each_account(wired, pool):
     await _record(wired, a, _statement(policy, [(AS_OF - 10 * DAY, 50_000, 0)], at=AT + DAY))
     # A retried older batch never brings old balances back.
     await _record(wired, a, _statement(policy, [(AS_OF - 10 * DAY, 50_000, 50_000)], at=AT))
-    rows = await pool.fetch("SELECT line_id, outstanding FROM receivable_lines WHERE account_id = $1 ORDER BY 1", a)
-    assert [(r["line_id"], r["outstanding"]) for r in rows] == [
+    lines = "SELECT line_id, outstanding FROM receivable_lines WHERE account_id = $1 ORDER BY 1"
+    assert [(r["line_id"], r["outstanding"]) for r in await pool.fetch(lines, a)] == [
         ((AS_OF - 10 * DAY).isoformat(), 0), ((AS_OF + 20 * DAY).isoformat(), 0)]
     held = await pool.fetchrow("SELECT * FROM receivable_accounts WHERE account_id = $1", a)
     assert held["statement_at"] == AT + DAY and held["policy_id"] == policy and held["currency"] == "CNY"
+    # A statement of the changed lines only (what the workflow sends after its run's first): the
+    # lines it leaves out keep their balances.
+    await _record(wired, a, _statement(policy, [(AS_OF + 40 * DAY, 30_000, 30_000)], at=AT + 2 * DAY,
+                                       stage="current", complete=False))
+    assert [(r["line_id"], r["outstanding"]) for r in await pool.fetch(lines, a)] == [
+        ((AS_OF - 10 * DAY).isoformat(), 0), ((AS_OF + 20 * DAY).isoformat(), 0),
+        ((AS_OF + 40 * DAY).isoformat(), 30_000)]
+    assert await pool.fetchval("SELECT stage FROM receivable_accounts WHERE account_id = $1", a) == "current"
 
 
 async def test_snapshot_buckets_dso_per_currency_and_once_per_week(wired, pool):
@@ -121,7 +130,24 @@ async def test_portfolio_ageing_workflow_reports_a_real_account(env, database_ur
         line = await pool.fetchrow("SELECT * FROM receivable_lines WHERE account_id = $1", data["account_id"])
         assert line is not None and line["due_date"] == t0 - 40 * DAY and line["principal"] == 123_400
         assert line["outstanding"] >= 123_400          # principal and the charges the policy adds
-        owed = line["outstanding"]
+        # A payment later in the run: only the changed line is sent, and the ledger follows.
+        await handle.signal("payment", payment(f"P-{uuid.uuid4().hex[:8]}", 23_400, await env.get_current_time(),
+                                               currency="USD"))
+        await env.sleep(10 * 60)
+        await settle(handle)
+        paid = await pool.fetchval("SELECT outstanding FROM receivable_lines WHERE account_id = $1", data["account_id"])
+        assert paid < line["outstanding"]
+        owed = paid
+        # What the workflow sent: every line first, then only what changed.
+        statements = []
+        async for event in handle.fetch_history_events():
+            attrs = event.activity_task_scheduled_event_attributes
+            if event.HasField("activity_task_scheduled_event_attributes") and attrs.activity_type.name == "record_ledger":
+                [batch] = await env.client.data_converter.decode(attrs.input.payloads, [LedgerBatch])
+                statements.append(batch.statement)
+        assert statements[0].complete and len(statements[0].lines) == 1
+        assert statements[-1] is not None and not statements[-1].complete
+        assert [x.outstanding for x in statements[-1].lines] == [paid]
         # Ended so that its timers no longer move the test server's clock (its balances stay).
         await finish(handle)
 

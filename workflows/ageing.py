@@ -7,22 +7,15 @@ date is the local date of the run's start in the schedule's zone (deterministic:
 """
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from domain import localtime
-    from schemas import task_queues
     from schemas.ageing import AgeingRequest, AgeingRun, AgeingStored
 
+from workflows.activity_options import OPTIONS
+
 WORKFLOW_TYPE = "PortfolioAgeing"
-# Streaming a large portfolio takes a while; a database outage is waited out for a day.
-STORE_OPTIONS = {"task_queue": task_queues.LEDGER, "start_to_close_timeout": timedelta(minutes=30),
-                 "schedule_to_close_timeout": timedelta(days=1),
-                 "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=5), backoff_coefficient=2.0,
-                                             maximum_interval=timedelta(minutes=10))}
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -33,4 +26,5 @@ class PortfolioAgeing:
         as_of = run.as_of or localtime.to_local(workflow.now(), run.timezone).date()
         return await workflow.execute_activity(
             "store_ageing_snapshot", AgeingRequest(as_of=as_of, window_days=run.window_days),
-            result_type=AgeingStored, summary=f"receivables ageing as of {as_of}", **STORE_OPTIONS)
+            result_type=AgeingStored, summary=f"receivables ageing as of {as_of}",
+            **OPTIONS["store_ageing_snapshot"].kwargs())

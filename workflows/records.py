@@ -34,6 +34,7 @@ class Records(Effects):
     _sa: dict[str, Any]
     _next_action: tuple[str, datetime | None]
     _ledger_since: datetime | None
+    _receivables_sent: dict[str, tuple[Any, ...]]    # the lines last sent with a ledger batch, this run
 
     # ------------------------------------------------------------------ ledger
     def _ledger_due(self) -> datetime | None:
@@ -65,16 +66,27 @@ class Records(Effects):
                 **OPTIONS["record_ledger"].kwargs())
 
     def _receivable_statement(self) -> ReceivableStatement:
+        """The account's instalment balances for the ledger: every line in the first statement of a
+        run, then only the lines that changed since the last one (a 600-instalment loan would
+        otherwise repeat them all in every batch). Kept per run, not carried: replay rebuilds it."""
         s = self._state
         bal = self._balance()
         settled_before = bal.today - timedelta(days=STATEMENT_SETTLED_DAYS)
-        lines = [ReceivableLine(line_id=x.id, due_date=x.due_date,
-                                source="billing" if x.source == "schedule" else "plan", principal=x.principal,
-                                outstanding=0 if x.superseded else max(x.outstanding, 0))
-                 for x in bal.instalments if x.outstanding > 0 or x.due_date >= settled_before]
+        now = {x.id: (x.due_date, "billing" if x.source == "schedule" else "plan", x.principal,
+                      0 if x.superseded else max(x.outstanding, 0))
+               for x in bal.instalments if x.outstanding > 0 or x.due_date >= settled_before}
+        sent = self._receivables_sent
+        complete = not sent
+        # A line sent before and left out now was settled long ago (or compacted away): 0 owed.
+        gone = {k: (*v[:3], 0) for k, v in sent.items() if k not in now and v[3] != 0}
+        changed = {k: v for k, v in {**now, **gone}.items() if complete or sent.get(k) != v}
+        self._receivables_sent = {**now, **gone}
         return ReceivableStatement(
             as_of=bal.today, at=workflow.now(), currency=s.account.currency, policy_id=s.policy.policy_id,
-            policy_ref=s.policy.ref, segment=s.account.segment, opened_on=s.joined_on, stage=s.stage, lines=lines)
+            policy_ref=s.policy.ref, segment=s.account.segment, opened_on=s.joined_on, stage=s.stage,
+            complete=complete,
+            lines=[ReceivableLine(line_id=k, due_date=v[0], source=v[1], principal=v[2], outstanding=v[3])
+                   for k, v in sorted(changed.items(), key=lambda kv: (kv[1][0], kv[0]))])
 
     # ------------------------------------------------------------------ what operators see
     def _publish(self) -> None:
