@@ -1,7 +1,7 @@
 """store_ageing_snapshot: the weekly receivables ageing and DSO report (domain/ageing.py), computed
 from the receivables the account workflows keep current in PostgreSQL (receivable_accounts /
 receivable_lines, migration 0009, written with each ledger batch by activities/ledger.py) and
-stored in `ageing_reports`, one row per scope ('all', 'policy:<id>') and ISO week.
+stored in `ageing_reports`, one row per scope ('all', 'policy:<id>', 'segment:<name>') and ISO week.
 
 Idempotent by business key (scope, week): a retried activity or a second run in the same week
 stores nothing new and answers what is stored. The ledger is streamed in one read-only
@@ -20,7 +20,7 @@ import asyncpg
 from temporalio import activity
 
 from domain.ageing import BUCKET_NAMES, AgeingBook, Receivable, billed_on, week_start
-from schemas.ageing import DEFAULT_WINDOW_DAYS, AgeingRequest, AgeingStored
+from schemas.ageing import DEFAULT_WINDOW_DAYS, MAX_SCOPES, AgeingRequest, AgeingStored
 
 ALL = "all"
 # Accounts ended by a person: what they still owe is no longer collected (sales still count).
@@ -32,10 +32,14 @@ def policy_scope(policy_id: str) -> str:
     return f"policy:{policy_id}"
 
 
+def segment_scope(segment: str) -> str:
+    return f"segment:{segment}"
+
+
 async def _rows(conn: asyncpg.Connection, as_of: date, window_days: int) -> AsyncIterator[asyncpg.Record]:
     """Lines that are owed, or that may be a sale in the window; ordered by account."""
     async for row in conn.cursor(
-            "SELECT a.account_id, a.currency, a.policy_id, a.opened_on, a.stage,"
+            "SELECT a.account_id, a.currency, a.policy_id, a.segment, a.opened_on, a.stage,"
             "       l.due_date, l.source, l.principal, l.outstanding"
             " FROM receivable_lines l JOIN receivable_accounts a USING (account_id)"
             " WHERE l.outstanding > 0 OR (l.source = 'billing' AND l.due_date > $1::date - $2::int"
@@ -64,8 +68,8 @@ class _Scope:
 
 async def compute(conn: asyncpg.Connection, as_of: date, *, window_days: int = DEFAULT_WINDOW_DAYS,
                   only: str | None = None) -> dict[str, dict[str, Any]]:
-    """Reports by scope ('all' and each policy's, or only the scope `only`), aged at `as_of` from the
-    balances the ledger holds now."""
+    """Reports by scope ('all', each policy's and each segment's, or only the scope `only`), aged at
+    `as_of` from the balances the ledger holds now."""
     scopes: dict[str, _Scope] = {}
     async with conn.transaction(readonly=True, isolation="repeatable_read"):
         async for r in _rows(conn, as_of, window_days):
@@ -73,7 +77,8 @@ async def compute(conn: asyncpg.Connection, as_of: date, *, window_days: int = D
             row = Receivable(account_id=r["account_id"], currency=r["currency"], due_date=r["due_date"],
                              principal=r["principal"], outstanding=owed,
                              billed_on=billed_on(r["due_date"], r["opened_on"]), source=r["source"])
-            for scope in (ALL, policy_scope(r["policy_id"])):
+            scopes_of = (ALL, policy_scope(r["policy_id"])) + ((segment_scope(r["segment"]),) if r["segment"] else ())
+            for scope in scopes_of:
                 if only is None or scope == only:
                     if scope not in scopes:
                         scopes[scope] = _Scope(as_of, window_days)
@@ -101,10 +106,12 @@ async def latest(conn: asyncpg.Connection, scope: str = ALL) -> dict[str, Any] |
 async def store(conn: asyncpg.Connection, request: AgeingRequest) -> AgeingStored:
     week = week_start(request.as_of)
     if await conn.fetchval("SELECT 1 FROM ageing_reports WHERE scope = $1 AND week_start = $2", ALL, week):
-        scopes = await conn.fetch("SELECT scope FROM ageing_reports WHERE week_start = $1 ORDER BY scope", week)
+        scopes = [r["scope"] for r in await conn.fetch(
+            "SELECT scope FROM ageing_reports WHERE week_start = $1 ORDER BY scope", week)]
         as_of = await conn.fetchval("SELECT as_of FROM ageing_reports WHERE scope = $1 AND week_start = $2",
                                     ALL, week)
-        return AgeingStored(week_start=week, as_of=as_of, scopes=[r["scope"] for r in scopes], created=0)
+        return AgeingStored(week_start=week, as_of=as_of, scopes=scopes[:MAX_SCOPES], scope_count=len(scopes),
+                            created=0)
     reports = await compute(conn, request.as_of, window_days=request.window_days)
     created = 0
     async with conn.transaction():
@@ -114,7 +121,9 @@ async def store(conn: asyncpg.Connection, request: AgeingRequest) -> AgeingStore
                 " VALUES ($1,$2,$3,$4,$5::jsonb,$6) ON CONFLICT (scope, week_start) DO NOTHING",
                 scope, week, request.as_of, request.window_days, json.dumps(report), report["accounts"])
             created += status.endswith(" 1")
-    return AgeingStored(week_start=week, as_of=request.as_of, scopes=sorted(reports), created=created)
+    names = sorted(reports)
+    return AgeingStored(week_start=week, as_of=request.as_of, scopes=names[:MAX_SCOPES], scope_count=len(names),
+                        created=created)
 
 
 class AgeingActivities:

@@ -68,7 +68,10 @@ def run() -> None:
     except Exception as err:  # click's usage errors carry their own exit code
         import click
 
-        if isinstance(err, click.ClickException):
+        # typer vendors its own copy of click: its BadParameter and usage errors are not
+        # click.ClickException, yet carry the same exit code and message.
+        if isinstance(err, click.ClickException) or (callable(getattr(err, "show", None))
+                                                      and isinstance(getattr(err, "exit_code", None), int)):
             err.show()
             code = err.exit_code
         else:

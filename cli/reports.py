@@ -24,7 +24,7 @@ def _money(minor: int, currency: str) -> str:
     return format_money(minor, currency) if currency in CURRENCY_EXPONENTS else f"{currency} {minor} (minor units)"
 
 
-async def _ageing(as_of: date | None, policy: str | None, window_days: int) -> dict[str, Any]:
+async def _ageing(as_of: date | None, policy: str | None, segment: str | None, window_days: int) -> dict[str, Any]:
     from infra.database import create_pool, migrate
     from infra.postgres import database_url
     from infra.settings import get_settings
@@ -39,7 +39,7 @@ async def _ageing(as_of: date | None, policy: str | None, window_days: int) -> d
         raise CommandFailed(f"cannot open the database: {type(err).__name__}: {str(err)[:200]}", 4) from err
     try:
         return await AgeingReports(pool, timezone=settings.ageing_timezone).ageing(
-            as_of=as_of, policy=policy, window_days=window_days)
+            as_of=as_of, policy=policy, segment=segment, window_days=window_days)
     finally:
         await pool.close()
 
@@ -67,6 +67,7 @@ def register(app: typer.Typer) -> None:
     def ageing(as_of: Optional[str] = typer.Option(None, "--as-of", help="age at this date (YYYY-MM-DD), computed "
                                                    "now; the latest weekly snapshot when omitted"),
                policy: Optional[str] = typer.Option(None, "--policy", help="only this policy's accounts (e.g. b2b)"),
+               segment: Optional[str] = typer.Option(None, "--segment", help="only this segment's accounts"),
                window_days: int = typer.Option(DEFAULT_WINDOW_DAYS, "--window-days", min=1, max=MAX_WINDOW_DAYS,
                                                help="DSO window in days"),
                as_json: bool = typer.Option(False, "--json", help="raw JSON")) -> None:
@@ -79,14 +80,17 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter("a date, YYYY-MM-DD", param_hint="--as-of") from None
         if policy is not None and not re.fullmatch(L.POLICY_ID_PATTERN, policy):
             raise typer.BadParameter("a policy id such as b2b", param_hint="--policy")
+        if segment is not None and not (len(segment) <= L.MAX_ID and re.fullmatch(L.ID_PATTERN, segment)):
+            raise typer.BadParameter(f"letters, digits and {L.ID_CHARS[9:]} (at most {L.MAX_ID})", param_hint="--segment")
         try:
-            result = asyncio.run(_ageing(day, policy, window_days))
+            result = asyncio.run(_ageing(day, policy, segment, window_days))
         except IngressError as err:
             raise CommandFailed(err.message, err.exit_code) from err
         if as_json:
             _print(result)
             return
-        scope = "all accounts" if result["scope"] == "all" else f"policy {result['scope'].split(':', 1)[1]}"
+        kind, _, name = result["scope"].partition(":")
+        scope = "all accounts" if kind == "all" else f"{kind} {name}"
         made = result.get("created_at")
         when = (f"weekly snapshot of {datetime.fromisoformat(made):%Y-%m-%d %H:%M}" if result["source"] == "snapshot"
                 else "computed now from current balances")

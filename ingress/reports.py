@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from fastapi import APIRouter, Query, Request
 
-from activities.ageing import ALL, compute, latest, policy_scope
+from activities.ageing import ALL, compute, latest, policy_scope, segment_scope
 from ingress.accounts import database
 from ingress.errors import Invalid
 from ingress.limits import Timeouts
@@ -33,9 +33,11 @@ class AgeingReports:
     def today(self) -> date:
         return datetime.now(ZoneInfo(self.timezone)).date()
 
-    async def ageing(self, *, as_of: date | None = None, policy: str | None = None,
+    async def ageing(self, *, as_of: date | None = None, policy: str | None = None, segment: str | None = None,
                      window_days: int = DEFAULT_WINDOW_DAYS) -> dict[str, Any]:
-        scope = policy_scope(policy) if policy else ALL
+        if policy and segment:
+            raise Invalid("give a policy or a segment, not both")
+        scope = policy_scope(policy) if policy else segment_scope(segment) if segment else ALL
         if as_of is not None and not L.MIN_DATE <= as_of <= L.MAX_DATE:
             raise Invalid(f"as_of must be between {L.MIN_DATE} and {L.MAX_DATE}")
         if not 1 <= window_days <= MAX_WINDOW_DAYS:
@@ -58,14 +60,17 @@ def _reports(request: Request) -> AgeingReports:
     return service
 
 
-@router.get("/reports/ageing", summary="Receivables ageing (buckets per currency) and DSO, all accounts or one policy")
+@router.get("/reports/ageing", summary="Receivables ageing (buckets per currency) and DSO: all accounts, one policy's "
+                                     "or one segment's", responses={422: {"description": "invalid parameters"}})
 async def ageing_report(
         request: Request,
         as_of: Annotated[date | None, Query(description="age at this date, computed now; the latest weekly "
                                                          "snapshot when omitted")] = None,
         policy: Annotated[str | None, Query(min_length=1, max_length=L.MAX_POLICY_ID, pattern=L.POLICY_ID_PATTERN,
                                             description="one policy's accounts (e.g. b2b)")] = None,
+        segment: Annotated[str | None, Query(min_length=1, max_length=L.MAX_ID, pattern=L.ID_PATTERN,
+                                             description="one segment's accounts (the start input's `segment`)")] = None,
         window_days: Annotated[int, Query(ge=1, le=MAX_WINDOW_DAYS,
                                           description="DSO window in days")] = DEFAULT_WINDOW_DAYS,
 ) -> dict[str, Any]:
-    return await _reports(request).ageing(as_of=as_of, policy=policy, window_days=window_days)
+    return await _reports(request).ageing(as_of=as_of, policy=policy, segment=segment, window_days=window_days)

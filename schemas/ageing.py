@@ -13,8 +13,7 @@ from schemas import limits as L
 DEFAULT_WINDOW_DAYS = 90        # the DSO window (domain/ageing.py)
 MAX_WINDOW_DAYS = 366
 MAX_STATEMENT_LINES = 2_000     # the charges engine keeps at most 1000 instalments on a book
-MAX_SCOPES = 200                # policies reported on in one snapshot (one scope each, plus "all")
-SCOPE_PATTERN = r"^(all|policy:[a-z0-9][a-z0-9_-]*)$"
+MAX_SCOPES = 1_000              # scope names a run's result lists (all are stored)
 
 
 class ReceivableLine(BaseModel):
@@ -52,7 +51,8 @@ class AgeingRequest(BaseModel):
 class AgeingStored(BaseModel):
     week_start: date
     as_of: date
-    scopes: list[str] = Field(default_factory=list, max_length=MAX_SCOPES + 1)
+    scopes: list[str] = Field(default_factory=list, max_length=MAX_SCOPES)   # the first, by name
+    scope_count: int = 0
     created: int = 0          # snapshots written by this call (0 when the week was already stored)
 
 
