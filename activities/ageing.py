@@ -77,7 +77,9 @@ async def compute(conn: asyncpg.Connection, as_of: date, *, window_days: int = D
             row = Receivable(account_id=r["account_id"], currency=r["currency"], due_date=r["due_date"],
                              principal=r["principal"], outstanding=owed,
                              billed_on=billed_on(r["due_date"], r["opened_on"]), source=r["source"])
-            scopes_of = (ALL, policy_scope(r["policy_id"])) + ((segment_scope(r["segment"]),) if r["segment"] else ())
+            scopes_of = [ALL, policy_scope(r["policy_id"])]
+            if r["segment"]:
+                scopes_of.append(segment_scope(r["segment"]))
             for scope in scopes_of:
                 if only is None or scope == only:
                     if scope not in scopes:

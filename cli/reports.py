@@ -81,7 +81,8 @@ def register(app: typer.Typer) -> None:
         if policy is not None and not re.fullmatch(L.POLICY_ID_PATTERN, policy):
             raise typer.BadParameter("a policy id such as b2b", param_hint="--policy")
         if segment is not None and not (len(segment) <= L.MAX_ID and re.fullmatch(L.ID_PATTERN, segment)):
-            raise typer.BadParameter(f"letters, digits and {L.ID_CHARS[9:]} (at most {L.MAX_ID})", param_hint="--segment")
+            raise typer.BadParameter(f"letters, digits and {L.ID_CHARS[9:]} (at most {L.MAX_ID})",
+                                     param_hint="--segment")
         try:
             result = asyncio.run(_ageing(day, policy, segment, window_days))
         except IngressError as err:

@@ -69,7 +69,8 @@ async def ageing_report(
         policy: Annotated[str | None, Query(min_length=1, max_length=L.MAX_POLICY_ID, pattern=L.POLICY_ID_PATTERN,
                                             description="one policy's accounts (e.g. b2b)")] = None,
         segment: Annotated[str | None, Query(min_length=1, max_length=L.MAX_ID, pattern=L.ID_PATTERN,
-                                             description="one segment's accounts (the start input's `segment`)")] = None,
+                                             description="one segment's accounts (the start input's `segment`)")
+                           ] = None,
         window_days: Annotated[int, Query(ge=1, le=MAX_WINDOW_DAYS,
                                           description="DSO window in days")] = DEFAULT_WINDOW_DAYS,
 ) -> dict[str, Any]:

@@ -35,7 +35,8 @@ async def _seed(pool: asyncpg.Pool, policy: str, as_of: date, *, snapshot: bool)
                                            ("USD", [(as_of - 40 * DAY, 2_000)])]):
         account = f"RD-{uuid.uuid4().hex[:10]}"
         await ledger.record_ledger(LedgerBatch(account_id=account, entries=[], statement=ReceivableStatement(
-            as_of=as_of, at=at, currency=currency, policy_id=policy, policy_ref=f"{policy}@v1", opened_on=as_of - 20 * DAY,
+            as_of=as_of, at=at, currency=currency, policy_id=policy, policy_ref=f"{policy}@v1",
+            opened_on=as_of - 20 * DAY,
             segment=f"s-{policy}" if currency == "CNY" else None,
             stage="early", lines=[ReceivableLine(line_id=d.isoformat(), due_date=d, source="billing", principal=a,
                                                  outstanding=a) for d, a in lines])))

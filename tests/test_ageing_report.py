@@ -51,7 +51,8 @@ async def _record(wired, account_id: str, statement: ReceivableStatement, entrie
 
 async def test_ledger_keeps_the_newest_statement_of_each_account(wired, pool):
     policy, a = _policy(), unique("AG")
-    await _record(wired, a, _statement(policy, [(AS_OF - 10 * DAY, 50_000, 50_000), (AS_OF + 20 * DAY, 50_000, 50_000)]))
+    await _record(wired, a, _statement(policy, [(AS_OF - 10 * DAY, 50_000, 50_000),
+                                                (AS_OF + 20 * DAY, 50_000, 50_000)]))
     # A later statement: the first instalment paid, the second left out (settled long ago, say).
     await _record(wired, a, _statement(policy, [(AS_OF - 10 * DAY, 50_000, 0)], at=AT + DAY))
     # A retried older batch never brings old balances back.
@@ -142,7 +143,8 @@ async def test_portfolio_ageing_workflow_reports_a_real_account(env, database_ur
         statements = []
         async for event in handle.fetch_history_events():
             attrs = event.activity_task_scheduled_event_attributes
-            if event.HasField("activity_task_scheduled_event_attributes") and attrs.activity_type.name == "record_ledger":
+            if (event.HasField("activity_task_scheduled_event_attributes")
+                    and attrs.activity_type.name == "record_ledger"):
                 [batch] = await env.client.data_converter.decode(attrs.input.payloads, [LedgerBatch])
                 statements.append(batch.statement)
         assert statements[0].complete and len(statements[0].lines) == 1
