@@ -11,6 +11,10 @@ replayed batch changes nothing. Unknown kinds go to audit_log only.
     dispute_opened                      dispute_id (or dispute_key), reason
     dispute_resolved                    dispute_id (or dispute_key), outcome "upheld"|"rejected", adjustment
     any kind                            actor (default "workflow")
+
+A batch may also carry the account's `statement` (its instalment balances now): it replaces the
+account's rows in receivable_accounts / receivable_lines (migration 0009) unless what is held is
+newer, so the receivables ageing report (activities/ageing.py) reads current balances.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import asyncpg
 from temporalio import activity
 
 from schemas.actions import AgentTask, AgentTaskClosure, LedgerBatch, LedgerEntry
+from schemas.ageing import ReceivableStatement
 
 
 def _date(value: Any) -> date | None:
@@ -135,6 +140,35 @@ async def apply_entry(conn: asyncpg.Connection, entry: LedgerEntry) -> bool:
     return True
 
 
+async def apply_statement(conn: asyncpg.Connection, account_id: str, st: ReceivableStatement) -> bool:
+    """Bring the account's receivables to `st`; returns False when a newer statement is held. A
+    complete statement replaces them: lines it leaves out (settled long ago) are kept at 0 owed,
+    their sale still counts. Otherwise only the lines it carries (those that changed) are updated."""
+    newer = await conn.fetchval(
+        "INSERT INTO receivable_accounts (account_id, currency, policy_id, policy_ref, segment, opened_on, stage,"
+        "   as_of, statement_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
+        " ON CONFLICT (account_id) DO UPDATE SET currency = EXCLUDED.currency, policy_id = EXCLUDED.policy_id,"
+        "   policy_ref = EXCLUDED.policy_ref, segment = EXCLUDED.segment, opened_on = EXCLUDED.opened_on,"
+        "   stage = EXCLUDED.stage, as_of = EXCLUDED.as_of, statement_at = EXCLUDED.statement_at, updated_at = now()"
+        " WHERE receivable_accounts.statement_at <= EXCLUDED.statement_at RETURNING true",
+        account_id, st.currency, st.policy_id, st.policy_ref, st.segment, st.opened_on, st.stage, st.as_of, st.at)
+    if not newer:
+        return False
+    ids = [x.line_id for x in st.lines]
+    await conn.execute(
+        "INSERT INTO receivable_lines (account_id, line_id, due_date, source, principal, outstanding)"
+        " SELECT $1, * FROM unnest($2::text[], $3::date[], $4::text[], $5::bigint[], $6::bigint[])"
+        " ON CONFLICT (account_id, line_id) DO UPDATE SET due_date = EXCLUDED.due_date, source = EXCLUDED.source,"
+        "   principal = EXCLUDED.principal, outstanding = EXCLUDED.outstanding",
+        account_id, ids, [x.due_date for x in st.lines], [x.source for x in st.lines],
+        [x.principal for x in st.lines], [x.outstanding for x in st.lines])
+    if st.complete:
+        await conn.execute("UPDATE receivable_lines SET outstanding = 0"
+                           " WHERE account_id = $1 AND outstanding > 0 AND NOT (line_id = ANY($2::text[]))",
+                           account_id, ids)
+    return True
+
+
 class LedgerActivities:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -144,6 +178,8 @@ class LedgerActivities:
         async with self.pool.acquire() as conn, conn.transaction():
             for entry in batch.entries:
                 await apply_entry(conn, entry)
+            if batch.statement is not None:
+                await apply_statement(conn, batch.account_id, batch.statement)
 
     @activity.defn(name="close_agent_task")
     async def close_agent_task(self, closure: AgentTaskClosure) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from activities.ageing import AgeingActivities
 from activities.handoffs import HandOffActivities
 from activities.ledger import LedgerActivities
 from activities.lockout import LockoutActivities
@@ -37,6 +38,7 @@ def activities_for(pools: Pools, providers: Providers,
     lockout = LockoutActivities(pool(q.TELEMATICS), providers.telematics)
     placement = PlacementActivities(pool(q.PLACEMENT), providers.placement)
     ledger = LedgerActivities(pool(q.LEDGER))
+    ageing = AgeingActivities(pool(q.LEDGER))
     # Registered letters go with the letters; the other hand-offs with the partners' queue.
     registered = RegisteredMailActivities(pool(q.LETTERS), providers.postal, defaults=defaults)
     handoffs = HandOffActivities(pool(q.PLACEMENT), erp=providers.erp, credit_bureau=providers.credit_bureau,
@@ -50,7 +52,8 @@ def activities_for(pools: Pools, providers: Providers,
         q.PLACEMENT: [placement.place_account, placement.recall_placement, placement.notify_placement,
                       handoffs.request_credit_hold, handoffs.request_credit_release,
                       handoffs.report_to_credit_bureau, handoffs.request_recovery],
-        q.LEDGER: [ledger.record_ledger, ledger.create_agent_task, ledger.close_agent_task],
+        q.LEDGER: [ledger.record_ledger, ledger.create_agent_task, ledger.close_agent_task,
+                   ageing.store_ageing_snapshot],
     }
 
 

@@ -39,7 +39,7 @@ def _register_subcommands() -> None:
     # Each module adds its commands to `app`; a missing module means that feature has not landed.
     import importlib
 
-    for name in ("cli.stack", "cli.operator", "cli.audit", "cli.keys", "cli.tasks"):
+    for name in ("cli.stack", "cli.operator", "cli.audit", "cli.keys", "cli.tasks", "cli.reports"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as err:
@@ -68,7 +68,10 @@ def run() -> None:
     except Exception as err:  # click's usage errors carry their own exit code
         import click
 
-        if isinstance(err, click.ClickException):
+        # typer vendors its own copy of click: its BadParameter and usage errors are not
+        # click.ClickException, yet carry the same exit code and message.
+        if isinstance(err, click.ClickException) or (callable(getattr(err, "show", None))
+                                                      and isinstance(getattr(err, "exit_code", None), int)):
             err.show()
             code = err.exit_code
         else:

@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     # miss and every replay after a restart pays it). "off": no sandbox.
     workflow_sandbox: Literal["full", "passthrough", "off"] = Field(default="passthrough",
                                                                     validation_alias="ARREARS_WORKFLOW_SANDBOX")
+    # The weekly receivables ageing report (workflows/ageing.py, infra/schedules.py): a cron
+    # expression read in `ageing_timezone` (Monday 07:00 by default); empty disables the schedule.
+    ageing_schedule: str = Field(default="0 7 * * 1", max_length=100, validation_alias="ARREARS_AGEING_SCHEDULE")
+    ageing_timezone: str = Field(default="UTC", max_length=64, validation_alias="ARREARS_AGEING_TIMEZONE")
     # Workflow task timeout given when an account is started (Temporal's default is 10 s).
     workflow_task_timeout: float = Field(default=10.0, gt=0, le=120, validation_alias="ARREARS_WORKFLOW_TASK_TIMEOUT")
     # How long a task waits for the worker that has the workflow cached before any worker takes it:

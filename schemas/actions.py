@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from schemas.ageing import ReceivableStatement
+
 Channel = Literal["sms", "email", "voice", "letter"]
 Recipient = Literal["debtor", "guarantor", "co_borrower", "accounts_payable", "decision_maker"]
 
@@ -124,6 +126,9 @@ class LedgerEntry(BaseModel):
 class LedgerBatch(BaseModel):
     account_id: str
     entries: list[LedgerEntry]
+    # The account's instalment balances after these entries (receivables ageing, docs/policies.md);
+    # absent in batches recorded before it existed.
+    statement: ReceivableStatement | None = None
 
 
 class AgentTask(BaseModel):

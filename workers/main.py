@@ -23,6 +23,7 @@ from activities.policy import load_policy
 from infra.settings import Settings, get_settings
 from schemas import task_queues
 from workflows.account_collection import AccountCollection
+from workflows.ageing import PortfolioAgeing
 
 log = logging.getLogger("arrears.worker")
 
@@ -70,7 +71,7 @@ def workflow_tuning(settings: Settings) -> dict[str, Any]:
 
 
 def workflow_worker(client: Client, *, task_queue: str = task_queues.WORKFLOW,
-                    workflows: Sequence[type] = (AccountCollection,),
+                    workflows: Sequence[type] = (AccountCollection, PortfolioAgeing),
                     settings: Settings | None = None) -> Worker:
     tuning = workflow_tuning(settings) if settings is not None else {}
     return Worker(client, task_queue=task_queue, workflows=list(workflows), activities=[load_policy], **tuning)
@@ -108,12 +109,15 @@ async def run(settings: Settings | None = None, *, role: Role = "all") -> None:
     from activities.registry import build_activities
     from infra.database import create_pool, migrate
     from infra.postgres import database_url
+    from infra.schedules import register_schedules
     from infra.temporal import connect, register_search_attributes
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     s = settings or get_settings()
     client = await connect(s, runtime=sdk_runtime(s))
     await register_search_attributes(client)
+    if role in ("all", "workflows"):
+        await register_schedules(client, s)     # the weekly ageing report (idempotent)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

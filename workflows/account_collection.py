@@ -88,6 +88,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         self._wake = False
         self._ledger = []
         self._ledger_since: datetime | None = None
+        self._receivables_sent: dict[str, tuple[Any, ...]] = {}   # workflows/records.py, this run
         self._flush_soon = False
         self._inflight = {}
         self._launches = 0

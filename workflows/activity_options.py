@@ -73,6 +73,10 @@ OPTIONS: dict[str, ActivityOptions] = {
     "report_to_credit_bureau": ActivityOptions(task_queues.PLACEMENT, timedelta(minutes=1), timedelta(minutes=30),
                                                _PARTNER),
     "request_recovery": ActivityOptions(task_queues.PLACEMENT, timedelta(minutes=1), timedelta(minutes=30), _PARTNER),
+    # `PortfolioAgeing` (workflows/ageing.py): streaming a large portfolio takes a while; a database
+    # outage is waited out for a day (the snapshot is idempotent by scope and week).
+    "store_ageing_snapshot": ActivityOptions(task_queues.LEDGER, timedelta(minutes=30), timedelta(days=1),
+                                             _retry(timedelta(seconds=5), timedelta(minutes=10), 0, refusals=False)),
 }
 
 CHANNEL_ACTIVITY = {"sms": "send_sms", "email": "send_email", "voice": "place_call", "letter": "send_letter"}

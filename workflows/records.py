@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.money import to_major
     from schemas import search_attributes as search
     from schemas.actions import LedgerBatch
+    from schemas.ageing import ReceivableLine, ReceivableStatement
     from workflows.state import TERMINAL
 
 from workflows.activity_options import OPTIONS
@@ -24,12 +25,16 @@ from workflows.effects import Effects
 
 LEDGER_MAX_DELAY = timedelta(minutes=5)    # real time a record may wait for its batch
 LEDGER_BATCH = 200                          # entries per activity: keeps its input far below 2 MB
+# A settled instalment is left out of the receivables statement once it fell due this long ago:
+# the ledger keeps it at 0 owed, and it is older than any DSO window (domain/ageing.py).
+STATEMENT_SETTLED_DAYS = 400
 
 
 class Records(Effects):
     _sa: dict[str, Any]
     _next_action: tuple[str, datetime | None]
     _ledger_since: datetime | None
+    _receivables_sent: dict[str, tuple[Any, ...]]    # the lines last sent with a ledger batch, this run
 
     # ------------------------------------------------------------------ ledger
     def _ledger_due(self) -> datetime | None:
@@ -51,10 +56,37 @@ class Records(Effects):
         while self._ledger:
             batch, self._ledger = self._ledger[:LEDGER_BATCH], self._ledger[LEDGER_BATCH:]
             self._ledger_since = workflow.now() if self._ledger else None
+            # The last batch carries the balances after it (the receivables ageing report reads
+            # them): same activities at the same moments, only their input grows.
+            statement = None if self._ledger else self._receivable_statement()
             await workflow.execute_activity(
-                "record_ledger", LedgerBatch(account_id=self._state.account.account_id, entries=batch),
+                "record_ledger", LedgerBatch(account_id=self._state.account.account_id, entries=batch,
+                                             statement=statement),
                 summary=f"record {len(batch)} ledger entr{'y' if len(batch) == 1 else 'ies'}",
                 **OPTIONS["record_ledger"].kwargs())
+
+    def _receivable_statement(self) -> ReceivableStatement:
+        """The account's instalment balances for the ledger: every line in the first statement of a
+        run, then only the lines that changed since the last one (a 600-instalment loan would
+        otherwise repeat them all in every batch). Kept per run, not carried: replay rebuilds it."""
+        s = self._state
+        bal = self._balance()
+        settled_before = bal.today - timedelta(days=STATEMENT_SETTLED_DAYS)
+        now = {x.id: (x.due_date, "billing" if x.source == "schedule" else "plan", x.principal,
+                      0 if x.superseded else max(x.outstanding, 0))
+               for x in bal.instalments if x.outstanding > 0 or x.due_date >= settled_before}
+        sent = self._receivables_sent
+        complete = not sent
+        # A line sent before and left out now was settled long ago (or compacted away): 0 owed.
+        gone = {k: (*v[:3], 0) for k, v in sent.items() if k not in now and v[3] != 0}
+        changed = {k: v for k, v in {**now, **gone}.items() if complete or sent.get(k) != v}
+        self._receivables_sent = {**now, **gone}
+        return ReceivableStatement(
+            as_of=bal.today, at=workflow.now(), currency=s.account.currency, policy_id=s.policy.policy_id,
+            policy_ref=s.policy.ref, segment=s.account.segment, opened_on=s.joined_on, stage=s.stage,
+            complete=complete,
+            lines=[ReceivableLine(line_id=k, due_date=v[0], source=v[1], principal=v[2], outstanding=v[3])
+                   for k, v in sorted(changed.items(), key=lambda kv: (kv[1][0], kv[0]))])
 
     # ------------------------------------------------------------------ what operators see
     def _publish(self) -> None:
