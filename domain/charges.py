@@ -954,6 +954,8 @@ class _Replay:
         self.results.append(EventResult(ev.event_id, "charge", on, (Applied(x.id, "one_off_fee", amount),) if amount
                                         else (), unapplied=ev.amount - amount,
                                         note=f"{ev.charge} {amount} of {ev.amount}: {ev.reason}"))
+        # Credit waiting (an overpayment) pays the fee at once, as it pays any other amount due.
+        self._apply_credit(on)
 
     def _charge_target(self, instalment_id: str | None, on: date) -> _Line | None:
         if instalment_id is not None:

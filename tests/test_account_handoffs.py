@@ -50,6 +50,8 @@ async def test_a_formal_notice_goes_by_registered_letter_and_its_receipt_is_reco
         assert row["status"] == "sent" and row["tracking_ref"] == letter["tracking_ref"]
         sent = [e for e in st["timeline"] if e["kind"] == "sent" and "registered letter" in e["summary"]]
         assert sent and sent[0]["detail"]["tracking_ref"] == letter["tracking_ref"]
+        assert (f"Registered letter dpd1-registered-notice to the debtor: sent (tracking {letter['tracking_ref']}), "
+                "receipt awaited") in await current_details(h)
 
         # Malformed, unknown and mismatched receipts are recorded, never crash the account.
         await h.signal("delivery_receipt", {"letter_id": letter["letter_id"], "status": "lost"})
@@ -70,6 +72,8 @@ async def test_a_formal_notice_goes_by_registered_letter_and_its_receipt_is_reco
         assert letter["status"] == "delivered" and letter["signed_by"] == "王伟" and letter["receipt_at"]
         receipts = [e for e in st["timeline"] if e["kind"] == "letter_receipt"]
         assert len(receipts) == 1 and "signed for by 王伟" in receipts[0]["summary"]
+        assert "Registered letter dpd1-registered-notice to the debtor: delivered, signed by 王伟" \
+            in await current_details(h)
         assert st["stage"] not in ("closed",)
     finally:
         await finish(h)
@@ -111,6 +115,13 @@ def b2b(t0: date, due_in: int, version: int = 4) -> dict:
                    debt_type="trade_receivable")
 
 
+async def current_details(h) -> str:
+    """What the Web UI shows as the workflow's current details."""
+    from temporalio.api.sdk.v1 import WorkflowMetadata
+
+    return (await h.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)).current_details
+
+
 async def test_supply_is_held_at_30_days_once_and_released_on_payment_with_the_hold_reference(env, pool):
     t0 = await today(env)
     data = b2b(t0, 2)
@@ -126,10 +137,20 @@ async def test_supply_is_held_at_30_days_once_and_released_on_payment_with_the_h
         rows = await pool.fetch("SELECT idempotency_key, kind, status FROM handoffs WHERE account_id=$1 ORDER BY kind",
                                 aid)
         assert [(r["kind"], r["status"]) for r in rows] == [("credit_hold", "submitted")]
+        # Operators see it in the Web UI's current details, with the ERP's reference.
+        assert f"Credit hold: supply stopped (ERP reference {hold['reference']})" in await current_details(h)
         # Paid in full (principal and the interest accrued): no longer past due.
-        await h.signal("payment", payment("P1", st["total_outstanding"], datetime.combine(due + timedelta(days=31), time(15), ZONE)))
+        # `status` states the interest as of the account's last turn (the test's worker clock is the real
+        # one), so a day's interest may remain: billing sends the rest.
+        paid_at = datetime.combine(due + timedelta(days=31), time(15), ZONE)
+        await h.signal("payment", payment("P1", st["total_outstanding"], paid_at))
         await settle_all({"h": h})
         st = await h.query("status")
+        if st["total_outstanding"]:
+            assert st["total_outstanding"] <= 100, st["total_outstanding"]    # at most two days at 0.05 %
+            await h.signal("payment", payment("P2", st["total_outstanding"], paid_at))
+            await settle_all({"h": h})
+            st = await h.query("status")
         hold = st["credit_hold"]
         assert hold["status"] == "released" and hold["release_reason"], hold
         rows = await pool.fetch("SELECT idempotency_key, kind, status, request FROM handoffs WHERE account_id=$1 "
@@ -139,6 +160,7 @@ async def test_supply_is_held_at_30_days_once_and_released_on_payment_with_the_h
         release = rows[1]["request"] if isinstance(rows[1]["request"], dict) else json.loads(rows[1]["request"])
         assert release["hold_reference"] == hold["reference"]
         assert [e["kind"] for e in st["timeline"]].count("credit_hold") >= 3   # requested, placed, released
+        assert "Credit hold" not in await current_details(h)
     finally:
         await finish(h)
 
@@ -273,6 +295,9 @@ async def test_a_repossession_is_handed_over_once_stored_and_disposed_of_only_by
         await h.execute_update("recovery_update", {"event": "stored", "operator": "agent.zhou", "role": "operator"})
         st = await h.query("status")
         assert st["recovery"]["recovery"]["state"] == "in_storage"
+        deadline = st["recovery"]["recovery"]["storage_began"]
+        assert "Recovery (repossession) of EX-77: in storage" in await current_details(h)
+        assert deadline and "stored until " in await current_details(h)
         # A week before the three months end a person is told; at the deadline a decision is asked for.
         st = await until(env, h, due, 10 + 85)
         assert "recovery: storage ends soon" in st["needs_review"]

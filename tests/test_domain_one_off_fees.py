@@ -74,6 +74,16 @@ def test_payments_settle_the_fee_in_the_policys_order():
     assert [(a.component, a.amount) for a in st_.event("p").applied] == [("late_fee", 1_000), ("one_off_fee", 500)]
 
 
+def test_credit_waiting_pays_a_fee_charged_after_it():
+    # Found by the allocation property: an overpayment left credit while a later fee stayed owed.
+    for prepay in (True, False):
+        rules = {"allocation": {"order": ["fees", "interest", "principal"], "prepay_future": prepay}}
+        paid = PaymentEvent(event_id="pay-1", on=DUE, amount=101_000)
+        st_ = statement(book(rules, paid, fee("P1", 3_000)), BROKE)
+        assert (st_.credit, st_.total_outstanding) == (0, 2_000), (prepay, st_.credit, st_.total_outstanding)
+        assert st_.lines[0].one_off_fee_paid == 1_000
+
+
 def test_a_total_charges_cap_reduces_the_fee_and_records_the_bite():
     rules = {"penalty_interest": {"rate": "1‰", "per": "day"},
              "caps": [{"id": "cn-30", "max_total_charges": "3%", "source": "test law"}]}

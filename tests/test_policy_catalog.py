@@ -184,7 +184,9 @@ def test_published_policy_versions_are_immutable_and_the_list_only_grows():
     assert set(recorded) == set(files), "every policy file is listed in policies/PUBLISHED.sha256, and only those"
     changed = [name for name, digest in files.items() if recorded[name] != digest]
     assert not changed, f"published policy versions changed in place: {changed}; publish a new version instead"
-    removed = subprocess.run(["git", "log", "-p", "--format=", "--", "policies/PUBLISHED.sha256"],
+    # The main line (first parents): what is deployed. A version a branch published and corrected before
+    # it was merged was never released; the merge adds its final line.
+    removed = subprocess.run(["git", "log", "-p", "--first-parent", "--format=", "--", "policies/PUBLISHED.sha256"],
                              cwd=folder.parent, capture_output=True, text=True, check=True).stdout
     dropped = [line for line in removed.splitlines() if line.startswith("-") and not line.startswith("---")]
     assert not dropped, f"lines removed from policies/PUBLISHED.sha256: {dropped}"

@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from domain import localtime
     from domain.consent_book import DEBTOR
-    from domain.ladder import customer_due_date, step_time
+    from domain.ladder import customer_due_date
     from domain.outbound import QueuedSend, purpose_by_template, reason_to_drop
     from domain.outreach import OutreachContext, decide
     from schemas.account import REPRESENTATIVE_ROLES, Contact, Debtor
@@ -136,10 +136,10 @@ class Outreach(Effects):
         s.outbox = keep
 
     def _step_at(self, item: QueuedSend) -> time | None:
-        """The local time of day of the ladder step a message belongs to (None for other messages)."""
-        policy = self._state.policy
-        step = next((st for st in policy.steps if st.id == item.step_id), None)
-        return step_time(step, policy) if step is not None else None
+        """The time of day a ladder step states for itself (`at`), for the message it sent; None for
+        other messages and for steps at the policy's usual hour (those go when the window opens)."""
+        step = next((st for st in self._state.policy.steps if st.id == item.step_id), None)
+        return step.at if step is not None else None
 
     def _decide(self, item: QueuedSend, now: datetime) -> ComplianceDecision:
         s = self._state

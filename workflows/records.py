@@ -120,6 +120,25 @@ class Records(Effects):
             self._sa.update(values)
         workflow.set_current_details(self._details())
 
+    def _hand_off_details(self) -> list[str]:
+        """The playbooks' hand-offs still under way: the credit hold, registered letters, the machine's
+        recovery, credit reports (operators otherwise read them in the timeline)."""
+        s = self._state
+        lines = []
+        if s.credit_hold is not None and (line := _hold_line(s.credit_hold)):
+            lines.append(line)
+        lines += [_letter_line(x) for x in s.letters[-3:] if s.episode is None or x.episode in (None, s.episode.number)]
+        case = s.recovery
+        if case is not None and not case.recovery.final:
+            r = case.recovery
+            lines.append(f"Recovery ({r.kind.replace('_', ' ')}) of {r.asset_id}: {r.state.replace('_', ' ')}"
+                         + (f", partner reference {r.partner_reference}" if r.partner_reference else "")
+                         + (f", stored until {r.deadline}" if r.deadline else ""))
+        lines += [f"Credit report ({x.kind.replace('_', ' ')}): {x.status}" + (f", reference {x.reference}"
+                                                                              if x.reference else "")
+                  for x in s.credit_reports[-2:] if x.status in ("pending", "notice", "reported")]
+        return lines
+
     def _details(self) -> str:
         s = self._state
         today = self._today()
@@ -150,6 +169,7 @@ class Records(Effects):
             lines.append(f"Unlock pending ({pending_unlocks[0].reason})")
         if s.placement:
             lines.append(f"Placed with {s.placement.target} (reference {s.placement.reference})")
+        lines += self._hand_off_details()
         if s.approvals:
             lines.append("Awaiting approval: " + ", ".join(f"{a.approval_id} ({a.kind})" for a in s.approvals.values()))
         if s.tasks_open:
@@ -158,6 +178,23 @@ class Records(Effects):
         if last:
             lines.append(f"Last contact-rule decision ({last.local}): {last.summary}")
         return "\n\n".join(lines)
+
+
+def _hold_line(hold: Any) -> str | None:
+    if hold.status == "requesting":
+        return "Credit hold: being requested from the ERP"
+    if hold.status in ("held", "releasing"):
+        return (f"Credit hold: supply stopped (ERP reference {hold.reference})"
+                + (f", being released: {hold.release_reason}" if hold.status == "releasing" else ""))
+    return None
+
+
+def _letter_line(letter: Any) -> str:
+    what = {"sending": "being sent", "sent": f"sent (tracking {letter.tracking_ref}), receipt awaited",
+            "delivered": f"delivered, signed by {letter.signed_by or 'the recipient'}",
+            "refused": "refused by the recipient", "returned": "returned undelivered",
+            "failed": "could not be sent"}[letter.status]
+    return f"Registered letter {letter.step_id} to the {letter.recipient.replace('_', ' ')}: {what}"
 
 
 def _midnight(day: Any) -> datetime:
