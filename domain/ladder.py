@@ -46,6 +46,8 @@ class LadderView(BaseModel):
     # `after_payday_within` wait for the next one.
     paydays: PaydaySchedule | None = None
     currency: str | None = None                # for steps that only run on large amounts
+    # Each instalment's invoice date (due date -> invoiced_on), for steps `days_after_invoice`.
+    invoices: dict[date, date] = Field(default_factory=dict)
     holiday_country: str | None = None
     holiday_region: str | None = None
 
@@ -91,6 +93,20 @@ def after_payday(day: date, step: Step, view: LadderView) -> date:
     return follow_up if (follow_up - day).days <= step.after_payday_within else day
 
 
+def after_invoice(steps: list[Step], invoiced_on: date | None, shown_due: date) -> list[Step]:
+    """Steps anchored on the invoice date, as pre-due steps of one instalment: the same step with the
+    days before its (customer-facing) due date it falls on; none that would fall on or after it."""
+    if invoiced_on is None:
+        return []
+    out = []
+    for step in steps:
+        assert step.days_after_invoice is not None
+        before = (shown_due - (invoiced_on + timedelta(days=step.days_after_invoice))).days
+        if before >= 1:
+            out.append(step.model_copy(update={"days_before_due": before, "days_after_invoice": None}))
+    return out
+
+
 def plan(policy: Policy, balance: AccountBalance | Balance, view: LadderView) -> LadderPlan:
     result = LadderPlan()
     upcoming: list[PlannedStep] = []
@@ -101,6 +117,8 @@ def plan(policy: Policy, balance: AccountBalance | Balance, view: LadderView) ->
 
     pre_due = [s for s in policy.steps if s.days_before_due is not None
                and (view.prior_delinquency or not s.prior_delinquency_only)]
+    invoiced = [s for s in policy.steps if s.days_after_invoice is not None
+                and (view.prior_delinquency or not s.prior_delinquency_only)]
     day0 = [s for s in policy.steps if s.dpd == 0]
     ladder = sorted((s for s in policy.steps if s.dpd is not None and s.dpd > 0), key=lambda s: s.dpd)
 
@@ -109,7 +127,7 @@ def plan(policy: Policy, balance: AccountBalance | Balance, view: LadderView) ->
             continue
         shown_due = customer_due_date(line.due_date, policy)
         due_now: list[PlannedStep] = []
-        for step in pre_due:
+        for step in pre_due + after_invoice(invoiced, view.invoices.get(line.due_date), shown_due):
             assert step.days_before_due is not None
             key = f"{line.due_date.isoformat()}:{step.id}"
             floor = view.reminded.get(line.due_date)

@@ -74,6 +74,8 @@ class Instalment(BaseModel):
     amount: L.Amount
     # Already paid when the account was handed over (migration from another system).
     paid: L.NonNegativeAmount = 0
+    # When the invoice was issued (B2B): steps anchored `days_after_invoice` count from it.
+    invoiced_on: L.BoundedDate | None = None
 
 
 class Asset(BaseModel):
@@ -126,6 +128,8 @@ class AccountStart(_Open):
         for i in self.instalments:
             if i.paid > i.amount:
                 raise ValueError(f"instalment {i.due_date}: paid {i.paid} exceeds amount {i.amount}")
+            if i.invoiced_on is not None and i.invoiced_on > i.due_date:
+                raise ValueError(f"instalment {i.due_date}: invoiced_on {i.invoiced_on} is after its due date")
         self.instalments.sort(key=lambda i: i.due_date)
         return self
 

@@ -76,6 +76,10 @@ class Step(_Strict):
     # Exactly one anchor: days before the due date (pre-due) or days past due (0 = due date).
     days_before_due: int | None = Field(default=None, ge=1, le=60)
     dpd: int | None = Field(default=None, ge=0, le=3650)
+    # Or days after the instalment's invoice date (`invoiced_on` in the start input; seed 002 #37 "call
+    # 15 days after invoicing"): a step before the due date, skipped for instalments with no invoice
+    # date or when that day is not before the due date.
+    days_after_invoice: int | None = Field(default=None, ge=1, le=120)
     channels: tuple[Channel, ...] = ()
     template: str | None = None
     # Pre-due reminders that only accounts with earlier delinquency receive.
@@ -101,9 +105,9 @@ class Step(_Strict):
 
     @model_validator(mode="after")
     def _anchor(self) -> "Step":
-        if (self.days_before_due is None) == (self.dpd is None):
-            raise ValueError(f"step {self.id}: exactly one of days_before_due / dpd is required")
-        if self.action == "reminder" and self.days_before_due is None:
+        if [self.days_before_due, self.dpd, self.days_after_invoice].count(None) != 2:
+            raise ValueError(f"step {self.id}: exactly one of days_before_due / dpd / days_after_invoice is required")
+        if self.action == "reminder" and self.dpd is not None:
             raise ValueError(f"step {self.id}: reminders are anchored before the due date")
         if self.action in {"reminder", "message", "notice", "lawyer_letter", "guarantor_notice",
                            "lockout_warning"} and not self.channels:

@@ -307,3 +307,58 @@ def test_walking_the_calendar_runs_each_step_once_on_time(join_offset, prior):
     else:
         pytest.fail("the planner never ran out of steps")
     assert (ran, skipped) == expected_run(join_offset, prior)
+
+
+# ---------------------------------------------------------------- steps anchored on the invoice date
+B2B7 = load("b2b", 7)
+INVOICED = DUE - timedelta(days=60)        # 15 days after it: 45 days before due
+
+
+def big() -> Balance:
+    return Balance(instalments=[InstalmentLine(due_date=DUE, amount=10_000_000)])
+
+
+def test_a_step_after_invoicing_falls_on_invoice_plus_its_days_then_the_t15_steps_follow():
+    v = view(at(INVOICED + timedelta(days=15), 16), currency="CNY", invoices={DUE: INVOICED}, same_day_pre_due=True)
+    result = plan(B2B7, big(), v)
+    assert [p.key for p in result.due] == ["2026-03-31:invoice-call-i15"]
+    assert result.due[0].fire_at_local == at(INVOICED + timedelta(days=15), 15, 30)
+    mark_done(v, result.due[0])
+    # The day before, nothing; the T-15 confirmation (e-mail and call) still comes after it.
+    assert plan(B2B7, big(), view(at(INVOICED + timedelta(days=14), 16), currency="CNY",
+                                  invoices={DUE: INVOICED})).due == []
+    v.local_now = at(DUE - timedelta(days=15), 16)
+    assert ids(plan(B2B7, big(), v).due) == ["confirm-invoice-call-t15", "confirm-invoice-t15"]
+
+
+@pytest.mark.parametrize("invoices", [{}, {DUE: DUE - timedelta(days=15)}, {DUE: DUE - timedelta(days=3)}],
+                         ids=["no invoice date", "invoice+15 is the due date", "invoiced 3 days before due"])
+def test_no_step_after_invoicing_without_an_invoice_date_or_on_or_after_the_due_date(invoices):
+    for day in (INVOICED + timedelta(days=15), DUE - timedelta(days=1), DUE):
+        planned = plan(B2B7, big(), view(at(day, 16), currency="CNY", invoices=invoices)).due
+        assert "invoice-call-i15" not in ids(planned), (day, ids(planned))
+
+
+def test_a_small_invoice_gets_no_call_after_invoicing():
+    small = Balance(instalments=[InstalmentLine(due_date=DUE, amount=9_999_999)])
+    v = view(at(INVOICED + timedelta(days=15), 16), currency="CNY", invoices={DUE: INVOICED})
+    assert plan(B2B7, small, v).due == []
+
+
+def test_an_invoice_anchor_is_one_of_three_and_no_invoice_after_its_due_date():
+    from pydantic import ValidationError
+
+    from schemas.account import AccountStart
+    from schemas.policy import Step
+
+    with pytest.raises(ValidationError, match="exactly one of days_before_due / dpd / days_after_invoice"):
+        Step(id="x", action="call", dpd=3, days_after_invoice=15)
+    assert Step(id="x", action="reminder", days_after_invoice=15, channels=("email",), template="t").days_after_invoice == 15
+    with pytest.raises(ValidationError, match="reminders are anchored before the due date"):
+        Step(id="x", action="reminder", dpd=1, channels=("email",), template="t")
+    start = {"account_id": "A1", "currency": "CNY", "debtor": {"name": "X"},
+             "instalments": [{"due_date": "2026-03-31", "amount": 100, "invoiced_on": "2026-04-01"}]}
+    with pytest.raises(ValidationError, match="invoiced_on 2026-04-01 is after its due date"):
+        AccountStart.model_validate(start)
+    start["instalments"][0]["invoiced_on"] = "2026-01-31"
+    assert str(AccountStart.model_validate(start).instalments[0].invoiced_on) == "2026-01-31"

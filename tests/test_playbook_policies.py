@@ -13,7 +13,7 @@ from activities.rendering import render
 from policies import catalog, published
 from schemas.policy import Policy
 
-NEW = [("consumer", 5), ("b2b", 6), ("property", 3)]
+NEW = [("consumer", 5), ("b2b", 7), ("property", 3)]
 
 # What AccountCollection._variables passes, plus what the messaging activity adds (company_name,
 # contact_phone, recipient_name): nothing else, so a template needing more fails here.
@@ -167,3 +167,15 @@ def test_consumer_tone_rises_through_the_bands():
     zh_early = render("consumer_early_notice", "email", "zh", CONTEXT)[1]
     assert "疏忽" in zh_early and "罚息" not in zh_early
     assert "原因" in render("consumer_mid_call", "voice", "zh", CONTEXT)[1]
+
+
+def test_b2b_v7_is_v6_with_the_call_after_invoicing():
+    # Seed 002 #37: large invoices get a call 15 days after invoicing as well as 15 days before due.
+    v6, v7 = catalog.load("b2b", 6), catalog.load("b2b", 7)
+    [added] = [s for s in v7.steps if s.id not in {x.id for x in v6.steps}]
+    assert [s for s in v7.steps if s.id != added.id] == list(v6.steps)
+    assert v7.model_copy(update={"steps": v6.steps, "version": 6, "description": v6.description}) == v6
+    t15 = next(s for s in v6.steps if s.id == "confirm-invoice-call-t15")
+    assert (added.action, added.days_after_invoice, added.at, added.recipient) == ("call", 15, time(15, 30),
+                                                                                 "accounts_payable")
+    assert added.min_amount == t15.min_amount and added.template == t15.template

@@ -83,7 +83,7 @@ def test_duplicate_step_ids_are_refused():
 
 def test_a_step_with_both_anchors_is_refused():
     message = _invalid(lambda r: _step(r, "dpd5-notice").update(days_before_due=3))
-    assert "step dpd5-notice: exactly one of days_before_due / dpd is required" in message
+    assert "step dpd5-notice: exactly one of days_before_due / dpd / days_after_invoice is required" in message
 
 
 def test_a_step_with_no_anchor_is_refused():

@@ -66,7 +66,8 @@ class Ladder(Effects):
                           same_day_pre_due=shares_pre_due_day(s.policy) and self._patched(PRE_DUE_SHARE_A_DAY),
                           paydays=s.account.debtor.paydays, currency=s.account.currency,
                           holiday_country=s.account.debtor.country,
-                          holiday_region=s.account.debtor.region)
+                          holiday_region=s.account.debtor.region,
+                          invoices={i.due_date: i.invoiced_on for i in s.account.instalments if i.invoiced_on})
         result = plan(policy, self._balance(), view)
         for skipped in result.skipped:
             self._mark_done(skipped)

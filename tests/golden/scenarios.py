@@ -1208,6 +1208,33 @@ async def consumer_broken_promise_fee(env: WorkflowEnvironment, account_id: str,
     return h.id
 
 
+
+async def b2b_invoice_call(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """b2b@v7, an invoice of CNY 100,000.00 issued yesterday, due in 40 days, accounts payable on file:
+    the call 15 days after invoicing goes to accounts payable (checked: on invoice day + 15, before
+    the T-15 confirmation); then the T-15 e-mail and call; paid in full before due: paid off."""
+    t0 = await local_today(env)
+    due = t0 + timedelta(days=40)
+    data = account(account_id, today=t0, due_in=40, amount=10_000_000, policy_id="b2b", policy_version=7,
+                   jurisdiction="CN", debt_type="trade_receivable", contacts=[
+                       {"name": "李娜", "role": "accounts_payable", "contact_id": "ap-1", "phone": "+8613900139001",
+                        "email": "ap@huadong.example.com", "language": "zh"}])
+    data["instalments"][0]["invoiced_on"] = (t0 - timedelta(days=1)).isoformat()
+    data["debtor"]["name"] = "华东建材有限公司"
+    h = await start(env.client, data)
+    await sleep_to(env, t0 + timedelta(days=14), time(8))
+    st = await until(env, h, lambda s: bool(_sent(s, "invoice-call-i15")), "the call after invoicing",
+                     step=HOUR * 6, limit=16)
+    [call] = _sent(st, "invoice-call-i15")
+    expect(st, "to accounts_payable" in call["summary"] and call["local"][:10] >= (t0 + timedelta(days=14)).isoformat()
+           and not _sent(st, "confirm-invoice-t15"), "the call after invoicing, to accounts payable, before T-15")
+    await sleep_to(env, due - timedelta(days=15), time(8))
+    await until(env, h, lambda s: bool(_sent(s, "confirm-invoice-call-t15") and _sent(s, "confirm-invoice-t15")),
+                "the T-15 confirmation and call", step=HOUR * 6, limit=16)
+    await env.sleep(2 * DAY)
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
 SCENARIOS: dict[str, Scenario] = {
     "ladder_to_placement": Scenario(full_ladder, world="webhook"),
     "promise_kept_early": Scenario(promise_kept),
@@ -1249,4 +1276,5 @@ SCENARIOS: dict[str, Scenario] = {
     "standard_repossession": Scenario(standard_repossession),
     "b2b_contact_roles": Scenario(b2b_contact_roles),
     "consumer_broken_promise_fee": Scenario(consumer_broken_promise_fee),
+    "b2b_invoice_call": Scenario(b2b_invoice_call),
 }
