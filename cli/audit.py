@@ -13,23 +13,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.common import CommandFailed
+
 console = Console()
 errors = Console(stderr=True)
-
-
-class CommandFailed(click.ClickException):
-    """A ClickException carries its exit code out of cli.main's non-standalone click run."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 async def _client() -> Any:

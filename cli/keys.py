@@ -14,29 +14,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.common import CommandFailed, cli_identity
+
 T = TypeVar("T")
 console = Console()
 ROLE_HELP = "billing (accounts, payments), operator (promises, disputes, pauses, consent), " \
             "supervisor (operator + write-off, close, waivers, lockout, approvals, policy), readonly"
 
 
-def cli_identity() -> str:
-    """Who the CLI acts as: ARREARS_OPERATOR, else the OS login name."""
-    import getpass
-
-    from infra.settings import get_settings
-
-    configured = get_settings().cli_operator
-    if configured:
-        return configured
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return "cli"
-
-
 def _with_keys(work: Callable[[Any], Awaitable[T]]) -> T:
-    from cli.operator import CommandFailed
     from infra.database import create_pool, migrate
     from infra.postgres import database_url
     from infra.settings import get_settings

@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, TypeVar
 
-import click
 import typer
 from pydantic import BaseModel, ValidationError
 from rich import box
@@ -23,6 +22,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from cli.common import CommandFailed, cli_identity
 from ingress.accounts import Accounts
 from ingress.errors import IngressError
 from ingress.updates import SIGNALS, UPDATES
@@ -30,15 +30,6 @@ from schemas.task_queues import WORKFLOW
 
 T = TypeVar("T")
 console = Console()
-
-
-class CommandFailed(click.ClickException):
-    """Raised, not `typer.Exit`: cli.main runs click with standalone_mode=False, where only a
-    ClickException carries a non-zero exit code out."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def _describe(err: ValidationError) -> str:
@@ -103,7 +94,6 @@ def _read_json(path: Path | None, text: str | None) -> Any:
 
 
 def run_update(account_id: str, name: str, body: dict[str, Any], idempotency_key: str | None = None) -> None:
-    from cli.keys import cli_identity
 
     model, _ = UPDATES[name]
     # The actor is the identity this CLI is configured with (ARREARS_OPERATOR), never the body's.
@@ -217,7 +207,6 @@ KEY = typer.Option(None, "--idempotency-key", help="retries with the same key ru
 
 def _who(operator: str | None) -> str:
     """The configured CLI identity; a different `--operator` is refused rather than ignored."""
-    from cli.keys import cli_identity
 
     identity = cli_identity()
     if operator and operator != identity:

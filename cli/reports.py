@@ -12,7 +12,8 @@ import typer
 from rich import box
 from rich.table import Table
 
-from cli.operator import CommandFailed, _print, console
+from cli.common import CommandFailed
+from cli.operator import _print, console
 from domain.ageing import BUCKET_LABELS, BUCKET_NAMES
 from domain.money import CURRENCY_EXPONENTS, format_money
 from ingress.errors import IngressError

@@ -12,6 +12,7 @@ from rich import box
 from rich.rule import Rule
 from rich.table import Table
 
+from cli.common import cli_identity
 from cli.operator import KEY, NOTE, _print, _run, _validate, console
 from schemas.agent_work import DEFAULT_TASK_PAGE, MAX_TASK_PAGE, REASON_CODES, TaskOutcome
 
@@ -25,7 +26,6 @@ def _work(accounts: Any):
 
 
 def _actor(force: bool = False):
-    from cli.keys import cli_identity
     from ingress.tasks import Actor
 
     return Actor(cli_identity(), "cli", supervisor=force)

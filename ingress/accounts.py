@@ -25,7 +25,7 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from ingress.errors import Conflict, Invalid, NotFound, Rejected, Unavailable, Upstream
+from ingress.errors import DATABASE_UNAVAILABLE, Conflict, Invalid, NotFound, Rejected, Unavailable, Upstream
 from ingress.limits import Timeouts
 from policies import catalog
 from schemas import limits as L
@@ -264,16 +264,6 @@ async def database(pool: asyncpg.Pool, timeouts: Timeouts) -> AsyncIterator[asyn
         raise Unavailable(f"the database did not answer within {timeouts.transaction:g}s") from err
     except DATABASE_UNAVAILABLE as err:
         raise Unavailable(f"the database is unavailable ({err.__class__.__name__}: {L.clip(str(err), 200)})") from err
-
-
-# A database that cannot answer now, as opposed to one that refused the statement.
-DATABASE_UNAVAILABLE = (
-    OSError,  # connection refused, socket gone
-    asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError, asyncpg.QueryCanceledError, asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError,
-    asyncpg.LockNotAvailableError,
-)
 
 
 def failure_message(err: WorkflowUpdateFailedError) -> str:

@@ -16,26 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
 from fastapi import HTTPException, Request
 
 from infra.settings import Settings
+from ingress.principals import ROLE_PERMISSIONS, Principal
 
 log = logging.getLogger(__name__)
-
-Role = Literal["billing", "operator", "supervisor", "readonly"]
-Permission = Literal["read", "billing", "operate", "supervise"]
-
-# The role hierarchy, explicitly: every role reads; a supervisor may do what an operator does.
-ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "readonly": frozenset({"read"}),
-    "billing": frozenset({"read", "billing"}),
-    "operator": frozenset({"read", "operate"}),
-    "supervisor": frozenset({"read", "operate", "supervise"}),
-}
 
 # Operator updates and signals by name (routes `POST /accounts/{account_id}/<name>`).
 ACTION_PERMISSIONS: dict[str, str] = {
@@ -73,20 +62,6 @@ TASK_ROUTES = {("POST", "/tasks/{task_id}/claim"): "operate", ("POST", "/tasks/{
                ("POST", "/tasks/{task_id}/outcome"): "operate"}
 PUBLIC_PATHS = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 PUBLIC_PREFIXES = ("/webhooks/",)  # signed by the provider, verified by each webhook
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    roles: tuple[str, ...]
-    method: str  # api_key | oidc
-
-    def permits(self, permission: str) -> bool:
-        return any(permission in ROLE_PERMISSIONS.get(r, ()) for r in self.roles)
-
-    def role_for(self, permission: str) -> str | None:
-        """The role this principal acts in for a permission (its first role that grants it)."""
-        return next((r for r in self.roles if permission in ROLE_PERMISSIONS.get(r, ())), None)
 
 
 def required_permission(method: str, path: str) -> str | None:

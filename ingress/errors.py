@@ -10,9 +10,20 @@ import logging
 import uuid
 from typing import Any
 
+import asyncpg
+
 from schemas import limits as L
 
 log = logging.getLogger(__name__)
+
+# A database that cannot answer now, as opposed to one that refused the statement.
+DATABASE_UNAVAILABLE = (
+    OSError,  # connection refused, socket gone
+    asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError, asyncpg.QueryCanceledError, asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError,
+    asyncpg.LockNotAvailableError,
+)
 DEFAULT_RETRY_AFTER = 5  # seconds; ingress.limits.RETRY_AFTER_SECONDS
 
 
@@ -82,7 +93,6 @@ class Forbidden(IngressError):
 
 def install(app: Any) -> None:
     """Register the error answers on a FastAPI app."""
-    import asyncpg
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from pydantic import ValidationError
@@ -109,7 +119,6 @@ def install(app: Any) -> None:
     @app.exception_handler(asyncpg.PostgresError)
     async def database_error(request: Request, err: asyncpg.PostgresError) -> JSONResponse:
         # Statements outside ingress.accounts.database() (webhooks): the same translation.
-        from ingress.accounts import DATABASE_UNAVAILABLE
 
         if isinstance(err, DATABASE_UNAVAILABLE):
             return await ingress_error(request, Unavailable(f"the database is unavailable ({err.__class__.__name__})"))

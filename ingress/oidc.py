@@ -16,7 +16,7 @@ import httpx
 import jwt
 
 from infra.settings import Settings
-from ingress.auth import ROLE_PERMISSIONS, Principal
+from ingress.principals import ROLE_PERMISSIONS, Principal
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import Any
 import asyncpg
 from pydantic import ValidationError
 
-from ingress.accounts import DATABASE_UNAVAILABLE, Accounts, check_account_id, database
-from ingress.errors import Conflict, Invalid, NotFound, Rejected, Unavailable
+from ingress.accounts import Accounts, check_account_id, database
+from ingress.errors import DATABASE_UNAVAILABLE, Conflict, Invalid, NotFound, Rejected, Unavailable
 from ingress.scripts import script_for
 from schemas import limits as L
 from schemas.agent_work import CONTACT_OUTCOME, DEFAULT_TASK_PAGE, MAX_TASK_PAGE, TaskOutcome
