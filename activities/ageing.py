@@ -40,10 +40,10 @@ async def _rows(conn: asyncpg.Connection, as_of: date, window_days: int) -> Asyn
     """Lines that are owed, or that may be a sale in the window; ordered by account."""
     async for row in conn.cursor(
             "SELECT a.account_id, a.currency, a.policy_id, a.segment, a.opened_on, a.stage,"
-            "       l.due_date, l.source, l.principal, l.outstanding"
+            "       l.due_date, l.source, l.principal, l.outstanding, l.invoiced_on"
             " FROM receivable_lines l JOIN receivable_accounts a USING (account_id)"
-            " WHERE l.outstanding > 0 OR (l.source = 'billing' AND l.due_date > $1::date - $2::int"
-            "                            AND a.opened_on > $1::date - $2::int)"
+            " WHERE l.outstanding > 0 OR (l.source = 'billing'"
+            "       AND coalesce(l.invoiced_on, least(l.due_date, a.opened_on)) > $1::date - $2::int)"
             " ORDER BY a.account_id", as_of, window_days, prefetch=_FETCH):
         yield row
 
@@ -76,7 +76,7 @@ async def compute(conn: asyncpg.Connection, as_of: date, *, window_days: int = D
             owed = 0 if r["stage"] in NOT_RECEIVABLE else r["outstanding"]
             row = Receivable(account_id=r["account_id"], currency=r["currency"], due_date=r["due_date"],
                              principal=r["principal"], outstanding=owed,
-                             billed_on=billed_on(r["due_date"], r["opened_on"]), source=r["source"])
+                             billed_on=billed_on(r["due_date"], r["opened_on"], r["invoiced_on"]), source=r["source"])
             scopes_of = [ALL, policy_scope(r["policy_id"])]
             if r["segment"]:
                 scopes_of.append(segment_scope(r["segment"]))

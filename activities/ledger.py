@@ -156,12 +156,12 @@ async def apply_statement(conn: asyncpg.Connection, account_id: str, st: Receiva
         return False
     ids = [x.line_id for x in st.lines]
     await conn.execute(
-        "INSERT INTO receivable_lines (account_id, line_id, due_date, source, principal, outstanding)"
-        " SELECT $1, * FROM unnest($2::text[], $3::date[], $4::text[], $5::bigint[], $6::bigint[])"
+        "INSERT INTO receivable_lines (account_id, line_id, due_date, source, principal, outstanding, invoiced_on)"
+        " SELECT $1, * FROM unnest($2::text[], $3::date[], $4::text[], $5::bigint[], $6::bigint[], $7::date[])"
         " ON CONFLICT (account_id, line_id) DO UPDATE SET due_date = EXCLUDED.due_date, source = EXCLUDED.source,"
-        "   principal = EXCLUDED.principal, outstanding = EXCLUDED.outstanding",
+        "   principal = EXCLUDED.principal, outstanding = EXCLUDED.outstanding, invoiced_on = EXCLUDED.invoiced_on",
         account_id, ids, [x.due_date for x in st.lines], [x.source for x in st.lines],
-        [x.principal for x in st.lines], [x.outstanding for x in st.lines])
+        [x.principal for x in st.lines], [x.outstanding for x in st.lines], [x.invoiced_on for x in st.lines])
     if st.complete:
         await conn.execute("UPDATE receivable_lines SET outstanding = 0"
                            " WHERE account_id = $1 AND outstanding > 0 AND NOT (line_id = ANY($2::text[]))",

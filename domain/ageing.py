@@ -83,12 +83,12 @@ class CurrencyAgeing:
                 "sales": self.sales, "dso": None if self.dso is None else str(self.dso)}
 
 
-def billed_on(due_date: date, opened_on: date) -> date:
-    """When an instalment became a receivable of this portfolio: the day its account was opened
-    (an invoice handed over when issued; a loan's schedule, all lent on that day), or its due date
-    when that came first (an invoice handed over already overdue was issued by then at the latest).
-    The start input carries no invoice date; this is the closest date the ledger knows."""
-    return min(due_date, opened_on)
+def billed_on(due_date: date, opened_on: date, invoiced_on: date | None = None) -> date:
+    """When an instalment became a receivable (a sale, for DSO): its invoice date when billing gave
+    one (`invoiced_on` in the start input); else the day its account was opened (an invoice handed
+    over when issued; a loan's schedule, all lent on that day), or its due date when that came first
+    (an invoice handed over already overdue was issued by then at the latest)."""
+    return invoiced_on if invoiced_on is not None else min(due_date, opened_on)
 
 
 def bucket_for(days_past_due: int) -> str:

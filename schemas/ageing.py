@@ -22,6 +22,7 @@ class ReceivableLine(BaseModel):
     source: str = Field(max_length=32)            # billing | plan
     principal: StrictInt = Field(ge=0)            # as billed
     outstanding: StrictInt = Field(ge=0)          # principal and charges still owed (0 when superseded)
+    invoiced_on: date | None = None               # the invoice's date when billing gave one (a sale, for DSO)
 
 
 class ReceivableStatement(BaseModel):

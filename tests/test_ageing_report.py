@@ -119,18 +119,36 @@ async def test_snapshot_buckets_dso_per_currency_and_once_per_week(wired, pool):
     assert await pool.fetchval("SELECT count(*) FROM ageing_reports WHERE scope = $1", f"policy:{policy}") == 1
 
 
+async def test_dso_dates_a_sale_by_its_invoice_when_billing_gave_one(wired, pool):
+    # An account opened long ago: without invoice dates none of its lines is a sale in the window; the
+    # one invoiced 30 days ago is, and the one invoiced 200 days ago is not.
+    policy = _policy()
+    st_ = _statement(policy, [(AS_OF + 10 * DAY, 50_000, 50_000), (AS_OF - 20 * DAY, 80_000, 80_000)],
+                     opened_on=AS_OF - 400 * DAY)
+    st_.lines[0].invoiced_on = AS_OF - 30 * DAY
+    st_.lines[1].invoiced_on = AS_OF - 200 * DAY
+    await _record(wired, unique("INV"), st_)
+    async with pool.acquire() as conn:
+        report = (await compute(conn, AS_OF, only=f"policy:{policy}"))[f"policy:{policy}"]
+    [cny] = report["currencies"]
+    # 130,000 owed / 50,000 sold in the 90 days x 90 = 234.0 days.
+    assert (cny["outstanding"], cny["sales"], cny["dso"]) == (130_000, 50_000, "234.0")
+
+
 async def test_portfolio_ageing_workflow_reports_a_real_account(env, database_url, tmp_path):
     """An account run by `AccountCollection` reaches the report: its balances arrive with its
     ledger batches, and the scheduled workflow stores the week's snapshot once."""
     async with running_workers(env.client, database_url, tmp_path) as pool:
         t0 = await today(env)
         data = account(today=t0, due_in=-40, amount=123_400, currency="USD")   # handed over 40 days late
+        data["instalments"][0]["invoiced_on"] = (t0 - 70 * DAY).isoformat()  # billing's invoice date
         handle = await start(env.client, data)
         await env.sleep(10 * 60)          # past the ledger's batching delay
         await settle(handle)
         line = await pool.fetchrow("SELECT * FROM receivable_lines WHERE account_id = $1", data["account_id"])
         assert line is not None and line["due_date"] == t0 - 40 * DAY and line["principal"] == 123_400
         assert line["outstanding"] >= 123_400          # principal and the charges the policy adds
+        assert line["invoiced_on"] == t0 - 70 * DAY    # the sale's date, for DSO
         # A payment later in the run: only the changed line is sent, and the ledger follows.
         await handle.signal("payment", payment(f"P-{uuid.uuid4().hex[:8]}", 23_400, await env.get_current_time(),
                                                currency="USD"))

@@ -78,6 +78,8 @@ def test_bad_input_is_rejected():
 def test_billed_on_and_week_start():
     assert billed_on(date(2026, 12, 31), date(2026, 12, 1)) == date(2026, 12, 1)      # issued at opening
     assert billed_on(date(2026, 10, 31), date(2026, 12, 1)) == date(2026, 10, 31)     # handed over overdue
+    # The invoice's own date when billing gave one, whatever the account's opening.
+    assert billed_on(date(2026, 12, 31), date(2026, 12, 1), date(2026, 9, 15)) == date(2026, 9, 15)
     assert week_start(date(2026, 11, 30)) == date(2026, 11, 30)                        # a Monday
     assert week_start(date(2026, 12, 6)) == date(2026, 11, 30)                         # the Sunday after
 

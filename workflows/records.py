@@ -72,20 +72,23 @@ class Records(Effects):
         s = self._state
         bal = self._balance()
         settled_before = bal.today - timedelta(days=STATEMENT_SETTLED_DAYS)
+        invoiced = {i.due_date: i.invoiced_on for i in s.account.instalments if i.invoiced_on}
         now = {x.id: (x.due_date, "billing" if x.source == "schedule" else "plan", x.principal,
-                      0 if x.superseded else max(x.outstanding, 0))
+                      0 if x.superseded else max(x.outstanding, 0),
+                      invoiced.get(x.due_date) if x.source == "schedule" else None)
                for x in bal.instalments if x.outstanding > 0 or x.due_date >= settled_before}
         sent = self._receivables_sent
         complete = not sent
         # A line sent before and left out now was settled long ago (or compacted away): 0 owed.
-        gone = {k: (*v[:3], 0) for k, v in sent.items() if k not in now and v[3] != 0}
+        gone = {k: (*v[:3], 0, v[4]) for k, v in sent.items() if k not in now and v[3] != 0}
         changed = {k: v for k, v in {**now, **gone}.items() if complete or sent.get(k) != v}
         self._receivables_sent = {**now, **gone}
         return ReceivableStatement(
             as_of=bal.today, at=workflow.now(), currency=s.account.currency, policy_id=s.policy.policy_id,
             policy_ref=s.policy.ref, segment=s.account.segment, opened_on=s.joined_on, stage=s.stage,
             complete=complete,
-            lines=[ReceivableLine(line_id=k, due_date=v[0], source=v[1], principal=v[2], outstanding=v[3])
+            lines=[ReceivableLine(line_id=k, due_date=v[0], source=v[1], principal=v[2], outstanding=v[3],
+                                  invoiced_on=v[4])
                    for k, v in sorted(changed.items(), key=lambda kv: (kv[1][0], kv[0]))])
 
     # ------------------------------------------------------------------ what operators see
