@@ -64,9 +64,13 @@ class PlacementActivities:
                 raise
             raise errors.reraise(exc)
         try:
+            # The row keeps what counsel was handed (the bundle's reference) beside the record.
             await self.pool.execute("UPDATE placements SET status = 'placed', reference = $2, placed_at = now(),"
-                                    " lease_owner = NULL, lease_until = NULL WHERE idempotency_key = $1",
-                                    key, result.reference)
+                                    " lease_owner = NULL, lease_until = NULL,"
+                                    " record = CASE WHEN $3::jsonb IS NULL THEN record"
+                                    "   ELSE record || jsonb_build_object('evidence', $3::jsonb) END"
+                                    " WHERE idempotency_key = $1",
+                                    key, result.reference, json.dumps(bundle) if bundle is not None else None)
         except BaseException:
             await idempotency.release_quietly(self.pool, "placements", key, token)
             raise

@@ -88,6 +88,10 @@ async def test_the_referral_hands_counsel_the_evidence_bundle(referred: Referred
     reference = json.loads(block.split("Evidence bundle: ", 1)[1].replace("\n    ", "\n"))
     assert reference["status"] == "attached" and reference["sha256"] == export["sha256"]
     assert reference["bytes"] == export["bytes"] and reference["audit_entry_key"] == export["key"]
+    # … and so does the placement's row.
+    kept = await pool.fetchval("SELECT record->'evidence' FROM placements WHERE idempotency_key=$1",
+                               placed["idempotency_key"])
+    assert json.loads(kept) == reference
 
     # The stored bundle is what the hash says, and holds the evidence counsel needs.
     data = _bundle_path(reference).read_bytes()
@@ -139,6 +143,8 @@ async def test_a_retried_referral_reuses_the_stored_bundle(env: WorkflowEnvironm
         assert (await activities.place_account(agency)).status == "accepted"
         [body] = [p for p in fakes.placements.values() if p["idempotency_key"] == agency.idempotency_key]
         assert "evidence" not in body
+        assert await pool.fetchval("SELECT record ? 'evidence' FROM placements WHERE idempotency_key=$1",
+                                   agency.idempotency_key) is False
         assert not [e for e in await audit_entries(pool, aid, "evidence_export")
                     if e["placement_key"] == agency.idempotency_key]
     finally:
