@@ -129,6 +129,10 @@ async def test_a_retried_referral_reuses_the_stored_bundle(env: WorkflowEnvironm
         fakes.fail_next("placement", "500")
         with pytest.raises(Exception):
             await activities.place_account(record)
+        # Something new on the account in between: a rebuilt bundle would differ, the stored one not.
+        await pool.execute("INSERT INTO audit_log (entry_key, account_id, kind, occurred_at, actor, summary)"
+                           " VALUES ($1, $2, 'operator_action', now(), 'test', 'a note between the attempts')",
+                           f"{aid}:test-note", aid)
         receipt = await activities.place_account(record)
         assert receipt.status == "accepted"
         [body] = [p for p in fakes.placements.values() if p["idempotency_key"] == record.idempotency_key]
