@@ -9,6 +9,11 @@ returns "duplicate".
 
 No connection is held while the partner is called (activities/idempotency.py: claim with a lease in
 one short transaction, record the outcome in another).
+
+A litigation referral carries the account's evidence bundle (audit/evidence_bundle.py): built,
+stored and recorded once per placement key while this attempt holds the lease, and handed to
+counsel by reference (SHA-256, where it is kept, counts). A bundle that cannot be built never
+holds the referral back: it goes without, and the audit log says why.
 """
 from __future__ import annotations
 
@@ -21,14 +26,17 @@ from temporalio import activity
 from activities import errors
 from activities import idempotency
 from activities.providers.base import PlacementProvider
+from audit.evidence_bundle import EvidenceBundles
 from schemas.actions import PlacementNotice, PlacementRecall, PlacementReceipt, PlacementRecord
 
 
 class PlacementActivities:
-    def __init__(self, pool: asyncpg.Pool, provider: PlacementProvider, *, lease: timedelta | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, provider: PlacementProvider, *, lease: timedelta | None = None,
+                 evidence: EvidenceBundles | None = None) -> None:
         self.pool = pool
         self.provider = provider
         self.lease = lease
+        self.evidence = evidence    # None: referrals go without a bundle (no Temporal client wired)
 
     @activity.defn(name="place_account")
     async def place_account(self, record: PlacementRecord) -> PlacementReceipt:
@@ -46,16 +54,23 @@ class PlacementActivities:
                 return PlacementReceipt(idempotency_key=key, reference=row["reference"], status="duplicate")
             await idempotency.take(conn, "placements", key, token, idempotency.lease_for(self.lease))
         try:
-            result = await self.provider.place(record)
+            bundle = None
+            if record.target == "litigation" and self.evidence is not None:
+                bundle = (await self.evidence.for_placement(record.account_id, key)).as_dict()
+            result = await self.provider.place(record, bundle)
         except BaseException as exc:
             await idempotency.release(self.pool, "placements", key, token)
             if not isinstance(exc, Exception):
                 raise
             raise errors.reraise(exc)
         try:
+            # The row keeps what counsel was handed (the bundle's reference) beside the record.
             await self.pool.execute("UPDATE placements SET status = 'placed', reference = $2, placed_at = now(),"
-                                    " lease_owner = NULL, lease_until = NULL WHERE idempotency_key = $1",
-                                    key, result.reference)
+                                    " lease_owner = NULL, lease_until = NULL,"
+                                    " record = CASE WHEN $3::jsonb IS NULL THEN record"
+                                    "   ELSE record || jsonb_build_object('evidence', $3::jsonb) END"
+                                    " WHERE idempotency_key = $1",
+                                    key, result.reference, json.dumps(bundle) if bundle is not None else None)
         except BaseException:
             await idempotency.release_quietly(self.pool, "placements", key, token)
             raise

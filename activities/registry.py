@@ -3,9 +3,11 @@ per queue). Providers are chosen in activities/providers/factory.py."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+from temporalio.client import Client
 
 from activities.ageing import AgeingActivities
 from activities.handoffs import HandOffActivities
@@ -15,6 +17,7 @@ from activities.messaging import MessageActivities
 from activities.placement import PlacementActivities
 from activities.registered_mail import RegisteredMailActivities
 from activities.providers.factory import Providers, build_providers
+from audit.evidence_bundle import EvidenceBundles
 from infra.settings import Settings
 from schemas import task_queues as q
 
@@ -25,9 +28,12 @@ DEFAULT_TEMPLATE_VARIABLES = {"company_name": "Arrears Finance", "contact_phone"
 Pools = asyncpg.Pool | Mapping[str, asyncpg.Pool]
 
 
-def activities_for(pools: Pools, providers: Providers,
-                   template_defaults: dict[str, Any] | None = None) -> dict[str, list[Callable[..., Any]]]:
-    """`pools`: one pool for everything, or one per activity queue (workers.main.pool_sizes)."""
+def activities_for(pools: Pools, providers: Providers, template_defaults: dict[str, Any] | None = None, *,
+                   client: Client | None = None, data_dir: Path | None = None
+                   ) -> dict[str, list[Callable[..., Any]]]:
+    """`pools`: one pool for everything, or one per activity queue (workers.main.pool_sizes).
+    `client` and `data_dir`: litigation referrals carry the account's evidence bundle, gathered
+    from the workflow history (Temporal) and stored under `<data_dir>/outbox/evidence`."""
     def pool(queue: str) -> asyncpg.Pool:
         return pools if isinstance(pools, asyncpg.Pool) else pools[queue]
 
@@ -36,7 +42,9 @@ def activities_for(pools: Pools, providers: Providers,
     sms, email, voice, letters = (MessageActivities(pool(queue), providers.messages, defaults=defaults)
                                   for queue in (q.SMS, q.EMAIL, q.VOICE, q.LETTERS))
     lockout = LockoutActivities(pool(q.TELEMATICS), providers.telematics)
-    placement = PlacementActivities(pool(q.PLACEMENT), providers.placement)
+    bundles = (EvidenceBundles(client, pool(q.PLACEMENT), data_dir / "outbox" / "evidence")
+               if client is not None and data_dir is not None else None)
+    placement = PlacementActivities(pool(q.PLACEMENT), providers.placement, evidence=bundles)
     ledger = LedgerActivities(pool(q.LEDGER))
     ageing = AgeingActivities(pool(q.LEDGER))
     # Registered letters go with the letters; the other hand-offs with the partners' queue.
@@ -57,7 +65,9 @@ def activities_for(pools: Pools, providers: Providers,
     }
 
 
-async def build_activities(settings: Settings, pool: Pools) -> dict[str, list[Callable[..., Any]]]:
+async def build_activities(settings: Settings, pool: Pools,
+                           client: Client | None = None) -> dict[str, list[Callable[..., Any]]]:
     """Queue name -> activity callables (load_policy, a workflow-local activity, is not here)."""
     return activities_for(pool, build_providers(settings), {"company_name": settings.company_name,
-                                                            "contact_phone": settings.contact_phone})
+                                                            "contact_phone": settings.contact_phone},
+                          client=client, data_dir=settings.data_dir)

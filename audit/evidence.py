@@ -40,7 +40,7 @@ CATEGORIES = {
     "account_opened": "account", "stage_changed": "account", "cured": "account", "episode": "account",
     "resumed": "operator action", "risk_signal": "risk", "contact": "contact", "recipient_fallback": "contact",
     "step_skipped": "compliance", "compliance_decision": "compliance", "send_failed": "message",
-    "evidence_export": "audit",
+    "evidence_export": "audit", "evidence_export_failed": "audit",
 }
 
 
@@ -339,8 +339,12 @@ def _timeline(account_id: str, audit: list[asyncpg.Record], comms: dict[str, dic
     return entries
 
 
-async def _rows(pool: asyncpg.Pool, sql: str, account_id: str) -> list[dict[str, Any]]:
-    return [_jsonable({k: _json_field(v) if k in ("data", "compliance", "allocation", "record", "debtor", "payload") else v
+_JSON_COLUMNS = ("data", "compliance", "allocation", "record", "debtor", "payload")
+
+
+async def _rows(pool: asyncpg.Pool, sql: str, account_id: str,
+                json_columns: tuple[str, ...] = _JSON_COLUMNS) -> list[dict[str, Any]]:
+    return [_jsonable({k: _json_field(v) if k in json_columns else v
                        for k, v in dict(r).items()}) for r in await pool.fetch(sql, account_id)]
 
 
@@ -386,6 +390,10 @@ async def gather(client: Client, pool: asyncpg.Pool, account_id: str) -> Evidenc
                          ("lockout_requests", "requested_at"), ("placements", "placed_at"),
                          ("agent_tasks", "created_at")):
         records[table] = await _rows(pool, f"SELECT * FROM {table} WHERE account_id = $1 ORDER BY {order}", account_id)
+    # Registered letters as sent, with the receipt the carrier sent back (proof of delivery).
+    records["registered_letters"] = await _rows(
+        pool, "SELECT * FROM registered_letters WHERE account_id = $1 ORDER BY created_at", account_id,
+        (*_JSON_COLUMNS, "address", "receipt"))
     return Evidence(account_id=account_id, workflow_id=account_workflow_id(account_id), timezone=tz,
                     gathered_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     account=_jsonable(account or {}), runs=runs,

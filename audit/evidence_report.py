@@ -97,9 +97,10 @@ def render_html(evidence: Evidence, *, operator: str) -> str:
         pretty=lambda v: json.dumps(v, ensure_ascii=False, indent=1, default=str))
 
 
-def render_json(evidence: Evidence, *, operator: str) -> str:
-    return json.dumps({**evidence.as_dict(), "exported_by": operator}, ensure_ascii=False, indent=2,
-                      default=str) + "\n"
+def render_json(evidence: Evidence, *, operator: str, extra: dict[str, Any] | None = None) -> str:
+    """`extra`: fields a bundle adds (its placement key, a truncation note)."""
+    return json.dumps({**evidence.as_dict(), "exported_by": operator, **(extra or {})}, ensure_ascii=False,
+                      indent=2, default=str) + "\n"
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -84,6 +84,9 @@ MAX_EXTRA_CHARS = 2000      # their total size, as JSON
 # (tests/test_limits.py builds it). SendGrid posts event batches of up to 768 KB.
 MAX_REQUEST_BYTES = 512 * 1024
 MAX_WEBHOOK_BYTES = 1024 * 1024
+# The evidence bundle handed to litigation counsel with a referral (audit/evidence_bundle.py): over
+# this it keeps the newest entries of each list, with a note; it never fails the referral.
+MAX_EVIDENCE_BUNDLE_BYTES = 8 * 1024 * 1024
 MAX_WEBHOOK_EVENTS = 5000   # events in one SendGrid batch
 WEBHOOK_TOLERANCE = timedelta(minutes=5)   # signed timestamps further from now are refused
 # A provider event (not its signature) older than this is recorded and skipped: SendGrid

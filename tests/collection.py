@@ -31,7 +31,7 @@ async def running_workers(client: Client, database_url: str, data_dir: Path,
     handles: list[WorkflowHandle] = []
     try:
         async with AsyncExitStack() as stack:
-            acts = await build_activities(cfg, pool)
+            acts = await build_activities(cfg, pool, client)
             for w in [workflow_worker(client), *activity_workers(client, acts, cfg)]:
                 await stack.enter_async_context(w)
             yield pool

@@ -134,7 +134,7 @@ async def run(settings: Settings | None = None, *, role: Role = "all") -> None:
                 pools[queue] = await create_pool(url, min_size=1, max_size=size,
                                                  command_timeout=s.db_command_timeout)
                 stack.push_async_callback(pools[queue].close)
-            activities = await build_activities(s, pools)
+            activities = await build_activities(s, pools, client)
             workers += activity_workers(client, activities, s)
         for w in workers:
             await stack.enter_async_context(w)

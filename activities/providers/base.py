@@ -82,7 +82,9 @@ class PlacementResult:
 class PlacementProvider(Protocol):
     name: str
 
-    async def place(self, record: PlacementRecord) -> PlacementResult: ...
+    async def place(self, record: PlacementRecord, evidence: dict | None = None) -> PlacementResult:
+        """`evidence`: a litigation referral's bundle reference (audit/evidence_bundle.py), handed
+        to counsel with the referral; None for agency placements."""
 
     async def recall(self, recall: PlacementRecall, reference: str) -> PlacementResult: ...
 

@@ -8,8 +8,9 @@ field team could work from it). Letters always go here: there is no postal API c
 from __future__ import annotations
 
 import asyncio
-import html
 import hashlib
+import html
+import json
 import logging
 import os
 import re
@@ -180,13 +181,18 @@ class OutboxPlacement:
     def __init__(self, outbox: OutboxLog) -> None:
         self.outbox = outbox
 
-    async def place(self, record: PlacementRecord) -> PlacementResult:
+    async def place(self, record: PlacementRecord, evidence: dict | None = None) -> PlacementResult:
         reference = _short_id("outbox-plc", record.idempotency_key)
+        text = record.model_dump_json(indent=2)
+        bundle = ""
+        if evidence is not None:
+            # The person forwarding the referral sends the bundle file with it.
+            bundle = f"evidence={evidence.get('sha256') or evidence.get('status')} "
+            text += "\nEvidence bundle: " + json.dumps(evidence, ensure_ascii=False, indent=2)
         await self.outbox.append(
             f"PLACEMENT to {record.target} account={record.account_id} reference={reference} "
             f"outstanding={record.total_outstanding} {record.currency} dpd={record.days_past_due} "
-            f"key={record.idempotency_key}",
-            record.model_dump_json(indent=2))
+            f"{bundle}key={record.idempotency_key}", text)
         return PlacementResult(reference, "accepted")
 
     async def recall(self, recall: PlacementRecall, reference: str) -> PlacementResult:

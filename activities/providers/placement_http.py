@@ -2,6 +2,8 @@
 
     POST {base}/v1/placements            (agency)      Idempotency-Key: <key>   body: PlacementRecord
     POST {base}/v1/litigation-referrals  (litigation)  Idempotency-Key: <key>   body: PlacementRecord
+         + "evidence": {"status": "attached", "sha256", "bytes", "name", "location", counts…}
+                       or {"status": "unavailable", "note": <why>}
       -> 200/201 {"reference", "status": "accepted"}
     POST {base}/v1/placements/{reference}/recall (or litigation-referrals/...)  Idempotency-Key
          {"account_id", "reason"} -> 200 {"reference", "status": "recalled"}
@@ -11,6 +13,8 @@
 The partner deduplicates by Idempotency-Key, so a retry after any crash is safe.
 """
 from __future__ import annotations
+
+import json
 
 import httpx
 
@@ -28,9 +32,11 @@ class HttpPlacement:
         self.http = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers,
                                       timeout=httpx.Timeout(timeout))
 
-    async def place(self, record: PlacementRecord) -> PlacementResult:
+    async def place(self, record: PlacementRecord, evidence: dict | None = None) -> PlacementResult:
+        body = record.model_dump_json() if evidence is None else json.dumps(
+            {**record.model_dump(mode="json"), "evidence": evidence})
         response = await self.http.post(
-            _PATH[record.target], content=record.model_dump_json(),
+            _PATH[record.target], content=body,
             headers={"Idempotency-Key": record.idempotency_key, "Content-Type": "application/json"})
         response.raise_for_status()
         return PlacementResult(str(response.json()["reference"]), "accepted")
