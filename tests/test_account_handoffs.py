@@ -315,30 +315,3 @@ async def test_a_repossession_is_handed_over_once_stored_and_disposed_of_only_by
         assert "recovery: disposal decision needed" not in st["needs_review"]
     finally:
         await finish(h)
-
-
-async def test_no_lockout_warning_or_request_for_a_machine_taken_back(env, pool):
-    # standard@v4 warns of a GPS lockout at DPD 45 and requests it at DPD 60. The machine was taken
-    # back and stored at DPD 12: neither goes out, and the ledger says why.
-    t0 = await today(env)
-    data = account(today=t0, due_in=2, policy_version=4, jurisdiction="CN", debt_type="equipment_finance",
-                   asset={"asset_id": "EX-78", "description": "excavator", "telematics_device_id": "TD-78"})
-    aid, due = data["account_id"], t0 + timedelta(days=2)
-    h = await start(env.client, data)
-    sup = {"operator": "sup.li", "role": "supervisor"}
-    try:
-        await until(env, h, due, 10)
-        await h.execute_update("request_recovery", {"kind": "repossession", "reason": "site abandoned", **sup})
-        await h.execute_update("recovery_update", {"event": "taken_back", **sup})
-        await h.execute_update("recovery_update", {"event": "stored", **sup})
-        st = await until(env, h, due, 63)
-        assert st["recovery"]["recovery"]["state"] == "in_storage"
-        assert st["lockout"]["state"] == "none" and st["lockout"]["warning_sent_at"] is None, st["lockout"]
-        await env.sleep(timedelta(days=2))                 # the ledger is written in batches
-        await settle_all({"h": h})
-        templates = {r["template"] for r in await audit_entries(pool, aid, "sent")}
-        assert "lockout_warning" not in templates, templates
-        skipped = [r["summary"] for r in await audit_entries(pool, aid, "step_skipped")]
-        assert sum("no longer with the debtor (recovery: in storage)" in x for x in skipped) == 2, skipped
-    finally:
-        await finish(h)
