@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.state import HANDED_OVER, TERMINAL
 
 from workflows.effects import Effects
+from workflows.patches import BROKEN_PROMISE_FEE as BROKEN_PROMISE_FEE_PATCH
 
 
 class Delinquency(Effects):
@@ -69,7 +70,7 @@ class Delinquency(Effects):
         episode = s.episode.number if s.episode else None
         variables = {"promise_date": p.promised_date.isoformat(), "promise_amount": self._money(p.amount)}
         # Only policies with a fee reach the patch, so earlier histories replay without its marker.
-        if rule.fee is not None and workflow.patched("broken-promise-fee"):
+        if rule.fee is not None and self._patched(BROKEN_PROMISE_FEE_PATCH):
             charged = self._broken_promise_fee(p)
             if charged:
                 variables["fee_amount"] = self._money(charged)
@@ -106,7 +107,7 @@ class Delinquency(Effects):
             self._record("fee_charged", f"broken-promise fee of {self._money(quote.amount)} not charged: the "
                          "charges book is full", key=key, data={"promise_id": p.promise_id, "amount": 0})
             return 0
-        bal = self._book(ChargeEvent(event_id=event_id, on=self._today(), charge=BROKEN_PROMISE_FEE,
+        bal = self._book(ChargeEvent(event_id=event_id, on=today, charge=BROKEN_PROMISE_FEE,
                                      amount=quote.amount, reason=f"promise {p.promise_id} broken"[:500]))
         result = bal.statement.event(event_id)
         charged = sum(a.amount for a in result.applied)

@@ -8,6 +8,7 @@ A part of `AccountCollection` (workflows/account_collection.py).
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from typing import Any
 
 from temporalio import workflow
@@ -161,13 +162,13 @@ class Outreach(Effects):
             last_conversation_at=s.last_conversation_at if is_debtor else None,
             pausing_dispute_open=s.disputes.pausing)
         rules = s.policy.rules_for(self._jurisdiction())
-        decision = decide(channel=item.channel, template=item.template, recipient_role=item.role,
-                          purpose=item.purpose, now=now, ctx=ctx, rules=rules)
+        ask = partial(decide, channel=item.channel, template=item.template, recipient_role=item.role,
+                      purpose=item.purpose, now=now, ctx=ctx, rules=rules)
+        decision = ask()
         at = self._step_at(item)
         if decision.verdict == "defer" and at is not None:
             # Asked only where keeping the step's time of day moves the deferral.
-            kept = decide(channel=item.channel, template=item.template, recipient_role=item.role,
-                          purpose=item.purpose, now=now, ctx=ctx, rules=rules, at=at)
+            kept = ask(at=at)
             if kept.until != decision.until and self._patched(DEFERRAL_KEEPS_STEP_TIME):
                 decision = kept
         if decision.verdict == "send" and not address:

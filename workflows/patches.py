@@ -45,3 +45,5 @@ FOLDED_AT_OPEN = frozenset({
 DEFERRAL_KEEPS_STEP_TIME = "deferral-keeps-step-time"
 # No GPS-lockout warning or request for a machine back in the lender's hands (asked only then).
 NO_LOCKOUT_AFTER_RECOVERY = "no-lockout-after-recovery"
+# A broken promise charges the policy's fee (asked only under a policy that has one).
+BROKEN_PROMISE_FEE = "broken-promise-fee"
