@@ -18,6 +18,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from tests.collection import running_workers
+from tests.conftest import on_a_fresh_server_if_stalled
 from tests.golden.generate import WORLDS
 from tests.golden.scenarios import full_ladder, local_today
 
@@ -76,25 +77,29 @@ async def arrears(env: WorkflowEnvironment, database_url: str, cwd: Path, *args:
 
 @pytest.fixture(scope="module")
 async def exported(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
-    tmp = tmp_path_factory.mktemp("evidence")
-    account_id = f"EV-{uuid.uuid4().hex[:8]}"
-    # The ladder's world (tests/golden/scenarios.py): the device confirms only through its webhook.
-    async with running_workers(env.client, database_url, tmp / "outbox", **WORLDS["webhook"]) as pool:
-        t0 = await local_today(env)
-        await full_ladder(env, account_id)
-        code, out = await arrears(env, database_url, tmp, "evidence", account_id, "--out", str(tmp / "out"),
-                                  "--operator", "auditor.kim")
-        assert code == 0, out
-        html = (tmp / "out" / f"evidence-{account_id}.html").read_text(encoding="utf-8")
-        parser = Tables()
-        parser.feed(html)
-        timeline = [dict(zip(COLUMNS, r["cells"]), kind=r["attrs"].get("data-kind")) for r in parser.tables["timeline"]
-                    if r["attrs"].get("class") == "entry"]
-        comms = await pool.fetch("SELECT * FROM communications WHERE account_id=$1", account_id)
-        exports = await pool.fetch("SELECT * FROM audit_log WHERE account_id=$1 AND kind='evidence_export'", account_id)
-        yield {"account_id": account_id, "due": t0 + timedelta(days=20), "dir": tmp / "out", "html": html,
-               "timeline": timeline, "tables": parser.tables, "comms": comms, "exports": exports, "out": out,
-               "json": json.loads((tmp / "out" / f"evidence-{account_id}.json").read_text(encoding="utf-8"))}
+    async def scenario(env: WorkflowEnvironment) -> dict[str, Any]:
+        tmp = tmp_path_factory.mktemp("evidence")
+        account_id = f"EV-{uuid.uuid4().hex[:8]}"
+        # The ladder's world (tests/golden/scenarios.py): the device confirms only through its webhook.
+        async with running_workers(env.client, database_url, tmp / "outbox", **WORLDS["webhook"]) as pool:
+            t0 = await local_today(env)
+            await full_ladder(env, account_id)
+            code, out = await arrears(env, database_url, tmp, "evidence", account_id, "--out", str(tmp / "out"),
+                                      "--operator", "auditor.kim")
+            assert code == 0, out
+            html = (tmp / "out" / f"evidence-{account_id}.html").read_text(encoding="utf-8")
+            parser = Tables()
+            parser.feed(html)
+            timeline = [dict(zip(COLUMNS, r["cells"]), kind=r["attrs"].get("data-kind"))
+                        for r in parser.tables["timeline"] if r["attrs"].get("class") == "entry"]
+            comms = await pool.fetch("SELECT * FROM communications WHERE account_id=$1", account_id)
+            exports = await pool.fetch("SELECT * FROM audit_log WHERE account_id=$1 AND kind='evidence_export'",
+                                       account_id)
+            return {"account_id": account_id, "due": t0 + timedelta(days=20), "dir": tmp / "out", "html": html,
+                    "timeline": timeline, "tables": parser.tables, "comms": comms, "exports": exports, "out": out,
+                    "json": json.loads((tmp / "out" / f"evidence-{account_id}.json").read_text(encoding="utf-8"))}
+
+    return await on_a_fresh_server_if_stalled(env, scenario)
 
 
 def local_date(row: dict[str, Any]) -> date:
