@@ -107,6 +107,41 @@ async def test_worker_processes_share_the_queues_by_role(dev_env, database_url, 
                 p.wait()
 
 
+@pytest.mark.timeout(180)
+async def test_a_starting_worker_polls_for_workflow_tasks_before_its_database_is_ready(dev_env, tmp_path) -> None:
+    # After a restart every account's next task waits on the workflow worker, and none needs the
+    # database: a PostgreSQL that accepts and never answers must not keep accounts from answering.
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARREARS_")}
+    env.update(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host, ARREARS_DATA_DIR=str(tmp_path),
+               DATABASE_URL=f"postgresql://arrears@127.0.0.1:{port}/arrears")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "arrears"), "worker"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120
+        # Polling for workflow tasks while its database connection waits for an answer.
+        while not (held and proc.pid in await _pollers(dev_env.client, task_queues.WORKFLOW,
+                                                       TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)):
+            assert proc.poll() is None, "the worker exited"
+            assert loop.time() < deadline, f"the workflow worker never polled (database reached: {bool(held)})"
+            await asyncio.sleep(0.3)
+        assert proc.pid not in await _pollers(dev_env.client, task_queues.LEDGER,
+                                              TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
+    finally:
+        proc.kill()
+        proc.wait()
+        server.close()
+        for w in held:
+            w.close()
+
+
 def test_workflow_isolation_is_configurable() -> None:
     from temporalio.worker import UnsandboxedWorkflowRunner
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner

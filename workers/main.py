@@ -116,8 +116,6 @@ async def run(settings: Settings | None = None, *, role: Role = "all") -> None:
     s = settings or get_settings()
     client = await connect(s, runtime=sdk_runtime(s))
     await register_search_attributes(client)
-    if role in ("all", "workflows"):
-        await register_schedules(client, s)     # the weekly ageing report (idempotent)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -125,7 +123,11 @@ async def run(settings: Settings | None = None, *, role: Role = "all") -> None:
     async with AsyncExitStack() as stack:
         workers: list[Worker] = []
         if role in ("all", "workflows"):
+            # Polling first: after a restart every account's next task (a query, a payment) waits on
+            # this worker, and none of them needs the database or the schedule below.
             workers.append(workflow_worker(client, settings=s))
+            await stack.enter_async_context(workers[-1])
+            await register_schedules(client, s)     # the weekly ageing report (idempotent)
         if role in ("all", "activities"):
             url = database_url(s)
             await migrate(url)
@@ -135,9 +137,9 @@ async def run(settings: Settings | None = None, *, role: Role = "all") -> None:
                                                  command_timeout=s.db_command_timeout)
                 stack.push_async_callback(pools[queue].close)
             activities = await build_activities(s, pools, client)
-            workers += activity_workers(client, activities, s)
-        for w in workers:
-            await stack.enter_async_context(w)
+            for w in activity_workers(client, activities, s):
+                workers.append(w)
+                await stack.enter_async_context(w)
         log.info("workers running on %s", ", ".join(w.task_queue for w in workers))
         await stop.wait()
         log.info("shutting down workers")
