@@ -449,7 +449,7 @@ class _Rules:
     fee_pct: Fraction
     fee_grace: int
     fee_de_minimis: int
-    fee_caps: list[tuple[str, str, str, int | None, Fraction | None]]   # (kind, rule, source, abs, share)
+    fee_caps: tuple[tuple[str, str, str, int | None, Fraction | None], ...]   # (kind, rule, source, abs, share)
     int_grace: int
     retro: bool
     rate: Fraction            # daily, uncapped
@@ -486,7 +486,26 @@ class _Rules:
         return None if self.total_cap is None else (self.total_n * principal) // self.total_d
 
 
+# Compiled rules by the (frozen) Charges object they came from: a statement is computed on every
+# payment and query, and compiling is half its cost. The entry holds the Charges object, so its id
+# cannot be reused while cached; _Rules is never changed after it is built.
+_COMPILED: dict[tuple[int, str, str | None, str | None], tuple[Charges, _Rules]] = {}
+_COMPILED_MAX = 512
+
+
 def _compile(ref: str, charges: Charges, jurisdiction: str | None, debt_type: str | None) -> _Rules:
+    key = (id(charges), ref, jurisdiction, debt_type)
+    hit = _COMPILED.get(key)
+    if hit is not None and hit[0] is charges:
+        return hit[1]
+    rules = _compile_rules(ref, charges, jurisdiction, debt_type)
+    if len(_COMPILED) >= _COMPILED_MAX:
+        _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[key] = (charges, rules)
+    return rules
+
+
+def _compile_rules(ref: str, charges: Charges, jurisdiction: str | None, debt_type: str | None) -> _Rules:
     pi = charges.penalty_interest
     rate = Fraction(pi.rate) if pi.per == "day" else Fraction(pi.rate) / (365 if pi.day_count == "ACT/365" else 360)
     capped, rate_cap, total_cap = rate, None, None
@@ -506,7 +525,7 @@ def _compile(ref: str, charges: Charges, jurisdiction: str | None, debt_type: st
                   prepay=charges.allocation.prepay_future, mode=charges.rounding.mode,
                   daily_rounding=charges.rounding.interest == "daily", fee_flat=charges.late_fee.flat,
                   fee_pct=Fraction(charges.late_fee.percent), fee_grace=charges.late_fee.grace_days,
-                  fee_de_minimis=charges.late_fee.de_minimis, fee_caps=fee_caps, int_grace=pi.grace_days,
+                  fee_de_minimis=charges.late_fee.de_minimis, fee_caps=tuple(fee_caps), int_grace=pi.grace_days,
                   retro=pi.grace == "retroactive" and pi.grace_days > 0, rate=rate, capped=capped,
                   rate_cap=rate_cap, total_cap=total_cap)
 

@@ -343,3 +343,23 @@ def test_waivers_total_feeds_the_approval_threshold():
     assert st.waivers_total == 3_000 and st.charges_outstanding == 4_000 - 3_000
     assert waiver_requires_approval(prop, 2_500, charges_outstanding=st.charges_outstanding * 10,
                                     already_waived=st.waivers_total).required      # 5,500 > 5,000 in all
+
+
+# ---------------------------------------------------------------- compiled rules are reused, never confused
+def test_compiled_rules_are_reused_per_charges_object_and_never_confused_between_them():
+    from domain import charges as engine
+
+    on = D0 + timedelta(days=60)
+    low, high = (rules(penalty_interest={"rate": f"{r}%", "per": "year", "day_count": "ACT/365"}) for r in (6, 18))
+    # The same reference (`test@v1`) and account: only the Charges objects differ, so each keeps its rate.
+    assert statement(book(low, (D0, 100_000)), on).lines[0].interest == 986        # 100,000 × 6 % × 60 / 365
+    assert statement(book(high, (D0, 100_000)), on).lines[0].interest == 2_959     # × 18 %
+    assert engine._compile("test@v1", high, "CN", None) is engine._compile("test@v1", high, "CN", None)
+    assert engine._compile("test@v1", high, "CN", None) is not engine._compile("test@v1", high, "US", None)
+    # An equal copy is a new object: compiled again, to the same rules.
+    copy = Charges.model_validate(high.model_dump())
+    assert engine._compile("test@v1", copy, "CN", None) is not engine._compile("test@v1", high, "CN", None)
+    assert engine._compile("test@v1", copy, "CN", None).capped == engine._compile("test@v1", high, "CN", None).capped
+    for k in range(engine._COMPILED_MAX + 50):                                      # bounded
+        engine._compile(f"test@v{k}", low, None, None)
+    assert len(engine._COMPILED) <= engine._COMPILED_MAX
