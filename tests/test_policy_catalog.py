@@ -47,6 +47,16 @@ def test_every_shipped_policy_file_validates(policy_id, version):
     assert policy.stages[0].from_dpd == 0 and policy.steps
 
 
+@pytest.mark.parametrize(("policy_id", "version"),
+                         [(pid, v) for pid, versions in sorted(available().items()) for v in versions])
+def test_every_published_version_reads_the_same_with_the_fast_parser(policy_id, version):
+    # The catalogue parses with libyaml when it is there; what a published version means must not
+    # depend on which parser a worker happened to have.
+    text = (POLICY_DIR / f"{policy_id}.v{version}.yaml").read_text(encoding="utf-8")
+    assert yaml.__with_libyaml__, "PyYAML without libyaml: workers parse policies slowly at startup"
+    assert yaml.load(text, Loader=yaml.CSafeLoader) == yaml.load(text, Loader=yaml.SafeLoader)
+
+
 def test_latest_version_by_default_and_by_segment():
     latest = max(available()["standard"])
     assert load("standard").version == latest

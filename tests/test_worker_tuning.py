@@ -156,3 +156,17 @@ def test_workflow_isolation_is_configurable() -> None:
     assert isinstance(off, UnsandboxedWorkflowRunner)
     with pytest.raises(ValueError):
         Settings(ARREARS_WORKFLOW_SANDBOX="none")
+
+
+def test_the_worker_command_starts_without_importing_the_other_commands() -> None:
+    # A restarting worker is on the accounts' critical path: it imports what it runs, not the CLI.
+    arrears = str(Path(sys.executable).parent / "arrears")
+    worker = subprocess.run([sys.executable, "-X", "importtime", arrears, "worker", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert worker.returncode == 0 and "--workflows-only" in worker.stdout
+    imported = {line.split("|")[-1].strip() for line in worker.stderr.splitlines() if "|" in line}
+    assert "cli.main" in imported and not {"cli.stack", "cli.operator", "cli.audit", "cli.reports"} & imported
+    everything = subprocess.run([arrears, "--help"], capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "COLUMNS": "200"})
+    assert everything.returncode == 0
+    assert all(name in everything.stdout for name in ("worker", "up", "replay", "evidence"))
