@@ -12,7 +12,7 @@ one short transaction, record the outcome in another).
 
 A litigation referral carries the account's evidence bundle (audit/evidence_bundle.py): built,
 stored and recorded once per placement key while this attempt holds the lease, and handed to
-counsel by reference (SHA-256, where it is kept, counts). A bundle that cannot be built never
+counsel by reference (SHA-256, where to fetch it, counts). A bundle that cannot be built never
 holds the referral back: it goes without, and the audit log says why.
 """
 from __future__ import annotations

@@ -29,11 +29,12 @@ Pools = asyncpg.Pool | Mapping[str, asyncpg.Pool]
 
 
 def activities_for(pools: Pools, providers: Providers, template_defaults: dict[str, Any] | None = None, *,
-                   client: Client | None = None, data_dir: Path | None = None
-                   ) -> dict[str, list[Callable[..., Any]]]:
+                   client: Client | None = None, data_dir: Path | None = None,
+                   ingress_public_url: str | None = None) -> dict[str, list[Callable[..., Any]]]:
     """`pools`: one pool for everything, or one per activity queue (workers.main.pool_sizes).
     `client` and `data_dir`: litigation referrals carry the account's evidence bundle, gathered
-    from the workflow history (Temporal) and stored under `<data_dir>/outbox/evidence`."""
+    from the workflow history (Temporal) and stored in PostgreSQL; counsel fetches it from the
+    ingress at `ingress_public_url`, or, unset, from a copy under `<data_dir>/outbox/evidence`."""
     def pool(queue: str) -> asyncpg.Pool:
         return pools if isinstance(pools, asyncpg.Pool) else pools[queue]
 
@@ -42,7 +43,8 @@ def activities_for(pools: Pools, providers: Providers, template_defaults: dict[s
     sms, email, voice, letters = (MessageActivities(pool(queue), providers.messages, defaults=defaults)
                                   for queue in (q.SMS, q.EMAIL, q.VOICE, q.LETTERS))
     lockout = LockoutActivities(pool(q.TELEMATICS), providers.telematics)
-    bundles = (EvidenceBundles(client, pool(q.PLACEMENT), data_dir / "outbox" / "evidence")
+    bundles = (EvidenceBundles(client, pool(q.PLACEMENT), data_dir / "outbox" / "evidence",
+                               public_url=ingress_public_url)
                if client is not None and data_dir is not None else None)
     placement = PlacementActivities(pool(q.PLACEMENT), providers.placement, evidence=bundles)
     ledger = LedgerActivities(pool(q.LEDGER))
@@ -70,4 +72,5 @@ async def build_activities(settings: Settings, pool: Pools,
     """Queue name -> activity callables (load_policy, a workflow-local activity, is not here)."""
     return activities_for(pool, build_providers(settings), {"company_name": settings.company_name,
                                                             "contact_phone": settings.contact_phone},
-                          client=client, data_dir=settings.data_dir)
+                          client=client, data_dir=settings.data_dir,
+                          ingress_public_url=settings.ingress_public_url)

@@ -40,7 +40,7 @@ CATEGORIES = {
     "account_opened": "account", "stage_changed": "account", "cured": "account", "episode": "account",
     "resumed": "operator action", "risk_signal": "risk", "contact": "contact", "recipient_fallback": "contact",
     "step_skipped": "compliance", "compliance_decision": "compliance", "send_failed": "message",
-    "evidence_export": "audit", "evidence_export_failed": "audit",
+    "evidence_export": "audit", "evidence_export_failed": "audit", "evidence_download": "audit",
 }
 
 

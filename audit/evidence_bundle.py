@@ -3,12 +3,18 @@ keeping the evidence"): the account's evidence (audit/evidence.py `gather`, rend
 export) stored once per placement business key, recorded in the audit log, and referenced in the
 referral by its SHA-256, size and counts.
 
-Once per key: the file is named by the placement key, so a retried referral finds the stored
-bundle and hands over the same bytes (same SHA-256); the audit row's key is the placement key too.
-Bounded: a bundle over `MAX_EVIDENCE_BUNDLE_BYTES` keeps only the newest entries of each list,
-with a note saying what was left out; it never fails the referral. Nor does a bundle that cannot
-be built (Temporal or the database unreachable, a timeout): the referral goes without it, and
-the reason is recorded.
+The store is PostgreSQL (`evidence_bundles`, one row per bundle name): the ingress, which may run on
+another host than this worker, serves it to counsel (`GET /accounts/{id}/evidence-bundles/{name}`,
+ingress/evidence.py). With `ARREARS_INGRESS_PUBLIC_URL` set, the referral's `location` is that
+route; unset, it is the file URI of a copy written to the worker's disk for a person to forward
+(the outbox hand-off), and that copy is the only reason a file is still written.
+
+Once per key: the name comes from the placement key and the row is inserted ON CONFLICT DO NOTHING
+and read back, so a retried (or racing) referral hands over the first attempt's bytes (same
+SHA-256); the audit row's key is the placement key too. Bounded: a bundle over
+`MAX_EVIDENCE_BUNDLE_BYTES` keeps only the newest entries of each list, with a note saying what was
+left out; it never fails the referral. Nor does a bundle that cannot be built (Temporal or the
+database unreachable, a timeout): the referral goes without it, and the reason is recorded.
 """
 from __future__ import annotations
 
@@ -22,19 +28,25 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 from temporalio.client import Client
 
 from audit.evidence import Evidence, gather
 from audit.evidence_report import EXPORT_KIND, render_json
-from schemas.limits import MAX_EVIDENCE_BUNDLE_BYTES
+from schemas.limits import ID_CHARS, MAX_EVIDENCE_BUNDLE_BYTES, MAX_ID
 
 log = logging.getLogger("arrears.audit.evidence_bundle")
 
 FAILED_KIND = "evidence_export_failed"
 ACTOR = "litigation-referral"
 BUILD_TIMEOUT_SECONDS = 20.0    # well inside place_account's start-to-close (one minute)
+# Names as `bundle_name` makes them: what the ingress accepts as a path parameter.
+_KEY_HASH_CHARS = 24
+BUNDLE_NAME_PATTERN = rf"^evidence-[{ID_CHARS}]+-[0-9a-f]{{{_KEY_HASH_CHARS}}}\.json$"
+MAX_BUNDLE_NAME = len("evidence-") + MAX_ID + 1 + _KEY_HASH_CHARS + len(".json")
+ROUTE = "/accounts/{account_id}/evidence-bundles/{name}"
 
 
 @dataclass(frozen=True)
@@ -44,8 +56,8 @@ class BundleReference:
     status: str                         # attached | unavailable
     sha256: str | None = None
     bytes: int | None = None
-    name: str | None = None             # the file name, named by the placement key
-    location: str | None = None         # where the lender keeps it (file URI), to fetch or forward
+    name: str | None = None             # the bundle's name, from the placement key
+    location: str | None = None         # where counsel fetches it (the ingress route), or the file URI
     timeline_entries: int | None = None
     communications: int | None = None
     registered_letters: int | None = None
@@ -60,7 +72,12 @@ class BundleReference:
 
 def bundle_name(account_id: str, placement_key: str) -> str:
     # The key holds ':' and may be long; its hash names the file, the account id makes it findable.
-    return f"evidence-{account_id}-{hashlib.sha256(placement_key.encode()).hexdigest()[:24]}.json"
+    return f"evidence-{account_id}-{hashlib.sha256(placement_key.encode()).hexdigest()[:_KEY_HASH_CHARS]}.json"
+
+
+def download_path(account_id: str, name: str) -> str:
+    """The ingress route serving a stored bundle (ids and names are URL-safe; ':' is a path character)."""
+    return ROUTE.format(account_id=quote(account_id, safe=":"), name=quote(name, safe=":"))
 
 
 def _newest(evidence: Evidence, keep: int) -> Evidence:
@@ -121,12 +138,17 @@ def _counts(data: bytes) -> dict[str, Any]:
 
 
 class EvidenceBundles:
-    """Builds and stores litigation evidence bundles; held by the placement activities."""
+    """Builds and stores litigation evidence bundles; held by the placement activities.
+
+    `public_url`: the ingress as counsel reaches it (ARREARS_INGRESS_PUBLIC_URL); None keeps a file
+    copy in `directory` and references it by file URI."""
 
     def __init__(self, client: Client, pool: asyncpg.Pool, directory: Path, *,
-                 max_bytes: int = MAX_EVIDENCE_BUNDLE_BYTES, timeout: float = BUILD_TIMEOUT_SECONDS) -> None:
+                 max_bytes: int = MAX_EVIDENCE_BUNDLE_BYTES, timeout: float = BUILD_TIMEOUT_SECONDS,
+                 public_url: str | None = None) -> None:
         self.client, self.pool, self.directory = client, pool, directory
         self.max_bytes, self.timeout = max_bytes, timeout
+        self.public_url = public_url.rstrip("/") if public_url else None
 
     def path_for(self, account_id: str, placement_key: str) -> Path:
         return self.directory / bundle_name(account_id, placement_key)
@@ -153,14 +175,37 @@ class EvidenceBundles:
                 key = None
             return BundleReference(status="unavailable", note=f"no evidence bundle: {reason}", audit_entry_key=key)
 
+    async def _stored(self, name: str, account_id: str, placement_key: str, data: bytes) -> bytes:
+        """The bundle as stored under `name`: `data` when this call stored it, else the first writer's."""
+        if len(data) > self.max_bytes:
+            raise ValueError(f"bundle of {len(data)} bytes over the {self.max_bytes}-byte limit")
+        sha = hashlib.sha256(data).hexdigest()
+        inserted = await self.pool.fetchval(
+            "INSERT INTO evidence_bundles (name, account_id, placement_key, sha256, bytes, content)"
+            " VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (name) DO NOTHING RETURNING true",
+            name, account_id, placement_key, sha, len(data), data)
+        if inserted:
+            return data
+        return await self.pool.fetchval("SELECT content FROM evidence_bundles WHERE name = $1", name)
+
     async def _bundle(self, account_id: str, placement_key: str) -> BundleReference:
+        name = bundle_name(account_id, placement_key)
         path = self.path_for(account_id, placement_key)
-        if path.exists():   # a retried referral: the same bytes as the first attempt
-            data = await asyncio.to_thread(path.read_bytes)
+        data = await self.pool.fetchval("SELECT content FROM evidence_bundles WHERE name = $1", name)
+        if data is None:   # the first attempt (a retry reads the bytes it stored: the same SHA-256)
+            if path.is_file() and path.stat().st_size <= self.max_bytes:
+                # Written by an attempt before bundles were kept in PostgreSQL: keep its bytes.
+                data = await asyncio.to_thread(path.read_bytes)
+            else:
+                evidence = await gather(self.client, self.pool, account_id)
+                data, _, _ = bounded_json(evidence, placement_key, self.max_bytes)
+            data = await self._stored(name, account_id, placement_key, data)
+        if self.public_url is not None:
+            location = self.public_url + download_path(account_id, name)
         else:
-            evidence = await gather(self.client, self.pool, account_id)
-            data, _, _ = bounded_json(evidence, placement_key, self.max_bytes)
-            await asyncio.to_thread(_write_once, path, data)
+            if not path.is_file():
+                await asyncio.to_thread(_write_once, path, data)
+            location = path.resolve().as_uri()
         sha = hashlib.sha256(data).hexdigest()
         counts = _counts(data)
         entry_key = f"{account_id}:{EXPORT_KIND}:{placement_key}"
@@ -171,11 +216,11 @@ class EvidenceBundles:
             entry_key, account_id, EXPORT_KIND, datetime.now(timezone.utc), ACTOR,
             f"evidence bundle for litigation counsel ({counts['timeline_entries']} timeline entries, "
             f"{len(data)} bytes{', truncated' if counts['truncated'] else ''})",
-            json.dumps({"placement_key": placement_key, "files": {path.name: sha}, "sha256": sha,
-                        "bytes": len(data), "directory": str(path.parent.resolve()), "actor": ACTOR,
+            json.dumps({"placement_key": placement_key, "files": {name: sha}, "sha256": sha,
+                        "bytes": len(data), "store": "evidence_bundles", "location": location, "actor": ACTOR,
                         **{k: v for k, v in counts.items() if v is not None}}))
-        return BundleReference(status="attached", sha256=sha, bytes=len(data), name=path.name,
-                               location=path.resolve().as_uri(), timeline_entries=counts["timeline_entries"],
+        return BundleReference(status="attached", sha256=sha, bytes=len(data), name=name,
+                               location=location, timeline_entries=counts["timeline_entries"],
                                communications=counts["communications"],
                                registered_letters=counts["registered_letters"], runs=counts["runs"],
                                truncated=counts["truncated"], note=counts["note"], audit_entry_key=entry_key)

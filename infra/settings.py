@@ -8,8 +8,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -69,6 +70,10 @@ class Settings(BaseSettings):
     company_name: str = Field(default="Arrears Finance", validation_alias="ARREARS_COMPANY_NAME")
     contact_phone: str = Field(default="+86 400 000 0000", validation_alias="ARREARS_CONTACT_PHONE")
     public_base_url: str = Field(default="http://127.0.0.1:8000", validation_alias="ARREARS_PUBLIC_BASE_URL")
+    # The ingress as litigation counsel reaches it (scheme, host, optional path prefix): a referral's
+    # evidence bundle is then referenced as <this>/accounts/{id}/evidence-bundles/{name}, served from
+    # PostgreSQL by any ingress. Unset: the file URI of a copy on the worker's disk, for a person to forward.
+    ingress_public_url: str | None = Field(default=None, max_length=500, validation_alias="ARREARS_INGRESS_PUBLIC_URL")
     # With no telematics API configured, the outbox's simulated device confirms a lock or unlock this
     # many real seconds after the command (negative: never; a person carries the command out).
     outbox_telematics_confirm_seconds: float = Field(default=5.0,
@@ -144,6 +149,17 @@ class Settings(BaseSettings):
     # The ingress serves its own on GET /metrics.
     worker_metrics_port: int | None = Field(default=None, validation_alias="ARREARS_WORKER_METRICS_PORT")
     worker_metrics_host: str = Field(default="127.0.0.1", validation_alias="ARREARS_WORKER_METRICS_HOST")
+
+    @field_validator("ingress_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = urlsplit(value.strip())
+        if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
+            raise ValueError("ARREARS_INGRESS_PUBLIC_URL: an http(s) URL without query or fragment, "
+                             f"e.g. https://arrears.example.com, not {value!r}")
+        return value.strip().rstrip("/")
 
 
 @lru_cache

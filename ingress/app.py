@@ -21,7 +21,7 @@ from infra.settings import Settings
 from ingress import errors
 from ingress.accounts import Accounts
 from ingress.auth import Authenticator, authorize
-from ingress import portfolio, reports
+from ingress import evidence, portfolio, reports
 from ingress.limits import MAX_REQUEST_BYTES, RETRY_AFTER_SECONDS, Timeouts, create_pool
 from ingress.metrics import instrument
 from ingress.routes import billing, operator
@@ -103,6 +103,7 @@ def create_app(settings: Settings, *, client: Client | None = None,
     app.include_router(portfolio.router)
     app.include_router(task_router)
     app.include_router(reports.router)
+    app.include_router(evidence.router)
     _mount_codec(app, settings)
 
     errors.install(app)

@@ -60,6 +60,10 @@ BILLING_ROUTES = {("POST", "/accounts"), ("POST", "/accounts/{account_id}/paymen
 # Agent work (ingress/task_routes.py): operators and supervisors act on tasks; every role lists them.
 TASK_ROUTES = {("POST", "/tasks/{task_id}/claim"): "operate", ("POST", "/tasks/{task_id}/release"): "operate",
                ("POST", "/tasks/{task_id}/outcome"): "operate"}
+# Reads that not every role may do: evidence bundles are personal data handed to counsel, so only
+# supervisors fetch them (never a billing system's key); each download is audited (ingress/evidence.py).
+RESTRICTED_READS = {("GET", "/accounts/{account_id}/evidence-bundles/{name}"): "supervise",
+                    ("HEAD", "/accounts/{account_id}/evidence-bundles/{name}"): "supervise"}
 PUBLIC_PATHS = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 PUBLIC_PREFIXES = ("/webhooks/",)  # signed by the provider, verified by each webhook
 
@@ -70,6 +74,8 @@ def required_permission(method: str, path: str) -> str | None:
         return None
     if (method, path) in BILLING_ROUTES:
         return "billing"
+    if (method, path) in RESTRICTED_READS:
+        return RESTRICTED_READS[(method, path)]
     if method in ("GET", "HEAD"):
         return "read"
     if (method, path) in TASK_ROUTES:

@@ -2,7 +2,8 @@
 non-payers, keeping the evidence"): a property-fee account on the latest `property` policy runs
 to its litigation referral on the time-skipping server with the real workers; the hand-off names
 the bundle, the stored bundle's SHA-256 matches, it holds the messages sent and the registered
-letter with its receipt; a retried referral reuses the bundle; an agency placement has none; a
+letter with its receipt; counsel downloads it from the ingress at the location the referral names
+(ARREARS_INGRESS_PUBLIC_URL); a retried referral reuses the bundle; an agency placement has none; a
 bundle that cannot be built never holds the referral back."""
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlparse, urlsplit
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import httpx
 import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -24,11 +26,14 @@ from activities.placement import PlacementActivities
 from activities.providers.placement_http import HttpPlacement
 from audit.evidence import gather
 from audit.evidence_bundle import EvidenceBundles, bounded_json
+from ingress.app import create_app
 from schemas.actions import BalanceItem, PlacementRecord
 from tests.collection import account, audit_entries, finish, running_workers, settle_all, start, today, until
 from tests.fakes.server import FakeProviders
+from tests.test_ingress_support import issue_keys, ingress_settings
 
 ZONE = ZoneInfo("Asia/Shanghai")
+COUNSEL_URL = "https://arrears.example.com/counsel"   # ARREARS_INGRESS_PUBLIC_URL of this deployment
 ADDRESS = {"lines": ["Room 1201, Building 3", "88 Century Avenue, Pudong"], "postcode": "200120", "country": "CN"}
 
 
@@ -45,7 +50,7 @@ class Referred:
 @pytest.fixture(scope="module")
 async def referred(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
     data_dir = tmp_path_factory.mktemp("evidence")
-    async with running_workers(env.client, database_url, data_dir) as pool:
+    async with running_workers(env.client, database_url, data_dir, ARREARS_INGRESS_PUBLIC_URL=COUNSEL_URL) as pool:
         t0 = await today(env)
         data = account(today=t0, due_in=1, policy_id="property", jurisdiction="CN", debt_type="property_fee")
         data.pop("policy_version")      # the latest published version
@@ -69,7 +74,17 @@ def _bundle_path(reference: dict[str, Any]) -> Path:
     return Path(unquote(urlparse(reference["location"]).path))
 
 
-async def test_the_referral_hands_counsel_the_evidence_bundle(referred: Referred) -> None:
+async def _download(env: WorkflowEnvironment, pool: asyncpg.Pool, location: str) -> httpx.Response:
+    """What counsel does with the referral's location: GET it from the ingress, as a supervisor's key."""
+    settings = ingress_settings()
+    app = create_app(settings, client=env.client, pool=pool)
+    key = (await issue_keys(pool, settings, ["supervisor"]))["supervisor"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+        return await http.get(urlsplit(location).path.removeprefix(urlsplit(COUNSEL_URL).path),
+                              headers={"Authorization": f"Bearer {key}"})
+
+
+async def test_the_referral_hands_counsel_the_evidence_bundle(env: WorkflowEnvironment, referred: Referred) -> None:
     pool, aid = referred.pool, referred.account_id
     assert referred.status["placement"] and referred.status["placement"]["target"] == "litigation"
     [placed] = await pool.fetch("SELECT idempotency_key, status FROM placements WHERE account_id=$1", aid)
@@ -93,9 +108,17 @@ async def test_the_referral_hands_counsel_the_evidence_bundle(referred: Referred
                                placed["idempotency_key"])
     assert json.loads(kept) == reference
 
-    # The stored bundle is what the hash says, and holds the evidence counsel needs.
-    data = _bundle_path(reference).read_bytes()
+    # Counsel downloads it from the ingress at the location named (the worker keeps no file): the
+    # bytes the hash names, and holds the evidence counsel needs.
+    assert reference["location"] == f"{COUNSEL_URL}/accounts/{aid}/evidence-bundles/{reference['name']}"
+    assert not (referred.data_dir / "outbox" / "evidence" / reference["name"]).exists()
+    r = await _download(env, pool, reference["location"])
+    assert r.status_code == 200, r.text
+    data = r.content
     assert hashlib.sha256(data).hexdigest() == export["sha256"] and len(data) == export["bytes"]
+    assert r.headers["etag"] == f'"{export["sha256"]}"'
+    [download] = await audit_entries(pool, aid, "evidence_download")
+    assert download["sha256"] == export["sha256"] and download["role"] == "supervisor"
     bundle = json.loads(data)
     assert bundle["account_id"] == aid and bundle["placement_key"] == placed["idempotency_key"]
     assert not bundle.get("truncated")
@@ -114,9 +137,12 @@ async def test_the_referral_hands_counsel_the_evidence_bundle(referred: Referred
 async def test_a_retried_referral_reuses_the_stored_bundle(env: WorkflowEnvironment, referred: Referred) -> None:
     pool, aid = referred.pool, referred.account_id
     [export] = await audit_entries(pool, aid, "evidence_export")
+    # A worker without ARREARS_INGRESS_PUBLIC_URL: the stored bytes, referenced by a file copy.
     bundles = EvidenceBundles(env.client, pool, referred.data_dir / "outbox" / "evidence")
     again = await bundles.for_placement(aid, export["placement_key"])
     assert again.sha256 == export["sha256"] and again.bytes == export["bytes"]
+    assert again.location and again.location.startswith("file://")
+    assert hashlib.sha256(_bundle_path(again.as_dict()).read_bytes()).hexdigest() == export["sha256"]
     assert len(await audit_entries(pool, aid, "evidence_export")) == 1
 
     # Through the activity: the partner fails the first attempt after the bundle was built; the

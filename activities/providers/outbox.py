@@ -186,7 +186,8 @@ class OutboxPlacement:
         text = record.model_dump_json(indent=2)
         bundle = ""
         if evidence is not None:
-            # The person forwarding the referral sends the bundle file with it.
+            # The person forwarding the referral sends the bundle with it (its `location`: the
+            # ingress's download route, or the file on the worker's disk).
             bundle = f"evidence={evidence.get('sha256') or evidence.get('status')} "
             text += "\nEvidence bundle: " + json.dumps(evidence, ensure_ascii=False, indent=2)
         await self.outbox.append(
