@@ -109,6 +109,8 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         self._book_rev = 0
         self._balance_key = None
         self._balance_cache = None
+        self._local_now_key = None
+        self._local_now_value = None
 
     # ------------------------------------------------------------------ run loop
     @workflow.run

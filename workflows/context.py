@@ -49,6 +49,8 @@ class AccountContext:
     _book_rev: int                       # bumped at every change of the charges book
     _balance_key: tuple[Any, ...] | None  # (book revision, date) of the cached statement
     _balance_cache: AccountBalance | None
+    _local_now_key: tuple[datetime, str] | None   # (instant, zone) of the cached local wall time
+    _local_now_value: datetime | None
     _at_open: bool                       # this run recorded PATCHES_AT_OPEN in its opening task
 
     def _patched(self, patch_id: str) -> bool:
@@ -76,7 +78,12 @@ class AccountContext:
         return self._state.clock.now(self._reading_at or self._real_now())
 
     def _local_now(self) -> datetime:
-        return localtime.to_local(self._now(), self._state.timezone).replace(tzinfo=None)
+        # Asked a score of times per turn for the same instant: converted once per instant and zone.
+        key = (self._now(), self._state.timezone)
+        if self._local_now_key != key:
+            self._local_now_key = key
+            self._local_now_value = localtime.to_local(key[0], key[1]).replace(tzinfo=None)
+        return self._local_now_value
 
     def _today(self) -> date:
         return self._local_now().date()
