@@ -69,6 +69,7 @@ Conventions (each documented in docs/fees.md):
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from fractions import Fraction
@@ -491,6 +492,7 @@ class _Rules:
 # cannot be reused while cached; _Rules is never changed after it is built.
 _COMPILED: dict[tuple[int, str, str | None, str | None], tuple[Charges, _Rules]] = {}
 _COMPILED_MAX = 512
+_COMPILED_LOCK = threading.Lock()   # workflow tasks run on several threads of one worker
 
 
 def _compile(ref: str, charges: Charges, jurisdiction: str | None, debt_type: str | None) -> _Rules:
@@ -499,9 +501,10 @@ def _compile(ref: str, charges: Charges, jurisdiction: str | None, debt_type: st
     if hit is not None and hit[0] is charges:
         return hit[1]
     rules = _compile_rules(ref, charges, jurisdiction, debt_type)
-    if len(_COMPILED) >= _COMPILED_MAX:
-        _COMPILED.pop(next(iter(_COMPILED)))
-    _COMPILED[key] = (charges, rules)
+    with _COMPILED_LOCK:
+        while len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[key] = (charges, rules)
     return rules
 
 

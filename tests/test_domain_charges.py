@@ -363,3 +363,35 @@ def test_compiled_rules_are_reused_per_charges_object_and_never_confused_between
     for k in range(engine._COMPILED_MAX + 50):                                      # bounded
         engine._compile(f"test@v{k}", low, None, None)
     assert len(engine._COMPILED) <= engine._COMPILED_MAX
+
+
+def test_compiled_rules_stay_bounded_and_whole_when_several_worker_threads_compile_at_once():
+    # A worker runs workflow tasks on several threads; past the bound every miss also evicts.
+    import sys
+    import threading
+
+    from domain import charges as engine
+
+    objects = [rules(penalty_interest={"rate": f"{r}%", "per": "year", "day_count": "ACT/365"}) for r in range(1, 41)]
+    errors: list[BaseException] = []
+
+    def compile_many(k: int) -> None:
+        try:
+            for n in range(400):
+                c = objects[(k * 7 + n) % len(objects)]
+                assert engine._compile(f"test@v{k}-{n}", c, None, None).source is c
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)       # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=compile_many, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, errors[:3]
+    assert len(engine._COMPILED) <= engine._COMPILED_MAX
