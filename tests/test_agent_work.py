@@ -400,44 +400,9 @@ async def test_no_task_request_gets_a_server_error(work: Work) -> None:
     """Schemathesis (its own CLI) on the task routes, with a supervisor's key so requests get past
     authentication: generated and mutated ids, filters and bodies are answered 2xx/4xx, never 5xx,
     and nothing reaches the catch-all."""
-    import logging
     import re
-    import shutil
-    import tempfile
 
-    import uvicorn
+    from tests.test_ingress_schemathesis import fuzz_routes
 
-    from tests.test_ingress_schemathesis import SEED, Unexpected, _server_errors, free_port
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(work.app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
-    server.install_signal_handlers = lambda: None
-    report = Path(tempfile.mkdtemp(prefix="arrears-st-tasks-"))
-    unexpected = Unexpected()
-    logging.getLogger("ingress").addHandler(unexpected)
-    serving = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            assert not serving.done(), "the ingress did not start"
-            await asyncio.sleep(0.05)
-        proc = await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).with_name("st")), "run", f"http://127.0.0.1:{port}/openapi.json",
-            "--include-path-regex", "^/tasks", "-H", f"Authorization: Bearer {work.keys['supervisor']}",
-            "--phases", "examples,coverage,fuzzing", "--checks", "not_a_server_error", "--mode", "all",
-            "--max-examples", "25", "--seed", str(SEED), "--generation-deterministic", "--workers", "1",
-            "--request-timeout", "60", "--report", "ndjson", "--report-dir", str(report), "--no-color",
-            "--warnings", "off",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=report,
-            env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
-        out, _ = await asyncio.wait_for(proc.communicate(), 600)
-        text = out.decode(errors="replace")
-        assert not _server_errors(report), "\n".join(_server_errors(report)[:5])
-        assert proc.returncode == 0, text[-6000:]
-        assert not unexpected.records, "\n\n".join(unexpected.records[:5])
-        assert re.search(r"Tested:\s+5\b", text), text[-3000:]   # the five task operations
-    finally:
-        logging.getLogger("ingress").removeHandler(unexpected)
-        server.should_exit = True
-        await serving
-        shutil.rmtree(report, ignore_errors=True)
+    text = await fuzz_routes(work.app, "^/tasks", work.keys["supervisor"])
+    assert re.search(r"Tested:\s+5\b", text), text[-3000:]   # the five task operations

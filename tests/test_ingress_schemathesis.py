@@ -106,3 +106,40 @@ class Unexpected(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(self.format(record))
+
+
+async def fuzz_routes(app, path_regex: str, key: str) -> str:
+    """A focused run on the routes matching `path_regex` of an ingress app, with an API key: served on
+    a loopback port, every stateless phase; no 5xx and nothing only the catch-all answered. The
+    run's output, for the caller's own checks (how many operations were tested)."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server.install_signal_handlers = lambda: None
+    report = Path(tempfile.mkdtemp(prefix="arrears-st-focus-"))
+    unexpected = Unexpected()
+    logging.getLogger("ingress").addHandler(unexpected)
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            assert not serving.done(), "the ingress did not start"
+            await asyncio.sleep(0.05)
+        proc = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("st")), "run", f"http://127.0.0.1:{port}/openapi.json",
+            "--include-path-regex", path_regex, "-H", f"Authorization: Bearer {key}",
+            "--phases", "examples,coverage,fuzzing", "--checks", "not_a_server_error", "--mode", "all",
+            "--max-examples", "25", "--seed", str(SEED), "--generation-deterministic", "--workers", "1",
+            "--request-timeout", "60", "--report", "ndjson", "--report-dir", str(report), "--no-color",
+            "--warnings", "off",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=report,
+            env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
+        out, _ = await asyncio.wait_for(proc.communicate(), 600)
+        text = out.decode(errors="replace")
+        assert not _server_errors(report), "\n".join(_server_errors(report)[:5])
+        assert proc.returncode == 0, text[-6000:]
+        assert not unexpected.records, "\n\n".join(unexpected.records[:5])
+        return text
+    finally:
+        logging.getLogger("ingress").removeHandler(unexpected)
+        server.should_exit = True
+        await serving
+        shutil.rmtree(report, ignore_errors=True)
