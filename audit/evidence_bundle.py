@@ -184,14 +184,15 @@ class EvidenceBundles:
             "INSERT INTO evidence_bundles (name, account_id, placement_key, sha256, bytes, content)"
             " VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (name) DO NOTHING RETURNING true",
             name, account_id, placement_key, sha, len(data), data)
-        if inserted:
-            return data
+        return data if inserted else await self._read(name)
+
+    async def _read(self, name: str) -> bytes | None:
         return await self.pool.fetchval("SELECT content FROM evidence_bundles WHERE name = $1", name)
 
     async def _bundle(self, account_id: str, placement_key: str) -> BundleReference:
         name = bundle_name(account_id, placement_key)
         path = self.path_for(account_id, placement_key)
-        data = await self.pool.fetchval("SELECT content FROM evidence_bundles WHERE name = $1", name)
+        data = await self._read(name)
         if data is None:   # the first attempt (a retry reads the bytes it stored: the same SHA-256)
             if path.is_file() and path.stat().st_size <= self.max_bytes:
                 # Written by an attempt before bundles were kept in PostgreSQL: keep its bytes.

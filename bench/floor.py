@@ -351,8 +351,8 @@ def markdown(r: dict[str, Any]) -> str:
     mc, p = r["machine"], r["params"]
     lines = ["| measure | skeleton | AccountCollection | ratio | target | met |", "|---|---|---|---|---|---|"]
     lines += [f"| {' | '.join(row)} |" for row in rows(r)]
-    lines += ["", f"{p['accounts']} accounts each (throughput in halves: skeleton, account, account, skeleton), {p['in_flight']} requests in flight, {p['latency_samples']} latency "
-              f"samples, compressed time {p['seconds_per_day']} s/day; replay: {r['account']['replay']['histories']} "
+    lines += ["", f"{p['accounts']} accounts each (throughput in halves: skeleton, account, account, skeleton), "
+              f"{p['in_flight']} requests in flight, {p['latency_samples']} latency samples, compressed time {p['seconds_per_day']} s/day; replay: {r['account']['replay']['histories']} "
               f"AccountCollection histories ({r['account']['replay']['failures']} failures). "
               f"Machine: {mc['cpu']}, {mc['logical_cores']} logical cores, {mc['memory_gb']} GB, {mc['os']}; "
               f"Python {mc['python']}, temporalio {mc['temporalio']}, {mc['temporal_cli'].splitlines()[0] if mc['temporal_cli'] else ''}; "

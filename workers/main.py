@@ -106,6 +106,7 @@ def sdk_runtime(settings: Settings):
 
 
 async def run(settings: Settings | None = None, *, role: Role = "all") -> None:
+    from infra.schedules import register_schedules
     from infra.temporal import connect, register_search_attributes
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -123,15 +124,13 @@ async def run(settings: Settings | None = None, *, role: Role = "all") -> None:
             # this worker, and none of them needs the database or the schedule below.
             workers.append(workflow_worker(client, settings=s))
             await stack.enter_async_context(workers[-1])
-        # Imported once the workflow worker polls: the providers' SDKs take a while to import.
-        from activities.registry import build_activities
-        from infra.database import create_pool, migrate
-        from infra.postgres import database_url
-        from infra.schedules import register_schedules
-
-        if role in ("all", "workflows"):
             await register_schedules(client, s)     # the weekly ageing report (idempotent)
         if role in ("all", "activities"):
+            # Imported once the workflow worker polls: the providers' SDKs take a while to import.
+            from activities.registry import build_activities
+            from infra.database import create_pool, migrate
+            from infra.postgres import database_url
+
             url = database_url(s)
             await migrate(url)
             pools = {}
