@@ -25,6 +25,13 @@ from infra.devstack import EmbeddedPostgres, Supervisor, tail
 from infra.temporal import binary, register_search_attributes, search_attribute_flags
 
 
+# The worker tuning settings (infra/settings.py, docs/scaling.md) a benchmark passes to its workers.
+TUNING = frozenset({
+    "ARREARS_WORKFLOW_CACHE", "ARREARS_MAX_CONCURRENT_WORKFLOW_TASKS", "ARREARS_WORKFLOW_POLLERS",
+    "ARREARS_MAX_CONCURRENT_ACTIVITIES", "ARREARS_ACTIVITY_POLLERS", "ARREARS_WORKFLOW_SANDBOX",
+    "ARREARS_WORKFLOW_TASK_TIMEOUT", "ARREARS_STICKY_SCHEDULE_TO_START"})
+
+
 @dataclass
 class WorkerProcess:
     name: str
@@ -93,8 +100,10 @@ class BenchStack:
         return self.env.client
 
     def worker_env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ARREARS_") and k not in (
-            "TEMPORAL_ADDRESS", "DATABASE_URL")}
+        # The caller's own stack settings never leak in, but the worker tuning does: the benchmarks
+        # record it in their parameters and are run with it (`ARREARS_WORKFLOW_SANDBOX=off ...`).
+        env = {k: v for k, v in os.environ.items() if k in TUNING or (not k.startswith("ARREARS_") and k not in (
+            "TEMPORAL_ADDRESS", "DATABASE_URL"))}
         env.update(TEMPORAL_ADDRESS=self.address, DATABASE_URL=self.database_url,
                    ARREARS_DATA_DIR=str(self.work / "data"), PYTHONUNBUFFERED="1")
         env.update(extra)
