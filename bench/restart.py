@@ -65,7 +65,7 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
         await asyncio.gather(*(m.settle(stack.client.get_workflow_handle(target.workflow_id(a))) for a in ids[:20]))
 
         stack.stop_worker(worker, kill=kill)
-        restarted = time.perf_counter()
+        restarted, server_cpu = time.perf_counter(), stack.server_cpu()
         fleet = [start_worker(f"worker-2{chr(97 + k)}") for k in range(processes)]
         worker = fleet[0]
         answered: dict[str, float] = {}
@@ -90,6 +90,9 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
         poll_task = asyncio.create_task(stack.wait_polling(worker, activity_queues=queues))
         await m.bounded((answer(a) for a in ids), limit=in_flight)
         polling_after = await poll_task
+        # Where the interval's CPU went: the new workers (start-up included) and the server.
+        cpu = {"workers_s": round(sum(w.cpu() for w in fleet), 2),
+               "server_s": round(stack.server_cpu() - server_cpu, 2), "wall_s": round(time.perf_counter() - restarted, 2)}
         times = sorted(answered.values())
         # A sticky task left for the dead worker times out schedule-to-start (by design, then any
         # worker takes it); a start-to-close timeout is a task that ran longer than its timeout.
@@ -107,7 +110,7 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
             "worker_polling_after_s": polling_after,
             "all_answer_after_s": times[-1], "p50_s": m.percentile(times, .5), "p99_s": m.percentile(times, .99),
             "first_answer_after_s": times[0], "within_10s": sum(t <= 10 for t in times),
-            "workflow_task_timeouts": timeouts,
+            "workflow_task_timeouts": timeouts, "cpu": cpu,
             "workflow_task_failures": failed, "query_errors_retried": failures["queries"],
             "log_task_exceeded": log.count("exceeded"), "log_task_not_found": log.lower().count("not found"),
             "worker_rss_mb": [round(w.rss_mb(), 1) for w in fleet]}

@@ -94,6 +94,19 @@ class BenchStack:
         if self.pg is not None:
             self.pg.stop()
 
+    def server_cpu(self) -> float:
+        """CPU seconds the dev server (and PostgreSQL) used so far: what a phase's workers share the
+        cores with."""
+        total = 0.0
+        for child in psutil.Process().children(recursive=True):
+            try:
+                if child.name().startswith(("temporal", "postgres")):
+                    t = child.cpu_times()
+                    total += t.user + t.system
+            except psutil.Error:
+                continue
+        return total
+
     @property
     def client(self) -> Client:
         assert self.env is not None

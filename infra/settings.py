@@ -120,13 +120,14 @@ class Settings(BaseSettings):
     # Per activity queue (one activity worker per queue).
     max_concurrent_activities: int = Field(default=40, ge=1, validation_alias="ARREARS_MAX_CONCURRENT_ACTIVITIES")
     activity_pollers: int = Field(default=2, ge=1, validation_alias="ARREARS_ACTIVITY_POLLERS")
-    # How workflow code is isolated. "passthrough" (default): the project's workflow modules are
-    # imported once per process instead of once per workflow instance; the SDK's call restrictions
-    # then do not apply to them (measured: a history replays 2.4x cheaper, docs/scaling.md). The
-    # guard is the test suite, whose workers run the full sandbox, and the golden replays.
-    # "full": the SDK's sandbox re-imports the workflow modules for every instance (every cache
-    # miss and every replay after a restart pays it). "off": no sandbox.
-    workflow_sandbox: Literal["full", "passthrough", "off"] = Field(default="passthrough",
+    # How workflow code is isolated. "off" (default): no sandbox. "passthrough": the SDK's sandbox
+    # with the project's workflow modules imported once per process; its call restrictions do not
+    # apply to passed-through modules (tests/test_worker_tuning.py shows it), so it guards nothing
+    # more than "off" and costs every new workflow instance the sandbox's set-up (a restart of
+    # 1,000 accounts: worker CPU 12.8 s off, about 17 s passthrough, docs/scaling.md). The guard
+    # is the test suite, whose workers run the "full" sandbox, and the golden replays under all
+    # three. "full": the SDK's sandbox, re-importing the workflow modules for every instance.
+    workflow_sandbox: Literal["full", "passthrough", "off"] = Field(default="off",
                                                                     validation_alias="ARREARS_WORKFLOW_SANDBOX")
     # The weekly receivables ageing report (workflows/ageing.py, infra/schedules.py): a cron
     # expression read in `ageing_timezone` (Monday 07:00 by default); empty disables the schedule.

@@ -63,17 +63,19 @@ async def test_every_golden_history_replays_against_the_current_code() -> None:
     assert summary.replayed == len(list(history_files(GOLDEN))) and summary.passed == summary.replayed
 
 
-async def test_golden_histories_replay_with_the_deployed_workers_isolation() -> None:
-    # The suite's workers run the SDK's full sandbox; deployed workers import the workflow modules
-    # once (ARREARS_WORKFLOW_SANDBOX=passthrough): the same histories must replay there too.
+@pytest.mark.parametrize("isolation", ["off", "passthrough"])
+async def test_golden_histories_replay_with_the_deployed_workers_isolation(isolation: str) -> None:
+    # The suite's workers run the SDK's full sandbox; deployed workers run without one
+    # (ARREARS_WORKFLOW_SANDBOX=off, the default) or import the workflow modules once
+    # (passthrough): the same histories must replay under both.
     from temporalio.worker import Replayer
 
     from audit.replay import data_converter
     from infra.settings import Settings
     from workers.main import workflow_runner
 
-    runner = workflow_runner(Settings())
-    assert "workflow_runner" in runner   # not the full sandbox: this test is about the other one
+    runner = workflow_runner(Settings(ARREARS_WORKFLOW_SANDBOX=isolation))
+    assert "workflow_runner" in runner   # not the full sandbox: this test is about the others
     replayer = Replayer(workflows=[AccountCollection], data_converter=data_converter(), **runner)
     failures = []
     for name, history in golden():

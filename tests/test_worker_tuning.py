@@ -146,14 +146,15 @@ def test_workflow_isolation_is_configurable() -> None:
     from temporalio.worker import UnsandboxedWorkflowRunner
     from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-    # Deployed workers import the workflow modules once; the suite's workers (no settings) run the
-    # SDK's full sandbox, so every workflow test checks the sandbox's call restrictions.
+    # Deployed workers run without a sandbox (tests/test_workflow_isolation.py says why); the
+    # suite's workers (no settings) run the SDK's full sandbox, so every workflow test checks the
+    # sandbox's call restrictions.
     assert "workflow_runner" not in workflow_tuning(Settings(ARREARS_WORKFLOW_SANDBOX="full"))
-    passthrough = workflow_tuning(Settings())["workflow_runner"]
+    deployed = workflow_tuning(Settings())["workflow_runner"]
+    assert isinstance(deployed, UnsandboxedWorkflowRunner)
+    passthrough = workflow_tuning(Settings(ARREARS_WORKFLOW_SANDBOX="passthrough"))["workflow_runner"]
     assert isinstance(passthrough, SandboxedWorkflowRunner)
     assert "workflows" in passthrough.restrictions.passthrough_modules
-    off = workflow_tuning(Settings(ARREARS_WORKFLOW_SANDBOX="off"))["workflow_runner"]
-    assert isinstance(off, UnsandboxedWorkflowRunner)
     with pytest.raises(ValueError):
         Settings(ARREARS_WORKFLOW_SANDBOX="none")
 
