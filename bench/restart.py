@@ -5,7 +5,7 @@ real workflow task; `--ask status` is the issue's measure (a query on an account
 has not cached replays its history too).
 
     .venv/bin/python -m bench.restart [--accounts 1000] [--payments 4] [--kill] [--processes 2]
-                                      [--ask payment|status] [--skeleton]
+                                      [--ask payment|status] [--skeleton] [--workflows-only]
 
 Tuning comes from the environment like `arrears worker` (ARREARS_WORKFLOW_CACHE,
 ARREARS_MAX_CONCURRENT_WORKFLOW_TASKS, ARREARS_WORKFLOW_POLLERS, ARREARS_WORKFLOW_TASK_TIMEOUT,
@@ -28,7 +28,7 @@ from infra.settings import Settings
 
 
 async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skeleton: bool = False,
-              in_flight: int = m.IN_FLIGHT, ask: str = "payment") -> dict[str, Any]:
+              in_flight: int = m.IN_FLIGHT, ask: str = "payment", workflows_only: bool = False) -> dict[str, Any]:
     settings = Settings()
     target = SKELETON if skeleton else ACCOUNT
     today = datetime.now(timezone.utc).date()
@@ -40,11 +40,11 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
         "sticky_schedule_to_start_s": settings.sticky_schedule_to_start,
         "workflow_sandbox": settings.workflow_sandbox, "processes_after_restart": processes,
         "workflow_type": target.workflow_type, "asked_at_once_after_restart": in_flight,
-        "asked_after_restart": ask}}
+        "asked_after_restart": ask, "restarted_with": "--workflows-only" if workflows_only else "all roles"}}
     ids = [f"RESTART-{i:06d}" for i in range(accounts)]
     async with BenchStack() as stack:
-        def start_worker(name: str):
-            return stack.start_skeleton_worker(name) if skeleton else stack.start_real_worker(name)
+        def start_worker(name: str, args: list[str] | None = None):
+            return stack.start_skeleton_worker(name) if skeleton else stack.start_real_worker(name, args)
 
         queues = () if skeleton else ("arrears-ledger",)
         worker = start_worker("worker-1")
@@ -66,7 +66,9 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
 
         stack.stop_worker(worker, kill=kill)
         restarted, server_cpu = time.perf_counter(), stack.server_cpu()
-        fleet = [start_worker(f"worker-2{chr(97 + k)}") for k in range(processes)]
+        fleet = [start_worker(f"worker-2{chr(97 + k)}", ["--workflows-only"] if workflows_only else None)
+                 for k in range(processes)]
+        queues = () if workflows_only else queues
         worker = fleet[0]
         answered: dict[str, float] = {}
         failures = {"queries": 0}
@@ -130,10 +132,12 @@ def main() -> None:
     parser.add_argument("--ask", choices=("payment", "status"), default="payment",
                         help="after the restart: send a payment and wait until `status` shows it (every account "
                              "runs a workflow task), or only ask `status` (the issue's measure: a query replays too)")
+    parser.add_argument("--workflows-only", action="store_true",
+                        help="restart the worker as `arrears worker --workflows-only` (activities run elsewhere)")
     parser.add_argument("--out", type=Path, default=RESULTS / "restart-latest.json")
     args = parser.parse_args()
     result = asyncio.run(run(args.accounts, args.payments, args.kill, args.processes, args.skeleton, args.in_flight,
-                             args.ask))
+                             args.ask, args.workflows_only))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     print(json.dumps({"params": result["params"], "events_per_account": result["events_per_account"],

@@ -124,7 +124,7 @@ class Settings(BaseSettings):
     # with the project's workflow modules imported once per process; its call restrictions do not
     # apply to passed-through modules (tests/test_worker_tuning.py shows it), so it guards nothing
     # more than "off" and costs every new workflow instance the sandbox's set-up (a restart of
-    # 1,000 accounts: worker CPU 12.8 s off, about 17 s passthrough, docs/scaling.md). The guard
+    # 1,000 accounts: worker CPU 13.1-13.7 s off, 15.0-17.4 s passthrough, docs/scaling.md). The guard
     # is the test suite, whose workers run the "full" sandbox, and the golden replays under all
     # three. "full": the SDK's sandbox, re-importing the workflow modules for every instance.
     workflow_sandbox: Literal["full", "passthrough", "off"] = Field(default="off",
