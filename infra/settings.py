@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     # expression read in `ageing_timezone` (Monday 07:00 by default); empty disables the schedule.
     ageing_schedule: str = Field(default="0 7 * * 1", max_length=100, validation_alias="ARREARS_AGEING_SCHEDULE")
     ageing_timezone: str = Field(default="UTC", max_length=64, validation_alias="ARREARS_AGEING_TIMEZONE")
+    # The workers' build ID, recorded with every task they complete: a deploy sets its release
+    # (image tag, commit). Unset: a hash of the code that decides commands (workers/main.py).
+    build_id: str | None = Field(default=None, min_length=1, max_length=255, validation_alias="ARREARS_BUILD_ID")
     # Workflow task timeout given when an account is started (Temporal's default is 10 s).
     workflow_task_timeout: float = Field(default=10.0, gt=0, le=120, validation_alias="ARREARS_WORKFLOW_TASK_TIMEOUT")
     # How long a task waits for the worker that has the workflow cached before any worker takes it:

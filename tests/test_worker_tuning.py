@@ -171,3 +171,33 @@ def test_the_worker_command_starts_without_importing_the_other_commands() -> Non
                                 env={**os.environ, "COLUMNS": "200"})
     assert everything.returncode == 0
     assert all(name in everything.stdout for name in ("worker", "up", "replay", "evidence"))
+
+
+async def test_workers_carry_the_configured_build_id_or_the_hash_of_the_deciding_code(env, tmp_path) -> None:
+    from workers.main import DECIDING, ROOT, code_build_id
+
+    def queue() -> str:   # one worker per queue and build ID in a process
+        return f"build-id-{uuid.uuid4().hex[:8]}"
+
+    released = Settings(ARREARS_BUILD_ID="release-2026.11.27")
+    assert workflow_worker(env.client, task_queue=queue(), settings=released).config()["build_id"] == "release-2026.11.27"
+    [ledger] = activity_workers(env.client, {queue(): [load_policy]}, released)
+    assert ledger.config()["build_id"] == "release-2026.11.27"
+    # Unset: not the SDK's default (a hash of every loaded module's bytecode, a quarter of a
+    # second of a restarting worker's start-up) but a hash of the code that decides commands.
+    assert workflow_worker(env.client, task_queue=queue(), settings=Settings()).config()["build_id"] == code_build_id()
+    for d in DECIDING:
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "rules.py").write_text(f"# {d}\n")
+    before = code_build_id(tmp_path)
+    assert before.startswith("arrears-") and code_build_id.__wrapped__(tmp_path) == before
+    (tmp_path / "policies" / "rules.py").write_text("# a rule changed\n")
+    assert code_build_id.__wrapped__(tmp_path) != before
+    (tmp_path / "README.md").write_text("not deciding\n")
+    assert code_build_id.__wrapped__(tmp_path) == code_build_id.__wrapped__(tmp_path)
+    assert (ROOT / "workflows" / "account_collection.py").exists()
+
+
+def test_build_id_is_bounded() -> None:
+    with pytest.raises(ValueError):
+        Settings(ARREARS_BUILD_ID="x" * 256)
