@@ -41,6 +41,7 @@ CATEGORIES = {
     "resumed": "operator action", "risk_signal": "risk", "contact": "contact", "recipient_fallback": "contact",
     "step_skipped": "compliance", "compliance_decision": "compliance", "send_failed": "message",
     "evidence_export": "audit", "evidence_export_failed": "audit", "evidence_download": "audit",
+    "evidence_check": "audit",
 }
 
 

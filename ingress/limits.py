@@ -42,6 +42,14 @@ IdempotencyKey = Annotated[str | None, Header(
     min_length=1, max_length=L.MAX_ID, pattern=L.ID_PATTERN,
     description="retries with the same key run the update once (letters, digits, `._:-`)")]
 
+# `If-None-Match` (ingress/conditional.py), all its field lines together: room for dozens of tags
+# of the evidence route's 66 characters (a quoted SHA-256); longer is 422.
+MAX_IF_NONE_MATCH = 4096
+IfNoneMatch = Annotated[str | None, Header(
+    alias="If-None-Match", max_length=MAX_IF_NONE_MATCH,
+    description="entity tags the caller holds (RFC 9110 13.1.2: `\"<tag>\"`, `W/\"<tag>\"`, a comma-separated "
+                "list, or `*`): naming the current `ETag` answers `304` without the body")]
+
 
 async def create_pool(url: str, timeouts: Timeouts, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """The ingress's pool: every connection attempt and every statement has a time limit

@@ -97,7 +97,8 @@ async def test_every_route_without_credentials_and_with_each_role(harness: Harne
                         assert r.status_code not in (401, 403), (method, path, role, r.status_code, r.text)
                 else:
                     assert r.status_code == 403, (method, path, role, r.status_code, r.text)
-                    assert permission in r.json()["detail"]
+                    if method != "HEAD":  # a HEAD answer has no body to explain itself in
+                        assert permission in r.json()["detail"]
                 checked += 1
     assert checked >= 4 * (len(UPDATES) + len(SIGNALS) + 3)
 
