@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import temporalio
-
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
