@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     activity_pollers: int = Field(default=2, ge=1, validation_alias="ARREARS_ACTIVITY_POLLERS")
     # How workflow code is isolated. "off" (default): no sandbox. "passthrough": the SDK's sandbox
     # with the project's workflow modules imported once per process; its call restrictions do not
-    # apply to passed-through modules (tests/test_worker_tuning.py shows it), so it guards nothing
+    # apply to passed-through modules (tests/test_workflow_isolation.py shows it), so it guards nothing
     # more than "off" and costs every new workflow instance the sandbox's set-up (a restart of
     # 1,000 accounts: worker CPU 13.1-13.7 s off, 15.0-17.4 s passthrough, docs/scaling.md). The guard
     # is the test suite, whose workers run the "full" sandbox, and the golden replays under all

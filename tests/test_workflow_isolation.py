@@ -12,6 +12,7 @@ import uuid
 import pytest
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -51,7 +52,7 @@ async def run_with(env, **runner) -> str | None:
         try:
             return await first_task_failure(env, handle)
         finally:
-            if (await handle.describe()).status == 1:   # running: its task retries forever
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:   # its task retries forever
                 await handle.terminate("test over")
 
 
