@@ -364,9 +364,13 @@ class Policy(_Strict):
             raise ValueError("stages must be in increasing from_dpd order")
         for st in self.steps:
             # A later step that ran first would leave the waiting one behind for good (the ladder
-            # never runs a step below the highest one taken).
+            # never runs a step below the highest one taken). Only waiting steps are compared: this
+            # runs again whenever a model holding the policy is built (pydantic re-runs "after"
+            # validators of nested instances), a few times per account turn.
+            if st.after_payday_within is None:
+                continue
             later = [o.dpd for o in self.steps if o.dpd is not None and st.dpd is not None and o.dpd > st.dpd]
-            if st.after_payday_within is not None and later and st.dpd + st.after_payday_within >= min(later):
+            if later and st.dpd + st.after_payday_within >= min(later):
                 raise ValueError(f"step {st.id}: waiting up to {st.after_payday_within} days for a payday reaches "
                                  f"the next step at DPD {min(later)}")
         return self

@@ -111,6 +111,11 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         self._balance_cache = None
         self._local_now_key = None
         self._local_now_value = None
+        self._task_ns = None
+        self._task_at = None
+        self._now_real = None
+        self._now_clock = None
+        self._now_value = None
 
     # ------------------------------------------------------------------ run loop
     @workflow.run

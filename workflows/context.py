@@ -51,6 +51,11 @@ class AccountContext:
     _balance_cache: AccountBalance | None
     _local_now_key: tuple[datetime, str] | None   # (instant, zone) of the cached local wall time
     _local_now_value: datetime | None
+    _task_ns: int | None                 # workflow.time_ns() of the cached workflow.now()
+    _task_at: datetime | None
+    _now_real: datetime | None           # (real instant, clock) of the cached collection time
+    _now_clock: Any
+    _now_value: datetime | None
     _at_open: bool                       # this run recorded PATCHES_AT_OPEN in its opening task
 
     def _patched(self, patch_id: str) -> bool:
@@ -72,10 +77,22 @@ class AccountContext:
         in a turn held at its timer's due instant (see AccountCollection._hold_if_late)."""
         if self._opening:
             return workflow.info().start_time
-        return self._held_at or workflow.now()
+        return self._held_at or self._task_now()
+
+    def _task_now(self) -> datetime:
+        """`workflow.now()`, built once per task: a turn asks for the time a hundred times (the
+        balance, the ladder and the records each read today), and building it is most of the cost."""
+        ns = workflow.time_ns()
+        if ns != self._task_ns:
+            self._task_ns, self._task_at = ns, workflow.now()
+        return self._task_at  # type: ignore[return-value]
 
     def _now(self) -> datetime:
-        return self._state.clock.now(self._reading_at or self._real_now())
+        real, clock = self._reading_at or self._real_now(), self._state.clock
+        # By identity: the instants above are the same objects for as long as the task lasts.
+        if real is not self._now_real or clock is not self._now_clock:
+            self._now_real, self._now_clock, self._now_value = real, clock, clock.now(real)
+        return self._now_value  # type: ignore[return-value]
 
     def _local_now(self) -> datetime:
         # Asked a score of times per turn for the same instant: converted once per instant and zone.
