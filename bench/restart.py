@@ -5,7 +5,11 @@ real workflow task; `--ask status` is the issue's measure (a query on an account
 has not cached replays its history too).
 
     .venv/bin/python -m bench.restart [--accounts 1000] [--payments 4] [--kill] [--processes 2]
-                                      [--ask payment|status] [--skeleton] [--workflows-only]
+                                      [--ask payment|status] [--skeleton] [--workflows-only] [--pairs N]
+
+`--pairs N` runs the account workflow and the skeleton alternately N times each, a fresh stack for
+every run, and compares them pair by pair: this machine's speed drifts by a quarter within an hour,
+so only runs taken together compare (bench/results/restart-pairs.json).
 
 Tuning comes from the environment like `arrears worker` (ARREARS_WORKFLOW_CACHE,
 ARREARS_MAX_CONCURRENT_WORKFLOW_TASKS, ARREARS_WORKFLOW_POLLERS, ARREARS_WORKFLOW_TASK_TIMEOUT,
@@ -120,6 +124,31 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
     return out
 
 
+def summarize(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pair by pair (the account workflow, then the skeleton, run back to back): the time until every
+    account answered, how many answered within 10 s, and the account workflow's time over the
+    skeleton's; the median of each."""
+    rows = []
+    for pair in pairs:
+        ours, floor = pair["account"]["result"], pair["skeleton"]["result"]
+        rows.append({"account_s": round(ours["all_answer_after_s"], 2), "skeleton_s": round(floor["all_answer_after_s"], 2),
+                     "ratio": round(ours["all_answer_after_s"] / floor["all_answer_after_s"], 3),
+                     "account_within_10s": ours["within_10s"], "skeleton_within_10s": floor["within_10s"],
+                     "account_worker_cpu_s": ours["cpu"]["workers_s"], "skeleton_worker_cpu_s": floor["cpu"]["workers_s"],
+                     "timeouts": sum(ours["workflow_task_timeouts"].values())})
+
+    def median(key: str) -> float:
+        values = sorted(r[key] for r in rows)
+        mid = len(values) // 2
+        return values[mid] if len(values) % 2 else round((values[mid - 1] + values[mid]) / 2, 3)
+
+    return {"pairs": rows, "median": {k: median(k) for k in ("account_s", "skeleton_s", "ratio",
+                                                               "account_worker_cpu_s", "skeleton_worker_cpu_s")},
+            # Pairs in which every account answered within 10 s (the issue's target).
+            "account_met": sum(r["account_s"] <= 10 for r in rows),
+            "skeleton_met": sum(r["skeleton_s"] <= 10 for r in rows)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=1000)
@@ -134,8 +163,27 @@ def main() -> None:
                              "runs a workflow task), or only ask `status` (the issue's measure: a query replays too)")
     parser.add_argument("--workflows-only", action="store_true",
                         help="restart the worker as `arrears worker --workflows-only` (activities run elsewhere)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "restart-latest.json")
+    parser.add_argument("--pairs", type=int, default=0,
+                        help="run the account workflow and the skeleton alternately this many times each and compare")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.pairs:
+        out = args.out or RESULTS / "restart-pairs.json"
+        pairs = []
+        for k in range(args.pairs):
+            pair = {}
+            for label, skeleton in (("account", False), ("skeleton", True)):
+                say(f"pair {k + 1}/{args.pairs}: {label}")
+                pair[label] = asyncio.run(run(args.accounts, args.payments, args.kill, args.processes, skeleton,
+                                              args.in_flight, args.ask, args.workflows_only))
+            pairs.append(pair)
+            summary = summarize(pairs)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps({"summary": summary, "runs": pairs}, indent=2, default=str) + "\n",
+                           encoding="utf-8")
+        print(json.dumps(summary, indent=2))
+        return
+    args.out = args.out or RESULTS / "restart-latest.json"
     result = asyncio.run(run(args.accounts, args.payments, args.kill, args.processes, args.skeleton, args.in_flight,
                              args.ask, args.workflows_only))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -43,3 +43,19 @@ def test_the_stack_compiles_the_project_before_its_workers_start(tmp_path, monke
     compile_project(tmp_path)
     assert Path(importlib.util.cache_from_source(str(tmp_path / "workflows" / "turn.py"))).is_file()
     assert not Path(importlib.util.cache_from_source(str(tmp_path / "tests" / "test_turn.py"))).exists()
+
+
+def test_restart_pairs_compare_runs_taken_together():
+    from bench.restart import summarize
+
+    def run(all_s: float, within: int, cpu: float, timeouts: int = 0) -> dict:
+        return {"result": {"all_answer_after_s": all_s, "within_10s": within, "cpu": {"workers_s": cpu},
+                           "workflow_task_timeouts": {"start_to_close": timeouts, "schedule_to_start": 0}}}
+
+    summary = summarize([{"account": run(12.0, 800, 11.0), "skeleton": run(10.0, 1000, 8.0)},
+                         {"account": run(9.0, 1000, 9.0, 1), "skeleton": run(9.0, 1000, 7.5)},
+                         {"account": run(16.0, 600, 13.0), "skeleton": run(10.5, 950, 9.0)}])
+    assert [r["ratio"] for r in summary["pairs"]] == [1.2, 1.0, 1.524]
+    assert summary["median"]["ratio"] == 1.2 and summary["median"]["account_s"] == 12.0
+    assert summary["account_met"] == 1 and summary["skeleton_met"] == 2
+    assert summary["pairs"][1]["timeouts"] == 1
