@@ -70,6 +70,7 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
 
         stack.stop_worker(worker, kill=kill)
         restarted, server_cpu = time.perf_counter(), stack.server_cpu()
+        restarted_at = datetime.now(timezone.utc)
         fleet = [start_worker(f"worker-2{chr(97 + k)}", ["--workflows-only"] if workflows_only else None)
                  for k in range(processes)]
         queues = () if workflows_only else queues
@@ -103,20 +104,25 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
         # A sticky task left for the dead worker times out schedule-to-start (by design, then any
         # worker takes it); a start-to-close timeout is a task that ran longer than its timeout.
         timeouts = {"start_to_close": 0, "schedule_to_start": 0}
+        timed_out: list[dict[str, Any]] = []   # which, and when: before the restart is the old process's
         failed = 0
         for a in ids:
             for h in await m.histories(stack.client, target.workflow_id(a)):
                 for e in h.events:
                     if e.event_type == m.WFT_TIMED_OUT:
                         kind = e.workflow_task_timed_out_event_attributes.timeout_type
-                        timeouts["start_to_close" if kind == 1 else "schedule_to_start"] += 1
+                        name = "start_to_close" if kind == 1 else "schedule_to_start"
+                        timeouts[name] += 1
+                        when = e.event_time.ToDatetime(tzinfo=timezone.utc)
+                        timed_out.append({"workflow_id": h.workflow_id, "timeout": name, "event_id": e.event_id,
+                                          "after_restart_s": round((when - restarted_at).total_seconds(), 2)})
                 failed += m.count_events(h, m.WFT_FAILED)
         log = "".join((stack.work / f"{w.name}.log").read_text(errors="replace") for w in fleet)
         out["result"] = {
             "worker_polling_after_s": polling_after,
             "all_answer_after_s": times[-1], "p50_s": m.percentile(times, .5), "p99_s": m.percentile(times, .99),
             "first_answer_after_s": times[0], "within_10s": sum(t <= 10 for t in times),
-            "workflow_task_timeouts": timeouts, "cpu": cpu,
+            "workflow_task_timeouts": timeouts, "timed_out_tasks": timed_out[:20], "cpu": cpu,
             "workflow_task_failures": failed, "query_errors_retried": failures["queries"],
             "log_task_exceeded": log.count("exceeded"), "log_task_not_found": log.lower().count("not found"),
             "worker_rss_mb": [round(w.rss_mb(), 1) for w in fleet]}
