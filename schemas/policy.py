@@ -366,7 +366,7 @@ class Policy(_Strict):
             # A later step that ran first would leave the waiting one behind for good (the ladder
             # never runs a step below the highest one taken). Only waiting steps are compared: this
             # runs again whenever a model holding the policy is built (pydantic re-runs "after"
-            # validators of nested instances), a few times per account turn.
+            # validators of nested instances), e.g. the account state of every run, replays included.
             if st.after_payday_within is None:
                 continue
             later = [o.dpd for o in self.steps if o.dpd is not None and st.dpd is not None and o.dpd > st.dpd]
