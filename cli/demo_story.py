@@ -316,6 +316,10 @@ async def _execute(svc: Any, acct: DemoAccount, step: Step) -> str:
     from schemas.events import Operator
 
     aid = acct.account_id
+    # The debtor pays the amount quoted at this instant, and billing dates the payment then. Dated
+    # when it arrives instead, a payment of "what is overdue" that a busy machine delivers a
+    # collection day later (a second, at demo speed) falls short of that day's interest: no cure.
+    quoted_at = datetime.now(timezone.utc)
     try:
         status = await svc.status(aid)
     except IngressError as err:
@@ -335,7 +339,7 @@ async def _execute(svc: Any, acct: DemoAccount, step: Step) -> str:
         # A real instant, as billing sends it: the account maps it onto its compressed clock (a
         # collection-time instant would be read as weeks in the future, and a person asked to check it).
         payment = Payment(payment_id=f"demo-{step.id}", amount=amount, currency=status["currency"],
-                          received_at=datetime.now(timezone.utc))
+                          received_at=quoted_at)
         try:
             result = await svc.pay(aid, payment)
         except IngressError as err:

@@ -83,6 +83,38 @@ def test_the_story_script_is_stable_and_covers_every_part():
     assert max(s.day for s in steps) * 2.0 < 300
 
 
+async def test_a_payment_of_what_is_overdue_is_dated_when_the_amount_was_quoted():
+    """The story's debtor pays the amount the account quotes, dated at the quote: on compressed time a
+    payment dated when it arrives (a collection day later on a busy machine) falls short of that
+    day's interest and does not cure (the flaky consumer cure of tests/test_demo_playbooks.py)."""
+    from cli import demo_story as ds
+
+    acct = dp.generate_portfolio(1, today=TODAY, seconds_per_day=1.0)[0]
+
+    class Service:      # the story's view of the ingress: what it quotes, and what it is paid
+        def __init__(self) -> None:
+            self.read_at: datetime | None = None
+            self.paid: list = []
+
+        async def status(self, account_id: str) -> dict:
+            await asyncio.sleep(0.05)                      # the account answers a moment later
+            self.read_at = datetime.now(timezone.utc)
+            return {"stage": "delinquent", "today": TODAY.isoformat(), "amount_due": 12_345,
+                    "total_outstanding": 50_000, "currency": "CNY"}
+
+        async def pay(self, account_id: str, payment) -> dict:
+            await asyncio.sleep(0.05)
+            self.paid.append(payment)
+            return {}
+
+    svc = Service()
+    step = ds.Step(id="s1", day=1, account_id=acct.account_id, action="pay_overdue", say="pays what is overdue")
+    await ds._execute(svc, acct, step)
+    (payment,) = svc.paid
+    assert payment.amount == 12_345
+    assert payment.received_at <= svc.read_at, "dated after the quote"
+
+
 def test_the_guide_names_each_part_with_times_and_filters():
     from cli import demo_story as ds
 
