@@ -150,6 +150,29 @@ WFT_TIMED_OUT = EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT
 WFT_FAILED = EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
 
 
+def task_timeouts(history: WorkflowHistory) -> list[dict[str, Any]]:
+    """Every workflow-task timeout of a history: its kind, when, the queue the task was on (a
+    worker's sticky queue or the shared one) and, for a start-to-close timeout, which worker had
+    started it and when. A sticky task left for a dead worker times out schedule-to-start (by
+    design: then any worker takes it); start-to-close is a task started and never completed."""
+    by_id = {e.event_id: e for e in history.events}
+    found = []
+    for e in history.events:
+        if e.event_type != WFT_TIMED_OUT:
+            continue
+        attrs = e.workflow_task_timed_out_event_attributes
+        scheduled, started = by_id.get(attrs.scheduled_event_id), by_id.get(attrs.started_event_id)
+        queue = scheduled.workflow_task_scheduled_event_attributes.task_queue if scheduled else None
+        found.append({
+            "workflow_id": history.workflow_id, "event_id": e.event_id,
+            "timeout": "start_to_close" if attrs.timeout_type == 1 else "schedule_to_start",
+            "at": e.event_time.ToDatetime(tzinfo=timezone.utc),
+            "queue": None if queue is None else "sticky" if queue.kind == 2 else queue.name,
+            "started_by": started.workflow_task_started_event_attributes.identity if started else None,
+            "started_at": started.event_time.ToDatetime(tzinfo=timezone.utc) if started else None})
+    return found
+
+
 def summary(values: list[float]) -> dict[str, float]:
     return {"n": len(values), "p50": percentile(values, 0.5), "p99": percentile(values, 0.99),
             "mean": statistics.fmean(values) if values else float("nan"), "max": max(values, default=float("nan"))}

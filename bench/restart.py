@@ -101,21 +101,16 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
         cpu = {"workers_s": round(sum(w.cpu() for w in fleet), 2),
                "server_s": round(stack.server_cpu() - server_cpu, 2), "wall_s": round(time.perf_counter() - restarted, 2)}
         times = sorted(answered.values())
-        # A sticky task left for the dead worker times out schedule-to-start (by design, then any
-        # worker takes it); a start-to-close timeout is a task that ran longer than its timeout.
+        # Which tasks timed out, and when: before the restart is the old process's (m.task_timeouts).
         timeouts = {"start_to_close": 0, "schedule_to_start": 0}
-        timed_out: list[dict[str, Any]] = []   # which, and when: before the restart is the old process's
+        timed_out: list[dict[str, Any]] = []
         failed = 0
         for a in ids:
             for h in await m.histories(stack.client, target.workflow_id(a)):
-                for e in h.events:
-                    if e.event_type == m.WFT_TIMED_OUT:
-                        kind = e.workflow_task_timed_out_event_attributes.timeout_type
-                        name = "start_to_close" if kind == 1 else "schedule_to_start"
-                        timeouts[name] += 1
-                        when = e.event_time.ToDatetime(tzinfo=timezone.utc)
-                        timed_out.append({"workflow_id": h.workflow_id, "timeout": name, "event_id": e.event_id,
-                                          "after_restart_s": round((when - restarted_at).total_seconds(), 2)})
+                for t in m.task_timeouts(h):
+                    timeouts[t["timeout"]] += 1
+                    timed_out.append({"workflow_id": t["workflow_id"], "timeout": t["timeout"], "event_id": t["event_id"],
+                                      "after_restart_s": round((t["at"] - restarted_at).total_seconds(), 2)})
                 failed += m.count_events(h, m.WFT_FAILED)
         log = "".join((stack.work / f"{w.name}.log").read_text(errors="replace") for w in fleet)
         out["result"] = {

@@ -60,17 +60,10 @@ async def run(accounts: int, restarts: int, cancel_polls: bool) -> dict[str, Any
         lost: list[dict[str, Any]] = []
         for a in ids:
             for h in await m.histories(stack.client, ACCOUNT.workflow_id(a)):
-                by_id = {e.event_id: e for e in h.events}
-                for e in h.events:
-                    if e.event_type != m.WFT_TIMED_OUT or e.workflow_task_timed_out_event_attributes.timeout_type != 1:
-                        continue
-                    attrs = e.workflow_task_timed_out_event_attributes
-                    started, scheduled = by_id[attrs.started_event_id], by_id[attrs.scheduled_event_id]
-                    at = started.event_time.ToDatetime(tzinfo=timezone.utc)
-                    queue = scheduled.workflow_task_scheduled_event_attributes.task_queue
-                    lost.append({"workflow_id": h.workflow_id, "queue": "sticky" if queue.kind == 2 else queue.name,
-                                 "started_by": started.workflow_task_started_event_attributes.identity,
-                                 "started_after_each_stop_s": [round((at - s).total_seconds(), 2) for s, _ in stops]})
+                lost += [{"workflow_id": t["workflow_id"], "queue": t["queue"], "started_by": t["started_by"],
+                          "started_after_each_stop_s": [round((t["started_at"] - s).total_seconds(), 2)
+                                                        for s, _ in stops]}
+                         for t in m.task_timeouts(h) if t["timeout"] == "start_to_close"]
     return {"machine": machine(), "params": {"accounts": accounts, "restarts": restarts,
                                              "cancel_polls_on_shutdown": cancel_polls},
             "stopped_workers": [pid for _, pid in stops], "start_to_close_timeouts": len(lost), "lost": lost}
