@@ -54,3 +54,24 @@ def test_an_unhashable_type_hint_still_converts() -> None:
     hint = Annotated[int, {"unhashable": []}]
     assert type_adapter(hint).validate_json(b"7") == 7
     assert ArrearsPayloadConverter().from_payloads(ArrearsPayloadConverter().to_payloads([7]), [hint]) == [7]
+
+
+def test_fresh_converters_build_no_component_converter(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The SDK builds a converter from the class for every activation; only the first builds parts.
+    from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
+    ArrearsPayloadConverter()
+    built: list[object] = []
+    init = PydanticJSONPlainPayloadConverter.__init__
+
+    def counting(self: PydanticJSONPlainPayloadConverter, *args: Any, **kwargs: Any) -> None:
+        built.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(PydanticJSONPlainPayloadConverter, "__init__", counting)
+    fresh = [ArrearsPayloadConverter() for _ in range(5)]
+    assert built == []
+    assert all(c.converters is fresh[0].converters for c in fresh)
+    # Each is still a working, complete converter.
+    payload = fresh[1].to_payloads([START])
+    assert fresh[2].from_payloads(payload, [AccountStart])[0] == AccountStart.model_validate(START)
+    assert set(fresh[3].converters) == set(pydantic_data_converter.payload_converter_class().converters)
