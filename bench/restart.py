@@ -110,7 +110,10 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
                 for t in m.task_timeouts(h):
                     timeouts[t["timeout"]] += 1
                     timed_out.append({"workflow_id": t["workflow_id"], "timeout": t["timeout"], "event_id": t["event_id"],
-                                      "after_restart_s": round((t["at"] - restarted_at).total_seconds(), 2)})
+                                      "after_restart_s": round((t["at"] - restarted_at).total_seconds(), 2),
+                                      "queue": t["queue"], "started_by": t["started_by"],
+                                      "started_after_restart_s": None if t["started_at"] is None else
+                                      round((t["started_at"] - restarted_at).total_seconds(), 3)})
                 failed += m.count_events(h, m.WFT_FAILED)
         log = "".join((stack.work / f"{w.name}.log").read_text(errors="replace") for w in fleet)
         out["result"] = {
