@@ -290,6 +290,17 @@ def _short(value: Any) -> str:
     return json.dumps(value, default=lambda v: round(v, 1) if isinstance(v, float) else str(v))
 
 
+def speed_probe() -> float:
+    """Milliseconds one core takes for a fixed piece of pure Python (the best of five). A shared
+    machine's speed drifts by a quarter or more within an hour; this says how fast it was when a
+    run was taken, so absolute times from different runs can be read side by side."""
+    def work() -> float:
+        t0 = time.perf_counter()
+        sum(i * i for i in range(300_000))
+        return time.perf_counter() - t0
+    return round(min(work() for _ in range(5)) * 1000, 2)
+
+
 def machine() -> dict[str, Any]:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
@@ -310,7 +321,7 @@ def machine() -> dict[str, Any]:
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "os": platform.platform(),
             "python": platform.python_version(), "temporalio": version("temporalio"), "temporal_cli": temporal_cli,
             "commit": commit, "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "load_before": list(os.getloadavg())}
+            "load_before": list(os.getloadavg()), "speed_probe_ms": speed_probe()}
 
 
 # ---------------------------------------------------------------------------- report

@@ -139,7 +139,8 @@ def summarize(pairs: list[dict[str, Any]]) -> dict[str, Any]:
                      "ratio": round(ours["all_answer_after_s"] / floor["all_answer_after_s"], 3),
                      "account_within_10s": ours["within_10s"], "skeleton_within_10s": floor["within_10s"],
                      "account_worker_cpu_s": ours["cpu"]["workers_s"], "skeleton_worker_cpu_s": floor["cpu"]["workers_s"],
-                     "timeouts": sum(ours["workflow_task_timeouts"].values())})
+                     "timeouts": sum(ours["workflow_task_timeouts"].values()),
+                     "speed_probe_ms": pair["account"].get("machine", {}).get("speed_probe_ms")})
 
     def median(key: str) -> float:
         values = sorted(r[key] for r in rows)

@@ -59,3 +59,10 @@ def test_restart_pairs_compare_runs_taken_together():
     assert summary["median"]["ratio"] == 1.2 and summary["median"]["account_s"] == 12.0
     assert summary["account_met"] == 1 and summary["skeleton_met"] == 2
     assert summary["pairs"][1]["timeouts"] == 1
+
+
+def test_the_speed_probe_reports_how_fast_the_machine_ran():
+    from bench.floor import machine, speed_probe
+
+    assert 0 < speed_probe() < 10_000
+    assert machine()["speed_probe_ms"] > 0
