@@ -30,7 +30,7 @@ from infra.temporal import binary, register_search_attributes, search_attribute_
 TUNING = frozenset({
     "ARREARS_WORKFLOW_CACHE", "ARREARS_MAX_CONCURRENT_WORKFLOW_TASKS", "ARREARS_WORKFLOW_POLLERS",
     "ARREARS_MAX_CONCURRENT_ACTIVITIES", "ARREARS_ACTIVITY_POLLERS", "ARREARS_WORKFLOW_SANDBOX",
-    "ARREARS_WORKFLOW_TASK_TIMEOUT", "ARREARS_STICKY_SCHEDULE_TO_START"})
+    "ARREARS_WORKFLOW_TASK_TIMEOUT", "ARREARS_STICKY_SCHEDULE_TO_START", "ARREARS_WORKER_PROCESSES"})
 
 
 @dataclass
@@ -136,6 +136,9 @@ class BenchStack:
             "TEMPORAL_ADDRESS", "DATABASE_URL"))}
         env.update(TEMPORAL_ADDRESS=self.address, DATABASE_URL=self.database_url,
                    ARREARS_DATA_DIR=str(self.work / "data"), PYTHONUNBUFFERED="1")
+        # One process per `arrears worker` unless asked: the floor's skeleton is one process, and the
+        # benchmarks that compare processes start them one by one (`--processes`).
+        env.setdefault("ARREARS_WORKER_PROCESSES", "1")
         env.update(extra)
         return env
 

@@ -3,6 +3,7 @@ stack (up/demo), operator (updates on accounts), audit (replay, export)."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -32,15 +33,47 @@ def run_service(main: Any) -> None:
 def worker(workflows_only: bool = typer.Option(False, "--workflows-only",
                                                help="Run only the workflow worker (task queue `arrears`)."),
            activities_only: bool = typer.Option(False, "--activities-only",
-                                                help="Run only the activity workers (provider and ledger queues).")
+                                                help="Run only the activity workers (provider and ledger queues)."),
+           processes: int | None = typer.Option(
+               None, "--processes", min=0, max=64,
+               help="Processes on this host (default ARREARS_WORKER_PROCESSES; 0: one per usable core). The "
+                    "first runs every role asked for, the others only the workflow worker.")
            ) -> None:
-    """Run the workflow worker (task queue `arrears`) and one activity worker per provider queue.
-    Start several processes to scale out: they share the queues."""
-    from workers.main import run
+    """Run the workflow worker (task queue `arrears`) and one activity worker per provider queue, in
+    one process per usable core by default. Processes on other hosts share the same queues."""
+    import os
+
+    from infra.settings import get_settings
+    from workers.processes import PARENT_ENV
 
     if workflows_only and activities_only:
         raise typer.BadParameter("--workflows-only and --activities-only exclude each other")
-    run_service(run(role="workflows" if workflows_only else "activities" if activities_only else "all"))
+    role = "workflows" if workflows_only else "activities" if activities_only else "all"
+    settings = get_settings()
+    count = settings.worker_processes if processes is None else processes
+    if count == 0:
+        from infra.process import usable_cores
+
+        count = usable_cores()
+    if count == 1 or os.environ.get(PARENT_ENV):
+        from workers.main import run
+
+        run_service(run(role=role))   # type: ignore[arg-type]
+        return
+    raise typer.Exit(_supervise(role, count, settings.worker_metrics_port))
+
+
+def _supervise(role: str, count: int, metrics_port: int | None) -> int:
+    import logging
+
+    from workers.processes import LOG_FORMAT, child_env, child_roles, supervise
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    flags = {"all": [], "workflows": ["--workflows-only"], "activities": ["--activities-only"]}
+    script = Path(sys.executable).parent / "arrears"
+    command = [str(script)] if script.exists() else [sys.executable, "-c", "from cli.main import run; run()"]
+    return supervise([([*command, "worker", *flags[r]], child_env(i, metrics_port=metrics_port))
+                      for i, r in enumerate(child_roles(role, count))])
 
 
 def _register_subcommands() -> None:

@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     # Worker tuning (docs/scaling.md). Python runs workflow code under one GIL: more concurrent
     # workflow tasks than a few only makes each task slower (and a replay after a restart can then
     # exceed the workflow task timeout), so the default is small; scale out with processes.
+    # `arrears worker` processes on this host: 0 (default) is one per usable core (CPU affinity and a
+    # cgroup CPU quota counted), because one process cannot use more than about one core for
+    # workflow code. The first runs every role, the others only the workflow worker.
+    worker_processes: int = Field(default=0, ge=0, le=64, validation_alias="ARREARS_WORKER_PROCESSES")
     workflow_cache: int = Field(default=2000, ge=0, validation_alias="ARREARS_WORKFLOW_CACHE")
     max_concurrent_workflow_tasks: int = Field(default=8, ge=1, validation_alias="ARREARS_MAX_CONCURRENT_WORKFLOW_TASKS")
     workflow_pollers: int = Field(default=4, ge=1, validation_alias="ARREARS_WORKFLOW_POLLERS")

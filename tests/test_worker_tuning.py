@@ -73,7 +73,7 @@ async def _pollers(client, queue: str, kind: int) -> set[int]:
 async def test_worker_processes_share_the_queues_by_role(dev_env, database_url, tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARREARS_")}
     env.update(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host, DATABASE_URL=database_url,
-               ARREARS_DATA_DIR=str(tmp_path))
+               ARREARS_DATA_DIR=str(tmp_path), ARREARS_WORKER_PROCESSES="1")
     arrears = str(Path(sys.executable).parent / "arrears")
     procs = {role: subprocess.Popen([arrears, "worker", f"--{role}-only"], env=env, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, start_new_session=True)
@@ -120,7 +120,7 @@ async def test_a_starting_worker_polls_for_workflow_tasks_before_its_database_is
     port = server.sockets[0].getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARREARS_")}
     env.update(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host, ARREARS_DATA_DIR=str(tmp_path),
-               DATABASE_URL=f"postgresql://arrears@127.0.0.1:{port}/arrears")
+               DATABASE_URL=f"postgresql://arrears@127.0.0.1:{port}/arrears", ARREARS_WORKER_PROCESSES="1")
     proc = subprocess.Popen([str(Path(sys.executable).parent / "arrears"), "worker"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:

@@ -136,7 +136,9 @@ async def run(settings: Settings | None = None, *, role: Role = "all") -> None:
     from infra.schedules import register_schedules
     from infra.temporal import connect, register_search_attributes
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from workers.processes import LOG_FORMAT, watch_parent
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     s = settings or get_settings()
     client = await connect(s, runtime=sdk_runtime(s))
     await register_search_attributes(client)
@@ -144,6 +146,7 @@ async def run(settings: Settings | None = None, *, role: Role = "all") -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    orphaned = asyncio.create_task(watch_parent(stop))   # one of several processes: stop with the parent
     async with AsyncExitStack() as stack:
         workers: list[Worker] = []
         if role in ("all", "workflows"):
@@ -172,5 +175,6 @@ async def run(settings: Settings | None = None, *, role: Role = "all") -> None:
         log.info("workers running on %s", ", ".join(w.task_queue for w in workers))
         await stop.wait()
         log.info("shutting down workers")
+        orphaned.cancel()
         # All at once: leaving the exit stack alone would shut them down one after another.
         await asyncio.gather(*(w.shutdown() for w in workers))

@@ -1,0 +1,149 @@
+"""`arrears worker --processes N`: one supervising parent, N worker processes sharing the queues (the
+first with every role, the others only workflows), stopped together, failing together, and never
+left polling as orphans; the default count follows the cores the process may really use."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+from infra.process import usable_cores
+from infra.settings import Settings
+from schemas import task_queues
+from workers.processes import PARENT_ENV, child_env, child_roles
+
+ARREARS = str(Path(sys.executable).parent / "arrears")
+
+
+def test_the_default_count_is_the_cores_the_process_may_use(tmp_path: Path) -> None:
+    affinity = len(os.sched_getaffinity(0))
+    assert Settings().worker_processes == 0          # 0: one process per usable core
+    assert usable_cores(tmp_path / "none") == affinity
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("150000 100000\n")   # a container limited to 1.5 CPUs
+    assert usable_cores(v2) == min(affinity, 2)
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert usable_cores(v2) == affinity
+    (v2 / "cpu.max").write_text("50000 100000\n")
+    assert usable_cores(v2) == 1
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert usable_cores(v1) == 1
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert usable_cores(v1) == affinity
+    with pytest.raises(ValueError):
+        Settings(ARREARS_WORKER_PROCESSES=65)  # type: ignore[call-arg]
+
+
+def test_children_take_one_role_each_and_a_metrics_port_each() -> None:
+    assert child_roles("all", 3) == ["all", "workflows", "workflows"]
+    assert child_roles("workflows", 2) == ["workflows", "workflows"]
+    assert child_roles("activities", 2) == ["activities", "activities"]
+    env = child_env(2, metrics_port=9464, base={"X": "1"})
+    assert env["ARREARS_WORKER_METRICS_PORT"] == "9466" and env["ARREARS_WORKER_PROCESSES"] == "1"
+    assert env[PARENT_ENV] == str(os.getpid()) and env["X"] == "1"
+    assert "ARREARS_WORKER_METRICS_PORT" not in child_env(0, metrics_port=None, base={})
+
+
+async def _pollers(client, queue: str, kind: int) -> set[int]:
+    resp = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+        namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind))
+    return {int(p.identity.split("@")[0]) for p in resp.pollers if p.identity.split("@")[0].isdigit()}
+
+
+def _start(dev_env, database_url: str, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARREARS_")}
+    env.update(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host, DATABASE_URL=database_url,
+               ARREARS_DATA_DIR=str(tmp_path))
+    return subprocess.Popen([ARREARS, "worker", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+async def _children_polling(dev_env, parent: subprocess.Popen[bytes], n: int) -> list[psutil.Process]:
+    """The parent's n children, once each polls the workflow queue."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 150
+    while True:
+        assert parent.poll() is None, "the supervising process exited"
+        children = psutil.Process(parent.pid).children()
+        polling = await _pollers(dev_env.client, task_queues.WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
+        if len(children) == n and {c.pid for c in children} <= polling:
+            return children
+        assert loop.time() < deadline, (children, polling)
+        await asyncio.sleep(0.5)
+
+
+def _stop(procs: list[subprocess.Popen[bytes]], children: list[psutil.Process]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    for c in children:
+        try:
+            c.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+@pytest.mark.timeout(240)
+async def test_processes_share_the_queues_and_stop_together(dev_env, database_url, tmp_path) -> None:
+    parent = _start(dev_env, database_url, tmp_path, "--processes", "2")
+    children: list[psutil.Process] = []
+    try:
+        children = await _children_polling(dev_env, parent, 2)
+        polling = await _pollers(dev_env.client, task_queues.WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
+        assert parent.pid not in polling                    # the parent only supervises
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120
+        # Exactly one of them runs the activity side (the ledger and the providers).
+        while not (on_ledger := await _pollers(dev_env.client, task_queues.LEDGER,
+                                               TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)) & {c.pid for c in children}:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.5)
+        assert len(on_ledger & {c.pid for c in children}) == 1
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(90) == 0
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive
+    finally:
+        _stop([parent], children)
+
+
+@pytest.mark.timeout(240)
+async def test_one_process_dying_stops_the_others_with_an_error(dev_env, database_url, tmp_path) -> None:
+    parent = _start(dev_env, database_url, tmp_path, "--processes", "2", "--workflows-only")
+    children: list[psutil.Process] = []
+    try:
+        children = await _children_polling(dev_env, parent, 2)
+        children[0].kill()
+        assert parent.wait(90) == 1
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive
+    finally:
+        _stop([parent], children)
+
+
+@pytest.mark.timeout(240)
+async def test_processes_whose_parent_is_killed_stop_by_themselves(dev_env, database_url, tmp_path) -> None:
+    parent = _start(dev_env, database_url, tmp_path, "--processes", "2", "--workflows-only")
+    children: list[psutil.Process] = []
+    try:
+        children = await _children_polling(dev_env, parent, 2)
+        parent.kill()                                        # SIGKILL: nothing passes the stop on
+        parent.wait()
+        _, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, "worker processes kept running without their parent"
+    finally:
+        _stop([parent], children)
