@@ -32,7 +32,8 @@ from infra.settings import Settings
 
 
 async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skeleton: bool = False,
-              in_flight: int = m.IN_FLIGHT, ask: str = "payment", workflows_only: bool = False) -> dict[str, Any]:
+              in_flight: int = m.IN_FLIGHT, ask: str = "payment", workflows_only: bool = False,
+              supervised: bool = False) -> dict[str, Any]:
     settings = Settings()
     target = SKELETON if skeleton else ACCOUNT
     today = datetime.now(timezone.utc).date()
@@ -43,6 +44,7 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
         "workflow_pollers": settings.workflow_pollers, "workflow_task_timeout_s": settings.workflow_task_timeout,
         "sticky_schedule_to_start_s": settings.sticky_schedule_to_start,
         "workflow_sandbox": settings.workflow_sandbox, "processes_after_restart": processes,
+        "supervised": supervised and not skeleton,
         "workflow_type": target.workflow_type, "asked_at_once_after_restart": in_flight,
         "asked_after_restart": ask, "restarted_with": "--workflows-only" if workflows_only else "all roles"}}
     ids = [f"RESTART-{i:06d}" for i in range(accounts)]
@@ -71,12 +73,17 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
         stack.stop_worker(worker, kill=kill)
         restarted, server_cpu = time.perf_counter(), stack.server_cpu()
         restarted_at = datetime.now(timezone.utc)
-        fleet = [start_worker(f"worker-2{chr(97 + k)}", ["--workflows-only"] if workflows_only else None)
-                 for k in range(processes)]
+        if supervised and not skeleton:
+            # The product's own shape: one `arrears worker --processes N`, its processes supervised.
+            fleet = [stack.start_real_worker("worker-2", [*(["--workflows-only"] if workflows_only else []),
+                                                          "--processes", str(processes)])]
+        else:
+            fleet = [start_worker(f"worker-2{chr(97 + k)}", ["--workflows-only"] if workflows_only else None)
+                     for k in range(processes)]
         queues = () if workflows_only else queues
         worker = fleet[0]
         answered: dict[str, float] = {}
-        failures = {"queries": 0}
+        failures: dict[str, Any] = {"queries": 0, "errors": []}
 
         async def answer(account_id: str) -> None:
             handle = stack.client.get_workflow_handle(target.workflow_id(account_id))
@@ -85,12 +92,17 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
                 await handle.signal("payment", m.payment(f"{account_id}-after-restart"))
                 expected += m.PAYMENT
             while True:
+                asked = time.perf_counter()
                 try:
                     st = await handle.query("status")
                     if st.get("paid_total", 0) >= expected:
                         break
-                except Exception:  # noqa: BLE001 - counted: the account could not answer yet
+                except Exception as err:  # noqa: BLE001 - counted and named: the account could not answer yet
                     failures["queries"] += 1
+                    if len(failures["errors"]) < 10:
+                        failures["errors"].append({"workflow_id": handle.id, "error": f"{type(err).__name__}: {err}"[:300],
+                                                   "asked_after_restart_s": round(asked - restarted, 2),
+                                                   "failed_after_s": round(time.perf_counter() - asked, 2)})
                 await asyncio.sleep(0.25)
             answered[account_id] = time.perf_counter() - restarted
 
@@ -122,6 +134,7 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
             "first_answer_after_s": times[0], "within_10s": sum(t <= 10 for t in times),
             "workflow_task_timeouts": timeouts, "timed_out_tasks": timed_out[:20], "cpu": cpu,
             "workflow_task_failures": failed, "query_errors_retried": failures["queries"],
+            "query_errors": failures["errors"],
             "log_task_exceeded": log.count("exceeded"), "log_task_not_found": log.lower().count("not found"),
             "worker_rss_mb": [round(w.rss_mb(), 1) for w in fleet]}
     out["machine"]["load_after"] = list(__import__("os").getloadavg())
@@ -168,6 +181,9 @@ def main() -> None:
                              "runs a workflow task), or only ask `status` (the issue's measure: a query replays too)")
     parser.add_argument("--workflows-only", action="store_true",
                         help="restart the worker as `arrears worker --workflows-only` (activities run elsewhere)")
+    parser.add_argument("--supervised", action="store_true",
+                        help="restart as one `arrears worker --processes N` (the product's default shape: one process "
+                             "per core, supervised) instead of N separate `arrears worker` commands")
     parser.add_argument("--pairs", type=int, default=0,
                         help="run the account workflow and the skeleton alternately this many times each and compare")
     parser.add_argument("--out", type=Path, default=None)
@@ -180,7 +196,7 @@ def main() -> None:
             for label, skeleton in (("account", False), ("skeleton", True)):
                 say(f"pair {k + 1}/{args.pairs}: {label}")
                 pair[label] = asyncio.run(run(args.accounts, args.payments, args.kill, args.processes, skeleton,
-                                              args.in_flight, args.ask, args.workflows_only))
+                                              args.in_flight, args.ask, args.workflows_only, args.supervised))
             pairs.append(pair)
             summary = summarize(pairs)
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -190,7 +206,7 @@ def main() -> None:
         return
     args.out = args.out or RESULTS / "restart-latest.json"
     result = asyncio.run(run(args.accounts, args.payments, args.kill, args.processes, args.skeleton, args.in_flight,
-                             args.ask, args.workflows_only))
+                             args.ask, args.workflows_only, args.supervised))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     print(json.dumps({"params": result["params"], "events_per_account": result["events_per_account"],

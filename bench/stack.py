@@ -43,19 +43,35 @@ class WorkerProcess:
     def __post_init__(self) -> None:
         self.proc = psutil.Process(self.child.pid)  # type: ignore[attr-defined]
 
-    def cpu(self) -> float:
-        """User + system CPU seconds of the process and its children so far."""
+    def _tree(self) -> list[psutil.Process]:
+        """The process and its live descendants (`arrears worker --processes N` supervises N)."""
         try:
-            t = self.proc.cpu_times()
-            return t.user + t.system + t.children_user + t.children_system
+            return [self.proc, *self.proc.children(recursive=True)]
         except psutil.Error:
-            return 0.0
+            return [self.proc]
+
+    def pids(self) -> set[int]:
+        return {p.pid for p in self._tree()}
+
+    def cpu(self) -> float:
+        """User + system CPU seconds of the process and its children so far, live or exited."""
+        total = 0.0
+        for p in self._tree():
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.Error:
+                pass
+        return total
 
     def rss_mb(self) -> float:
-        try:
-            return self.proc.memory_info().rss / 2**20
-        except psutil.Error:
-            return 0.0
+        total = 0.0
+        for p in self._tree():
+            try:
+                total += p.memory_info().rss / 2**20
+            except psutil.Error:
+                pass
+        return total
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,8 +183,8 @@ class BenchStack:
 
     async def wait_polling(self, worker: WorkerProcess, timeout: float = 120.0,
                            activity_queues: tuple[str, ...] = ()) -> float:
-        """Seconds until this process (by its identity, pid@host) polls its workflow queue and the
-        given activity queues."""
+        """Seconds until this process or one it supervises (by identity, pid@host) polls its workflow
+        queue and each of the given activity queues."""
         t0 = time.perf_counter()
         wanted = [(worker.task_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
                   *((q, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY) for q in activity_queues)]
@@ -176,10 +192,12 @@ class BenchStack:
             if worker.child.process.poll() is not None:  # type: ignore[attr-defined]
                 raise RuntimeError(f"{worker.name} exited:\n{tail(worker.child.log)}")  # type: ignore[attr-defined]
             missing = False
+            pids = worker.pids()
             for queue, kind in wanted:
                 resp = await self.client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
                     namespace=self.client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind))
-                if not any(p.identity.startswith(f"{worker.proc.pid}@") for p in resp.pollers):
+                if not any(p.identity.split("@")[0].isdigit() and int(p.identity.split("@")[0]) in pids
+                           for p in resp.pollers):
                     missing = True
                     break
             if not missing:

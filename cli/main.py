@@ -3,7 +3,6 @@ stack (up/demo), operator (updates on accounts), audit (replay, export)."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -66,14 +65,12 @@ def worker(workflows_only: bool = typer.Option(False, "--workflows-only",
 def _supervise(role: str, count: int, metrics_port: int | None) -> int:
     import logging
 
-    from workers.processes import LOG_FORMAT, child_env, child_roles, supervise
+    from workers.main import run   # imported once, before the processes are forked from here
+    from workers.processes import LOG_FORMAT, child_roles, supervise
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    flags = {"all": [], "workflows": ["--workflows-only"], "activities": ["--activities-only"]}
-    script = Path(sys.executable).parent / "arrears"
-    command = [str(script)] if script.exists() else [sys.executable, "-c", "from cli.main import run; run()"]
-    return supervise([([*command, "worker", *flags[r]], child_env(i, metrics_port=metrics_port))
-                      for i, r in enumerate(child_roles(role, count))])
+    return supervise(child_roles(role, count), lambda r: run_service(run(role=r)),   # type: ignore[arg-type]
+                     metrics_port=metrics_port)
 
 
 def _register_subcommands() -> None:

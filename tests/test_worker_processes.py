@@ -51,10 +51,10 @@ def test_children_take_one_role_each_and_a_metrics_port_each() -> None:
     assert child_roles("all", 3) == ["all", "workflows", "workflows"]
     assert child_roles("workflows", 2) == ["workflows", "workflows"]
     assert child_roles("activities", 2) == ["activities", "activities"]
-    env = child_env(2, metrics_port=9464, base={"X": "1"})
+    env = child_env(2, metrics_port=9464, parent=4321)
     assert env["ARREARS_WORKER_METRICS_PORT"] == "9466" and env["ARREARS_WORKER_PROCESSES"] == "1"
-    assert env[PARENT_ENV] == str(os.getpid()) and env["X"] == "1"
-    assert "ARREARS_WORKER_METRICS_PORT" not in child_env(0, metrics_port=None, base={})
+    assert env[PARENT_ENV] == "4321"
+    assert "ARREARS_WORKER_METRICS_PORT" not in child_env(0, metrics_port=None, parent=4321)
 
 
 async def _pollers(client, queue: str, kind: int) -> set[int]:
@@ -147,3 +147,38 @@ async def test_processes_whose_parent_is_killed_stop_by_themselves(dev_env, data
         assert not alive, "worker processes kept running without their parent"
     finally:
         _stop([parent], children)
+
+
+SUPERVISED = """
+import os, signal, sys, time
+from workers.processes import supervise
+mode = sys.argv[1]
+def child(role):
+    if mode == "fail" and role == "workflows":
+        time.sleep(0.3)
+        raise SystemExit(3)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    print(f"{role} {os.getpid()} {os.environ['ARREARS_WORKER_PROCESSES']} {os.environ['ARREARS_WORKER_PARENT']}", flush=True)
+    while not stop:
+        time.sleep(0.05)
+    print(f"{role} stopped", flush=True)
+sys.exit(supervise(["all", "workflows"], child, metrics_port=None, poll=0.05))
+"""
+
+
+def test_supervise_forks_one_process_per_role_and_stops_them_on_sigterm() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", SUPERVISED, "run"], stdout=subprocess.PIPE, text=True)
+    lines = [proc.stdout.readline().split() for _ in range(2)]   # type: ignore[union-attr]
+    assert sorted(line[0] for line in lines) == ["all", "workflows"]
+    assert all(line[2] == "1" and line[3] == str(proc.pid) for line in lines)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert sorted(out.split("\n")[:2]) == ["all stopped", "workflows stopped"]
+
+
+def test_supervise_stops_the_rest_and_fails_when_one_process_exits() -> None:
+    proc = subprocess.run([sys.executable, "-c", SUPERVISED, "fail"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "all stopped" in proc.stdout

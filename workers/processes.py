@@ -1,16 +1,19 @@
 """`arrears worker` as several processes on one host (`--processes`, ARREARS_WORKER_PROCESSES).
 
 Python runs a process's workflow code under one GIL, so one process uses about one core. After a
-restart every open account is replayed by the new processes before it answers, and that takes
-about half as long on two (docs/scaling.md, "Restarts").
+restart every open account is replayed by the new processes before it answers, and two processes
+on two cores do that sooner than one (docs/scaling.md, "Restarts").
 
-The parent only supervises. Each child is a plain single-process `arrears worker`; the first runs
-every role asked for, the others only the workflow worker when every role was asked (the activity
-side waits on providers and holds database pools: one process of it per host is enough, and more
-can be started on purpose with `--activities-only`). The parent passes SIGTERM and SIGINT on and
-waits for the children to finish what they hold; if one child dies, it stops the others and exits
-non-zero, so whatever runs the host (systemd, Kubernetes, compose) sees one failure and restarts
-the whole. A child whose parent disappears (SIGKILL) stops too, so no orphan keeps polling.
+The parent imports the worker once and forks the processes from it (no thread runs yet at that
+point), so they poll a fraction of a second after it starts instead of each importing everything
+again while accounts wait. The first process runs every role asked for, the others only the
+workflow worker when every role was asked: the activity side waits on providers and holds database
+pools, and one process of it per host is enough (more can be started with `--activities-only`).
+
+The parent only supervises: it passes SIGTERM and SIGINT on and waits for the processes to finish
+what they hold; if one dies it stops the others and exits 1, so whatever runs the host (systemd,
+Kubernetes, compose) sees one failure and restarts the whole. A process whose parent disappears
+(SIGKILL) stops too, so no orphan keeps polling.
 """
 from __future__ import annotations
 
@@ -18,56 +21,59 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 log = logging.getLogger("arrears.worker")
 
 PARENT_ENV = "ARREARS_WORKER_PARENT"
 # With several processes on a host their lines interleave: each says which process wrote it.
 LOG_FORMAT = "%(asctime)s [%(process)d] %(name)s %(levelname)s %(message)s"
-# How long a child gets after SIGTERM to finish its workflow tasks and activities.
+# How long a process gets after SIGTERM to finish its workflow tasks and activities.
 STOP_TIMEOUT_S = 60.0
 
 
 def child_roles(role: str, processes: int) -> list[str]:
-    """The role of each child: the first as asked; the others only workflows when all were asked."""
+    """The role of each process: the first as asked; the others only workflows when all were asked."""
     return [role if i == 0 or role != "all" else "workflows" for i in range(processes)]
 
 
-def child_env(index: int, *, metrics_port: int | None, base: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ if base is None else base)
-    env.update(ARREARS_WORKER_PROCESSES="1", **{PARENT_ENV: str(os.getpid())})
+def child_env(index: int, *, metrics_port: int | None, parent: int) -> dict[str, str]:
+    """What a process's environment gains: one process, its parent, its own metrics port."""
+    env = {"ARREARS_WORKER_PROCESSES": "1", PARENT_ENV: str(parent)}
     if metrics_port is not None:
         env["ARREARS_WORKER_METRICS_PORT"] = str(metrics_port + index)   # one scrape target each
     return env
 
 
-def supervise(commands: Sequence[tuple[Sequence[str], dict[str, str]]], *,
+def supervise(roles: Sequence[str], run_child: Callable[[str], object], *, metrics_port: int | None,
               stop_timeout: float = STOP_TIMEOUT_S, poll: float = 0.2) -> int:
-    """Run the children until a signal (exit 0 when they all stopped cleanly) or until one dies
-    (exit 1, after stopping the rest)."""
+    """Fork one process per role, each running `run_child(role)`; supervise them until a signal
+    (exit 0 when they all stopped cleanly) or until one dies (exit 1, after stopping the rest)."""
     stopping: list[int] = []
-
-    def on_signal(signum: int, _frame: object) -> None:
-        stopping.append(signum)
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    children: list[subprocess.Popen[bytes]] = []
-    died: subprocess.Popen[bytes] | None = None
+    previous = {sig: signal.signal(sig, lambda signum, _frame: stopping.append(signum))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    parent = os.getpid()
+    running: list[int] = []
+    died: tuple[int, int] | None = None
+    codes: list[int] = []
     try:
-        for argv, env in commands:
-            children.append(subprocess.Popen(list(argv), env=env))
-        log.info("worker processes: %s", ", ".join(str(c.pid) for c in children))
+        for index, role in enumerate(roles):
+            pid = os.fork()
+            if pid == 0:
+                _child(index, role, run_child, metrics_port=metrics_port, parent=parent, signals=list(previous))
+            running.append(pid)
+        log.info("worker processes: %s", ", ".join(map(str, running)))
         while not stopping:
-            died = next((c for c in children if c.poll() is not None), None)
-            if died is not None:
-                log.error("worker process %s exited with %s; stopping the others", died.pid, died.returncode)
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid:
+                died = (pid, os.waitstatus_to_exitcode(status))
+                running.remove(pid)
+                log.error("worker process %s exited with %s; stopping the others", *died)
                 break
             time.sleep(poll)
     finally:
-        codes = stop_all(children, stop_timeout)
+        codes = stop_all(running, stop_timeout)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if died is not None:
@@ -75,24 +81,53 @@ def supervise(commands: Sequence[tuple[Sequence[str], dict[str, str]]], *,
     return 0 if all(code == 0 for code in codes) else 1
 
 
-def stop_all(children: Sequence[subprocess.Popen[bytes]], timeout: float) -> list[int]:
-    """SIGTERM to every child still running, then wait; SIGKILL what is left at the deadline."""
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for child in children:
+def _child(index: int, role: str, run_child: Callable[[str], object], *, metrics_port: int | None, parent: int,
+           signals: list[signal.Signals]) -> None:
+    """In a forked process: never returns into the parent's code."""
+    from infra.process import exit_now
+    from infra.settings import get_settings
+
+    code = 0
+    try:
+        for sig in signals:
+            signal.signal(sig, signal.SIG_DFL)   # the worker installs its own once its loop runs
+        os.environ.update(child_env(index, metrics_port=metrics_port, parent=parent))
+        get_settings.cache_clear()               # read again, with this process's environment
+        run_child(role)
+    except SystemExit as err:
+        code = err.code if isinstance(err.code, int) else 1
+    except BaseException:   # noqa: BLE001 - reported, then the exit code says it
+        log.exception("worker process failed")
+        code = 1
+    exit_now(code)
+
+
+def stop_all(pids: Sequence[int], timeout: float) -> list[int]:
+    """SIGTERM to every process, then wait for each; SIGKILL what is left at the deadline. Their exit codes."""
+    for pid in pids:
         try:
-            child.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log.error("worker process %s did not stop within %.0f s; killing it", child.pid, timeout)
-            child.kill()
-            child.wait()
-    return [child.returncode for child in children]
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    codes = []
+    for pid in pids:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                codes.append(os.waitstatus_to_exitcode(status))
+                break
+            if time.monotonic() >= deadline:
+                log.error("worker process %s did not stop within %.0f s; killing it", pid, timeout)
+                os.kill(pid, signal.SIGKILL)
+                codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+                break
+            time.sleep(0.05)
+    return codes
 
 
 async def watch_parent(stop: asyncio.Event, *, every: float = 1.0) -> None:
-    """In a child: stop when the supervising parent is gone (its pid is no longer our parent)."""
+    """In a supervised process: stop when the parent is gone (it is no longer our parent)."""
     parent = os.environ.get(PARENT_ENV)
     if not parent or not parent.isdigit():
         return
