@@ -4,6 +4,7 @@ left polling as orphans; the default count follows the cores the process may rea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -121,32 +122,33 @@ async def test_processes_share_the_queues_and_stop_together(dev_env, database_ur
         _stop([parent], children)
 
 
-@pytest.mark.timeout(240)
-async def test_one_process_dying_stops_the_others_with_an_error(dev_env, database_url, tmp_path) -> None:
+@contextlib.asynccontextmanager
+async def _two_workflow_processes(dev_env, database_url: str, tmp_path: Path):
     parent = _start(dev_env, database_url, tmp_path, "--processes", "2", "--workflows-only")
     children: list[psutil.Process] = []
     try:
         children = await _children_polling(dev_env, parent, 2)
+        yield parent, children
+    finally:
+        _stop([parent], children)
+
+
+@pytest.mark.timeout(240)
+async def test_one_process_dying_stops_the_others_with_an_error(dev_env, database_url, tmp_path) -> None:
+    async with _two_workflow_processes(dev_env, database_url, tmp_path) as (parent, children):
         children[0].kill()
         assert parent.wait(90) == 1
         _, alive = psutil.wait_procs(children, timeout=10)
         assert not alive
-    finally:
-        _stop([parent], children)
 
 
 @pytest.mark.timeout(240)
 async def test_processes_whose_parent_is_killed_stop_by_themselves(dev_env, database_url, tmp_path) -> None:
-    parent = _start(dev_env, database_url, tmp_path, "--processes", "2", "--workflows-only")
-    children: list[psutil.Process] = []
-    try:
-        children = await _children_polling(dev_env, parent, 2)
+    async with _two_workflow_processes(dev_env, database_url, tmp_path) as (parent, children):
         parent.kill()                                        # SIGKILL: nothing passes the stop on
         parent.wait()
         _, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, "worker processes kept running without their parent"
-    finally:
-        _stop([parent], children)
 
 
 SUPERVISED = """
