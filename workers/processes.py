@@ -21,6 +21,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -59,6 +60,8 @@ def supervise(roles: Sequence[str], run_child: Callable[[str], object], *, metri
     codes: list[int] = []
     try:
         for index, role in enumerate(roles):
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()   # or a line buffered here would be written once per process
             pid = os.fork()
             if pid == 0:
                 _child(index, role, run_child, metrics_port=metrics_port, parent=parent, signals=list(previous))
