@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -64,12 +66,29 @@ async def _pollers(client, queue: str, kind: int) -> set[int]:
     return {int(p.identity.split("@")[0]) for p in resp.pollers if p.identity.split("@")[0].isdigit()}
 
 
-def _start(dev_env, database_url: str, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
+def _start(dev_env, database_url: str, tmp_path: Path, *args: str, **extra: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARREARS_")}
     env.update(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host, DATABASE_URL=database_url,
-               ARREARS_DATA_DIR=str(tmp_path))
+               ARREARS_DATA_DIR=str(tmp_path), **extra)
     return subprocess.Popen([ARREARS, "worker", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _two_free_ports() -> int:
+    """A port p such that p and p + 1 are both free now."""
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            if port >= 65535:
+                continue
+            with socket.socket() as b:
+                try:
+                    b.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no two consecutive free ports")
 
 
 async def _children_polling(dev_env, parent: subprocess.Popen[bytes], n: int) -> list[psutil.Process]:
@@ -100,10 +119,15 @@ def _stop(procs: list[subprocess.Popen[bytes]], children: list[psutil.Process]) 
 
 @pytest.mark.timeout(240)
 async def test_processes_share_the_queues_and_stop_together(dev_env, database_url, tmp_path) -> None:
-    parent = _start(dev_env, database_url, tmp_path, "--processes", "2")
+    port = _two_free_ports()
+    parent = _start(dev_env, database_url, tmp_path, "--processes", "2", ARREARS_WORKER_METRICS_PORT=str(port))
     children: list[psutil.Process] = []
     try:
         children = await _children_polling(dev_env, parent, 2)
+        # One Prometheus endpoint per process: the configured port, then the next.
+        for p in (port, port + 1):
+            with urllib.request.urlopen(f"http://127.0.0.1:{p}/metrics", timeout=10) as resp:
+                assert resp.status == 200 and b"temporal_" in resp.read()
         polling = await _pollers(dev_env.client, task_queues.WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
         assert parent.pid not in polling                    # the parent only supervises
         loop = asyncio.get_running_loop()
