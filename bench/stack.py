@@ -192,12 +192,11 @@ class BenchStack:
             if worker.child.process.poll() is not None:  # type: ignore[attr-defined]
                 raise RuntimeError(f"{worker.name} exited:\n{tail(worker.child.log)}")  # type: ignore[attr-defined]
             missing = False
-            pids = worker.pids()
+            pids = {str(pid) for pid in worker.pids()}
             for queue, kind in wanted:
                 resp = await self.client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
                     namespace=self.client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind))
-                if not any(p.identity.split("@")[0].isdigit() and int(p.identity.split("@")[0]) in pids
-                           for p in resp.pollers):
+                if not any(p.identity.partition("@")[0] in pids for p in resp.pollers):
                     missing = True
                     break
             if not missing:

@@ -16,12 +16,11 @@ from pathlib import Path
 import psutil
 import pytest
 from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from infra.process import usable_cores
 from infra.settings import Settings
 from schemas import task_queues
+from tests.worker_processes import pollers, worker_env
 from workers.processes import PARENT_ENV, child_env, child_roles
 
 ARREARS = str(Path(sys.executable).parent / "arrears")
@@ -60,16 +59,8 @@ def test_children_take_one_role_each_and_a_metrics_port_each() -> None:
     assert "ARREARS_WORKER_METRICS_PORT" not in child_env(0, metrics_port=None, parent=4321)
 
 
-async def _pollers(client, queue: str, kind: int) -> set[int]:
-    resp = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-        namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind))
-    return {int(p.identity.split("@")[0]) for p in resp.pollers if p.identity.split("@")[0].isdigit()}
-
-
 def _start(dev_env, database_url: str, tmp_path: Path, *args: str, **extra: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARREARS_")}
-    env.update(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host, DATABASE_URL=database_url,
-               ARREARS_DATA_DIR=str(tmp_path), **extra)
+    env = worker_env(dev_env, tmp_path, DATABASE_URL=database_url, **extra)
     return subprocess.Popen([ARREARS, "worker", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -98,7 +89,7 @@ async def _children_polling(dev_env, parent: subprocess.Popen[bytes], n: int) ->
     while True:
         assert parent.poll() is None, "the supervising process exited"
         children = psutil.Process(parent.pid).children()
-        polling = await _pollers(dev_env.client, task_queues.WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
+        polling = await pollers(dev_env.client, task_queues.WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
         if len(children) == n and {c.pid for c in children} <= polling:
             return children
         assert loop.time() < deadline, (children, polling)
@@ -128,12 +119,12 @@ async def test_processes_share_the_queues_and_stop_together(dev_env, database_ur
         for p in (port, port + 1):
             with urllib.request.urlopen(f"http://127.0.0.1:{p}/metrics", timeout=10) as resp:
                 assert resp.status == 200 and b"temporal_" in resp.read()
-        polling = await _pollers(dev_env.client, task_queues.WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
+        polling = await pollers(dev_env.client, task_queues.WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
         assert parent.pid not in polling                    # the parent only supervises
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 120
         # Exactly one of them runs the activity side (the ledger and the providers).
-        while not (on_ledger := await _pollers(dev_env.client, task_queues.LEDGER,
+        while not (on_ledger := await pollers(dev_env.client, task_queues.LEDGER,
                                                TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)) & {c.pid for c in children}:
             assert loop.time() < deadline
             await asyncio.sleep(0.5)

@@ -13,14 +13,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from activities.policy import load_policy
 from infra.settings import Settings
 from ingress.accounts import Accounts
 from schemas import task_queues
 from schemas.account import AccountStart
+from tests.worker_processes import pollers, worker_env
 from workers.main import activity_workers, pool_sizes, workflow_tuning, workflow_worker
 
 TUNED = dict(ARREARS_WORKFLOW_CACHE=123, ARREARS_MAX_CONCURRENT_WORKFLOW_TASKS=3, ARREARS_WORKFLOW_POLLERS=2,
@@ -63,17 +62,9 @@ async def test_accounts_start_with_the_configured_workflow_task_timeout(env, dat
         await pool.close()
 
 
-async def _pollers(client, queue: str, kind: int) -> set[int]:
-    resp = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-        namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind))
-    return {int(p.identity.split("@")[0]) for p in resp.pollers if p.identity.split("@")[0].isdigit()}
-
-
 @pytest.mark.timeout(180)
 async def test_worker_processes_share_the_queues_by_role(dev_env, database_url, tmp_path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARREARS_")}
-    env.update(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host, DATABASE_URL=database_url,
-               ARREARS_DATA_DIR=str(tmp_path), ARREARS_WORKER_PROCESSES="1")
+    env = worker_env(dev_env, tmp_path, DATABASE_URL=database_url, ARREARS_WORKER_PROCESSES="1")
     arrears = str(Path(sys.executable).parent / "arrears")
     procs = {role: subprocess.Popen([arrears, "worker", f"--{role}-only"], env=env, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, start_new_session=True)
@@ -84,15 +75,15 @@ async def test_worker_processes_share_the_queues_by_role(dev_env, database_url, 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 150
         while True:
-            on_workflows = await _pollers(dev_env.client, task_queues.WORKFLOW, workflow_kind)
-            on_ledger = await _pollers(dev_env.client, task_queues.LEDGER, activity_kind)
+            on_workflows = await pollers(dev_env.client, task_queues.WORKFLOW, workflow_kind)
+            on_ledger = await pollers(dev_env.client, task_queues.LEDGER, activity_kind)
             if wf in on_workflows and act in on_ledger:
                 break
             assert all(p.poll() is None for p in procs.values()), "a worker process exited"
             assert loop.time() < deadline, (on_workflows, on_ledger)
             await asyncio.sleep(0.5)
         assert act not in on_workflows and wf not in on_ledger
-        assert act in await _pollers(dev_env.client, task_queues.SMS, activity_kind)
+        assert act in await pollers(dev_env.client, task_queues.SMS, activity_kind)
         bad = subprocess.run([arrears, "worker", "--workflows-only", "--activities-only"], env=env,
                              capture_output=True, text=True, timeout=60)
         assert bad.returncode != 0 and "exclude each other" in (bad.stdout + bad.stderr)
@@ -118,21 +109,20 @@ async def test_a_starting_worker_polls_for_workflow_tasks_before_its_database_is
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARREARS_")}
-    env.update(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host, ARREARS_DATA_DIR=str(tmp_path),
-               DATABASE_URL=f"postgresql://arrears@127.0.0.1:{port}/arrears", ARREARS_WORKER_PROCESSES="1")
+    env = worker_env(dev_env, tmp_path, DATABASE_URL=f"postgresql://arrears@127.0.0.1:{port}/arrears",
+                     ARREARS_WORKER_PROCESSES="1")
     proc = subprocess.Popen([str(Path(sys.executable).parent / "arrears"), "worker"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 120
         # Polling for workflow tasks while its database connection waits for an answer.
-        while not (held and proc.pid in await _pollers(dev_env.client, task_queues.WORKFLOW,
+        while not (held and proc.pid in await pollers(dev_env.client, task_queues.WORKFLOW,
                                                        TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)):
             assert proc.poll() is None, "the worker exited"
             assert loop.time() < deadline, f"the workflow worker never polled (database reached: {bool(held)})"
             await asyncio.sleep(0.3)
-        assert proc.pid not in await _pollers(dev_env.client, task_queues.LEDGER,
+        assert proc.pid not in await pollers(dev_env.client, task_queues.LEDGER,
                                               TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
     finally:
         proc.kill()

@@ -111,7 +111,7 @@ def stop_all(pids: Sequence[int], timeout: float) -> list[int]:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
-            pass
+            pass   # already exited: its exit code is collected below
     deadline = time.monotonic() + timeout
     codes = []
     for pid in pids:
