@@ -603,6 +603,23 @@ class _Replay:
             self._add(inst)
         self._sort()
 
+    def copy(self) -> _Replay:
+        """An independent copy: the lines (their caps bitten and one-off fees too), the open set,
+        the credit and the results so far. The compiled rules are immutable and shared."""
+        new = object.__new__(_Replay)
+        new.jurisdiction, new.debt_type, new.rules = self.jurisdiction, self.debt_type, self.rules
+        twin = {}
+        for x in self.lines:
+            y = dataclasses.replace(x, bites=dict(x.bites), ofees=list(x.ofees))
+            twin[id(x)] = y
+        new.lines = [twin[id(x)] for x in self.lines]
+        new.open = [twin[id(x)] for x in self.open]
+        new.by_id = {k: twin[id(x)] for k, x in self.by_id.items()}
+        new.credit = self.credit
+        new.results = list(self.results)
+        new.charge_bites = list(self.charge_bites)
+        return new
+
     def _sort(self) -> None:
         self.lines.sort(key=lambda x: (x.due, x.id))
         self.open.sort(key=lambda x: (x.due, x.id))
@@ -1092,6 +1109,21 @@ def _schedule(events: Iterable[Any], as_of: date) -> tuple[list[tuple[date, int,
     return order, tuple(ignored)
 
 
+def _apply(replay: _Replay, ev: Any, on: date) -> None:
+    if ev.kind == "payment":
+        replay.payment(ev, on)
+    elif ev.kind == "waiver":
+        replay.waiver(ev, on)
+    elif ev.kind == "adjustment":
+        replay.adjustment(ev, on)
+    elif ev.kind == "restructure":
+        replay.restructure(ev, on)
+    elif ev.kind == "charge":
+        replay.charge(ev, on)
+    else:
+        replay.rules_change(ev, on)
+
+
 def statement(book: ChargesBook, as_of: date) -> Statement:
     """What the account owes at the end of `as_of`, per instalment, and how every event was applied."""
     replay = _Replay(book)
@@ -1100,20 +1132,102 @@ def statement(book: ChargesBook, as_of: date) -> Statement:
     for on, _, ev in scheduled:
         _credit_on_due_dates(replay, previous, on)
         previous = on
-        if ev.kind == "payment":
-            replay.payment(ev, on)
-        elif ev.kind == "waiver":
-            replay.waiver(ev, on)
-        elif ev.kind == "adjustment":
-            replay.adjustment(ev, on)
-        elif ev.kind == "restructure":
-            replay.restructure(ev, on)
-        elif ev.kind == "charge":
-            replay.charge(ev, on)
-        else:
-            replay.rules_change(ev, on)
+        _apply(replay, ev, on)
     _credit_on_due_dates(replay, previous, as_of)
     return replay.statement(as_of, ignored)
+
+
+class Statements:
+    """The statements of one book as it grows, for a reader that asks again after each event (the
+    account workflow books every payment, waiver and fee, then reads the balance).
+
+    `statement()` replays the whole book each time, so n payments read one by one cost n² event
+    applications. This keeps the replay of the events applied so far and continues it when the book
+    has only gained events dated on or after the last one applied and none after `as_of`: the common
+    case, a payment received today. The final steps of a statement (credit on due dates, charges
+    brought to `as_of`) run on a copy, so the kept replay is exactly the one `statement()` builds
+    before its final steps and every answer is the one `statement()` gives
+    (tests/test_domain_charges_properties.py compares them). Anything else (an event dated before
+    one applied, an event dated after `as_of`, an earlier `as_of`, another book) replays the book
+    from the start. One per account (workflows/context.py); never serialised."""
+
+    __slots__ = ("_book", "_events", "_count", "_replay", "_seen", "_ignored", "_floor", "_previous")
+
+    def __init__(self) -> None:
+        self._replay: _Replay | None = None
+        self._book: ChargesBook | None = None
+        self._events: list[Any] | None = None
+        self._count = 0
+        self._seen: set[str] = set()
+        self._ignored: list[str] = []
+        self._floor: date | None = None
+        self._previous: date | None = None    # the date of the last event applied
+
+    def at(self, book: ChargesBook, as_of: date) -> Statement:
+        if not self._continue(book, as_of):
+            kept = self._restart(book, as_of)
+            if kept is not None:      # an event dated after `as_of` joins later: nothing to continue
+                return kept
+        final = self._replay.copy()   # type: ignore[union-attr]
+        _credit_on_due_dates(final, self._previous, as_of)
+        return final.statement(as_of, tuple(self._ignored))
+
+    def _continue(self, book: ChargesBook, as_of: date) -> bool:
+        """Apply the book's new events to the kept replay, if that is what a fresh replay does."""
+        if (self._replay is None or book is not self._book or book.events is not self._events
+                or len(book.events) < self._count or (self._previous is not None and as_of < self._previous)):
+            return False
+        new = book.events[self._count:]
+        seen, floor, previous = set(self._seen), self._floor, self._previous
+        plan: list[tuple[date, Any] | None] = []
+        for ev in new:
+            if ev.event_id in seen:
+                plan.append(None)                       # a duplicate: ignored, as statement() does
+                continue
+            seen.add(ev.event_id)
+            on = ev.on if floor is None or ev.on >= floor else floor
+            if on > as_of or (previous is not None and on < previous):
+                return False
+            plan.append((on, ev))
+            previous = on
+            if ev.kind == "restructure":
+                floor = on if floor is None else max(floor, on)
+        try:
+            for ev, step in zip(new, plan):
+                if step is None:
+                    self._ignored.append(ev.event_id)
+                    continue
+                _credit_on_due_dates(self._replay, self._previous, step[0])
+                self._previous = step[0]
+                _apply(self._replay, step[1], step[0])
+        except BaseException:
+            self._replay = None       # half applied: the next statement starts from the book
+            raise
+        self._seen, self._floor, self._count = seen, floor, len(book.events)
+        return True
+
+    def _restart(self, book: ChargesBook, as_of: date) -> Statement | None:
+        """Replay the book from the start and keep the replay; or, when an event is dated after
+        `as_of`, return the statement and keep nothing."""
+        self._replay = None
+        replay = _Replay(book)
+        scheduled, ignored = _schedule(book.events, as_of)
+        previous: date | None = None
+        for on, _, ev in scheduled:
+            _credit_on_due_dates(replay, previous, on)
+            previous = on
+            _apply(replay, ev, on)
+        if any(ev.on > as_of for ev in book.events):
+            _credit_on_due_dates(replay, previous, as_of)
+            return replay.statement(as_of, ignored)
+        floor = None
+        for on, _, ev in scheduled:
+            if ev.kind == "restructure":
+                floor = on if floor is None else max(floor, on)
+        self._replay, self._book, self._events, self._count = replay, book, book.events, len(book.events)
+        self._seen, self._ignored = {ev.event_id for ev in book.events}, list(ignored)
+        self._floor, self._previous = floor, previous
+        return None
 
 
 def _credit_on_due_dates(replay: _Replay, after: date | None, through: date) -> None:

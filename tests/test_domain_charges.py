@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 
 from domain.charges import (
-    AdjustmentEvent, ChargesBook, ChargesError, Instalment, PaymentEvent, RestructureEvent, RulesChange,
+    AdjustmentEvent, ChargesBook, ChargesError, Instalment, PaymentEvent, RestructureEvent, RulesChange, Statements,
     WaiverEvent, open_book, postings, rdiv, statement, waivable, waiver_requires_approval,
 )
 from policies.catalog import load
@@ -395,3 +395,32 @@ def test_compiled_rules_stay_bounded_and_whole_when_several_worker_threads_compi
         sys.setswitchinterval(interval)
     assert not errors, errors[:3]
     assert len(engine._COMPILED) <= engine._COMPILED_MAX
+
+
+# ---------------------------------------------------------------- a book read after every event
+def test_a_statement_per_payment_applies_each_payment_once_not_the_whole_book_again(monkeypatch):
+    """The account workflow reads the balance after every payment it books. Continued statements
+    apply each new payment to the replay kept from the last one; a payment dated before one already
+    applied starts again from the book. The answers are statement()'s (and the property test)."""
+    import domain.charges as charges
+
+    applied = []
+    original = charges._Replay.payment
+    monkeypatch.setattr(charges._Replay, "payment", lambda self, ev, on: (applied.append(ev.event_id),
+                                                                          original(self, ev, on))[1])
+    b = book(INTEREST_18, (D0, 3_000_000), (D0 + timedelta(days=30), 3_000_000))
+    statements = Statements()
+    day = D0 + timedelta(days=20)
+    for n in range(40):
+        b.events.append(pay(f"p{n}", day + timedelta(days=n // 4), 40_000))
+        assert statements.at(b, day + timedelta(days=n // 4)) == statement(b, day + timedelta(days=n // 4))
+    fresh = 40 * 41 // 2
+    assert len(applied) == 40 + fresh          # each once for Statements, 1 + 2 + ... + 40 for statement()
+    applied.clear()
+    b.events.append(pay("value-dated", day, 1_000))           # received earlier than the last applied
+    assert statements.at(b, day + timedelta(days=10)) == statement(b, day + timedelta(days=10))
+    assert len(applied) == 2 * 41                             # both replayed the book from the start
+    applied.clear()
+    b.events.append(pay("p-next", day + timedelta(days=10), 1_000))
+    statements.at(b, day + timedelta(days=10))
+    assert applied == ["p-next"]                              # and continue from there again

@@ -1,6 +1,7 @@
 """Properties of the charges engine (hypothesis): conservation, monotone accrual stopped by
 payment, charges proportional to the overdue principal, caps never exceeded, idempotent replays,
-and agreement with an independent day-by-day model of the same rules."""
+agreement with an independent day-by-day model of the same rules, and statements continued as a
+book grows (domain.charges.Statements) equal to the book replayed from the start."""
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -10,8 +11,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from domain.charges import (
-    AdjustmentEvent, ChargeEvent, ChargesBook, Instalment, PaymentEvent, RulesChange, WaiverEvent, rdiv, statement,
+    AdjustmentEvent, ChargeEvent, ChargesBook, Instalment, PaymentEvent, RulesChange, Statements, WaiverEvent, rdiv,
+    statement,
 )
+from domain.restructuring import quote_restructuring
 from schemas.charges import Charges
 
 BASE = date(2026, 1, 1)
@@ -294,3 +297,54 @@ def test_engine_agrees_with_a_day_by_day_model(book, as_of):
            for x in st_.lines}
     assert got == expected["lines"]
     assert st_.credit == expected["credit"]
+
+
+# ---------------------------------------------------------------- statements continued as the book grows
+STEPS = ["today", "today", "today", "today", "earlier", "later", "repeat", "advance", "advance", "ask_earlier",
+         "restructure"]
+
+
+def _event(draw, n: int, on: date):
+    kind = draw(st.sampled_from(["payment", "payment", "payment", "waiver", "charge", "adjustment", "rules"]))
+    if kind == "payment":
+        return PaymentEvent(event_id=f"p{n}", on=on, amount=draw(st.integers(0, 3_000_000)))
+    if kind == "waiver":
+        return WaiverEvent(event_id=f"w{n}", on=on, reason="test", amount=draw(st.one_of(st.none(), st.integers(1, 50_000))),
+                           component=draw(st.sampled_from(["late_fee", "interest", "one_off_fee", "fees", "charges"])))
+    if kind == "charge":
+        return ChargeEvent(event_id=f"charge:fee:{n}", on=on, charge="broken_promise_fee",
+                           amount=draw(st.integers(1, 60_000)), reason="test")
+    if kind == "adjustment":
+        return AdjustmentEvent(event_id=f"a{n}", on=on, amount=draw(st.integers(0, 1_000_000)), reason="test")
+    return RulesChange(event_id=f"v{n}", on=on, ref=f"prop@v{n}", charges=draw(charge_rules()))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_statements_continued_as_the_book_grows_equal_the_book_replayed(data):
+    """The account workflow's way of reading: events appended one by one, most dated the day they
+    arrive, some earlier (value-dated) or later (post-dated), some seen twice, a plan signed, the
+    day advancing and sometimes an earlier day asked. Each answer equals statement() on the book."""
+    draw = data.draw
+    book = draw(books(others=False)).model_copy(update={"events": []})
+    statements = Statements()
+    today = day(draw(st.integers(0, 200)))
+    for n in range(draw(st.integers(1, 30))):
+        step = draw(st.sampled_from(STEPS))
+        as_of = today
+        if step in ("today", "earlier", "later"):
+            shift = {"today": 0, "earlier": -draw(st.integers(1, 60)), "later": draw(st.integers(1, 30))}[step]
+            book.events.append(_event(draw, n, today + timedelta(days=shift)))
+        elif step == "repeat" and book.events:
+            book.events.append(draw(st.sampled_from(book.events)))
+        elif step == "advance":
+            today += timedelta(days=draw(st.integers(1, 45)))
+            as_of = today
+        elif step == "ask_earlier":
+            as_of = today - timedelta(days=draw(st.integers(1, 90)))
+        elif step == "restructure":
+            quote = quote_restructuring(book, today, plan_id=f"plan{n}", fee=0,
+                                        due_dates=[today + timedelta(days=30 * k) for k in (1, 2, 3)])
+            if quote.event is not None:
+                book.events.append(quote.event)
+        assert statements.at(book, as_of) == statement(book, as_of)

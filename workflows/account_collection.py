@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.clock import CollectionClock
     from domain.contact_rules import timezones
     from domain.account_balance import merge_same_day_payments
-    from domain.charges import open_book
+    from domain.charges import Statements, open_book
     from domain.restructuring import rules_at
     from policies import published
     from schemas.account import AccountStart
@@ -109,6 +109,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         self._book_rev = 0
         self._balance_key = None
         self._balance_cache = None
+        self._statements = Statements()
         self._local_now_key = None
         self._local_now_value = None
         self._task_ns = None

@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import localtime
     from domain.account_balance import AccountBalance, post
     from domain.account_balance import describe as describe_basis
-    from domain.charges import Event, statement
+    from domain.charges import Event, Statements
     from domain.money import format_money
     from domain.outbound import Situation
     from schemas.actions import ComplianceDecision, LedgerEntry
@@ -49,6 +49,7 @@ class AccountContext:
     _book_rev: int                       # bumped at every change of the charges book
     _balance_key: tuple[Any, ...] | None  # (book revision, date) of the cached statement
     _balance_cache: AccountBalance | None
+    _statements: Statements              # the charges replay, continued as the book grows
     _local_now_key: tuple[datetime, str] | None   # (instant, zone) of the cached local wall time
     _local_now_value: datetime | None
     _task_ns: int | None                 # workflow.time_ns() of the cached workflow.now()
@@ -139,7 +140,7 @@ class AccountContext:
         s = self._state
         key = (id(s.book), self._book_rev, len(s.book.events), self._today())
         if self._balance_cache is None or self._balance_key != key:
-            self._balance_cache = AccountBalance(statement(s.book, key[3]))
+            self._balance_cache = AccountBalance(self._statements.at(s.book, key[3]))
             self._balance_key = key
         return self._balance_cache
 
