@@ -727,6 +727,7 @@ class _Replay:
         self._days(x, x.unpaid, (x.int_start - x.due).days)
         x.retro_state = _DONE
 
+    # Everything `_advance` changes in a line, but its `bites` (the cap probe and Statements.at restore them).
     _STATE = ("last", "pd", "dsum", "dsum_u", "fee_state", "retro_state", "fee", "fee_raw", "fee_calc", "fee_base",
               "fee_on", "fee_ref")
 
@@ -1145,8 +1146,9 @@ class Statements:
     applications. This keeps the replay of the events applied so far and continues it when the book
     has only gained events dated on or after the last one applied and none after `as_of`: the common
     case, a payment received today. The final steps of a statement (credit on due dates, charges
-    brought to `as_of`) run on a copy, so the kept replay is exactly the one `statement()` builds
-    before its final steps and every answer is the one `statement()` gives
+    brought to `as_of`) leave it as it was (the lines they change are put back, or they run on a
+    copy), so the kept replay is exactly the one `statement()` builds before its final steps and
+    every answer is the one `statement()` gives
     (tests/test_domain_charges_properties.py compares them). Anything else (an event dated before
     one applied, an event dated after `as_of`, an earlier `as_of`, another book) replays the book
     from the start. One per account (workflows/context.py); never serialised."""
@@ -1168,9 +1170,22 @@ class Statements:
             kept = self._restart(book, as_of)
             if kept is not None:      # an event dated after `as_of` joins later: nothing to continue
                 return kept
-        final = self._replay.copy()   # type: ignore[union-attr]
-        _credit_on_due_dates(final, self._previous, as_of)
-        return final.statement(as_of, tuple(self._ignored))
+        replay, previous, ignored = self._replay, self._previous, tuple(self._ignored)
+        assert replay is not None
+        if replay.credit > 0 and any(x.due <= as_of and (previous is None or x.due > previous) for x in replay.open):
+            final = replay.copy()     # credit settles a due date on the way: it may touch any line
+            _credit_on_due_dates(final, previous, as_of)
+            return final.statement(as_of, ignored)
+        # Only the charges brought to `as_of` change, in the lines not yet there: put them back after.
+        saved = [(x, dict(x.bites), tuple(getattr(x, name) for name in _Replay._STATE))
+                 for x in replay.lines if not x.closed and x.last < as_of]
+        try:
+            return replay.statement(as_of, ignored)
+        finally:
+            for x, bites, values in saved:
+                x.bites = bites
+                for name, value in zip(_Replay._STATE, values):
+                    setattr(x, name, value)
 
     def _continue(self, book: ChargesBook, as_of: date) -> bool:
         """Apply the book's new events to the kept replay, if that is what a fresh replay does."""
