@@ -1125,8 +1125,8 @@ def _apply(replay: _Replay, ev: Any, on: date) -> None:
         replay.rules_change(ev, on)
 
 
-def statement(book: ChargesBook, as_of: date) -> Statement:
-    """What the account owes at the end of `as_of`, per instalment, and how every event was applied."""
+def _replayed(book: ChargesBook, as_of: date) -> tuple[_Replay, list[tuple[date, int, Any]], tuple[str, ...]]:
+    """The book's events up to `as_of` applied in order: the replay before a statement's final steps."""
     replay = _Replay(book)
     scheduled, ignored = _schedule(book.events, as_of)
     previous: date | None = None
@@ -1134,7 +1134,13 @@ def statement(book: ChargesBook, as_of: date) -> Statement:
         _credit_on_due_dates(replay, previous, on)
         previous = on
         _apply(replay, ev, on)
-    _credit_on_due_dates(replay, previous, as_of)
+    return replay, scheduled, ignored
+
+
+def statement(book: ChargesBook, as_of: date) -> Statement:
+    """What the account owes at the end of `as_of`, per instalment, and how every event was applied."""
+    replay, scheduled, ignored = _replayed(book, as_of)
+    _credit_on_due_dates(replay, scheduled[-1][0] if scheduled else None, as_of)
     return replay.statement(as_of, ignored)
 
 
@@ -1225,13 +1231,8 @@ class Statements:
         """Replay the book from the start and keep the replay; or, when an event is dated after
         `as_of`, return the statement and keep nothing."""
         self._replay = None
-        replay = _Replay(book)
-        scheduled, ignored = _schedule(book.events, as_of)
-        previous: date | None = None
-        for on, _, ev in scheduled:
-            _credit_on_due_dates(replay, previous, on)
-            previous = on
-            _apply(replay, ev, on)
+        replay, scheduled, ignored = _replayed(book, as_of)
+        previous = scheduled[-1][0] if scheduled else None
         if any(ev.on > as_of for ev in book.events):
             _credit_on_due_dates(replay, previous, as_of)
             return replay.statement(as_of, ignored)
