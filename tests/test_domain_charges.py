@@ -424,3 +424,21 @@ def test_a_statement_per_payment_applies_each_payment_once_not_the_whole_book_ag
     b.events.append(pay("p-next", day + timedelta(days=10), 1_000))
     statements.at(b, day + timedelta(days=10))
     assert applied == ["p-next"]                              # and continue from there again
+
+
+def test_continued_statements_settle_held_credit_on_later_due_dates_and_keep_the_replay_as_it_was():
+    """Credit held (no prepayment) settles each later instalment on its due date. A continued
+    statement does that on a copy, so asking for a later date changes nothing kept: the same
+    answers as statement() before, across and after the due date, and for a payment after it."""
+    charges = rules(allocation={"prepay_future": False}, penalty_interest={"rate": "1‰", "per": "day"})
+    second = D0 + timedelta(days=30)
+    b = book(charges, (D0, 100_000), (second, 100_000))
+    statements = Statements()
+    b.events.append(pay("over", D0 + timedelta(days=5), 150_000))   # 5 days of interest, 49 500 held
+    for as_of in (D0 + timedelta(days=5), second - timedelta(days=1), second, second + timedelta(days=20),
+                  D0 + timedelta(days=6)):
+        assert statements.at(b, as_of) == statement(b, as_of)
+    later = statement(b, second + timedelta(days=20))
+    assert later.credit == 0 and later.line(second.isoformat()).principal_paid == 49_500
+    b.events.append(pay("next", second + timedelta(days=20), 10_000))
+    assert statements.at(b, second + timedelta(days=20)) == statement(b, second + timedelta(days=20))
