@@ -26,6 +26,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 ENCODING = b"binary/encrypted"
+MAX_LAYERS = 4      # encryptions of one payload opened by decode (see EncryptionCodec.decrypt)
 KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12
 KEY_BYTES = 32
@@ -109,8 +110,19 @@ class EncryptionCodec(PayloadCodec):
         return Payload(metadata={"encoding": ENCODING, KEY_ID: key_id.encode()}, data=nonce + sealed)
 
     def decrypt(self, payload: Payload) -> Payload:
-        if payload.metadata.get("encoding") != ENCODING:
-            return payload  # plain JSON from a client that does not encrypt
+        """The plain payload. A payload sealed more than once is opened layer by layer (at most
+        MAX_LAYERS): the Temporal CLI applies a codec endpoint as a gRPC interceptor that encodes the
+        request in place, and its update call re-sends the same request until the update is durable,
+        so a retried `temporal workflow update` arrives encrypted twice."""
+        for _ in range(MAX_LAYERS):
+            if payload.metadata.get("encoding") != ENCODING:
+                return payload  # plain (JSON from a client that does not encrypt, or every layer opened)
+            payload = self._open(payload)
+        if payload.metadata.get("encoding") == ENCODING:
+            raise CodecError(f"payload is sealed more than {MAX_LAYERS} times over; refusing to open more")
+        return payload
+
+    def _open(self, payload: Payload) -> Payload:
         key_id = payload.metadata.get(KEY_ID, b"").decode(errors="replace")
         cipher = self._ciphers.get(key_id)
         if cipher is None:

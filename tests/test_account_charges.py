@@ -7,12 +7,14 @@ On the time-skipping server a query states the account's money on the day the ac
 for the exact day it names."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.converter import PayloadCodec
 from temporalio.testing import WorkflowEnvironment
 
 from domain.charges import PaymentEvent, open_book, statement
@@ -375,4 +377,33 @@ async def test_continue_as_new_carries_the_charges_book_with_payments_on_both_si
     held = await ledger(pool, aid)
     assert held["charged"] == st["charges"]["posted"]["late_fee"] + st["charges"]["posted"]["interest"]
     assert held["paid"] == st["paid_total"]
+    await finish(h)
+
+
+class _SealedTwice(PayloadCodec):
+    """What a retried `temporal workflow update --codec-endpoint` sends: the CLI's codec interceptor
+    encodes the request in place and the update call re-sends the same request."""
+
+    def __init__(self, inner: PayloadCodec) -> None:
+        self.inner = inner
+
+    async def encode(self, payloads):  # noqa: ANN001, ANN201
+        return await self.inner.encode(await self.inner.encode(payloads))
+
+    async def decode(self, payloads):  # noqa: ANN001, ANN201
+        return await self.inner.decode(payloads)
+
+
+async def test_an_update_whose_input_was_sealed_twice_is_applied(env, pool):
+    t0 = await today(env)
+    data = prop(t0, due_in=-100)
+    h = await start(env.client, data)
+    await settle(h)
+    dc = env.client.data_converter
+    assert dc.payload_codec is not None
+    cli_like = Client(env.client.service_client, namespace=env.client.namespace,
+                      data_converter=dataclasses.replace(dc, payload_codec=_SealedTwice(dc.payload_codec)))
+    done = await cli_like.get_workflow_handle(h.id).execute_update(
+        "waive_fee", {"operator": "agent.li", "component": "interest", "amount": 1_000, "reason": "hardship"})
+    assert done["waived"] == 1_000 and (await h.query("status"))["charges_outstanding"] == 4_835
     await finish(h)

@@ -12,7 +12,9 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from infra.codec import ENCODING, KEY_ID, CodecError, EncryptionCodec, KeyRing, load_key_ring, new_key_line
+from infra.codec import (
+    ENCODING, KEY_ID, MAX_LAYERS, CodecError, EncryptionCodec, KeyRing, load_key_ring, new_key_line,
+)
 from infra.converter import data_converter
 from infra.settings import Settings
 from tests.test_ingress_support import Harness, harness  # noqa: F401 (fixture)
@@ -69,6 +71,21 @@ async def test_tampering_and_key_swaps_are_detected() -> None:
     swapped = Payload(metadata={**dict(sealed.metadata), KEY_ID: b.split(":")[0].encode()}, data=sealed.data)
     with pytest.raises(CodecError):
         await codec.decode([swapped])
+
+
+async def test_a_payload_sealed_twice_opens_layer_by_layer_within_a_bound() -> None:
+    """The Temporal CLI encodes through a codec endpoint in a gRPC interceptor, in place, and re-sends
+    an update's request until it is durable: a retried update arrives sealed twice."""
+    codec = EncryptionCodec(ring(new_key_line("a"), new_key_line("b")))
+    plain = pydantic_data_converter.payload_converter.to_payloads([DEBTOR])
+    twice = await codec.encode(await codec.encode(plain))
+    assert twice[0].metadata["encoding"] == ENCODING
+    assert await codec.decode(twice) == plain
+    too_deep = plain
+    for _ in range(MAX_LAYERS + 1):
+        too_deep = await codec.encode(too_deep)
+    with pytest.raises(CodecError, match="sealed more than"):
+        await codec.decode(too_deep)
 
 
 def test_key_ring_configuration_errors_are_clear() -> None:
