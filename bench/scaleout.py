@@ -75,8 +75,11 @@ def _replay_round(measured: dict[str, Any], accounts: int, count: int) -> dict[s
 def _replay_ratio(rounds: dict[str, Any]) -> dict[str, float]:
     one = (rounds["one"]["all_answer_after_s"] + rounds["one_again"]["all_answer_after_s"]) / 2
     one_rate = (rounds["one"]["replayed_per_s"] + rounds["one_again"]["replayed_per_s"]) / 2
+    one_p99 = (rounds["one"]["p99_s"] + rounds["one_again"]["p99_s"]) / 2
     return {"until_every_account_answers": round(one / rounds["two"]["all_answer_after_s"], 3),
-            "replayed_per_s": round(rounds["two"]["replayed_per_s"] / one_rate, 3)}
+            "replayed_per_s": round(rounds["two"]["replayed_per_s"] / one_rate, 3),
+            # One query lost at the stop holds "every account" for its 30 s deadline: this one does not.
+            "until_99_percent_answer": round(one_p99 / rounds["two"]["p99_s"], 3)}
 
 
 async def replay_phase(accounts: int, payments_before: int, skeleton: bool = True) -> dict[str, Any]:
