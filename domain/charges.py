@@ -1099,15 +1099,26 @@ def _schedule(events: Iterable[Any], as_of: date) -> tuple[list[tuple[date, int,
             ignored.append(ev.event_id)
             continue
         seen.add(ev.event_id)
-        on = ev.on if floor is None or ev.on >= floor else floor
+        on = _effective(ev, floor)
         if on > as_of:
             ignored.append(ev.event_id)
             continue
         order.append((on, n, ev))
-        if ev.kind == "restructure":
-            floor = on if floor is None else max(floor, on)
+        floor = _floor_after(ev, on, floor)
     order.sort(key=lambda item: (item[0], item[1]))
     return order, tuple(ignored)
+
+
+def _effective(ev: Any, floor: date | None) -> date:
+    """The date an event applies on: its own, or the date of a plan listed before it, if later."""
+    return ev.on if floor is None or ev.on >= floor else floor
+
+
+def _floor_after(ev: Any, on: date, floor: date | None) -> date | None:
+    """The floor for the events listed after `ev` (applied on `on`): a plan raises it to its date."""
+    if ev.kind != "restructure":
+        return floor
+    return on if floor is None else max(floor, on)
 
 
 def _apply(replay: _Replay, ev: Any, on: date) -> None:
@@ -1178,7 +1189,7 @@ class Statements:
                 return kept
         replay, previous, ignored = self._replay, self._previous, tuple(self._ignored)
         assert replay is not None
-        if replay.credit > 0 and any(x.due <= as_of and (previous is None or x.due > previous) for x in replay.open):
+        if _credit_due_dates(replay, previous, as_of):
             final = replay.copy()     # credit settles a due date on the way: it may touch any line
             _credit_on_due_dates(final, previous, as_of)
             return final.statement(as_of, ignored)
@@ -1199,20 +1210,20 @@ class Statements:
                 or len(book.events) < self._count or (self._previous is not None and as_of < self._previous)):
             return False
         new = book.events[self._count:]
-        seen, floor, previous = set(self._seen), self._floor, self._previous
+        added: set[str] = set()      # the new ids (the kept set is only joined once all apply)
+        floor, previous = self._floor, self._previous
         plan: list[tuple[date, Any] | None] = []
         for ev in new:
-            if ev.event_id in seen:
+            if ev.event_id in self._seen or ev.event_id in added:
                 plan.append(None)                       # a duplicate: ignored, as statement() does
                 continue
-            seen.add(ev.event_id)
-            on = ev.on if floor is None or ev.on >= floor else floor
+            added.add(ev.event_id)
+            on = _effective(ev, floor)
             if on > as_of or (previous is not None and on < previous):
                 return False
             plan.append((on, ev))
             previous = on
-            if ev.kind == "restructure":
-                floor = on if floor is None else max(floor, on)
+            floor = _floor_after(ev, on, floor)
         try:
             for ev, step in zip(new, plan):
                 if step is None:
@@ -1224,7 +1235,8 @@ class Statements:
         except BaseException:
             self._replay = None       # half applied: the next statement starts from the book
             raise
-        self._seen, self._floor, self._count = seen, floor, len(book.events)
+        self._seen |= added
+        self._floor, self._count = floor, len(book.events)
         return True
 
     def _restart(self, book: ChargesBook, as_of: date) -> Statement | None:
@@ -1238,19 +1250,23 @@ class Statements:
             return replay.statement(as_of, ignored)
         floor = None
         for on, _, ev in scheduled:
-            if ev.kind == "restructure":
-                floor = on if floor is None else max(floor, on)
+            floor = _floor_after(ev, on, floor)
         self._replay, self._book, self._events, self._count = replay, book, book.events, len(book.events)
         self._seen, self._ignored = {ev.event_id for ev in book.events}, list(ignored)
         self._floor, self._previous = floor, previous
         return None
 
 
+def _credit_due_dates(replay: _Replay, after: date | None, through: date) -> list[date]:
+    """The due dates in (`after`, `through`] on which credit held would settle an instalment."""
+    if replay.credit <= 0:
+        return []
+    return sorted({x.due for x in replay.open if (after is None or x.due > after) and x.due <= through})
+
+
 def _credit_on_due_dates(replay: _Replay, after: date | None, through: date) -> None:
     """Credit held (prepayment off) settles each instalment on its due date."""
-    if replay.credit <= 0:
-        return
-    for day in sorted({x.due for x in replay.open if (after is None or x.due > after) and x.due <= through}):
+    for day in _credit_due_dates(replay, after, through):
         replay._apply_credit(day)
         if replay.credit <= 0:
             return
