@@ -1117,6 +1117,24 @@ async def patches_at_open(env: WorkflowEnvironment, account_id: str, providers: 
     return h.id
 
 
+async def start_with_payment(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """An account handed over six days past due and started with its payment in full (signal-with-start,
+    as the ingress starts an account it does not know yet with its first payment): the payment is
+    applied in the opening task; paid off."""
+    t0 = await align(env)
+    data = account(account_id, today=t0, due_in=-6, policy_version=1)
+    now = await env.get_current_time()
+    h = await env.client.start_workflow(
+        "AccountCollection", data, id=f"account-{account_id}", task_queue="arrears", start_signal="payment",
+        start_signal_args=[payment(f"OPEN-{account_id}", 100_000, now - HOUR)])
+    st = await status(h)
+    expect(st, st["paid_total"] == 100_000, "the payment that came with the start applied")
+    result = await closed(env, h)
+    if result["stage"] != "paid_off":
+        raise ScenarioFailed(f"{h.id}: finished {result['stage']}, expected paid_off")
+    return h.id
+
+
 async def standard_repossession(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
     """standard@v4 equipment finance, the repossession path (equipment_recovery is a voluntary
     surrender decided at the storage deadline): at DPD 6 an operator may not order a repossession
@@ -1273,6 +1291,9 @@ SCENARIOS: dict[str, Scenario] = {
     "consumer_payday_follow_ups": Scenario(consumer_payday_follow_ups),
     "b2b_large_invoice_call": Scenario(b2b_large_invoice_call),
     "patches_at_open": Scenario(patches_at_open),
+    # Recorded before the opening turn waited for the messages that came with the start (an
+    # opening turn that still contacted the debtor; workflows/patches.py, OPENING_AFTER_MESSAGES).
+    "start_with_payment": Scenario(start_with_payment),
     "standard_repossession": Scenario(standard_repossession),
     "b2b_contact_roles": Scenario(b2b_contact_roles),
     "consumer_broken_promise_fee": Scenario(consumer_broken_promise_fee),
