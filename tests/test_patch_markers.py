@@ -2,7 +2,7 @@
 
 Each `workflow.patched` id asked where its change first applies costs a marker and an upsert of
 `TemporalChangeVersion` (a visibility write) in the middle of the account's life: a first payment,
-a first risk sign, a first reported call. A run opened since `patches-at-open-1` records one
+a first risk sign, a first reported call. A run opened since `patches-at-open-1` (now `-2`) records one
 marker when it opens and none of the folded ids after it; its history replays under both the
 suite's sandbox and the deployed workers' isolation.
 """
@@ -22,7 +22,7 @@ from policies.published import latest_version
 from tests.collection import account, finish, payment, query_status, running_workers, settle, start, today
 from workers.main import workflow_runner
 from workflows.account_collection import AccountCollection
-from workflows.patches import FOLDED_AT_OPEN, PATCHES_AT_OPEN
+from workflows.patches import AT_OPEN
 
 
 def patch_ids(history: WorkflowHistory) -> list[tuple[int, str]]:
@@ -69,10 +69,11 @@ async def test_a_run_records_its_patches_once_when_it_opens(env, database_url, t
         await finish(h)
 
     markers = patch_ids(history)
-    # A start naming no version records the policy it chose in the same marker.
-    opening = PATCHES_AT_OPEN if pinned else f"{PATCHES_AT_OPEN} policy:standard@v{latest_version('standard')}"
+    # A start naming no version records the policy it chose in the same marker: the newest at-open id.
+    newest, folded = AT_OPEN[0]
+    opening = newest if pinned else f"{newest} policy:standard@v{latest_version('standard')}"
     assert markers == [(1, opening)], markers
-    assert not [m for m in markers if m[1] in FOLDED_AT_OPEN], f"folded ids recorded on their own: {markers}"
+    assert not [m for m in markers if m[1] in folded], f"folded ids recorded on their own: {markers}"
     assert all(task == 1 for task, _ in markers), f"a patch marker after the opening task: {markers}"
     assert change_version_upserts(history) == [1], change_version_upserts(history)
 

@@ -53,7 +53,7 @@ from workflows.ladder import Ladder
 from workflows.letters import Letters
 from workflows.lockout import Lockout
 from workflows.outreach import Outreach
-from workflows.patches import COMPRESSED_TIME_AT_TIMER_DUE, PATCHES_AT_OPEN
+from workflows.patches import AT_OPEN, COMPRESSED_TIME_AT_TIMER_DUE, OPENING_AFTER_MESSAGES
 from workflows.placement import Placements
 from workflows.recovery import Recoveries
 from workflows.records import Records
@@ -84,7 +84,8 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
     @workflow.init
     def __init__(self, *args: Any) -> None:
         self.s: AccountState | None = None
-        self._at_open = False
+        self._folded: frozenset[str] = frozenset()
+        self._awaiting_open = 0
         self._wake = False
         self._ledger = []
         self._ledger_since: datetime | None = None
@@ -124,9 +125,15 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         self.s = await self._open(args)
         # One marker in the opening task instead of one per change where it first applies
         # (workflows/patches.py); a start that chose its policy recorded it with that choice.
-        self._at_open = self._at_open or workflow.patched(PATCHES_AT_OPEN)
+        if not self._folded:
+            self._folded = next((folded for at_open, folded in AT_OPEN if workflow.patched(at_open)), frozenset())
         s = self.s
         first = s.runs == 1 and not s.timeline[1:]
+        if self._awaiting_open and self._patched(OPENING_AFTER_MESSAGES):
+            # Messages that came with the start (a signal-with-start, a payment sent right after it)
+            # apply before the first turn acts: it never contacts a debtor about arrears this task
+            # already knows were paid, nor hands over an account a dispute in it has stopped.
+            await workflow.wait_condition(lambda: not self._awaiting_open)
         try:
             self._evaluate()
         except Exception as err:
@@ -377,16 +384,17 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
             return policy
         # Latest version or the segment's policy: "latest" changes when a deploy adds a version, so
         # the choice is recorded in history as a marker (no round trip) and replay takes it from there.
-        # Since PATCHES_AT_OPEN the one marker records both the choice and the patches taken at open;
-        # runs recorded before it carry the choice alone.
+        # Since PATCHES_AT_OPEN the one marker records both the choice and the patches taken at open
+        # (the newest at-open id when live; the one recorded on replay); runs recorded before it carry
+        # the choice alone.
         chosen = published.choices(start.policy_id if named else None, start.segment)
-        for at_open in (True, False):
+        for at_open, folded in (*AT_OPEN, (None, frozenset())):
             for pid, version in chosen:
                 marker = published.marker(pid, version)
-                if workflow.patched(f"{PATCHES_AT_OPEN} {marker}" if at_open else marker):
+                if workflow.patched(f"{at_open} {marker}" if at_open else marker):
                     policy = published.pinned(pid, version)
                     assert policy is not None   # choices() lists published versions only
-                    self._at_open = at_open
+                    self._folded = folded
                     return policy
         if not workflow.unsafe.is_replaying():
             raise _fail(f"policy not found: no policy {start.policy_id!r}" if named

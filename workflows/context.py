@@ -23,7 +23,6 @@ with workflow.unsafe.imports_passed_through():
     from schemas.actions import ComplianceDecision, LedgerEntry
     from workflows.state import HANDED_OVER, TERMINAL, AccountState, RejectedInput, TimelineEntry
 
-from workflows.patches import FOLDED_AT_OPEN
 
 TIMELINE_KEPT = 60
 REJECTED_KEPT = 20
@@ -57,11 +56,12 @@ class AccountContext:
     _now_real: datetime | None           # (real instant, clock) of the cached collection time
     _now_clock: Any
     _now_value: datetime | None
-    _at_open: bool                       # this run recorded PATCHES_AT_OPEN in its opening task
+    _folded: frozenset[str]              # the patch ids this run took at open (workflows/patches.py)
+    _awaiting_open: int                  # handlers waiting for the account to open
 
     def _patched(self, patch_id: str) -> bool:
         """`workflow.patched`, without a marker of its own for an id the run took at open."""
-        return (self._at_open and patch_id in FOLDED_AT_OPEN) or workflow.patched(patch_id)
+        return patch_id in self._folded or workflow.patched(patch_id)
 
     # ------------------------------------------------------------------ state and clock
     @property

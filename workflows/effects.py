@@ -32,7 +32,11 @@ class Effects(AccountContext):
         this change keep their yield on replay (the patch)."""
         if self.s is not None and self._patched(HANDLERS_APPLY_AT_ONCE):
             return
-        await workflow.wait_condition(lambda: self.s is not None)
+        self._awaiting_open += 1   # the opening turn waits for these (AccountCollection.run)
+        try:
+            await workflow.wait_condition(lambda: self.s is not None)
+        finally:
+            self._awaiting_open -= 1
 
     def _busy(self, key: str) -> bool:
         return key in self._inflight

@@ -7,9 +7,10 @@ A run opened since PATCHES_AT_OPEN records that one id in its opening task and t
 in FOLDED_AT_OPEN as applied without asking; runs recorded before it ask for each id where they
 always did, so their histories replay unchanged.
 
-FOLDED_AT_OPEN is frozen: a patch added later gets its own id and is asked where it applies (a run
-opened under "patches-at-open-1" never had it). Folding later ids means a new PATCHES_AT_OPEN id with
-its own list, both lists kept for the histories that carry them.
+Each FOLDED set is frozen: a patch added later gets its own id and is asked where it applies (a run
+opened under "patches-at-open-1" never had it). Folding later ids means a new at-open id with its own
+list, every list kept for the histories that carry them (AT_OPEN, newest first: a live run records
+the first; a replay finds the one its history holds).
 """
 from __future__ import annotations
 
@@ -40,10 +41,21 @@ FOLDED_AT_OPEN = frozenset({
     RISK_SIGNS_CATALOGUE, CLOSE_TASK_ON_OUTCOME, CLOSE_VERIFY_ON_RESUME, COMPRESSED_TIME_AT_TIMER_DUE,
 })
 
-# Added after PATCHES_AT_OPEN (not folded: asked where each applies).
+# Added after PATCHES_AT_OPEN, folded since PATCHES_AT_OPEN_2 (a run opened under the first asks where each applies).
 # A ladder step deferred to a later day (a weekend, a holiday) keeps its own time of day there.
 DEFERRAL_KEEPS_STEP_TIME = "deferral-keeps-step-time"
 # No GPS-lockout warning or request for a machine back in the lender's hands (asked only then).
 NO_LOCKOUT_AFTER_RECOVERY = "no-lockout-after-recovery"
 # A broken promise charges the policy's fee (asked only under a policy that has one).
 BROKEN_PROMISE_FEE = "broken-promise-fee"
+# The opening turn acts after the messages that arrived with the start (a signal-with-start, a payment
+# sent right after it): the first turn no longer contacts a debtor whose payment the task already held.
+OPENING_AFTER_MESSAGES = "opening-turn-after-messages"
+
+PATCHES_AT_OPEN_2 = "patches-at-open-2"
+FOLDED_AT_OPEN_2 = FOLDED_AT_OPEN | frozenset({
+    DEFERRAL_KEEPS_STEP_TIME, NO_LOCKOUT_AFTER_RECOVERY, BROKEN_PROMISE_FEE, OPENING_AFTER_MESSAGES,
+})
+# (at-open id, the ids it folds), newest first.
+AT_OPEN: tuple[tuple[str, frozenset[str]], ...] = ((PATCHES_AT_OPEN_2, FOLDED_AT_OPEN_2),
+                                                   (PATCHES_AT_OPEN, FOLDED_AT_OPEN))

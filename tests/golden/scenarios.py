@@ -1117,10 +1117,7 @@ async def patches_at_open(env: WorkflowEnvironment, account_id: str, providers: 
     return h.id
 
 
-async def start_with_payment(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
-    """An account handed over six days past due and started with its payment in full (signal-with-start,
-    as the ingress starts an account it does not know yet with its first payment): the payment is
-    applied in the opening task; paid off."""
+async def _started_with_payment(env: WorkflowEnvironment, account_id: str) -> tuple[WorkflowHandle, dict[str, Any]]:
     t0 = await align(env)
     data = account(account_id, today=t0, due_in=-6, policy_version=1)
     now = await env.get_current_time()
@@ -1129,6 +1126,26 @@ async def start_with_payment(env: WorkflowEnvironment, account_id: str, provider
         start_signal_args=[payment(f"OPEN-{account_id}", 100_000, now - HOUR)])
     st = await status(h)
     expect(st, st["paid_total"] == 100_000, "the payment that came with the start applied")
+    return h, st
+
+
+async def start_with_payment(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """An account handed over six days past due and started with its payment in full (signal-with-start,
+    as the ingress starts an account it does not know yet with its first payment): the payment is
+    applied in the opening task; paid off."""
+    h, _ = await _started_with_payment(env, account_id)
+    result = await closed(env, h)
+    if result["stage"] != "paid_off":
+        raise ScenarioFailed(f"{h.id}: finished {result['stage']}, expected paid_off")
+    return h.id
+
+
+async def start_with_payment_applied_first(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """start_with_payment since the opening turn acts after the messages that came with the start: the
+    payment applies first, so nothing is sent about the arrears it paid; paid off."""
+    h, st = await _started_with_payment(env, account_id)
+    expect(st, "sent" not in kinds(st) and st["stage"] in ("paid_off", "current"),
+           "nothing sent about arrears the opening task knew were paid")
     result = await closed(env, h)
     if result["stage"] != "paid_off":
         raise ScenarioFailed(f"{h.id}: finished {result['stage']}, expected paid_off")
@@ -1294,6 +1311,7 @@ SCENARIOS: dict[str, Scenario] = {
     # Recorded before the opening turn waited for the messages that came with the start (an
     # opening turn that still contacted the debtor; workflows/patches.py, OPENING_AFTER_MESSAGES).
     "start_with_payment": Scenario(start_with_payment),
+    "start_with_payment_applied_first": Scenario(start_with_payment_applied_first),
     "standard_repossession": Scenario(standard_repossession),
     "b2b_contact_roles": Scenario(b2b_contact_roles),
     "consumer_broken_promise_fee": Scenario(consumer_broken_promise_fee),

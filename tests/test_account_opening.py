@@ -1,0 +1,47 @@
+"""Messages that arrive with the start (signal-with-start: the ingress starts an unknown account with
+its first payment) are applied before the account's first turn acts: the opening turn never sends,
+calls or hands over on arrears the same task already knows were paid."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from schemas import task_queues
+from tests.collection import account, finish, payment, running_workers, sent, settle, today
+
+
+@pytest.fixture(scope="module")
+async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
+    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
+        yield p
+
+
+async def _start(env: WorkflowEnvironment, data: dict, *payments: dict):
+    kwargs = {"start_signal": "payment", "start_signal_args": [payments[0]]} if payments else {}
+    return await env.client.start_workflow("AccountCollection", data, id=f"account-{data['account_id']}",
+                                           task_queue=task_queues.WORKFLOW, **kwargs)
+
+
+async def test_an_overdue_account_started_unpaid_is_contacted_at_once(env, pool):
+    """The control: the same account started without the payment acts in its first turn."""
+    t0 = await today(env)
+    data = account(today=t0, due_in=-6)
+    h = await _start(env, data)
+    await settle(h)
+    assert [r["step_id"] for r in await sent(pool, data["account_id"])], "an overdue account is contacted at open"
+    await finish(h)
+
+
+async def test_a_payment_that_came_with_the_start_is_applied_before_the_first_turn(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=-6)
+    now = await env.get_current_time()
+    h = await _start(env, data, payment("P-OPEN-1", 100_000, now - timedelta(minutes=1)))
+    await settle(h)
+    st = await h.query("status")
+    assert st["paid_total"] == 100_000
+    assert await sent(pool, data["account_id"]) == [], "nothing is sent about arrears the first task knew were paid"
+    assert st["stage"] not in ("early", "late"), st["stage"]
+    await finish(h)
