@@ -9,7 +9,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from schemas import task_queues
-from tests.collection import account, finish, payment, running_workers, sent, settle, today
+from tests.collection import account, finish, payment, query_status, running_workers, sent, settle, today
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ async def test_a_payment_that_came_with_the_start_is_applied_before_the_first_tu
     now = await env.get_current_time()
     h = await _start(env, data, payment("P-OPEN-1", 100_000, now - timedelta(minutes=1)))
     await settle(h)
-    st = await h.query("status")
+    st = await query_status(h)
     assert st["paid_total"] == 100_000
     assert await sent(pool, data["account_id"]) == [], "nothing is sent about arrears the first task knew were paid"
     assert st["stage"] not in ("early", "late"), st["stage"]
