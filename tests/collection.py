@@ -102,11 +102,15 @@ def account(account_id: str | None = None, *, today: date, due_in: list[int] | i
     return data
 
 
-async def start(client: Client, start_input: dict[str, Any]) -> WorkflowHandle:
+async def start(client: Client, start_input: dict[str, Any], *,
+                with_payment: dict[str, Any] | None = None) -> WorkflowHandle:
+    """Start the account; `with_payment` is delivered with the start (signal-with-start), as the
+    ingress starts an account it does not know yet."""
+    sent_with = {"start_signal": "payment", "start_signal_args": [with_payment]} if with_payment else {}
     return await client.start_workflow(
         "AccountCollection", start_input, id=f"account-{start_input['account_id']}",
         task_queue=task_queues.WORKFLOW, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"Account {start_input['account_id']}")
+        static_summary=f"Account {start_input['account_id']}", **sent_with)
 
 
 async def sent(pool: asyncpg.Pool, account_id: str) -> list[asyncpg.Record]:

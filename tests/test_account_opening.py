@@ -8,8 +8,7 @@ from datetime import timedelta
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from schemas import task_queues
-from tests.collection import account, audit_entries, finish, payment, running_workers, sent, settle, today
+from tests.collection import account, audit_entries, finish, payment, running_workers, sent, settle, start, today
 
 
 @pytest.fixture(scope="module")
@@ -18,17 +17,11 @@ async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: py
         yield p
 
 
-async def _start(env: WorkflowEnvironment, data: dict, *payments: dict):
-    kwargs = {"start_signal": "payment", "start_signal_args": [payments[0]]} if payments else {}
-    return await env.client.start_workflow("AccountCollection", data, id=f"account-{data['account_id']}",
-                                           task_queue=task_queues.WORKFLOW, **kwargs)
-
-
 async def test_an_overdue_account_started_unpaid_is_contacted_at_once(env, pool):
     """The control: the same account started without the payment acts in its first turn."""
     t0 = await today(env)
     data = account(today=t0, due_in=-6)
-    h = await _start(env, data)
+    h = await start(env.client, data)
     await settle(h)
     assert [r["step_id"] for r in await sent(pool, data["account_id"])], "an overdue account is contacted at open"
     await finish(h)
@@ -38,7 +31,7 @@ async def test_a_payment_that_came_with_the_start_is_applied_before_the_first_tu
     t0 = await today(env)
     data = account(today=t0, due_in=-6)
     now = await env.get_current_time()
-    h = await _start(env, data, payment("P-OPEN-1", 100_000, now - timedelta(minutes=1)))
+    h = await start(env.client, data, with_payment=payment("P-OPEN-1", 100_000, now - timedelta(minutes=1)))
     await settle(h)
     # Read from PostgreSQL and the history, not `status`: what was decided, whatever the workers' pace.
     applied = await audit_entries(pool, data["account_id"], "payment_applied")
