@@ -40,39 +40,31 @@ async def running_workers(client: Client, database_url: str, data_dir: Path,
 
 
 async def settle(handle: WorkflowHandle, timeout: float = 15.0) -> None:
-    """Wait (real time) until the workflow has no activity or workflow task in flight.
+    """Wait (real time) until the workflow has no activity and no workflow task in flight.
 
     The time-skipping server fires timers instantly, but activities take real time: reading the
-    result of a step right after `env.sleep` would race with the activity that performs it."""
+    result of a step right after `env.sleep` would race with the activity that performs it. Read from
+    the history, not by a query: a query that meets the task continuing a paid-off account as new is
+    never answered by that server (tests/time_skipping.py)."""
     import asyncio
 
-    from temporalio.api.common.v1 import WorkflowExecution
-    from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+    from tests.time_skipping import in_flight
 
-    async def pending() -> int:
-        # The raw call: the SDK's describe() decodes search attributes, and the time-skipping
-        # server returns datetime attributes in a form it cannot parse.
-        raw = await handle._client.workflow_service.describe_workflow_execution(
-            DescribeWorkflowExecutionRequest(namespace=handle._client.namespace,
-                                             execution=WorkflowExecution(workflow_id=handle.id)))
-        return len(raw.pending_activities)
-
+    client = handle._client
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        if not await pending():
-            # A query is answered after any workflow task in flight, so it flushes one through.
-            await query_status(handle)
-            if not await pending():
-                return
+        task, activities = await in_flight(client.workflow_service, client.namespace, handle.id)
+        if not task and not activities:
+            return
         await asyncio.sleep(0.05)
     raise TimeoutError(f"{handle.id} did not settle within {timeout}s")
 
 
 async def query_status(handle: WorkflowHandle, attempts: int = 3) -> dict[str, Any]:
-    """`status`, asked again when the server gave up waiting for the worker (a loaded CI machine:
-    the time-skipping server answers "query deadline exceeded" while a task is still running). A
-    workflow that never answers still fails, after `attempts` deadlines."""
+    """`status`, asked again when the server gave up waiting for the worker ("query deadline
+    exceeded" after 30 s: a task that runs that long on a loaded machine). A workflow that never
+    answers still fails, after `attempts` deadlines."""
     from temporalio.service import RPCError, RPCStatusCode
 
     for attempt in range(attempts):
