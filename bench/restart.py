@@ -83,7 +83,7 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
         queues = () if workflows_only else queues
         worker = fleet[0]
         answered: dict[str, float] = {}
-        failures: dict[str, Any] = {"queries": 0, "errors": []}
+        failures: dict[str, Any] = {"queries": 0, "errors": [], "asked": 0}
 
         async def answer(account_id: str) -> None:
             handle = stack.client.get_workflow_handle(target.workflow_id(account_id))
@@ -93,6 +93,7 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
                 expected += m.PAYMENT
             while True:
                 asked = time.perf_counter()
+                failures["asked"] += 1
                 try:
                     st = await handle.query("status")
                     if st.get("paid_total", 0) >= expected:
@@ -134,6 +135,9 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
             "first_answer_after_s": times[0], "within_10s": sum(t <= 10 for t in times),
             "workflow_task_timeouts": timeouts, "timed_out_tasks": timed_out[:20], "cpu": cpu,
             "workflow_task_failures": failed, "query_errors_retried": failures["queries"],
+            # Every `status` asked, answered or not: above 1 per account, accounts were asked again
+            # because their answer did not show the payments yet, or failed.
+            "queries_per_account": round(failures["asked"] / len(ids), 3),
             "query_errors": failures["errors"],
             "log_task_exceeded": log.count("exceeded"), "log_task_not_found": log.lower().count("not found"),
             "worker_rss_mb": [round(w.rss_mb(), 1) for w in fleet]}

@@ -28,7 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from infra.converter import data_converter
 from infra.temporal import SEARCH_ATTRIBUTES, binary, register_search_attributes, search_attribute_flags
-from tests.time_skipping import QuietTasks
+from tests.time_skipping import start_server
 
 # Low enough that a few dozen events trigger the continue-as-new path in dev-server tests.
 SUGGEST_CONTINUE_AS_NEW_AT = 60
@@ -39,13 +39,7 @@ T = TypeVar("T")
 async def time_skipping() -> WorkflowEnvironment:
     # Queries and terminations wait for the task in flight: two defects of this server otherwise
     # stall the rest of the module (tests/time_skipping.py).
-    quiet = QuietTasks()
-    environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(binary("temporal-test-server")),
-        data_converter=data_converter(),
-        interceptors=[quiet],
-    )
-    quiet.client = environment.client
+    environment = await start_server(data_converter())
     await register_search_attributes(environment.client)
     return environment
 

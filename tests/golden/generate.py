@@ -81,14 +81,13 @@ async def _bounded(env, scenario, name: str, fakes) -> str:  # noqa: ANN001 - te
 async def generate(out: Path, only: list[str] | None = None) -> list[Path]:
     import time
 
-    from temporalio.testing import WorkflowEnvironment
-
     from audit.history_export import fetch_chain, write_chain
     from infra.converter import data_converter
-    from infra.temporal import binary, register_search_attributes
+    from infra.temporal import register_search_attributes
     from tests.collection import running_workers
     from tests.fakes.server import FakeProviders
     from tests.golden.scenarios import SCENARIOS
+    from tests.time_skipping import start_server
 
     unknown = sorted(set(only or ()) - set(SCENARIOS))
     if unknown:
@@ -109,9 +108,7 @@ async def generate(out: Path, only: list[str] | None = None) -> list[Path]:
         url = await _database(tmp)
         # Plain payloads: CI replays the committed histories without any key (the codec passes plain
         # payloads through, so workers with encryption read them too).
-        env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=str(binary("temporal-test-server")),
-            data_converter=data_converter(encrypt=False))
+        env = await start_server(data_converter(encrypt=False))
         fakes = await FakeProviders(timeout_seconds=2.0).start()
         try:
             await register_search_attributes(env.client)
