@@ -105,6 +105,16 @@ async def start(client: Client, start_input: dict[str, Any], *,
         static_summary=f"Account {start_input['account_id']}", **sent_with)
 
 
+async def start_paid_at_open(env: Any, payment_id: str) -> tuple[dict[str, Any], WorkflowHandle]:
+    """An account six days overdue, started (signal-with-start) with its payment in full: paid off in
+    its first tasks, so its cycle closes and it continues as new at once."""
+    data = account(today=await today(env), due_in=-6)
+    now = await env.get_current_time()
+    handle = await start(env.client, data, with_payment=payment(payment_id, data["instalments"][0]["amount"],
+                                                                now - timedelta(minutes=1)))
+    return data, handle
+
+
 async def sent(pool: asyncpg.Pool, account_id: str) -> list[asyncpg.Record]:
     return await pool.fetch(
         "SELECT idempotency_key, channel, template, recipient, step_id, status, compliance, created_at "

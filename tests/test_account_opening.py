@@ -3,12 +3,11 @@ its first payment) are applied before the account's first turn acts: the opening
 calls or hands over on arrears the same task already knows were paid."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import account, audit_entries, finish, payment, running_workers, sent, settle, start, today
+from tests.collection import (account, audit_entries, finish, running_workers, sent, settle, start, start_paid_at_open,
+                              today)
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +27,7 @@ async def test_an_overdue_account_started_unpaid_is_contacted_at_once(env, pool)
 
 
 async def test_a_payment_that_came_with_the_start_is_applied_before_the_first_turn(env, pool):
-    t0 = await today(env)
-    data = account(today=t0, due_in=-6)
-    now = await env.get_current_time()
-    h = await start(env.client, data, with_payment=payment("P-OPEN-1", 100_000, now - timedelta(minutes=1)))
+    data, h = await start_paid_at_open(env, "P-OPEN-1")
     await settle(h)
     # Read from PostgreSQL and the history, not `status`: what was decided, whatever the workers' pace.
     applied = await audit_entries(pool, data["account_id"], "payment_applied")

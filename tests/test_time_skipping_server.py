@@ -11,7 +11,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from tests import time_skipping
-from tests.collection import account, finish, payment, running_workers, settle, start, today
+from tests.collection import finish, running_workers, settle, start_paid_at_open
 from tests.conftest import time_skipping as fresh_time_skipping_server
 
 
@@ -40,11 +40,7 @@ async def test_a_task_nobody_has_taken_is_in_flight_and_a_query_waits_for_it(mon
 
 
 async def test_a_paid_off_account_settles_and_the_servers_clock_still_skips(env, pool):
-    t0 = await today(env)
-    data = account(today=t0, due_in=-6)
-    now = await env.get_current_time()
-    # Paid in full with the start: its cycle closes and it continues as new in its first tasks.
-    h = await start(env.client, data, with_payment=payment("P-TS-1", 100_000, now - timedelta(minutes=1)))
+    _, h = await start_paid_at_open(env, "P-TS-1")   # continues as new in its first tasks
     await settle(h)
     client = env.client
     assert await time_skipping.in_flight(client.workflow_service, client.namespace, h.id) == (False, 0)
