@@ -31,7 +31,7 @@ from typing import Any, Literal
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from audit.history_export import NotAHistory, event_type, load_history
@@ -137,9 +137,11 @@ def default_workflows() -> list[type]:
     return [AccountCollection]
 
 
-def make_replayer(workflows: Sequence[type] | None = None, runtime: Runtime | None = None) -> Replayer:
+def make_replayer(workflows: Sequence[type] | None = None, runtime: Runtime | None = None, *,
+                  sandboxed: bool = True) -> Replayer:
+    runner = {} if sandboxed else {"workflow_runner": UnsandboxedWorkflowRunner()}
     return Replayer(workflows=list(workflows or default_workflows()), data_converter=data_converter(),
-                    runtime=runtime or quiet_runtime()[0])
+                    runtime=runtime or quiet_runtime()[0], **runner)
 
 
 def describe_event(event: Any) -> str:
@@ -190,25 +192,35 @@ def _command_events(history: WorkflowHistory, task_started_index: int) -> list[A
     return out or ([events[i]] if i < len(events) else [])
 
 
-async def locate_divergence(history: WorkflowHistory, error: str, workflows: Sequence[type] | None = None
-                            ) -> Divergence | None:
-    """The first recorded event the current code does not reproduce."""
+async def locate_divergence(history: WorkflowHistory, error: str, workflows: Sequence[type] | None = None,
+                            *, sandboxed: bool = True) -> Divergence | None:
+    """The first recorded event the current code does not reproduce. `sandboxed=False` searches
+    without the sandbox (as the workers run by default): for a difference in commands it finds the
+    same event, without re-importing the workflow's modules for every prefix tried."""
     cuts = _cuts(history)
-    replayer = make_replayer(workflows)
+    # One replay worker for every prefix the search tries, not one each.
+    wanted: asyncio.Queue[int | None] = asyncio.Queue()
 
-    async def fails(length: int) -> bool:
-        prefix = WorkflowHistory(history.workflow_id, history.events[:length])
-        result = await replayer.replay_workflow(prefix, raise_on_replay_failure=False)
-        return result.replay_failure is not None
+    async def prefixes() -> AsyncIterator[WorkflowHistory]:
+        while (length := await wanted.get()) is not None:
+            yield WorkflowHistory(history.workflow_id, history.events[:length])
 
-    # Smallest cut that fails; the whole history (known to fail) when none of the cuts does.
-    lo, hi = 0, len(cuts)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if await fails(cuts[mid]):
-            hi = mid
-        else:
-            lo = mid + 1
+    async with make_replayer(workflows, sandboxed=sandboxed).workflow_replay_iterator(prefixes()) as results:
+        async def fails(length: int) -> bool:
+            await wanted.put(length)
+            return (await anext(results)).replay_failure is not None
+
+        # Smallest cut that fails; the whole history (known to fail) when none of the cuts does.
+        lo, hi = 0, len(cuts)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if await fails(cuts[mid]):
+                hi = mid
+            else:
+                lo = mid + 1
+        await wanted.put(None)   # the iterator pulls one more history only after each result
+        async for _ in results:
+            pass
     # The failing prefix checked the commands of the task started just before its own end.
     if lo == 0:
         task_started = 0 if not cuts else cuts[0] - 1
@@ -312,7 +324,10 @@ async def _outcome_for(result: Any, source: str, ctx: _Context) -> ReplayOutcome
     if failure is not None:
         outcome.status = "nondeterministic" if isinstance(failure, NondeterminismError) else "failed"
         outcome.error = short_error(str(failure))
-        outcome.divergence = await locate_divergence(h, outcome.error or "", ctx.workflows)
+        # A nondeterminism error is a difference in commands, found the same without the sandbox
+        # (several times faster); any other failure may come from the sandbox, so it is searched in it.
+        outcome.divergence = await locate_divergence(h, outcome.error or "", ctx.workflows,
+                                                     sandboxed=outcome.status != "nondeterministic")
     if ctx.model is not None:
         carried = await check_history(h, ctx.model, data_converter())
         outcome.carried_checked, outcome.carried_problems = carried.checked, carried.problems
