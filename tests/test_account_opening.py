@@ -29,7 +29,10 @@ async def test_an_overdue_account_started_unpaid_is_contacted_at_once(env, pool)
 async def test_a_payment_that_came_with_the_start_is_applied_before_the_first_turn(env, pool):
     data, h = await start_paid_at_open(env, "P-OPEN-1")
     await settle(h)
-    # Read from PostgreSQL and the history, not `status`: what was decided, whatever the workers' pace.
+    st = await h.query("status")
+    assert st["paid_total"] == 100_000
+    assert st["stage"] not in ("early", "late"), st["stage"]
+    # And from PostgreSQL and the history: what was decided, whatever the workers' pace.
     applied = await audit_entries(pool, data["account_id"], "payment_applied")
     assert [e["payment_id"] for e in applied] == ["P-OPEN-1"]
     assert await sent(pool, data["account_id"]) == [], "nothing is sent about arrears the first task knew were paid"
