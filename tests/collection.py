@@ -54,8 +54,8 @@ async def settle(handle: WorkflowHandle, timeout: float = 15.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        task, activities = await in_flight(client.workflow_service, client.namespace, handle.id)
-        if not task and not activities:
+        flight = await in_flight(client.workflow_service, client.namespace, handle.id)
+        if not flight.task and not flight.activities:
             return
         await asyncio.sleep(0.05)
     raise TimeoutError(f"{handle.id} did not settle within {timeout}s")

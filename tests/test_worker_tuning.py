@@ -44,7 +44,10 @@ async def test_workers_take_their_tuning_from_settings(env) -> None:
     assert workflow_tuning(Settings())["max_concurrent_workflow_tasks"] == Settings().max_concurrent_workflow_tasks
 
 
-async def test_accounts_start_with_the_configured_workflow_task_timeout(env, database_url) -> None:
+async def test_accounts_start_with_the_configured_workflow_task_timeout(dev_env, database_url) -> None:
+    # The dev server: its first task goes to a queue nobody polls, and terminating a run with a task
+    # in flight is what the time-skipping server's harness waits out (tests/time_skipping.py).
+    env = dev_env
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
         accounts = Accounts(env.client, pool, task_queue=f"nobody-{uuid.uuid4().hex[:6]}",
