@@ -66,3 +66,22 @@ def test_the_speed_probe_reports_how_fast_the_machine_ran():
 
     assert 0 < speed_probe() < 10_000
     assert machine()["speed_probe_ms"] > 0
+
+
+def test_cold_query_summary_gives_the_restart_floor_and_compares_rounds_pair_by_pair():
+    from bench.cold_query import summarize
+
+    def row(worker, server, client):
+        return {"worker_ms": worker, "server_ms": server, "client_ms": client, "wall_ms": 99.0}
+
+    # Pair 2 ran on a machine twice as slow: both sides doubled, so its ratio is the same.
+    rows = {"AccountCollection": [row(12, 10, 2), row(24, 20, 4), row(15, 12, 3)],
+            "skeleton": [row(8, 8, 0), row(16, 16, 0), row(8, 8, 0)]}
+    summary = summarize(rows, cores=2)
+    assert summary["cpu_ratio_per_pair"] == [1.5, 1.5, 1.875]
+    assert summary["cpu_ratio"] == 1.5
+    ours = summary["median"]["AccountCollection"]
+    assert (ours["worker_ms"], ours["server_ms"], ours["client_ms"]) == (15, 12, 3)
+    # 1,000 first queries at 30 ms of CPU each, over two cores: 15 s before any start-up.
+    assert ours["cpu_per_query_ms"] == 30 and ours["restart_floor_s"] == 15.0
+    assert summary["median"]["skeleton"]["restart_floor_s"] == 8.0
