@@ -53,6 +53,17 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     await environment.shutdown()
 
 
+@pytest.fixture(scope="module")
+async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
+    """Every worker the product runs, on the module's time-skipping server, in the default world; the
+    database pool they share. A module that needs another world (a device that confirms at once,
+    the providers' fakes) declares its own `pool`."""
+    from tests.collection import running_workers
+
+    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
+        yield p
+
+
 # What the time-skipping test server answers when it stalls: its gRPC stream breaks or a time lock is
 # never released, so a scenario's next call times out. Its own state, not the scenario's: the same
 # scenario passes on a fresh server. (The two causes found are avoided by tests/time_skipping.py.)

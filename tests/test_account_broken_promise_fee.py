@@ -8,18 +8,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import pytest
-from temporalio.testing import WorkflowEnvironment
-
-from tests.collection import account, finish, payment, running_workers, settle, settle_all, start, today, until
+from tests.collection import account, finish, payment, settle, settle_all, start, today, until
 
 AGENT = {"operator": "agent.zhou", "role": "operator"}
-
-
-@pytest.fixture(scope="module")
-async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
-    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
-        yield p
 
 
 async def rows(pool, account_id: str, kind: str) -> list[dict]:

@@ -15,19 +15,12 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.converter import PayloadCodec
-from temporalio.testing import WorkflowEnvironment
 
 from domain.charges import PaymentEvent, open_book, statement
 from domain.localtime import to_local
 from policies import published
 from schemas.account import AccountStart
-from tests.collection import DAY, account, finish, payment, running_workers, settle, start, today
-
-
-@pytest.fixture(scope="module")
-async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
-    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
-        yield p
+from tests.collection import DAY, account, finish, payment, settle, start, today
 
 
 def half_up(numerator: int, denominator: int) -> int:

@@ -3,20 +3,12 @@ outbound action and records why it sent, deferred or suppressed. (The rules them
 tested table-driven in tests/test_contact_rules_*.py.)"""
 from __future__ import annotations
 
-from datetime import date, time, timedelta
+from datetime import date, time
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import (on_status_day, finish, DAY, account, local_today, payment, running_workers, sent, settle_all, start,
-                              steps_sent, today)
-
-
-@pytest.fixture(scope="module")
-async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
-    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
-        yield p
+from tests.collection import (on_status_day, finish, DAY, account, payment, sent, settle_all, start, steps_sent, today)
 
 
 def decisions(status: dict, rule_prefix: str) -> list[dict]:

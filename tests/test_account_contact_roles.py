@@ -7,22 +7,13 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import pytest
-from temporalio.testing import WorkflowEnvironment
-
-from tests.collection import account, finish, running_workers, start, today, until
+from tests.collection import account, finish, start, today, until
 
 AP = {"name": "李娜", "role": "accounts_payable", "contact_id": "ap-1", "phone": "+8613900139001",
       "email": "ap@huadong.example.com", "language": "zh"}
 DM = {"name": "Zhang Qiang", "role": "decision_maker", "contact_id": "dm-1", "phone": "+8613900139009",
       "email": "zhang.qiang@huadong.example.com", "language": "en", "position": "General Manager"}
 DEBTOR_EMAIL = "wang.wei@example.com"     # tests.collection.account's debtor
-
-
-@pytest.fixture(scope="module")
-async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
-    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
-        yield p
 
 
 def b2b_v6(t0, **extra) -> dict:

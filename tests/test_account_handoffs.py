@@ -7,18 +7,11 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import account, audit_entries, finish, payment, running_workers, settle_all, start, today, until
+from tests.collection import account, audit_entries, finish, payment, settle_all, start, today, until
 
 ZONE = ZoneInfo("Asia/Shanghai")
 ADDRESS = {"lines": ["Room 1201, Building 3", "88 Century Avenue, Pudong"], "postcode": "200120", "country": "CN"}
-
-
-@pytest.fixture(scope="module")
-async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
-    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
-        yield p
 
 
 

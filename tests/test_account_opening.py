@@ -3,17 +3,7 @@ its first payment) are applied before the account's first turn acts: the opening
 calls or hands over on arrears the same task already knows were paid."""
 from __future__ import annotations
 
-import pytest
-from temporalio.testing import WorkflowEnvironment
-
-from tests.collection import (account, audit_entries, finish, running_workers, sent, settle, start, start_paid_at_open,
-                              today)
-
-
-@pytest.fixture(scope="module")
-async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
-    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
-        yield p
+from tests.collection import account, audit_entries, finish, sent, settle, start, start_paid_at_open, today
 
 
 async def test_an_overdue_account_started_unpaid_is_contacted_at_once(env, pool):

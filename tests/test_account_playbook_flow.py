@@ -4,21 +4,14 @@ the call cap, a task closed when its outcome arrives, risk signs, promise reason
 agency-then-legal."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import DAY, account, audit_entries, finish, running_workers, settle_all, start, today, until
+from tests.collection import DAY, account, audit_entries, finish, settle_all, start, today, until
 
 ZONE = ZoneInfo("Asia/Shanghai")
-
-
-@pytest.fixture(scope="module")
-async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
-    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
-        yield p
 
 
 

@@ -5,22 +5,14 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import pytest
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest, GetWorkflowExecutionHistoryRequest
-from temporalio.testing import WorkflowEnvironment
 
 from schemas import limits as L
-from tests.collection import DAY, finish, local_today, payment, running_workers, settle_all, start, today
+from tests.collection import DAY, finish, local_today, payment, settle_all, start, today
 
 LARGEST_PAYLOAD = 256 * 1024      # half of Temporal's warning threshold
 EVENTS_PER_RUN = 5_000            # half of Temporal's warning threshold
-
-
-@pytest.fixture(scope="module")
-async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
-    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
-        yield p
 
 
 def maximal_account(t0: date) -> dict:

@@ -4,23 +4,16 @@ with its template, on its channels and to its recipient; the stage follows the p
 account is handed over at the end and then paid off."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from temporalio.testing import WorkflowEnvironment
 
-from tests.collection import DAY, account, audit_entries, finish, on_status_day, payment, running_workers, settle_all, start, today, until
+from tests.collection import DAY, account, audit_entries, finish, on_status_day, payment, settle_all, start, today, until
 
 ZONE = ZoneInfo("Asia/Shanghai")
 CO_BORROWER = {"name": "李娜", "role": "co_borrower", "contact_id": "cob-1", "phone": "+8613900139002",
                "email": "li.na@example.com", "language": "zh"}
-
-
-@pytest.fixture(scope="module")
-async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
-    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
-        yield p
 
 
 async def sends(pool, account_id: str, due: date) -> dict[tuple[str, str, str], tuple[int, time, str]]:

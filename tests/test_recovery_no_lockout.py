@@ -5,16 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-from temporalio.testing import WorkflowEnvironment
-
-from tests.collection import account, audit_entries, finish, running_workers, settle_all, start, today, until
-
-
-@pytest.fixture(scope="module")
-async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
-    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
-        yield p
+from tests.collection import account, audit_entries, finish, settle_all, start, today, until
 
 
 async def test_no_lockout_warning_or_request_for_a_machine_taken_back(env, pool):

@@ -10,18 +10,11 @@ import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from tests import time_skipping
-from tests.collection import finish, running_workers, settle, start_paid_at_open
+from tests.collection import finish, settle, start_paid_at_open
 from tests.conftest import time_skipping as fresh_time_skipping_server
-
-
-@pytest.fixture(scope="module")
-async def pool(env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory):
-    async with running_workers(env.client, database_url, tmp_path_factory.mktemp("outbox")) as p:
-        yield p
 
 
 async def test_a_task_nobody_has_taken_is_in_flight_and_a_query_waits_for_it(monkeypatch):
