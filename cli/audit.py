@@ -19,28 +19,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.common import CommandFailed
+from cli.common import CommandFailed, database_pool, not_found, temporal_client
 
 console = Console()
 errors = Console(stderr=True)
-
-
-async def _client() -> Any:
-    from infra.settings import get_settings
-    from infra.temporal import connect
-
-    settings = get_settings()
-    try:
-        return await connect(settings)
-    except Exception as err:  # the SDK raises RuntimeError with the transport detail
-        target = settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
-        raise CommandFailed(f"cannot connect to Temporal at {target}: {err}", 4) from err
-
-
-def _not_found(err: BaseException) -> bool:
-    from temporalio.service import RPCError, RPCStatusCode
-
-    return isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND
 
 
 # ------------------------------------------------------------------ replay
@@ -64,7 +46,7 @@ async def _tasks(accounts: list[str], query: str | None, dirs: list[Path], clien
         try:
             runs = await run_ids(client, workflow_id)     # every execution of a reused ID, every run
         except Exception as err:
-            if _not_found(err):
+            if not_found(err):
                 raise CommandFailed(f"no workflow for account {account_id}", 3) from err
             raise
         for rid in runs:
@@ -164,7 +146,7 @@ def replay_command(account: list[str], query: Optional[str], directory: list[Pat
     started = time.monotonic()
 
     async def main() -> Any:
-        client = await _client() if account or query else None
+        client = await temporal_client() if account or query else None
         total: int | None = _count_files(directory)
         if query:
             try:
@@ -221,11 +203,11 @@ def export_command(account_id: str, out: Path, gzip: bool) -> None:
     from audit.history_export import account_workflow_id, fetch_all_runs, write_chain
 
     async def main() -> list[Path]:
-        client = await _client()
+        client = await temporal_client()
         try:
             chain = await fetch_all_runs(client, account_workflow_id(account_id))   # a reused ID's runs too
         except Exception as err:
-            if _not_found(err):
+            if not_found(err):
                 raise CommandFailed(f"no workflow for account {account_id}", 3) from err
             raise
         return write_chain(chain, out, compress=gzip)
@@ -245,17 +227,8 @@ def evidence_command(account_id: str, out: Path, operator: str) -> None:
         raise CommandFailed("--operator must name who is exporting", 2)
 
     async def main() -> Any:
-        from infra.database import create_pool, migrate
-        from infra.postgres import database_url
-        from infra.settings import get_settings
-
-        client = await _client()
-        try:
-            url = database_url(get_settings())
-            await migrate(url)
-            pool = await create_pool(url, max_size=2)
-        except Exception as err:
-            raise CommandFailed(f"cannot reach PostgreSQL: {err}", 4) from err
+        client = await temporal_client()
+        pool = await database_pool()
         try:
             evidence = await gather(client, pool, account_id)
             return evidence, await export(evidence, pool, out, operator=operator)

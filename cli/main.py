@@ -77,7 +77,7 @@ def _register_subcommands() -> None:
     # Each module adds its commands to `app`; a missing module means that feature has not landed.
     import importlib
 
-    for name in ("cli.stack", "cli.operator", "cli.audit", "cli.keys", "cli.tasks", "cli.reports"):
+    for name in ("cli.stack", "cli.operator", "cli.audit", "cli.ledger", "cli.keys", "cli.tasks", "cli.reports"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as err:

@@ -1,0 +1,104 @@
+"""The ledger records a run made, read back from its history.
+
+An account buffers its records and writes them in batches: when it acts anyway, before it continues
+as new or closes, and at the latest LEDGER_MAX_DELAY after a record (workflows/records.py). A run
+that ends any other way (terminated from the Web UI or the CLI, or reset to an earlier event) never
+writes what was still buffered or in a batch in flight: a payment's allocation, a posted charge, an
+operator's decision. Every one of them is decided by the history, so replaying it with the workflow
+code finds them again: each `record_ledger` batch the run scheduled, and what was still buffered at
+its end. Writing them is idempotent by entry key (activities/ledger.py), so records that did reach
+PostgreSQL change nothing. `arrears ledger recover ACCOUNT` does both.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.worker import (ExecuteWorkflowInput, Interceptor, Replayer, StartActivityInput,
+                               UnsandboxedWorkflowRunner, WorkflowInboundInterceptor, WorkflowInterceptorClassInput,
+                               WorkflowOutboundInterceptor)
+
+from audit.replay import default_workflows, quiet_runtime, short_error
+from infra.converter import data_converter
+from schemas.actions import LedgerBatch, LedgerEntry
+from schemas.ageing import ReceivableStatement
+
+
+class HistoryDoesNotReplay(RuntimeError):
+    """The current workflow code does not replay this history, so the records it finds are not trusted."""
+
+
+@dataclass
+class RunRecords:
+    workflow_id: str
+    run_id: str
+    entries: list[LedgerEntry] = field(default_factory=list)          # in the order made, each key once
+    statements: list[ReceivableStatement] = field(default_factory=list)  # those its batches carried
+    buffered: int = 0     # of the entries, how many were still waiting for a batch when the history ended
+
+
+@dataclass
+class _Seen:
+    batches: list[LedgerBatch] = field(default_factory=list)
+    instance: Any = None
+
+
+class _Capture(Interceptor):
+    """Keeps, per run replayed, the workflow instance and every ledger batch it starts."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, _Seen] = {}
+
+    def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
+        capture = self
+
+        class Outbound(WorkflowOutboundInterceptor):
+            def start_activity(self, input: StartActivityInput) -> Any:
+                if input.activity == "record_ledger" and input.args and isinstance(input.args[0], LedgerBatch):
+                    capture.runs[workflow.info().run_id].batches.append(input.args[0])
+                return super().start_activity(input)
+
+        class Inbound(WorkflowInboundInterceptor):
+            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+                super().init(Outbound(outbound))
+
+            async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+                capture.runs[workflow.info().run_id] = _Seen(instance=workflow.instance())
+                return await super().execute_workflow(input)
+
+        return Inbound
+
+
+async def records_of(histories: list[WorkflowHistory]) -> list[RunRecords]:
+    """Every ledger record each run of `histories` made (account workflows; others are skipped).
+    Raises HistoryDoesNotReplay when one of them does not replay against the current code."""
+    capture = _Capture()
+    # Unsandboxed, as the deployed workers run: the instance's buffer is read after the replay.
+    replayer = Replayer(workflows=default_workflows(), data_converter=data_converter(), runtime=quiet_runtime()[0],
+                        workflow_runner=UnsandboxedWorkflowRunner(), interceptors=[capture])
+    found = []
+    for history in histories:
+        first = history.events[0].workflow_execution_started_event_attributes if history.events else None
+        if first is None or first.workflow_type.name != "AccountCollection":
+            continue
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        if result.replay_failure is not None:
+            raise HistoryDoesNotReplay(f"{history.workflow_id}: the history does not replay against the current "
+                                       f"workflow code ({short_error(str(result.replay_failure))}); see docs/replay.md")
+        # One history at a time, so what was captured is this run's.
+        seen = next(iter(capture.runs.values()), _Seen())
+        capture.runs.clear()
+        run_id = history.run_id
+        pending = list(getattr(seen.instance, "_ledger", None) or [])
+        records = RunRecords(workflow_id=history.workflow_id, run_id=run_id)
+        keys: set[str] = set()
+        for entry in [e for b in seen.batches for e in b.entries] + pending:
+            if entry.entry_key not in keys:
+                keys.add(entry.entry_key)
+                records.entries.append(entry)
+        records.buffered = sum(1 for e in pending if e.entry_key in keys)
+        records.statements = [b.statement for b in seen.batches if b.statement is not None]
+        found.append(records)
+    return found

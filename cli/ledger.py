@@ -1,0 +1,102 @@
+"""`arrears ledger recover`: write the ledger records a run made and PostgreSQL does not hold.
+
+Records wait in the account for their batch (workflows/records.py); a run terminated or reset
+before its batch went out never wrote them. The records are read back from the account's histories
+(audit/ledger_recovery.py) and written as the ledger activity writes them, idempotently by entry
+key: what PostgreSQL holds already is left alone, so running it twice writes nothing the second time.
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+from cli.common import CommandFailed, cli_identity, database_pool, not_found, temporal_client
+
+console = Console()
+
+
+async def _missing(pool: Any, keys: list[str]) -> set[str]:
+    held = await pool.fetch("SELECT entry_key FROM audit_log WHERE entry_key = ANY($1::text[])", keys)
+    return set(keys) - {r["entry_key"] for r in held}
+
+
+def recover_command(account_id: str, operator: str, dry_run: bool) -> None:
+    from activities.ledger import apply_entry, apply_statement
+    from audit.history_export import account_workflow_id, fetch_all_runs
+    from audit.ledger_recovery import HistoryDoesNotReplay, records_of
+    from schemas.actions import LedgerEntry
+
+    async def main() -> tuple[list[Any], dict[str, set[str]]]:
+        client = await temporal_client()
+        try:
+            chain = await fetch_all_runs(client, account_workflow_id(account_id))
+        except Exception as err:
+            if not_found(err):
+                raise CommandFailed(f"no workflow for account {account_id}", 3) from err
+            raise
+        try:
+            runs = await records_of(chain)
+        except HistoryDoesNotReplay as err:
+            raise CommandFailed(str(err), 1) from err
+        pool = await database_pool()
+        try:
+            missing = {r.run_id: await _missing(pool, [e.entry_key for e in r.entries]) for r in runs}
+            if dry_run or not any(missing.values()):
+                return runs, missing
+            written = [e for r in runs for e in r.entries if e.entry_key in missing[r.run_id]]
+            async with pool.acquire() as conn, conn.transaction():
+                for entry in written:
+                    await apply_entry(conn, entry)
+                for run in runs:
+                    for statement in run.statements:
+                        await apply_statement(conn, account_id, statement)
+                # Who wrote them, and which: the recovery is itself on the account's record.
+                await apply_entry(conn, LedgerEntry(
+                    entry_key=f"{account_id}:ledger_recovered:{uuid.uuid4().hex}", account_id=account_id,
+                    kind="ledger_recovered", occurred_at=datetime.now(timezone.utc),
+                    summary=f"{len(written)} ledger record(s) recovered from the account's history",
+                    data={"actor": operator, "entry_keys": [e.entry_key for e in written][:1000],
+                          "runs": [r.run_id for r in runs if missing[r.run_id]]}))
+            return runs, missing
+        finally:
+            await pool.close()
+
+    runs, missing = asyncio.run(main())
+    total = sum(len(r.entries) for r in runs)
+    absent = sum(len(m) for m in missing.values())
+    for run in runs:
+        console.print(f"run {run.run_id}: {len(run.entries)} record(s) in its history, {run.buffered} still waiting "
+                      f"for a batch at its end, {len(missing[run.run_id])} not in the ledger")
+        for entry in run.entries:
+            if entry.entry_key in missing[run.run_id]:
+                console.print(f"  {entry.kind}: {entry.summary}", markup=False)
+    if not absent:
+        console.print(f"account {account_id}: all {total} record(s) of {len(runs)} run(s) are in the ledger")
+    elif dry_run:
+        console.print(f"account {account_id}: {absent} of {total} record(s) are not in the ledger (dry run: "
+                      "nothing written)")
+    else:
+        console.print(f"account {account_id}: {absent} of {total} record(s) were not in the ledger and are now "
+                      f"written (recorded as ledger_recovered by {operator})")
+
+
+def register(app: typer.Typer) -> None:
+    ledger = typer.Typer(no_args_is_help=True, help="The PostgreSQL ledger an account's workflow writes.")
+    app.add_typer(ledger, name="ledger")
+
+    @ledger.command("recover")
+    def recover(
+        account_id: str = typer.Argument(..., help="the account ID (workflow account-<ID>)"),
+        operator: Optional[str] = typer.Option(None, "--operator", help="who is recovering (recorded in the "
+                                               "audit log; default ARREARS_OPERATOR, else the login name)"),
+        dry_run: bool = typer.Option(False, "--dry-run", help="only list the records the ledger lacks"),
+    ) -> None:
+        """Write the ledger records the account's runs made and PostgreSQL lacks: a run terminated or
+        reset while records waited for their batch never wrote them. Reads every run of the account
+        from Temporal and replays it with the current workflow code; idempotent."""
+        recover_command(account_id, operator or cli_identity(), dry_run)
