@@ -25,48 +25,38 @@ async def _missing(pool: Any, keys: list[str]) -> set[str]:
     return set(keys) - {r["entry_key"] for r in held}
 
 
-def recover_command(account_id: str, operator: str, dry_run: bool) -> None:
+async def _recover(pool: Any, account_id: str, histories: list[Any], operator: str,
+                   dry_run: bool) -> tuple[list[Any], dict[str, set[str]]]:
+    """One account's runs: their records, those PostgreSQL lacks, and (unless a dry run) those written."""
     from activities.ledger import apply_entry, apply_statement
-    from audit.history_export import account_workflow_id, fetch_all_runs
     from audit.ledger_recovery import HistoryDoesNotReplay, records_of
     from schemas.actions import LedgerEntry
 
-    async def main() -> tuple[list[Any], dict[str, set[str]]]:
-        client = await temporal_client()
-        try:
-            chain = await fetch_all_runs(client, account_workflow_id(account_id))
-        except Exception as err:
-            if not_found(err):
-                raise CommandFailed(f"no workflow for account {account_id}", 3) from err
-            raise
-        try:
-            runs = await records_of(chain)
-        except HistoryDoesNotReplay as err:
-            raise CommandFailed(str(err), 1) from err
-        pool = await database_pool()
-        try:
-            missing = {r.run_id: await _missing(pool, [e.entry_key for e in r.entries]) for r in runs}
-            if dry_run or not any(missing.values()):
-                return runs, missing
-            written = [e for r in runs for e in r.entries if e.entry_key in missing[r.run_id]]
-            async with pool.acquire() as conn, conn.transaction():
-                for entry in written:
-                    await apply_entry(conn, entry)
-                for run in runs:
-                    for statement in run.statements:
-                        await apply_statement(conn, account_id, statement)
-                # Who wrote them, and which: the recovery is itself on the account's record.
-                await apply_entry(conn, LedgerEntry(
-                    entry_key=f"{account_id}:ledger_recovered:{uuid.uuid4().hex}", account_id=account_id,
-                    kind="ledger_recovered", occurred_at=datetime.now(timezone.utc),
-                    summary=f"{len(written)} ledger record(s) recovered from the account's history",
-                    data={"actor": operator, "entry_keys": [e.entry_key for e in written][:1000],
-                          "runs": [r.run_id for r in runs if missing[r.run_id]]}))
-            return runs, missing
-        finally:
-            await pool.close()
+    try:
+        runs = await records_of(histories)
+    except HistoryDoesNotReplay as err:
+        raise CommandFailed(str(err), 1) from err
+    missing = {r.run_id: await _missing(pool, [e.entry_key for e in r.entries]) for r in runs}
+    if dry_run or not any(missing.values()):
+        return runs, missing
+    written = [e for r in runs for e in r.entries if e.entry_key in missing[r.run_id]]
+    async with pool.acquire() as conn, conn.transaction():
+        for entry in written:
+            await apply_entry(conn, entry)
+        for run in runs:
+            for statement in run.statements:
+                await apply_statement(conn, account_id, statement)
+        # Who wrote them, and which: the recovery is itself on the account's record.
+        await apply_entry(conn, LedgerEntry(
+            entry_key=f"{account_id}:ledger_recovered:{uuid.uuid4().hex}", account_id=account_id,
+            kind="ledger_recovered", occurred_at=datetime.now(timezone.utc),
+            summary=f"{len(written)} ledger record(s) recovered from the account's history",
+            data={"actor": operator, "entry_keys": [e.entry_key for e in written][:1000],
+                  "runs": [r.run_id for r in runs if missing[r.run_id]]}))
+    return runs, missing
 
-    runs, missing = asyncio.run(main())
+
+def _report(account_id: str, runs: list[Any], missing: dict[str, set[str]], operator: str, dry_run: bool) -> None:
     total = sum(len(r.entries) for r in runs)
     absent = sum(len(m) for m in missing.values())
     for run in runs:
@@ -85,18 +75,56 @@ def recover_command(account_id: str, operator: str, dry_run: bool) -> None:
                       f"written (recorded as ledger_recovered by {operator})")
 
 
+def recover_command(account_id: str | None, query: str | None, operator: str, dry_run: bool) -> None:
+    from audit.history_export import account_workflow_id, fetch_all_runs, list_runs
+
+    if (account_id is None) == (query is None):
+        raise CommandFailed("give an account ID or --query, not both", 2)
+
+    async def main() -> int:
+        client = await temporal_client()
+        # The account's every run, or each run the query matches (grouped by account).
+        targets: dict[str, list[Any]] = {}
+        if account_id is not None:
+            try:
+                targets[account_id] = await fetch_all_runs(client, account_workflow_id(account_id))
+            except Exception as err:
+                if not_found(err):
+                    raise CommandFailed(f"no workflow for account {account_id}", 3) from err
+                raise
+        else:
+            async for wid, rid, _ in list_runs(client, query or ""):
+                if wid.startswith("account-"):
+                    history = await client.get_workflow_handle(wid, run_id=rid).fetch_history()
+                    targets.setdefault(wid.removeprefix("account-"), []).append(history)
+        pool = await database_pool()
+        try:
+            for account, histories in targets.items():
+                runs, missing = await _recover(pool, account, histories, operator, dry_run)
+                _report(account, runs, missing, operator, dry_run)
+        finally:
+            await pool.close()
+        return len(targets)
+
+    accounts = asyncio.run(main())
+    if query is not None:
+        console.print(f"{accounts} account(s) matched the query")
+
+
 def register(app: typer.Typer) -> None:
     ledger = typer.Typer(no_args_is_help=True, help="The PostgreSQL ledger an account's workflow writes.")
     app.add_typer(ledger, name="ledger")
 
     @ledger.command("recover")
     def recover(
-        account_id: str = typer.Argument(..., help="the account ID (workflow account-<ID>)"),
+        account_id: Optional[str] = typer.Argument(None, help="the account ID (workflow account-<ID>): every run"),
+        query: Optional[str] = typer.Option(None, "--query", help="instead, each run a visibility query matches, e.g. "
+                                            "\"WorkflowType='AccountCollection' AND ExecutionStatus='Terminated'\""),
         operator: Optional[str] = typer.Option(None, "--operator", help="who is recovering (recorded in the "
                                                "audit log; default ARREARS_OPERATOR, else the login name)"),
         dry_run: bool = typer.Option(False, "--dry-run", help="only list the records the ledger lacks"),
     ) -> None:
-        """Write the ledger records the account's runs made and PostgreSQL lacks: a run terminated or
-        reset while records waited for their batch never wrote them. Reads every run of the account
-        from Temporal and replays it with the current workflow code; idempotent."""
-        recover_command(account_id, operator or cli_identity(), dry_run)
+        """Write the ledger records an account's runs made and PostgreSQL lacks: a run terminated or
+        reset while records waited for their batch never wrote them. Reads the runs from Temporal and
+        replays them with the current workflow code; idempotent."""
+        recover_command(account_id, query, operator or cli_identity(), dry_run)

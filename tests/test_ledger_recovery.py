@@ -24,45 +24,52 @@ async def arrears(dev_env, database_url: str, cwd: Path, *args: str) -> tuple[in
     return proc.returncode or 0, out.decode()
 
 
+async def terminated_with_a_payment_unwritten(dev_env, pool, payment_id: str) -> str:
+    """An account paid in part, then terminated while its records waited for their batch; its ID."""
+    data = account(today=date.today(), due_in=30)   # nothing due: the account does not act again soon
+    handle = await start(dev_env.client, data)
+    await handle.signal("payment", payment(payment_id, 25_000, datetime.now(timezone.utc)))
+    for _ in range(100):
+        if (await handle.query("status"))["paid_total"] == 25_000:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the payment was never applied")
+    # The opening and the payment wait for their batch (at most five minutes, or the next step);
+    # terminated now, the run never writes them.
+    assert await ledger(pool, data["account_id"], "payment_applied") == []
+    await handle.terminate("stopped by an operator in the Web UI")
+    return data["account_id"]
+
+
+async def ledger(pool, account_id: str, kind: str) -> list:
+    return await pool.fetch("SELECT data FROM audit_log WHERE account_id=$1 AND kind=$2", account_id, kind)
+
+
 async def test_records_of_a_terminated_run_are_recovered_once(dev_env, database_url, tmp_path):
     async with running_workers(dev_env.client, database_url, tmp_path / "data") as pool:
-        data = account(today=date.today(), due_in=30)   # nothing due: the account does not act again soon
-        account_id = data["account_id"]
-        handle = await start(dev_env.client, data)
-        paid = payment("REC-P1", 25_000, datetime.now(timezone.utc))
-        await handle.signal("payment", paid)
-        for _ in range(100):
-            if (await handle.query("status"))["paid_total"] == 25_000:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("the payment was never applied")
+        account_id = await terminated_with_a_payment_unwritten(dev_env, pool, "REC-P1")
 
-        async def ledger(kind: str) -> list:
-            return await pool.fetch("SELECT data FROM audit_log WHERE account_id=$1 AND kind=$2", account_id, kind)
-
-        # The opening and the payment wait for their batch (at most five minutes, or the next step);
-        # terminated now, the run never writes them.
-        assert await ledger("payment_applied") == []
-        await handle.terminate("stopped by an operator in the Web UI")
+        async def ledger_of(kind: str) -> list:
+            return await ledger(pool, account_id, kind)
 
         code, out = await arrears(dev_env, database_url, tmp_path, "ledger", "recover", account_id, "--dry-run")
         assert code == 0, out
         assert "not in the ledger (dry run: nothing written)" in out and "payment_applied" in out, out
-        assert await ledger("payment_applied") == []
+        assert await ledger_of("payment_applied") == []
 
         code, out = await arrears(dev_env, database_url, tmp_path, "ledger", "recover", account_id,
                                   "--operator", "supervisor.wu")
         assert code == 0, out
         assert "are now written (recorded as ledger_recovered by supervisor.wu)" in out, out
-        [applied] = await ledger("payment_applied")
+        [applied] = await ledger_of("payment_applied")
         assert json.loads(applied["data"])["payment_id"] == "REC-P1"
         row = await pool.fetchrow("SELECT amount, status, allocation FROM payments WHERE payment_id='REC-P1'")
         assert (row["amount"], row["status"]) == (25_000, "applied")
         allocation = json.loads(row["allocation"])
         assert sum(a["amount"] for a in allocation["applied"]) == 25_000
-        assert len(await ledger("account_opened")) == 1
-        [recovered] = await ledger("ledger_recovered")
+        assert len(await ledger_of("account_opened")) == 1
+        [recovered] = await ledger_of("ledger_recovered")
         recovered = json.loads(recovered["data"])
         assert recovered["actor"] == "supervisor.wu"
         assert {f"{account_id}:account_opened:opened", f"{account_id}:payment_applied:payment:REC-P1"} \
@@ -72,10 +79,32 @@ async def test_records_of_a_terminated_run_are_recovered_once(dev_env, database_
         code, out = await arrears(dev_env, database_url, tmp_path, "ledger", "recover", account_id)
         assert code == 0, out
         assert "are in the ledger" in out, out
-        assert len(await ledger("ledger_recovered")) == 1
-        assert len(await ledger("payment_applied")) == 1
+        assert len(await ledger_of("ledger_recovered")) == 1
+        assert len(await ledger_of("payment_applied")) == 1
 
 
 async def test_an_account_that_does_not_exist_is_named(dev_env, database_url, tmp_path):
     code, out = await arrears(dev_env, database_url, tmp_path, "ledger", "recover", "NO-SUCH-ACCOUNT")
     assert code == 3 and "no workflow for account NO-SUCH-ACCOUNT" in out, out
+
+
+async def test_runs_a_visibility_query_matches_are_recovered(dev_env, database_url, tmp_path):
+    async with running_workers(dev_env.client, database_url, tmp_path / "data") as pool:
+        ids = [await terminated_with_a_payment_unwritten(dev_env, pool, f"REC-Q{k}") for k in range(2)]
+        query = ("WorkflowType = 'AccountCollection' AND ExecutionStatus = 'Terminated' AND WorkflowId IN ("
+                 + ", ".join(f"'account-{a}'" for a in ids) + ")")
+        for _ in range(100):   # visibility follows the terminations shortly
+            if len([x async for x in dev_env.client.list_workflows(query)]) == 2:
+                break
+            await asyncio.sleep(0.1)
+        code, out = await arrears(dev_env, database_url, tmp_path, "ledger", "recover", "--query", query,
+                                  "--operator", "supervisor.wu")
+        assert code == 0, out
+        assert "2 account(s) matched the query" in out, out
+        for k, account_id in enumerate(ids):
+            [applied] = await ledger(pool, account_id, "payment_applied")
+            assert json.loads(applied["data"])["payment_id"] == f"REC-Q{k}"
+            assert len(await ledger(pool, account_id, "ledger_recovered")) == 1
+
+        code, out = await arrears(dev_env, database_url, tmp_path, "ledger", "recover", ids[0], "--query", query)
+        assert code == 2 and "give an account ID or --query, not both" in out, out
