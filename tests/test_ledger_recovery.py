@@ -10,6 +10,8 @@ import sys
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import pytest
+
 from tests.collection import account, payment, running_workers, start
 
 ARREARS = str(Path(sys.executable).parent / "arrears")
@@ -108,3 +110,34 @@ async def test_runs_a_visibility_query_matches_are_recovered(dev_env, database_u
 
         code, out = await arrears(dev_env, database_url, tmp_path, "ledger", "recover", ids[0], "--query", query)
         assert code == 2 and "give an account ID or --query, not both" in out, out
+
+
+async def test_a_history_the_current_code_does_not_replay_is_refused():
+    # A retired golden history (docs/replay.md, "Retirement log"): recorded before the workflow's
+    # rewrite, it no longer replays, so no record read from it could be trusted.
+    from audit.history_export import history_files, load_history
+    from audit.ledger_recovery import HistoryDoesNotReplay, records_of
+
+    retired = Path(__file__).parent / "golden" / "retired" / "before-rewrite"
+    history = load_history(next(f for f in sorted(retired.rglob("*.json*")) if f.name != "manifest.json"))
+    with pytest.raises(HistoryDoesNotReplay, match="does not replay against the current workflow code"):
+        await records_of([history])
+    # Live golden histories replay, and every record their `record_ledger` batches carried (read
+    # from the history itself) is found, once.
+    from infra.converter import data_converter
+    from schemas.actions import LedgerBatch
+
+    converter, carried = data_converter(), 0
+    for f in sorted(history_files(Path(__file__).parent / "golden"))[:8]:
+        history = load_history(f)
+        scheduled = set()
+        for event in history.events:
+            attrs = event.activity_task_scheduled_event_attributes
+            if event.HasField("activity_task_scheduled_event_attributes") and attrs.activity_type.name == "record_ledger":
+                [batch] = await converter.decode(attrs.input.payloads, [LedgerBatch])
+                scheduled |= {e.entry_key for e in batch.entries}
+        [run] = await records_of([history])
+        found = [e.entry_key for e in run.entries]
+        assert scheduled <= set(found) and len(found) == len(set(found)), f.name
+        carried += len(scheduled)
+    assert carried > 0
