@@ -6,12 +6,13 @@ that ends any other way (terminated from the Web UI or the CLI, or reset to an e
 writes what was still buffered or in a batch in flight: a payment's allocation, a posted charge, an
 operator's decision. Every one of them is decided by the history, so replaying it with the workflow
 code finds them again: each `record_ledger` batch the run scheduled, and what was still buffered at
-its end. Writing them is idempotent by entry key (activities/ledger.py), so records that did reach
+its end (`AccountCollection.ledger_backlog`, with the balances a batch would have carried then). Writing them is idempotent by entry key (activities/ledger.py), so records that did reach
 PostgreSQL change nothing. `arrears ledger recover ACCOUNT` does both.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timezone
 from typing import Any
 
 from temporalio import workflow
@@ -37,6 +38,8 @@ class RunRecords:
     entries: list[LedgerEntry] = field(default_factory=list)          # in the order made, each key once
     statements: list[ReceivableStatement] = field(default_factory=list)  # those its batches carried
     buffered: int = 0     # of the entries, how many were still waiting for a batch when the history ended
+    # The account's balances at the run's last event, as its next batch would have carried them.
+    final_statement: ReceivableStatement | None = None
 
 
 @dataclass
@@ -91,7 +94,8 @@ async def records_of(histories: list[WorkflowHistory]) -> list[RunRecords]:
         seen = next(iter(capture.runs.values()), _Seen())
         capture.runs.clear()
         run_id = history.run_id
-        pending = list(getattr(seen.instance, "_ledger", None) or [])
+        pending, final = seen.instance.ledger_backlog(history.events[-1].event_time.ToDatetime(timezone.utc)) \
+            if seen.instance is not None else ([], None)
         records = RunRecords(workflow_id=history.workflow_id, run_id=run_id)
         keys: set[str] = set()
         for entry in [e for b in seen.batches for e in b.entries] + pending:
@@ -100,5 +104,6 @@ async def records_of(histories: list[WorkflowHistory]) -> list[RunRecords]:
                 records.entries.append(entry)
         records.buffered = sum(1 for e in pending if e.entry_key in keys)
         records.statements = [b.statement for b in seen.batches if b.statement is not None]
+        records.final_statement = final
         found.append(records)
     return found

@@ -43,9 +43,12 @@ async def _recover(pool: Any, account_id: str, histories: list[Any], operator: s
     async with pool.acquire() as conn, conn.transaction():
         for entry in written:
             await apply_entry(conn, entry)
+        # The balances of the runs that lacked records: those their batches carried, then those at
+        # their last event (a newer statement held is kept: apply_statement compares them).
         for run in runs:
-            for statement in run.statements:
-                await apply_statement(conn, account_id, statement)
+            if missing[run.run_id]:
+                for statement in [*run.statements, *([run.final_statement] if run.final_statement else [])]:
+                    await apply_statement(conn, account_id, statement)
         # Who wrote them, and which: the recovery is itself on the account's record.
         await apply_entry(conn, LedgerEntry(
             entry_key=f"{account_id}:ledger_recovered:{uuid.uuid4().hex}", account_id=account_id,

@@ -71,6 +71,9 @@ async def test_records_of_a_terminated_run_are_recovered_once(dev_env, database_
         allocation = json.loads(row["allocation"])
         assert sum(a["amount"] for a in allocation["applied"]) == 25_000
         assert len(await ledger_of("account_opened")) == 1
+        # The receivables report reads the balances after the payment: the run never sent a batch.
+        lines = await pool.fetch("SELECT principal, outstanding FROM receivable_lines WHERE account_id=$1", account_id)
+        assert [(r["principal"], r["outstanding"]) for r in lines] == [(100_000, 75_000)]
         [recovered] = await ledger_of("ledger_recovered")
         recovered = json.loads(recovered["data"])
         assert recovered["actor"] == "supervisor.wu"

@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import localtime
     from domain.money import to_major
     from schemas import search_attributes as search
-    from schemas.actions import LedgerBatch
+    from schemas.actions import LedgerBatch, LedgerEntry
     from schemas.ageing import ReceivableLine, ReceivableStatement
     from workflows.state import TERMINAL
 
@@ -65,7 +65,19 @@ class Records(Effects):
                 summary=f"record {len(batch)} ledger entr{'y' if len(batch) == 1 else 'ies'}",
                 **OPTIONS["record_ledger"].kwargs())
 
-    def _receivable_statement(self) -> ReceivableStatement:
+    def ledger_backlog(self, at: datetime) -> tuple[list[LedgerEntry], ReceivableStatement | None]:
+        """For `arrears ledger recover` (audit/ledger_recovery.py) only, on an instance a replay left
+        behind, outside any workflow task: the records still waiting for their batch, and the
+        account's balances at `at` (the run's last event) as the next batch would have carried them."""
+        if self.s is None:
+            return [], None
+        self._reading_at = at   # the instant `_now()` reads when no task is running
+        try:
+            return list(self._ledger), self._receivable_statement(at)
+        finally:
+            self._reading_at = None
+
+    def _receivable_statement(self, at: datetime | None = None) -> ReceivableStatement:
         """The account's instalment balances for the ledger: every line in the first statement of a
         run, then only the lines that changed since the last one (a 600-instalment loan would
         otherwise repeat them all in every batch). Kept per run, not carried: replay rebuilds it."""
@@ -84,7 +96,7 @@ class Records(Effects):
         changed = {k: v for k, v in {**now, **gone}.items() if complete or sent.get(k) != v}
         self._receivables_sent = {**now, **gone}
         return ReceivableStatement(
-            as_of=bal.today, at=workflow.now(), currency=s.account.currency, policy_id=s.policy.policy_id,
+            as_of=bal.today, at=at or workflow.now(), currency=s.account.currency, policy_id=s.policy.policy_id,
             policy_ref=s.policy.ref, segment=s.account.segment, opened_on=s.joined_on, stage=s.stage,
             complete=complete,
             lines=[ReceivableLine(line_id=k, due_date=v[0], source=v[1], principal=v[2], outstanding=v[3],
