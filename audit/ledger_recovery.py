@@ -6,7 +6,8 @@ that ends any other way (terminated from the Web UI or the CLI, or reset to an e
 writes what was still buffered or in a batch in flight: a payment's allocation, a posted charge, an
 operator's decision. Every one of them is decided by the history, so replaying it with the workflow
 code finds them again: each `record_ledger` batch the run scheduled, and what was still buffered at
-its end (`AccountCollection.ledger_backlog`, with the balances a batch would have carried then). Writing them is idempotent by entry key (activities/ledger.py), so records that did reach
+its end (`AccountCollection.ledger_backlog`, with the balances a batch would have carried then).
+Writing them is idempotent by entry key (activities/ledger.py), so records that did reach
 PostgreSQL change nothing. `arrears ledger recover ACCOUNT` does both.
 """
 from __future__ import annotations
@@ -93,10 +94,9 @@ async def records_of(histories: list[WorkflowHistory]) -> list[RunRecords]:
         # One history at a time, so what was captured is this run's.
         seen = next(iter(capture.runs.values()), _Seen())
         capture.runs.clear()
-        run_id = history.run_id
         pending, final = seen.instance.ledger_backlog(history.events[-1].event_time.ToDatetime(timezone.utc)) \
             if seen.instance is not None else ([], None)
-        records = RunRecords(workflow_id=history.workflow_id, run_id=run_id)
+        records = RunRecords(workflow_id=history.workflow_id, run_id=history.run_id)
         keys: set[str] = set()
         for entry in [e for b in seen.batches for e in b.entries] + pending:
             if entry.entry_key not in keys:

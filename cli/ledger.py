@@ -82,7 +82,7 @@ def recover_command(account_id: str | None, query: str | None, operator: str, dr
     from audit.history_export import account_workflow_id, fetch_all_runs, list_runs
 
     if (account_id is None) == (query is None):
-        raise CommandFailed("give an account ID or --query, not both", 2)
+        raise CommandFailed("give either an account ID or --query", 2)
 
     async def main() -> int:
         client = await temporal_client()
