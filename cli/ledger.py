@@ -84,7 +84,7 @@ def recover_command(account_id: str | None, query: str | None, operator: str, dr
     if (account_id is None) == (query is None):
         raise CommandFailed("give either an account ID or --query", 2)
 
-    async def main() -> int:
+    async def main() -> tuple[int, int]:
         client = await temporal_client()
         # The account's every run, or each run the query matches (grouped by account).
         targets: dict[str, list[Any]] = {}
@@ -101,17 +101,22 @@ def recover_command(account_id: str | None, query: str | None, operator: str, dr
                     history = await client.get_workflow_handle(wid, run_id=rid).fetch_history()
                     targets.setdefault(wid.removeprefix("account-"), []).append(history)
         pool = await database_pool()
+        absent = 0
         try:
             for account, histories in targets.items():
                 runs, missing = await _recover(pool, account, histories, operator, dry_run)
                 _report(account, runs, missing, operator, dry_run)
+                absent += sum(len(m) for m in missing.values())
         finally:
             await pool.close()
-        return len(targets)
+        return len(targets), absent
 
-    accounts = asyncio.run(main())
+    accounts, absent = asyncio.run(main())
     if query is not None:
         console.print(f"{accounts} account(s) matched the query")
+    if dry_run and absent:
+        # A scheduled check (cron, CI) sees it: records are missing and nothing was written.
+        raise CommandFailed(f"{absent} record(s) are not in the ledger; run again without --dry-run to write them", 5)
 
 
 def register(app: typer.Typer) -> None:
@@ -125,7 +130,8 @@ def register(app: typer.Typer) -> None:
                                             "\"WorkflowType='AccountCollection' AND ExecutionStatus='Terminated'\""),
         operator: Optional[str] = typer.Option(None, "--operator", help="who is recovering (recorded in the "
                                                "audit log; default ARREARS_OPERATOR, else the login name)"),
-        dry_run: bool = typer.Option(False, "--dry-run", help="only list the records the ledger lacks"),
+        dry_run: bool = typer.Option(False, "--dry-run", help="only list the records the ledger lacks; exits 5 "
+                                     "when there are any (a scheduled check)"),
     ) -> None:
         """Write the ledger records an account's runs made and PostgreSQL lacks: a run terminated or
         reset while records waited for their batch never wrote them. Reads the runs from Temporal and
