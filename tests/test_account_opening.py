@@ -3,7 +3,7 @@ its first payment) are applied before the account's first turn acts: the opening
 calls or hands over on arrears the same task already knows were paid."""
 from __future__ import annotations
 
-from tests.collection import account, audit_entries, finish, sent, settle, start, start_paid_at_open, today
+from tests.collection import account, audit_entries, finish, payment, sent, settle, start, start_paid_at_open, today
 
 
 async def test_an_overdue_account_started_unpaid_is_contacted_at_once(env, pool):
@@ -32,3 +32,25 @@ async def test_a_payment_that_came_with_the_start_is_applied_before_the_first_tu
                  if e.HasField("activity_task_scheduled_event_attributes")]
     assert scheduled and all(name == "record_ledger" for name in scheduled), scheduled
     await finish(h)
+
+
+async def test_a_start_that_cannot_be_opened_fails_once_leaving_no_message_waiting(env, pool):
+    """Bad start input fails the run once with its reason; the payment sent with it (signal-with-start,
+    as a client that skips the ingress would) is released with it, not left waiting unfinished."""
+    import warnings
+
+    from temporalio.client import WorkflowFailureError
+    from temporalio.workflow import UnfinishedSignalHandlersWarning
+
+    data = account(today=await today(env), due_in=10)
+    data["currency"] = "not a currency"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        h = await start(env.client, data, with_payment=payment("P-BAD-OPEN", 1_000, await env.get_current_time()))
+        try:
+            await h.result()
+            raise AssertionError("an account with that currency was opened")
+        except WorkflowFailureError as err:
+            assert err.cause.type == "InvalidStartInput" and "currency" in err.cause.message, err.cause
+    assert not [w for w in caught if issubclass(w.category, UnfinishedSignalHandlersWarning)], \
+        [str(w.message)[:200] for w in caught]

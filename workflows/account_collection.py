@@ -86,6 +86,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         self.s: AccountState | None = None
         self._folded: frozenset[str] = frozenset()
         self._awaiting_open = 0
+        self._not_opened = False
         self._wake = False
         self._ledger = []
         self._ledger_since: datetime | None = None
@@ -122,7 +123,14 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
     # ------------------------------------------------------------------ run loop
     @workflow.run
     async def run(self, *args: Any) -> dict[str, Any]:
-        self.s = await self._open(args)
+        try:
+            self.s = await self._open(args)
+        except BaseException:
+            # The run fails with the reason; signals that came with the start (a payment sent with
+            # it) are released from waiting for an account that will not exist, instead of being
+            # left unfinished. (Updates keep waiting: their callers are told the run failed.)
+            self._not_opened = True
+            raise
         # One marker in the opening task instead of one per change where it first applies
         # (workflows/patches.py); a start that chose its policy recorded it with that choice.
         if not self._folded:

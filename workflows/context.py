@@ -58,6 +58,7 @@ class AccountContext:
     _now_value: datetime | None
     _folded: frozenset[str]              # the patch ids this run took at open (workflows/patches.py)
     _awaiting_open: int                  # handlers waiting for the account to open
+    _not_opened: bool                    # the start input could not be opened: the run is failing
 
     def _patched(self, patch_id: str) -> bool:
         """`workflow.patched`, without a marker of its own for an id the run took at open."""

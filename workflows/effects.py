@@ -22,8 +22,10 @@ class Effects(AccountContext):
     _launches: int
     _effect_error: BaseException | None
 
-    async def _ready(self) -> None:
+    async def _ready(self, *, or_not_opened: bool = False) -> bool:
         """Wait for the account to be opened: signals and updates can arrive in the very first task.
+        With `or_not_opened` (signals) stop waiting too when the start input could not be opened;
+        returns whether the account is open.
 
         Once it is open a handler applies at once, before the run loop acts again in the same task:
         waiting on a condition that is already true still yields, and the loop then acted on the state
@@ -31,12 +33,13 @@ class Effects(AccountContext):
         stopped it, or the workflow completing under an update still running). Runs recorded before
         this change keep their yield on replay (the patch)."""
         if self.s is not None and self._patched(HANDLERS_APPLY_AT_ONCE):
-            return
+            return True
         self._awaiting_open += 1   # the opening turn waits for these (AccountCollection.run)
         try:
-            await workflow.wait_condition(lambda: self.s is not None)
+            await workflow.wait_condition(lambda: self.s is not None or (or_not_opened and self._not_opened))
         finally:
             self._awaiting_open -= 1
+        return self.s is not None
 
     def _busy(self, key: str) -> bool:
         return key in self._inflight

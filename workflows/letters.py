@@ -114,7 +114,8 @@ class Letters(Effects):
     # ------------------------------------------------------------------ the receipt
     @workflow.signal(name=DELIVERY_RECEIPT)
     async def delivery_receipt(self, *args: Any) -> None:
-        await self._ready()
+        if not await self._ready(or_not_opened=True):
+            return
         receipt = self._parse_signal(DELIVERY_RECEIPT, DeliveryReceiptSignal, args)
         if receipt is None:
             return

@@ -65,7 +65,8 @@ class Signals(Effects):
     # ------------------------------------------------------------------ payment
     @workflow.signal(name="payment")
     async def payment(self, *args: Any) -> None:
-        await self._ready()
+        if not await self._ready(or_not_opened=True):
+            return
         p = self._parse_signal("payment", Payment, args)
         if p is None:
             return
@@ -149,14 +150,16 @@ class Signals(Effects):
     @workflow.signal(dynamic=True)
     async def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
         """A signal this workflow does not know is recorded, not silently buffered forever."""
-        await self._ready()
+        if not await self._ready(or_not_opened=True):
+            return
         self._reject("signal", f"unknown signal {name[:100]!r}; known: {KNOWN_SIGNALS}",
                      {"name": name[:100], "args": len(args)})
 
     # ------------------------------------------------------------------ risk
     @workflow.signal(name="risk")
     async def risk(self, *args: Any) -> None:
-        await self._ready()
+        if not await self._ready(or_not_opened=True):
+            return
         signal = self._parse_signal("risk", RiskSignal, args)
         if signal is None:
             return
@@ -204,7 +207,8 @@ class Signals(Effects):
     # ------------------------------------------------------------------ contact outcomes
     @workflow.signal(name="contact")
     async def contact(self, *args: Any) -> None:
-        await self._ready()
+        if not await self._ready(or_not_opened=True):
+            return
         event = self._parse_signal("contact", Contact, args)
         if event is None:
             return
@@ -236,7 +240,8 @@ class Signals(Effects):
     # ------------------------------------------------------------------ device confirmations
     @workflow.signal(name="lockout_confirmation")
     async def lockout_confirmation(self, *args: Any) -> None:
-        await self._ready()
+        if not await self._ready(or_not_opened=True):
+            return
         event = self._parse_signal("lockout_confirmation", LockoutConfirmation, args)
         if event is None:
             return
