@@ -9,7 +9,6 @@ A part of `AccountCollection` (workflows/account_collection.py).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from temporalio import workflow
