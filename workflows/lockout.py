@@ -7,7 +7,7 @@ A part of `AccountCollection` (workflows/account_collection.py).
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
