@@ -12,6 +12,8 @@ from infra.settings import Settings
 from schemas.task_queues import WORKFLOW
 
 DEPLOY = Path(__file__).resolve().parent.parent / "infra" / "deploy"
+# The Web UI's switches that hide its Terminate and Reset buttons.
+UI_WITHOUT_STOPS = ("TEMPORAL_WORKFLOW_TERMINATE_DISABLED", "TEMPORAL_WORKFLOW_RESET_DISABLED")
 
 
 def _compose() -> dict:
@@ -38,6 +40,9 @@ def test_compose_runs_temporal_on_postgres_with_ui_workers_and_ingress() -> None
     assert (DEPLOY / "dynamicconfig" / dynamic).exists()
     assert yaml.safe_load((DEPLOY / "dynamicconfig" / dynamic).read_text())["limit.historyCount.suggestContinueAsNew"]
     assert services["temporal-ui"]["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
+    # Operators close accounts by their updates: the Web UI offers no Terminate or Reset.
+    assert {k: services["temporal-ui"]["environment"].get(k) for k in UI_WITHOUT_STOPS} == \
+        dict.fromkeys(UI_WITHOUT_STOPS, "true")
 
 
 def test_arrears_containers_use_real_settings_and_reach_their_services() -> None:
@@ -91,5 +96,7 @@ def test_helm_values_for_temporal_on_postgres() -> None:
     for bundled in ("cassandra", "mysql", "postgresql", "elasticsearch", "prometheus", "grafana"):
         assert values[bundled]["enabled"] is False
     assert values["web"]["enabled"] is True
+    web_env = {e["name"]: e["value"] for e in values["web"]["additionalEnv"]}
+    assert {k: web_env.get(k) for k in UI_WITHOUT_STOPS} == dict.fromkeys(UI_WITHOUT_STOPS, "true")
     partitions = values["server"]["dynamicConfig"]["matching.numTaskqueueReadPartitions"][0]
     assert partitions["constraints"]["taskQueueName"] == WORKFLOW
