@@ -18,12 +18,10 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.worker import (ExecuteWorkflowInput, Interceptor, Replayer, StartActivityInput,
-                               UnsandboxedWorkflowRunner, WorkflowInboundInterceptor, WorkflowInterceptorClassInput,
-                               WorkflowOutboundInterceptor)
+from temporalio.worker import (ExecuteWorkflowInput, Interceptor, StartActivityInput, WorkflowInboundInterceptor,
+                               WorkflowInterceptorClassInput, WorkflowOutboundInterceptor)
 
-from audit.replay import default_workflows, quiet_runtime, short_error
-from infra.converter import data_converter
+from audit.replay import make_replayer, short_error
 from schemas.actions import LedgerBatch, LedgerEntry
 from schemas.ageing import ReceivableStatement
 
@@ -50,10 +48,11 @@ class _Seen:
 
 
 class _Capture(Interceptor):
-    """Keeps, per run replayed, the workflow instance and every ledger batch it starts."""
+    """Keeps, for the history being replayed (one at a time), the workflow instance and every ledger
+    batch it starts."""
 
     def __init__(self) -> None:
-        self.runs: dict[str, _Seen] = {}
+        self.seen = _Seen()
 
     def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
         capture = self
@@ -61,7 +60,7 @@ class _Capture(Interceptor):
         class Outbound(WorkflowOutboundInterceptor):
             def start_activity(self, input: StartActivityInput) -> Any:
                 if input.activity == "record_ledger" and input.args and isinstance(input.args[0], LedgerBatch):
-                    capture.runs[workflow.info().run_id].batches.append(input.args[0])
+                    capture.seen.batches.append(input.args[0])
                 return super().start_activity(input)
 
         class Inbound(WorkflowInboundInterceptor):
@@ -69,7 +68,7 @@ class _Capture(Interceptor):
                 super().init(Outbound(outbound))
 
             async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
-                capture.runs[workflow.info().run_id] = _Seen(instance=workflow.instance())
+                capture.seen.instance = workflow.instance()
                 return await super().execute_workflow(input)
 
         return Inbound
@@ -80,20 +79,17 @@ async def records_of(histories: list[WorkflowHistory]) -> list[RunRecords]:
     Raises HistoryDoesNotReplay when one of them does not replay against the current code."""
     capture = _Capture()
     # Unsandboxed, as the deployed workers run: the instance's buffer is read after the replay.
-    replayer = Replayer(workflows=default_workflows(), data_converter=data_converter(), runtime=quiet_runtime()[0],
-                        workflow_runner=UnsandboxedWorkflowRunner(), interceptors=[capture])
+    replayer = make_replayer(sandboxed=False, interceptors=[capture])
     found = []
     for history in histories:
         first = history.events[0].workflow_execution_started_event_attributes if history.events else None
         if first is None or first.workflow_type.name != "AccountCollection":
             continue
+        capture.seen = seen = _Seen()
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         if result.replay_failure is not None:
             raise HistoryDoesNotReplay(f"{history.workflow_id}: the history does not replay against the current "
                                        f"workflow code ({short_error(str(result.replay_failure))}); see docs/replay.md")
-        # One history at a time, so what was captured is this run's.
-        seen = next(iter(capture.runs.values()), _Seen())
-        capture.runs.clear()
         pending, final = seen.instance.ledger_backlog(history.events[-1].event_time.ToDatetime(timezone.utc)) \
             if seen.instance is not None else ([], None)
         records = RunRecords(workflow_id=history.workflow_id, run_id=history.run_id)
@@ -102,7 +98,7 @@ async def records_of(histories: list[WorkflowHistory]) -> list[RunRecords]:
             if entry.entry_key not in keys:
                 keys.add(entry.entry_key)
                 records.entries.append(entry)
-        records.buffered = sum(1 for e in pending if e.entry_key in keys)
+        records.buffered = len({e.entry_key for e in pending})
         records.statements = [b.statement for b in seen.batches if b.statement is not None]
         records.final_statement = final
         found.append(records)

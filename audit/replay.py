@@ -31,7 +31,7 @@ from typing import Any, Literal
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
-from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+from temporalio.worker import Interceptor, Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from audit.history_export import NotAHistory, event_type, load_history
@@ -138,10 +138,10 @@ def default_workflows() -> list[type]:
 
 
 def make_replayer(workflows: Sequence[type] | None = None, runtime: Runtime | None = None, *,
-                  sandboxed: bool = True) -> Replayer:
+                  sandboxed: bool = True, interceptors: Sequence[Interceptor] = ()) -> Replayer:
     runner = {} if sandboxed else {"workflow_runner": UnsandboxedWorkflowRunner()}
     return Replayer(workflows=list(workflows or default_workflows()), data_converter=data_converter(),
-                    runtime=runtime or quiet_runtime()[0], **runner)
+                    runtime=runtime or quiet_runtime()[0], interceptors=list(interceptors), **runner)
 
 
 def describe_event(event: Any) -> str:
