@@ -52,18 +52,6 @@ def summarize(rows: dict[str, list[dict[str, float]]], cores: int) -> dict[str, 
             "cpu_ratio": round(statistics.median(ratios), 3)}
 
 
-async def _open(stack: BenchStack, target: m.Target, ids: list[str], payments: int) -> None:
-    today = datetime.now(timezone.utc).date()
-
-    async def open_one(account_id: str) -> None:
-        handle = await m.start(stack.client, target, m.account_input(account_id, today=today))
-        for k in range(payments):
-            await handle.signal("payment", m.payment(f"{account_id}-P{k}"))
-        await m.until_paid(handle, payments * m.PAYMENT, poll=0.1)
-
-    await m.bounded(open_one(a) for a in ids)
-
-
 async def _round(stack: BenchStack, target: m.Target, worker: WorkerProcess, ids: list[str], expected: int,
                  in_flight: int) -> dict[str, float]:
     handles = [stack.client.get_workflow_handle(target.workflow_id(a)) for a in ids]
@@ -83,12 +71,13 @@ async def run(accounts: int, payments: int, rounds: int, in_flight: int) -> dict
         "accounts": accounts, "payments_before": payments, "rounds": rounds, "in_flight": in_flight,
         "workflow_cache_while_asking": 0, "workflow_sandbox": os.environ.get("ARREARS_WORKFLOW_SANDBOX", "off")}}
     ids = [f"COLD-{i:06d}" for i in range(accounts)]
+    today = datetime.now(timezone.utc).date()
     async with BenchStack() as stack:
         opening = [stack.start_real_worker("worker-open"), stack.start_skeleton_worker("skeleton-open")]
         await stack.wait_polling(opening[0], activity_queues=("arrears-ledger",))
         await stack.wait_polling(opening[1])
         for target in (ACCOUNT, SKELETON):
-            await _open(stack, target, ids, payments)
+            await m.bounded(m.open_paid(stack.client, target, a, today=today, payments=payments) for a in ids)
             say(f"{accounts} {target.label} accounts open with {payments} payments each")
         sample = await m.bounded(m.event_count(stack.client, t.workflow_id(a)) for t in (ACCOUNT, SKELETON)
                                  for a in ids[:20])

@@ -99,6 +99,16 @@ async def start(client: Client, target: Target, data: dict[str, Any], *,
         task_timeout=timedelta(seconds=task_timeout) if task_timeout else None)
 
 
+async def open_paid(client: Client, target: Target, account_id: str, *, today: date, payments: int,
+                    task_timeout: float | None = None) -> WorkflowHandle:
+    """An account started and sent `payments` payments, returned once `status` shows them all."""
+    handle = await start(client, target, account_input(account_id, today=today), task_timeout=task_timeout)
+    for k in range(payments):
+        await handle.signal("payment", payment(f"{account_id}-P{k}"))
+    await until_paid(handle, payments * PAYMENT, poll=0.1)
+    return handle
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")

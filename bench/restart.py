@@ -56,15 +56,9 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
         worker = start_worker("worker-1")
         await stack.wait_polling(worker, activity_queues=queues)
 
-        async def open_one(account_id: str) -> None:
-            handle = await m.start(stack.client, target, m.account_input(account_id, today=today),
-                                   task_timeout=settings.workflow_task_timeout)
-            for k in range(payments):
-                await handle.signal("payment", m.payment(f"{account_id}-P{k}"))
-            await m.until_paid(handle, payments * m.PAYMENT, poll=0.1)
-
         t0 = time.perf_counter()
-        await m.bounded(open_one(a) for a in ids)
+        await m.bounded(m.open_paid(stack.client, target, a, today=today, payments=payments,
+                                    task_timeout=settings.workflow_task_timeout) for a in ids)
         say(f"{accounts} accounts open with {payments} payments each in {time.perf_counter() - t0:.1f}s")
         sample = await m.bounded(m.event_count(stack.client, target.workflow_id(a)) for a in ids[:50])
         out["events_per_account"] = sum(e for e, _ in sample) / len(sample)
