@@ -83,15 +83,15 @@ async def until_no_task_in_flight(service: WorkflowService, namespace: str, work
     """Wait while a workflow task is in flight, at most `timeout` (QUIET_WAIT_S), and not for one
     that retries a failed task."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + (QUIET_WAIT_S if timeout is None else timeout)
+    wait = QUIET_WAIT_S if timeout is None else timeout
+    deadline = loop.time() + wait
     while loop.time() < deadline:
         flight = await in_flight(service, namespace, workflow_id, run_id)
         if not flight.task or flight.retrying:
             return
         await asyncio.sleep(0.02)
     # Asked anyway; said, so a test that waits here for nothing shows in the run's warnings.
-    warnings.warn(f"{workflow_id}: a workflow task still in flight after {QUIET_WAIT_S if timeout is None else timeout}"
-                  " s; asked anyway", stacklevel=2)
+    warnings.warn(f"{workflow_id}: a workflow task still in flight after {wait} s; asked anyway", stacklevel=2)
 
 
 class _Outbound(OutboundInterceptor):
