@@ -17,6 +17,7 @@ from datetime import timezone
 from typing import Any
 
 from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.worker import (ExecuteWorkflowInput, Interceptor, StartActivityInput, WorkflowInboundInterceptor,
                                WorkflowInterceptorClassInput, WorkflowOutboundInterceptor)
@@ -24,6 +25,19 @@ from temporalio.worker import (ExecuteWorkflowInput, Interceptor, StartActivityI
 from audit.replay import make_replayer, short_error
 from schemas.actions import LedgerBatch, LedgerEntry
 from schemas.ageing import ReceivableStatement
+
+
+# The events that end a run. A history without one belongs to a run still going, which writes its
+# waiting records itself (its next batch, within LEDGER_MAX_DELAY): none of them is lost.
+_CLOSING = frozenset({
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+})
+
+
+def has_ended(history: WorkflowHistory) -> bool:
+    return bool(history.events) and history.events[-1].event_type in _CLOSING
 
 
 class HistoryDoesNotReplay(RuntimeError):
@@ -37,6 +51,8 @@ class RunRecords:
     entries: list[LedgerEntry] = field(default_factory=list)          # in the order made, each key once
     statements: list[ReceivableStatement] = field(default_factory=list)  # those its batches carried
     buffered: int = 0     # of the entries, how many were still waiting for a batch when the history ended
+    # Still going: not replayed, nothing to recover (it writes its own records).
+    running: bool = False
     # The account's balances at the run's last event, as its next batch would have carried them.
     final_statement: ReceivableStatement | None = None
 
@@ -75,7 +91,8 @@ class _Capture(Interceptor):
 
 
 async def records_of(histories: list[WorkflowHistory]) -> list[RunRecords]:
-    """Every ledger record each run of `histories` made (account workflows; others are skipped).
+    """Every ledger record each ended run of `histories` made (account workflows; others are
+    skipped; a run still going is returned as `running`, without records).
     Raises HistoryDoesNotReplay when one of them does not replay against the current code."""
     capture = _Capture()
     # Unsandboxed, as the deployed workers run: the instance's buffer is read after the replay.
@@ -84,6 +101,9 @@ async def records_of(histories: list[WorkflowHistory]) -> list[RunRecords]:
     for history in histories:
         first = history.events[0].workflow_execution_started_event_attributes if history.events else None
         if first is None or first.workflow_type.name != "AccountCollection":
+            continue
+        if not has_ended(history):
+            found.append(RunRecords(workflow_id=history.workflow_id, run_id=history.run_id, running=True))
             continue
         capture.seen = seen = _Seen()
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)

@@ -63,13 +63,18 @@ def _report(account_id: str, runs: list[Any], missing: dict[str, set[str]], oper
     total = sum(len(r.entries) for r in runs)
     absent = sum(len(m) for m in missing.values())
     for run in runs:
+        if run.running:
+            console.print(f"run {run.run_id}: still running; it writes its own records (its next batch), so none "
+                          "is checked")
+            continue
         console.print(f"run {run.run_id}: {len(run.entries)} record(s) in its history, {run.buffered} still waiting "
                       f"for a batch at its end, {len(missing[run.run_id])} not in the ledger")
         for entry in run.entries:
             if entry.entry_key in missing[run.run_id]:
                 console.print(f"  {entry.kind}: {entry.summary}", markup=False)
+    ended = sum(not r.running for r in runs)
     if not absent:
-        console.print(f"account {account_id}: all {total} record(s) of {len(runs)} run(s) are in the ledger")
+        console.print(f"account {account_id}: all {total} record(s) of {ended} ended run(s) are in the ledger")
     elif dry_run:
         console.print(f"account {account_id}: {absent} of {total} record(s) are not in the ledger (dry run: "
                       "nothing written)")

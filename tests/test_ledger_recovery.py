@@ -90,6 +90,29 @@ async def test_records_of_a_terminated_run_are_recovered_once(dev_env, database_
         assert len(await ledger_of("payment_applied")) == 1
 
 
+async def test_an_account_still_running_is_not_reported_missing(dev_env, database_url, tmp_path):
+    # Its records wait for the next batch, which the account itself sends: a scheduled dry run over
+    # running accounts raises no alarm, and a recovery writes nothing ahead of the account.
+    async with running_workers(dev_env.client, database_url, tmp_path / "data") as pool:
+        data = account(today=date.today(), due_in=30)
+        handle = await start(dev_env.client, data)
+        await handle.signal("payment", payment("RUN-P1", 25_000, datetime.now(timezone.utc)))
+        for _ in range(100):
+            if (await handle.query("status"))["paid_total"] == 25_000:
+                break
+            await asyncio.sleep(0.1)
+        assert await ledger(pool, data["account_id"], "payment_applied") == []   # still waiting
+
+        code, out = await arrears(dev_env, database_url, tmp_path, "ledger", "recover", data["account_id"], "--dry-run")
+        assert code == 0, out
+        assert f"run {handle.result_run_id}: still running; it writes its own records" in out, out
+        assert "not in the ledger" not in out and "payment_applied" not in out, out
+        code, out = await arrears(dev_env, database_url, tmp_path, "ledger", "recover", data["account_id"])
+        assert code == 0, out
+        assert await ledger(pool, data["account_id"], "payment_applied") == []
+        assert await ledger(pool, data["account_id"], "ledger_recovered") == []
+
+
 async def test_an_account_that_does_not_exist_is_named(dev_env, database_url, tmp_path):
     code, out = await arrears(dev_env, database_url, tmp_path, "ledger", "recover", "NO-SUCH-ACCOUNT")
     assert code == 3 and "no workflow for account NO-SUCH-ACCOUNT" in out, out
