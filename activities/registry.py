@@ -12,6 +12,7 @@ from temporalio.client import Client
 from activities.ageing import AgeingActivities
 from activities.handoffs import HandOffActivities
 from activities.ledger import LedgerActivities
+from activities.ledger_recovery import LedgerSweepActivities
 from activities.lockout import LockoutActivities
 from activities.messaging import MessageActivities
 from activities.placement import PlacementActivities
@@ -49,6 +50,8 @@ def activities_for(pools: Pools, providers: Providers, template_defaults: dict[s
     placement = PlacementActivities(pool(q.PLACEMENT), providers.placement, evidence=bundles)
     ledger = LedgerActivities(pool(q.LEDGER))
     ageing = AgeingActivities(pool(q.LEDGER))
+    # The ledger sweep reads stopped runs' histories from Temporal: only with a client.
+    sweep = [LedgerSweepActivities(client, pool(q.LEDGER)).recover_stopped_runs] if client is not None else []
     # Registered letters go with the letters; the other hand-offs with the partners' queue.
     registered = RegisteredMailActivities(pool(q.LETTERS), providers.postal, defaults=defaults)
     handoffs = HandOffActivities(pool(q.PLACEMENT), erp=providers.erp, credit_bureau=providers.credit_bureau,
@@ -63,7 +66,7 @@ def activities_for(pools: Pools, providers: Providers, template_defaults: dict[s
                       handoffs.request_credit_hold, handoffs.request_credit_release,
                       handoffs.report_to_credit_bureau, handoffs.request_recovery],
         q.LEDGER: [ledger.record_ledger, ledger.create_agent_task, ledger.close_agent_task,
-                   ageing.store_ageing_snapshot],
+                   ageing.store_ageing_snapshot, *sweep],
     }
 
 

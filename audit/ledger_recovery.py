@@ -8,7 +8,8 @@ operator's decision. Every one of them is decided by the history, so replaying i
 code finds them again: each `record_ledger` batch the run scheduled, and what was still buffered at
 its end (`AccountCollection.ledger_backlog`, with the balances a batch would have carried then).
 Writing them is idempotent by entry key (activities/ledger.py), so records that did reach
-PostgreSQL change nothing. `arrears ledger recover ACCOUNT` does both.
+PostgreSQL change nothing. activities/ledger_recovery.py writes them, for `arrears ledger recover`
+and the scheduled ledger sweep.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
+from temporalio.runtime import Runtime
 from temporalio.worker import (ExecuteWorkflowInput, Interceptor, StartActivityInput, WorkflowInboundInterceptor,
                                WorkflowInterceptorClassInput, WorkflowOutboundInterceptor)
 
@@ -90,13 +92,14 @@ class _Capture(Interceptor):
         return Inbound
 
 
-async def records_of(histories: list[WorkflowHistory]) -> list[RunRecords]:
+async def records_of(histories: list[WorkflowHistory], runtime: Runtime | None = None) -> list[RunRecords]:
     """Every ledger record each ended run of `histories` made (account workflows; others are
     skipped; a run still going is returned as `running`, without records).
-    Raises HistoryDoesNotReplay when one of them does not replay against the current code."""
+    Raises HistoryDoesNotReplay when one of them does not replay against the current code.
+    `runtime`: a worker's own (by default, the audit tools' quiet one)."""
     capture = _Capture()
     # Unsandboxed, as the deployed workers run: the instance's buffer is read after the replay.
-    replayer = make_replayer(sandboxed=False, interceptors=[capture])
+    replayer = make_replayer(runtime=runtime, sandboxed=False, interceptors=[capture])
     found = []
     for history in histories:
         first = history.events[0].workflow_execution_started_event_attributes if history.events else None

@@ -3,13 +3,12 @@
 Records wait in the account for their batch (workflows/records.py); a run terminated or reset
 before its batch went out never wrote them. The records are read back from the account's histories
 (audit/ledger_recovery.py) and written as the ledger activity writes them, idempotently by entry
-key: what PostgreSQL holds already is left alone, so running it twice writes nothing the second time.
+key (activities/ledger_recovery.py): what PostgreSQL holds already is left alone, so running it
+twice writes nothing the second time. The hourly ledger sweep does the same for every such run.
 """
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import datetime, timezone
 from typing import Any, Optional
 
 import typer
@@ -20,43 +19,15 @@ from cli.common import CommandFailed, cli_identity, database_pool, not_found, te
 console = Console()
 
 
-async def _missing(pool: Any, keys: list[str]) -> set[str]:
-    held = await pool.fetch("SELECT entry_key FROM audit_log WHERE entry_key = ANY($1::text[])", keys)
-    return set(keys) - {r["entry_key"] for r in held}
-
-
 async def _recover(pool: Any, account_id: str, histories: list[Any], operator: str,
                    dry_run: bool) -> tuple[list[Any], dict[str, set[str]]]:
-    """One account's runs: their records, those PostgreSQL lacks, and (unless a dry run) those written."""
-    from activities.ledger import apply_entry, apply_statement
-    from audit.ledger_recovery import HistoryDoesNotReplay, records_of
-    from schemas.actions import LedgerEntry
+    from activities.ledger_recovery import recover_account
+    from audit.ledger_recovery import HistoryDoesNotReplay
 
     try:
-        runs = await records_of(histories)
+        return await recover_account(pool, account_id, histories, operator, dry_run=dry_run)
     except HistoryDoesNotReplay as err:
         raise CommandFailed(str(err), 1) from err
-    missing = {r.run_id: await _missing(pool, [e.entry_key for e in r.entries]) for r in runs}
-    if dry_run or not any(missing.values()):
-        return runs, missing
-    written = [e for r in runs for e in r.entries if e.entry_key in missing[r.run_id]]
-    async with pool.acquire() as conn, conn.transaction():
-        for entry in written:
-            await apply_entry(conn, entry)
-        # The balances of the runs that lacked records: those their batches carried, then those at
-        # their last event (a newer statement held is kept: apply_statement compares them).
-        for run in runs:
-            if missing[run.run_id]:
-                for statement in [*run.statements, *([run.final_statement] if run.final_statement else [])]:
-                    await apply_statement(conn, account_id, statement)
-        # Who wrote them, and which: the recovery is itself on the account's record.
-        await apply_entry(conn, LedgerEntry(
-            entry_key=f"{account_id}:ledger_recovered:{uuid.uuid4().hex}", account_id=account_id,
-            kind="ledger_recovered", occurred_at=datetime.now(timezone.utc),
-            summary=f"{len(written)} ledger record(s) recovered from the account's history",
-            data={"actor": operator, "entry_keys": [e.entry_key for e in written][:1000],
-                  "runs": [r.run_id for r in runs if missing[r.run_id]]}))
-    return runs, missing
 
 
 def _report(account_id: str, runs: list[Any], missing: dict[str, set[str]], operator: str, dry_run: bool) -> None:

@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     # expression read in `ageing_timezone` (Monday 07:00 by default); empty disables the schedule.
     ageing_schedule: str = Field(default="0 7 * * 1", max_length=100, validation_alias="ARREARS_AGEING_SCHEDULE")
     ageing_timezone: str = Field(default="UTC", max_length=64, validation_alias="ARREARS_AGEING_TIMEZONE")
+    # The ledger sweep (workflows/ledger_sweep.py): a cron expression in UTC, hourly by default; it
+    # writes the ledger records of account runs stopped without closing. Empty disables it.
+    ledger_sweep_schedule: str = Field(default="17 * * * *", max_length=100,
+                                       validation_alias="ARREARS_LEDGER_SWEEP_SCHEDULE")
     # The workers' build ID, recorded with every task they complete: a deploy sets its release
     # (image tag, commit). Unset: a hash of the code that decides commands (workers/main.py).
     build_id: str | None = Field(default=None, min_length=1, max_length=255, validation_alias="ARREARS_BUILD_ID")

@@ -196,13 +196,15 @@ async def test_portfolio_ageing_workflow_reports_a_real_account(env, database_ur
 
 async def test_schedule_is_registered_idempotently(dev_env, tmp_path):
     client: Client = dev_env.client
-    settings = Settings(ARREARS_DATA_DIR=tmp_path, ARREARS_AGEING_TIMEZONE="Asia/Shanghai")  # type: ignore[call-arg]
-    assert await register_schedules(client, settings) == AGEING_SCHEDULE_ID
+    # The ledger sweep's schedule is tests/test_ledger_recovery.py's.
+    settings = Settings(ARREARS_DATA_DIR=tmp_path, ARREARS_AGEING_TIMEZONE="Asia/Shanghai",  # type: ignore[call-arg]
+                        ARREARS_LEDGER_SWEEP_SCHEDULE="")
+    assert await register_schedules(client, settings) == [AGEING_SCHEDULE_ID]
     handle = client.get_schedule_handle(AGEING_SCHEDULE_ID)
     await handle.pause(note="paused by an operator")
     moved = Settings(ARREARS_DATA_DIR=tmp_path, ARREARS_AGEING_TIMEZONE="Europe/Berlin",  # type: ignore[call-arg]
-                     ARREARS_AGEING_SCHEDULE="30 6 * * 1")
-    assert await register_schedules(client, moved) == AGEING_SCHEDULE_ID      # again: updated, not duplicated
+                     ARREARS_AGEING_SCHEDULE="30 6 * * 1", ARREARS_LEDGER_SWEEP_SCHEDULE="")
+    assert await register_schedules(client, moved) == [AGEING_SCHEDULE_ID]    # again: updated, not duplicated
     desc = await handle.describe()
     assert desc.schedule.spec.time_zone_name == "Europe/Berlin"
     assert desc.schedule.state.paused                                        # an operator's pause stays
@@ -217,5 +219,5 @@ async def test_schedule_is_registered_idempotently(dev_env, tmp_path):
         await register_schedules(client, Settings(ARREARS_DATA_DIR=tmp_path,  # type: ignore[call-arg]
                                                   ARREARS_AGEING_TIMEZONE="Mars/Olympus"))
     assert await register_schedules(client, Settings(ARREARS_DATA_DIR=tmp_path,  # type: ignore[call-arg]
-                                                     ARREARS_AGEING_SCHEDULE="")) is None
+                                                     ARREARS_AGEING_SCHEDULE="", ARREARS_LEDGER_SWEEP_SCHEDULE="")) == []
     await handle.delete()

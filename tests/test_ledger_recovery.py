@@ -7,11 +7,15 @@ import asyncio
 import json
 import os
 import sys
+import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from temporalio.client import WorkflowHandle
+
+from schemas import task_queues
 from tests.collection import account, payment, running_workers, start
 
 ARREARS = str(Path(sys.executable).parent / "arrears")
@@ -26,8 +30,8 @@ async def arrears(dev_env, database_url: str, cwd: Path, *args: str) -> tuple[in
     return proc.returncode or 0, out.decode()
 
 
-async def terminated_with_a_payment_unwritten(dev_env, pool, payment_id: str) -> str:
-    """An account paid in part, then terminated while its records waited for their batch; its ID."""
+async def paid_in_part(dev_env, pool, payment_id: str) -> WorkflowHandle:
+    """An account paid in part, its records waiting for their batch."""
     data = account(today=date.today(), due_in=30)   # nothing due: the account does not act again soon
     handle = await start(dev_env.client, data)
     await handle.signal("payment", payment(payment_id, 25_000, datetime.now(timezone.utc)))
@@ -37,11 +41,25 @@ async def terminated_with_a_payment_unwritten(dev_env, pool, payment_id: str) ->
         await asyncio.sleep(0.1)
     else:
         raise AssertionError("the payment was never applied")
-    # The opening and the payment wait for their batch (at most five minutes, or the next step);
-    # terminated now, the run never writes them.
+    # The opening and the payment wait for their batch (at most five minutes, or the next step).
     assert await ledger(pool, data["account_id"], "payment_applied") == []
+    return handle
+
+
+async def terminated_with_a_payment_unwritten(dev_env, pool, payment_id: str) -> str:
+    """An account paid in part, then terminated while its records waited for their batch (so the
+    run never writes them); its ID."""
+    handle = await paid_in_part(dev_env, pool, payment_id)
     await handle.terminate("stopped by an operator in the Web UI")
-    return data["account_id"]
+    return handle.id.removeprefix("account-")
+
+
+async def visible(dev_env, query: str, count: int) -> None:
+    for _ in range(100):   # visibility follows the terminations shortly
+        if len([x async for x in dev_env.client.list_workflows(query)]) == count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{query}: not {count} runs")
 
 
 async def ledger(pool, account_id: str, kind: str) -> list:
@@ -94,23 +112,76 @@ async def test_an_account_still_running_is_not_reported_missing(dev_env, databas
     # Its records wait for the next batch, which the account itself sends: a scheduled dry run over
     # running accounts raises no alarm, and a recovery writes nothing ahead of the account.
     async with running_workers(dev_env.client, database_url, tmp_path / "data") as pool:
-        data = account(today=date.today(), due_in=30)
-        handle = await start(dev_env.client, data)
-        await handle.signal("payment", payment("RUN-P1", 25_000, datetime.now(timezone.utc)))
-        for _ in range(100):
-            if (await handle.query("status"))["paid_total"] == 25_000:
-                break
-            await asyncio.sleep(0.1)
-        assert await ledger(pool, data["account_id"], "payment_applied") == []   # still waiting
+        handle = await paid_in_part(dev_env, pool, "RUN-P1")
+        account_id = handle.id.removeprefix("account-")
 
-        code, out = await arrears(dev_env, database_url, tmp_path, "ledger", "recover", data["account_id"], "--dry-run")
+        code, out = await arrears(dev_env, database_url, tmp_path, "ledger", "recover", account_id, "--dry-run")
         assert code == 0, out
         assert f"run {handle.result_run_id}: still running; it writes its own records" in out, out
         assert "not in the ledger" not in out and "payment_applied" not in out, out
-        code, out = await arrears(dev_env, database_url, tmp_path, "ledger", "recover", data["account_id"])
+        code, out = await arrears(dev_env, database_url, tmp_path, "ledger", "recover", account_id)
         assert code == 0, out
-        assert await ledger(pool, data["account_id"], "payment_applied") == []
-        assert await ledger(pool, data["account_id"], "ledger_recovered") == []
+        assert await ledger(pool, account_id, "payment_applied") == []
+        assert await ledger(pool, account_id, "ledger_recovered") == []
+
+
+async def test_the_sweep_writes_what_stopped_runs_never_wrote_once(dev_env, database_url, tmp_path):
+    # No operator has to notice: the scheduled `LedgerSweep` finds the stopped run and writes its
+    # records; an account still running is left to write its own; a second sweep replays nothing.
+    from schemas.ledger_sweep import LedgerSweepResult, LedgerSweepRun
+
+    async def sweep(n: int) -> LedgerSweepResult:
+        return await dev_env.client.execute_workflow(
+            "LedgerSweep", LedgerSweepRun(lookback_hours=1), id=f"ledger-sweep-test-{uuid.uuid4().hex}-{n}",
+            task_queue=task_queues.WORKFLOW, result_type=LedgerSweepResult)
+
+    async with running_workers(dev_env.client, database_url, tmp_path / "data") as pool:
+        stopped = await terminated_with_a_payment_unwritten(dev_env, pool, "SWEEP-P1")
+        running = (await paid_in_part(dev_env, pool, "SWEEP-P2")).id.removeprefix("account-")
+        await visible(dev_env, f"ExecutionStatus = 'Terminated' AND WorkflowId = 'account-{stopped}'", 1)
+
+        first = await sweep(1)
+        assert stopped in first.recovered and running not in first.recovered, first
+        assert first.records_written >= 2 and not first.does_not_replay, first
+        [applied] = await ledger(pool, stopped, "payment_applied")
+        assert json.loads(applied["data"])["payment_id"] == "SWEEP-P1"
+        row = await pool.fetchrow("SELECT amount, status, allocation FROM payments WHERE payment_id='SWEEP-P1'")
+        assert (row["amount"], row["status"]) == (25_000, "applied")
+        assert sum(a["amount"] for a in json.loads(row["allocation"])["applied"]) == 25_000
+        [recovered] = await ledger(pool, stopped, "ledger_recovered")
+        assert json.loads(recovered["data"])["actor"] == "ledger-sweep"
+        [checked] = await pool.fetch("SELECT status, outcome, records, written FROM ledger_checked_runs "
+                                     "WHERE account_id = $1", stopped)
+        assert (checked["status"], checked["outcome"]) == ("TERMINATED", "recovered"), dict(checked)
+        assert checked["records"] >= checked["written"] >= 2, dict(checked)
+        # The running account's records are its own to write: untouched, and not marked checked.
+        assert await ledger(pool, running, "payment_applied") == []
+        assert await pool.fetch("SELECT 1 FROM ledger_checked_runs WHERE account_id = $1", running) == []
+
+        again = await sweep(2)
+        assert again.runs_found >= 1 and again.runs_checked == 0 and again.records_written == 0, again
+        assert len(await ledger(pool, stopped, "ledger_recovered")) == 1
+        assert len(await ledger(pool, stopped, "payment_applied")) == 1
+
+
+async def test_the_sweep_is_scheduled_hourly(dev_env, tmp_path):
+    from infra.schedules import LEDGER_SWEEP_SCHEDULE_ID, register_schedules
+    from infra.settings import Settings
+
+    settings = Settings(ARREARS_DATA_DIR=tmp_path, ARREARS_AGEING_SCHEDULE="")  # type: ignore[call-arg]
+    assert await register_schedules(dev_env.client, settings) == [LEDGER_SWEEP_SCHEDULE_ID]
+    handle = dev_env.client.get_schedule_handle(LEDGER_SWEEP_SCHEDULE_ID)
+    try:
+        desc = await handle.describe()
+        assert desc.schedule.action.workflow == "LedgerSweep"
+        assert desc.schedule.action.task_queue == task_queues.WORKFLOW
+        times = desc.info.next_action_times[:3]
+        assert [t.minute for t in times] == [17, 17, 17], times
+        assert [(b - a).total_seconds() for a, b in zip(times, times[1:])] == [3600, 3600], times
+        assert await register_schedules(dev_env.client, Settings(  # type: ignore[call-arg]
+            ARREARS_DATA_DIR=tmp_path, ARREARS_AGEING_SCHEDULE="", ARREARS_LEDGER_SWEEP_SCHEDULE="")) == []
+    finally:
+        await handle.delete()
 
 
 async def test_an_account_that_does_not_exist_is_named(dev_env, database_url, tmp_path):
@@ -123,10 +194,7 @@ async def test_runs_a_visibility_query_matches_are_recovered(dev_env, database_u
         ids = [await terminated_with_a_payment_unwritten(dev_env, pool, f"REC-Q{k}") for k in range(2)]
         query = ("WorkflowType = 'AccountCollection' AND ExecutionStatus = 'Terminated' AND WorkflowId IN ("
                  + ", ".join(f"'account-{a}'" for a in ids) + ")")
-        for _ in range(100):   # visibility follows the terminations shortly
-            if len([x async for x in dev_env.client.list_workflows(query)]) == 2:
-                break
-            await asyncio.sleep(0.1)
+        await visible(dev_env, query, 2)
         code, out = await arrears(dev_env, database_url, tmp_path, "ledger", "recover", "--query", query,
                                   "--operator", "supervisor.wu")
         assert code == 0, out

@@ -28,6 +28,7 @@ from infra.settings import Settings, get_settings
 from schemas import task_queues
 from workflows.account_collection import AccountCollection
 from workflows.ageing import PortfolioAgeing
+from workflows.ledger_sweep import LedgerSweep
 
 log = logging.getLogger("arrears.worker")
 
@@ -98,7 +99,7 @@ def workflow_tuning(settings: Settings) -> dict[str, Any]:
 
 
 def workflow_worker(client: Client, *, task_queue: str = task_queues.WORKFLOW,
-                    workflows: Sequence[type] = (AccountCollection, PortfolioAgeing),
+                    workflows: Sequence[type] = (AccountCollection, PortfolioAgeing, LedgerSweep),
                     settings: Settings | None = None) -> Worker:
     tuning = workflow_tuning(settings) if settings is not None else {}
     return Worker(client, task_queue=task_queue, workflows=list(workflows), activities=[load_policy], **tuning)
@@ -154,7 +155,7 @@ async def run(settings: Settings | None = None, *, role: Role = "all") -> None:
             # this worker, and none of them needs the database or the schedule below.
             workers.append(workflow_worker(client, settings=s))
             await stack.enter_async_context(workers[-1])
-            await register_schedules(client, s)     # the weekly ageing report (idempotent)
+            await register_schedules(client, s)     # the ageing report, the ledger sweep (idempotent)
         if role in ("all", "activities"):
             # Imported once the workflow worker polls: the providers' SDKs take a while to import.
             from activities.registry import build_activities

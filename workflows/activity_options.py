@@ -77,6 +77,11 @@ OPTIONS: dict[str, ActivityOptions] = {
     # outage is waited out for a day (the snapshot is idempotent by scope and week).
     "store_ageing_snapshot": ActivityOptions(task_queues.LEDGER, timedelta(minutes=30), timedelta(days=1),
                                              _retry(timedelta(seconds=5), timedelta(minutes=10), 0, refusals=False)),
+    # `LedgerSweep` (workflows/ledger_sweep.py): replays each stopped run once; it heartbeats per run,
+    # and a retried attempt skips the runs already checked.
+    "recover_stopped_runs": ActivityOptions(task_queues.LEDGER, timedelta(minutes=30), timedelta(hours=6),
+                                            _retry(timedelta(seconds=5), timedelta(minutes=10), 0, refusals=False),
+                                            heartbeat=timedelta(minutes=2)),
 }
 
 CHANNEL_ACTIVITY = {"sms": "send_sms", "email": "send_email", "voice": "place_call", "letter": "send_letter"}
