@@ -7,6 +7,8 @@ date is the local date of the run's start in the schedule's zone (deterministic:
 """
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -14,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.ageing import AgeingRequest, AgeingRun, AgeingStored
 
 from workflows.activity_options import OPTIONS
+from workflows.common import parse_run_input
 
 WORKFLOW_TYPE = "PortfolioAgeing"
 
@@ -21,8 +24,8 @@ WORKFLOW_TYPE = "PortfolioAgeing"
 @workflow.defn(name=WORKFLOW_TYPE)
 class PortfolioAgeing:
     @workflow.run
-    async def run(self, run: AgeingRun | None = None) -> AgeingStored:
-        run = run or AgeingRun()
+    async def run(self, *args: Any) -> AgeingStored:
+        run: AgeingRun = parse_run_input(AgeingRun, args)   # a bad input fails the run, not its tasks
         as_of = run.as_of or localtime.to_local(workflow.now(), run.timezone).date()
         return await workflow.execute_activity(
             "store_ageing_snapshot", AgeingRequest(as_of=as_of, window_days=run.window_days),

@@ -8,6 +8,7 @@ Runs already checked are skipped, so the overlapping windows of consecutive swee
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 
@@ -15,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.ledger_sweep import LedgerSweepRequest, LedgerSweepResult, LedgerSweepRun
 
 from workflows.activity_options import OPTIONS
+from workflows.common import parse_run_input
 
 WORKFLOW_TYPE = "LedgerSweep"
 
@@ -22,8 +24,8 @@ WORKFLOW_TYPE = "LedgerSweep"
 @workflow.defn(name=WORKFLOW_TYPE)
 class LedgerSweep:
     @workflow.run
-    async def run(self, run: LedgerSweepRun | None = None) -> LedgerSweepResult:
-        run = run or LedgerSweepRun()
+    async def run(self, *args: Any) -> LedgerSweepResult:
+        run: LedgerSweepRun = parse_run_input(LedgerSweepRun, args)   # a bad input fails the run, not its tasks
         closed_after = workflow.now() - timedelta(hours=run.lookback_hours)
         return await workflow.execute_activity(
             "recover_stopped_runs", LedgerSweepRequest(closed_after=closed_after), result_type=LedgerSweepResult,
