@@ -87,6 +87,12 @@ class LedgerSweepActivities:
         result = LedgerSweepResult()
         # The worker's own runtime: the replay logs where the worker logs.
         runtime = self.client.service_client.config.runtime or Runtime.default()
+        # For an alert (docs/metrics.md): any record recovered means a run was stopped mid-batch.
+        meter = activity.metric_meter()
+        recovered_records = meter.create_counter(
+            "arrears_ledger_records_recovered", "ledger records of stopped runs the sweep wrote", "records")
+        unreadable_runs = meter.create_counter(
+            "arrears_ledger_runs_not_replaying", "stopped runs whose history the current code does not replay", "runs")
         async for execution in self.client.list_workflows(stopped_runs_query(request.closed_after)):
             result.runs_found += 1
             if not execution.id.startswith(ACCOUNT_PREFIX) or await self.pool.fetchval(
@@ -106,6 +112,7 @@ class LedgerSweepActivities:
                 # Nothing read from it can be trusted: an engineer looks (docs/replay.md).
                 outcome = "does_not_replay"
                 log.error("ledger sweep: %s", err)
+                unreadable_runs.add(1)
                 if len(result.does_not_replay) < MAX_NAMED:
                     result.does_not_replay.append(account_id)
             else:
@@ -114,6 +121,7 @@ class LedgerSweepActivities:
                 outcome = "recovered" if written else "complete"
                 if written:
                     result.records_written += written
+                    recovered_records.add(written)
                     log.warning("ledger sweep: %d record(s) of account %s were not in the ledger and are now "
                                 "written (its run %s ended %s)", written, account_id, execution.run_id,
                                 execution.status.name if execution.status else "?")

@@ -13,9 +13,14 @@ from pathlib import Path
 
 import pytest
 
+import httpx
 from temporalio.client import WorkflowHandle
 
+from infra.settings import Settings
+from infra.temporal import connect
 from schemas import task_queues
+from tests.test_metrics import free_port
+from workers.main import sdk_runtime
 from tests.collection import account, payment, running_workers, start
 
 ARREARS = str(Path(sys.executable).parent / "arrears")
@@ -135,7 +140,12 @@ async def test_the_sweep_writes_what_stopped_runs_never_wrote_once(dev_env, data
             "LedgerSweep", LedgerSweepRun(lookback_hours=1), id=f"ledger-sweep-test-{uuid.uuid4().hex}-{n}",
             task_queue=task_queues.WORKFLOW, result_type=LedgerSweepResult)
 
-    async with running_workers(dev_env.client, database_url, tmp_path / "data") as pool:
+    # The workers export their metrics, as `arrears worker` with ARREARS_WORKER_METRICS_PORT does.
+    port = free_port()
+    settings = Settings(ARREARS_DATA_DIR=tmp_path / "data", ARREARS_WORKER_METRICS_PORT=port)  # type: ignore[call-arg]
+    client = await connect(settings, address=dev_env.client.service_client.config.target_host,
+                           runtime=sdk_runtime(settings))
+    async with running_workers(client, database_url, tmp_path / "data") as pool:
         stopped = await terminated_with_a_payment_unwritten(dev_env, pool, "SWEEP-P1")
         running = (await paid_in_part(dev_env, pool, "SWEEP-P2")).id.removeprefix("account-")
         await visible(dev_env, f"ExecutionStatus = 'Terminated' AND WorkflowId = 'account-{stopped}'", 1)
@@ -157,6 +167,11 @@ async def test_the_sweep_writes_what_stopped_runs_never_wrote_once(dev_env, data
         # The running account's records are its own to write: untouched, and not marked checked.
         assert await ledger(pool, running, "payment_applied") == []
         assert await pool.fetch("SELECT 1 FROM ledger_checked_runs WHERE account_id = $1", running) == []
+        # What an alert reads: the records the sweep had to write.
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+        [line] = [x for x in metrics.splitlines() if x.startswith("arrears_ledger_records_recovered")]
+        assert float(line.rsplit(" ", 1)[1]) == first.records_written, line
 
         again = await sweep(2)
         assert again.runs_found >= 1 and again.runs_checked == 0 and again.records_written == 0, again
@@ -166,7 +181,6 @@ async def test_the_sweep_writes_what_stopped_runs_never_wrote_once(dev_env, data
 
 async def test_the_sweep_is_scheduled_hourly(dev_env, tmp_path):
     from infra.schedules import LEDGER_SWEEP_SCHEDULE_ID, register_schedules
-    from infra.settings import Settings
 
     settings = Settings(ARREARS_DATA_DIR=tmp_path, ARREARS_AGEING_SCHEDULE="")  # type: ignore[call-arg]
     assert await register_schedules(dev_env.client, settings) == [LEDGER_SWEEP_SCHEDULE_ID]

@@ -13,14 +13,14 @@ from tests.test_ingress_support import Harness, harness  # noqa: F401 (fixture)
 from workers.main import sdk_runtime, workflow_tuning
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 async def test_worker_exports_sdk_metrics_for_prometheus(env) -> None:
-    port = _free_port()
+    port = free_port()
     settings = Settings(ARREARS_WORKER_METRICS_PORT=port, ARREARS_MAX_CONCURRENT_WORKFLOW_TASKS=3)
     assert sdk_runtime(Settings()) is None              # off unless a port is configured
     client = await connect(settings, address=env.client.service_client.config.target_host,
