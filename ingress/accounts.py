@@ -22,7 +22,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from ingress.errors import DATABASE_UNAVAILABLE, Conflict, Invalid, NotFound, Rejected, Unavailable, Upstream
@@ -158,11 +158,27 @@ class Accounts:
             await self._rpc(handle.signal(name, body, rpc_timeout=self._rpc_timeout))
 
     async def status(self, account_id: str) -> Any:
+        """The account's `status` query. A run that was stopped without closing (terminated, reset,
+        cancelled, failed) still answers with its state at that moment, which reads as if it were
+        collecting: the answer then says how the run ended (`workflow_status`, `collecting: false`).
+        The server decides that with the query itself, so an account in order costs no extra call."""
         check_account_id(account_id)
         handle = self.client.get_workflow_handle(workflow_id_for(account_id))
         async with self._temporal(account_id):
-            return await asyncio.wait_for(handle.query("status", rpc_timeout=self._workflow_timeout),
-                                          self.timeout)
+            try:
+                return await asyncio.wait_for(handle.query(
+                    "status", reject_condition=QueryRejectCondition.NOT_COMPLETED_CLEANLY,
+                    rpc_timeout=self._workflow_timeout), self.timeout)
+            except WorkflowQueryRejectedError as stopped:
+                answer = await asyncio.wait_for(handle.query("status", rpc_timeout=self._workflow_timeout),
+                                                self.timeout)
+                if not isinstance(answer, dict):
+                    return answer
+                ended = stopped.status.name if stopped.status is not None else "UNKNOWN"
+                return {**answer, "workflow_status": ended, "collecting": False,
+                        "stopped": f"the account's workflow run ended {ended.lower().replace('_', ' ')}, not by "
+                                   "closing; it no longer collects (its ledger records are written by the ledger "
+                                   "sweep)"}
 
     # ---- plumbing -------------------------------------------------------------------------
 

@@ -150,6 +150,19 @@ async def test_unknown_account_is_404_for_updates_and_status(harness: Harness) -
     assert r.status_code == 404
 
 
+async def test_status_of_a_stopped_account_says_it_no_longer_collects(harness: Harness) -> None:
+    running, stopped = (await harness.start())["account_id"], (await harness.start())["account_id"]
+    await harness.client.get_workflow_handle(f"account-{stopped}").terminate("by hand in the Web UI")
+    r = await harness.http.get(f"/accounts/{stopped}/status")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["workflow_status"] == "TERMINATED" and body["collecting"] is False, body
+    assert "ended terminated, not by closing" in body["stopped"], body
+    assert "events" in body          # the state it had when stopped is still there
+    r = await harness.http.get(f"/accounts/{running}/status")
+    assert r.status_code == 200 and "workflow_status" not in r.json(), r.text
+
+
 async def test_risk_signal_is_forwarded(harness: Harness) -> None:
     account = await harness.start()
     aid = account["account_id"]
