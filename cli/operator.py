@@ -149,6 +149,8 @@ def render_status(account_id: str, status: Any, *, out: Console | None = None) -
         ("needs review", ", ".join(status.get("needs_review") or []) or "-"),
         ("rejected inputs", str(len(status.get("rejected_inputs") or []))),
     ]
+    if status.get("workflow_status"):   # the run was stopped without closing (the ingress says so)
+        rows.insert(0, ("run", f"{status['workflow_status'].lower()}: no longer collecting"))
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan", no_wrap=True)
     grid.add_column(overflow="fold")

@@ -175,8 +175,9 @@ class Accounts:
                 if not isinstance(answer, dict):
                     return answer
                 ended = stopped.status.name if stopped.status is not None else "UNKNOWN"
+                # `stopped` is the account's own field (a stop-contact hold): this is `run_ended`.
                 return {**answer, "workflow_status": ended, "collecting": False,
-                        "stopped": f"the account's workflow run ended {ended.lower().replace('_', ' ')}, not by "
+                        "run_ended": f"the account's workflow run ended {ended.lower().replace('_', ' ')}, not by "
                                    "closing; it no longer collects (its ledger records are written by the ledger "
                                    "sweep)"}
 

@@ -157,7 +157,7 @@ async def test_status_of_a_stopped_account_says_it_no_longer_collects(harness: H
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["workflow_status"] == "TERMINATED" and body["collecting"] is False, body
-    assert "ended terminated, not by closing" in body["stopped"], body
+    assert "ended terminated, not by closing" in body["run_ended"], body
     assert "events" in body          # the state it had when stopped is still there
     r = await harness.http.get(f"/accounts/{running}/status")
     assert r.status_code == 200 and "workflow_status" not in r.json(), r.text

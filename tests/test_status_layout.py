@@ -72,3 +72,11 @@ def test_money_and_next_action_are_readable() -> None:
     assert "dpd60-lockout  at 2027-01-01 08:00 Asia/Shanghai" in text      # the debtor's local time
     assert "CNY 12,000.00 by 2026-12-24" in text
     assert "pending_approval" in text and "D-1 (billing_error)" in text
+
+
+def test_a_stopped_run_is_the_first_thing_said() -> None:
+    console = Console(width=80, record=True, color_system=None, file=open("/dev/null", "w"))
+    render_status("DEMO-004", {**_status(), "workflow_status": "TERMINATED", "collecting": False}, out=console)
+    lines = console.export_text().splitlines()
+    assert lines[1].split() == ["run", "terminated:", "no", "longer", "collecting"], lines[:3]
+    assert not any("no longer collecting" in line for line in render(80))
