@@ -29,8 +29,9 @@ log = logging.getLogger("arrears.ledger_recovery")
 
 ACCOUNT_PREFIX = "account-"
 # How a run ends without writing what waited for its batch. A run that completes or continues as
-# new writes it first; Failed is a start that could not be opened (nothing to write) or a bug.
-STOPPED = ("Terminated", "Canceled", "TimedOut", "Failed")
+# new writes it first. A run fails only when it cannot be opened (InvalidStartInput, UnknownPolicy,
+# InvalidCarriedState, workflows/account_collection.py), before it makes any record: not swept.
+STOPPED = ("Terminated", "Canceled", "TimedOut")
 SWEEP_ACTOR = "ledger-sweep"
 
 

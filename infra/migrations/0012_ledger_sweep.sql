@@ -1,5 +1,5 @@
 -- Runs the ledger sweep (activities/ledger_recovery.py, workflows/ledger_sweep.py) has checked: an
--- account run that ended without closing (terminated, reset, cancelled, timed out, failed) is
+-- account run that ended without closing (terminated, reset, cancelled, timed out) is
 -- replayed once for the ledger records it never wrote, then skipped by every later sweep.
 CREATE TABLE IF NOT EXISTS ledger_checked_runs (
     run_id          text PRIMARY KEY,
