@@ -46,11 +46,16 @@ async def recover_account(pool: Any, account_id: str, histories: list[WorkflowHi
     """One account's runs: their records, and those PostgreSQL lacks, which (unless a dry run) are
     now written. Raises HistoryDoesNotReplay, writing nothing, when a history does not replay."""
     runs = await records_of(histories, runtime=runtime)
-    missing = {r.run_id: await missing_keys(pool, [e.entry_key for e in r.entries]) for r in runs}
-    if dry_run or not any(missing.values()):
-        return runs, missing
-    written = [e for r in runs for e in r.entries if e.entry_key in missing[r.run_id]]
+    if dry_run:
+        return runs, {r.run_id: await missing_keys(pool, [e.entry_key for e in r.entries]) for r in runs}
     async with pool.acquire() as conn, conn.transaction():
+        # One recovery of an account at a time (the sweep and an operator's command may meet): the
+        # second reads what the first wrote, finds nothing missing and records nothing.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"ledger-recover:{account_id}")
+        missing = {r.run_id: await missing_keys(conn, [e.entry_key for e in r.entries]) for r in runs}
+        if not any(missing.values()):
+            return runs, missing
+        written = [e for r in runs for e in r.entries if e.entry_key in missing[r.run_id]]
         for entry in written:
             await apply_entry(conn, entry)
         # The balances of the runs that lacked records: those their batches carried, then those at

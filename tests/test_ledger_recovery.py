@@ -179,6 +179,21 @@ async def test_the_sweep_writes_what_stopped_runs_never_wrote_once(dev_env, data
         assert len(await ledger(pool, stopped, "payment_applied")) == 1
 
 
+async def test_two_recoveries_at_once_write_and_record_once(dev_env, database_url, tmp_path):
+    # The hourly sweep and an operator's `arrears ledger recover` may run at the same moment.
+    from activities.ledger_recovery import recover_account
+
+    async with running_workers(dev_env.client, database_url, tmp_path / "data") as pool:
+        account_id = await terminated_with_a_payment_unwritten(dev_env, pool, "TWICE-P1")
+        history = await dev_env.client.get_workflow_handle(f"account-{account_id}").fetch_history()
+        both = await asyncio.gather(recover_account(pool, account_id, [history], "ledger-sweep"),
+                                    recover_account(pool, account_id, [history], "supervisor.wu"))
+        written = [sum(len(m) for m in missing.values()) for _, missing in both]
+        assert sorted(written)[0] == 0 and sorted(written)[1] >= 2, written
+        assert len(await ledger(pool, account_id, "ledger_recovered")) == 1
+        assert len(await ledger(pool, account_id, "payment_applied")) == 1
+
+
 async def test_the_sweep_is_scheduled_hourly(dev_env, tmp_path):
     from infra.schedules import LEDGER_SWEEP_SCHEDULE_ID, register_schedules
 
