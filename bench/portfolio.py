@@ -1,5 +1,5 @@
 """End-to-end throughput on one machine: start N accounts on compressed time against a local
-dev server, embedded PostgreSQL and in-process workers, then measure how fast the portfolio is
+dev server, embedded PostgreSQL and `arrears worker` in its own process (bench/stack.py), then measure how fast the portfolio is
 started and how long until every account has had its pre-due reminder recorded.
 
     .venv/bin/python -m bench.portfolio [--accounts 500] [--seconds-per-day 1]
@@ -11,42 +11,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 
+import asyncpg
 from rich.progress import Progress
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.testing import WorkflowEnvironment
 
-from infra.converter import data_converter
-from infra.database import migrate
-from infra.devstack import EmbeddedPostgres
+from bench.measure import account_input
+from bench.stack import BenchStack
 from infra.process import exit_now
-from infra.temporal import binary, register_search_attributes, search_attribute_flags
-from tests.collection import account, running_workers
+from schemas import task_queues
 
 
 async def main(accounts: int, seconds_per_day: float) -> None:
-    work = Path(tempfile.mkdtemp(prefix="arrears-bench-"))
-    pg = EmbeddedPostgres(work / "pgdata")
-    url = pg.start()
-    await migrate(url)
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(binary("temporal")), data_converter=data_converter(), ui=False,
-        dev_server_extra_args=search_attribute_flags())
-    await register_search_attributes(env.client)
-    try:
-        async with running_workers(env.client, url, work) as pool:
-            today = (await env.get_current_time()).date()
+    # The deployed worker (`arrears worker`, every role, in its own process) on the bench's stack.
+    async with BenchStack() as stack:
+        worker = stack.start_real_worker("portfolio-worker")
+        await stack.wait_polling(worker, activity_queues=(task_queues.LEDGER, task_queues.SMS))
+        pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=2)
+        assert pool is not None
+        try:
+            client = stack.client
+            today = (await stack.env.get_current_time()).date()   # type: ignore[union-attr]
             t0 = time.perf_counter()
             with Progress() as progress:
                 task = progress.add_task("starting accounts", total=accounts)
+
                 async def start_one(i: int) -> None:
-                    data = account(f"BENCH-{i:06d}", today=today, due_in=16, seconds_per_day=seconds_per_day)
-                    await env.client.start_workflow(
-                        "AccountCollection", data, id=f"account-{data['account_id']}", task_queue="arrears",
+                    data = account_input(f"BENCH-{i:06d}", today=today, due_in=16, seconds_per_day=seconds_per_day)
+                    await client.start_workflow(
+                        "AccountCollection", data, id=f"account-{data['account_id']}", task_queue=task_queues.WORKFLOW,
                         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
                     progress.advance(task)
 
@@ -67,11 +62,8 @@ async def main(accounts: int, seconds_per_day: float) -> None:
                   f"recorded after {total:.1f}s; {sent} messages ({sent / total:,.0f}/s overall)")
             print(f"(one collection day = {seconds_per_day}s; the T-15 reminder falls on day 1 "
                   f"= {timedelta(seconds=seconds_per_day)} after start)")
-            for wid in (f"account-BENCH-{i:06d}" for i in range(accounts)):
-                await env.client.get_workflow_handle(wid).terminate("benchmark done")
-    finally:
-        await env.shutdown()
-        pg.stop()
+        finally:
+            await pool.close()
 
 
 if __name__ == "__main__":
