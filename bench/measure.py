@@ -15,7 +15,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.service import RPCError
 
 IN_FLIGHT = 50     # like a billing import: this many requests outstanding at once
 AMOUNT = 100_000   # one instalment, minor units

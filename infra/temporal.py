@@ -11,7 +11,6 @@ from temporalio.client import Client, TLSConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from infra.converter import data_converter
-from schemas.search_attributes import KEYS
 from infra.settings import Settings, get_settings
 
 # The brief's search attributes. Registered in every environment before any workflow runs:
