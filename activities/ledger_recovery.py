@@ -33,6 +33,9 @@ ACCOUNT_PREFIX = "account-"
 # InvalidCarriedState, workflows/account_collection.py), before it makes any record: not swept.
 STOPPED = ("Terminated", "Canceled", "TimedOut")
 SWEEP_ACTOR = "ledger-sweep"
+# Counters on the worker's Prometheus endpoint; infra/deploy/alerts.yml alerts on both.
+RECORDS_RECOVERED_METRIC = "arrears_ledger_records_recovered"
+RUNS_NOT_REPLAYING_METRIC = "arrears_ledger_runs_not_replaying"
 
 
 async def missing_keys(pool: Any, keys: list[str]) -> set[str]:
@@ -96,9 +99,9 @@ class LedgerSweepActivities:
         # For an alert (docs/metrics.md): any record recovered means a run was stopped mid-batch.
         meter = activity.metric_meter()
         recovered_records = meter.create_counter(
-            "arrears_ledger_records_recovered", "ledger records of stopped runs the sweep wrote", "records")
+            RECORDS_RECOVERED_METRIC, "ledger records of stopped runs the sweep wrote", "records")
         unreadable_runs = meter.create_counter(
-            "arrears_ledger_runs_not_replaying", "stopped runs whose history the current code does not replay", "runs")
+            RUNS_NOT_REPLAYING_METRIC, "stopped runs whose history the current code does not replay", "runs")
         async for execution in self.client.list_workflows(stopped_runs_query(request.closed_after)):
             result.runs_found += 1
             if not execution.id.startswith(ACCOUNT_PREFIX) or await self.pool.fetchval(

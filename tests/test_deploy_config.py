@@ -77,6 +77,21 @@ def test_prometheus_scrapes_what_the_containers_expose() -> None:
         "temporal:" + services["temporal"]["environment"]["PROMETHEUS_ENDPOINT"].split(":")[1]]
 
 
+def test_prometheus_alerts_on_the_metrics_the_ledger_sweep_exports() -> None:
+    from activities.ledger_recovery import RECORDS_RECOVERED_METRIC, RUNS_NOT_REPLAYING_METRIC
+
+    prom = yaml.safe_load((DEPLOY / "prometheus.yml").read_text(encoding="utf-8"))
+    assert prom["rule_files"] == ["alerts.yml"]
+    prometheus = _compose()["services"]["prometheus"]
+    assert "./alerts.yml:/etc/prometheus/alerts.yml:ro" in prometheus["volumes"]   # beside prometheus.yml
+    rules = {r["alert"]: r for g in yaml.safe_load((DEPLOY / "alerts.yml").read_text(encoding="utf-8"))["groups"]
+             for r in g["rules"]}
+    for name, metric in (("ArrearsLedgerRecordsRecovered", RECORDS_RECOVERED_METRIC),
+                         ("ArrearsLedgerRunNotReplaying", RUNS_NOT_REPLAYING_METRIC)):
+        assert re.fullmatch(rf"increase\({metric}\[\d+h\]\) > 0", rules[name]["expr"]), rules[name]["expr"]
+        assert rules[name]["labels"]["severity"] in ("warning", "critical")
+
+
 def test_dockerfile_builds_the_console_script() -> None:
     text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
     assert text.startswith("#") and "FROM python:3.11" in text and "pip install ." in text

@@ -133,6 +133,7 @@ async def test_an_account_still_running_is_not_reported_missing(dev_env, databas
 async def test_the_sweep_writes_what_stopped_runs_never_wrote_once(dev_env, database_url, tmp_path):
     # No operator has to notice: the scheduled `LedgerSweep` finds the stopped run and writes its
     # records; an account still running is left to write its own; a second sweep replays nothing.
+    from activities.ledger_recovery import RECORDS_RECOVERED_METRIC
     from schemas.ledger_sweep import LedgerSweepResult, LedgerSweepRun
 
     async def sweep(n: int) -> LedgerSweepResult:
@@ -170,7 +171,7 @@ async def test_the_sweep_writes_what_stopped_runs_never_wrote_once(dev_env, data
         # What an alert reads: the records the sweep had to write.
         async with httpx.AsyncClient() as http:
             metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-        [line] = [x for x in metrics.splitlines() if x.startswith("arrears_ledger_records_recovered")]
+        [line] = [x for x in metrics.splitlines() if x.startswith(RECORDS_RECOVERED_METRIC + "{")]
         assert float(line.rsplit(" ", 1)[1]) == first.records_written, line
 
         again = await sweep(2)
