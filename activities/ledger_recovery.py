@@ -38,8 +38,9 @@ RECORDS_RECOVERED_METRIC = "arrears_ledger_records_recovered"
 RUNS_NOT_REPLAYING_METRIC = "arrears_ledger_runs_not_replaying"
 
 
-async def missing_keys(pool: Any, keys: list[str]) -> set[str]:
-    held = await pool.fetch("SELECT entry_key FROM audit_log WHERE entry_key = ANY($1::text[])", keys)
+async def missing_keys(db: Any, keys: list[str]) -> set[str]:
+    """Of `keys`, those audit_log does not hold (`db`: a pool or a connection)."""
+    held = await db.fetch("SELECT entry_key FROM audit_log WHERE entry_key = ANY($1::text[])", keys)
     return set(keys) - {r["entry_key"] for r in held}
 
 
