@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 import httpx
-from temporalio.client import WorkflowHandle
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import CancelledError
 
 from infra.settings import Settings
 from infra.temporal import connect
@@ -212,6 +214,30 @@ async def test_the_sweep_is_scheduled_hourly(dev_env, tmp_path):
             ARREARS_DATA_DIR=tmp_path, ARREARS_AGEING_SCHEDULE="", ARREARS_LEDGER_SWEEP_SCHEDULE="")) == []
     finally:
         await handle.delete()
+
+
+async def test_a_cancelled_account_writes_its_records_before_it_ends(dev_env, database_url, tmp_path):
+    # Cancel (the Web UI's button, `temporal workflow cancel`) is a request the account can act on,
+    # unlike Terminate: it writes what waits for its batch, then ends as cancelled.
+    async with running_workers(dev_env.client, database_url, tmp_path / "data") as pool:
+        handle = await paid_in_part(dev_env, pool, "CANCEL-P1")
+        account_id = handle.id.removeprefix("account-")
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as ended:
+            await asyncio.wait_for(handle.result(), 60)
+        assert isinstance(ended.value.cause, CancelledError), ended.value.cause
+        [applied] = await ledger(pool, account_id, "payment_applied")
+        assert json.loads(applied["data"])["payment_id"] == "CANCEL-P1"
+        [cancelled] = await pool.fetch("SELECT summary FROM audit_log WHERE account_id=$1 AND kind='run_cancelled'",
+                                       account_id)
+        assert "cancellation requested" in cancelled["summary"]
+        lines = await pool.fetch("SELECT outstanding FROM receivable_lines WHERE account_id=$1", account_id)
+        assert [r["outstanding"] for r in lines] == [75_000]
+        events = [e async for e in handle.fetch_history_events()]
+        assert events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED
+        # Nothing is left for the ledger: the recovery finds every record written.
+        code, out = await arrears(dev_env, database_url, tmp_path, "ledger", "recover", account_id, "--dry-run")
+        assert code == 0 and "are in the ledger" in out, out
 
 
 async def test_an_account_that_does_not_exist_is_named(dev_env, database_url, tmp_path):

@@ -53,7 +53,7 @@ from workflows.ladder import Ladder
 from workflows.letters import Letters
 from workflows.lockout import Lockout
 from workflows.outreach import Outreach
-from workflows.patches import AT_OPEN, COMPRESSED_TIME_AT_TIMER_DUE, OPENING_AFTER_MESSAGES
+from workflows.patches import AT_OPEN, COMPRESSED_TIME_AT_TIMER_DUE, OPENING_AFTER_MESSAGES, RECORDS_WRITTEN_ON_CANCEL
 from workflows.placement import Placements
 from workflows.recovery import Recoveries
 from workflows.records import Records
@@ -150,15 +150,35 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
             # Input that passed validation but cannot be worked (a defect in validation): fail this
             # account once, clearly, instead of retrying its first task forever.
             raise _fail(f"account could not be opened: {type(err).__name__}: {err}", "InvalidStartInput") from None
-        while not self._finished():
-            if self._should_continue_as_new():
-                await self._continue_as_new()
-            await self._sleep()
-            self._evaluate()
-        await self._drain()
+        try:
+            while not self._finished():
+                if self._should_continue_as_new():
+                    await self._continue_as_new()
+                await self._sleep()
+                self._evaluate()
+            await self._drain()
+        except asyncio.CancelledError:
+            if not self._patched(RECORDS_WRITTEN_ON_CANCEL):
+                raise
+            await self._stop_on_cancel()
+            raise
         self._publish()
         return {"account_id": s.account.account_id, "stage": s.stage, "reason": s.closed_reason,
                 "credit": self._balance().credit, "currency": s.account.currency}
+
+    async def _stop_on_cancel(self) -> None:
+        """A cancellation request ends the run as cancelled, but first the account writes what it
+        holds (terminated instead, it could not: the ledger sweep writes it later). Nothing new is
+        started; side effects already running finish and are recorded, and so are messages that
+        arrive meanwhile (a payment is never dropped)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_at = None, None
+        self._record("run_cancelled", "workflow cancellation requested through Temporal: collection stops here "
+                     "(an account is closed with its close or write_off update)")
+        self._post_charges("cancellation")
+        await self._drain()
+        self._publish()
 
     def _evaluate(self) -> None:
         """One turn: where the account stands, what is due, what may go now, what operators see."""

@@ -52,6 +52,11 @@ BROKEN_PROMISE_FEE = "broken-promise-fee"
 # sent right after it): the first turn no longer contacts a debtor whose payment the task already held.
 OPENING_AFTER_MESSAGES = "opening-turn-after-messages"
 
+# Added after PATCHES_AT_OPEN_2, asked where it applies (a cancellation request) in every run.
+# A cancellation request (the Web UI's Cancel, `temporal workflow cancel`) ends the run only after
+# the account has written what it holds: the records waiting for their batch, the charges accrued.
+RECORDS_WRITTEN_ON_CANCEL = "records-written-on-cancel"
+
 PATCHES_AT_OPEN_2 = "patches-at-open-2"
 FOLDED_AT_OPEN_2 = FOLDED_AT_OPEN | frozenset({
     DEFERRAL_KEEPS_STEP_TIME, NO_LOCKOUT_AFTER_RECOVERY, BROKEN_PROMISE_FEE, OPENING_AFTER_MESSAGES,

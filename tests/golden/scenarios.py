@@ -1270,6 +1270,28 @@ async def b2b_invoice_call(env: WorkflowEnvironment, account_id: str, providers:
     await pay_everything(env, h, f"PAY-{account_id}")
     return h.id
 
+async def cancelled_with_records_waiting(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """Paid in part, then cancelled (the Web UI's Cancel): since records-written-on-cancel the account
+    writes the payment, the charges accrued and the cancellation to the ledger, then ends cancelled."""
+    from temporalio.client import WorkflowFailureError
+    from temporalio.exceptions import CancelledError
+
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=-3))
+    st = await until(env, h, lambda s: s["days_past_due"] >= 3, "three days past due")
+    await h.signal("payment", payment(f"PART-{account_id}", 20_000, on_status_day(st)))
+    await until(env, h, lambda s: s["paid_total"] == 20_000, "the payment applied", step=HOUR)
+    await h.cancel()
+    try:
+        await h.result()
+    except WorkflowFailureError as err:
+        if not isinstance(err.cause, CancelledError):
+            raise ScenarioFailed(f"{h.id}: ended with {err.cause!r}, expected cancelled") from err
+    else:
+        raise ScenarioFailed(f"{h.id}: completed, expected cancelled")
+    return h.id
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ladder_to_placement": Scenario(full_ladder, world="webhook"),
     "promise_kept_early": Scenario(promise_kept),
@@ -1316,4 +1338,5 @@ SCENARIOS: dict[str, Scenario] = {
     "b2b_contact_roles": Scenario(b2b_contact_roles),
     "consumer_broken_promise_fee": Scenario(consumer_broken_promise_fee),
     "b2b_invoice_call": Scenario(b2b_invoice_call),
+    "cancelled_with_records_waiting": Scenario(cancelled_with_records_waiting),
 }
