@@ -137,20 +137,21 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
             self._folded = next((folded for at_open, folded in AT_OPEN if workflow.patched(at_open)), frozenset())
         s = self.s
         first = s.runs == 1 and not s.timeline[1:]
-        if self._awaiting_open and self._patched(OPENING_AFTER_MESSAGES):
-            # Messages that came with the start (a signal-with-start, a payment sent right after it)
-            # apply before the first turn acts: it never contacts a debtor about arrears this task
-            # already knows were paid, nor hands over an account a dispute in it has stopped.
-            await workflow.wait_condition(lambda: not self._awaiting_open)
         try:
-            self._evaluate()
-        except Exception as err:
-            if not first:
-                raise
-            # Input that passed validation but cannot be worked (a defect in validation): fail this
-            # account once, clearly, instead of retrying its first task forever.
-            raise _fail(f"account could not be opened: {type(err).__name__}: {err}", "InvalidStartInput") from None
-        try:
+            if self._awaiting_open and self._patched(OPENING_AFTER_MESSAGES):
+                # Messages that came with the start (a signal-with-start, a payment sent right after
+                # it) apply before the first turn acts: it never contacts a debtor about arrears this
+                # task already knows were paid, nor hands over an account a dispute in it has stopped.
+                await workflow.wait_condition(lambda: not self._awaiting_open)
+            try:
+                self._evaluate()
+            except Exception as err:
+                if not first:
+                    raise
+                # Input that passed validation but cannot be worked (a defect in validation): fail
+                # this account once, clearly, instead of retrying its first task forever.
+                raise _fail(f"account could not be opened: {type(err).__name__}: {err}",
+                            "InvalidStartInput") from None
             while not self._finished():
                 if self._should_continue_as_new():
                     await self._continue_as_new()
