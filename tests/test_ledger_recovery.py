@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import asyncpg
 import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle
@@ -21,6 +22,7 @@ from temporalio.exceptions import CancelledError
 from infra.settings import Settings
 from infra.temporal import connect
 from schemas import task_queues
+from schemas.actions import LedgerBatch
 from tests.test_metrics import free_port
 from workers.main import sdk_runtime
 from tests.collection import account, payment, running_workers, start
@@ -238,6 +240,79 @@ async def test_a_cancelled_account_writes_its_records_before_it_ends(dev_env, da
         # Nothing is left for the ledger: the recovery finds every record written.
         code, out = await arrears(dev_env, database_url, tmp_path, "ledger", "recover", account_id, "--dry-run")
         assert code == 0 and "are in the ledger" in out, out
+
+
+async def test_a_cancellation_while_the_account_writes_a_batch_waits_for_it(dev_env, database_url, tmp_path):
+    # Seen on the dev stack: an account cured by a payment writes its records itself before it
+    # continues as new; cancelled while that batch was being written, the batch's activity was
+    # cancelled with the run, which ended without acting on the cancellation. (A cancelled attempt
+    # that had not started writes nothing: the batch is sent again, idempotent by entry key.)
+    from contextlib import AsyncExitStack
+
+    from temporalio import activity
+
+    from activities.registry import build_activities
+    from workers.main import activity_workers, workflow_worker
+
+    gate, waiting = asyncio.Event(), asyncio.Event()
+    gate.set()
+    cfg = Settings(ARREARS_DATA_DIR=tmp_path / "data", DATABASE_URL=database_url)  # type: ignore[call-arg]
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    try:
+        acts = await build_activities(cfg, pool, dev_env.client)
+        [real] = [f for f in acts[task_queues.LEDGER] if f.__name__ == "record_ledger"]
+
+        @activity.defn(name="record_ledger")
+        async def record_ledger(batch: LedgerBatch) -> None:
+            # Held, heartbeating: a cancellation of this attempt reaches it, and it writes nothing.
+            if not gate.is_set():
+                waiting.set()
+                await gate.wait()
+            await real(batch)
+
+        acts[task_queues.LEDGER] = [record_ledger if f is real else f for f in acts[task_queues.LEDGER]]
+        async with AsyncExitStack() as stack:
+            for w in [workflow_worker(dev_env.client), *activity_workers(dev_env.client, acts, cfg)]:
+                await stack.enter_async_context(w)
+            handle = await start(dev_env.client, account(today=date.today(), due_in=-3))   # 3 days past due
+            account_id = handle.id.removeprefix("account-")
+            for _ in range(100):
+                st = await handle.query("status")
+                if st["days_past_due"] == 3 and st["total_outstanding"]:
+                    break
+                await asyncio.sleep(0.1)
+            gate.clear()
+            # Paid in full: cured, the run writes its records and continues as new; its batch waits.
+            await handle.signal("payment", payment("CURE-P1", st["total_outstanding"], datetime.now(timezone.utc)))
+            await asyncio.wait_for(waiting.wait(), 30)
+            await handle.cancel()
+
+            async def sent_again() -> bool:
+                # The batch's activity was asked to cancel with the run, so the run sends it again.
+                seen = False
+                async for e in handle.fetch_history_events():
+                    if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
+                        seen = True
+                    elif seen and e.HasField("activity_task_scheduled_event_attributes"):
+                        return e.activity_task_scheduled_event_attributes.activity_type.name == "record_ledger"
+                return False
+
+            for _ in range(150):
+                if await sent_again():
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError("the cancelled batch was not sent again")
+            gate.set()
+            with pytest.raises(WorkflowFailureError) as ended:
+                await asyncio.wait_for(handle.result(), 60)
+            assert isinstance(ended.value.cause, CancelledError), ended.value.cause
+        kinds = [e.event_type async for e in handle.fetch_history_events()]
+        assert kinds[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED
+        assert len(await ledger(pool, account_id, "payment_applied")) == 1
+        assert len(await ledger(pool, account_id, "run_cancelled")) == 1
+    finally:
+        await pool.close()
 
 
 async def test_an_account_that_does_not_exist_is_named(dev_env, database_url, tmp_path):

@@ -7,10 +7,12 @@ A part of `AccountCollection` (workflows/account_collection.py).
 """
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from domain import localtime
@@ -22,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.activity_options import OPTIONS
 from workflows.effects import Effects
+from workflows.patches import RECORDS_WRITTEN_ON_CANCEL
 
 LEDGER_MAX_DELAY = timedelta(minutes=5)    # real time a record may wait for its batch
 LEDGER_BATCH = 200                          # entries per activity: keeps its input far below 2 MB
@@ -59,11 +62,20 @@ class Records(Effects):
             # The last batch carries the balances after it (the receivables ageing report reads
             # them): same activities at the same moments, only their input grows.
             statement = None if self._ledger else self._receivable_statement()
-            await workflow.execute_activity(
-                "record_ledger", LedgerBatch(account_id=self._state.account.account_id, entries=batch,
-                                             statement=statement),
-                summary=f"record {len(batch)} ledger entr{'y' if len(batch) == 1 else 'ies'}",
-                **OPTIONS["record_ledger"].kwargs())
+            records = LedgerBatch(account_id=self._state.account.account_id, entries=batch, statement=statement)
+            summary = f"record {len(batch)} ledger entr{'y' if len(batch) == 1 else 'ies'}"
+            try:
+                await workflow.execute_activity("record_ledger", records, summary=summary,
+                                                **OPTIONS["record_ledger"].kwargs())
+            except ActivityError as err:
+                # Only a cancellation of the run cancels a batch (the run was writing it itself,
+                # before continuing as new or closing): the batch may not have been written, so it
+                # is sent again (idempotent by entry key) before the cancellation is acted on.
+                if not isinstance(err.cause, CancelledError) or not self._patched(RECORDS_WRITTEN_ON_CANCEL):
+                    raise
+                await workflow.execute_activity("record_ledger", records, summary=f"{summary} (again: cancelled)",
+                                                **OPTIONS["record_ledger"].kwargs())
+                raise asyncio.CancelledError() from err
 
     def ledger_backlog(self, at: datetime) -> tuple[list[LedgerEntry], ReceivableStatement | None]:
         """For `arrears ledger recover` (audit/ledger_recovery.py) only, on an instance a replay left
