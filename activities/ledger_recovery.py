@@ -22,12 +22,12 @@ from temporalio.runtime import Runtime
 
 from activities.ledger import apply_entry, apply_statement
 from audit.ledger_recovery import HistoryDoesNotReplay, RunRecords, records_of
+from schemas.account import account_id_of
 from schemas.actions import LedgerEntry
 from schemas.ledger_sweep import MAX_NAMED, LedgerSweepRequest, LedgerSweepResult
 
 log = logging.getLogger("arrears.ledger_recovery")
 
-ACCOUNT_PREFIX = "account-"
 # How a run ends without writing what waited for its batch. A run that completes or continues as
 # new writes it first. A run fails only when it cannot be opened (InvalidStartInput, UnknownPolicy,
 # InvalidCarriedState, workflows/account_collection.py), before it makes any record: not swept.
@@ -105,7 +105,8 @@ class LedgerSweepActivities:
             RUNS_NOT_REPLAYING_METRIC, "stopped runs whose history the current code does not replay", "runs")
         async for execution in self.client.list_workflows(stopped_runs_query(request.closed_after)):
             result.runs_found += 1
-            if not execution.id.startswith(ACCOUNT_PREFIX) or await self.pool.fetchval(
+            account_id = account_id_of(execution.id)
+            if account_id is None or await self.pool.fetchval(
                     "SELECT 1 FROM ledger_checked_runs WHERE run_id = $1", execution.run_id):
                 continue
             if result.runs_checked >= request.max_runs:
@@ -113,7 +114,7 @@ class LedgerSweepActivities:
                 break
             result.runs_checked += 1
             activity.heartbeat(result.runs_checked)
-            account_id = execution.id.removeprefix(ACCOUNT_PREFIX)
+            ended = execution.status.name if execution.status else "UNKNOWN"
             history = await self.client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
             records = written = 0
             try:
@@ -133,13 +134,11 @@ class LedgerSweepActivities:
                     result.records_written += written
                     recovered_records.add(written)
                     log.warning("ledger sweep: %d record(s) of account %s were not in the ledger and are now "
-                                "written (its run %s ended %s)", written, account_id, execution.run_id,
-                                execution.status.name if execution.status else "?")
+                                "written (its run %s ended %s)", written, account_id, execution.run_id, ended)
                     if len(result.recovered) < MAX_NAMED and account_id not in result.recovered:
                         result.recovered.append(account_id)
             await self.pool.execute(
                 "INSERT INTO ledger_checked_runs (run_id, account_id, status, closed_at, records, written, outcome)"
                 " VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (run_id) DO NOTHING",
-                execution.run_id, account_id, execution.status.name if execution.status else "UNKNOWN",
-                execution.close_time, records, written, outcome)
+                execution.run_id, account_id, ended, execution.close_time, records, written, outcome)
         return result

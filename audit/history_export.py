@@ -17,6 +17,8 @@ from pathlib import Path
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 
+from schemas.account import workflow_id_for
+
 MANIFEST = "manifest.json"
 FORMAT = "temporal-history-json/1"
 RUN_MARK = ".run-"
@@ -27,7 +29,7 @@ class NotAHistory(ValueError):
 
 
 def account_workflow_id(account_id: str) -> str:
-    return f"account-{account_id}"
+    return workflow_id_for(account_id)
 
 
 async def fetch_chain(client: Client, workflow_id: str, run_id: str | None = None) -> list[WorkflowHistory]:

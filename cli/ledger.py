@@ -56,6 +56,7 @@ def _report(account_id: str, runs: list[Any], missing: dict[str, set[str]], oper
 
 def recover_command(account_id: str | None, query: str | None, operator: str, dry_run: bool) -> None:
     from audit.history_export import account_workflow_id, fetch_all_runs, list_runs
+    from schemas.account import account_id_of
 
     if (account_id is None) == (query is None):
         raise CommandFailed("give either an account ID or --query", 2)
@@ -73,9 +74,10 @@ def recover_command(account_id: str | None, query: str | None, operator: str, dr
                 raise
         else:
             async for wid, rid, _ in list_runs(client, query or ""):
-                if wid.startswith("account-"):
+                account = account_id_of(wid)
+                if account is not None:
                     history = await client.get_workflow_handle(wid, run_id=rid).fetch_history()
-                    targets.setdefault(wid.removeprefix("account-"), []).append(history)
+                    targets.setdefault(account, []).append(history)
         pool = await database_pool()
         absent = 0
         try:

@@ -106,11 +106,12 @@ def summarise(accounts: list[Account]) -> dict[str, Any]:
 
 def _account(execution: Any) -> Account:
     from schemas import search_attributes as sa
+    from schemas.account import account_id_of
 
     attrs = execution.typed_search_attributes
     amount = attrs.get(sa.AMOUNT_DUE)
     return Account(
-        account_id=execution.id.removeprefix("account-"), stage=attrs.get(sa.STAGE) or "unknown",
+        account_id=account_id_of(execution.id) or execution.id, stage=attrs.get(sa.STAGE) or "unknown",
         days_past_due=attrs.get(sa.DAYS_PAST_DUE) or 0,
         amount_due=Decimal(repr(amount)) if amount is not None else None,
         next_action=attrs.get(sa.NEXT_ACTION), next_action_at=attrs.get(sa.NEXT_ACTION_AT),

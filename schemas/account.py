@@ -138,5 +138,13 @@ class AccountStart(_Open):
         return workflow_id_for(self.account_id)
 
 
+WORKFLOW_ID_PREFIX = "account-"
+
+
 def workflow_id_for(account_id: str) -> str:
-    return f"account-{account_id}"
+    return f"{WORKFLOW_ID_PREFIX}{account_id}"
+
+
+def account_id_of(workflow_id: str) -> str | None:
+    """The account of an account workflow's ID (`workflow_id_for` read back); None for another workflow."""
+    return workflow_id.removeprefix(WORKFLOW_ID_PREFIX) if workflow_id.startswith(WORKFLOW_ID_PREFIX) else None
