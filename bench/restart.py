@@ -43,7 +43,8 @@ async def run(accounts: int, payments: int, kill: bool, processes: int = 1, skel
         "max_concurrent_workflow_tasks": settings.max_concurrent_workflow_tasks,
         "workflow_pollers": settings.workflow_pollers, "workflow_task_timeout_s": settings.workflow_task_timeout,
         "sticky_schedule_to_start_s": settings.sticky_schedule_to_start,
-        "workflow_sandbox": settings.workflow_sandbox, "processes_after_restart": processes,
+        "workflow_sandbox": settings.workflow_sandbox, "worker_gc_threshold": settings.worker_gc_threshold,
+        "processes_after_restart": processes,
         "supervised": supervised and not skeleton,
         "workflow_type": target.workflow_type, "asked_at_once_after_restart": in_flight,
         "asked_after_restart": ask, "restarted_with": "--workflows-only" if workflows_only else "all roles"}}

@@ -124,6 +124,13 @@ class Settings(BaseSettings):
     # Per activity queue (one activity worker per queue).
     max_concurrent_activities: int = Field(default=40, ge=1, validation_alias="ARREARS_MAX_CONCURRENT_ACTIVITIES")
     activity_pollers: int = Field(default=2, ge=1, validation_alias="ARREARS_ACTIVITY_POLLERS")
+    # Python's garbage collector in `arrears worker`: the youngest generation is collected after this
+    # many new container objects (Python's default: 700), and what the worker imported before it
+    # runs is frozen out of every collection. A replay allocates heavily and the cache keeps 1,000s
+    # of accounts alive, so the default collected them over and over: a tenth of a restarting
+    # worker's CPU (docs/scaling.md). 0 leaves Python's defaults and freezes nothing.
+    worker_gc_threshold: int = Field(default=50_000, ge=0, le=10_000_000,
+                                     validation_alias="ARREARS_WORKER_GC_THRESHOLD")
     # How workflow code is isolated. "off" (default): no sandbox. "passthrough": the SDK's sandbox
     # with the project's workflow modules imported once per process; its call restrictions do not
     # apply to passed-through modules (tests/test_workflow_isolation.py shows it), so it guards nothing

@@ -194,3 +194,60 @@ async def test_workers_carry_the_configured_build_id_or_the_hash_of_the_deciding
 def test_build_id_is_bounded() -> None:
     with pytest.raises(ValueError):
         Settings(ARREARS_BUILD_ID="x" * 256)
+
+
+GC_PROBE = """
+import gc, json, sys
+from infra.settings import Settings
+from workers.main import tune_garbage_collection
+before = gc.get_threshold()
+result = tune_garbage_collection(Settings(ARREARS_WORKER_GC_THRESHOLD=sys.argv[1]))
+print(json.dumps({"before": before, "after": gc.get_threshold(), "frozen": gc.get_freeze_count(), "result": result}))
+"""
+
+
+@pytest.mark.parametrize("threshold", ["0", "25000"])
+def test_garbage_collection_is_tuned_from_settings(threshold: str) -> None:
+    # In a process of its own: freezing and thresholds are process-wide.
+    import json
+
+    out = json.loads(subprocess.run([sys.executable, "-c", GC_PROBE, threshold], capture_output=True, text=True,
+                                    check=True, timeout=60).stdout)
+    if threshold == "0":    # Python's defaults, nothing frozen
+        assert out["after"] == out["before"] and out["frozen"] == 0 and out["result"] == [out["before"][0], 0]
+    else:                   # the worker's imports frozen, the youngest generation collected less often
+        assert out["after"] == [25000, *out["before"][1:]]
+        # (a frozen object freed since, say an import's temporary, leaves the count)
+        assert out["result"][0] == 25000 and out["result"][1] >= out["frozen"] > 10_000
+    with pytest.raises(ValueError):
+        Settings(ARREARS_WORKER_GC_THRESHOLD="-1")
+
+
+@pytest.mark.timeout(120)
+async def test_every_worker_process_runs_with_the_tuned_collector(dev_env, tmp_path) -> None:
+    import re
+
+    env = worker_env(dev_env, tmp_path, ARREARS_WORKER_GC_THRESHOLD="12345")
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "arrears"), "worker", "--workflows-only",
+                                 "--processes", "2"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        pattern = re.compile(r"\[(\d+)\] arrears.worker INFO garbage collection: youngest generation every "
+                             r"(\d+) objects, (\d+) objects frozen")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 90
+        while len(found := pattern.findall(log.read_text())) < 2:
+            assert proc.poll() is None, log.read_text()
+            assert loop.time() < deadline, log.read_text()
+            await asyncio.sleep(0.3)
+        assert len({pid for pid, _, _ in found}) == 2 and proc.pid not in {int(pid) for pid, _, _ in found}
+        assert all(threshold == "12345" and int(frozen) > 10_000 for _, threshold, frozen in found)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
