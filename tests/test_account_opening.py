@@ -3,6 +3,8 @@ its first payment) are applied before the account's first turn acts: the opening
 calls or hands over on arrears the same task already knows were paid."""
 from __future__ import annotations
 
+import pytest
+
 from tests.collection import account, audit_entries, finish, payment, sent, settle, start, start_paid_at_open, today
 
 
@@ -54,3 +56,69 @@ async def test_a_start_that_cannot_be_opened_fails_once_leaving_no_message_waiti
             assert err.cause.type == "InvalidStartInput" and "currency" in err.cause.message, err.cause
     assert not [w for w in caught if issubclass(w.category, UnfinishedSignalHandlersWarning)], \
         [str(w.message)[:200] for w in caught]
+
+
+async def test_an_update_sent_with_a_start_that_cannot_be_opened_is_told_why(env, pool):
+    """An update that came with a start that cannot be opened (update-with-start, as a client that
+    skips the ingress would send it) is refused with the reason the run failed, instead of being
+    left unfinished and its caller told only that the run had completed."""
+    import uuid
+    import warnings
+
+    from temporalio.client import WithStartWorkflowOperation, WorkflowFailureError, WorkflowUpdateFailedError
+    from temporalio.common import WorkflowIDConflictPolicy
+    from temporalio.workflow import UnfinishedUpdateHandlersWarning
+
+    from schemas import task_queues
+    from schemas.account import workflow_id_for
+
+    data = account(today=await today(env), due_in=10)
+    data["account_id"] = f"BAD-OPEN-{uuid.uuid4().hex[:8]}"
+    data["currency"] = "not a currency"
+    opening = WithStartWorkflowOperation("AccountCollection", data, id=workflow_id_for(data["account_id"]),
+                                         task_queue=task_queues.WORKFLOW,
+                                         id_conflict_policy=WorkflowIDConflictPolicy.FAIL)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            await env.client.execute_update_with_start_workflow(
+                "open_dispute", {"dispute_id": "D-1", "reason": "billing_error", "operator": "ops"},
+                start_workflow_operation=opening)
+            raise AssertionError("the update was applied to an account that could not be opened")
+        except WorkflowUpdateFailedError as err:
+            assert "could not be opened" in str(err.cause) and "currency" in str(err.cause), err.cause
+        h = await opening.workflow_handle()
+        try:
+            await h.result()
+            raise AssertionError("an account with that currency was opened")
+        except WorkflowFailureError as err:
+            assert err.cause.type == "InvalidStartInput" and "currency" in err.cause.message, err.cause
+    assert not [w for w in caught if issubclass(w.category, UnfinishedUpdateHandlersWarning)], \
+        [str(w.message)[:200] for w in caught]
+    history = await h.fetch_history()
+    assert not [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
+
+
+@pytest.mark.filterwarnings("ignore::temporalio.workflow.UnfinishedUpdateHandlersWarning")   # its old path
+async def test_a_run_recorded_before_updates_were_told_why_replays_as_it_ran() -> None:
+    """A run that failed to open with an update waiting, recorded before updates-told-why-not-opened
+    (the update left unfinished; recorded with the code of 48ba9b5), replays unchanged."""
+    from pathlib import Path
+
+    from temporalio.client import WorkflowHistory
+    from temporalio.worker import Replayer
+
+    from audit.replay import data_converter
+    from workflows.account_collection import AccountCollection
+
+    recorded = Path(__file__).parent / "histories" / "update_with_start_not_opened_before_patch.json"
+    history = WorkflowHistory.from_json("account-before-patch", recorded.read_text())
+    from temporalio.api.enums.v1 import EventType
+
+    kinds = [e.event_type for e in history.events]   # the old path: accepted, never completed, failed
+    assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED in kinds
+    assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED not in kinds
+    assert kinds[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED
+    result = await Replayer(workflows=[AccountCollection], data_converter=data_converter()).replay_workflow(
+        history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure

@@ -53,7 +53,8 @@ from workflows.ladder import Ladder
 from workflows.letters import Letters
 from workflows.lockout import Lockout
 from workflows.outreach import Outreach
-from workflows.patches import AT_OPEN, COMPRESSED_TIME_AT_TIMER_DUE, OPENING_AFTER_MESSAGES, RECORDS_WRITTEN_ON_CANCEL
+from workflows.patches import (AT_OPEN, COMPRESSED_TIME_AT_TIMER_DUE, OPENING_AFTER_MESSAGES, RECORDS_WRITTEN_ON_CANCEL,
+                               UPDATES_TOLD_WHY_NOT_OPENED)
 from workflows.placement import Placements
 from workflows.recovery import Recoveries
 from workflows.records import Records
@@ -87,6 +88,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         self._folded: frozenset[str] = frozenset()
         self._awaiting_open = 0
         self._not_opened = False
+        self._not_opened_why: str | None = None
         self._wake = False
         self._ledger = []
         self._ledger_since: datetime | None = None
@@ -125,11 +127,16 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
     async def run(self, *args: Any) -> dict[str, Any]:
         try:
             self.s = await self._open(args)
-        except BaseException:
+        except BaseException as err:
             # The run fails with the reason; signals that came with the start (a payment sent with
             # it) are released from waiting for an account that will not exist, instead of being
-            # left unfinished. (Updates keep waiting: their callers are told the run failed.)
+            # left unfinished, and updates are refused with the reason before the run fails.
             self._not_opened = True
+            if isinstance(err, ApplicationError) and self._awaiting_open \
+                    and workflow.patched(UPDATES_TOLD_WHY_NOT_OPENED):
+                self._not_opened_why = err.message
+                # Only the handlers waiting for the open: each is released by the line above.
+                await workflow.wait_condition(lambda: not self._awaiting_open)
             raise
         # One marker in the opening task instead of one per change where it first applies
         # (workflows/patches.py); a start that chose its policy recorded it with that choice.

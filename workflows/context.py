@@ -59,6 +59,7 @@ class AccountContext:
     _folded: frozenset[str]              # the patch ids this run took at open (workflows/patches.py)
     _awaiting_open: int                  # handlers waiting for the account to open
     _not_opened: bool                    # the start input could not be opened: the run is failing
+    _not_opened_why: str | None          # ... and why, for the updates waiting for it (patched)
 
     def _patched(self, patch_id: str) -> bool:
         """`workflow.patched`, without a marker of its own for an id the run took at open."""

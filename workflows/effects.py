@@ -25,7 +25,8 @@ class Effects(AccountContext):
     async def _ready(self, *, or_not_opened: bool = False) -> bool:
         """Wait for the account to be opened: signals and updates can arrive in the very first task.
         With `or_not_opened` (signals) stop waiting too when the start input could not be opened;
-        returns whether the account is open.
+        updates stop waiting when the failing run gives them its reason (`_not_opened_why`, a
+        patch: before it they were left waiting). Returns whether the account is open.
 
         Once it is open a handler applies at once, before the run loop acts again in the same task:
         waiting on a condition that is already true still yields, and the loop then acted on the state
@@ -36,7 +37,8 @@ class Effects(AccountContext):
             return True
         self._awaiting_open += 1   # the opening turn waits for these (AccountCollection.run)
         try:
-            await workflow.wait_condition(lambda: self.s is not None or (or_not_opened and self._not_opened))
+            await workflow.wait_condition(lambda: self.s is not None or (or_not_opened and self._not_opened)
+                                          or self._not_opened_why is not None)
         finally:
             self._awaiting_open -= 1
         return self.s is not None

@@ -57,6 +57,11 @@ OPENING_AFTER_MESSAGES = "opening-turn-after-messages"
 # the account has written what it holds: the records waiting for their batch, the charges accrued.
 RECORDS_WRITTEN_ON_CANCEL = "records-written-on-cancel"
 
+# Added after PATCHES_AT_OPEN_2, asked only when a start cannot be opened while updates wait for it.
+# Those updates are refused with the reason the run fails, before it fails, instead of being left
+# unfinished (their callers were told only that the run had completed).
+UPDATES_TOLD_WHY_NOT_OPENED = "updates-told-why-not-opened"
+
 PATCHES_AT_OPEN_2 = "patches-at-open-2"
 FOLDED_AT_OPEN_2 = FOLDED_AT_OPEN | frozenset({
     DEFERRAL_KEEPS_STEP_TIME, NO_LOCKOUT_AFTER_RECOVERY, BROKEN_PROMISE_FEE, OPENING_AFTER_MESSAGES,

@@ -65,7 +65,9 @@ class OperatorUpdates(Effects):
             raise _refuse(str(err)) from None
 
     async def _admit(self, model: type, args: Sequence[Any], check: Callable[[Any], None] | None) -> Any:
-        await self._ready()
+        if not await self._ready():
+            raise ApplicationError(f"the account could not be opened: {self._not_opened_why}"[:2000],
+                                   type="AccountNotOpened", non_retryable=True)
         try:
             return self._check(model, args, check)
         except InvalidInput as err:

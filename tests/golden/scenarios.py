@@ -1292,6 +1292,36 @@ async def cancelled_with_records_waiting(env: WorkflowEnvironment, account_id: s
     return h.id
 
 
+async def update_with_start_not_opened(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """A start that cannot be opened (a currency that is not one), sent with an update (update-with-start,
+    as a client that skips the ingress could): since updates-told-why-not-opened the update is refused
+    with the reason, then the run fails with it."""
+    from temporalio.client import WithStartWorkflowOperation, WorkflowFailureError, WorkflowUpdateFailedError
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    t0 = await local_today(env)
+    data = {**account(account_id, today=t0, due_in=10), "currency": "not a currency"}
+    opening = WithStartWorkflowOperation("AccountCollection", data, id=f"account-{account_id}", task_queue="arrears",
+                                         id_conflict_policy=WorkflowIDConflictPolicy.FAIL)
+    try:
+        await env.client.execute_update_with_start_workflow(
+            "open_dispute", {"dispute_id": "D-1", "reason": "billing_error", "operator": "ops"},
+            start_workflow_operation=opening)
+        raise ScenarioFailed(f"account-{account_id}: the update was applied to an account never opened")
+    except WorkflowUpdateFailedError as err:
+        if "could not be opened" not in str(err.cause):
+            raise ScenarioFailed(f"account-{account_id}: the update was refused with {err.cause!r}") from err
+    h = await opening.workflow_handle()
+    try:
+        await h.result()
+    except WorkflowFailureError as err:
+        if getattr(err.cause, "type", None) != "InvalidStartInput":
+            raise ScenarioFailed(f"{h.id}: failed with {err.cause!r}, expected InvalidStartInput") from err
+    else:
+        raise ScenarioFailed(f"{h.id}: completed, expected to fail")
+    return h.id
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ladder_to_placement": Scenario(full_ladder, world="webhook"),
     "promise_kept_early": Scenario(promise_kept),
@@ -1339,4 +1369,5 @@ SCENARIOS: dict[str, Scenario] = {
     "consumer_broken_promise_fee": Scenario(consumer_broken_promise_fee),
     "b2b_invoice_call": Scenario(b2b_invoice_call),
     "cancelled_with_records_waiting": Scenario(cancelled_with_records_waiting),
+    "update_with_start_not_opened": Scenario(update_with_start_not_opened),
 }
