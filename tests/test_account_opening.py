@@ -36,12 +36,22 @@ async def test_a_payment_that_came_with_the_start_is_applied_before_the_first_tu
     await finish(h)
 
 
+async def _fails_over_its_currency(h) -> None:
+    """The run failed once, as InvalidStartInput naming the currency it could not open."""
+    from temporalio.client import WorkflowFailureError
+
+    try:
+        await h.result()
+        raise AssertionError("an account with that currency was opened")
+    except WorkflowFailureError as err:
+        assert err.cause.type == "InvalidStartInput" and "currency" in err.cause.message, err.cause
+
+
 async def test_a_start_that_cannot_be_opened_fails_once_leaving_no_message_waiting(env, pool):
     """Bad start input fails the run once with its reason; the payment sent with it (signal-with-start,
     as a client that skips the ingress would) is released with it, not left waiting unfinished."""
     import warnings
 
-    from temporalio.client import WorkflowFailureError
     from temporalio.workflow import UnfinishedSignalHandlersWarning
 
     data = account(today=await today(env), due_in=10)
@@ -49,11 +59,7 @@ async def test_a_start_that_cannot_be_opened_fails_once_leaving_no_message_waiti
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         h = await start(env.client, data, with_payment=payment("P-BAD-OPEN", 1_000, await env.get_current_time()))
-        try:
-            await h.result()
-            raise AssertionError("an account with that currency was opened")
-        except WorkflowFailureError as err:
-            assert err.cause.type == "InvalidStartInput" and "currency" in err.cause.message, err.cause
+        await _fails_over_its_currency(h)
     assert not [w for w in caught if issubclass(w.category, UnfinishedSignalHandlersWarning)], \
         [str(w.message)[:200] for w in caught]
 
@@ -65,7 +71,7 @@ async def test_an_update_sent_with_a_start_that_cannot_be_opened_is_told_why(env
     import uuid
     import warnings
 
-    from temporalio.client import WithStartWorkflowOperation, WorkflowFailureError, WorkflowUpdateFailedError
+    from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
     from temporalio.common import WorkflowIDConflictPolicy
     from temporalio.workflow import UnfinishedUpdateHandlersWarning
 
@@ -88,11 +94,7 @@ async def test_an_update_sent_with_a_start_that_cannot_be_opened_is_told_why(env
         except WorkflowUpdateFailedError as err:
             assert "could not be opened" in str(err.cause) and "currency" in str(err.cause), err.cause
         h = await opening.workflow_handle()
-        try:
-            await h.result()
-            raise AssertionError("an account with that currency was opened")
-        except WorkflowFailureError as err:
-            assert err.cause.type == "InvalidStartInput" and "currency" in err.cause.message, err.cause
+        await _fails_over_its_currency(h)
     assert not [w for w in caught if issubclass(w.category, UnfinishedUpdateHandlersWarning)], \
         [str(w.message)[:200] for w in caught]
     history = await h.fetch_history()
