@@ -43,7 +43,7 @@ from bench.skeleton import TASK_QUEUE as SKELETON_QUEUE
 from bench.skeleton import WORKFLOW_TYPE as SKELETON_TYPE
 from bench.stack import BenchStack, WorkerProcess
 from infra.settings import Settings
-from workers.main import workflow_runner
+from workers.tuning import workflow_runner
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

@@ -19,8 +19,12 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from temporalio.common import SearchAttributeKey, SearchAttributePair
+    from temporalio.worker import Worker
 
-    from infra.temporal import CLI_TYPES, SEARCH_ATTRIBUTES
+    from infra.settings import get_settings
+    from infra.temporal import CLI_TYPES, SEARCH_ATTRIBUTES, connect
+    # The real worker's tuning, not the real worker: the floor imports none of the account workflow.
+    from workers.tuning import sdk_runtime, workflow_tuning
 
 WORKFLOW_TYPE = "AccountCollectionSkeleton"
 TASK_QUEUE = "arrears-skeleton"
@@ -75,11 +79,6 @@ class AccountCollectionSkeleton:
 
 
 async def serve(address: str, task_queue: str) -> None:
-    from infra.settings import get_settings
-    from infra.temporal import connect
-    from temporalio.worker import Worker
-    from workers.main import sdk_runtime, workflow_tuning
-
     settings = get_settings()
     client = await connect(settings, address=address, runtime=sdk_runtime(settings))
     stop = asyncio.Event()

@@ -145,3 +145,17 @@ async def test_a_directory_given_by_the_caller_is_left_to_the_caller(tmp_path, m
     monkeypatch.delenv("ARREARS_BENCH_KEEP", raising=False)
     await BenchStack(tmp_path).__aexit__(None, None, None)
     assert tmp_path.is_dir()
+
+
+def test_the_skeleton_worker_imports_none_of_the_account_workflow_or_its_rules():
+    # The floor is a worker with the contract and no business logic: its start-up after a restart
+    # must not include importing ours (the account workflow, the domain rules, the policies).
+    import subprocess
+    import sys
+
+    probe = ("import sys, bench.skeleton; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('workflows', 'domain', 'policies', 'activities', 'holidays', 'phonenumbers')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            timeout=60).stdout.strip()
+    assert loaded == "[]", loaded

@@ -24,7 +24,7 @@ from infra.temporal import connect
 from schemas import task_queues
 from schemas.actions import LedgerBatch
 from tests.test_metrics import free_port
-from workers.main import sdk_runtime
+from workers.tuning import sdk_runtime
 from tests.collection import account, payment, running_workers, start
 
 ARREARS = str(Path(sys.executable).parent / "arrears")

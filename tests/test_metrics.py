@@ -10,7 +10,7 @@ from bench.skeleton import AccountCollectionSkeleton
 from infra.settings import Settings
 from infra.temporal import connect
 from tests.test_ingress_support import Harness, harness  # noqa: F401 (fixture)
-from workers.main import sdk_runtime, workflow_tuning
+from workers.tuning import sdk_runtime, workflow_tuning
 
 
 def free_port() -> int:

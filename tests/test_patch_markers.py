@@ -20,7 +20,7 @@ from audit.replay import data_converter
 from infra.settings import Settings
 from policies.published import latest_version
 from tests.collection import account, finish, payment, query_status, running_workers, settle, start, today
-from workers.main import workflow_runner
+from workers.tuning import workflow_runner
 from workflows.account_collection import AccountCollection
 from workflows.patches import AT_OPEN
 

@@ -73,7 +73,7 @@ async def test_golden_histories_replay_with_the_deployed_workers_isolation(isola
 
     from audit.replay import data_converter
     from infra.settings import Settings
-    from workers.main import workflow_runner
+    from workers.tuning import workflow_runner
 
     runner = workflow_runner(Settings(ARREARS_WORKFLOW_SANDBOX=isolation))
     assert "workflow_runner" in runner   # not the full sandbox: this test is about the others

@@ -20,7 +20,8 @@ from ingress.accounts import Accounts
 from schemas import task_queues
 from schemas.account import AccountStart
 from tests.worker_processes import pollers, worker_env
-from workers.main import activity_workers, pool_sizes, workflow_tuning, workflow_worker
+from workers.main import activity_workers, pool_sizes, workflow_worker
+from workers.tuning import workflow_tuning
 
 TUNED = dict(ARREARS_WORKFLOW_CACHE=123, ARREARS_MAX_CONCURRENT_WORKFLOW_TASKS=3, ARREARS_WORKFLOW_POLLERS=2,
              ARREARS_MAX_CONCURRENT_ACTIVITIES=5, ARREARS_ACTIVITY_POLLERS=1, ARREARS_STICKY_SCHEDULE_TO_START=2,
@@ -167,7 +168,7 @@ def test_the_worker_command_starts_without_importing_the_other_commands() -> Non
 
 
 async def test_workers_carry_the_configured_build_id_or_the_hash_of_the_deciding_code(env, tmp_path) -> None:
-    from workers.main import DECIDING, ROOT, code_build_id
+    from workers.tuning import DECIDING, ROOT, code_build_id
 
     def queue() -> str:   # one worker per queue and build ID in a process
         return f"build-id-{uuid.uuid4().hex[:8]}"
@@ -199,7 +200,8 @@ def test_build_id_is_bounded() -> None:
 GC_PROBE = """
 import gc, json, sys
 from infra.settings import Settings
-from workers.main import tune_garbage_collection
+import workers.main   # what a worker process has imported when it tunes its collector
+from workers.tuning import tune_garbage_collection
 before = gc.get_threshold()
 result = tune_garbage_collection(Settings(ARREARS_WORKER_GC_THRESHOLD=sys.argv[1]))
 print(json.dumps({"before": before, "after": gc.get_threshold(), "frozen": gc.get_freeze_count(), "result": result}))

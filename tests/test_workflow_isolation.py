@@ -18,7 +18,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 with workflow.unsafe.imports_passed_through():   # this module is imported into the sandbox too
     from infra.settings import Settings
-    from workers.main import workflow_runner
+    from workers.tuning import workflow_runner
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -4,29 +4,24 @@ provider never holds up the others.
 
 Several processes may run at once against the same queues (scale-out); `role` lets a process run
 only the workflow worker or only the activity workers. Tuning comes from settings
-(infra/settings.py; numbers and reasons in docs/scaling.md).
+(infra/settings.py) through workers/tuning.py; numbers and reasons in docs/scaling.md.
 """
 from __future__ import annotations
 
 import asyncio
-import gc
-import hashlib
 import logging
 import signal
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from datetime import timedelta
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal
 
-import temporalio
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.policy import load_policy
 from infra.settings import Settings, get_settings
 from schemas import task_queues
+from workers.tuning import build_id, sdk_runtime, tune_garbage_collection, workflow_tuning
 from workflows.account_collection import AccountCollection
 from workflows.ageing import PortfolioAgeing
 from workflows.ledger_sweep import LedgerSweep
@@ -45,57 +40,6 @@ def rate_limits(settings: Settings) -> dict[str, float | None]:
         task_queues.TELEMATICS: settings.rate_limit_telematics,
         task_queues.PLACEMENT: settings.rate_limit_placement,
         task_queues.LEDGER: None,
-    }
-
-
-# The code that decides an account's commands (and so what a history replays against).
-DECIDING = ("workflows", "domain", "schemas", "policies")
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@lru_cache
-def code_build_id(root: Path = ROOT) -> str:
-    """A hash of the deciding code and the SDK's version. The SDK's default build ID hashes the
-    bytecode of every loaded module, a quarter of a second of a restarting worker's start-up, during
-    which no account answers."""
-    digest = hashlib.sha256(temporalio.__version__.encode())
-    for path in sorted(p for d in DECIDING for p in (root / d).rglob("*") if p.suffix in (".py", ".yaml")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    return f"arrears-{digest.hexdigest()[:16]}"
-
-
-def build_id(settings: Settings) -> str:
-    """The build ID every task this process completes carries (the Web UI shows it per task):
-    ARREARS_BUILD_ID, which a deploy sets to its release, else the hash of the deciding code."""
-    return settings.build_id or code_build_id()
-
-
-def workflow_runner(settings: Settings) -> dict[str, Any]:
-    """The `workflow_runner` option for the configured isolation (settings.workflow_sandbox)."""
-    if settings.workflow_sandbox == "full":
-        return {}   # the SDK's default sandbox
-    if settings.workflow_sandbox == "off":
-        from temporalio.worker import UnsandboxedWorkflowRunner
-
-        return {"workflow_runner": UnsandboxedWorkflowRunner()}
-    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
-
-    # The modules that define workflows (ours and the benchmark's skeleton) are imported once.
-    return {"workflow_runner": SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows", "bench"))}
-
-
-def workflow_tuning(settings: Settings) -> dict[str, Any]:
-    """Worker options for a workflow worker; the benchmark's skeleton worker uses the same."""
-    return {
-        **workflow_runner(settings),
-        "build_id": build_id(settings),
-        "max_cached_workflows": settings.workflow_cache,
-        "max_concurrent_workflow_tasks": settings.max_concurrent_workflow_tasks,
-        "workflow_task_poller_behavior": PollerBehaviorSimpleMaximum(settings.workflow_pollers),
-        "sticky_queue_schedule_to_start_timeout": timedelta(seconds=settings.sticky_schedule_to_start),
-        # The local activity (policy load) runs in this worker.
-        "max_concurrent_local_activities": settings.max_concurrent_workflow_tasks,
     }
 
 
@@ -121,31 +65,6 @@ def pool_sizes(settings: Settings) -> dict[str, int]:
     cap = settings.max_concurrent_activities
     return {queue: min(cap, settings.db_pool_ledger if queue == task_queues.LEDGER else settings.db_pool_provider)
             for queue in task_queues.ACTIVITY_QUEUES}
-
-
-def sdk_runtime(settings: Settings):
-    """A Temporal runtime exporting the SDK's metrics for Prometheus, or None (the default runtime)."""
-    if settings.worker_metrics_port is None:
-        return None
-    from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(
-        bind_address=f"{settings.worker_metrics_host}:{settings.worker_metrics_port}",
-        durations_as_seconds=True)))
-
-
-def tune_garbage_collection(settings: Settings) -> tuple[int, int]:
-    """Python's collector for a worker process: what is imported so far (modules, classes, the
-    policies) frozen out of every collection, and the youngest generation collected after
-    `worker_gc_threshold` new objects instead of 700. Returns (threshold, objects frozen).
-
-    Called before the process starts any workflow: a frozen object is never collected, so nothing
-    that can become garbage (a cached account, a task) may be frozen."""
-    if settings.worker_gc_threshold == 0:
-        return gc.get_threshold()[0], 0
-    gc.freeze()
-    gc.set_threshold(settings.worker_gc_threshold, *gc.get_threshold()[1:])
-    return settings.worker_gc_threshold, gc.get_freeze_count()
 
 
 async def run(settings: Settings | None = None, *, role: Role = "all") -> None:
