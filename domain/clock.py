@@ -11,8 +11,11 @@ from datetime import datetime, timedelta, timezone
 from pydantic import BaseModel
 
 DAY = 86_400.0
-# Collection time never runs past the supported calendar (schemas.limits' date window): a heavily
-# compressed account would otherwise overflow Python's dates within a real year or two.
+# Collection time stays within the supported calendar (schemas.limits' date window): a heavily
+# compressed account would otherwise overflow Python's dates within a real year or two, and an
+# instant from before the account's start (a payment's `received_at`) maps back scale times as far,
+# out of any date at all (2 s per day: 17 real days back is 2,026 years).
+BEGIN = datetime(1970, 1, 1, tzinfo=timezone.utc)
 END = datetime(2100, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
 
 
@@ -27,11 +30,15 @@ class CollectionClock(BaseModel):
         return DAY / self.seconds_per_day if self.seconds_per_day else 1.0
 
     def now(self, real_now: datetime) -> datetime:
+        """Collection time at a real instant, within [BEGIN, END]."""
         if not self.seconds_per_day:
-            return min(real_now, END)
+            return min(max(real_now, BEGIN), END)
         elapsed = real_now - self.real_epoch
-        if elapsed.total_seconds() * self.scale >= (END - self.virtual_epoch).total_seconds():
+        shift = elapsed.total_seconds() * self.scale
+        if shift >= (END - self.virtual_epoch).total_seconds():
             return END
+        if shift <= (BEGIN - self.virtual_epoch).total_seconds():
+            return BEGIN
         return self.virtual_epoch + elapsed * self.scale
 
     def at_end(self, real_now: datetime) -> bool:

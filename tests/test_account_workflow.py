@@ -473,3 +473,26 @@ async def test_money_arriving_after_pay_off_is_kept_as_credit_and_refunded_by_a_
     assert task is not None and task["reason"] == "refund overpayment"
     result = await h.result()   # closes after the policy's grace period
     assert result["stage"] == "paid_off" and result["credit"] == 100_000
+
+
+async def test_a_payment_received_long_before_a_compressed_account_opened_is_applied_on_its_opening_day(env, pool):
+    """Seen: at 2 s per collection day, a `received_at` 20 real days before the start maps 2,400
+    years back, out of any date: every task of the account failed on it and it stopped answering."""
+    from temporalio.api.enums.v1 import EventType
+
+    from tests.collection import settle
+
+    data = account(today=await local_today(env), due_in=5, seconds_per_day=2)
+    h = await start(env.client, data)
+    now = await env.get_current_time()
+    await h.signal("payment", payment("P-EARLY", 1_000, now - timedelta(days=20)))
+    await h.signal("payment", payment("P-AFTER", 500, now))
+    await settle(h)
+    st = await h.query("status")
+    assert st["paid_total"] == 1_500
+    early = [e for e in st["timeline"] if e["kind"] == "payment_applied" and "P-EARLY" in str(e)]
+    assert early and "before the account opened" in str(early[0]), st["timeline"]
+    history = await h.fetch_history()
+    failed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
+    assert not failed, failed[0].workflow_task_failed_event_attributes.failure.message
+    await finish(h)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from domain.clock import END, CollectionClock
+from domain.clock import BEGIN, END, CollectionClock
 from domain.localtime import describe, is_valid_zone, local_to_utc, start_of_local_day, to_local
 
 EPOCH = datetime(2026, 3, 1, 1, 2, 3, 456_789, tzinfo=UTC)
@@ -87,6 +87,29 @@ def test_waiting_real_delay_always_reaches_the_target(spd, offset, gap):
     delay = clock.real_delay(real_now, target)
     assert delay > timedelta(0)
     assert clock.now(real_now + delay) >= target
+
+
+@settings(max_examples=200, deadline=None)
+@example(spd=2.0, back=timedelta(days=20))                  # seen: a payment received 20 days before a demo start
+@example(spd=0.01, back=timedelta(hours=3))
+@example(spd=60.0, back=timedelta(days=2000 * 365))
+@given(spd=SPEEDS, back=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=2000 * 365)))
+def test_an_instant_before_the_start_maps_back_no_further_than_the_calendar(spd, back):
+    clock = CollectionClock(real_epoch=EPOCH, virtual_epoch=EPOCH, seconds_per_day=spd)
+    then = clock.now(EPOCH - back)
+    assert BEGIN <= then <= EPOCH
+    reach = back.total_seconds() * clock.scale            # collection seconds before the start
+    if reach < (EPOCH - BEGIN).total_seconds():
+        assert abs((EPOCH - then).total_seconds() - reach) <= 1e-6 * max(reach, 1.0)
+    else:
+        assert then == BEGIN
+    assert clock.now(EPOCH - back - timedelta(days=1)) <= then      # still monotonic
+
+
+def test_real_time_stays_within_the_calendar_too():
+    clock = CollectionClock(real_epoch=EPOCH, virtual_epoch=EPOCH)
+    assert clock.now(datetime(1900, 1, 1, tzinfo=UTC)) == BEGIN
+    assert clock.now(datetime(2200, 1, 1, tzinfo=UTC)) == END
 
 
 # ---------------------------------------------------------------- local wall time
