@@ -204,3 +204,23 @@ async def test_emergency_re_enable_unlocks_a_locked_machine(env, pool):
 
 def kinds_text(status: dict) -> list[str]:
     return [e["summary"] for e in status["timeline"]]
+
+
+@pytest.mark.parametrize("address", ["()", "n/a", " - "])
+async def test_an_opt_out_address_that_names_no_phone_or_email_is_refused_and_opts_out_nobody(env, pool, address):
+    """Seen: "()" normalised to "", as a missing e-mail does, so the opt-out took SMS from every person
+    without an e-mail address (guarantors with phones among them) and answered as if they had asked."""
+    t0 = await today(env)
+    data = account(today=t0, due_in=5, contacts=[
+        {"name": "Li Na", "role": "guarantor", "contact_id": "g-1", "phone": "+8613900139001", "language": "zh"}])
+    data["debtor"].pop("email")
+    h = await start(env.client, data)
+    before = (await h.query("status"))["consent"]
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await h.execute_update("opt_out", {"channel": "sms", "address": address, "source": "sms_keyword"})
+    assert "neither a phone number nor an e-mail address" in str(refused.value.cause)
+    assert (await h.query("status"))["consent"] == before
+    # A real number still opts out exactly the person it belongs to.
+    done = await h.execute_update("opt_out", {"channel": "sms", "address": "+86 139 0013 9001"})
+    assert list(done["opted_out"]) == ["g-1"]
+    await finish(h)

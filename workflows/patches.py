@@ -62,6 +62,10 @@ RECORDS_WRITTEN_ON_CANCEL = "records-written-on-cancel"
 # unfinished (their callers were told only that the run had completed).
 UPDATES_TOLD_WHY_NOT_OPENED = "updates-told-why-not-opened"
 
+# Added after PATCHES_AT_OPEN_2, asked only when an opt-out's address is neither a phone number nor
+# an e-mail address ("()", "n/a"): refused, where it matched every person with no phone or no e-mail.
+OPT_OUT_ADDRESS_NAMES_ONE = "opt-out-address-names-one"
+
 PATCHES_AT_OPEN_2 = "patches-at-open-2"
 FOLDED_AT_OPEN_2 = FOLDED_AT_OPEN | frozenset({
     DEFERRAL_KEEPS_STEP_TIME, NO_LOCKOUT_AFTER_RECOVERY, BROKEN_PROMISE_FEE, OPENING_AFTER_MESSAGES,

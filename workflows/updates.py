@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.common import InvalidInput, parse_update
 from workflows.effects import Effects
-from workflows.patches import CLOSE_VERIFY_ON_RESUME
+from workflows.patches import CLOSE_VERIFY_ON_RESUME, OPT_OUT_ADDRESS_NAMES_ONE
 
 MAX_PAUSE_DAYS = 366
 MAX_OPEN_APPROVALS = 20
@@ -120,6 +120,11 @@ class OperatorUpdates(Effects):
         contacts = self._contacts()
         if address:
             wanted = normalise_address(address)
+            # A missing phone or e-mail normalises to "" too: an address with no digits and no "@"
+            # would match everyone who lacks one. Validators refuse it; an update accepted before the
+            # account opened (its validator could not check) is refused by its handler, under a patch.
+            if not wanted and (workflow.unsafe.is_read_only() or self._patched(OPT_OUT_ADDRESS_NAMES_ONE)):
+                raise InvalidInput(f"address {address[:60]!r} is neither a phone number nor an e-mail address")
             debtor = self._state.account.debtor
             found = [DEBTOR] if wanted in (normalise_address(debtor.phone), normalise_address(debtor.email)) else []
             found += [pid for pid, c in contacts if wanted in (normalise_address(c.phone), normalise_address(c.email))]
