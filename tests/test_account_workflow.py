@@ -496,3 +496,30 @@ async def test_a_payment_received_long_before_a_compressed_account_opened_is_app
     failed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
     assert not failed, failed[0].workflow_task_failed_event_attributes.failure.message
     await finish(h)
+
+
+async def test_a_lock_confirmation_before_any_lock_command_marks_nothing_locked(env, pool):
+    """Seen: right after the lockout was approved (the lock not yet due, no command sent), a device
+    confirmation with no request id set the lockout to `locked`."""
+    t0 = await today(env)
+    data = account(today=t0, due_in=1, asset={"asset_id": "EX-201", "telematics_device_id": "DEV-2"})
+    h = await start(env.client, data)
+    await env.sleep(62 * DAY)   # DPD 61: lockout awaits approval
+    await settle_all(locals())
+    assert (await h.query("status"))["lockout"]["state"] == "pending_approval"
+    await h.execute_update("approve_lockout", {"operator": "ops.chen"})
+    st = await h.query("status")
+    assert st["lockout"]["state"] == "approved" and st["lockout"]["request_id"] is None
+    await h.signal("lockout_confirmation", {"command": "lock", "state": "confirmed"})
+    st = await h.query("status")
+    assert st["lockout"]["state"] == "approved", st["lockout"]
+    assert any("no matching command" in e["summary"] for e in st["timeline"] if e["kind"] == "lockout")
+    # The real command still goes out when due, and its confirmation locks the machine.
+    await env.sleep(3 * DAY)
+    await settle_all(locals())
+    st = await h.query("status")
+    assert st["lockout"]["state"] == "requested"
+    await h.signal("lockout_confirmation", {"request_id": st["lockout"]["request_id"], "command": "lock",
+                                            "state": "confirmed"})
+    assert (await h.query("status"))["lockout"]["state"] == "locked"
+    await finish(h)

@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.activity_options import OPTIONS
 from workflows.effects import Effects
-from workflows.patches import NO_LOCKOUT_AFTER_RECOVERY
+from workflows.patches import LOCK_CONFIRMED_ONLY_WHEN_SENT, NO_LOCKOUT_AFTER_RECOVERY
 
 CONFIRMED = ("confirmed", "duplicate")
 
@@ -253,9 +253,13 @@ class Lockout(Effects):
         now = self._now()
         if command == "lock":
             track = s.lockout
-            if request_id in (None, track.request_id) and track.confirmed(now, "lock"):
-                return True
-            return False
+            if request_id not in (None, track.request_id):
+                return False
+            # Approved counts only while the lock command is in flight (the device may answer before
+            # the provider's reply is recorded): before any command, a confirmation matches nothing.
+            if track.state == "approved" and not self._busy("lock") and self._patched(LOCK_CONFIRMED_ONLY_WHEN_SENT):
+                return False
+            return track.confirmed(now, "lock")
         for job in s.unlocks:
             if job.state != "confirmed" and request_id is not None and job.request_id == request_id:
                 self._unlocked(job)

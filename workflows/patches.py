@@ -66,6 +66,11 @@ UPDATES_TOLD_WHY_NOT_OPENED = "updates-told-why-not-opened"
 # an e-mail address ("()", "n/a"): refused, where it matched every person with no phone or no e-mail.
 OPT_OUT_ADDRESS_NAMES_ONE = "opt-out-address-names-one"
 
+# Added after PATCHES_AT_OPEN_2, asked only when a device confirms a lock while the lockout is approved
+# and no lock command is in flight: it matches nothing (recorded only), where it marked the machine
+# locked before any command was sent.
+LOCK_CONFIRMED_ONLY_WHEN_SENT = "lock-confirmed-only-when-sent"
+
 PATCHES_AT_OPEN_2 = "patches-at-open-2"
 FOLDED_AT_OPEN_2 = FOLDED_AT_OPEN | frozenset({
     DEFERRAL_KEEPS_STEP_TIME, NO_LOCKOUT_AFTER_RECOVERY, BROKEN_PROMISE_FEE, OPENING_AFTER_MESSAGES,
