@@ -20,6 +20,7 @@ import psutil
 
 from infra.settings import Settings
 from infra.temporal import binary, search_attribute_flags
+from schemas.limits import MAX_PAYLOAD_BYTES
 
 
 @dataclass
@@ -206,6 +207,8 @@ def temporal_dev_server_argv(settings: Settings, *, codec_endpoint: str | None =
         "--namespace", settings.temporal_namespace,
         "--ui-disable-news-fetch",
         "--log-level", "warn",
+        # Every payload at most 512 KiB, as the deployed server's dynamic config says (docs/limits.md).
+        "--dynamic-config-value", f"limit.blobSize.error={MAX_PAYLOAD_BYTES}",
         *search_attribute_flags(),
         *(["--ui-codec-endpoint", codec_endpoint] if codec_endpoint else []),
     ]

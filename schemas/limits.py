@@ -87,6 +87,10 @@ MAX_WEBHOOK_BYTES = 1024 * 1024
 # The evidence bundle handed to litigation counsel with a referral (audit/evidence_bundle.py): over
 # this it keeps the newest entries of each list, with a note; it never fails the referral.
 MAX_EVIDENCE_BUNDLE_BYTES = 8 * 1024 * 1024
+# Every Temporal payload, as the servers this project configures refuse above it (limit.blobSize.error
+# in infra/deploy and the dev server): a quarter of Temporal's 2 MiB, so signals sent past the ingress
+# cannot fill a history in a burst; the product's own largest payload stays under 300 KB.
+MAX_PAYLOAD_BYTES = 512 * 1024
 MAX_WEBHOOK_EVENTS = 5000   # events in one SendGrid batch
 WEBHOOK_TOLERANCE = timedelta(minutes=5)   # signed timestamps further from now are refused
 # A provider event (not its signature) older than this is recorded and skipped: SendGrid

@@ -115,3 +115,20 @@ def test_helm_values_for_temporal_on_postgres() -> None:
     assert {k: web_env.get(k) for k in UI_WITHOUT_STOPS} == dict.fromkeys(UI_WITHOUT_STOPS, "true")
     partitions = values["server"]["dynamicConfig"]["matching.numTaskqueueReadPartitions"][0]
     assert partitions["constraints"]["taskQueueName"] == WORKFLOW
+
+
+def test_every_server_we_configure_refuses_payloads_past_the_documented_limit() -> None:
+    """Found from outside: thirty signals of 1.9 MB, sent past the ingress, filled a run's history past
+    50 MB before its next task and the server terminated it. Compose, Helm and the dev server refuse
+    any payload over MAX_PAYLOAD_BYTES, and the product's own largest stays well under it."""
+    from infra.devstack import temporal_dev_server_argv
+    from infra.settings import Settings
+    from schemas.limits import MAX_PAYLOAD_BYTES
+    from tests.test_account_size_budget import LARGEST_PAYLOAD
+
+    compose = yaml.safe_load((DEPLOY / "dynamicconfig" / "arrears.yaml").read_text(encoding="utf-8"))
+    helm = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text(encoding="utf-8"))["server"]["dynamicConfig"]
+    assert compose["limit.blobSize.error"][0]["value"] == helm["limit.blobSize.error"][0]["value"] == MAX_PAYLOAD_BYTES
+    argv = temporal_dev_server_argv(Settings())
+    assert argv[argv.index("--dynamic-config-value") + 1] == f"limit.blobSize.error={MAX_PAYLOAD_BYTES}"
+    assert LARGEST_PAYLOAD * 2 <= MAX_PAYLOAD_BYTES < 2 * 1024 * 1024
