@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.effects import Effects
 from workflows.patches import BROKEN_PROMISE_FEE as BROKEN_PROMISE_FEE_PATCH
+from workflows.patches import REFUND_CREDIT_ON_PAY_OFF
 
 
 class Delinquency(Effects):
@@ -190,6 +191,29 @@ class Delinquency(Effects):
             self._recall_placement("account cured")
         if final:
             self._close("paid_off", "paid in full")
+            self._refund_credit_left()
+
+    def _refund_credit_left(self) -> None:
+        """Paid off holding credit: nothing is left to collect, so the money left over is the debtor's
+        and a person is asked to refund it. The task is keyed by the payment that left the credit (the
+        latest that did: the one that paid the account off, or the one whose credit was held for later
+        instalments without prepayment), the key a payment arriving after the close takes too, so it is
+        opened once; the run does not complete before it is in `agent_tasks` (`_finished` waits for the
+        task queue) and closing does not close it. Asked only then, so other histories carry no marker."""
+        bal = self._balance()
+        if bal.credit <= 0 or not self._patched(REFUND_CREDIT_ON_PAY_OFF):
+            return
+        source = next((e for e in reversed(bal.statement.events) if e.kind == "payment" and e.credit > 0), None)
+        if source is None:   # credit from something other than a payment (not expected): still refunded
+            key, detail = "paid-off:refund", f"paid off with credit {self._money(bal.credit)} owed back to the debtor"
+        else:
+            payment_id = source.event_id.removeprefix("payment:")
+            key = f"{source.event_id}:refund"
+            detail = (f"payment {payment_id} left the account paid off with credit {self._money(bal.credit)} "
+                      "owed back to the debtor" if source.credit >= bal.credit else
+                      f"credit {self._money(bal.credit)} left when the account was paid off (held from payment "
+                      f"{payment_id} for later instalments) is owed back to the debtor")
+        self._open_task(key, "refund overpayment", detail)
 
     def _unlock_due(self, key: str, episode: int | None, reason: str, *, emergency: bool = False,
                     by: str | None = None) -> UnlockJob:

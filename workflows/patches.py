@@ -62,6 +62,12 @@ RECORDS_WRITTEN_ON_CANCEL = "records-written-on-cancel"
 # unfinished (their callers were told only that the run had completed).
 UPDATES_TOLD_WHY_NOT_OPENED = "updates-told-why-not-opened"
 
+# Added after PATCHES_AT_OPEN_2, asked only when an account is paid off holding credit. The money left
+# over (an overpayment that paid it off, or credit held without prepayment beyond the last instalment)
+# is owed back: a person is asked to refund it, keyed by the payment that left it, before the run can
+# complete. Before it, only a payment arriving after the close opened a refund task.
+REFUND_CREDIT_ON_PAY_OFF = "refund-credit-on-pay-off"
+
 # Added after PATCHES_AT_OPEN_2, asked only when an opt-out's address is neither a phone number nor
 # an e-mail address ("()", "n/a"): refused, where it matched every person with no phone or no e-mail.
 OPT_OUT_ADDRESS_NAMES_ONE = "opt-out-address-names-one"

@@ -120,10 +120,15 @@ class Signals(Effects):
             self._open_task(f"payment:{p.payment_id}:date", "payment date to check", note)
         self._partner_notice("payment", p.payment_id, f"payment of {self._money(p.amount)} received",
                              amount=p.amount, currency=p.currency, received_at=p.received_at.isoformat())
+        # A payment that pays the account off with money left over is refunded when the loop closes it
+        # (Delinquency._refund_credit_left); one arriving after the close, here. Each task states what
+        # to refund for its payment: the account's credit also counts what earlier tasks refund.
         if s.stage in TERMINAL and result.credit:
             self._open_task(f"payment:{p.payment_id}:refund", "refund overpayment",
                             f"payment {p.payment_id} arrived after the account was {s.stage}; "
-                            f"credit {self._money(bal.credit)}")
+                            f"refund {self._money(result.credit)}"
+                            + (f" (the account's credit, earlier refunds included, is {self._money(bal.credit)})"
+                               if bal.credit != result.credit else ""))
         self._wake_up()
 
     def _payment_date(self, received_at: Any) -> tuple[Any, str]:

@@ -1322,6 +1322,23 @@ async def update_with_start_not_opened(env: WorkflowEnvironment, account_id: str
     return h.id
 
 
+async def overpayment_pays_off(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """An account paid off by a payment of more than it owes (a duplicated or mistyped transfer): since
+    refund-credit-on-pay-off the credit left over is owed back, so a person is asked to refund it (one
+    task, keyed by the payment) before the account closes paid off with its credit."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=10))
+    await h.signal("payment", payment(f"OVER-{account_id}", 150_000, await env.get_current_time()))
+    st = await until(env, h, lambda s: s["stage"] == "paid_off", "paid off by the overpayment", step=HOUR)
+    task = f"{account_id}:payment:OVER-{account_id}:refund:task"
+    expect(st, st["credit"] == 50_000 and st["tasks_open"] == [task], f"credit 500.00 and the refund task {task} open")
+    result = await closed(env, h)
+    if result["stage"] != "paid_off" or result["credit"] != 50_000:
+        raise ScenarioFailed(f"{h.id}: finished {result['stage']} with credit {result['credit']}, expected paid_off "
+                             "with 50000")
+    return h.id
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ladder_to_placement": Scenario(full_ladder, world="webhook"),
     "promise_kept_early": Scenario(promise_kept),
@@ -1370,4 +1387,5 @@ SCENARIOS: dict[str, Scenario] = {
     "b2b_invoice_call": Scenario(b2b_invoice_call),
     "cancelled_with_records_waiting": Scenario(cancelled_with_records_waiting),
     "update_with_start_not_opened": Scenario(update_with_start_not_opened),
+    "overpayment_pays_off": Scenario(overpayment_pays_off),
 }

@@ -1,0 +1,112 @@
+"""An overpayment that pays the account off: the money left over is owed back to the debtor, so a
+person is asked to refund it — once per payment — and the task reaches `agent_tasks` before the run
+completes (`refund-overpayment-on-pay-off`, workflows/patches.py). Credit while something is still
+left to collect is applied forward, never refunded."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import WorkflowHandle
+
+from domain.money import format_money
+
+from tests.collection import account, finish, payment, settle_all, start, today
+
+DAY = timedelta(days=1)
+
+
+async def refund_tasks(pool, account_id: str) -> list[dict]:
+    rows = await pool.fetch("SELECT idempotency_key, reason, detail, status FROM agent_tasks "
+                            "WHERE account_id=$1 AND reason='refund overpayment' ORDER BY idempotency_key", account_id)
+    return [dict(r) for r in rows]
+
+
+async def test_an_overpayment_that_pays_the_account_off_opens_one_refund_task(env, pool):
+    # The finding as seen from outside: one instalment of 10.00 on compressed time, paid 10,000.00.
+    t0 = await today(env)
+    data = account(today=t0, due_in=-3, amount=1_000, seconds_per_day=0.5)
+    h: WorkflowHandle = await start(env.client, data)
+    await settle_all(locals())
+    await h.signal("payment", payment("OVER-1", 1_000_000, await env.get_current_time()))
+    # The bank delivers the same payment twice: still one task.
+    await h.signal("payment", payment("OVER-1", 1_000_000, await env.get_current_time()))
+    await settle_all(locals())
+    st = await h.query("status")
+    assert st["stage"] == "paid_off", st["stage"]
+    credit = st["credit"]
+    assert 0 < credit <= 1_000_000 - 1_000
+    key = f"{data['account_id']}:payment:OVER-1:refund:task"
+    assert st["tasks_open"] == [key], st["tasks_open"]
+    tasks = await refund_tasks(pool, data["account_id"])
+    assert [(t["idempotency_key"], t["status"]) for t in tasks] == [(key, "open")], tasks
+    assert "OVER-1" in tasks[0]["detail"] and format_money(credit, "CNY") in tasks[0]["detail"], tasks[0]["detail"]
+    # The run completes after its closing grace with the task still open for the person who refunds.
+    result = await h.result()
+    assert result["stage"] == "paid_off" and result["credit"] == credit
+    tasks = await refund_tasks(pool, data["account_id"])
+    assert [(t["idempotency_key"], t["status"]) for t in tasks] == [(key, "open")], tasks
+
+
+async def test_a_pay_off_with_a_large_payment_on_real_time_opens_the_refund_before_completing(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=10)
+    h = await start(env.client, data)
+    await h.signal("payment", payment("BIG", 150_000, await env.get_current_time()))
+    await env.sleep(DAY)
+    await settle_all(locals())
+    st = await h.query("status")
+    assert st["stage"] == "paid_off" and st["credit"] == 50_000
+    tasks = await refund_tasks(pool, data["account_id"])
+    assert [t["idempotency_key"] for t in tasks] == [f"{data['account_id']}:payment:BIG:refund:task"], tasks
+    # A later duplicate transfer is refunded on its own task, as before.
+    await h.signal("payment", payment("BIG-AGAIN", 20_000, await env.get_current_time()))
+    await settle_all(locals())
+    tasks = await refund_tasks(pool, data["account_id"])
+    assert [t["idempotency_key"] for t in tasks] == [f"{data['account_id']}:payment:BIG-AGAIN:refund:task",
+                                                     f"{data['account_id']}:payment:BIG:refund:task"], tasks
+    # Each task says what to refund for its own payment, not the account's whole credit.
+    assert "refund CNY 200.00" in tasks[0]["detail"] and "CNY 700.00" in tasks[0]["detail"], tasks[0]["detail"]
+    assert "CNY 500.00" in tasks[1]["detail"], tasks[1]["detail"]
+    result = await h.result()
+    assert result["stage"] == "paid_off" and result["credit"] == 70_000
+
+
+async def test_an_overpaid_instalment_with_more_to_come_is_applied_forward_not_refunded(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=[-3, 27, 57], amount=100_000)
+    h = await start(env.client, data)
+    await settle_all(locals())
+    # More than the overdue instalment, less than everything: prepaid forward, nothing owed back.
+    await h.signal("payment", payment("PART", 150_000, await env.get_current_time()))
+    await settle_all(locals())
+    st = await h.query("status")
+    assert st["stage"] != "paid_off" and st["credit"] == 0 and st["total_outstanding"] > 0, st
+    assert await refund_tasks(pool, data["account_id"]) == []
+    await finish(h)
+
+
+async def test_credit_held_without_prepayment_settles_the_last_invoice_and_the_rest_is_refunded(env, pool):
+    # b2b: no prepayment; credit waits for each later due date. While an invoice is still to come the
+    # credit is the customer's money for it, not a refund.
+    t0 = await today(env)
+    data = account(today=t0, due_in=[-3, 20], amount=100_000, policy_id="b2b", policy_version=1, jurisdiction="CN",
+                   debt_type="trade_receivable")
+    h = await start(env.client, data)
+    await settle_all(locals())
+    await h.signal("payment", payment("AHEAD", 250_000, await env.get_current_time()))
+    await settle_all(locals())
+    st = await h.query("status")
+    assert st["stage"] != "paid_off" and st["total_outstanding"] == 100_000, st
+    held = st["credit"]
+    assert 0 < held < 150_000 + 1, held
+    assert await refund_tasks(pool, data["account_id"]) == []
+    # The last invoice falls due: the credit settles it, the account is paid off and the rest is owed back.
+    await env.sleep(22 * DAY)
+    await settle_all(locals())
+    st = await h.query("status")
+    assert st["stage"] == "paid_off" and st["credit"] == held - 100_000, st
+    tasks = await refund_tasks(pool, data["account_id"])
+    assert [t["idempotency_key"] for t in tasks] == [f"{data['account_id']}:payment:AHEAD:refund:task"], tasks
+    assert st["tasks_open"] == [tasks[0]["idempotency_key"]]
+    result = await h.result()
+    assert result["stage"] == "paid_off" and result["credit"] == held - 100_000
