@@ -11,18 +11,22 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
 from temporalio.client import (
     Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy
+from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ingress.errors import DATABASE_UNAVAILABLE, Conflict, Invalid, NotFound, Rejected, Unavailable, Upstream
@@ -35,6 +39,40 @@ from schemas.task_queues import WORKFLOW
 
 log = logging.getLogger(__name__)
 WORKFLOW_TYPE = "AccountCollection"
+# A payment that reached an account whose run had ended: recorded, never applied; a person refunds
+# or applies it (its task in `agent_tasks`).
+UNAPPLIED = "unapplied"
+CLOSED_PAYMENT_TASK = "payment to a closed account: refund or apply by hand"
+
+
+@dataclass(frozen=True)
+class EndedRun:
+    """How an account's last run ended (its workflow id has no running run)."""
+
+    account_id: str
+    status: WorkflowExecutionStatus
+    run_id: str
+    closed_at: datetime | None
+    result: dict[str, Any] | None   # a completed run's result: AccountCollection.run's `stage`, `reason`, …
+
+    @property
+    def failed(self) -> bool:
+        """A run that failed: its start input could not be opened (InvalidStartInput, UnknownPolicy),
+        so the account never collected; the same account may be started again."""
+        return self.status == WorkflowExecutionStatus.FAILED
+
+    def describe(self) -> str:
+        when = f" on {self.closed_at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC" if self.closed_at else ""
+        if self.status == WorkflowExecutionStatus.COMPLETED:
+            stage = (self.result or {}).get("stage")
+            reason = (self.result or {}).get("reason")
+            how = f"its collection completed{when}" + (f" with stage {stage}" if stage else "") + (
+                f" ({L.clip(str(reason), 200)})" if reason else "")
+        else:
+            how = f"its collection run ended {self.status.name.lower().replace('_', ' ')}{when}" + (
+                " (stopped through Temporal, not closed by an update)"
+                if self.status == WorkflowExecutionStatus.TERMINATED else "")
+        return f"account {self.account_id} is closed: {how}, workflow run {self.run_id}"
 
 
 class Accounts:
@@ -56,21 +94,103 @@ class Accounts:
     # ---- billing -------------------------------------------------------------------------
 
     async def start(self, account: AccountStart) -> dict[str, Any]:
-        """Record the account and start its workflow; a second call reaches the same run."""
+        """Record the account and start its workflow; a second call reaches the same run.
+
+        An account whose last run ended (completed: paid off, written off, closed; or terminated,
+        cancelled, timed out) is never started again from scratch: 409 naming how it ended, and
+        nothing is written. Only a run that failed (its start could not be opened) may be followed
+        by a new one. The account reached must be the one asked for (its currency): checked in the
+        account's row and against the running workflow's own start input, so concurrent starts of
+        one account in different currencies get one 200 and 409s."""
         account = check_policy(account)
         async with self._db() as conn, conn.transaction():
             await upsert_account(conn, account)
             async with self._temporal(account.account_id):
-                handle = await self._rpc(self.client.start_workflow(
-                    WORKFLOW_TYPE, account, id=account.workflow_id, task_queue=self.task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, task_timeout=self.task_timeout,
-                    static_summary=_summary(account), rpc_timeout=self._rpc_timeout))
+                try:
+                    handle = await self._start(account, WorkflowIDReusePolicy.REJECT_DUPLICATE)
+                except (WorkflowAlreadyStartedError, RPCError) as err:
+                    if not _already_started(err):
+                        raise
+                    ended = await self._ended_run(account.account_id)
+                    if not ended.failed:
+                        raise Conflict(f"{ended.describe()}. It is not started again: POST /accounts never "
+                                       f"restarts collection on a closed account (re-opening one is not supported)"
+                                       ) from None
+                    handle = await self._start(account, WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
+                await self._check_started_with(handle, account)
         return {"account_id": account.account_id, "workflow_id": handle.id, "run_id": handle.result_run_id}
+
+    async def _start(self, account: AccountStart, reuse: WorkflowIDReusePolicy) -> WorkflowHandle:
+        return await self._rpc(self.client.start_workflow(
+            WORKFLOW_TYPE, account, id=account.workflow_id, task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, id_reuse_policy=reuse,
+            task_timeout=self.task_timeout, static_summary=_summary(account), rpc_timeout=self._rpc_timeout))
+
+    async def _check_started_with(self, handle: WorkflowHandle, account: AccountStart) -> None:
+        """The run reached must hold the account this request asked for: a start that met a run
+        begun with another currency (a concurrent start, or one through Temporal directly, which
+        has no row) is a different account: 409 (and the transaction writes nothing)."""
+        response = getattr(handle, "_start_workflow_response", None)
+        if getattr(response, "started", False) is True:
+            return   # this call started the run with this very input
+        recorded = await self._recorded_account(handle)
+        if recorded is None:
+            return
+        if recorded.get("currency") != account.currency:
+            raise Conflict(f"account {account.account_id} is already being collected with currency "
+                           f"{recorded.get('currency')}, not {account.currency} (workflow run {handle.result_run_id})")
+
+    async def _recorded_account(self, handle: WorkflowHandle) -> dict[str, Any] | None:
+        """The account a run was started with: its first history event's input (the start input,
+        or the carried state `{"state": {"account": …}}` after continue-as-new)."""
+        run = self.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+
+        async def first() -> Any:
+            async for event in run.fetch_history_events(page_size=1, rpc_timeout=self._rpc_timeout):
+                return event
+            return None
+
+        event = await self._rpc(first())
+        if event is None or not event.HasField("workflow_execution_started_event_attributes"):
+            return None
+        payloads = event.workflow_execution_started_event_attributes.input.payloads
+        try:
+            values = await self.client.data_converter.decode(list(payloads))
+        except Exception:   # an input this client cannot read: the workflow checks what it is sent
+            log.warning("start input of %s run %s could not be decoded", handle.id, handle.result_run_id)
+            return None
+        raw = values[0] if len(values) == 1 else None
+        if isinstance(raw, dict) and set(raw) == {"state"} and isinstance(raw["state"], dict):
+            raw = raw["state"].get("account")
+        return raw if isinstance(raw, dict) else None
+
+    async def _ended_run(self, account_id: str) -> EndedRun:
+        """How the account's last run ended, for a workflow id Temporal says has no running run.
+        No run at all stays 404; a run found running (started meanwhile) is retried later."""
+        wid = workflow_id_for(account_id)
+        desc = await self._rpc(self.client.get_workflow_handle(wid).describe(rpc_timeout=self._rpc_timeout))
+        if desc.status in (None, WorkflowExecutionStatus.RUNNING):
+            raise Unavailable(f"account {account_id}: workflow {wid} was started again meanwhile; retry")
+        result = None
+        if desc.status == WorkflowExecutionStatus.COMPLETED:
+            try:
+                answer = await self._rpc(self.client.get_workflow_handle(wid, run_id=desc.run_id).result(
+                    follow_runs=False, rpc_timeout=self._rpc_timeout))
+                result = answer if isinstance(answer, dict) else None
+            except Exception as err:   # the stage is only for the message: how the run ended is known
+                log.warning("result of %s run %s not read: %s", wid, desc.run_id, err)
+        return EndedRun(account_id, desc.status, desc.run_id, desc.close_time, result)
 
     async def pay(self, account_id: str, payment: Payment, account: AccountStart | None = None) -> dict[str, Any]:
         """Record the payment once by payment_id, then signal it (signal-with-start when the
         account is included). Row and signal commit together: if the signal fails the row is
-        rolled back and the caller's retry goes through; a retry after success is a duplicate."""
+        rolled back and the caller's retry goes through; a retry after success is a duplicate.
+
+        An account whose run has ended (closed, written off, paid off past its closing grace,
+        terminated) takes no payment and is never started again by one: the payment is kept, not
+        applied (`payments.status = 'unapplied'`, and an open task for a person to refund or apply
+        it), and the answer is 409 saying so. The same payment sent again answers the same 409 and
+        records nothing more. A run that failed to open leaves the account unknown (404)."""
         check_account_id(account_id)
         if account is not None and account.account_id != account_id:
             raise Invalid(f"account.account_id {account.account_id!r} does not match the path {account_id!r}")
@@ -89,33 +209,77 @@ class Accounts:
         body = payment.model_dump(mode="json", exclude_none=True)
         result = {"account_id": account_id, "payment_id": payment.payment_id, "workflow_id": wid}
         async with self._db() as conn, conn.transaction():
-            if account is not None:
-                await upsert_account(conn, account)
-            currency = await conn.fetchval("SELECT currency FROM accounts WHERE account_id = $1", account_id)
-            if currency is not None and currency != payment.currency:
-                raise Invalid(f"payment currency {payment.currency} does not match account currency {currency}")
-            inserted = await conn.fetchval(
-                "INSERT INTO payments (payment_id, account_id, amount, currency, received_at)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id",
-                payment.payment_id, account_id, payment.amount, payment.currency, received_at)
-            if inserted is None:
-                prev = await conn.fetchrow(
-                    "SELECT account_id, amount, currency FROM payments WHERE payment_id = $1", payment.payment_id)
-                if (prev["account_id"], prev["amount"], prev["currency"]) != (account_id, payment.amount,
-                                                                             payment.currency):
-                    raise Conflict(f"payment_id {payment.payment_id!r} was already recorded with different "
-                                   f"content (account {prev['account_id']}, {prev['amount']} {prev['currency']})")
-                return {**result, "duplicate": True}
-            async with self._temporal(account_id):
-                if account is not None:
-                    await self._rpc(self.client.start_workflow(
-                        WORKFLOW_TYPE, account, id=wid, task_queue=self.task_queue,
-                        start_signal="payment", start_signal_args=[body], task_timeout=self.task_timeout,
-                        static_summary=_summary(account), rpc_timeout=self._rpc_timeout))
-                else:
-                    await self._rpc(self.client.get_workflow_handle(wid).signal(
-                        "payment", body, rpc_timeout=self._rpc_timeout))
+            try:
+                # A savepoint: an account found closed undoes all of it (the account's upsert too)
+                # and only the unapplied payment and its task are kept.
+                async with conn.transaction():
+                    if account is not None:
+                        await upsert_account(conn, account)
+                    currency = await conn.fetchval("SELECT currency FROM accounts WHERE account_id = $1",
+                                                   account_id)
+                    if currency is not None and currency != payment.currency:
+                        raise Invalid(f"payment currency {payment.currency} does not match account currency "
+                                      f"{currency}")
+                    inserted = await conn.fetchval(
+                        "INSERT INTO payments (payment_id, account_id, amount, currency, received_at)"
+                        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id",
+                        payment.payment_id, account_id, payment.amount, payment.currency, received_at)
+                    if inserted is None:
+                        prev = await conn.fetchrow("SELECT account_id, amount, currency, status FROM payments"
+                                                   " WHERE payment_id = $1", payment.payment_id)
+                        if (prev["account_id"], prev["amount"], prev["currency"]) != (account_id, payment.amount,
+                                                                                     payment.currency):
+                            raise Conflict(f"payment_id {payment.payment_id!r} was already recorded with different "
+                                           f"content (account {prev['account_id']}, {prev['amount']} "
+                                           f"{prev['currency']})")
+                        if prev["status"] == UNAPPLIED:
+                            raise Conflict(await _unapplied_answer(conn, account_id, payment.payment_id))
+                        return {**result, "duplicate": True}
+                    async with self._temporal(account_id):
+                        if account is not None:
+                            await self._signal_with_start(account, body)
+                        else:
+                            await self._signal_payment(account_id, body)
+            except _AccountClosed as closed:
+                answer = await _keep_unapplied(conn, closed.ended, payment, received_at)
+            else:
+                answer = None
+        if answer is not None:
+            raise Conflict(answer)
         return {**result, "duplicate": False}
+
+    async def _signal_payment(self, account_id: str, body: dict[str, Any]) -> None:
+        wid = workflow_id_for(account_id)
+        try:
+            await self._rpc(self.client.get_workflow_handle(wid).signal("payment", body,
+                                                                        rpc_timeout=self._rpc_timeout))
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            ended = await self._ended_run(account_id)   # no run at all: NOT_FOUND, 404 as before
+            if ended.failed:
+                raise NotFound(f"account {account_id} not found: its only workflow run {ended.run_id} failed when "
+                               f"it was started (its start could not be opened); start it again with POST /accounts "
+                               f"or `arrears start`, then send the payment") from err
+            raise _AccountClosed(ended) from err
+
+    async def _signal_with_start(self, account: AccountStart, body: dict[str, Any]) -> None:
+        """Signal-with-start that never starts an account whose run ended (other than by failing)."""
+        async def send(reuse: WorkflowIDReusePolicy) -> None:
+            await self._rpc(self.client.start_workflow(
+                WORKFLOW_TYPE, account, id=account.workflow_id, task_queue=self.task_queue,
+                start_signal="payment", start_signal_args=[body], id_reuse_policy=reuse,
+                task_timeout=self.task_timeout, static_summary=_summary(account), rpc_timeout=self._rpc_timeout))
+
+        try:
+            await send(WorkflowIDReusePolicy.REJECT_DUPLICATE)
+        except (WorkflowAlreadyStartedError, RPCError) as err:
+            if not _already_started(err):
+                raise
+            ended = await self._ended_run(account.account_id)
+            if not ended.failed:
+                raise _AccountClosed(ended) from err
+            await send(WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
 
     async def _check_currency(self, account_id: str, currency: str) -> None:
         """The account's currency: from its row when the ingress created it (the same for the
@@ -288,19 +452,73 @@ def failure_message(err: WorkflowUpdateFailedError) -> str:
     return getattr(cause, "message", None) or str(cause) or "update rejected"
 
 
+def _already_started(err: Exception) -> bool:
+    """A start refused by the id-reuse policy: the workflow id's last run is closed. (The SDK raises
+    WorkflowAlreadyStartedError when the server details it, else the bare ALREADY_EXISTS.)"""
+    return isinstance(err, WorkflowAlreadyStartedError) or (
+        isinstance(err, RPCError) and err.status == RPCStatusCode.ALREADY_EXISTS)
+
+
+class _AccountClosed(Exception):
+    """The account's run has ended: a payment for it is kept unapplied (Accounts.pay)."""
+
+    def __init__(self, ended: EndedRun) -> None:
+        super().__init__(ended.describe())
+        self.ended = ended
+
+
+def _closed_payment_task_key(account_id: str, payment_id: str) -> str:
+    # The workflow's own task keys: `<account>:<what>:task` (workflows/tasks.py).
+    return f"{account_id}:payment:{payment_id}:account-closed:task"
+
+
+async def _keep_unapplied(conn: asyncpg.Connection, ended: EndedRun, payment: Payment,
+                          received_at: datetime) -> str:
+    """Record a payment that reached a closed account: its `payments` row as `unapplied` and an open
+    task for a person (`agent_tasks`, listed by `GET /tasks`) to refund or apply it. Returns the
+    answer to give (and to give again to a re-sent payment)."""
+    account_id = ended.account_id
+    await conn.execute(
+        "INSERT INTO payments (payment_id, account_id, amount, currency, received_at, status)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (payment_id) DO NOTHING",
+        payment.payment_id, account_id, payment.amount, payment.currency, received_at, UNAPPLIED)
+    detail = L.clip(f"{ended.describe()}: payment {payment.payment_id} of {payment.amount} {payment.currency} "
+                    f"(minor units) received {received_at.isoformat()} was not applied", 2000)
+    await conn.execute(
+        "INSERT INTO agent_tasks (idempotency_key, account_id, reason, detail) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (idempotency_key) DO NOTHING",
+        _closed_payment_task_key(account_id, payment.payment_id), account_id, CLOSED_PAYMENT_TASK, detail)
+    log.warning("payment %s for closed account %s kept unapplied (%s)", payment.payment_id, account_id,
+                ended.status.name)
+    return await _unapplied_answer(conn, account_id, payment.payment_id)
+
+
+async def _unapplied_answer(conn: asyncpg.Connection, account_id: str, payment_id: str) -> str:
+    task = await conn.fetchrow("SELECT task_id, detail FROM agent_tasks WHERE idempotency_key = $1",
+                               _closed_payment_task_key(account_id, payment_id))
+    if task is None:
+        return (f"payment {payment_id} was not applied: account {account_id} is closed; it is recorded with "
+                f"status {UNAPPLIED!r}")
+    return (f"{task['detail']}. It is recorded (payments status {UNAPPLIED!r}) with task {task['task_id']} for a "
+            f"person to refund or apply it; do not send it again")
+
+
 async def upsert_account(conn: asyncpg.Connection, account: AccountStart) -> None:
     """Keep the account's contact data and schedule in PostgreSQL (webhook routing, reports).
-    The currency of an existing account never changes: that would be a different account."""
-    currency = await conn.fetchval("SELECT currency FROM accounts WHERE account_id = $1 FOR UPDATE",
-                                   account.account_id)
-    if currency is not None and currency != account.currency:
-        raise Conflict(f"account {account.account_id} exists with currency {currency}, not {account.currency}")
-    await conn.execute(
+    The currency of an existing account never changes: that would be a different account.
+
+    One statement decides, so concurrent first starts of one account cannot all pass: the row's
+    currency after the upsert (the one already stored, or this one when it inserted) is compared.
+    A `SELECT … FOR UPDATE` before the insert locks nothing while the row does not exist yet.
+    A mismatch raises inside the caller's transaction, which rolls the upsert back."""
+    currency = await conn.fetchval(
         "INSERT INTO accounts (account_id, currency, debtor, policy_id) VALUES ($1, $2, $3::jsonb, $4)"
         " ON CONFLICT (account_id) DO UPDATE SET debtor = EXCLUDED.debtor, policy_id = EXCLUDED.policy_id,"
-        " updated_at = now()",
+        " updated_at = now() RETURNING currency",
         account.account_id, account.currency, json.dumps(account.debtor.model_dump(mode="json")),
         account.policy_id)
+    if currency != account.currency:
+        raise Conflict(f"account {account.account_id} exists with currency {currency}, not {account.currency}")
     await conn.executemany(
         "INSERT INTO instalments (account_id, due_date, amount) VALUES ($1, $2, $3)"
         " ON CONFLICT (account_id, due_date, source) DO UPDATE SET amount = EXCLUDED.amount",

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from ingress.accounts import Accounts
 from ingress.auth import stamp
 from ingress.limits import AccountIdPath, IdempotencyKey
+from ingress.task_routes import contact_closing_task
 from ingress.updates import SIGNALS, UPDATES
 from schemas.account import AccountStart
 from schemas.events import Payment
@@ -96,7 +97,11 @@ async def _pin_policy(request: Request, account_id: str, data: dict[str, Any]) -
 
 def _signal_endpoint(name: str, model: type[BaseModel]):
     async def endpoint(request: Request, account_id: AccountIdPath, body: model) -> dict:  # type: ignore[valid-type]
-        await _accounts(request).signal(account_id, name, body.model_dump(mode="json", exclude_none=True))
+        data = body.model_dump(mode="json", exclude_none=True)
+        if name == "contact" and data.get("task"):
+            # The account closes the task a contact names: agent work checks it may (ingress/tasks.py).
+            return await contact_closing_task(request, account_id, data)
+        await _accounts(request).signal(account_id, name, data)
         return {"account_id": account_id, "signal": name, "accepted": True}
 
     endpoint.__name__ = f"signal_{name}"

@@ -1,6 +1,8 @@
 """Agent work over HTTP: `GET /tasks`, `GET /tasks/{task_id}` (with the call script),
 `POST /tasks/{task_id}/claim`, `/release` and `/outcome`. Operators and supervisors act; every role
-reads (ingress.auth). The service is ingress.tasks, shared with `arrears tasks`.
+reads (ingress.auth). The service is ingress.tasks, shared with `arrears tasks`. A `contact` signal
+that names a task (`POST /accounts/{account_id}/contact`, ingress/routes.py) closes it, and is
+checked here the same way (`contact_closing_task`).
 
 No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations."""
 from typing import Annotated, Any, Literal
@@ -67,8 +69,16 @@ async def release_task(request: Request, task_id: TaskId) -> dict[str, Any]:
 
 
 @router.post("/tasks/{task_id}/outcome", summary="Record the call's outcome and send it to the account, once",
-             responses={**RESPONSES, 422: {"description": "invalid, or the promise was refused by the account "
-                                                          "(the task stays open)"}})
+             responses={**RESPONSES, 422: {"description": "invalid; a task no call answers (an approval, a dispute, "
+                                                          "a payment ...); a person the account does not know; or "
+                                                          "the promise was refused by the account (the task stays "
+                                                          "open, nothing is sent)"}})
 async def task_outcome(request: Request, task_id: TaskId, body: TaskOutcome,
                        idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     return await _work(request).outcome(task_id, body, _actor(request), idempotency_key)
+
+
+async def contact_closing_task(request: Request, account_id: str, contact: dict[str, Any]) -> dict[str, Any]:
+    """`POST /accounts/{account_id}/contact` with a `task` (ingress/routes.py): the contact closes that
+    task, so it is checked as an outcome on `/tasks` is (ingress.tasks.AgentWork.contact)."""
+    return await _work(request).contact(account_id, contact, _actor(request))

@@ -4,6 +4,14 @@ with its call script, claim and release it, and record the outcome of the call i
 The workflow opens and closes tasks (activities/ledger.py); this module only adds who works on a
 task and what came of it. The outcome is sent to the account through the workflow's contract (the
 `contact` signal, and `promise_to_pay` for a promise), never by writing the account's state here.
+
+A contact outcome closes the task it names, in the account as here, so only a task that a contact
+answers may be named (`answered_by_contact`: a ladder step's call, a broken promise's call back, a
+risk signal routed to a person), and only by someone who may work it (the task is free or theirs,
+or they are a supervisor). Both doors check the same: `POST /tasks/{id}/outcome` and a `contact`
+naming a `task` (`AgentWork.contact`, behind `POST /accounts/{id}/contact`). The person called is
+checked against the account's people before anything is sent, because the workflow only records
+a contact naming someone it does not know as a rejected input (a signal answers nothing).
 """
 from __future__ import annotations
 
@@ -22,8 +30,11 @@ from ingress.accounts import Accounts, check_account_id, database
 from ingress.errors import DATABASE_UNAVAILABLE, Conflict, Invalid, NotFound, Rejected, Unavailable
 from ingress.scripts import script_for
 from schemas import limits as L
+from schemas.account import workflow_id_for
 from schemas.agent_work import CONTACT_OUTCOME, DEFAULT_TASK_PAGE, MAX_TASK_PAGE, TaskOutcome
 from schemas.events import Contact, PromiseToPay
+
+DEBTOR = "debtor"   # the workflow's id of the debtor (domain.consent_book.DEBTOR)
 
 COLUMNS = ("task_id, account_id, reason, detail, status, created_at, closed_at, resolution, claimed_by, "
            "claimed_at, outcome, outcome_at, outcome_by, outcome_detail")
@@ -45,6 +56,54 @@ class Actor:
     name: str
     role: str | None
     supervisor: bool = False
+
+
+def answered_by_contact(row: asyncpg.Record | dict[str, Any]) -> bool:
+    """Whether a contact outcome answers this task, so that recording one may close it. The workflow
+    names its tasks by business key (workflows/tasks.py, `<account>:<what>:task`); the ones a call
+    answers are:
+
+    - a ladder step `agent_task` ("a person reaches the customer"): detail `ladder step <step id>…`,
+      key ending `:<step id>:task` (workflows/ladder.py);
+    - a broken promise's call back: `promise:<promise id>:broken`, "broken promise: call back"
+      (workflows/delinquency.py);
+    - a risk signal routed to a person: `risk:<kind>`, "risk signal: <kind>" (workflows/signals.py),
+      but not `risk:<kind>:verify`, which closes when a person resumes the account.
+
+    Every other task is closed by the account when what it asks for is done (an approval by
+    `decide_approval`, a dispute by `resolve_dispute`, a lockout approval by `approve_lockout` /
+    `reject_lockout`, a risk sign to verify by `resume` ...) or when the account ends; a payment to
+    apply by hand, a refund or a failed send have no closing input of their own yet."""
+    account_id, key = row["account_id"], row["idempotency_key"] or ""
+    reason, detail = row["reason"] or "", row["detail"] or ""
+    prefix, suffix = f"{account_id}:", ":task"
+    if not (key.startswith(prefix) and key.endswith(suffix)):
+        return False
+    scope = key[len(prefix):-len(suffix)]
+    if scope.startswith("risk:") and ":" not in scope[len("risk:"):]:
+        return reason.startswith("risk signal: ")
+    if scope.startswith("promise:") and scope.endswith(":broken"):
+        return reason == "broken promise: call back"
+    if detail.startswith("ladder step "):
+        step = detail[len("ladder step "):].split(":", 1)[0]
+        return bool(step) and scope.endswith(f":{step}")
+    return False
+
+
+# How a task that no contact answers is closed instead, by the start of its key (after the account).
+_CLOSED_BY = (("approval-", "the approval is decided (`decide_approval`, another person)"),
+              ("dispute:", "the dispute is resolved (`resolve_dispute`)"),
+              ("risk:", "a person has verified it and resumes the account (`resume`)"))
+
+
+def _not_a_contact_task(row: asyncpg.Record) -> Invalid:
+    scope = row["idempotency_key"].removeprefix(f"{row['account_id']}:")
+    how = next((h for start, h in _CLOSED_BY if scope.startswith(start)), None)
+    if how is None and "lockout approval" in (row["reason"] or ""):
+        how = "the lockout is approved or rejected (`approve_lockout`, `reject_lockout`, supervisor)"
+    how = how or "what it asks for is done, or when it ends"
+    return Invalid(f"task {row['task_id']} ({row['reason']}) is not answered by a contact outcome, so a contact "
+                   f"may not close it: the account closes it when {how}; nothing was sent and the task stays open")
 
 
 def task_view(row: asyncpg.Record) -> dict[str, Any]:
@@ -166,13 +225,11 @@ class AgentWork:
                                    f"{task_id} with a different outcome")
                 raise Conflict(f"task {task_id} already has its outcome: {row['outcome']} by {row['outcome_by']} "
                                f"at {row['outcome_at'].isoformat()}")
-            if row["status"] != "open":
-                raise Conflict(f"task {task_id} is {row['status']}"
-                               + (f" ({row['resolution']})" if row["resolution"] else "") + ": no outcome to record")
-            if row["claimed_by"] not in (None, actor.name) and not actor.supervisor:
-                raise Conflict(f"task {task_id} is claimed by {row['claimed_by']}; only they or a supervisor may "
-                               f"record its outcome")
+            self._may_work(row, actor, "record its outcome", "no outcome to record")
             account_id = row["account_id"]
+            # Nothing is sent until the account is known to take it all: the task is one a call
+            # answers, and the person called is one of the account's people.
+            await self._check_contact(row, body.person)
             sent: dict[str, Any] = {}
             if body.result == "promise":
                 sent["promise_to_pay"] = await self._promise(account_id, task_id, body, actor, body_hash)
@@ -207,6 +264,85 @@ class AgentWork:
                                               update_id=f"task-outcome:{task_id}:{body_hash[:32]}")
         except Rejected as err:
             raise Invalid(f"promise refused by account {account_id}: {err.message}; the task stays open") from err
+
+    # ---- a contact that names a task ------------------------------------------------------
+
+    async def contact(self, account_id: str, contact: dict[str, Any], actor: Actor) -> dict[str, Any]:
+        """`POST /accounts/{account_id}/contact` with a `task`: the account records the contact and
+        closes that task, so the task must be one a contact answers and the caller one who may work
+        it, as for `outcome`. Checked with the task row locked, before anything is sent; a refusal
+        (404 no such task on this account, 409 closed or claimed by another person, 422 not a
+        task a contact answers or an unknown person) sends nothing and leaves the task open. Once
+        the signal went, the row is closed here (the account's own close then finds it closed),
+        with who recorded it; `task` in the answer is the closed row."""
+        check_account_id(account_id)
+        task = contact["task"]
+        # The workflow's reading of `task` (workflows/tasks.py `_close_task`): a full key, or the part
+        # between the account and `:task`.
+        key = task if task.endswith(":task") else f"{account_id}:{task}:task"
+        async with self._db(long=True) as conn, conn.transaction():
+            row = await conn.fetchrow(f"SELECT {COLUMNS}, idempotency_key FROM agent_tasks"
+                                      " WHERE idempotency_key = $1 FOR UPDATE", key)
+            if row is None or row["account_id"] != account_id:
+                raise NotFound(f"account {account_id} has no task {L.clip(task, 80)!r}; nothing was sent")
+            if row["outcome"] is not None:
+                raise Conflict(f"task {row['task_id']} already has its outcome: {row['outcome']} by "
+                               f"{row['outcome_by']}; nothing was sent")
+            self._may_work(row, actor, "close it with a contact outcome", "nothing was sent")
+            await self._check_contact(row, contact.get("person"))
+            await self.accounts.signal(account_id, "contact", contact)
+            stored = await conn.fetchrow(
+                "UPDATE agent_tasks SET status = 'closed', closed_at = now(), resolution = $2,"
+                " claimed_by = COALESCE(claimed_by, $3), claimed_at = COALESCE(claimed_at, now())"
+                f" WHERE task_id = $1 RETURNING {COLUMNS}", row["task_id"],
+                L.clip(f"outcome recorded: {contact['outcome'].replace('_', ' ')} ({actor.name})", L.MAX_REASON),
+                actor.name)
+        return {"account_id": account_id, "signal": "contact", "accepted": True, "task": task_view(stored)}
+
+    @staticmethod
+    def _may_work(row: asyncpg.Record, actor: Actor, what: str, if_closed: str) -> None:
+        """An open task, free or the caller's (a supervisor may act on another person's claim)."""
+        task_id = row["task_id"]
+        if row["status"] != "open":
+            raise Conflict(f"task {task_id} is {row['status']}" + (f" ({row['resolution']})" if row["resolution"]
+                                                                   else "") + f": {if_closed}")
+        if row["claimed_by"] not in (None, actor.name) and not actor.supervisor:
+            raise Conflict(f"task {task_id} is claimed by {row['claimed_by']}; only they or a supervisor may {what}")
+
+    async def _check_contact(self, row: asyncpg.Record, person: str | None) -> None:
+        """Before anything is sent for a task: its account exists (404), the task is one a contact
+        answers (422), and the person called is one of the account's people (422)."""
+        people = await self._people(row["account_id"])
+        if not answered_by_contact(row):
+            raise _not_a_contact_task(row)
+        if person not in (None, DEBTOR) and person not in people:
+            raise Invalid(f"unknown person {L.clip(person, 40)!r} on account {row['account_id']}; known: "
+                          + ", ".join([DEBTOR, *sorted(people)][:20]) + "; nothing was sent and the task stays open")
+
+    async def _people(self, account_id: str) -> set[str]:
+        """The ids of the account's contacts as its workflow names them (workflows/outreach.py
+        `_contacts`: the contact's `contact_id`, else `contact-<n>`), from the input of its current
+        run: the start input, or the state carried over by continue-as-new, whose account is the
+        same (no update changes an account's people). The `status` query does not list them and the
+        `accounts` row keeps only the debtor. One history call, no worker needed; a workflow that
+        does not exist is 404."""
+        client = self.accounts.client
+        handle = client.get_workflow_handle(workflow_id_for(account_id))
+
+        async def first_event() -> Any:
+            async for event in handle.fetch_history_events(page_size=1, rpc_timeout=self.accounts._rpc_timeout):
+                return event
+            return None
+
+        async with self.accounts._temporal(account_id):
+            event = await self.accounts._rpc(first_event())
+            payloads = event.workflow_execution_started_event_attributes.input.payloads if event else []
+            values = await client.data_converter.decode(payloads) if payloads else []
+        raw = values[0] if values else None
+        account = raw.get("state", {}).get("account") if isinstance(raw, dict) and "state" in raw else raw
+        contacts = account.get("contacts") if isinstance(account, dict) else None
+        return {(c.get("contact_id") if isinstance(c, dict) else None) or f"contact-{i + 1}"
+                for i, c in enumerate(contacts or [])}
 
     @staticmethod
     def _answer(row: asyncpg.Record, *, duplicate: bool) -> dict[str, Any]:
@@ -251,4 +387,4 @@ def _model(model: type, data: dict[str, Any]) -> dict[str, Any]:
                                 for e in err.errors())) from err
 
 
-__all__ = ["Actor", "AgentWork"]
+__all__ = ["Actor", "AgentWork", "answered_by_contact"]
