@@ -121,6 +121,9 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         self._now_real = None
         self._now_clock = None
         self._now_value = None
+        self._paced_task = -1       # workflows/pacing.py: the task whose payment work is counted
+        self._paced_work = 0
+        self._breather = None
 
     # ------------------------------------------------------------------ run loop
     @workflow.run

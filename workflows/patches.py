@@ -77,6 +77,11 @@ OPT_OUT_ADDRESS_NAMES_ONE = "opt-out-address-names-one"
 # locked before any command was sent.
 LOCK_CONFIRMED_ONLY_WHEN_SENT = "lock-confirmed-only-when-sent"
 
+# Added after PATCHES_AT_OPEN_2, asked only when a task's payments go over its work budget
+# (workflows/pacing.py): the payments over it wait for one short timer and go on in the next task,
+# where a burst of thousands failed every task of the account.
+PAYMENTS_PACED = "payments-paced"
+
 PATCHES_AT_OPEN_2 = "patches-at-open-2"
 FOLDED_AT_OPEN_2 = FOLDED_AT_OPEN | frozenset({
     DEFERRAL_KEEPS_STEP_TIME, NO_LOCKOUT_AFTER_RECOVERY, BROKEN_PROMISE_FEE, OPENING_AFTER_MESSAGES,

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.common import describe_validation_error
 from workflows.context import MAX_PAYMENT_IDS
-from workflows.effects import Effects
+from workflows.pacing import Pacing
 from workflows.patches import AGENT_CALLS_COUNT, CLOSE_TASK_ON_OUTCOME, RISK_SIGNS_CATALOGUE
 
 KNOWN_SIGNALS = "payment, risk, contact, lockout_confirmation, delivery_receipt"
@@ -37,7 +37,7 @@ KNOWN_SIGNALS = "payment, risk, contact, lockout_confirmation, delivery_receipt"
 PLACED_CALL_OUTCOMES = frozenset({"conversation", "no_answer", "voicemail", "wrong_party"})
 
 
-class Signals(Effects):
+class Signals(Pacing):
     def _one(self, kind: str, args: Sequence[Any]) -> tuple[bool, Any]:
         if len(args) != 1:
             self._reject(kind, f"expected exactly one JSON argument, got {len(args)}", list(args))
@@ -67,6 +67,7 @@ class Signals(Effects):
     async def payment(self, *args: Any) -> None:
         if not await self._ready(or_not_opened=True):
             return
+        await self._pace_payment()   # a burst goes on over several tasks (workflows/pacing.py)
         p = self._parse_signal("payment", Payment, args)
         if p is None:
             return
