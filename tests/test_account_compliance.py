@@ -224,3 +224,21 @@ async def test_an_opt_out_address_that_names_no_phone_or_email_is_refused_and_op
     done = await h.execute_update("opt_out", {"channel": "sms", "address": "+86 139 0013 9001"})
     assert list(done["opted_out"]) == ["g-1"]
     await finish(h)
+
+
+async def test_a_dead_phone_reported_for_an_unknown_person_is_rejected_and_marks_nobody(env, pool):
+    """Seen: `phone_dead` naming a person the account does not know marked the debtor's phone dead."""
+    t0 = await today(env)
+    data = account(today=t0, due_in=5, contacts=[
+        {"name": "Li Na", "role": "guarantor", "contact_id": "g-1", "phone": "+8613900139001", "language": "zh"}])
+    h = await start(env.client, data)
+    await h.signal("risk", {"kind": "phone_dead", "person": "guarantor-that-does-not-exist"})
+    st = await h.query("status")
+    assert not (st["consent"].get("debtor") or {}).get("phone_unusable"), st["consent"]
+    assert any("unknown person 'guarantor-that-does-not-exist'" in r["error"] for r in st["rejected_inputs"])
+    # The guarantor's own dead phone is still taken, for the guarantor only.
+    await h.signal("risk", {"kind": "phone_dead", "person": "g-1"})
+    st = await h.query("status")
+    assert (st["consent"].get("g-1") or {}).get("phone_unusable") == "dead", st["consent"]
+    assert not (st["consent"].get("debtor") or {}).get("phone_unusable"), st["consent"]
+    await finish(h)

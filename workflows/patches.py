@@ -82,6 +82,10 @@ LOCK_CONFIRMED_ONLY_WHEN_SENT = "lock-confirmed-only-when-sent"
 # where a burst of thousands failed every task of the account.
 PAYMENTS_PACED = "payments-paced"
 
+# Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
+# does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.
+RISK_PERSON_KNOWN = "risk-person-known"
+
 PATCHES_AT_OPEN_2 = "patches-at-open-2"
 FOLDED_AT_OPEN_2 = FOLDED_AT_OPEN | frozenset({
     DEFERRAL_KEEPS_STEP_TIME, NO_LOCKOUT_AFTER_RECOVERY, BROKEN_PROMISE_FEE, OPENING_AFTER_MESSAGES,

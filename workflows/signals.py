@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.common import describe_validation_error
 from workflows.context import MAX_PAYMENT_IDS
 from workflows.pacing import Pacing
-from workflows.patches import AGENT_CALLS_COUNT, CLOSE_TASK_ON_OUTCOME, RISK_SIGNS_CATALOGUE
+from workflows.patches import AGENT_CALLS_COUNT, CLOSE_TASK_ON_OUTCOME, RISK_PERSON_KNOWN, RISK_SIGNS_CATALOGUE
 
 KNOWN_SIGNALS = "payment, risk, contact, lockout_confirmation, delivery_receipt"
 # Voice outcomes of a call placed to the person (consumer_initiated is theirs, inbound_reply no call).
@@ -176,6 +176,12 @@ class Signals(Pacing):
             and self._patched(RISK_SIGNS_CATALOGUE)
         if signal.kind not in LEGACY_RISK_KINDS and not catalogue:
             self._reject("risk", f"unknown risk kind {signal.kind!r}", args[0])
+            return
+        if signal.kind == "phone_dead" and signal.person is not None and self._person_id(signal.person) is None \
+                and self._patched(RISK_PERSON_KNOWN):
+            # Not the debtor's phone by default: a person the account does not know changes nothing.
+            self._reject("risk", f"unknown person {signal.person!r}; known: debtor, "
+                         + ", ".join(pid for pid, _ in self._contacts()), args[0])
             return
         reaction = reaction_for(signal.kind, s.policy.risk.reactions)
         detail = (signal.detail or "")[:500]
