@@ -384,6 +384,12 @@ class Accounts:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise NotFound(f"account {account_id} not found: no running workflow {wid} "
                                f"(start it with POST /accounts or `arrears start`)") from err
+            if err.status == RPCStatusCode.FAILED_PRECONDITION and WORKFLOW_TASK_FAILING in err.message:
+                # Not the caller's error: the account's workflow fails every task (a defect, or a limit
+                # docs/limits.md states), and nothing the caller sends changes that.
+                raise Unavailable(f"account {account_id} is not answering: every workflow task of {wid} is "
+                                  f"failing; an engineer reads why with `temporal workflow describe -w {wid}` "
+                                  f"(the Web UI shows the failure)") from err
             if err.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION):
                 raise Rejected(err.message) from err
             if err.status == RPCStatusCode.ALREADY_EXISTS:
@@ -398,6 +404,8 @@ class Accounts:
             raise
 
 
+# What the server answers a query to a workflow whose task keeps failing.
+WORKFLOW_TASK_FAILING = "Workflow Task in failed state"
 RETRYABLE_RPC = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED,
                            RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.ABORTED})
 _ACCOUNT_ID = re.compile(f"[{L.ID_CHARS}]+")

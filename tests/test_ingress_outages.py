@@ -175,3 +175,22 @@ async def test_temporal_unreachable_answers_503_and_writes_nothing(outage: Outag
         r = await asyncio.wait_for(http.get("/healthz"), HANG)
         assert r.status_code == 503 and r.json()["temporal"].startswith("error") and r.json()["database"] == "ok"
 
+
+
+async def test_an_account_whose_workflow_task_keeps_failing_is_503_naming_it_not_a_client_error() -> None:
+    """Seen: the status of a wedged account answered 400 (the server's FAILED_PRECONDITION), which
+    dashboards read as the caller's mistake."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from ingress.accounts import Accounts
+    from ingress.errors import Rejected, Unavailable
+
+    accounts = Accounts(None, None)   # type: ignore[arg-type]
+    with pytest.raises(Unavailable) as wedged:
+        async with accounts._temporal("XT-9"):
+            raise RPCError("Unable to query workflow due to Workflow Task in failed state.",
+                           RPCStatusCode.FAILED_PRECONDITION, b"")
+    assert wedged.value.status == 503 and "account-XT-9" in wedged.value.message and "failing" in wedged.value.message
+    with pytest.raises(Rejected):     # other preconditions stay the caller's to fix
+        async with accounts._temporal("XT-9"):
+            raise RPCError("workflow is not running", RPCStatusCode.FAILED_PRECONDITION, b"")
