@@ -25,6 +25,8 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -168,18 +170,27 @@ class Accounts:
         """How the account's last run ended, for a workflow id Temporal says has no running run.
         No run at all stays 404; a run found running (started meanwhile) is retried later."""
         wid = workflow_id_for(account_id)
-        desc = await self._rpc(self.client.get_workflow_handle(wid).describe(rpc_timeout=self._rpc_timeout))
-        if desc.status in (None, WorkflowExecutionStatus.RUNNING):
+        # The raw call: the SDK's describe() also decodes the run's search attributes, which is not
+        # needed here and failed on a real account's (a datetime attribute, on the test server).
+        raw = await self._rpc(self.client.workflow_service.describe_workflow_execution(
+            DescribeWorkflowExecutionRequest(namespace=self.client.namespace,
+                                             execution=WorkflowExecution(workflow_id=wid)),
+            timeout=self._rpc_timeout))
+        info = raw.workflow_execution_info
+        status = WorkflowExecutionStatus(info.status) if info.status else None
+        run_id = info.execution.run_id
+        closed_at = info.close_time.ToDatetime(tzinfo=timezone.utc) if info.HasField("close_time") else None
+        if status in (None, WorkflowExecutionStatus.RUNNING):
             raise Unavailable(f"account {account_id}: workflow {wid} was started again meanwhile; retry")
         result = None
-        if desc.status == WorkflowExecutionStatus.COMPLETED:
+        if status == WorkflowExecutionStatus.COMPLETED:
             try:
-                answer = await self._rpc(self.client.get_workflow_handle(wid, run_id=desc.run_id).result(
+                answer = await self._rpc(self.client.get_workflow_handle(wid, run_id=run_id).result(
                     follow_runs=False, rpc_timeout=self._rpc_timeout))
                 result = answer if isinstance(answer, dict) else None
             except Exception as err:   # the stage is only for the message: how the run ended is known
-                log.warning("result of %s run %s not read: %s", wid, desc.run_id, err)
-        return EndedRun(account_id, desc.status, desc.run_id, desc.close_time, result)
+                log.warning("result of %s run %s not read: %s", wid, run_id, err)
+        return EndedRun(account_id, status, run_id, closed_at, result)
 
     async def pay(self, account_id: str, payment: Payment, account: AccountStart | None = None) -> dict[str, Any]:
         """Record the payment once by payment_id, then signal it (signal-with-start when the

@@ -45,6 +45,12 @@ class EndingAccount:
     @workflow.run
     async def run(self, start: dict[str, Any]) -> dict[str, Any]:
         self.start = start
+        # As the real workflow does: the account's search attributes (the Web UI's filters).
+        from temporalio.common import SearchAttributeKey
+        workflow.upsert_search_attributes([SearchAttributeKey.for_keyword("ArrearsStage").value_set("current"),
+                                           SearchAttributeKey.for_float("AmountDue").value_set(1.5),
+                                           SearchAttributeKey.for_datetime("NextActionAt").value_set(workflow.now())])
+        workflow.patched("an-account-patch")      # records TemporalChangeVersion, as the real one does
         if (start.get("debtor") or {}).get("name") == FAIL_OPEN:
             raise ApplicationError("invalid start input: the debtor cannot be opened", type="InvalidStartInput",
                                    non_retryable=True)
@@ -335,3 +341,19 @@ async def test_the_account_row_refuses_a_concurrent_first_start_in_another_curre
             await racing
     assert await closing.pool.fetchval("SELECT currency FROM accounts WHERE account_id = $1",
                                        base["account_id"]) == "EUR"
+
+
+async def test_a_payment_to_a_real_account_stopped_through_temporal_is_409_and_kept(env, pool, closing: Closing) -> None:
+    """The account workflow itself, not the stand-in: reading how its run ended must not decode its
+    search attributes (the SDK's describe() failed on them here, and the payment answered 400)."""
+    from tests.collection import account, settle, start, today
+
+    data = account(today=await today(env), due_in=5)
+    h = await start(env.client, data)
+    await settle(h)
+    await h.terminate("stopped by an operator")
+    r = await closing.http.post(f"/accounts/{data['account_id']}/payments", json=payment("P-AFTER-STOP"))
+    assert r.status_code == 409, r.text
+    assert "terminated" in r.json()["detail"] and "not applied" in r.json()["detail"], r.text
+    row = await closing.pool.fetchrow("SELECT status FROM payments WHERE payment_id = $1", "P-AFTER-STOP")
+    assert row is not None and row["status"] == "unapplied"
