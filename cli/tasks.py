@@ -1,4 +1,4 @@
-"""`arrears tasks list|show|claim|release|outcome`: agent work from the terminal, through the same
+"""`arrears tasks list|show|claim|release|outcome|resolve`: agent work from the terminal, through the same
 service as `GET/POST /tasks…` (ingress.tasks), so both answer alike. The CLI acts as its configured
 identity (ARREARS_OPERATOR); `--force` takes over another person's claim, as a supervisor may over
 HTTP (whoever runs the CLI already holds the database credentials)."""
@@ -14,7 +14,7 @@ from rich.table import Table
 
 from cli.common import cli_identity
 from cli.operator import KEY, NOTE, _print, _run, _validate, console
-from schemas.agent_work import DEFAULT_TASK_PAGE, MAX_TASK_PAGE, REASON_CODES, TaskOutcome
+from schemas.agent_work import DEFAULT_TASK_PAGE, MAX_TASK_PAGE, REASON_CODES, TaskOutcome, TaskResolution
 
 
 def _work(accounts: Any):
@@ -43,7 +43,7 @@ def _table(tasks: list[dict[str, Any]]) -> Table:
 
 def register(app: typer.Typer) -> None:
     tasks = typer.Typer(help="Tasks for people: list, show with the call script, claim, release, record the "
-                             "call's outcome.", no_args_is_help=True)
+                             "call's outcome, or record what was done by hand.", no_args_is_help=True)
     app.add_typer(tasks, name="tasks")
 
     @tasks.command("list")
@@ -122,3 +122,21 @@ def register(app: typer.Typer) -> None:
         if answer["duplicate"]:
             console.print(f"task {task_id}: this outcome was already recorded; nothing was sent again",
                           style="yellow")
+
+    @tasks.command("resolve")
+    def resolve(task_id: int = typer.Argument(..., min=1),
+                note: str = typer.Option(..., "--note", help="what was done, with any reference (required)"),
+                force: bool = typer.Option(False, "--force", help="resolve a task another person claimed")) -> None:
+        """Record that what a task asks was done by hand (a refund, a payment applied by hand, a failed
+        send dealt with ...), with a note, and close it.
+
+        While the account's run holds the task, the account closes it too and records who and the note;
+        a run that has ended cannot be told, and only the task is closed. Tasks with a closing action
+        of their own (an approval, a dispute, a lockout approval, a risk sign to verify, a call) are
+        refused."""
+        body = _validate(TaskResolution, {"note": note})
+        answer = _run(lambda a: _work(a).resolve(task_id, body, _actor(force)),  # type: ignore[arg-type]
+                      database=True)
+        _print(answer)
+        if not answer["account_told"]:
+            console.print(f"task {task_id}: {answer['message']}", style="yellow")

@@ -59,7 +59,7 @@ ACTION_PERMISSIONS: dict[str, str] = {
 BILLING_ROUTES = {("POST", "/accounts"), ("POST", "/accounts/{account_id}/payments")}
 # Agent work (ingress/task_routes.py): operators and supervisors act on tasks; every role lists them.
 TASK_ROUTES = {("POST", "/tasks/{task_id}/claim"): "operate", ("POST", "/tasks/{task_id}/release"): "operate",
-               ("POST", "/tasks/{task_id}/outcome"): "operate"}
+               ("POST", "/tasks/{task_id}/outcome"): "operate", ("POST", "/tasks/{task_id}/resolve"): "operate"}
 # Reads that not every role may do: evidence bundles are personal data handed to counsel, so only
 # supervisors fetch them (never a billing system's key); each download is audited (ingress/evidence.py).
 RESTRICTED_READS = {("GET", "/accounts/{account_id}/evidence-bundles/{name}"): "supervise",

@@ -1,8 +1,8 @@
 """Agent work over HTTP: `GET /tasks`, `GET /tasks/{task_id}` (with the call script),
-`POST /tasks/{task_id}/claim`, `/release` and `/outcome`. Operators and supervisors act; every role
-reads (ingress.auth). The service is ingress.tasks, shared with `arrears tasks`. A `contact` signal
-that names a task (`POST /accounts/{account_id}/contact`, ingress/routes.py) closes it, and is
-checked here the same way (`contact_closing_task`).
+`POST /tasks/{task_id}/claim`, `/release`, `/outcome` and `/resolve` (done by hand, with a note).
+Operators and supervisors act; every role reads (ingress.auth). The service is ingress.tasks,
+shared with `arrears tasks`. A `contact` signal that names a task (`POST /accounts/{account_id}/contact`,
+ingress/routes.py) closes it, and is checked here the same way (`contact_closing_task`).
 
 No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations."""
 from typing import Annotated, Any, Literal
@@ -13,7 +13,9 @@ from ingress.auth import Principal
 from ingress.limits import IdempotencyKey
 from ingress.tasks import Actor, AgentWork
 from schemas import limits as L
-from schemas.agent_work import DEFAULT_TASK_PAGE, MAX_TASK_ID, MAX_TASK_PAGE, TaskFilter, TaskOutcome
+from schemas.agent_work import (
+    DEFAULT_TASK_PAGE, MAX_TASK_ID, MAX_TASK_PAGE, TaskFilter, TaskOutcome, TaskResolution,
+)
 
 router = APIRouter(tags=["agent work"])
 
@@ -76,6 +78,19 @@ async def release_task(request: Request, task_id: TaskId) -> dict[str, Any]:
 async def task_outcome(request: Request, task_id: TaskId, body: TaskOutcome,
                        idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     return await _work(request).outcome(task_id, body, _actor(request), idempotency_key)
+
+
+@router.post("/tasks/{task_id}/resolve",
+             summary="Record that what the task asks was done by hand (a refund, a payment applied ...), with a note",
+             responses={**RESPONSES, 422: {"description": "invalid (a note is required); or a task with a closing "
+                                                          "action of its own (an approval, a dispute, a lockout "
+                                                          "approval, a risk sign to verify, a call): nothing is "
+                                                          "sent and the task stays open"}})
+async def resolve_task(request: Request, task_id: TaskId, body: TaskResolution) -> dict[str, Any]:
+    """The holder of the task, anyone when it is free, or a supervisor. While the account's run holds
+    the task, the account is told first (its `resolve_task` update); a run that has ended cannot be
+    told, and only the task is closed (`account_told: false`)."""
+    return await _work(request).resolve(task_id, body, _actor(request))
 
 
 async def contact_closing_task(request: Request, account_id: str, contact: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,11 @@ or they are a supervisor). Both doors check the same: `POST /tasks/{id}/outcome`
 naming a `task` (`AgentWork.contact`, behind `POST /accounts/{id}/contact`). The person called is
 checked against the account's people before anything is sent, because the workflow only records
 a contact naming someone it does not know as a rejected input (a signal answers nothing).
+
+A task no contact answers and no update of its own closes (a refund, a payment to apply by hand, a
+failed send ...: `resolvable_by_hand`) is resolved by hand with a note (`POST /tasks/{id}/resolve`,
+`AgentWork.resolve`), under the same holder rule: the account is told first with its `resolve_task`
+update while its run holds the task, then the row is closed; an ended run's task is closed here only.
 """
 from __future__ import annotations
 
@@ -25,14 +30,20 @@ from typing import Any
 
 import asyncpg
 from pydantic import ValidationError
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+from temporalio.client import WorkflowExecutionStatus
 
 from ingress.accounts import Accounts, check_account_id, database
 from ingress.errors import DATABASE_UNAVAILABLE, Conflict, Invalid, NotFound, Rejected, Unavailable
 from ingress.scripts import script_for
 from schemas import limits as L
 from schemas.account import workflow_id_for
-from schemas.agent_work import CONTACT_OUTCOME, DEFAULT_TASK_PAGE, MAX_TASK_PAGE, TaskOutcome
-from schemas.events import Contact, PromiseToPay
+from schemas.agent_work import (
+    CONTACT_OUTCOME, DEFAULT_TASK_PAGE, MAX_TASK_PAGE, TaskOutcome, TaskResolution,
+    resolvable_by_hand,
+)
+from schemas.events import Contact, PromiseToPay, ResolveTask
 
 DEBTOR = "debtor"   # the workflow's id of the debtor (domain.consent_book.DEBTOR)
 
@@ -73,7 +84,8 @@ def answered_by_contact(row: asyncpg.Record | dict[str, Any]) -> bool:
     Every other task is closed by the account when what it asks for is done (an approval by
     `decide_approval`, a dispute by `resolve_dispute`, a lockout approval by `approve_lockout` /
     `reject_lockout`, a risk sign to verify by `resume` ...) or when the account ends; a payment to
-    apply by hand, a refund or a failed send have no closing input of their own yet."""
+    apply by hand, a refund, a failed send and the like are resolved by hand (`resolvable_by_hand`,
+    below)."""
     account_id, key = row["account_id"], row["idempotency_key"] or ""
     reason, detail = row["reason"] or "", row["detail"] or ""
     prefix, suffix = f"{account_id}:", ":task"
@@ -90,18 +102,36 @@ def answered_by_contact(row: asyncpg.Record | dict[str, Any]) -> bool:
     return False
 
 
+# Which tasks a person resolves by hand, with a note (`POST /tasks/{task_id}/resolve`, the account's
+# `resolve_task` update): the one list is schemas/agent_work.py RESOLVED_BY_HAND, because the
+# workflow's validator reads it too (a refund, a payment to apply by hand or to a closed account, a
+# payment date to check, a failed send, a returned or unaddressable registered letter, a GPS lock or
+# unlock not done, a lockout warning not given, a litigation refused, a hand-over, notice or recall
+# not done). No task is both answered by a contact and resolved by hand.
+
 # How a task that no contact answers is closed instead, by the start of its key (after the account).
 _CLOSED_BY = (("approval-", "the approval is decided (`decide_approval`, another person)"),
               ("dispute:", "the dispute is resolved (`resolve_dispute`)"),
               ("risk:", "a person has verified it and resumes the account (`resume`)"))
 
 
-def _not_a_contact_task(row: asyncpg.Record) -> Invalid:
+def _closed_how(row: asyncpg.Record) -> str:
     scope = row["idempotency_key"].removeprefix(f"{row['account_id']}:")
     how = next((h for start, h in _CLOSED_BY if scope.startswith(start)), None)
     if how is None and "lockout approval" in (row["reason"] or ""):
         how = "the lockout is approved or rejected (`approve_lockout`, `reject_lockout`, supervisor)"
-    how = how or "what it asks for is done, or when it ends"
+    return how or "what it asks for is done, or when it ends"
+
+
+def _not_by_hand(row: asyncpg.Record) -> Invalid:
+    how = (f"a call's outcome is recorded (`POST /tasks/{row['task_id']}/outcome`)" if answered_by_contact(row)
+           else _closed_how(row))
+    return Invalid(f"task {row['task_id']} ({row['reason']}) is not resolved by hand: it closes when {how}; "
+                   "nothing was sent and the task stays open")
+
+
+def _not_a_contact_task(row: asyncpg.Record) -> Invalid:
+    how = _closed_how(row)
     return Invalid(f"task {row['task_id']} ({row['reason']}) is not answered by a contact outcome, so a contact "
                    f"may not close it: the account closes it when {how}; nothing was sent and the task stays open")
 
@@ -265,6 +295,76 @@ class AgentWork:
         except Rejected as err:
             raise Invalid(f"promise refused by account {account_id}: {err.message}; the task stays open") from err
 
+    # ---- resolved by hand -----------------------------------------------------------------
+
+    async def resolve(self, task_id: int, body: TaskResolution, actor: Actor) -> dict[str, Any]:
+        """Record that a person did by hand what the task asks, with a note, and close it.
+
+        With the task row locked: 404 no such task, 409 closed or claimed by another person (a
+        supervisor may act on it), 422 a task with a closing action of its own; nothing is sent then.
+        While the account's run is open and holds the task, it is told first (the `resolve_task`
+        update, with an update ID derived from the task: Temporal runs it once), and the row is closed
+        only after the account took it; a refusal is 409 and leaves the task open. A run that has
+        ended (or that no longer holds the task) cannot be told: only the row is closed, and the answer
+        says so (`account_told: false`)."""
+        note = body.note
+        async with self._db(long=True) as conn, conn.transaction():
+            row = await conn.fetchrow(f"SELECT {COLUMNS}, idempotency_key FROM agent_tasks"
+                                      " WHERE task_id = $1 FOR UPDATE", task_id)
+            if row is None:
+                raise NotFound(f"task {task_id} not found")
+            self._may_work(row, actor, "resolve it", "nothing to resolve")
+            if not resolvable_by_hand(row["account_id"], row["idempotency_key"], row["reason"]):
+                raise _not_by_hand(row)
+            account_id, key = row["account_id"], row["idempotency_key"]
+            payload = _model(ResolveTask, {"task": key, "note": note, "operator": actor.name, "role": actor.role})
+            told, answer, message = await self._tell_account(account_id, key, task_id, payload)
+            detail = {"request": {"note": note}, "account_told": told, "message": message,
+                      "sent": {"resolve_task": payload} if told else {}, "answer": answer}
+            stored = await conn.fetchrow(
+                "UPDATE agent_tasks SET outcome = 'resolved', outcome_at = now(), outcome_by = $2,"
+                " outcome_detail = $3::jsonb, status = 'closed', closed_at = now(), resolution = $4,"
+                " claimed_by = COALESCE(claimed_by, $2), claimed_at = COALESCE(claimed_at, now())"
+                f" WHERE task_id = $1 RETURNING {COLUMNS}",
+                task_id, actor.name, json.dumps(detail, default=str),
+                L.clip(f"resolved by hand ({actor.name}): {note}", L.MAX_REASON))
+        return {"task_id": task_id, "account_id": account_id, "resolved_by": actor.name, "note": note,
+                "account_told": told, "message": message, "answer": answer, "task": task_view(stored)}
+
+    async def _tell_account(self, account_id: str, key: str, task_id: int,
+                            payload: dict[str, Any]) -> tuple[bool, Any, str]:
+        """Send `resolve_task` when the account's run is running and holds the task open; else say why
+        it cannot be told. Returns (told, the update's answer, what happened)."""
+        client = self.accounts.client
+        # The raw call: describe() would decode search attributes, which not every server returns well.
+        request = DescribeWorkflowExecutionRequest(namespace=client.namespace,
+                                                   execution=WorkflowExecution(workflow_id=workflow_id_for(account_id)))
+        try:
+            async with self.accounts._temporal(account_id):
+                info = (await self.accounts._rpc(client.workflow_service.describe_workflow_execution(
+                    request, timeout=self.accounts._rpc_timeout))).workflow_execution_info
+        except NotFound:
+            return False, None, (f"account {account_id} has no workflow run to tell; only this task was closed")
+        status = WorkflowExecutionStatus(info.status) if info.status else None
+        if status != WorkflowExecutionStatus.RUNNING:
+            ended = status.name.lower().replace("_", " ") if status is not None else "unknown"
+            return False, None, (f"the account's run has ended ({ended}), so it cannot be told; only this task "
+                                 "was closed")
+        try:
+            facts = await self.accounts.status(account_id)
+        except Rejected as err:
+            raise Conflict(f"account {account_id} could not be read ({err.message}); the task stays open") from err
+        if not isinstance(facts, dict) or key not in (facts.get("tasks_open") or []):
+            return False, None, ("the account's run does not hold this task open (it was closed there, or was "
+                                 "never the run's); only this task was closed")
+        try:
+            answer = await self.accounts.update(account_id, "resolve_task", payload,
+                                                update_id=f"task-resolve:{task_id}")
+        except Rejected as err:
+            raise Conflict(f"account {account_id} refused to resolve task {task_id}: {err.message}; "
+                           "the task stays open") from err
+        return True, answer, "the account closed the task and recorded who resolved it and the note"
+
     # ---- a contact that names a task ------------------------------------------------------
 
     async def contact(self, account_id: str, contact: dict[str, Any], actor: Actor) -> dict[str, Any]:
@@ -387,4 +487,4 @@ def _model(model: type, data: dict[str, Any]) -> dict[str, Any]:
                                 for e in err.errors())) from err
 
 
-__all__ = ["Actor", "AgentWork", "answered_by_contact"]
+__all__ = ["Actor", "AgentWork", "answered_by_contact", "resolvable_by_hand"]

@@ -8,9 +8,10 @@ the reason code. Bounds come from schemas.limits, like every other input.
 """
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas import limits as L
 
@@ -61,3 +62,65 @@ class TaskOutcome(BaseModel):
         elif self.amount is not None or self.promised_date is not None:
             raise ValueError(f"amount and promised_date belong to a promise, not to {self.result!r}")
         return self
+
+
+# ---- tasks resolved by hand -----------------------------------------------------------------
+# A person did what the task asks outside the system (a refund by bank transfer, a payment applied
+# by hand, a returned letter re-sent ...) and records it: `POST /tasks/{task_id}/resolve`,
+# `arrears tasks resolve`, and in the account the `resolve_task` update. Only these kinds, by the
+# part of the task's key between `<account>:` and `:task` (its start and its end) and its reason
+# (workflows/*.py `_open_task`; ingress/accounts.py for a payment to a closed account). Every other
+# task has its own closing action (an approval `decide_approval`, a dispute `resolve_dispute`, a
+# lockout approval `approve_lockout`/`reject_lockout`, a risk sign to verify `resume`, a call the
+# outcome of a contact, ingress.tasks.answered_by_contact) or is closed by the account when a job it
+# retries succeeds (a credit hold, a credit report, a recovery request). The workflow's validator
+# reads this list: changing it changes which `resolve_task` updates an account accepts, so an entry
+# is only ever added (a removed one would refuse, on replay, an update a recorded run accepted).
+RESOLVED_BY_HAND: tuple[tuple[str, str, str], ...] = (
+    # (key starts with, key ends with, reason: a regular expression matched in full)
+    ("payment:", ":refund", r"refund overpayment"),
+    ("paid-off", ":refund", r"refund overpayment"),
+    ("payment:", ":unapplied", r"payment to apply by hand"),
+    ("payment:", ":date", r"payment date to check"),
+    ("payment:", ":account-closed", r"payment to a closed account: refund or apply by hand"),
+    ("", ":failed", r"[a-z_]+ could not be sent"),                  # a message that could not be sent
+    ("", ":unlock", r"GPS unlock not (done|confirmed)"),
+    ("", ":lock-failed", r"GPS lock failed"),
+    ("", ":lockout-warning", r"lockout warning could not be given"),
+    ("", ":registered-letter", r"registered letter: no postal address"),
+    ("", ":returned", r"registered letter returned"),
+    ("", ":litigation", r"litigation refused"),
+    ("", ":placement-failed", r"hand-over to .+ failed"),
+    ("", ":undelivered", r".+ notice not delivered"),
+    ("", ":recall-failed", r"recall from .+ failed"),
+)
+
+
+def resolvable_by_hand(account_id: str, key: str, reason: str | None) -> bool:
+    """Whether a person may resolve this task by hand (RESOLVED_BY_HAND): its key is the account's
+    (`<account>:<scope>:task`) and its scope and reason are of a kind listed there."""
+    prefix, suffix = f"{account_id}:", ":task"
+    if not (key.startswith(prefix) and key.endswith(suffix)):
+        return False
+    scope, reason = key[len(prefix):-len(suffix)], reason or ""
+    return any(scope.startswith(start) and scope.endswith(end) and len(scope) > len(start) + len(end) - 1
+               and re.fullmatch(pattern, reason) is not None for start, end, pattern in RESOLVED_BY_HAND)
+
+
+class TaskResolution(BaseModel):
+    """What a person did by hand for a task no contact answers and no update closes (a refund, a
+    payment applied by hand, a failed send dealt with ...): a required note, kept with the task and on
+    the account's timeline."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"note": "refunded by bank transfer ref 123"}]})
+
+    note: L.Text(L.MAX_NOTE, min_length=1, multiline=True) = Field(  # type: ignore[valid-type]
+        description="what was done, by whom outside the system, with any reference")
+
+    @field_validator("note")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a note saying what was done is required")
+        return v

@@ -213,6 +213,25 @@ class ChangePolicy(_Event, Operator):
     version: L.PolicyVersion | None = None
 
 
+class ResolveTask(_Event, Operator):
+    """A person did by hand what a task asks (a refund, a payment applied by hand, a failed send dealt
+    with ...): the account closes the task and records who and the note. Only an open task of a kind
+    resolved by hand (schemas/agent_work.py RESOLVED_BY_HAND); sent by `POST /tasks/{task_id}/resolve`
+    (ingress/tasks.py), which also closes the task's row."""
+
+    task: L.Text(L.MAX_NOTE, min_length=1) = Field(  # type: ignore[valid-type]
+        description="the task's key (`<account>:<what>:task`), or the part between the account and `:task`")
+    note: L.Text(L.MAX_NOTE, min_length=1, multiline=True) = Field(  # type: ignore[valid-type]
+        description="what was done (required)")
+
+    @field_validator("note")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a note saying what was done is required")
+        return v
+
+
 # Every warning sign of the catalogue (domain/risk_signs.py); the first six are the original kinds.
 RiskKind = Literal[tuple(RISK_SIGNS)]  # type: ignore[valid-type]
 

@@ -405,4 +405,4 @@ async def test_no_task_request_gets_a_server_error(work: Work) -> None:
     from tests.test_ingress_schemathesis import fuzz_routes
 
     text = await fuzz_routes(work.app, "^/tasks", work.keys["supervisor"])
-    assert re.search(r"Tested:\s+5\b", text), text[-3000:]   # the five task operations
+    assert re.search(r"Tested:\s+6\b", text), text[-3000:]   # the six task operations (with /resolve)

@@ -24,10 +24,11 @@ with workflow.unsafe.imports_passed_through():
     from domain.restructuring import RestructuringQuote, quote_restructuring, rules_at
     from domain.working_days import working_day_deadline
     from policies import published
-    from schemas.agent_work import REASON_CODES
+    from schemas.agent_work import REASON_CODES, resolvable_by_hand
     from schemas.events import (
         ApproveLockout, CeaseCommunication, ChangePolicy, Close, DecideApproval, EmergencyUnlock, OpenDispute, OptOut,
-        Pause, PromiseToPay, RejectLockout, RepaymentPlan, ResolveDispute, Resume, WaiveFee, WriteOff,
+        Pause, PromiseToPay, RejectLockout, RepaymentPlan, ResolveDispute, ResolveTask, Resume, WaiveFee,
+        WriteOff,
     )
     from workflows.state import TERMINAL, ApprovalRequest
 
@@ -728,6 +729,42 @@ class OperatorUpdates(Effects):
             elif request.kind == "repayment_plan":
                 # Re-quoted on the day of approval: charges accrued since the request are included.
                 self._check_plan(RepaymentPlan.model_validate(request.payload), approving=True)
+
+    # ------------------------------------------------------------------ tasks resolved by hand
+    @workflow.update(name="resolve_task")
+    async def resolve_task(self, *args: Any) -> dict[str, Any]:
+        """A person did by hand what an open task asks (a refund, a payment applied by hand, a failed
+        send dealt with ...): the task closes and the timeline and ledger record who and the note. Sent
+        by `POST /tasks/{task_id}/resolve` (ingress/tasks.py), which closes the task's row after it."""
+        event = await self._admit(ResolveTask, args, self._check_resolve_task)
+        s = self._state
+        key = self._open_task_key(event.task)
+        reason, who = s.tasks_open[key], self._actor(event)
+        scope = key.removeprefix(f"{s.account.account_id}:").removesuffix(":task")
+        self._close_task(key, f"resolved by hand by {who}: {event.note}")
+        self._record("operator_action", f"task resolved by hand ({reason}) by {who}: {event.note[:500]}",
+                     key=f"task:{scope}:resolved", actor=who,
+                     data={"task": key, "reason": reason, "note": event.note, "resolved_by": who})
+        return self._done({"task": key, "reason": reason, "resolved_by": who, "closed": True})
+
+    @resolve_task.validator
+    def _v_resolve_task(self, *args: Any) -> None:
+        self._validate(ResolveTask, args, self._check_resolve_task)
+
+    def _open_task_key(self, task: str) -> str:
+        # As `_close_task` reads it: a full key, or the part between the account and `:task`.
+        return task if task.endswith(":task") else self._task_key(task)
+
+    def _check_resolve_task(self, event: ResolveTask) -> None:
+        s = self._state
+        key = self._open_task_key(event.task)
+        reason = s.tasks_open.get(key)
+        if reason is None:
+            raise InvalidInput(f"no open task {event.task[:200]!r} on this account to resolve (open: "
+                               + (", ".join(sorted(s.tasks_open)[:10]) or "none") + ")")
+        if not resolvable_by_hand(s.account.account_id, key, reason):
+            raise InvalidInput(f"task {key[:200]!r} ({reason}) is not resolved by hand: it has its own closing "
+                               "action (an approval, a dispute, a lockout approval, a risk sign to verify, a call)")
 
     # ------------------------------------------------------------------ policy
     @workflow.update(name="change_policy")
