@@ -9,9 +9,9 @@ the reason code. Bounds come from schemas.limits, like every other input.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from schemas import limits as L
 
@@ -107,6 +107,16 @@ def resolvable_by_hand(account_id: str, key: str, reason: str | None) -> bool:
                and re.fullmatch(pattern, reason) is not None for start, end, pattern in RESOLVED_BY_HAND)
 
 
+def _says_what_was_done(note: str) -> str:
+    if not note.strip():
+        raise ValueError("a note saying what was done is required")
+    return note
+
+
+# What a person did by hand: required and not blank (TaskResolution here, the account's ResolveTask).
+ResolutionNote = Annotated[L.Text(L.MAX_NOTE, min_length=1, multiline=True), AfterValidator(_says_what_was_done)]
+
+
 class TaskResolution(BaseModel):
     """What a person did by hand for a task no contact answers and no update closes (a refund, a
     payment applied by hand, a failed send dealt with ...): a required note, kept with the task and on
@@ -115,12 +125,4 @@ class TaskResolution(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"note": "refunded by bank transfer ref 123"}]})
 
-    note: L.Text(L.MAX_NOTE, min_length=1, multiline=True) = Field(  # type: ignore[valid-type]
-        description="what was done, by whom outside the system, with any reference")
-
-    @field_validator("note")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("a note saying what was done is required")
-        return v
+    note: ResolutionNote = Field(description="what was done, by whom outside the system, with any reference")

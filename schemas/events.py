@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.currencies import is_supported_currency
 from schemas.risk_signs import CATALOGUE as RISK_SIGNS
-from schemas.agent_work import ReasonCode
+from schemas.agent_work import ReasonCode, ResolutionNote
 from schemas import limits as L
 
 Channel = Literal["sms", "email", "voice", "letter"]
@@ -221,15 +221,7 @@ class ResolveTask(_Event, Operator):
 
     task: L.Text(L.MAX_NOTE, min_length=1) = Field(  # type: ignore[valid-type]
         description="the task's key (`<account>:<what>:task`), or the part between the account and `:task`")
-    note: L.Text(L.MAX_NOTE, min_length=1, multiline=True) = Field(  # type: ignore[valid-type]
-        description="what was done (required)")
-
-    @field_validator("note")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("a note saying what was done is required")
-        return v
+    note: ResolutionNote = Field(description="what was done (required)")
 
 
 # Every warning sign of the catalogue (domain/risk_signs.py); the first six are the original kinds.
