@@ -12,7 +12,7 @@ arrived. Only a burst pays for it: one timer per budget's worth of payments. Run
 this replay as they ran (the patch is asked only when a task goes over its budget).
 
 Measured (tests/test_account_payment_burst.py, the SDK's full sandbox): 4,000 payments in one burst
-were worked in 112 tasks, none failed, the longest the first at 1.6-1.8 s, where without pacing
+were worked in about a hundred tasks, none failed, the longest the first at 1.6-1.8 s, where without pacing
 every attempt of the first task failed. That first task is now mostly the SDK's own work on each
 signal it hands over (decoding, a handler task each), which no workflow code can split: a burst of
 8,000 still ran past 2 s there. docs/limits.md states the limit.
