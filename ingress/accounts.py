@@ -135,17 +135,18 @@ class Accounts:
         response = getattr(handle, "_start_workflow_response", None)
         if getattr(response, "started", False) is True:
             return   # this call started the run with this very input
-        recorded = await self._recorded_account(handle)
+        recorded = await self.recorded_account(handle.id, handle.result_run_id)
         if recorded is None:
             return
         if recorded.get("currency") != account.currency:
             raise Conflict(f"account {account.account_id} is already being collected with currency "
                            f"{recorded.get('currency')}, not {account.currency} (workflow run {handle.result_run_id})")
 
-    async def _recorded_account(self, handle: WorkflowHandle) -> dict[str, Any] | None:
-        """The account a run was started with: its first history event's input (the start input,
-        or the carried state `{"state": {"account": …}}` after continue-as-new)."""
-        run = self.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+    async def recorded_account(self, workflow_id: str, run_id: str | None = None) -> dict[str, Any] | None:
+        """The account a run was started with (the latest run without `run_id`): its first history
+        event's input (the start input, or the carried state `{"state": {"account": …}}` after
+        continue-as-new). One history call, no worker needed; None when it cannot be read."""
+        run = self.client.get_workflow_handle(workflow_id, run_id=run_id)
 
         async def first() -> Any:
             async for event in run.fetch_history_events(page_size=1, rpc_timeout=self._rpc_timeout):
@@ -159,27 +160,31 @@ class Accounts:
         try:
             values = await self.client.data_converter.decode(list(payloads))
         except Exception:   # an input this client cannot read: the workflow checks what it is sent
-            log.warning("start input of %s run %s could not be decoded", handle.id, handle.result_run_id)
+            log.warning("start input of %s run %s could not be decoded", workflow_id, run_id)
             return None
         raw = values[0] if len(values) == 1 else None
         if isinstance(raw, dict) and set(raw) == {"state"} and isinstance(raw["state"], dict):
             raw = raw["state"].get("account")
         return raw if isinstance(raw, dict) else None
 
+    async def run_status(self, account_id: str) -> tuple[WorkflowExecutionStatus | None, str, datetime | None]:
+        """(status, run id, close time) of the account's latest run, by the raw describe call: the
+        SDK's describe() also decodes the run's search attributes, which is not needed here and
+        failed on a real account's (a datetime attribute, on the test server)."""
+        raw = await self._rpc(self.client.workflow_service.describe_workflow_execution(
+            DescribeWorkflowExecutionRequest(namespace=self.client.namespace,
+                                             execution=WorkflowExecution(workflow_id=workflow_id_for(account_id))),
+            timeout=self._rpc_timeout))
+        info = raw.workflow_execution_info
+        status = WorkflowExecutionStatus(info.status) if info.status else None
+        closed_at = info.close_time.ToDatetime(tzinfo=timezone.utc) if info.HasField("close_time") else None
+        return status, info.execution.run_id, closed_at
+
     async def _ended_run(self, account_id: str) -> EndedRun:
         """How the account's last run ended, for a workflow id Temporal says has no running run.
         No run at all stays 404; a run found running (started meanwhile) is retried later."""
         wid = workflow_id_for(account_id)
-        # The raw call: the SDK's describe() also decodes the run's search attributes, which is not
-        # needed here and failed on a real account's (a datetime attribute, on the test server).
-        raw = await self._rpc(self.client.workflow_service.describe_workflow_execution(
-            DescribeWorkflowExecutionRequest(namespace=self.client.namespace,
-                                             execution=WorkflowExecution(workflow_id=wid)),
-            timeout=self._rpc_timeout))
-        info = raw.workflow_execution_info
-        status = WorkflowExecutionStatus(info.status) if info.status else None
-        run_id = info.execution.run_id
-        closed_at = info.close_time.ToDatetime(tzinfo=timezone.utc) if info.HasField("close_time") else None
+        status, run_id, closed_at = await self.run_status(account_id)
         if status in (None, WorkflowExecutionStatus.RUNNING):
             raise Unavailable(f"account {account_id}: workflow {wid} was started again meanwhile; retry")
         result = None

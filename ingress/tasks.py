@@ -30,8 +30,6 @@ from typing import Any
 
 import asyncpg
 from pydantic import ValidationError
-from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import WorkflowExecutionStatus
 
 from ingress.accounts import Accounts, check_account_id, database
@@ -41,7 +39,7 @@ from schemas import limits as L
 from schemas.account import workflow_id_for
 from schemas.agent_work import (
     CONTACT_OUTCOME, DEFAULT_TASK_PAGE, MAX_TASK_PAGE, TaskOutcome, TaskResolution,
-    resolvable_by_hand,
+    resolvable_by_hand, task_scope,
 )
 from schemas.events import Contact, PromiseToPay, ResolveTask
 
@@ -88,10 +86,9 @@ def answered_by_contact(row: asyncpg.Record | dict[str, Any]) -> bool:
     below)."""
     account_id, key = row["account_id"], row["idempotency_key"] or ""
     reason, detail = row["reason"] or "", row["detail"] or ""
-    prefix, suffix = f"{account_id}:", ":task"
-    if not (key.startswith(prefix) and key.endswith(suffix)):
+    scope = task_scope(account_id, key)
+    if scope is None:
         return False
-    scope = key[len(prefix):-len(suffix)]
     if scope.startswith("risk:") and ":" not in scope[len("risk:"):]:
         return reason.startswith("risk signal: ")
     if scope.startswith("promise:") and scope.endswith(":broken"):
@@ -335,17 +332,11 @@ class AgentWork:
                             payload: dict[str, Any]) -> tuple[bool, Any, str]:
         """Send `resolve_task` when the account's run is running and holds the task open; else say why
         it cannot be told. Returns (told, the update's answer, what happened)."""
-        client = self.accounts.client
-        # The raw call: describe() would decode search attributes, which not every server returns well.
-        request = DescribeWorkflowExecutionRequest(namespace=client.namespace,
-                                                   execution=WorkflowExecution(workflow_id=workflow_id_for(account_id)))
         try:
             async with self.accounts._temporal(account_id):
-                info = (await self.accounts._rpc(client.workflow_service.describe_workflow_execution(
-                    request, timeout=self.accounts._rpc_timeout))).workflow_execution_info
+                status, _, _ = await self.accounts.run_status(account_id)
         except NotFound:
             return False, None, (f"account {account_id} has no workflow run to tell; only this task was closed")
-        status = WorkflowExecutionStatus(info.status) if info.status else None
         if status != WorkflowExecutionStatus.RUNNING:
             ended = status.name.lower().replace("_", " ") if status is not None else "unknown"
             return False, None, (f"the account's run has ended ({ended}), so it cannot be told; only this task "
@@ -426,20 +417,8 @@ class AgentWork:
         same (no update changes an account's people). The `status` query does not list them and the
         `accounts` row keeps only the debtor. One history call, no worker needed; a workflow that
         does not exist is 404."""
-        client = self.accounts.client
-        handle = client.get_workflow_handle(workflow_id_for(account_id))
-
-        async def first_event() -> Any:
-            async for event in handle.fetch_history_events(page_size=1, rpc_timeout=self.accounts._rpc_timeout):
-                return event
-            return None
-
         async with self.accounts._temporal(account_id):
-            event = await self.accounts._rpc(first_event())
-            payloads = event.workflow_execution_started_event_attributes.input.payloads if event else []
-            values = await client.data_converter.decode(payloads) if payloads else []
-        raw = values[0] if values else None
-        account = raw.get("state", {}).get("account") if isinstance(raw, dict) and "state" in raw else raw
+            account = await self.accounts.recorded_account(workflow_id_for(account_id))
         contacts = account.get("contacts") if isinstance(account, dict) else None
         return {(c.get("contact_id") if isinstance(c, dict) else None) or f"contact-{i + 1}"
                 for i, c in enumerate(contacts or [])}

@@ -96,13 +96,21 @@ RESOLVED_BY_HAND: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def task_scope(account_id: str, key: str) -> str | None:
+    """What a task of this account is about: its key `<account>:<scope>:task` without the account and
+    `:task` (workflows/tasks.py names them so), or None for a key that is not this account's task."""
+    prefix, suffix = f"{account_id}:", ":task"
+    if not (key.startswith(prefix) and key.endswith(suffix)):
+        return None
+    return key[len(prefix):-len(suffix)]
+
+
 def resolvable_by_hand(account_id: str, key: str, reason: str | None) -> bool:
     """Whether a person may resolve this task by hand (RESOLVED_BY_HAND): its key is the account's
     (`<account>:<scope>:task`) and its scope and reason are of a kind listed there."""
-    prefix, suffix = f"{account_id}:", ":task"
-    if not (key.startswith(prefix) and key.endswith(suffix)):
+    scope, reason = task_scope(account_id, key), reason or ""
+    if scope is None:
         return False
-    scope, reason = key[len(prefix):-len(suffix)], reason or ""
     return any(scope.startswith(start) and scope.endswith(end) and len(scope) > len(start) + len(end) - 1
                and re.fullmatch(pattern, reason) is not None for start, end, pattern in RESOLVED_BY_HAND)
 
