@@ -406,6 +406,12 @@ class Accounts:
                 raise Unavailable(f"account {account_id} is not answering: every workflow task of {wid} is "
                                   f"failing; an engineer reads why with `temporal workflow describe -w {wid}` "
                                   f"(the Web UI shows the failure)") from err
+            if err.status == RPCStatusCode.INVALID_ARGUMENT and SIGNAL_LIMIT in err.message:
+                # Not the caller's error either: the run has taken as many signals as Temporal allows one
+                # run, and the account continues as new once it has worked them; sent again, it is taken.
+                raise Unavailable(f"account {account_id} is working a burst of messages: its run {wid} has "
+                                  f"taken as many as Temporal allows one run ({err.message}); nothing was "
+                                  "recorded, send it again shortly") from err
             if err.status in (RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION):
                 raise Rejected(err.message) from err
             if err.status == RPCStatusCode.ALREADY_EXISTS:
@@ -422,6 +428,8 @@ class Accounts:
 
 # What the server answers a query to a workflow whose task keeps failing.
 WORKFLOW_TASK_FAILING = "Workflow Task in failed state"
+# What it answers a signal to a run that has taken `history.maximumSignalsPerExecution` (10,000) signals.
+SIGNAL_LIMIT = "limit for signal events"
 RETRYABLE_RPC = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED,
                            RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.ABORTED})
 _ACCOUNT_ID = re.compile(f"[{L.ID_CHARS}]+")
