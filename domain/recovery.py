@@ -117,13 +117,13 @@ class Recovery(BaseModel):
         """The partner took the job (the hand-off activity's answer); the state does not change."""
         self.partner_reference = reference
 
-    def taken_back(self, on: date, note: str | None = None) -> None:
+    def taken_back(self, on: date, note: str | None = None, by: str | None = None) -> None:
         """The machine is in the lender's hands: recovered by the partner, or surrendered."""
-        self._move("recovered" if self.kind == "repossession" else "surrendered", on, note=note)
+        self._move("recovered" if self.kind == "repossession" else "surrendered", on, by=by, note=note)
 
-    def stored(self, on: date, note: str | None = None) -> date:
+    def stored(self, on: date, note: str | None = None, by: str | None = None) -> date:
         """Storage began; returns the deadline for the disposal decision."""
-        self._move("in_storage", on, note=note)
+        self._move("in_storage", on, by=by, note=note)
         self.storage_began = on
         assert self.deadline is not None
         return self.deadline
@@ -145,6 +145,6 @@ class Recovery(BaseModel):
         """Cured (paid, or a plan signed) before disposal: the machine goes back."""
         self._move("returned", on, by=by, note=note)
 
-    def cancel(self, on: date, note: str | None = None) -> None:
+    def cancel(self, on: date, note: str | None = None, by: str | None = None) -> None:
         """Called off before the machine was taken back (paid, disputed, settled)."""
-        self._move("cancelled", on, note=note)
+        self._move("cancelled", on, by=by, note=note)

@@ -288,6 +288,9 @@ async def test_a_repossession_is_handed_over_once_stored_and_disposed_of_only_by
         await h.execute_update("recovery_update", {"event": "stored", "operator": "agent.zhou", "role": "operator"})
         st = await h.query("status")
         assert st["recovery"]["recovery"]["state"] == "in_storage"
+        # Who moved the machine at each step is kept (it was None for taken back and stored).
+        assert [(h_["state"], h_["by"]) for h_ in st["recovery"]["recovery"]["history"][-2:]] == \
+            [("recovered", "agent.zhou"), ("in_storage", "agent.zhou")], st["recovery"]["recovery"]["history"]
         deadline = st["recovery"]["recovery"]["storage_began"]
         assert "Recovery (repossession) of EX-77: in storage" in await current_details(h)
         assert deadline and "stored until " in await current_details(h)

@@ -75,16 +75,16 @@ class Recoveries(OperatorUpdates):
         assert case is not None
         r, on, who = case.recovery, event.on or self._today(), self._actor(event)
         if event.event == "taken_back":
-            r.taken_back(on, event.note)
+            r.taken_back(on, event.note, by=who)
         elif event.event == "stored":
-            deadline = r.stored(on, event.note)
+            deadline = r.stored(on, event.note, by=who)
             self._record("recovery", f"{r.asset_id} in storage from {on}; a person decides its disposal by {deadline}",
                          key=f"{case.key}:stored", actor=who, data={"deadline": deadline.isoformat()})
         elif event.event == "returned":
             r.returned_to_debtor(on, by=who, note=event.note)
             self._close_recovery_tasks(case, "machine returned")
         else:
-            r.cancel(on, event.note)
+            r.cancel(on, event.note, by=who)
             self._close_recovery_tasks(case, "recovery cancelled")
         if event.event != "stored":
             self._record("recovery", f"recovery of {r.asset_id}: {r.state} on {on}", key=f"{case.key}:{r.state}",
