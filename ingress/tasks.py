@@ -39,7 +39,7 @@ from schemas import limits as L
 from schemas.account import workflow_id_for
 from schemas.agent_work import (
     CONTACT_OUTCOME, DEFAULT_TASK_PAGE, MAX_TASK_PAGE, TaskOutcome, TaskResolution,
-    resolvable_by_hand, task_scope,
+    contact_answers, resolvable_by_hand, task_scope,
 )
 from schemas.events import Contact, PromiseToPay, ResolveTask
 
@@ -89,14 +89,9 @@ def answered_by_contact(row: asyncpg.Record | dict[str, Any]) -> bool:
     scope = task_scope(account_id, key)
     if scope is None:
         return False
-    if scope.startswith("risk:") and ":" not in scope[len("risk:"):]:
-        return reason.startswith("risk signal: ")
-    if scope.startswith("promise:") and scope.endswith(":broken"):
-        return reason == "broken promise: call back"
-    if detail.startswith("ladder step "):
-        step = detail[len("ladder step "):].split(":", 1)[0]
-        return bool(step) and scope.endswith(f":{step}")
-    return False
+    # The row names its ladder step in its detail; the account reads its policy's steps.
+    step = detail[len("ladder step "):].split(":", 1)[0] if detail.startswith("ladder step ") else ""
+    return contact_answers(scope, reason, [step])
 
 
 # Which tasks a person resolves by hand, with a note (`POST /tasks/{task_id}/resolve`, the account's

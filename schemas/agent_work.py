@@ -9,6 +9,7 @@ the reason code. Bounds come from schemas.limits, like every other input.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -103,6 +104,20 @@ def task_scope(account_id: str, key: str) -> str | None:
     if not (key.startswith(prefix) and key.endswith(suffix)):
         return None
     return key[len(prefix):-len(suffix)]
+
+
+def contact_answers(scope: str, reason: str, agent_steps: Iterable[str]) -> bool:
+    """Whether a contact outcome answers the task of this scope and reason, so that recording one may
+    close it: a ladder step that asks a person to reach the customer (its scope ends with one of
+    `agent_steps`, the ids of such steps), a broken promise's call back, a risk signal routed to a
+    person (not `risk:<kind>:verify`, which closes when a person resumes the account). Every other
+    task has its own closing action or is resolved by hand. The ingress and the account's `contact`
+    signal both ask this."""
+    if scope.startswith("risk:") and ":" not in scope[len("risk:"):]:
+        return reason.startswith("risk signal: ")
+    if scope.startswith("promise:") and scope.endswith(":broken"):
+        return reason == "broken promise: call back"
+    return any(step and scope.endswith(f":{step}") for step in agent_steps)
 
 
 def resolvable_by_hand(account_id: str, key: str, reason: str | None) -> bool:

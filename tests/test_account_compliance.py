@@ -235,7 +235,13 @@ async def test_a_dead_phone_reported_for_an_unknown_person_is_rejected_and_marks
     await h.signal("risk", {"kind": "phone_dead", "person": "guarantor-that-does-not-exist"})
     st = await h.query("status")
     assert not (st["consent"].get("debtor") or {}).get("phone_unusable"), st["consent"]
-    assert any("unknown person 'guarantor-that-does-not-exist'" in r["error"] for r in st["rejected_inputs"])
+    assert any("unknown person 'guarantor-that-does-not-exist'; known: debtor, g-1" in r["error"]
+               for r in st["rejected_inputs"])
+    # A contact outcome for a person it does not know is refused the same way, naming who it knows.
+    await h.signal("contact", {"person": "nobody", "outcome": "no_answer", "channel": "voice"})
+    st = await h.query("status")
+    assert any(r["kind"] == "contact" and "unknown person 'nobody'; known: debtor, g-1" in r["error"]
+               for r in st["rejected_inputs"]), st["rejected_inputs"]
     # The guarantor's own dead phone is still taken, for the guarantor only.
     await h.signal("risk", {"kind": "phone_dead", "person": "g-1"})
     st = await h.query("status")

@@ -110,3 +110,31 @@ async def test_credit_held_without_prepayment_settles_the_last_invoice_and_the_r
     assert st["tasks_open"] == [tasks[0]["idempotency_key"]]
     result = await h.result()
     assert result["stage"] == "paid_off" and result["credit"] == held - 100_000
+
+
+async def test_an_account_closed_or_written_off_holding_credit_asks_for_the_refund(env, pool):
+    # Found from outside: a supervisor closed an account holding the customer's money for its next
+    # invoice; the run ended with the credit and nobody was asked to give it back.
+    t0 = await today(env)
+    for how, update in (("closed", "close"), ("written off", "write_off")):
+        data = account(today=t0, due_in=[-3, 20], amount=100_000, policy_id="b2b", policy_version=1,
+                       jurisdiction="CN", debt_type="trade_receivable")
+        h = await start(env.client, data)
+        await settle_all(locals())
+        await h.signal("payment", payment("AHEAD", 250_000, await env.get_current_time()))
+        await settle_all(locals())
+        held = (await h.query("status"))["credit"]
+        assert held > 0
+        asked = await h.execute_update(update, {"reason": "settled with the customer", "operator": "sup.wu",
+                                                "role": "supervisor"})
+        if asked.get("status") == "pending_approval":   # this policy's write-offs take a second person
+            await h.execute_update("decide_approval", {"approval_id": asked["approval_id"], "decision": "approve",
+                                                       "operator": "sup.li", "role": "supervisor"})
+        await settle_all(locals())
+        st = await h.query("status")
+        key = f"{data['account_id']}:payment:AHEAD:refund:task"
+        assert st["tasks_open"] == [key], (how, st["tasks_open"])
+        tasks = await refund_tasks(pool, data["account_id"])
+        assert [(t["idempotency_key"], t["status"]) for t in tasks] == [(key, "open")], tasks
+        assert f"account {how} holding credit {format_money(held, 'CNY')}" in tasks[0]["detail"], tasks[0]["detail"]
+        await finish(h)

@@ -103,6 +103,20 @@ async def test_a_contact_may_not_close_a_four_eyes_approval_or_a_dispute(work: W
     r = await work.http.post(f"/accounts/{aid}/contact", headers=work.auth("operator"),
                              json={"channel": "sms", "outcome": "inbound_reply"})
     assert r.status_code == 200 and r.json() == {"account_id": aid, "signal": "contact", "accepted": True}
+    # Past the ingress (`arrears signal ... contact`, a client of Temporal) the account refuses it too:
+    # the contact is recorded, the task stays open, and the refusal says why (it closed any task before).
+    before = _contact_count(await handle.query("status"))
+    for task in (approval, dispute):
+        await handle.signal("contact", {"channel": "sms", "outcome": "inbound_reply", "task": task["idempotency_key"]})
+    await settle(handle)
+    status = await handle.query("status")
+    assert {approval["idempotency_key"], dispute["idempotency_key"]} <= set(status["tasks_open"]), status["tasks_open"]
+    refused = [r["error"] for r in status["rejected_inputs"] if r["kind"] == "contact"]
+    assert len(refused) == 2 and all("is not answered by a contact" in e and "stays open" in e for e in refused), refused
+    assert _contact_count(status) == before + 2
+    rows = await work.pool.fetch("SELECT status FROM agent_tasks WHERE idempotency_key = ANY($1)",
+                                 [approval["idempotency_key"], dispute["idempotency_key"]])
+    assert [r["status"] for r in rows] == ["open", "open"], rows
     await finish(handle)
     await finish(handle2)
 

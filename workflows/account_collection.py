@@ -22,6 +22,7 @@ functions and state machines in domain/.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -124,6 +125,8 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         self._paced_task = -1       # workflows/pacing.py: the task whose payment work is counted
         self._paced_work = 0
         self._breather = None
+        self._payments_waiting = deque()
+        self._payment_queue = None
 
     # ------------------------------------------------------------------ run loop
     @workflow.run
@@ -334,7 +337,8 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
     async def _drain(self) -> None:
         """Every handler and side effect finished, every record written."""
         while True:
-            await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._inflight)
+            await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._inflight
+                                          and not self._payments_waiting)
             self._raise_effect_error()
             if not self._ledger:
                 return

@@ -149,6 +149,10 @@ class AccountContext:
     def _book_room(self) -> bool:
         return len(self._state.book.events) < MAX_BOOK_EVENTS
 
+    def _unknown_person(self, person: Any) -> str:
+        """Why a message naming a person the account does not know is refused: the ids it knows."""
+        return f"unknown person {person!r}; known: debtor, " + ", ".join(pid for pid, _ in self._contacts())
+
     def _book(self, event: Event) -> AccountBalance:
         """Append a dated event to the charges book (callers check `_book_room` first); the balance
         after it. The engine never edits an event: what was accepted stays."""
@@ -246,6 +250,9 @@ class AccountContext:
     def _close(self, stage: str, reason: str) -> None:                        # workflows/delinquency.py
         raise NotImplementedError
 
+    def _refund_credit_left(self, stage: str = "paid_off") -> None:          # workflows/delinquency.py
+        raise NotImplementedError
+
     def _notice_delivered(self, item: Any) -> None:                           # workflows/lockout.py
         raise NotImplementedError
 
@@ -256,6 +263,9 @@ class AccountContext:
         raise NotImplementedError
 
     def _parse_signal(self, kind: str, model: type, args: Any) -> Any:        # workflows/signals.py
+        raise NotImplementedError
+
+    def _apply_payment(self, args: Any) -> None:                              # workflows/signals.py
         raise NotImplementedError
 
     def _person(self, person: str) -> tuple[str, Any]:                        # workflows/outreach.py

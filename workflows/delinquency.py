@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.effects import Effects
 from workflows.patches import BROKEN_PROMISE_FEE as BROKEN_PROMISE_FEE_PATCH
-from workflows.patches import REFUND_CREDIT_ON_PAY_OFF
+from workflows.patches import REFUND_CREDIT_ON_CLOSE, REFUND_CREDIT_ON_PAY_OFF
 
 
 class Delinquency(Effects):
@@ -193,18 +193,27 @@ class Delinquency(Effects):
             self._close("paid_off", "paid in full")
             self._refund_credit_left()
 
-    def _refund_credit_left(self) -> None:
-        """Paid off holding credit: nothing is left to collect, so the money left over is the debtor's
+    def _refund_credit_left(self, stage: str = "paid_off") -> None:
+        """Closed holding credit: nothing is left to collect, so the money left over is the debtor's
         and a person is asked to refund it. The task is keyed by the payment that left the credit (the
         latest that did: the one that paid the account off, or the one whose credit was held for later
         instalments without prepayment), the key a payment arriving after the close takes too, so it is
         opened once; the run does not complete before it is in `agent_tasks` (`_finished` waits for the
-        task queue) and closing does not close it. Asked only then, so other histories carry no marker."""
+        task queue) and closing does not close it. Paid off (patch `refund-credit-on-pay-off`), or closed
+        or written off by a supervisor (`refund-credit-on-close`: it held the credit and nobody was told);
+        asked only then, so other histories carry no marker."""
         bal = self._balance()
-        if bal.credit <= 0 or not self._patched(REFUND_CREDIT_ON_PAY_OFF):
+        patch = REFUND_CREDIT_ON_PAY_OFF if stage == "paid_off" else REFUND_CREDIT_ON_CLOSE
+        if bal.credit <= 0 or not self._patched(patch):
             return
         source = next((e for e in reversed(bal.statement.events) if e.kind == "payment" and e.credit > 0), None)
-        if source is None:   # credit from something other than a payment (not expected): still refunded
+        if stage != "paid_off":
+            how = stage.replace("_", " ")
+            key = f"{source.event_id}:refund" if source is not None else f"{stage}:refund"
+            detail = (f"account {how} holding credit {self._money(bal.credit)} owed back to the debtor"
+                      + (f" (left by payment {source.event_id.removeprefix('payment:')})" if source is not None
+                         else ""))
+        elif source is None:   # credit from something other than a payment (not expected): still refunded
             key, detail = "paid-off:refund", f"paid off with credit {self._money(bal.credit)} owed back to the debtor"
         else:
             payment_id = source.event_id.removeprefix("payment:")

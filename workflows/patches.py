@@ -81,6 +81,20 @@ LOCK_CONFIRMED_ONLY_WHEN_SENT = "lock-confirmed-only-when-sent"
 # (workflows/pacing.py): the payments over it wait for one short timer and go on in the next task,
 # where a burst of thousands failed every task of the account.
 PAYMENTS_PACED = "payments-paced"
+# Added after PAYMENTS_PACED, asked only when a payment cannot be applied at once (the account not yet
+# open with a hundred messages waiting, the task's budget spent, payments queued ahead of it): it is queued and one worker applies the
+# queue in order, where each such payment waited in its own handler (workflows/pacing.py).
+PAYMENTS_QUEUED = "payments-queued"
+# Added after PAYMENTS_QUEUED, asked only when a payment whose id is no longer remembered is found on the
+# charges book: a duplicate, recorded and ignored, where it was counted again and handed to a person.
+PAYMENT_ON_BOOK_IS_DUPLICATE = "payment-on-book-is-duplicate"
+# Added after it, asked only when a supervisor closes or writes off an account holding credit: a person
+# is asked to refund it (as at a pay-off), where the run ended holding the debtor's money, nobody told.
+REFUND_CREDIT_ON_CLOSE = "refund-credit-on-close"
+# Added after it, asked only when a contact outcome names an open task a contact does not answer (an
+# approval, a dispute, a refund ...): the task stays open and the refusal is recorded, where any open
+# task named so was closed (schemas/agent_work.py contact_answers; the ingress refused it already).
+CONTACT_CLOSES_ITS_TASKS_ONLY = "contact-closes-its-tasks-only"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.

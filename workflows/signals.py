@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.consent_book import DEBTOR
     from domain.risk_signs import LEGACY_KINDS as LEGACY_RISK_KINDS
     from domain.risk_signs import reaction_for, within_agreed_region
+    from schemas.agent_work import contact_answers, task_scope
     from schemas.limits import MAX_RECEIVED_AT_FUTURE
     from schemas.events import Contact, LockoutConfirmation, Payment, RiskSignal
     from workflows.state import TERMINAL, CallAttempt
@@ -30,7 +31,9 @@ with workflow.unsafe.imports_passed_through():
 from workflows.common import describe_validation_error
 from workflows.context import MAX_PAYMENT_IDS
 from workflows.pacing import Pacing
-from workflows.patches import AGENT_CALLS_COUNT, CLOSE_TASK_ON_OUTCOME, RISK_PERSON_KNOWN, RISK_SIGNS_CATALOGUE
+from workflows.patches import (AGENT_CALLS_COUNT, CLOSE_TASK_ON_OUTCOME, CONTACT_CLOSES_ITS_TASKS_ONLY,
+                               PAYMENT_ON_BOOK_IS_DUPLICATE, RISK_PERSON_KNOWN,
+                               RISK_SIGNS_CATALOGUE)
 
 KNOWN_SIGNALS = "payment, risk, contact, lockout_confirmation, delivery_receipt"
 # Voice outcomes of a call placed to the person (consumer_initiated is theirs, inbound_reply no call).
@@ -65,9 +68,15 @@ class Signals(Pacing):
     # ------------------------------------------------------------------ payment
     @workflow.signal(name="payment")
     async def payment(self, *args: Any) -> None:
+        # A burst goes on over several tasks, in arrival order (workflows/pacing.py).
+        if self._queued_payment(args):
+            return
         if not await self._ready(or_not_opened=True):
             return
-        await self._pace_payment()   # a burst goes on over several tasks (workflows/pacing.py)
+        await self._pace_payment()
+        self._apply_payment(args)
+
+    def _apply_payment(self, args: Sequence[Any]) -> None:
         p = self._parse_signal("payment", Payment, args)
         if p is None:
             return
@@ -81,7 +90,14 @@ class Signals(Pacing):
                          key=f"payment:{p.payment_id}:duplicate")
             return
         event_id = f"payment:{p.payment_id}"
-        if not self._book_room() or any(e.event_id == event_id for e in s.book.events):
+        on_book = any(e.event_id == event_id for e in s.book.events)
+        if on_book and self._patched(PAYMENT_ON_BOOK_IS_DUPLICATE):
+            # Older than the ids remembered, but its id is on the book: the same payment again (an id
+            # names one payment). It was counted and handed to a person as if new.
+            self._record("payment_duplicate", f"payment {p.payment_id} already applied (on the charges book); "
+                         "ignored", key=f"payment:{p.payment_id}:duplicate")
+            return
+        if not self._book_room() or on_book:
             # Never bounced and never lost: counted, recorded, and handed to a person to apply.
             why = ("the charges book is full" if not self._book_room()
                    else "its id is already on the charges book (beyond the remembered payment ids)")
@@ -180,8 +196,7 @@ class Signals(Pacing):
         if signal.kind == "phone_dead" and signal.person is not None and self._person_id(signal.person) is None \
                 and self._patched(RISK_PERSON_KNOWN):
             # Not the debtor's phone by default: a person the account does not know changes nothing.
-            self._reject("risk", f"unknown person {signal.person!r}; known: debtor, "
-                         + ", ".join(pid for pid, _ in self._contacts()), args[0])
+            self._reject("risk", self._unknown_person(signal.person), args[0])
             return
         reaction = reaction_for(signal.kind, s.policy.risk.reactions)
         detail = (signal.detail or "")[:500]
@@ -227,7 +242,7 @@ class Signals(Pacing):
         s = self._state
         person = self._person_id(event.person)
         if person is None:
-            self._reject("contact", f"unknown person {event.person!r}", args[0])
+            self._reject("contact", self._unknown_person(event.person), args[0])
             return
         at = self._now()
         if (event.channel == "voice" and event.outcome in PLACED_CALL_OUTCOMES and person == DEBTOR
@@ -246,8 +261,19 @@ class Signals(Pacing):
                      + (f" ({person})" if person != DEBTOR else "")
                      + (f": {event.detail[:200]}" if event.detail else ""))
         if event.task and event.task in s.tasks_open and self._patched(CLOSE_TASK_ON_OUTCOME):
-            self._close_task(event.task, f"outcome recorded: {event.outcome.replace('_', ' ')}")
+            if self._contact_answers(event.task) or not self._patched(CONTACT_CLOSES_ITS_TASKS_ONLY):
+                self._close_task(event.task, f"outcome recorded: {event.outcome.replace('_', ' ')}")
+            else:
+                # The ingress refuses this; a signal sent past it (the CLI, a client of Temporal) must not
+                # close a supervisor's approval, a dispute or a refund either. The contact itself stands.
+                self._reject("contact", f"contact recorded; task {event.task!r} is not answered by a contact "
+                             f"({s.tasks_open[event.task]}: it has its own closing action) and stays open", args[0])
         self._wake_up()
+
+    def _contact_answers(self, task_key: str) -> bool:
+        s = self._state
+        agent_steps = [step.id for step in s.policy.steps if step.action == "agent_task"]
+        return contact_answers(task_scope(s.account.account_id, task_key) or "", s.tasks_open[task_key], agent_steps)
 
     # ------------------------------------------------------------------ device confirmations
     @workflow.signal(name="lockout_confirmation")

@@ -135,8 +135,7 @@ class OperatorUpdates(Effects):
         if person in (None, DEBTOR):
             return [DEBTOR]
         if not any(pid == person for pid, _ in contacts):
-            raise InvalidInput(f"unknown person {person!r}; known: debtor, "
-                               + ", ".join(pid for pid, _ in contacts))
+            raise InvalidInput(self._unknown_person(person))
         return [person]  # type: ignore[list-item]
 
     # ------------------------------------------------------------------ promise_to_pay
@@ -668,6 +667,7 @@ class OperatorUpdates(Effects):
             self._partner_notice(stage, stage, f"account {stage}: {reason}")
             self._recall_placement(f"account {stage}")
         self._close(stage, reason)
+        self._refund_credit_left(stage)   # money of the debtor's it still holds
 
     # ------------------------------------------------------------------ four eyes
     def _request_approval(self, kind: str, event: Any, summary: str) -> dict[str, Any]:

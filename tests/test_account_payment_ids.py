@@ -1,0 +1,32 @@
+"""A payment id names one payment: sent again, however long after, it is recorded as a duplicate and
+changes nothing. The account remembers the latest MAX_PAYMENT_IDS ids; an older id still on its charges
+book was counted a second time and handed to a person to apply (found with a burst of 10,000 payments
+and one of them sent again). Here the limit is three, so five payments get past it."""
+from __future__ import annotations
+
+from infra.settings import Settings
+from tests.collection import account, finish, payment, settle, today
+
+
+async def test_a_payment_older_than_the_remembered_ids_is_still_a_duplicate(env, pool, monkeypatch):
+    import workflows.signals
+    from workers.main import workflow_worker
+
+    monkeypatch.setattr(workflows.signals, "MAX_PAYMENT_IDS", 3)
+    data = account(today=await today(env), due_in=5)
+    queue = f"ids-{data['account_id']}"
+    # The deployed isolation (no sandbox): the workflow reads the limit set above.
+    async with workflow_worker(env.client, task_queue=queue, settings=Settings(ARREARS_WORKFLOW_SANDBOX="off")):
+        h = await env.client.start_workflow("AccountCollection", data, id=f"account-{data['account_id']}",
+                                            task_queue=queue)
+        now = await env.get_current_time()
+        for n in range(5):
+            await h.signal("payment", payment(f"ID-{n}", 100, now))
+        await settle(h)
+        await h.signal("payment", payment("ID-0", 100, now))   # forgotten by id, still on the book
+        await settle(h)
+        st = await h.query("status")
+        await finish(h)
+    assert st["paid_total"] == 500, st["paid_total"]   # counted once
+    assert [e["kind"] for e in st["timeline"] if "ID-0 " in e["summary"]] == ["payment_applied", "payment_duplicate"]
+    assert not [t for t in st["tasks_open"] if "ID-0" in t], st["tasks_open"]   # nobody asked to apply it
