@@ -30,3 +30,28 @@ async def test_a_payment_older_than_the_remembered_ids_is_still_a_duplicate(env,
     assert st["paid_total"] == 500, st["paid_total"]   # counted once
     assert [e["kind"] for e in st["timeline"] if "ID-0 " in e["summary"]] == ["payment_applied", "payment_duplicate"]
     assert not [t for t in st["tasks_open"] if "ID-0" in t], st["tasks_open"]   # nobody asked to apply it
+
+
+async def test_payments_to_a_full_charges_book_are_counted_and_share_one_task_a_day(env, pool, monkeypatch):
+    # Found with the 9,990 burst: the 4,990 payments past the book's 5,000 events each opened a task, one
+    # activity and workflow task each in the next run, and all of them rode in its state.
+    import workflows.context
+    from workers.main import workflow_worker
+
+    monkeypatch.setattr(workflows.context, "MAX_BOOK_EVENTS", 3)
+    data = account(today=await today(env), due_in=5)
+    queue = f"full-{data['account_id']}"
+    async with workflow_worker(env.client, task_queue=queue, settings=Settings(ARREARS_WORKFLOW_SANDBOX="off")):
+        h = await env.client.start_workflow("AccountCollection", data, id=f"account-{data['account_id']}",
+                                            task_queue=queue)
+        now = await env.get_current_time()
+        for n in range(7):
+            await h.signal("payment", payment(f"FULL-{n}", 100, now))
+        await settle(h)
+        st = await h.query("status")
+        await finish(h)
+    assert st["paid_total"] == 700, st["paid_total"]      # every payment counted, none lost
+    unapplied = [e for e in st["timeline"] if e["kind"] == "payment_unapplied"]
+    assert len(unapplied) == 7 - st["charges"]["book_events"] > 0, (unapplied, st["charges"]["book_events"])
+    assert all("the charges book is full" in e["summary"] for e in unapplied)
+    assert st["tasks_open"] == [f"{data['account_id']}:payment:book-full-{st['today']}:unapplied:task"], st["tasks_open"]

@@ -16,8 +16,9 @@ every waiter woken at every timer, and every one cancelled one by one if the run
 made the first task of a burst grow faster than the burst (8,000 payments ran past 2 s in the first
 task). Now (patch `payments-queued`) a payment that cannot be applied at once (the account not yet
 open with a hundred messages already waiting for it, the task's budget spent, or payments already
-queued ahead of it) is queued and its handler returns: one worker applies the queue in order, waiting once for the opening and once per timer.
-What is left per payment in the first task is the SDK's own work (decoding it, a handler task).
+queued ahead of it) is queued and its handler returns: one worker applies the queue in order,
+waiting once for the opening and once per timer. What is left per payment in the first task is the
+SDK's own work (decoding it, a handler task).
 The run neither continues as new nor completes while payments wait (`_drain`). Measured with the
 most one run can take (Temporal's 10,000 signals): the first task 0.5 s in the deployed isolation,
 0.9-1.1 s in the suite's sandbox, against 1.7-2.0 s for 8,000 before the queue (docs/limits.md).

@@ -82,8 +82,9 @@ LOCK_CONFIRMED_ONLY_WHEN_SENT = "lock-confirmed-only-when-sent"
 # where a burst of thousands failed every task of the account.
 PAYMENTS_PACED = "payments-paced"
 # Added after PAYMENTS_PACED, asked only when a payment cannot be applied at once (the account not yet
-# open with a hundred messages waiting, the task's budget spent, payments queued ahead of it): it is queued and one worker applies the
-# queue in order, where each such payment waited in its own handler (workflows/pacing.py).
+# open with a hundred messages waiting, the task's budget spent, payments queued ahead of it): it is
+# queued and one worker applies the queue in order, where each such payment waited in its own handler
+# (workflows/pacing.py).
 PAYMENTS_QUEUED = "payments-queued"
 # Added after PAYMENTS_QUEUED, asked only when a payment whose id is no longer remembered is found on the
 # charges book: a duplicate, recorded and ignored, where it was counted again and handed to a person.
@@ -95,6 +96,9 @@ REFUND_CREDIT_ON_CLOSE = "refund-credit-on-close"
 # approval, a dispute, a refund ...): the task stays open and the refusal is recorded, where any open
 # task named so was closed (schemas/agent_work.py contact_answers; the ingress refused it already).
 CONTACT_CLOSES_ITS_TASKS_ONLY = "contact-closes-its-tasks-only"
+# Added after it, asked only when a payment arrives while the charges book is full: one task a day to
+# apply them by hand, where each payment opened its own (a burst left thousands, in state and history).
+BOOK_FULL_ONE_TASK = "book-full-one-task"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.

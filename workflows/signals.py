@@ -31,8 +31,8 @@ with workflow.unsafe.imports_passed_through():
 from workflows.common import describe_validation_error
 from workflows.context import MAX_PAYMENT_IDS
 from workflows.pacing import Pacing
-from workflows.patches import (AGENT_CALLS_COUNT, CLOSE_TASK_ON_OUTCOME, CONTACT_CLOSES_ITS_TASKS_ONLY,
-                               PAYMENT_ON_BOOK_IS_DUPLICATE, RISK_PERSON_KNOWN,
+from workflows.patches import (AGENT_CALLS_COUNT, BOOK_FULL_ONE_TASK, CLOSE_TASK_ON_OUTCOME,
+                               CONTACT_CLOSES_ITS_TASKS_ONLY, PAYMENT_ON_BOOK_IS_DUPLICATE, RISK_PERSON_KNOWN,
                                RISK_SIGNS_CATALOGUE)
 
 KNOWN_SIGNALS = "payment, risk, contact, lockout_confirmation, delivery_receipt"
@@ -108,7 +108,14 @@ class Signals(Pacing):
                          f"applied: {why}; a person applies it", key=f"payment:{p.payment_id}:unapplied",
                          data={"payment_id": p.payment_id, "amount": p.amount, "currency": p.currency,
                                "received_at": p.received_at.isoformat()})
-            self._open_task(f"payment:{p.payment_id}:unapplied", "payment to apply by hand", why)
+            if not self._book_room() and self._patched(BOOK_FULL_ONE_TASK):
+                # One task a day for all of them (each is in its `payment_unapplied` record): a task
+                # each was thousands of activities, and state, after a burst.
+                self._open_task(f"payment:book-full-{self._today().isoformat()}:unapplied", "payment to apply by hand",
+                                "the charges book is full: apply by hand each payment recorded as payment_unapplied "
+                                "on this account from this day")
+            else:
+                self._open_task(f"payment:{p.payment_id}:unapplied", "payment to apply by hand", why)
             self._wake_up()
             return
         s.payments_seen.append(p.payment_id)
