@@ -124,3 +124,19 @@ async def test_a_run_recorded_before_updates_were_told_why_replays_as_it_ran() -
     result = await Replayer(workflows=[AccountCollection], data_converter=data_converter()).replay_workflow(
         history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
+
+
+async def test_a_run_whose_workflow_id_names_another_account_fails_once(env, pool):
+    """Found from outside: `account-XW-1` started (past the ingress) with account_id XW-2 ran, and took
+    XW-1's payments into XW-2's books. It fails once now, naming both."""
+    from temporalio.client import WorkflowFailureError
+
+    data = account(today=await today(env), due_in=10)
+    other = f"{data['account_id']}-OTHER"
+    h = await env.client.start_workflow("AccountCollection", data, id=f"account-{other}", task_queue="arrears")
+    with pytest.raises(WorkflowFailureError) as failed:
+        await h.result()
+    cause = failed.value.cause
+    assert cause.type == "InvalidStartInput", cause
+    assert f"'account-{other}' does not name account '{data['account_id']}'" in cause.message, cause.message
+    assert await audit_entries(pool, data["account_id"], "account_opened") == []

@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.charges import Statements, open_book
     from domain.restructuring import rules_at
     from policies import published
-    from schemas.account import AccountStart
+    from schemas.account import AccountStart, workflow_id_for
     from schemas.actions import PolicyRequest
     from schemas.policy import Policy
     from workflows.state import STATE_SCHEMA, TERMINAL, AccountState, WorkflowInput
@@ -55,7 +55,7 @@ from workflows.letters import Letters
 from workflows.lockout import Lockout
 from workflows.outreach import Outreach
 from workflows.patches import (AT_OPEN, COMPRESSED_TIME_AT_TIMER_DUE, OPENING_AFTER_MESSAGES, RECORDS_WRITTEN_ON_CANCEL,
-                               UPDATES_TOLD_WHY_NOT_OPENED)
+                               UPDATES_TOLD_WHY_NOT_OPENED, WORKFLOW_ID_NAMES_ACCOUNT)
 from workflows.placement import Placements
 from workflows.recovery import Recoveries
 from workflows.records import Records
@@ -399,6 +399,12 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
             raise _fail(f"invalid start input: {describe_validation_error(err)}", "InvalidStartInput") from None
         except Exception as err:
             raise _fail(f"invalid start input: {type(err).__name__}", "InvalidStartInput") from None
+        wid = workflow.info().workflow_id
+        if wid != workflow_id_for(start.account_id) and workflow.patched(WORKFLOW_ID_NAMES_ACCOUNT):
+            # Payments, contacts and updates reach an account by its workflow id: another account's id
+            # would take that account's payments into this one's books.
+            raise _fail(f"workflow id {wid[:140]!r} does not name account {start.account_id!r}: an account runs as "
+                        f"{workflow_id_for(start.account_id)!r}", "InvalidStartInput")
         policy = await self._policy_for(start)
         real_now = self._real_now()
         clock = CollectionClock(real_epoch=real_now, virtual_epoch=real_now, seconds_per_day=start.seconds_per_day)

@@ -99,6 +99,10 @@ CONTACT_CLOSES_ITS_TASKS_ONLY = "contact-closes-its-tasks-only"
 # Added after it, asked only when a payment arrives while the charges book is full: one task a day to
 # apply them by hand, where each payment opened its own (a burst left thousands, in state and history).
 BOOK_FULL_ONE_TASK = "book-full-one-task"
+# Added after it, asked only when a run is started under a workflow id that is not its account's
+# (`account-<account_id>`, as the ingress and the CLI start it): the run fails once, where it ran and
+# took the payments sent to the account its id names.
+WORKFLOW_ID_NAMES_ACCOUNT = "workflow-id-names-account"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.
