@@ -312,7 +312,8 @@ def register(app: typer.Typer) -> None:
     @dispute.command("resolve")
     def dispute_resolve(account_id: str, dispute_id: str = typer.Option(...),
                         outcome: str = typer.Option(..., help="upheld or rejected"),
-                        adjustment: int = typer.Option(0, help="minor units credited when upheld"),
+                        adjustment: int = typer.Option(0, help="minor units credited when upheld (a supervisor's; "
+                                                       "approved by a second one when the policy asks)"),
                         operator: Optional[str] = OPERATOR, note: Optional[str] = NOTE,
                         idempotency_key: Optional[str] = KEY) -> None:
         """Resolve a dispute."""

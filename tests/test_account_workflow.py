@@ -277,8 +277,27 @@ async def test_dispute_upheld_adjusts_balance(env, pool):
     await env.sleep(3 * DAY)
     await settle_all(locals())
     await h.execute_update("open_dispute", {"dispute_id": "D-2", "reason": "quality_complaint", "amount": 30_000})
-    r = await h.execute_update("resolve_dispute", {"dispute_id": "D-2", "outcome": "upheld", "adjustment": 30_000})
-    assert r["adjusted"] == 30_000 and r["total_outstanding"] == 70_000
+    # Reducing principal writes it off: an operator may not (found: any operator could, to nothing), and a
+    # supervisor's adjustment waits for a second person, as a write-off does under this policy.
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await h.execute_update("resolve_dispute", {"dispute_id": "D-2", "outcome": "upheld", "adjustment": 30_000,
+                                                   "operator": "agent.li", "role": "operator"})
+    assert "supervisor" in str(refused.value.cause), refused.value.cause
+    asked = await h.execute_update("resolve_dispute", {"dispute_id": "D-2", "outcome": "upheld", "adjustment": 30_000,
+                                                       "operator": "sup.wu", "role": "supervisor"})
+    assert asked["status"] == "pending_approval", asked
+    st = await h.query("status")
+    assert st["principal_outstanding"] == 100_000 and [d["dispute_id"] for d in st["open_disputes"]] == ["D-2"]
+    with pytest.raises(WorkflowUpdateFailedError):   # one resolution at a time
+        await h.execute_update("resolve_dispute", {"dispute_id": "D-2", "outcome": "rejected",
+                                                   "operator": "agent.li", "role": "operator"})
+    with pytest.raises(WorkflowUpdateFailedError):   # not by the one who asked
+        await h.execute_update("decide_approval", {"approval_id": asked["approval_id"], "decision": "approve",
+                                                   "operator": "sup.wu", "role": "supervisor"})
+    r = await h.execute_update("decide_approval", {"approval_id": asked["approval_id"], "decision": "approve",
+                                                   "operator": "sup.li", "role": "supervisor"})
+    assert r["adjusted"] == 30_000 and r["total_outstanding"] == 70_000, r
+    assert (await h.query("status"))["open_disputes"] == []
     await h.signal("payment", payment("PAY-after-dispute", 70_000, await env.get_current_time()))
     assert (await h.result())["stage"] == "paid_off"
 

@@ -103,6 +103,10 @@ BOOK_FULL_ONE_TASK = "book-full-one-task"
 # (`account-<account_id>`, as the ingress and the CLI start it): the run fails once, where it ran and
 # took the payments sent to the account its id names.
 WORKFLOW_ID_NAMES_ACCOUNT = "workflow-id-names-account"
+# Added after it, asked only when a dispute is resolved with an adjustment: reducing principal is a
+# supervisor's decision, and under a policy that asks a second person for write-offs it is requested
+# for approval; any operator could reduce principal to nothing so, where a write-off needs both.
+DISPUTE_ADJUSTMENT_SUPERVISED = "dispute-adjustment-supervised"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.

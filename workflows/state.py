@@ -73,7 +73,7 @@ class ApprovalRequest(_Carried):
     """Four eyes: an action the policy lets one person request and another approve."""
 
     approval_id: str
-    kind: Literal["waive_fee", "write_off", "repayment_plan"]
+    kind: Literal["waive_fee", "write_off", "repayment_plan", "resolve_dispute"]
     requested_by: str
     requested_at: datetime
     payload: dict[str, Any]

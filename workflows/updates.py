@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.common import InvalidInput, parse_update
 from workflows.effects import Effects
-from workflows.patches import CLOSE_VERIFY_ON_RESUME, OPT_OUT_ADDRESS_NAMES_ONE
+from workflows.patches import CLOSE_VERIFY_ON_RESUME, DISPUTE_ADJUSTMENT_SUPERVISED, OPT_OUT_ADDRESS_NAMES_ONE
 
 MAX_PAUSE_DAYS = 366
 MAX_OPEN_APPROVALS = 20
@@ -218,6 +218,23 @@ class OperatorUpdates(Effects):
     @workflow.update(name="resolve_dispute")
     async def resolve_dispute(self, *args: Any) -> dict[str, Any]:
         event = await self._admit(ResolveDispute, args, self._check_resolve_dispute)
+        if event.adjustment and self._patched(DISPUTE_ADJUSTMENT_SUPERVISED):
+            # Reducing principal is writing it off: as a write-off, a supervisor's decision, and under a
+            # policy that asks for a second person for write-offs, for this one too.
+            self._require_adjustment_authority(event)
+            if self._state.policy.approvals.write_off:
+                return self._done(self._request_approval(
+                    "resolve_dispute", event, f"dispute {event.dispute_id} upheld, principal reduced by "
+                                              f"{self._money(event.adjustment)}"))
+        return self._done(self._apply_dispute_resolution(event, approved_by=None))
+
+    def _require_adjustment_authority(self, event: ResolveDispute) -> None:
+        try:
+            self._require_supervisor(event)
+        except InvalidInput as err:
+            raise _refuse(f"an adjustment reduces principal: {err}; an operator resolves without one") from None
+
+    def _apply_dispute_resolution(self, event: ResolveDispute, approved_by: str | None) -> dict[str, Any]:
         s = self._state
         d = s.disputes.resolve(event.dispute_id, event.outcome)
         adjusted, applied = 0, []
@@ -232,6 +249,7 @@ class OperatorUpdates(Effects):
             self._post_charges(f"dispute {d.dispute_id} upheld")
         self._record("dispute_resolved", f"dispute {d.dispute_id} {event.outcome}"
                      + (f"; principal reduced by {self._money(adjusted)}" if adjusted else "")
+                     + (f", approved by {approved_by}" if approved_by else "")
                      + ("; collection resumes" if d.pausing and not s.disputes.pausing else ""),
                      key=f"dispute:{d.dispute_id}:resolved", actor=self._actor(event),
                      data={"dispute_id": d.dispute_id, "outcome": event.outcome, "adjustment": adjusted,
@@ -240,17 +258,27 @@ class OperatorUpdates(Effects):
         self._close_task(f"dispute:{d.dispute_id}:overdue", f"dispute {event.outcome}")
         self._partner_notice("dispute_resolved", d.dispute_id, f"dispute {event.outcome}", outcome=event.outcome,
                              adjustment=adjusted)
-        return self._done({"dispute_id": d.dispute_id, "outcome": event.outcome, "adjusted": adjusted,
-                           "total_outstanding": self._owed()})
+        return {"dispute_id": d.dispute_id, "outcome": event.outcome, "adjusted": adjusted,
+                "total_outstanding": self._owed()}
 
     @resolve_dispute.validator
     def _v_resolve_dispute(self, *args: Any) -> None:
-        self._validate(ResolveDispute, args, self._check_resolve_dispute)
+        self._validate(ResolveDispute, args, self._check_resolve_dispute_request)
 
-    def _check_resolve_dispute(self, event: ResolveDispute) -> None:
+    def _check_resolve_dispute_request(self, event: ResolveDispute) -> None:
+        self._check_resolve_dispute(event)
+        if event.adjustment:
+            self._require_supervisor(event)
+            if self._state.policy.approvals.write_off:
+                self._check_request_room()
+
+    def _check_resolve_dispute(self, event: ResolveDispute, *, approving: bool = False) -> None:
         why = self._state.disputes.refusal_to_resolve(event.dispute_id)
         if why:
             raise InvalidInput(why)
+        if not approving and any(a.kind == "resolve_dispute" and a.payload.get("dispute_id") == event.dispute_id
+                                 for a in self._state.approvals.values()):
+            raise InvalidInput(f"a resolution of dispute {event.dispute_id} is already awaiting approval")
         if event.outcome == "rejected" and event.adjustment:
             raise InvalidInput("a rejected dispute adjusts nothing (adjustment must be 0)")
         if event.adjustment:
@@ -702,6 +730,9 @@ class OperatorUpdates(Effects):
                      actor=decider)
         if request.kind == "waive_fee":
             result = self._apply_waiver(WaiveFee.model_validate(request.payload), approved_by=decider)
+        elif request.kind == "resolve_dispute":
+            result = self._apply_dispute_resolution(ResolveDispute.model_validate(request.payload),
+                                                    approved_by=decider)
         elif request.kind == "repayment_plan":
             plan = RepaymentPlan.model_validate(request.payload)
             result = self._apply_plan(plan, self._quote(plan), approved_by=decider)
@@ -729,6 +760,9 @@ class OperatorUpdates(Effects):
             elif request.kind == "repayment_plan":
                 # Re-quoted on the day of approval: charges accrued since the request are included.
                 self._check_plan(RepaymentPlan.model_validate(request.payload), approving=True)
+            elif request.kind == "resolve_dispute":
+                # Still open, and the adjustment still within the principal left (payments since).
+                self._check_resolve_dispute(ResolveDispute.model_validate(request.payload), approving=True)
 
     # ------------------------------------------------------------------ tasks resolved by hand
     @workflow.update(name="resolve_task")
