@@ -282,7 +282,8 @@ async def test_dispute_upheld_adjusts_balance(env, pool):
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await h.execute_update("resolve_dispute", {"dispute_id": "D-2", "outcome": "upheld", "adjustment": 30_000,
                                                    "operator": "agent.li", "role": "operator"})
-    assert "supervisor" in str(refused.value.cause), refused.value.cause
+    assert "an adjustment reduces principal: this decision needs the supervisor role (caller has operator)" \
+        in str(refused.value.cause), refused.value.cause
     asked = await h.execute_update("resolve_dispute", {"dispute_id": "D-2", "outcome": "upheld", "adjustment": 30_000,
                                                        "operator": "sup.wu", "role": "supervisor"})
     assert asked["status"] == "pending_approval", asked

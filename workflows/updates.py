@@ -221,18 +221,21 @@ class OperatorUpdates(Effects):
         if event.adjustment and self._patched(DISPUTE_ADJUSTMENT_SUPERVISED):
             # Reducing principal is writing it off: as a write-off, a supervisor's decision, and under a
             # policy that asks for a second person for write-offs, for this one too.
-            self._require_adjustment_authority(event)
+            refusal = self._adjustment_refusal(event)
+            if refusal:
+                raise _refuse(refusal)
             if self._state.policy.approvals.write_off:
                 return self._done(self._request_approval(
                     "resolve_dispute", event, f"dispute {event.dispute_id} upheld, principal reduced by "
                                               f"{self._money(event.adjustment)}"))
         return self._done(self._apply_dispute_resolution(event, approved_by=None))
 
-    def _require_adjustment_authority(self, event: ResolveDispute) -> None:
+    def _adjustment_refusal(self, event: ResolveDispute) -> str | None:
         try:
             self._require_supervisor(event)
         except InvalidInput as err:
-            raise _refuse(f"an adjustment reduces principal: {err}; an operator resolves without one") from None
+            return f"an adjustment reduces principal: {err}; an operator resolves a dispute without one"
+        return None
 
     def _apply_dispute_resolution(self, event: ResolveDispute, approved_by: str | None) -> dict[str, Any]:
         s = self._state
@@ -268,7 +271,9 @@ class OperatorUpdates(Effects):
     def _check_resolve_dispute_request(self, event: ResolveDispute) -> None:
         self._check_resolve_dispute(event)
         if event.adjustment:
-            self._require_supervisor(event)
+            refusal = self._adjustment_refusal(event)
+            if refusal:
+                raise InvalidInput(refusal)
             if self._state.policy.approvals.write_off:
                 self._check_request_room()
 
