@@ -98,3 +98,42 @@ async def test_payments_sent_with_the_start_wait_for_the_opening_and_record_no_m
         # A few payments with the start are no burst: no queue, no marker in every such account's history.
         assert PAYMENTS_QUEUED not in patches and PAYMENTS_PACED not in patches, patches
         await finish(h)
+
+
+async def test_a_defect_while_applying_a_queued_payment_fails_the_task_visibly(env, pool, monkeypatch):
+    # The queue is applied in a payment's handler: what goes wrong there fails the workflow task (retried,
+    # shown in the Web UI, `status` 503) as in any handler, where a task of its own left the queue stalled
+    # and the run unable to continue as new or complete, with nothing said (seen with a first version).
+    from infra.settings import Settings
+    from workers.main import workflow_worker
+    from workflows.account_collection import AccountCollection
+    from workflows.pacing import WAITING_BEFORE_QUEUE
+
+    applied = AccountCollection._apply_payment
+
+    def defective(self, args):
+        if args and isinstance(args[0], dict) and args[0].get("payment_id") == "D-LAST":
+            raise RuntimeError("a defect applying D-LAST")
+        applied(self, args)
+
+    monkeypatch.setattr(AccountCollection, "_apply_payment", defective)
+    data = account(today=await today(env), due_in=5)
+    queue = f"defect-{data['account_id']}"
+    h = await env.client.start_workflow("AccountCollection", data, id=f"account-{data['account_id']}",
+                                        task_queue=queue)
+    now = await env.get_current_time()
+    for i in range(WAITING_BEFORE_QUEUE + 5):     # more than wait for the opening: the last are queued
+        await h.signal("payment", payment(f"D-{i:04d}", 1, now))
+    await h.signal("payment", payment("D-LAST", 1, now))
+    async with workflow_worker(env.client, task_queue=queue, settings=Settings(ARREARS_WORKFLOW_SANDBOX="off")):
+        failed = []
+        for _ in range(100):
+            events = (await h.fetch_history()).events
+            failed = [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
+            if failed:
+                break
+            await asyncio.sleep(0.1)
+        assert failed, "the defect left the queue stalled without failing a task"
+        assert "a defect applying D-LAST" in failed[0].workflow_task_failed_event_attributes.failure.message \
+            or "RuntimeError" in str(failed[0].workflow_task_failed_event_attributes.failure), failed[0]
+    await h.terminate("test done")

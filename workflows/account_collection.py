@@ -126,7 +126,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         self._paced_work = 0
         self._breather = None
         self._payments_waiting = deque()
-        self._payment_queue = None
+        self._payment_queue_running = False
 
     # ------------------------------------------------------------------ run loop
     @workflow.run

@@ -16,8 +16,8 @@ every waiter woken at every timer, and every one cancelled one by one if the run
 made the first task of a burst grow faster than the burst (8,000 payments ran past 2 s in the first
 task). Now (patch `payments-queued`) a payment that cannot be applied at once (the account not yet
 open with a hundred messages already waiting for it, the task's budget spent, or payments already
-queued ahead of it) is queued and its handler returns: one worker applies the queue in order,
-waiting once for the opening and once per timer. What is left per payment in the first task is the
+queued ahead of it) is queued and its handler returns; the handler of the payment that found the
+queue empty applies it, in order, waiting once for the opening and once per timer. What is left per payment in the first task is the
 SDK's own work (decoding it, a handler task).
 The run neither continues as new nor completes while payments wait (`_drain`). Measured with the
 most one run can take (Temporal's 10,000 signals): the first task 0.5 s in the deployed isolation,
@@ -59,7 +59,7 @@ class Pacing(Effects):
     _paced_work: int
     _breather: asyncio.Task[None] | None
     _payments_waiting: deque[Sequence[Any]]     # payment signals' arguments, in arrival order
-    _payment_queue: asyncio.Task[None] | None   # the one worker applying them
+    _payment_queue_running: bool                # a handler is applying them
 
     # ------------------------------------------------------------------ the budget
     def _payment_cost_now(self) -> int:
@@ -87,20 +87,27 @@ class Pacing(Effects):
         if not self._patched(PAYMENTS_QUEUED):
             return False
         self._payments_waiting.append(args)
-        if self._payment_queue is None or self._payment_queue.done():
-            self._payment_queue = asyncio.create_task(self._work_payment_queue(), name="payment queue")
         return True
 
     async def _work_payment_queue(self) -> None:
-        if not await self._ready(or_not_opened=True):
-            self._payments_waiting.clear()   # the run is failing: no account to apply them to
+        """Apply the queue, in the handler of the payment that started it (the others return at once):
+        a defect here fails the workflow task, visibly and retried, as it does in any handler, and the
+        run's drain waits for it with the other handlers."""
+        if self._payment_queue_running:
             return
-        while self._payments_waiting:
-            if not self._within_budget():
-                await workflow.sleep(BREATHER, summary=BREATHER_SUMMARY)
-                continue
-            self._spend_budget()
-            self._apply_payment(self._payments_waiting.popleft())
+        self._payment_queue_running = True
+        try:
+            if not await self._ready(or_not_opened=True):
+                self._payments_waiting.clear()   # the run is failing: no account to apply them to
+                return
+            while self._payments_waiting:
+                if not self._within_budget():
+                    await workflow.sleep(BREATHER, summary=BREATHER_SUMMARY)
+                    continue
+                self._spend_budget()
+                self._apply_payment(self._payments_waiting.popleft())
+        finally:
+            self._payment_queue_running = False
 
     # ------------------------------------------------------------------ waiting in the handler (payments-paced)
     async def _pace_payment(self) -> None:

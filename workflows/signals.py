@@ -70,6 +70,7 @@ class Signals(Pacing):
     async def payment(self, *args: Any) -> None:
         # A burst goes on over several tasks, in arrival order (workflows/pacing.py).
         if self._queued_payment(args):
+            await self._work_payment_queue()
             return
         if not await self._ready(or_not_opened=True):
             return
