@@ -47,16 +47,22 @@ class Work:
     def auth(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
 
+    async def open_account(self, *, days_past_due: int = 10, amount: int = 100_000, language: str | None = None,
+                           **extra: Any) -> tuple[str, WorkflowHandle]:
+        """A past-due account started through the ingress (the billing key), its opening task done."""
+        data = account(today=await self.today(), due_in=-days_past_due, amount=amount, **extra)
+        if language is not None:
+            data["debtor"]["language"] = language
+        r = await self.http.post("/accounts", json=data, headers=self.auth("billing"))
+        assert r.status_code == 200, r.text
+        handle = self.env.client.get_workflow_handle(f"account-{data['account_id']}")
+        await settle(handle)
+        return data["account_id"], handle
+
     async def open_task(self, language: str = "zh", days_past_due: int = 10) -> tuple[str, int, WorkflowHandle]:
         """A past-due account started through the ingress, and a task the workflow opens for a person
         (the standard policy routes `gps_offline` to a person)."""
-        data = account(today=await self.today(), due_in=-days_past_due, amount=100_000)
-        data["debtor"]["language"] = language
-        r = await self.http.post("/accounts", json=data, headers=self.auth("billing"))
-        assert r.status_code == 200, r.text
-        aid = data["account_id"]
-        handle = self.env.client.get_workflow_handle(f"account-{aid}")
-        await settle(handle)
+        aid, handle = await self.open_account(days_past_due=days_past_due, language=language)
         await handle.signal("risk", {"kind": "gps_offline", "detail": "no GPS fix for 3 days"})
         await settle(handle)
         task_id = await self.pool.fetchval(

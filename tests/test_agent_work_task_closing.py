@@ -16,20 +16,11 @@ import pytest
 from temporalio.client import WorkflowHandle
 
 from ingress.tasks import answered_by_contact
-from tests.collection import account, finish, settle
+from tests.collection import finish, settle
 from tests.test_agent_work import Work, _contacts, arrears, work  # noqa: F401 - `work` is the module's fixture
 
 GUARANTOR = {"name": "李强", "role": "guarantor", "contact_id": "g-li", "phone": "+8613900139000"}
 CO_BORROWER = {"name": "张敏", "role": "co_borrower", "phone": "+8613700137000"}   # named contact-2
-
-
-async def _account(work: Work, **extra: Any) -> tuple[str, WorkflowHandle]:
-    data = account(today=await work.today(), due_in=-10, amount=100_000, **extra)
-    r = await work.http.post("/accounts", json=data, headers=work.auth("billing"))
-    assert r.status_code == 200, r.text
-    handle = work.env.client.get_workflow_handle(f"account-{data['account_id']}")
-    await settle(handle)
-    return data["account_id"], handle
 
 
 async def _task(work: Work, aid: str, reason: str) -> dict[str, Any]:
@@ -64,7 +55,7 @@ def _contact_count(status: dict[str, Any]) -> int:
 # ---- F8: a contact outcome closes only a task a contact answers, by whom may work it ---------------
 
 async def test_a_contact_may_not_close_a_four_eyes_approval_or_a_dispute(work: Work) -> None:
-    aid, handle = await _account(work)
+    aid, handle = await work.open_account()
     asked = await handle.execute_update("write_off", {"operator": "manager.zhou", "role": "supervisor",
                                                       "reason": "uncollectable"})
     assert asked["status"] == "pending_approval", asked
@@ -91,7 +82,7 @@ async def test_a_contact_may_not_close_a_four_eyes_approval_or_a_dispute(work: W
     assert [a["approval_id"] for a in status["approvals"]] == [asked["approval_id"]]
     assert [d["dispute_id"] for d in status["open_disputes"]] == ["D-1"]
     # A task of another account, or none at all, is 404; nothing is sent either.
-    aid2, handle2 = await _account(work)
+    aid2, handle2 = await work.open_account()
     r = await work.http.post(f"/accounts/{aid2}/contact", headers=work.auth("operator"), json={
         "channel": "sms", "outcome": "inbound_reply", "task": approval["idempotency_key"]})
     assert r.status_code == 404, r.text
@@ -122,7 +113,7 @@ async def test_a_contact_may_not_close_a_four_eyes_approval_or_a_dispute(work: W
 
 
 async def test_a_contact_closes_a_call_task_only_for_whom_may_work_it(work: Work) -> None:
-    aid, handle = await _account(work)
+    aid, handle = await work.open_account()
     task = await _risk_task(work, aid, handle)
     before = _contact_count(await handle.query("status"))
     body = {"channel": "voice", "outcome": "conversation", "task": task["idempotency_key"]}
@@ -151,7 +142,7 @@ async def test_a_contact_closes_a_call_task_only_for_whom_may_work_it(work: Work
     await settle(handle)
     assert _contact_count(await handle.query("status")) == before + 1
     # A supervisor may act on a task another person holds (as on /tasks).
-    aid2, handle2 = await _account(work)
+    aid2, handle2 = await work.open_account()
     task2 = await _risk_task(work, aid2, handle2)
     await work.http.post(f"/tasks/{task2['task_id']}/claim", headers=work.auth("operator"))
     r = await work.http.post(f"/accounts/{aid2}/contact", headers=work.auth("supervisor"),
@@ -200,7 +191,7 @@ def test_which_tasks_a_contact_answers() -> None:
 # ---- F9: a person the account does not know is refused before anything is closed or sent -----------
 
 async def test_an_outcome_naming_an_unknown_person_is_refused_and_can_be_corrected(work: Work) -> None:
-    aid, handle = await _account(work, contacts=[GUARANTOR, CO_BORROWER])
+    aid, handle = await work.open_account(contacts=[GUARANTOR, CO_BORROWER])
     task = await _risk_task(work, aid, handle)
     before = _contact_count(await handle.query("status"))
     url = f"/tasks/{task['task_id']}/outcome"
@@ -234,12 +225,12 @@ async def test_an_outcome_naming_an_unknown_person_is_refused_and_can_be_correct
 
 
 async def test_named_contacts_and_the_debtor_are_known(work: Work) -> None:
-    aid, handle = await _account(work, contacts=[GUARANTOR, CO_BORROWER])
+    aid, handle = await work.open_account(contacts=[GUARANTOR, CO_BORROWER])
     task = await _risk_task(work, aid, handle)
     r = await work.http.post(f"/accounts/{aid}/contact", headers=work.auth("operator"), json={
         "channel": "voice", "outcome": "conversation", "person": "g-li", "task": task["idempotency_key"]})
     assert r.status_code == 200, r.text
-    aid2, handle2 = await _account(work)
+    aid2, handle2 = await work.open_account()
     task2 = await _risk_task(work, aid2, handle2)
     r = await work.http.post(f"/tasks/{task2['task_id']}/outcome", headers=work.auth("operator"),
                              json={"result": "reached", "person": "debtor"})
@@ -255,7 +246,7 @@ async def test_named_contacts_and_the_debtor_are_known(work: Work) -> None:
 
 @pytest.mark.parametrize("person", ["contact-1", "g-li"])
 async def test_an_unknown_contact_id_on_an_account_without_contacts(work: Work, person: str) -> None:
-    aid, handle = await _account(work)
+    aid, handle = await work.open_account()
     task = await _risk_task(work, aid, handle)
     r = await work.http.post(f"/tasks/{task['task_id']}/outcome", headers=work.auth("operator"),
                              json={"result": "no_answer", "person": person})
@@ -265,7 +256,7 @@ async def test_an_unknown_contact_id_on_an_account_without_contacts(work: Work, 
 
 
 async def test_cli_outcome_naming_an_unknown_person_exits_2_and_leaves_the_task_open(work: Work, tmp_path) -> None:
-    aid, handle = await _account(work)
+    aid, handle = await work.open_account()
     task = await _risk_task(work, aid, handle)
     code, _, err = await arrears(work, tmp_path, "tasks", "outcome", str(task["task_id"]), "--result",
                                  "wrong_party", "--person", "nobody")

@@ -13,7 +13,7 @@ from temporalio.client import WorkflowHandle
 
 from ingress.accounts import CLOSED_PAYMENT_TASK
 from ingress.tasks import resolvable_by_hand
-from tests.collection import account, finish, payment, settle
+from tests.collection import finish, payment, settle
 from tests.test_agent_work import Work, arrears, work  # noqa: F401 - `work` is the module's fixture
 
 NOTE = "refunded by bank transfer ref 123"
@@ -22,12 +22,7 @@ NOTE = "refunded by bank transfer ref 123"
 async def _overpaid(work: Work) -> tuple[str, WorkflowHandle, dict[str, Any]]:
     """An account with one small instalment paid far above it: paid off, a refund task open, the run still
     in its closing grace."""
-    data = account(today=await work.today(), due_in=-3, amount=1_000)
-    r = await work.http.post("/accounts", json=data, headers=work.auth("billing"))
-    assert r.status_code == 200, r.text
-    aid = data["account_id"]
-    handle = work.env.client.get_workflow_handle(f"account-{aid}")
-    await settle(handle)
+    aid, handle = await work.open_account(days_past_due=3, amount=1_000)
     await handle.signal("payment", payment("OVER-1", 1_000_000, await work.env.get_current_time()))
     await settle(handle)
     status = await handle.query("status")
@@ -78,12 +73,7 @@ async def test_a_refund_task_is_resolved_by_hand_in_the_account_and_the_row(work
 
 
 async def test_tasks_with_a_closing_action_of_their_own_are_refused(work: Work) -> None:
-    data = account(today=await work.today(), due_in=-10, amount=100_000)
-    r = await work.http.post("/accounts", json=data, headers=work.auth("billing"))
-    assert r.status_code == 200, r.text
-    aid = data["account_id"]
-    handle = work.env.client.get_workflow_handle(f"account-{aid}")
-    await settle(handle)
+    aid, handle = await work.open_account()
     asked = await handle.execute_update("write_off", {"operator": "manager.zhou", "role": "supervisor",
                                                       "reason": "uncollectable"})
     assert asked["status"] == "pending_approval", asked

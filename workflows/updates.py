@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.restructuring import RestructuringQuote, quote_restructuring, rules_at
     from domain.working_days import working_day_deadline
     from policies import published
-    from schemas.agent_work import REASON_CODES, resolvable_by_hand
+    from schemas.agent_work import REASON_CODES, resolvable_by_hand, task_scope
     from schemas.events import (
         ApproveLockout, CeaseCommunication, ChangePolicy, Close, DecideApproval, EmergencyUnlock, OpenDispute, OptOut,
         Pause, PromiseToPay, RejectLockout, RepaymentPlan, ResolveDispute, ResolveTask, Resume, WaiveFee,
@@ -779,7 +779,7 @@ class OperatorUpdates(Effects):
         s = self._state
         key = self._open_task_key(event.task)
         reason, who = s.tasks_open[key], self._actor(event)
-        scope = key.removeprefix(f"{s.account.account_id}:").removesuffix(":task")
+        scope = task_scope(s.account.account_id, key)   # a key of this account: the validator checked it
         self._close_task(key, f"resolved by hand by {who}: {event.note}")
         self._record("operator_action", f"task resolved by hand ({reason}) by {who}: {event.note[:500]}",
                      key=f"task:{scope}:resolved", actor=who,
