@@ -8,6 +8,7 @@ and one of them sent again). A payment to a full charges book is counted and rec
 day asks a person to apply them."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from infra.settings import Settings
@@ -15,9 +16,10 @@ from tests.collection import account, finish, payment, settle, today
 
 
 async def _paid(env, monkeypatch, module: Any, limit: str, value: int, ids: list[str], *,
-                again: str | None = None) -> tuple:
-    """The account's start input and its `status` after the payments `ids` (then `again`, once they are
-    applied), with `module.limit` set to `value` for the test."""
+                again: str | None = None, ahead: timedelta = timedelta(0), paid_off: bool = False) -> tuple:
+    """The account's start input and its `status` after the payments `ids` (received `ahead` of now;
+    after the account is paid off when `paid_off`; then `again`, once they are applied), with
+    `module.limit` set to `value` for the test."""
     from workers.main import workflow_worker
 
     data = account(today=await today(env), due_in=5)
@@ -27,8 +29,11 @@ async def _paid(env, monkeypatch, module: Any, limit: str, value: int, ids: list
         h = await env.client.start_workflow("AccountCollection", data, id=f"account-{data['account_id']}",
                                             task_queue=queue)
         now = await env.get_current_time()
+        if paid_off:
+            await h.signal("payment", payment("PAY-OFF", 100_000, now))
+            await settle(h)
         for pid in ids:
-            await h.signal("payment", payment(pid, 100, now))
+            await h.signal("payment", payment(pid, 100, now + ahead))
         await settle(h)
         if again:
             await h.signal("payment", payment(again, 100, now))
@@ -61,3 +66,33 @@ async def test_payments_to_a_full_charges_book_are_counted_and_share_one_task_a_
     assert all("the charges book is full" in e["summary"] for e in unapplied)
     one_task = f"{data['account_id']}:payment:book-full-{st['today']}:unapplied:task"
     assert st["tasks_open"] == [one_task], st["tasks_open"]
+
+
+async def test_payments_past_the_open_tasks_of_their_kind_share_one_task_a_day(env, pool, monkeypatch):
+    # Payments that each need a person (a receipt time days ahead, money after the account closed) each
+    # opened a task: a burst of them filled the state carried across continue-as-new with tasks.
+    import workflows.signals
+
+    data, st = await _paid(env, monkeypatch, workflows.signals, "PAYMENT_TASKS_APART", 2,
+                           [f"AHEAD-{n}" for n in range(5)], ahead=timedelta(days=3))
+    assert st["paid_total"] == 500, st["paid_total"]      # every payment applied
+    key = f"{data['account_id']}:payment:%s:date:task"
+    assert sorted(st["tasks_open"]) == sorted([key % "AHEAD-0", key % "AHEAD-1", key % f"gathered-{st['today']}"]), \
+        st["tasks_open"]
+    noted = [e for e in st["timeline"] if e["kind"] == "payment_applied" and "beyond clock skew" in e["summary"]]
+    assert len(noted) == 5, st["timeline"]                 # each payment still says what is wrong with it
+    rows = await pool.fetch("SELECT idempotency_key, detail FROM agent_tasks WHERE account_id=$1 "
+                            "AND reason='payment date to check'", data["account_id"])
+    assert sorted(r["idempotency_key"] for r in rows) == sorted(st["tasks_open"]), rows
+    assert "from this day" in next(r["detail"] for r in rows if "gathered" in r["idempotency_key"])
+
+
+async def test_refunds_after_the_close_past_the_open_ones_share_one_task_a_day(env, pool, monkeypatch):
+    import workflows.signals
+
+    data, st = await _paid(env, monkeypatch, workflows.signals, "PAYMENT_TASKS_APART", 2,
+                           [f"LATE-{n}" for n in range(4)], paid_off=True)
+    assert st["stage"] == "paid_off" and st["credit"] == 400, (st["stage"], st["credit"])
+    key = f"{data['account_id']}:payment:%s:refund:task"
+    assert sorted(st["tasks_open"]) == sorted([key % "LATE-0", key % "LATE-1", key % f"gathered-{st['today']}"]), \
+        st["tasks_open"]

@@ -107,6 +107,10 @@ WORKFLOW_ID_NAMES_ACCOUNT = "workflow-id-names-account"
 # supervisor's decision, and under a policy that asks a second person for write-offs it is requested
 # for approval; any operator could reduce principal to nothing so, where a write-off needs both.
 DISPUTE_ADJUSTMENT_SUPERVISED = "dispute-adjustment-supervised"
+# Added after it, asked only when a payment needs a task of a kind ("payment date to check", "refund
+# overpayment") while 20 of that kind are open: one task a day gathers the rest, where each payment
+# opened its own (a burst filled the state carried across continue-as-new past Temporal's payload limit).
+PAYMENT_TASKS_GATHERED = "payment-tasks-gathered"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.

@@ -32,12 +32,15 @@ from workflows.common import describe_validation_error
 from workflows.context import MAX_PAYMENT_IDS
 from workflows.pacing import Pacing
 from workflows.patches import (AGENT_CALLS_COUNT, BOOK_FULL_ONE_TASK, CLOSE_TASK_ON_OUTCOME,
-                               CONTACT_CLOSES_ITS_TASKS_ONLY, PAYMENT_ON_BOOK_IS_DUPLICATE, RISK_PERSON_KNOWN,
-                               RISK_SIGNS_CATALOGUE)
+                               CONTACT_CLOSES_ITS_TASKS_ONLY, PAYMENT_ON_BOOK_IS_DUPLICATE, PAYMENT_TASKS_GATHERED,
+                               RISK_PERSON_KNOWN, RISK_SIGNS_CATALOGUE)
 
 KNOWN_SIGNALS = "payment, risk, contact, lockout_confirmation, delivery_receipt"
 # Voice outcomes of a call placed to the person (consumer_initiated is theirs, inbound_reply no call).
 PLACED_CALL_OUTCOMES = frozenset({"conversation", "no_answer", "voicemail", "wrong_party"})
+# Tasks of one kind ("payment date to check", "refund overpayment") open for single payments; past them
+# one task a day asks for the rest.
+PAYMENT_TASKS_APART = 20
 
 
 class Signals(Pacing):
@@ -142,19 +145,36 @@ class Signals(Pacing):
                                           "rules": bal.statement.rules_ref,
                                           "order": list(s.book.rules.allocation.order_for(s.book.jurisdiction))}})
         if note and "future" in note:
-            self._open_task(f"payment:{p.payment_id}:date", "payment date to check", note)
+            self._payment_task(p.payment_id, "date", "payment date to check", note,
+                               "check the date of each payment recorded as payment_applied on this account from "
+                               "this day with a receipt time in the future")
         self._partner_notice("payment", p.payment_id, f"payment of {self._money(p.amount)} received",
                              amount=p.amount, currency=p.currency, received_at=p.received_at.isoformat())
         # A payment that pays the account off with money left over is refunded when the loop closes it
         # (Delinquency._refund_credit_left); one arriving after the close, here. Each task states what
         # to refund for its payment: the account's credit also counts what earlier tasks refund.
         if s.stage in TERMINAL and result.credit:
-            self._open_task(f"payment:{p.payment_id}:refund", "refund overpayment",
-                            f"payment {p.payment_id} arrived after the account was {s.stage}; "
-                            f"refund {self._money(result.credit)}"
-                            + (f" (the account's credit, earlier refunds included, is {self._money(bal.credit)})"
-                               if bal.credit != result.credit else ""))
+            self._payment_task(p.payment_id, "refund", "refund overpayment",
+                               f"payment {p.payment_id} arrived after the account was {s.stage}; "
+                               f"refund {self._money(result.credit)}"
+                               + (f" (the account's credit, earlier refunds included, is {self._money(bal.credit)})"
+                                  if bal.credit != result.credit else ""),
+                               f"refund each payment recorded as payment_applied on this account from this day, "
+                               f"after it was {s.stage} (its allocation's credit is the amount to refund)")
         self._wake_up()
+
+    def _payment_task(self, payment_id: str, what: str, reason: str, detail: str, gathered: str) -> None:
+        """A task for one payment, up to PAYMENT_TASKS_APART of a kind open at once; past them one task a
+        day gathers the rest (each payment is in its own record), so no burst of payments can fill the
+        state carried across continue-as-new with tasks."""
+        s = self._state
+        prefix, suffix = f"{s.account.account_id}:payment:", f":{what}:task"
+        apart = sum(1 for k in s.tasks_open if k.startswith(prefix) and k.endswith(suffix)
+                    and not k.startswith(prefix + "gathered-"))
+        if apart >= PAYMENT_TASKS_APART and self._patched(PAYMENT_TASKS_GATHERED):
+            self._open_task(f"payment:gathered-{self._today().isoformat()}:{what}", reason, gathered)
+        else:
+            self._open_task(f"payment:{payment_id}:{what}", reason, detail)
 
     def _payment_date(self, received_at: Any) -> tuple[Any, str]:
         """The date a payment is applied on (its value date): the debtor's local date of `received_at`
