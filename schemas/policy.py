@@ -16,6 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from schemas.charges import Allocation, Charges, LateFeeRule, PenaltyInterestRule, Rate, Waivers
 from schemas.currencies import is_supported_currency
 from schemas.handoffs import ReportKind
+from schemas.limits import MAX_AMOUNT, MAX_POLICY_VERSION
 from schemas.risk_signs import CATALOGUE as RISK_SIGNS
 
 Channel = Literal["sms", "email", "voice", "letter"]
@@ -39,6 +40,10 @@ StepAction = Literal[
 
 
 StepRecipient = Literal["debtor", "accounts_payable", "decision_maker", "guarantor", "co_borrower"]
+# Bounds of a policy's numbers, so no policy can ask for a date or a duration Python cannot hold.
+MAX_POLICY_DAYS = 3650           # a step's or a stage's days past due, an acceleration
+MAX_CALL_CAP = 100               # call attempts a cap may allow in its window (the account keeps as many)
+
 _REPRESENTATIVES = ("accounts_payable", "decision_maker")
 _ALL_ROLES = _REPRESENTATIVES + ("guarantor", "co_borrower")
 # Actions that may address someone other than the debtor, and whom. A pre-due reminder goes to the
@@ -75,7 +80,7 @@ class Step(_Strict):
     action: StepAction
     # Exactly one anchor: days before the due date (pre-due) or days past due (0 = due date).
     days_before_due: int | None = Field(default=None, ge=1, le=60)
-    dpd: int | None = Field(default=None, ge=0, le=3650)
+    dpd: int | None = Field(default=None, ge=0, le=MAX_POLICY_DAYS)
     # Or days after the instalment's invoice date (`invoiced_on` in the start input; seed 002 #37 "call
     # 15 days after invoicing"): a step before the due date, skipped for instalments with no invoice
     # date or when that day is not before the due date.
@@ -135,13 +140,13 @@ class Step(_Strict):
 
 class Stage(_Strict):
     name: str
-    from_dpd: int = Field(ge=0)
+    from_dpd: int = Field(ge=0, le=MAX_POLICY_DAYS)
 
 
 class LateFee(_Strict):
-    fixed: int = Field(default=0, ge=0, description="minor units")
+    fixed: int = Field(default=0, ge=0, le=MAX_AMOUNT, description="minor units")
     percent_bp: int = Field(default=0, ge=0, le=10_000, description="basis points of the overdue amount")
-    cap: int | None = Field(default=None, ge=0, description="minor units")
+    cap: int | None = Field(default=None, ge=0, le=MAX_AMOUNT, description="minor units")
 
 
 class Fees(_Strict):
@@ -222,9 +227,9 @@ class Promises(_Strict):
     max_horizon_days: int = Field(default=30, ge=1, le=365)
     grace_days: int = Field(default=3, ge=0, le=30)
     # Each broken promise shortens later waits by this many days (never below zero).
-    grace_reduction_per_broken: int = Field(default=1, ge=0)
-    horizon_reduction_per_broken: int = Field(default=7, ge=0)
-    max_broken_before_refusal: int = Field(default=3, ge=1)
+    grace_reduction_per_broken: int = Field(default=1, ge=0, le=30)
+    horizon_reduction_per_broken: int = Field(default=7, ge=0, le=365)
+    max_broken_before_refusal: int = Field(default=3, ge=1, le=100)
     # What a broken promise brings (seed 001: a broken promise has consequences): None, nothing more.
     on_broken: BrokenPromise | None = None
 
@@ -246,8 +251,8 @@ class RepaymentPlans(_Strict):
 
 class Lockout(_Strict):
     enabled: bool = True
-    notice_days: int = Field(default=10, ge=0)
-    final_warning_hours: int = Field(default=48, ge=0)
+    notice_days: int = Field(default=10, ge=0, le=365)
+    final_warning_hours: int = Field(default=48, ge=0, le=24 * 365)
     requires_approval: bool = True
     final_warning_channels: tuple[Channel, ...] = ("sms", "email")
     final_warning_template: str = "lockout_final_warning"
@@ -275,9 +280,9 @@ class ContactWindow(_Strict):
 
 
 class CallCaps(_Strict):
-    max_attempts: int = Field(default=7, ge=0)
-    per_days: int = Field(default=7, ge=1)
-    quiet_days_after_conversation: int = Field(default=7, ge=0)
+    max_attempts: int = Field(default=7, ge=0, le=MAX_CALL_CAP)
+    per_days: int = Field(default=7, ge=1, le=365)
+    quiet_days_after_conversation: int = Field(default=7, ge=0, le=365)
 
 
 class ContactRules(_Strict):
@@ -289,7 +294,7 @@ class ContactRules(_Strict):
     # Templates the law still allows after a cease-communication request.
     allowed_after_cease: tuple[str, ...] = ("cease_acknowledgement", "lockout_warning", "lockout_final_warning",
                                             "unlock_notice", "placement_notice", "litigation_notice")
-    statute_of_limitations_years: int | None = Field(default=6, ge=1)
+    statute_of_limitations_years: int | None = Field(default=6, ge=1, le=100)
 
 
 class Risk(_Strict):
@@ -297,7 +302,7 @@ class Risk(_Strict):
         "telematics_tamper": "accelerate", "gps_offline": "route_to_person", "out_of_region": "accelerate",
         "phone_dead": "route_to_person", "bankruptcy": "stop", "death": "stop",
     })
-    accelerate_days: int = Field(default=15, ge=0)
+    accelerate_days: int = Field(default=15, ge=0, le=MAX_POLICY_DAYS)
 
     @model_validator(mode="after")
     def _known_signs(self) -> "Risk":
@@ -309,7 +314,7 @@ class Risk(_Strict):
 
 class Policy(_Strict):
     policy_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_POLICY_VERSION)
     description: str = ""
     segments: tuple[str, ...] = ()
     default_timezone: str = "UTC"

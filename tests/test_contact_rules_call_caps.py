@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from domain.contact_rules.call_caps import CallAttempt, call_allowed, check_calls
-from schemas.policy import CallCaps, Policy
+from domain.contact_rules.call_caps import CallAttempt, attempts_kept, call_allowed, check_calls
+from schemas.policy import MAX_CALL_CAP, CallCaps, Policy
 
 T0 = datetime(2026, 6, 1, 14, 0, tzinfo=UTC)
 REG_F = CallCaps()
@@ -74,3 +77,41 @@ def test_stricter_two_in_seven_is_just_data():
 def test_edge_configurations(caps, allowed):
     v = call_allowed(T0, [], caps, last_conversation_at=T0 - timedelta(hours=1))
     assert v.allowed is allowed and v.earliest is None
+
+
+# ---- what the account keeps of its call history ------------------------------------------------
+
+_offsets = st.lists(st.tuples(st.floats(min_value=0, max_value=25, allow_nan=False), st.booleans()), max_size=300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(offsets=_offsets, max_attempts=st.one_of(st.integers(0, 12), st.integers(0, MAX_CALL_CAP)),
+       per_days=st.integers(1, 12), later=st.floats(min_value=0, max_value=15, allow_nan=False))
+def test_the_kept_history_decides_every_later_call_as_the_whole_one(offsets, max_attempts, per_days, later):
+    caps = CallCaps(max_attempts=max_attempts, per_days=per_days)
+    history = sorted((CallAttempt(at=T0 + timedelta(days=d), consumer_initiated=c) for d, c in offsets),
+                     key=lambda a: a.at)
+    now = history[-1].at if history else T0
+    kept = attempts_kept(history, now, caps)
+    later_now = now + timedelta(days=later)
+    whole, trimmed = check_calls(later_now, history, caps), check_calls(later_now, kept, caps)
+    assert (whole.allowed, whole.earliest, whole.rule) == (trimmed.allowed, trimmed.earliest, trimmed.rule)
+
+
+def test_a_burst_of_reported_calls_keeps_at_most_the_cap_of_each_kind():
+    # Ten thousand calls reported in one day (an agent tool in a loop) grew the account's state with
+    # each: the state carried across continue-as-new has a payload limit.
+    burst = [CallAttempt(at=T0 + timedelta(seconds=n), consumer_initiated=n % 2 == 0) for n in range(10_000)]
+    kept = attempts_kept(burst, burst[-1].at, REG_F)
+    assert len(kept) == 2 * MAX_CALL_CAP
+    assert kept == burst[-2 * MAX_CALL_CAP:]   # the latest, in order
+    assert not check_calls(burst[-1].at, kept, REG_F).allowed
+    # Beyond twice the window (at least 30 days), nothing is kept.
+    assert attempts_kept(burst, T0 + 31 * DAY, REG_F) == []
+
+
+@pytest.mark.parametrize("field,value", [("max_attempts", MAX_CALL_CAP + 1), ("per_days", 366),
+                                         ("quiet_days_after_conversation", 366), ("per_days", 10**9)])
+def test_a_policy_cap_beyond_its_bound_is_refused(field, value):
+    with pytest.raises(ValidationError, match=field):
+        CallCaps(**{field: value})

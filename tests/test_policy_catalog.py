@@ -200,3 +200,29 @@ def test_published_policy_versions_are_immutable_and_the_list_only_grows():
                              cwd=folder.parent, capture_output=True, text=True, check=True).stdout
     dropped = [line for line in removed.splitlines() if line.startswith("-") and not line.startswith("---")]
     assert not dropped, f"lines removed from policies/PUBLISHED.sha256: {dropped}"
+
+
+def test_every_number_a_policy_holds_has_an_upper_bound():
+    # A policy's number becomes a date or a duration in the workflow: unbounded, one typo (a per_days of
+    # 10^9) overflows a timedelta there and fails every task of every account under the policy.
+    import typing
+
+    from annotated_types import Le, Lt
+    from pydantic import BaseModel
+
+    import schemas.policy as P
+
+    def bounded(info) -> bool:
+        return any(isinstance(m, (Le, Lt)) for m in info.metadata)
+
+    def numbers(annotation) -> bool:
+        args = typing.get_args(annotation)
+        return annotation is int or (args and all(a in (int, type(None)) for a in args) and int in args)
+
+    unbounded = []
+    for model in vars(P).values():
+        if isinstance(model, type) and issubclass(model, BaseModel) and model.__module__ == P.__name__:
+            for name, info in model.model_fields.items():
+                if numbers(info.annotation) and not bounded(info):
+                    unbounded.append(f"{model.__name__}.{name}")
+    assert unbounded == [], unbounded

@@ -523,6 +523,10 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
             "credit_reports": self._credit_reports_status(),
             "recovery": s.recovery.model_dump(mode="json") if s.recovery else None,
             "consent": s.consent.summary(),
+            # What the call caps read (bounded: domain/contact_rules/call_caps.attempts_kept).
+            "calls": {"attempts": sum(1 for c in s.calls if not c.consumer_initiated),
+                      "consumer_initiated": sum(1 for c in s.calls if c.consumer_initiated),
+                      "last_conversation_at": s.last_conversation_at.isoformat() if s.last_conversation_at else None},
             "outbox": [{"key": o.key, "channel": o.channel, "template": o.template, "person": o.person,
                         "not_before": o.not_before.isoformat() if o.not_before else None} for o in s.outbox],
             "rejected_inputs": [r.model_dump(mode="json") for r in s.rejected],

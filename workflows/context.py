@@ -21,7 +21,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.money import format_money
     from domain.outbound import Situation
     from schemas.actions import ComplianceDecision, LedgerEntry
-    from workflows.state import HANDED_OVER, TERMINAL, AccountState, RejectedInput, TimelineEntry
+    from domain.contact_rules.call_caps import attempts_kept
+    from workflows.state import HANDED_OVER, TERMINAL, AccountState, CallAttempt, RejectedInput, TimelineEntry
 
 
 TIMELINE_KEPT = 60
@@ -152,6 +153,12 @@ class AccountContext:
     def _unknown_person(self, person: Any) -> str:
         """Why a message naming a person the account does not know is refused: the ids it knows."""
         return f"unknown person {person!r}; known: debtor, " + ", ".join(pid for pid, _ in self._contacts())
+
+    def _note_call(self, at: datetime, consumer_initiated: bool = False) -> None:
+        """A call attempt for the caps; the history keeps only what a cap can still need."""
+        s = self._state
+        s.calls.append(CallAttempt(at=at, consumer_initiated=consumer_initiated))
+        s.calls = attempts_kept(s.calls, at, s.policy.rules_for(self._jurisdiction()).call_caps)
 
     def _book(self, event: Event) -> AccountBalance:
         """Append a dated event to the charges book (callers check `_book_room` first); the balance

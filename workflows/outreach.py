@@ -7,7 +7,7 @@ A part of `AccountCollection` (workflows/account_collection.py).
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from functools import partial
 from typing import Any
 
@@ -22,7 +22,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.outreach import OutreachContext, decide
     from schemas.account import REPRESENTATIVE_ROLES, Contact, Debtor
     from schemas.actions import ComplianceDecision, DeliveryReceipt, OutboundMessage
-    from workflows.state import CallAttempt
 
 from workflows.activity_options import CHANNEL_ACTIVITY, MAX_SEND_ROUNDS, NON_RETRYABLE_TYPES, OPTIONS, SEND_ROUND_DELAY
 from workflows.effects import Effects
@@ -220,9 +219,7 @@ class Outreach(Effects):
             variables=self._variables(item), decision=decision)
         now = self._now()
         if item.channel == "voice":
-            s.calls.append(CallAttempt(at=now))
-            horizon = now - timedelta(days=max(30, s.policy.rules_for(self._jurisdiction()).call_caps.per_days * 2))
-            s.calls = [c for c in s.calls if c.at >= horizon]
+            self._note_call(now)
         activity = CHANNEL_ACTIVITY[item.channel]
         try:
             receipt = await workflow.execute_activity(

@@ -9,7 +9,7 @@ A part of `AccountCollection` (workflows/account_collection.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta, timezone
+from datetime import timezone
 from typing import Any
 
 from temporalio import workflow
@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.agent_work import contact_answers, task_scope
     from schemas.limits import MAX_RECEIVED_AT_FUTURE
     from schemas.events import Contact, LockoutConfirmation, Payment, RiskSignal
-    from workflows.state import TERMINAL, CallAttempt
+    from workflows.state import TERMINAL
 
 from workflows.common import describe_validation_error
 from workflows.context import MAX_PAYMENT_IDS
@@ -276,13 +276,11 @@ class Signals(Pacing):
         if (event.channel == "voice" and event.outcome in PLACED_CALL_OUTCOMES and person == DEBTOR
                 and self._patched(AGENT_CALLS_COUNT)):
             # Counted when reported: the cap's window runs from the latest instant it can have been placed.
-            s.calls.append(CallAttempt(at=at))
-            horizon = at - timedelta(days=max(30, s.policy.rules_for(self._jurisdiction()).call_caps.per_days * 2))
-            s.calls = [c for c in s.calls if c.at >= horizon]
+            self._note_call(at)
         if event.outcome == "conversation" and person == DEBTOR:
             s.last_conversation_at = at
         elif event.outcome == "consumer_initiated" and person == DEBTOR:
-            s.calls.append(CallAttempt(at=at, consumer_initiated=True))
+            self._note_call(at, consumer_initiated=True)
         elif event.outcome == "wrong_party":
             s.consent.phone_unusable(person, "wrong_party")
         self._record("contact", f"{event.channel} {event.outcome.replace('_', ' ')}"

@@ -38,6 +38,7 @@ from workflows.patches import CLOSE_VERIFY_ON_RESUME, DISPUTE_ADJUSTMENT_SUPERVI
 
 MAX_PAUSE_DAYS = 366
 MAX_OPEN_APPROVALS = 20
+MAX_OPEN_DISPUTES = 50         # each is carried in the state and shown in `status`
 MAX_BOOK_INSTALMENTS = 1_000   # the charges engine's bound on instalments (schedule and plans)
 
 
@@ -207,7 +208,14 @@ class OperatorUpdates(Effects):
 
     @open_dispute.validator
     def _v_open_dispute(self, *args: Any) -> None:
-        self._validate(OpenDispute, args, self._check_open_dispute)
+        self._validate(OpenDispute, args, self._check_dispute_room)
+
+    def _check_dispute_room(self, event: OpenDispute) -> None:
+        # The validator's alone: the handler's re-check lets through the few updates accepted together
+        # (Temporal bounds those in flight), and runs recorded before the bound replay as they ran.
+        self._check_open_dispute(event)
+        if len(self._state.disputes.open) >= MAX_OPEN_DISPUTES:
+            raise InvalidInput(f"{MAX_OPEN_DISPUTES} disputes are already open on this account; resolve one first")
 
     def _check_open_dispute(self, event: OpenDispute) -> None:
         self._require_open()

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from schemas.policy import CallCaps
+from schemas.policy import MAX_CALL_CAP, CallCaps
 
 from .timezones import as_utc
 
@@ -32,6 +32,30 @@ class CallAttempt(BaseModel):
 
     at: datetime
     consumer_initiated: bool = False
+
+
+class _Attempt(Protocol):
+    at: datetime
+    consumer_initiated: bool
+
+
+A = TypeVar("A", bound=_Attempt)
+
+
+def attempts_kept(history: Sequence[A], now: datetime, caps: CallCaps) -> list[A]:
+    """What the account keeps of its call history: the attempts within twice the cap's window (at
+    least 30 days), and of those the latest MAX_CALL_CAP counted and the latest MAX_CALL_CAP the consumer
+    initiated, in their order. No cap looks further back (a policy's `max_attempts` is at most
+    MAX_CALL_CAP), so a burst of reported calls cannot grow the account's state."""
+    horizon = as_utc(now) - timedelta(days=max(30, caps.per_days * 2))
+    kept: list[A] = []
+    seen = {True: 0, False: 0}
+    for attempt in reversed(history):
+        if as_utc(attempt.at) >= horizon and seen[attempt.consumer_initiated] < MAX_CALL_CAP:
+            seen[attempt.consumer_initiated] += 1
+            kept.append(attempt)
+    kept.reverse()
+    return kept
 
 
 class CapCheck(NamedTuple):
