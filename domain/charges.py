@@ -24,6 +24,8 @@ the debtor's zone). Append an event when the fact is accepted, never edit or rem
     ChargeEvent(event_id=f"charge:{charge}:{business key}", on=today, charge="broken_promise_fee",
                 amount=<minor units asked>, instalment_id=None (oldest due still owing) | id, reason=str)
                                              # a one-off fee; legal caps may charge less
+    RefundEvent(event_id=f"refund:{refund_id}", on=today, amount=int, reason=str)
+                                             # credit paid back; never more than the credit held
 
 Reads (status, evidence, each payment, the fee step, closing) are one call:
 
@@ -133,6 +135,17 @@ class AdjustmentEvent(_Stored):
     reason: str = Field(default="", max_length=500)
 
 
+class RefundEvent(_Stored):
+    """Credit paid back to the debtor (an overpayment refunded by a person): it leaves the credit held
+    on its date; more than the credit held then is not taken (`unapplied`, stated in its result)."""
+
+    kind: Literal["refund"] = "refund"
+    event_id: str = Field(min_length=1, max_length=200)
+    on: date
+    amount: StrictInt = Field(gt=0, le=10**14)
+    reason: str = Field(default="", max_length=500)
+
+
 class RestructureEvent(_Stored):
     """A signed plan (domain.restructuring.quote_restructuring builds it): every open instalment
     is superseded on `on`; the plan's principal and agreed charges must equal what was open,
@@ -174,8 +187,8 @@ class RulesChange(_Stored):
     charges: Charges
 
 
-Event = Annotated[Union[PaymentEvent, WaiverEvent, AdjustmentEvent, RestructureEvent, RulesChange, ChargeEvent],
-                  Field(discriminator="kind")]
+Event = Annotated[Union[PaymentEvent, WaiverEvent, AdjustmentEvent, RestructureEvent, RulesChange, ChargeEvent,
+                        RefundEvent], Field(discriminator="kind")]
 
 
 class ChargesBook(BaseModel):
@@ -868,6 +881,12 @@ class _Replay:
         self.credit += left
         self.results.append(EventResult(ev.event_id, "payment", on, tuple(applied), credit=left))
 
+    def refund(self, ev: RefundEvent, on: date) -> None:
+        taken = min(ev.amount, self.credit)
+        self.credit -= taken
+        self.results.append(EventResult(ev.event_id, "refund", on, credit=-taken, unapplied=ev.amount - taken,
+                                        note=ev.reason))
+
     def _targets(self, instalment_id: str | None, on: date, *, include_future: bool) -> list[_Line]:
         if instalment_id is not None:
             x = self.by_id.get(instalment_id)
@@ -1132,6 +1151,8 @@ def _apply(replay: _Replay, ev: Any, on: date) -> None:
         replay.restructure(ev, on)
     elif ev.kind == "charge":
         replay.charge(ev, on)
+    elif ev.kind == "refund":
+        replay.refund(ev, on)
     else:
         replay.rules_change(ev, on)
 

@@ -46,6 +46,7 @@ ACTION_PERMISSIONS: dict[str, str] = {
     # supervisor: money given up, accounts ended, machines locked or unlocked, approvals, policy
     "write_off": "supervise",
     "close": "supervise",
+    "record_refund": "supervise",
     "waive_fee": "supervise",
     "approve_lockout": "supervise",
     "reject_lockout": "supervise",

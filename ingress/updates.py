@@ -24,6 +24,7 @@ UPDATES: dict[str, tuple[type[BaseModel], str]] = {
     "cease_communication": (ev.CeaseCommunication, "Cease communication (only legally required notices)."),
     "write_off": (ev.WriteOff, "Write the balance off (approval required)."),
     "close": (ev.Close, "Close the account."),
+    "record_refund": (ev.RecordRefund, "Record credit paid back to the debtor (at most the credit held; supervisor)."),
     "change_policy": (ev.ChangePolicy, "Move the account to another policy or version (latest when no version)."),
     "decide_approval": (ev.DecideApproval, "Approve or reject a pending four-eyes request (another person)."),
     "request_recovery": (ev.RequestRecovery, "Hand the machine to the recovery partner: repossession (supervisor) "

@@ -183,6 +183,17 @@ class Close(_Event, Operator):
     reason: L.Reason
 
 
+class RecordRefund(_Event, Operator):
+    """Credit paid back to the debtor by a person (an overpayment refunded): it leaves the account's
+    credit, at most what the account holds. `refund_id` names the refund (once per account);
+    `payment_id` the payment whose refund task it answers, if one. Refunding all the credit closes
+    every refund task of the account."""
+
+    refund_id: L.Identifier
+    amount: L.Amount
+    payment_id: L.Identifier | None = None
+
+
 class RequestRecovery(_Event, Operator):
     """Hand the financed machine to the recovery partner (repossession: supervisor) or arrange the
     collection of a machine the debtor surrenders (voluntary_surrender)."""

@@ -138,3 +138,57 @@ async def test_an_account_closed_or_written_off_holding_credit_asks_for_the_refu
         assert [(t["idempotency_key"], t["status"]) for t in tasks] == [(key, "open")], tasks
         assert f"account {how} holding credit {format_money(held, 'CNY')}" in tasks[0]["detail"], tasks[0]["detail"]
         await finish(h)
+
+
+async def test_a_refund_recorded_by_a_supervisor_leaves_the_credit_and_answers_its_tasks(env, pool):
+    # A person refunded the money by hand and the account kept counting it as the debtor's credit:
+    # a later refund task stated the whole credit again, refunds included.
+    import pytest
+    from temporalio.client import WorkflowUpdateFailedError
+
+    t0 = await today(env)
+    data = account(today=t0, due_in=10)
+    aid = data["account_id"]
+    h = await start(env.client, data)
+    await h.signal("payment", payment("BIG", 150_000, await env.get_current_time()))
+    await env.sleep(DAY)
+    await settle_all(locals())
+    await h.signal("payment", payment("BIG-AGAIN", 20_000, await env.get_current_time()))
+    await settle_all(locals())
+    st = await h.query("status")
+    assert st["stage"] == "paid_off" and st["credit"] == 70_000, (st["stage"], st["credit"])
+    key = f"{aid}:payment:%s:refund:task"
+    assert sorted(st["tasks_open"]) == sorted([key % "BIG", key % "BIG-AGAIN"]), st["tasks_open"]
+    sup = {"operator": "sup.wu", "role": "supervisor"}
+
+    async def refused(body: dict, why: str) -> None:
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await h.execute_update("record_refund", body)
+        assert why in str(err.value.cause), str(err.value.cause)
+
+    await refused({"refund_id": "R1", "amount": 50_000, "operator": "op.li", "role": "operator"},
+                  "needs the supervisor role (caller has operator)")
+    await refused({"refund_id": "R1", "amount": 70_001, **sup}, "holds credit of CNY 700.00")
+    await refused({"refund_id": "R1", "amount": 50_000, "payment_id": "NOPE", **sup}, "no refund task is open for "
+                  "payment NOPE")
+    assert (await h.query("status"))["credit"] == 70_000          # nothing changed
+    done = await h.execute_update("record_refund", {"refund_id": "R1", "amount": 50_000, "payment_id": "BIG", **sup})
+    assert done == {"refund_id": "R1", "credit": 20_000, "tasks_closed": [key % "BIG"]}, done
+    await refused({"refund_id": "R1", "amount": 1, **sup}, "refund R1 is already recorded")
+    # The rest, named by no payment: no credit left, so no refund task is left open either.
+    done = await h.execute_update("record_refund", {"refund_id": "R2", "amount": 20_000, "note": "wire 8812", **sup})
+    assert done == {"refund_id": "R2", "credit": 0, "tasks_closed": [key % "BIG-AGAIN"]}, done
+    await settle_all(locals())
+    st = await h.query("status")
+    assert st["credit"] == 0 and st["tasks_open"] == [] and st["paid_total"] == 170_000, st
+    refunds = [e for e in st["timeline"] if e["kind"] == "refund_recorded"]
+    assert [e["summary"] for e in refunds] == [
+        "refund R1 of CNY 500.00 paid back to the debtor; credit left CNY 200.00",
+        "refund R2 of CNY 200.00 paid back to the debtor; credit left CNY 0.00"], refunds
+    tasks = await refund_tasks(pool, aid)
+    assert [(t["idempotency_key"], t["status"]) for t in tasks] == [(key % "BIG-AGAIN", "closed"),
+                                                                    (key % "BIG", "closed")], tasks
+    audit = await pool.fetch("SELECT kind FROM audit_log WHERE account_id=$1 AND kind='refund_recorded'", aid)
+    assert len(audit) == 2, audit
+    result = await h.result()
+    assert result["stage"] == "paid_off" and result["credit"] == 0

@@ -8,8 +8,8 @@ from datetime import date, timedelta
 import pytest
 
 from domain.charges import (
-    AdjustmentEvent, ChargesBook, ChargesError, Instalment, PaymentEvent, RestructureEvent, RulesChange, Statements,
-    WaiverEvent, open_book, postings, rdiv, statement, waivable, waiver_requires_approval,
+    AdjustmentEvent, ChargesBook, ChargesError, Instalment, PaymentEvent, RefundEvent, RestructureEvent, RulesChange,
+    Statements, WaiverEvent, open_book, postings, rdiv, statement, waivable, waiver_requires_approval,
 )
 from policies.catalog import load
 from schemas.account import AccountStart
@@ -235,6 +235,23 @@ def test_without_prepayment_credit_settles_instalments_on_their_due_dates():
     assert st.credit == 0 and st.line(second.isoformat()).principal_outstanding == 50_000
     assert st.line(second.isoformat()).interest == 500                 # only on what the credit did not cover
     assert st.events[-1].kind == "credit" and st.events[-1].on == second
+
+
+def test_a_refund_leaves_the_credit_it_pays_back_and_never_more():
+    b = book(INTEREST_18, (D0, 100_000), events=[pay("p", D0, 180_000)])
+    assert statement(b, D0).credit == 80_000
+    b.events.append(RefundEvent(event_id="refund:r1", on=D0 + timedelta(days=2), amount=30_000, reason="bank transfer"))
+    st = statement(b, D0 + timedelta(days=2))
+    assert st.credit == 50_000 and st.total_outstanding == 0
+    assert (st.event("refund:r1").credit, st.event("refund:r1").unapplied) == (-30_000, 0)
+    # Asked for more than is held: only the credit is taken, the rest stated as not applied.
+    b.events.append(RefundEvent(event_id="refund:r2", on=D0 + timedelta(days=3), amount=60_000))
+    st = statement(b, D0 + timedelta(days=3))
+    assert st.credit == 0 and (st.event("refund:r2").credit, st.event("refund:r2").unapplied) == (-50_000, 10_000)
+    # Before its date it takes nothing: the statement of an earlier day still holds the credit.
+    assert statement(b, D0 + timedelta(days=1)).credit == 80_000
+    # The incremental statements agree with a replay from scratch.
+    assert Statements().at(b, D0 + timedelta(days=3)).credit == 0
 
 
 # ---------------------------------------------------------------- waivers, adjustments

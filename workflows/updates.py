@@ -19,7 +19,8 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from domain import localtime
     from domain.consent_book import DEBTOR, normalise_address
-    from domain.charges import AdjustmentEvent, Approval, RulesChange, WaiverEvent, waivable, waiver_requires_approval
+    from domain.charges import (AdjustmentEvent, Approval, RefundEvent, RulesChange, WaiverEvent, waivable,
+                                waiver_requires_approval)
     from domain.repayment_plans import RepaymentPlan as Plan
     from domain.restructuring import RestructuringQuote, quote_restructuring, rules_at
     from domain.working_days import working_day_deadline
@@ -27,8 +28,8 @@ with workflow.unsafe.imports_passed_through():
     from schemas.agent_work import REASON_CODES, resolvable_by_hand, task_scope
     from schemas.events import (
         ApproveLockout, CeaseCommunication, ChangePolicy, Close, DecideApproval, EmergencyUnlock, OpenDispute, OptOut,
-        Pause, PromiseToPay, RejectLockout, RepaymentPlan, ResolveDispute, ResolveTask, Resume, WaiveFee,
-        WriteOff,
+        Pause, PromiseToPay, RecordRefund, RejectLockout, RepaymentPlan, ResolveDispute, ResolveTask, Resume,
+        WaiveFee, WriteOff,
     )
     from workflows.state import TERMINAL, ApprovalRequest
 
@@ -695,6 +696,45 @@ class OperatorUpdates(Effects):
     def _check_close(self, event: Close) -> None:
         self._require_open()
         self._require_supervisor(event)
+
+    # ------------------------------------------------------------------ refunds
+    @workflow.update(name="record_refund")
+    async def record_refund(self, *args: Any) -> dict[str, Any]:
+        event = await self._admit(RecordRefund, args, self._check_refund)
+        s = self._state
+        actor = self._actor(event)
+        self._book(RefundEvent(event_id=f"refund:{event.refund_id}", on=self._today(), amount=event.amount,
+                               reason=(event.note or "")[:500]))
+        left = self._balance().credit
+        self._record("refund_recorded", f"refund {event.refund_id} of {self._money(event.amount)} paid back to the "
+                     f"debtor; credit left {self._money(left)}", key=f"refund:{event.refund_id}", actor=actor,
+                     data={"refund_id": event.refund_id, "amount": event.amount, "payment_id": event.payment_id,
+                           "credit_left": left, "note": event.note})
+        # The payment's own task is answered; with no credit left, nothing is left to refund anywhere.
+        answered = self._task_key(f"payment:{event.payment_id}:refund") if event.payment_id else None
+        closing = sorted(k for k in s.tasks_open if k.endswith(":refund:task") and (left == 0 or k == answered))
+        for key in closing:
+            self._close_task(key, f"refund {event.refund_id} recorded by {actor}")
+        return self._done({"refund_id": event.refund_id, "credit": left, "tasks_closed": closing})
+
+    @record_refund.validator
+    def _v_record_refund(self, *args: Any) -> None:
+        self._validate(RecordRefund, args, self._check_refund)
+
+    def _check_refund(self, event: RecordRefund) -> None:
+        self._require_supervisor(event)
+        s = self._state
+        if any(e.event_id == f"refund:{event.refund_id}" for e in s.book.events):
+            raise InvalidInput(f"refund {event.refund_id} is already recorded on this account")
+        credit = self._balance().credit
+        if event.amount > credit:
+            raise InvalidInput(f"the account holds credit of {self._money(credit)}: a refund of "
+                               f"{self._money(event.amount)} is more than that")
+        if event.payment_id and self._task_key(f"payment:{event.payment_id}:refund") not in s.tasks_open:
+            raise InvalidInput(f"no refund task is open for payment {event.payment_id}; leave payment_id out "
+                               "to record a refund of the account's credit")
+        if not self._book_room():
+            raise InvalidInput("the charges book is full; record the refund when the account continues as new")
 
     def _terminate(self, stage: str, reason: str) -> None:
         s = self._state
