@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 
 from infra.settings import Settings
-from infra.temporal import binary, search_attribute_flags
+from infra.temporal import binary, reported_problems_flags, search_attribute_flags
 from schemas.limits import MAX_PAYLOAD_BYTES
 
 
@@ -209,6 +209,7 @@ def temporal_dev_server_argv(settings: Settings, *, codec_endpoint: str | None =
         "--log-level", "warn",
         # Every payload at most 512 KiB, as the deployed server's dynamic config says (docs/limits.md).
         "--dynamic-config-value", f"limit.blobSize.error={MAX_PAYLOAD_BYTES}",
+        *reported_problems_flags(),
         *search_attribute_flags(),
         *(["--ui-codec-endpoint", codec_endpoint] if codec_endpoint else []),
     ]

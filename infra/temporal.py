@@ -30,6 +30,20 @@ SEARCH_ATTRIBUTES: dict[str, int] = {
     "PromiseBrokenOn": IndexedValueType.INDEXED_VALUE_TYPE_INT,
     "NeedsReview": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
 }
+# Temporal marks a workflow whose tasks fail or time out this many times in a row with its own
+# `TemporalReportedProblems` search attribute (the next good task clears it): the portfolio lists those
+# accounts and the Web UI's "Task Failures" view shows them. A self-hosted server reports nothing
+# unless its dynamic config sets it (infra/deploy/dynamicconfig/arrears.yaml, helm values, dev server).
+TASK_PROBLEMS_REPORTED_AFTER = 2
+REPORTED_PROBLEMS = "TemporalReportedProblems"
+
+
+def reported_problems_flags() -> list[str]:
+    """The dev server's flag for TASK_PROBLEMS_REPORTED_AFTER."""
+    return ["--dynamic-config-value",
+            f"system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute={TASK_PROBLEMS_REPORTED_AFTER}"]
+
+
 # The same, in the form `temporal server start-dev --search-attribute` takes.
 CLI_TYPES = {
     IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD: "Keyword",

@@ -28,12 +28,18 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from domain import localtime
 from domain.money import CURRENCY_EXPONENTS, format_money
+from infra.temporal import REPORTED_PROBLEMS, TASK_PROBLEMS_REPORTED_AFTER
+from schemas.account import account_id_of
 
 router = APIRouter(tags=["portfolio"], dependencies=[])
 
 WORKFLOW_TYPE = "AccountCollection"
 RUNNING = f'WorkflowType="{WORKFLOW_TYPE}" AND ExecutionStatus="Running"'
 COMPLETED = f'WorkflowType="{WORKFLOW_TYPE}" AND ExecutionStatus="Completed"'
+# Accounts whose workflow tasks keep failing or timing out (Temporal marks them; infra/temporal.py):
+# nothing moves on them until an engineer looks, so they head the page.
+FAILING = f"{RUNNING} AND {REPORTED_PROBLEMS} IS NOT NULL"
+FAILING_LIMIT = 200
 # Listing is bounded: past this many running accounts the page says it is a partial view
 # (counts stay exact: they come from the count API).
 LIST_LIMIT = 20_000
@@ -106,7 +112,6 @@ def summarise(accounts: list[Account]) -> dict[str, Any]:
 
 def _account(execution: Any) -> Account:
     from schemas import search_attributes as sa
-    from schemas.account import account_id_of
 
     attrs = execution.typed_search_attributes
     amount = attrs.get(sa.AMOUNT_DUE)
@@ -128,6 +133,25 @@ async def _visibility(client: Any) -> tuple[list[Account], int, dict[str, int]]:
     async for execution in client.list_workflows(COMPLETED, page_size=1000, limit=LIST_LIMIT):
         finished[_account(execution).stage] += 1
     return accounts, running, dict(sorted(finished.items()))
+
+
+async def _failing(client: Any) -> dict[str, Any]:
+    """The accounts Temporal reports with failing workflow tasks, and what it reports; `reported` is
+    False where the server does not know the attribute (an older server), so none listed means none
+    known, not none."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    try:
+        count = (await client.count_workflows(FAILING)).count
+        accounts = [{"account_id": account_id_of(e.id) or e.id,
+                     "problems": sorted(str(p) for p in e.search_attributes.get(REPORTED_PROBLEMS) or [])}
+                    async for e in client.list_workflows(FAILING, page_size=FAILING_LIMIT, limit=FAILING_LIMIT)]
+    except RPCError as err:
+        if err.status != RPCStatusCode.INVALID_ARGUMENT:
+            raise
+        return {"reported": False, "count": None, "accounts": [], "query": FAILING}
+    return {"reported": True, "count": count, "accounts": sorted(accounts, key=lambda a: a["account_id"]),
+            "query": FAILING, "after_failures": TASK_PROBLEMS_REPORTED_AFTER}
 
 
 def _day_start(zone: str, now: datetime) -> datetime:
@@ -179,6 +203,7 @@ async def snapshot(client: Any, pool: Any, *, zone: str = "UTC", now: datetime |
     today = _day_start(zone, now)
     week = today - timedelta(days=localtime.to_local(now, zone).weekday())
     accounts, running, finished = await _visibility(client)
+    failing = await _failing(client)
     db = await _database(pool, today, week, [a.account_id for a in accounts])
     for a in accounts:
         a.currency = db["currencies"].get(a.account_id)
@@ -187,7 +212,8 @@ async def snapshot(client: Any, pool: Any, *, zone: str = "UTC", now: datetime |
     return {
         "generated_at": now.isoformat(timespec="seconds"), "timezone": zone,
         "today_since": today.isoformat(), "week_since": week.isoformat(),
-        "queries": {"running": RUNNING, "completed": COMPLETED},
+        "queries": {"running": RUNNING, "completed": COMPLETED, "failing": FAILING},
+        "failing": failing,
         "accounts": {"running": running, "listed": len(accounts), "partial": len(accounts) < running,
                      "completed": finished},
         **summary,

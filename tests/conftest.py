@@ -27,7 +27,8 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from infra.converter import data_converter
-from infra.temporal import SEARCH_ATTRIBUTES, binary, register_search_attributes, search_attribute_flags
+from infra.temporal import (SEARCH_ATTRIBUTES, binary, register_search_attributes, reported_problems_flags,
+                            search_attribute_flags)
 from tests.time_skipping import start_server
 
 # Low enough that a few dozen events trigger the continue-as-new path in dev-server tests.
@@ -99,6 +100,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         ui=False,
         dev_server_extra_args=[
             "--dynamic-config-value", f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AT}",
+            *reported_problems_flags(),
             *search_attribute_flags(),
         ],
     )

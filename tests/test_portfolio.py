@@ -30,7 +30,9 @@ class Published:
     """Stand-in that only publishes the search attributes it is started with, then waits."""
 
     @workflow.run
-    async def run(self, _: dict) -> None:
+    async def run(self, start: dict) -> None:
+        if start.get("defect"):   # an account whose every workflow task fails
+            raise RuntimeError("a defect in the workflow code")
         await workflow.wait_condition(lambda: False)
 
 
@@ -166,9 +168,36 @@ async def test_page_and_json_from_the_ingress(book) -> None:
         html = (await http.get("/portfolio")).text
         bad = await http.get("/portfolio.json", params={"tz": "Mars/Olympus"})
     assert js["accounts"]["running"] == 7
+    assert js["failing"] | {"query": None} == {"reported": True, "count": 0, "accounts": [], "query": None,
+                                               "after_failures": 2}
     assert bad.status_code == 422 and "Mars/Olympus" in bad.json()["detail"]
     assert re.search(r'id="total-running" data-count="7"', html)
     assert 'data-stage="severe"' in html and "CNY 12,000.00" in html and "USD 8,000.00" in html
     assert f'/namespaces/default/workflows/account-{book["ids"]["E"]}' in html    # link to the Web UI
     assert "http://localhost:8299/namespaces/default/workflows?query=" in html
     assert "<script" not in html                                               # no assets from anywhere
+
+
+async def test_an_account_whose_workflow_tasks_keep_failing_heads_the_page(book) -> None:
+    # Nothing moves on such an account (no reminder, no payment applied) until an engineer looks; the
+    # portfolio did not show it. Temporal marks it after two failed tasks in a row (the dev server of
+    # the suite and `arrears up` set that, as the deployed dynamic config does).
+    client = book["client"]
+    stuck = f"PF-STUCK-{uuid.uuid4().hex[:6]}"
+    # The fixture's worker runs the stand-in, defect and all.
+    h = await client.start_workflow("AccountCollection", {"defect": True}, id=f"account-{stuck}",
+                                    task_queue="portfolio-test")
+    try:
+        for _ in range(300):
+            snap = await portfolio.snapshot(client, book["pool"])
+            if snap["failing"]["count"]:
+                break
+            await asyncio.sleep(0.2)
+        assert snap["failing"]["count"] == 1, snap["failing"]
+        assert snap["failing"]["accounts"] == [{"account_id": stuck, "problems": [
+            "category=WorkflowTaskFailed", "cause=WorkflowTaskFailedCauseWorkflowWorkerUnhandledFailure"]}]
+        html = portfolio.render(snap, ui_url="http://ui/namespaces/default")
+        assert re.search(r'id="total-failing" data-count="1" class="warn"', html)
+        assert f'<a href="http://ui/namespaces/default/workflows/account-{stuck}">{stuck}</a>' in html
+    finally:
+        await h.terminate("test done")
