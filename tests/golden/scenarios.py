@@ -1339,6 +1339,39 @@ async def overpayment_pays_off(env: WorkflowEnvironment, account_id: str, provid
     return h.id
 
 
+async def refund_recorded(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """Money owed back, refunded by people: an overpayment pays the account off (its refund task), a
+    later transfer dated days ahead arrives after the close (a refund task and a date to check); an
+    operator resolves the date check by hand (`resolve_task`), and a supervisor records the two refunds
+    (`record_refund`): the first answers its payment's task, the second leaves no credit and closes the
+    other. The account closes paid off holding nothing."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=10))
+    await h.signal("payment", payment(f"OVER-{account_id}", 150_000, await env.get_current_time()))
+    await until(env, h, lambda s: s["stage"] == "paid_off", "paid off by the overpayment", step=HOUR)
+    await h.signal("payment", payment(f"LATE-{account_id}", 20_000, await env.get_current_time() + 3 * DAY))
+    key = f"{account_id}:payment:%s:task"
+    wanted = sorted(key % f"{p}-{account_id}:{what}" for p, what in (("OVER", "refund"), ("LATE", "refund"),
+                                                                      ("LATE", "date")))
+    st = await until(env, h, lambda s: sorted(s["tasks_open"]) == wanted, "three tasks open", step=HOUR)
+    expect(st, st["credit"] == 70_000, "credit 700.00")
+    await h.execute_update("resolve_task", {"task": key % f"LATE-{account_id}:date", "operator": "ops.li",
+                                            "role": "operator", "note": "the bank's value date is today"})
+    sup = {"operator": "sup.wu", "role": "supervisor"}
+    first = await h.execute_update("record_refund", {"refund_id": "R1", "amount": 50_000,
+                                                     "payment_id": f"OVER-{account_id}", **sup})
+    second = await h.execute_update("record_refund", {"refund_id": "R2", "amount": 20_000, "note": "wire 8812",
+                                                      **sup})
+    if (first["credit"], second["credit"], second["tasks_closed"]) != (20_000, 0, [key % f"LATE-{account_id}:refund"]):
+        raise ScenarioFailed(f"{h.id}: refunds answered {first} and {second}")
+    st = await until(env, h, lambda s: s["tasks_open"] == [], "every task closed", step=HOUR)
+    result = await closed(env, h)
+    if result["stage"] != "paid_off" or result["credit"] != 0:
+        raise ScenarioFailed(f"{h.id}: finished {result['stage']} with credit {result['credit']}, expected paid_off "
+                             "with none")
+    return h.id
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ladder_to_placement": Scenario(full_ladder, world="webhook"),
     "promise_kept_early": Scenario(promise_kept),
@@ -1388,4 +1421,5 @@ SCENARIOS: dict[str, Scenario] = {
     "cancelled_with_records_waiting": Scenario(cancelled_with_records_waiting),
     "update_with_start_not_opened": Scenario(update_with_start_not_opened),
     "overpayment_pays_off": Scenario(overpayment_pays_off),
+    "refund_recorded": Scenario(refund_recorded),
 }
