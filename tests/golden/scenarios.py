@@ -279,6 +279,37 @@ async def dispute_upheld(env: WorkflowEnvironment, account_id: str, providers: A
     return h.id
 
 
+async def dispute_adjustment_four_eyes(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """Since dispute-adjustment-supervised: an upheld dispute's adjustment reduces principal, so an
+    operator cannot give it, and under a policy with four eyes on write-offs a supervisor's request
+    waits for a second supervisor's approval (refused to the requester); approved, principal falls."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=1))
+    await env.sleep(3 * DAY)
+    await h.execute_update("open_dispute", {"dispute_id": "D-4", "reason": "quality_complaint", "amount": 30_000,
+                                            **AGENT})
+    why = await refused(h, "resolve_dispute", {"dispute_id": "D-4", "outcome": "upheld", "adjustment": 30_000,
+                                               **AGENT})
+    if "needs the supervisor role" not in why:
+        raise ScenarioFailed(f"{h.id}: the operator's adjustment was refused for another reason: {why}")
+    asked = await h.execute_update("resolve_dispute", {"dispute_id": "D-4", "outcome": "upheld", "adjustment": 30_000,
+                                                       **SUPERVISOR})
+    st = await status(h)
+    expect(st, asked.get("status") == "pending_approval" and st["principal_outstanding"] == 100_000
+           and st["open_disputes"], "the adjustment awaiting a second supervisor, principal unchanged")
+    why = await refused(h, "decide_approval", {"approval_id": asked["approval_id"], "decision": "approve",
+                                               **SUPERVISOR})
+    if "different person" not in why and "another" not in why:
+        raise ScenarioFailed(f"{h.id}: the requester's own approval was refused for another reason: {why}")
+    await h.execute_update("decide_approval", {"approval_id": asked["approval_id"], "decision": "approve",
+                                               "operator": "supervisor.wu", "role": "supervisor"})
+    st = await status(h)
+    expect(st, st["principal_outstanding"] == 70_000 and not st["open_disputes"],
+           "principal reduced by the approved adjustment, the dispute resolved")
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
 async def dispute_on_placed_account(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
     """Placed with an agency at DPD 75: the agency hears of a payment; a pausing dispute is notified
     to it and recalls the placement; the dispute is rejected and the account paid off."""
@@ -1422,4 +1453,5 @@ SCENARIOS: dict[str, Scenario] = {
     "update_with_start_not_opened": Scenario(update_with_start_not_opened),
     "overpayment_pays_off": Scenario(overpayment_pays_off),
     "refund_recorded": Scenario(refund_recorded),
+    "dispute_adjustment_four_eyes": Scenario(dispute_adjustment_four_eyes),
 }
