@@ -29,6 +29,10 @@ TIMELINE_KEPT = 60
 REJECTED_KEPT = 20
 REJECTED_TEXT = 300          # characters of a rejected payload kept (the rest is hashed)
 MAX_PAYMENT_IDS = 5_000      # payment ids remembered for idempotency (see docs/limits.md)
+# How a refund task is answered: the refund recorded leaves the credit, where a task resolved by hand
+# leaves the account counting the money as the debtor's.
+REFUND_HOW = ("; once paid back, a supervisor records it (update record_refund, POST /accounts/<id>/record_refund): "
+              "the account's credit falls and this task closes")
 # Events on the charges book. Consecutive same-day payments are merged at continue-as-new once the
 # book holds BOOK_MERGE_AT events, so only thousands of payments on distinct days could reach the
 # cap; an event beyond it is recorded and handed to a person, never carried (state stays < 2 MB).

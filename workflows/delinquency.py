@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.lockout_track import LockoutTrack, UnlockJob
     from workflows.state import HANDED_OVER, TERMINAL
 
+from workflows.context import REFUND_HOW
 from workflows.effects import Effects
 from workflows.patches import BROKEN_PROMISE_FEE as BROKEN_PROMISE_FEE_PATCH
 from workflows.patches import REFUND_CREDIT_ON_CLOSE, REFUND_CREDIT_ON_PAY_OFF
@@ -222,7 +223,7 @@ class Delinquency(Effects):
                       "owed back to the debtor" if source.credit >= bal.credit else
                       f"credit {self._money(bal.credit)} left when the account was paid off (held from payment "
                       f"{payment_id} for later instalments) is owed back to the debtor")
-        self._open_task(key, "refund overpayment", detail)
+        self._open_task(key, "refund overpayment", detail + REFUND_HOW)
 
     def _unlock_due(self, key: str, episode: int | None, reason: str, *, emergency: bool = False,
                     by: str | None = None) -> UnlockJob:

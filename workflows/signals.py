@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.state import TERMINAL
 
 from workflows.common import describe_validation_error
-from workflows.context import MAX_PAYMENT_IDS
+from workflows.context import MAX_PAYMENT_IDS, REFUND_HOW
 from workflows.pacing import Pacing
 from workflows.patches import (AGENT_CALLS_COUNT, BOOK_FULL_ONE_TASK, CLOSE_TASK_ON_OUTCOME,
                                CONTACT_CLOSES_ITS_TASKS_ONLY, PAYMENT_ON_BOOK_IS_DUPLICATE, PAYMENT_TASKS_GATHERED,
@@ -158,9 +158,9 @@ class Signals(Pacing):
                                f"payment {p.payment_id} arrived after the account was {s.stage}; "
                                f"refund {self._money(result.credit)}"
                                + (f" (the account's credit, earlier refunds included, is {self._money(bal.credit)})"
-                                  if bal.credit != result.credit else ""),
+                                  if bal.credit != result.credit else "") + REFUND_HOW,
                                f"refund each payment recorded as payment_applied on this account from this day, "
-                               f"after it was {s.stage} (its allocation's credit is the amount to refund)")
+                               f"after it was {s.stage} (its allocation's credit is the amount to refund)" + REFUND_HOW)
         self._wake_up()
 
     def _payment_task(self, payment_id: str, what: str, reason: str, detail: str, gathered: str) -> None:
