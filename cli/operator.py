@@ -322,6 +322,16 @@ def register(app: typer.Typer) -> None:
                                                    "note": note}, idempotency_key)
 
     @app.command()
+    def refund(account_id: str, refund_id: str = typer.Option(..., help="the refund's id (once per account)"),
+               amount: int = typer.Option(..., help="minor units paid back (at most the account's credit)"),
+               payment_id: Optional[str] = typer.Option(None, help="the payment whose refund task it answers"),
+               operator: Optional[str] = OPERATOR, note: Optional[str] = NOTE,
+               idempotency_key: Optional[str] = KEY) -> None:
+        """Record credit paid back to the debtor (a supervisor's; closes the refund task)."""
+        run_update(account_id, "record_refund", {"refund_id": refund_id, "amount": amount, "payment_id": payment_id,
+                                                 "operator": _who(operator), "note": note}, idempotency_key)
+
+    @app.command()
     def plan(account_id: str, file: Path = typer.Option(..., "--file", "-f", help="RepaymentPlan JSON"),
              idempotency_key: Optional[str] = KEY) -> None:
         """Replace the schedule with a signed repayment plan."""

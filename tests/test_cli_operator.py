@@ -48,6 +48,18 @@ async def test_status_and_promise(harness: Harness, tmp_path: Path) -> None:
         {"reason": "x", "operator": "li", "role": "cli"}]
 
 
+async def test_refund_records_the_money_paid_back(harness: Harness, tmp_path: Path) -> None:
+    aid = (await harness.start())["account_id"]
+    code, out, err = await arrears(harness, tmp_path, "refund", aid, "--refund-id", "R-1", "--amount", "5000",
+                                   "--payment-id", "P-9", "--note", "wire 8812", env={"ARREARS_OPERATOR": "wu"})
+    assert code == 0, err
+    assert json.loads(out)["accepted"] == "record_refund"
+    assert [e["body"] for e in await harness.events(aid) if e["name"] == "record_refund"] == [
+        {"refund_id": "R-1", "amount": 5000, "payment_id": "P-9", "note": "wire 8812", "operator": "wu", "role": "cli"}]
+    code, _, err = await arrears(harness, tmp_path, "refund", aid, "--refund-id", "R-2", "--amount", "0")
+    assert code == 2 and "amount" in err                    # refused before Temporal: nothing sent
+
+
 async def test_pay_records_once_and_signals_once(harness: Harness, tmp_path: Path) -> None:
     account = await harness.start()
     aid = account["account_id"]
