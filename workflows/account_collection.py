@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.policy import Policy
     from workflows.state import STATE_SCHEMA, TERMINAL, AccountState, WorkflowInput
 
+from workflows.carried import CarriedState
 from workflows.common import describe_validation_error
 from workflows.context import BOOK_MERGE_AT
 from workflows.credit_hold import CreditHolds
@@ -82,7 +83,7 @@ def _fail(message: str, kind: str) -> ApplicationError:
 
 @workflow.defn(name="AccountCollection")
 class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Letters, CreditHolds, CreditReports,
-                        Tasks, Records, Signals, Recoveries, OperatorUpdates):
+                        Tasks, Records, Signals, Recoveries, OperatorUpdates, CarriedState):
     @workflow.init
     def __init__(self, *args: Any) -> None:
         self.s: AccountState | None = None
@@ -99,6 +100,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         self._launches = 0
         self._effect_error = None
         self._cycle_closed = False
+        self._carry_again_at = 0
         self._ladder_next = None
         self._next_action: tuple[str, datetime | None] = ("none", None)
         self._wake_at: datetime | None = None
@@ -331,8 +333,8 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
     # ------------------------------------------------------------------ continue-as-new
     def _should_continue_as_new(self) -> bool:
         info = workflow.info()
-        return (info.is_continue_as_new_suggested() or info.get_current_history_length() > HISTORY_SAFETY_LIMIT
-                or self._cycle_closed)
+        return ((info.is_continue_as_new_suggested() or info.get_current_history_length() > HISTORY_SAFETY_LIMIT
+                 or self._cycle_closed) and self._may_carry())
 
     async def _drain(self) -> None:
         """Every handler and side effect finished, every record written."""
@@ -352,9 +354,14 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         self._post_charges("continue-as-new")
         await self._drain()
         self._compact()
-        s = self._state
+        carried, size = self._carried()
+        if self._make_room_to_carry(size):     # workflows/carried.py: only a large state
+            await self._drain()
+            carried, size = self._carried()
+            if self._too_large_to_carry(size):
+                return
         # No await between the drain and here: nothing can slip in unrecorded.
-        workflow.continue_as_new(WorkflowInput(state=s).model_dump(mode="json"))
+        workflow.continue_as_new(carried)
 
     def _compact(self) -> None:
         """Forget bookkeeping about instalments settled long ago, so the state carried across

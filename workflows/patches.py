@@ -111,6 +111,11 @@ DISPUTE_ADJUSTMENT_SUPERVISED = "dispute-adjustment-supervised"
 # overpayment") while 20 of that kind are open: one task a day gathers the rest, where each payment
 # opened its own (a burst filled the state carried across continue-as-new past Temporal's payload limit).
 PAYMENT_TASKS_GATHERED = "payment-tasks-gathered"
+# Added after it, asked only when the state to carry across continue-as-new is past 384 KiB: older
+# payment ids and timeline entries are forgotten, and past 480 KiB the run goes on without continuing
+# as new (a task for an engineer), where the payload past Temporal's 512 KiB failed every task
+# (workflows/carried.py).
+CARRIED_STATE_MEASURED = "carried-state-measured"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.
