@@ -1,13 +1,15 @@
 """A burst of payment signals to one account, on the deployed configuration: does the account work it?
 
-    python -m bench.burst [--payments 9990] [--out bench/results/burst-latest.json]
+    python -m bench.burst [--payments 9990] [--id-length 128] [--out bench/results/burst-latest.json]
 
 One account is started with no worker running, then sent `--payments` payment signals straight to
 Temporal (as a client writing to it directly, or a backlog released after an outage), plus one
 payment again; then `arrears worker` starts and works them all. The dev server refuses payloads over
 512 KiB, as every server this project configures does, so a state that outgrew it at continue-as-new
 would show here. Temporal takes at most 10,000 signals into one run (the start's own included), so
-9,990 is the largest burst an account can meet.
+9,990 is the largest burst an account can meet. `--id-length` pads every payment id to that many
+characters (at most 128, the contract's): 5,000 remembered ids of 128 characters were 660 KB of the
+state carried across continue-as-new, past the 512 KiB a server takes (workflows/carried.py).
 
 Reported: seconds until `status` counts every payment once, workflow tasks and how many failed or
 timed out (the finding was every attempt of the first task failing: the account wedged), the longest
@@ -49,14 +51,20 @@ def task_durations(events: list[Any]) -> list[float]:
     return out
 
 
-async def run(payments: int) -> dict[str, Any]:
+def payment_id(account_id: str, k: int, length: int) -> str:
+    short = f"{account_id}-P{k:05d}"
+    return short if len(short) >= length else f"{short}-".ljust(length, "x")
+
+
+async def run(payments: int, id_length: int = 0) -> dict[str, Any]:
     blob = ["--dynamic-config-value", f"limit.blobSize.error={MAX_PAYLOAD_BYTES}"]
     async with BenchStack(dev_server_args=blob) as stack:
         account_id = f"BURST-{uuid.uuid4().hex[:6]}"
         handle = await m.start(stack.client, ACCOUNT, m.account_input(account_id, today=date.today(), due_in=5))
         t0 = time.perf_counter()
-        await m.bounded(handle.signal("payment", m.payment(f"{account_id}-P{k:05d}", 1)) for k in range(payments))
-        await handle.signal("payment", m.payment(f"{account_id}-P00000", 1))   # one of them again
+        await m.bounded(handle.signal("payment", m.payment(payment_id(account_id, k, id_length), 1))
+                        for k in range(payments))
+        await handle.signal("payment", m.payment(payment_id(account_id, 0, id_length), 1))   # one of them again
         sent = time.perf_counter() - t0
         worker = stack.start_real_worker()
         await stack.wait_polling(worker, activity_queues=("arrears-ledger",))
@@ -69,7 +77,8 @@ async def run(payments: int) -> dict[str, Any]:
         events = [e for h in runs for e in h.events]
         durations = task_durations(events)
         return {
-            "payments": payments, "sent_s": round(sent, 1), "worked_s": round(worked, 1),
+            "payments": payments, "id_length": len(payment_id(account_id, 0, id_length)),
+            "sent_s": round(sent, 1), "worked_s": round(worked, 1),
             "paid_total": st["paid_total"], "counted_once": st["paid_total"] == payments,
             "workflow_tasks": len(durations),
             "failed_or_timed_out": sum(m.count_events(h, m.WFT_FAILED) + m.count_events(h, m.WFT_TIMED_OUT)
@@ -80,6 +89,7 @@ async def run(payments: int) -> dict[str, Any]:
             "pacing_timers": sum(1 for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
                                  and e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta() == BREATHER),
             "book_events": st["charges"]["book_events"], "tasks_open": st["tasks_open"],
+            "carried_state_trimmed": [e["summary"] for e in st["timeline"] if e["kind"] == "carried_state_trimmed"],
             "worker_cpu_s": round(worker.cpu(), 1),
         }
 
@@ -87,9 +97,10 @@ async def run(payments: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--payments", type=int, default=9_990)
+    parser.add_argument("--id-length", type=int, default=0, help="pad payment ids to this many characters (≤ 128)")
     parser.add_argument("--out", type=Path, default=RESULTS / "burst-latest.json")
     args = parser.parse_args()
-    result = asyncio.run(run(args.payments))
+    result = asyncio.run(run(args.payments, min(args.id_length, 128)))
     text = json.dumps(result, indent=2)
     print(text)
     args.out.write_text(text + "\n")
