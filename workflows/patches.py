@@ -116,6 +116,10 @@ PAYMENT_TASKS_GATHERED = "payment-tasks-gathered"
 # as new (a task for an engineer), where the payload past Temporal's 512 KiB failed every task
 # (workflows/carried.py).
 CARRIED_STATE_MEASURED = "carried-state-measured"
+# Added after it, asked only when a payment finds the charges book full within a run: same-day payments
+# merge then (as at continue-as-new) and the payment is applied, where it went to a person (one task a
+# day) and the account went on escalating a debtor who had paid.
+BOOK_MERGED_WHEN_FULL = "book-merged-when-full"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.
