@@ -6,13 +6,22 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from temporalio.client import WorkflowHandle
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from domain.money import format_money
 
 from tests.collection import account, finish, payment, settle_all, start, today
 
 DAY = timedelta(days=1)
+
+
+async def refunded(h: WorkflowHandle) -> None:
+    """A supervisor records that the account's whole credit was paid back (closing its refund tasks)."""
+    credit = (await h.query("status"))["credit"]
+    await h.execute_update("record_refund", {"refund_id": "R-ALL", "amount": credit, "operator": "sup.wu",
+                                             "role": "supervisor"})
 
 
 async def refund_tasks(pool, account_id: str) -> list[dict]:
@@ -40,11 +49,21 @@ async def test_an_overpayment_that_pays_the_account_off_opens_one_refund_task(en
     tasks = await refund_tasks(pool, data["account_id"])
     assert [(t["idempotency_key"], t["status"]) for t in tasks] == [(key, "open")], tasks
     assert "OVER-1" in tasks[0]["detail"] and format_money(credit, "CNY") in tasks[0]["detail"], tasks[0]["detail"]
-    # The run completes after its closing grace with the task still open for the person who refunds.
-    result = await h.result()
-    assert result["stage"] == "paid_off" and result["credit"] == credit
+    # Past its closing grace (30 days) the run still waits, holding the debtor's money: the refund
+    # can still be recorded on it (it completed, and a later refund could not be).
+    await env.sleep(timedelta(seconds=20))
+    await settle_all(locals())
+    # The raw call: the SDK's describe() cannot decode the test server's datetime search attributes.
+    raw = await env.client.workflow_service.describe_workflow_execution(DescribeWorkflowExecutionRequest(
+        namespace=env.client.namespace, execution=WorkflowExecution(workflow_id=h.id)))
+    assert raw.workflow_execution_info.status == WorkflowExecutionStatus.RUNNING.value
     tasks = await refund_tasks(pool, data["account_id"])
     assert [(t["idempotency_key"], t["status"]) for t in tasks] == [(key, "open")], tasks
+    await refunded(h)
+    result = await h.result()
+    assert result["stage"] == "paid_off" and result["credit"] == 0
+    tasks = await refund_tasks(pool, data["account_id"])
+    assert [(t["idempotency_key"], t["status"]) for t in tasks] == [(key, "closed")], tasks
 
 
 async def test_a_pay_off_with_a_large_payment_on_real_time_opens_the_refund_before_completing(env, pool):
@@ -67,8 +86,9 @@ async def test_a_pay_off_with_a_large_payment_on_real_time_opens_the_refund_befo
     # Each task says what to refund for its own payment, not the account's whole credit.
     assert "refund CNY 200.00" in tasks[0]["detail"] and "CNY 700.00" in tasks[0]["detail"], tasks[0]["detail"]
     assert "CNY 500.00" in tasks[1]["detail"], tasks[1]["detail"]
+    await refunded(h)
     result = await h.result()
-    assert result["stage"] == "paid_off" and result["credit"] == 70_000
+    assert result["stage"] == "paid_off" and result["credit"] == 0
 
 
 async def test_an_overpaid_instalment_with_more_to_come_is_applied_forward_not_refunded(env, pool):
@@ -108,6 +128,9 @@ async def test_credit_held_without_prepayment_settles_the_last_invoice_and_the_r
     tasks = await refund_tasks(pool, data["account_id"])
     assert [t["idempotency_key"] for t in tasks] == [f"{data['account_id']}:payment:AHEAD:refund:task"], tasks
     assert st["tasks_open"] == [tasks[0]["idempotency_key"]]
+    # Resolved by hand instead (a person refunded it outside and says so): the run completes too.
+    await h.execute_update("resolve_task", {"task": tasks[0]["idempotency_key"], "note": "refunded by wire 7731",
+                                            "operator": "ops.li", "role": "operator"})
     result = await h.result()
     assert result["stage"] == "paid_off" and result["credit"] == held - 100_000
 

@@ -138,8 +138,14 @@ async def test_payment_before_due_stops_reminders_and_pays_off(env, pool):
     assert all(r["idempotency_key"].split(":")[1] == data["instalments"][1]["due_date"]
                for r in await sent(pool, data["account_id"]))
     await h.signal("payment", payment("PAY-early-2", 100_500, await env.get_current_time()))
+    await settle_all(locals())
+    st = await h.query("status")
+    assert st["stage"] == "paid_off" and st["credit"] == 500
+    # The 5.00 overpaid is the debtor's: the run completes once its refund is recorded.
+    await h.execute_update("record_refund", {"refund_id": "R-1", "amount": 500, "payment_id": "PAY-early-2",
+                                             "operator": "sup.wu", "role": "supervisor"})
     result = await h.result()
-    assert result["stage"] == "paid_off" and result["credit"] == 500
+    assert result["stage"] == "paid_off" and result["credit"] == 0
 
 
 async def test_partial_payment_allocates_oldest_first_and_escalation_continues(env, pool):
@@ -491,7 +497,11 @@ async def test_money_arriving_after_pay_off_is_kept_as_credit_and_refunded_by_a_
     assert st["credit"] == 100_000 and st["stage"] == "paid_off"
     task = await pool.fetchrow("SELECT reason FROM agent_tasks WHERE account_id=$1", data["account_id"])
     assert task is not None and task["reason"] == "refund overpayment"
-    result = await h.result()   # closes after the policy's grace period
+    # A person refunds it by hand and says so: the run closes (after the policy's grace period).
+    key = f"{data['account_id']}:payment:PAYOFF-DUP-TRANSFER:refund:task"
+    await h.execute_update("resolve_task", {"task": key, "note": "returned to the debtor's bank",
+                                            "operator": "ops.li", "role": "operator"})
+    result = await h.result()
     assert result["stage"] == "paid_off" and result["credit"] == 100_000
 
 

@@ -56,7 +56,7 @@ from workflows.letters import Letters
 from workflows.lockout import Lockout
 from workflows.outreach import Outreach
 from workflows.patches import (AT_OPEN, COMPRESSED_TIME_AT_TIMER_DUE, OPENING_AFTER_MESSAGES, RECORDS_WRITTEN_ON_CANCEL,
-                               UPDATES_TOLD_WHY_NOT_OPENED, WORKFLOW_ID_NAMES_ACCOUNT)
+                               REFUND_BEFORE_COMPLETE, UPDATES_TOLD_WHY_NOT_OPENED, WORKFLOW_ID_NAMES_ACCOUNT)
 from workflows.placement import Placements
 from workflows.recovery import Recoveries
 from workflows.records import Records
@@ -326,9 +326,13 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
             return False
         if any(j.state != "confirmed" for j in s.unlocks):
             return False
-        if s.placement is not None or s.task_queue or self._inflight:
+        if s.placement is not None or s.task_queue or self._inflight or s.outbox:
             return False
-        return not s.outbox
+        if any(k.endswith(":refund:task") for k in s.tasks_open) and self._patched(REFUND_BEFORE_COMPLETE):
+            # The debtor's money is still held: the run waits (no timer) until the refund is recorded
+            # (record_refund) or the task resolved by hand, so the refund can still be recorded on it.
+            return False
+        return True
 
     # ------------------------------------------------------------------ continue-as-new
     def _should_continue_as_new(self) -> bool:

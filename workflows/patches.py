@@ -120,6 +120,10 @@ CARRIED_STATE_MEASURED = "carried-state-measured"
 # merge then (as at continue-as-new) and the payment is applied, where it went to a person (one task a
 # day) and the account went on escalating a debtor who had paid.
 BOOK_MERGED_WHEN_FULL = "book-merged-when-full"
+# Added after it, asked only when a closed account would complete with a refund task open: the run
+# waits until the refund is recorded (record_refund) or the task resolved by hand, where it completed
+# after its closing grace and a refund done later could no longer be recorded on the account.
+REFUND_BEFORE_COMPLETE = "refund-before-complete"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.
