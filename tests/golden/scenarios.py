@@ -1403,6 +1403,27 @@ async def refund_recorded(env: WorkflowEnvironment, account_id: str, providers: 
     return h.id
 
 
+async def refund_after_closing_grace(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """Since refund-before-complete: an overpayment pays the account off; its closing grace passes
+    with the refund task still open, and the run waits (no timer) holding the debtor's money, until a
+    supervisor records the refund five weeks later; then it completes paid off holding nothing."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=10))
+    await h.signal("payment", payment(f"OVER-{account_id}", 130_000, await env.get_current_time()))
+    await until(env, h, lambda s: s["stage"] == "paid_off", "paid off by the overpayment", step=HOUR)
+    await env.sleep(35 * DAY)                       # the standard policy's closing grace is 30 days
+    st = await status(h)
+    task = f"{account_id}:payment:OVER-{account_id}:refund:task"
+    expect(st, st["credit"] == 30_000 and st["tasks_open"] == [task], "still open past its grace, the refund awaited")
+    await h.execute_update("record_refund", {"refund_id": "RF-1", "amount": 30_000, "payment_id": f"OVER-{account_id}",
+                                             "note": "bank transfer", **SUPERVISOR})
+    result = await closed(env, h)
+    if result["stage"] != "paid_off" or result["credit"] != 0:
+        raise ScenarioFailed(f"{h.id}: finished {result['stage']} with credit {result['credit']}, expected paid_off "
+                             "with none")
+    return h.id
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ladder_to_placement": Scenario(full_ladder, world="webhook"),
     "promise_kept_early": Scenario(promise_kept),
@@ -1454,4 +1475,5 @@ SCENARIOS: dict[str, Scenario] = {
     "overpayment_pays_off": Scenario(overpayment_pays_off),
     "refund_recorded": Scenario(refund_recorded),
     "dispute_adjustment_four_eyes": Scenario(dispute_adjustment_four_eyes),
+    "refund_after_closing_grace": Scenario(refund_after_closing_grace),
 }
