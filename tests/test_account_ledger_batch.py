@@ -16,23 +16,17 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from infra.converter import data_converter
-from infra.temporal import binary, register_search_attributes, search_attribute_flags
 from schemas.limits import MAX_PAYLOAD_BYTES
 from tests.collection import account, finish, settle, start
+from tests.dev_server import dev_server
 
 JUNK = 201
 
 
 @pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(binary("temporal")), data_converter=data_converter(), ui=False,
-        dev_server_extra_args=["--dynamic-config-value", f"limit.blobSize.error={MAX_PAYLOAD_BYTES}",
-                               *search_attribute_flags()])
-    await register_search_attributes(environment.client)
-    yield environment
-    await environment.shutdown()
+    async with dev_server(f"limit.blobSize.error={MAX_PAYLOAD_BYTES}") as environment:
+        yield environment
 
 
 async def test_a_burst_of_large_rejected_inputs_reaches_the_ledger_in_batches_under_the_payload_limit(env, pool):

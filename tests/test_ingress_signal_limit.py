@@ -10,8 +10,7 @@ from datetime import datetime, timezone
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from infra.converter import data_converter
-from infra.temporal import binary, register_search_attributes, search_attribute_flags
+from tests.dev_server import dev_server
 from tests.test_ingress_support import harness  # noqa: F401 - the module's ingress, on the server below
 
 SIGNALS_PER_RUN = 3
@@ -19,13 +18,8 @@ SIGNALS_PER_RUN = 3
 
 @pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(binary("temporal")), data_converter=data_converter(), ui=False,
-        dev_server_extra_args=["--dynamic-config-value", f"history.maximumSignalsPerExecution={SIGNALS_PER_RUN}",
-                               *search_attribute_flags()])
-    await register_search_attributes(environment.client)
-    yield environment
-    await environment.shutdown()
+    async with dev_server(f"history.maximumSignalsPerExecution={SIGNALS_PER_RUN}") as environment:
+        yield environment
 
 
 async def test_a_payment_past_temporals_signal_limit_is_retried_later_and_records_nothing(harness):  # noqa: F811

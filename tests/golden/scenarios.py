@@ -1353,20 +1353,27 @@ async def update_with_start_not_opened(env: WorkflowEnvironment, account_id: str
     return h.id
 
 
+async def closed_paid_off(env: WorkflowEnvironment, h: WorkflowHandle, *, credit: int) -> None:
+    """Wait for the account to close; it must close paid off holding `credit`."""
+    result = await closed(env, h)
+    if result["stage"] != "paid_off" or result["credit"] != credit:
+        raise ScenarioFailed(f"{h.id}: finished {result['stage']} with credit {result['credit']}, expected paid_off "
+                             f"with {credit}")
+
+
 async def overpayment_pays_off(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
     """An account paid off by a payment of more than it owes (a duplicated or mistyped transfer): since
     refund-credit-on-pay-off the credit left over is owed back, so a person is asked to refund it (one
-    task, keyed by the payment) before the account closes paid off with its credit."""
+    task, keyed by the payment) before the account closes paid off with its credit. Recorded before
+    refund-before-complete: a run today waits for the refund instead (`refund_after_closing_grace`), so
+    this scenario no longer closes as written; its histories replay on the path they took."""
     t0 = await local_today(env)
     h = await start(env.client, account(account_id, today=t0, due_in=10))
     await h.signal("payment", payment(f"OVER-{account_id}", 150_000, await env.get_current_time()))
     st = await until(env, h, lambda s: s["stage"] == "paid_off", "paid off by the overpayment", step=HOUR)
     task = f"{account_id}:payment:OVER-{account_id}:refund:task"
     expect(st, st["credit"] == 50_000 and st["tasks_open"] == [task], f"credit 500.00 and the refund task {task} open")
-    result = await closed(env, h)
-    if result["stage"] != "paid_off" or result["credit"] != 50_000:
-        raise ScenarioFailed(f"{h.id}: finished {result['stage']} with credit {result['credit']}, expected paid_off "
-                             "with 50000")
+    await closed_paid_off(env, h, credit=50_000)
     return h.id
 
 
@@ -1396,10 +1403,7 @@ async def refund_recorded(env: WorkflowEnvironment, account_id: str, providers: 
     if (first["credit"], second["credit"], second["tasks_closed"]) != (20_000, 0, [key % f"LATE-{account_id}:refund"]):
         raise ScenarioFailed(f"{h.id}: refunds answered {first} and {second}")
     st = await until(env, h, lambda s: s["tasks_open"] == [], "every task closed", step=HOUR)
-    result = await closed(env, h)
-    if result["stage"] != "paid_off" or result["credit"] != 0:
-        raise ScenarioFailed(f"{h.id}: finished {result['stage']} with credit {result['credit']}, expected paid_off "
-                             "with none")
+    await closed_paid_off(env, h, credit=0)
     return h.id
 
 
@@ -1417,10 +1421,7 @@ async def refund_after_closing_grace(env: WorkflowEnvironment, account_id: str, 
     expect(st, st["credit"] == 30_000 and st["tasks_open"] == [task], "still open past its grace, the refund awaited")
     await h.execute_update("record_refund", {"refund_id": "RF-1", "amount": 30_000, "payment_id": f"OVER-{account_id}",
                                              "note": "bank transfer", **SUPERVISOR})
-    result = await closed(env, h)
-    if result["stage"] != "paid_off" or result["credit"] != 0:
-        raise ScenarioFailed(f"{h.id}: finished {result['stage']} with credit {result['credit']}, expected paid_off "
-                             "with none")
+    await closed_paid_off(env, h, credit=0)
     return h.id
 
 
