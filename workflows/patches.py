@@ -116,10 +116,6 @@ PAYMENT_TASKS_GATHERED = "payment-tasks-gathered"
 # as new (a task for an engineer), where the payload past Temporal's 512 KiB failed every task
 # (workflows/carried.py).
 CARRIED_STATE_MEASURED = "carried-state-measured"
-# Added after it, asked only when a payment finds the charges book full within a run: same-day payments
-# merge then (as at continue-as-new) and the payment is applied, where it went to a person (one task a
-# day) and the account went on escalating a debtor who had paid.
-BOOK_MERGED_WHEN_FULL = "book-merged-when-full"
 # Added after it, asked only when a closed account would complete with a refund task open: the run
 # waits until the refund is recorded (record_refund) or the task resolved by hand, where it completed
 # after its closing grace and a refund done later could no longer be recorded on the account.
