@@ -72,6 +72,10 @@ async def run(payments: int, id_length: int = 0) -> dict[str, Any]:
         st = await m.until_paid(handle, payments, timeout=1800, poll=1.0)
         worked = time.perf_counter() - t1
         await m.settle(handle, timeout=600)
+        # Two of them again once it has continued as new: known by the ids the new run remembers.
+        for k in (1, payments // 2):
+            await handle.signal("payment", m.payment(payment_id(account_id, k, id_length), 1))
+        await m.settle(handle, timeout=600)
         st = await m.status(handle)
         runs = await m.histories(stack.client, handle.id)
         events = [e for h in runs for e in h.events]
@@ -80,6 +84,7 @@ async def run(payments: int, id_length: int = 0) -> dict[str, Any]:
             "payments": payments, "id_length": len(payment_id(account_id, 0, id_length)),
             "sent_s": round(sent, 1), "worked_s": round(worked, 1),
             "paid_total": st["paid_total"], "counted_once": st["paid_total"] == payments,
+            "sent_again_after_continue_as_new": 2,
             "workflow_tasks": len(durations),
             "failed_or_timed_out": sum(m.count_events(h, m.WFT_FAILED) + m.count_events(h, m.WFT_TIMED_OUT)
                                        for h in runs),

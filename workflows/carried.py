@@ -3,10 +3,11 @@
 and the account is wedged. Every list in the state has a bound, but the bounds were set one by one:
 5,000 payment ids of 128 characters are 660 KB alone. So the payload is measured before each
 continue-as-new (patch `carried-state-measured`, asked only when it is large): past CARRIED_TRIM_AT
-what can be forgotten is (older payment ids, which the charges book and the ingress's `payments`
-table still deduplicate; older timeline entries, all in `audit_log`), and if it is still past
-CARRIED_MAX the run goes on without continuing as new, an engineer asked to look (its history has room
-for years of such an account: Temporal's hard limit is 51,200 events).
+the remembered payment ids are kept as 17-character digests (still recognised when sent again: the
+whole window of 5,000 ids stays, in 100 KB) and older timeline entries are forgotten (all in
+`audit_log`); if it is still past CARRIED_MAX the run goes on without continuing as new, an engineer
+asked to look (its history has room for years of such an account: Temporal's hard limit is 51,200
+events).
 
 A part of `AccountCollection` (workflows/account_collection.py).
 """
@@ -19,12 +20,13 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from workflows.state import WorkflowInput
 
+from workflows.context import payment_id_digest
 from workflows.effects import Effects
 from workflows.patches import CARRIED_STATE_MEASURED
 
 CARRIED_TRIM_AT = 384 * 1024
 CARRIED_MAX = 480 * 1024            # the rest of 512 KiB: the codec's envelope, the SDK's metadata
-CARRIED_PAYMENT_IDS_CHARS = 20_000  # characters of payment ids kept when trimming (at least 150 ids)
+DIGEST_CHARS = 17                   # a payment id longer than this is kept as its digest when trimming
 CARRIED_TIMELINE = 20               # timeline entries kept when trimming
 RETRY_AFTER_EVENTS = 1_000          # a run that could not continue as new measures again this much later
 
@@ -51,19 +53,16 @@ class CarriedState(Effects):
         if size <= CARRIED_TRIM_AT or not self._patched(CARRIED_STATE_MEASURED):
             return False
         s = self._state
-        kept, chars = 0, 0
-        for pid in reversed(s.payments_seen):
-            if chars + len(pid) > CARRIED_PAYMENT_IDS_CHARS:
-                break
-            chars += len(pid)
-            kept += 1
-        forgotten = len(s.payments_seen) - kept
-        del s.payments_seen[:forgotten]
+        digested = 0
+        for i, pid in enumerate(s.payments_seen):
+            if len(pid) > DIGEST_CHARS and not pid.startswith("#"):
+                s.payments_seen[i] = payment_id_digest(pid)
+                digested += 1
         del s.timeline[:-CARRIED_TIMELINE]
         self._record("carried_state_trimmed", f"the state to carry across continue-as-new was {size:,} bytes; "
-                     f"forgot the {forgotten:,} oldest payment ids (the charges book and the payments table still "
-                     f"know them) and the oldest timeline entries (all in the audit log)",
-                     data={"bytes": size, "payment_ids_forgotten": forgotten, "payment_ids_kept": kept})
+                     f"{digested:,} of the {len(s.payments_seen):,} remembered payment ids are kept as digests "
+                     "(each still recognised when sent again) and only the latest timeline entries (all in the "
+                     "audit log)", data={"bytes": size, "payment_ids_digested": digested})
         return True
 
     def _too_large_to_carry(self, size: int) -> bool:

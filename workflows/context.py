@@ -29,6 +29,14 @@ TIMELINE_KEPT = 60
 REJECTED_KEPT = 20
 REJECTED_TEXT = 300          # characters of a rejected payload kept (the rest is hashed)
 MAX_PAYMENT_IDS = 5_000      # payment ids remembered for idempotency (see docs/limits.md)
+
+
+def payment_id_digest(payment_id: str) -> str:
+    """A remembered payment id in 17 characters, as a large state keeps it (workflows/carried.py): '#'
+    and 16 hex digits of its SHA-256. '#' is no id character, so no digest is ever a payment id."""
+    return "#" + hashlib.sha256(payment_id.encode()).hexdigest()[:16]
+
+
 # How a refund task is answered: the refund recorded leaves the credit, where a task resolved by hand
 # leaves the account counting the money as the debtor's.
 REFUND_HOW = ("; once paid back, a supervisor records it (update record_refund, POST /accounts/<id>/record_refund): "

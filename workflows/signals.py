@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.state import TERMINAL
 
 from workflows.common import describe_validation_error
-from workflows.context import MAX_PAYMENT_IDS, REFUND_HOW
+from workflows.context import MAX_PAYMENT_IDS, REFUND_HOW, payment_id_digest
 from workflows.pacing import Pacing
 from workflows.patches import (AGENT_CALLS_COUNT, BOOK_FULL_ONE_TASK, CLOSE_TASK_ON_OUTCOME,
                                CONTACT_CLOSES_ITS_TASKS_ONLY, PAYMENT_ON_BOOK_IS_DUPLICATE, PAYMENT_TASKS_GATHERED,
@@ -89,7 +89,7 @@ class Signals(Pacing):
             self._reject("payment", f"currency {p.currency} does not match the account's {s.account.currency}",
                          args[0])
             return
-        if p.payment_id in s.payments_seen:
+        if p.payment_id in s.payments_seen or payment_id_digest(p.payment_id) in s.payments_seen:
             self._record("payment_duplicate", f"payment {p.payment_id} already applied; ignored",
                          key=f"payment:{p.payment_id}:duplicate")
             return
