@@ -328,7 +328,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
             return False
         if s.placement is not None or s.task_queue or self._inflight or s.outbox:
             return False
-        if any(k.endswith(":refund:task") for k in s.tasks_open) and self._patched(REFUND_BEFORE_COMPLETE):
+        if self._refund_tasks_open() and self._patched(REFUND_BEFORE_COMPLETE):
             # The debtor's money is still held: the run waits (no timer) until the refund is recorded
             # (record_refund) or the task resolved by hand, so the refund can still be recorded on it.
             return False

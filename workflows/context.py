@@ -163,6 +163,10 @@ class AccountContext:
     def _book_room(self) -> bool:
         return len(self._state.book.events) < MAX_BOOK_EVENTS
 
+    def _refund_tasks_open(self) -> list[str]:
+        """The open "refund overpayment" tasks (`<account>:<payment or stage>:refund:task`), in key order."""
+        return sorted(k for k in self._state.tasks_open if k.endswith(":refund:task"))
+
     def _unknown_person(self, person: Any) -> str:
         """Why a message naming a person the account does not know is refused: the ids it knows."""
         return f"unknown person {person!r}; known: debtor, " + ", ".join(pid for pid, _ in self._contacts())

@@ -701,7 +701,6 @@ class OperatorUpdates(Effects):
     @workflow.update(name="record_refund")
     async def record_refund(self, *args: Any) -> dict[str, Any]:
         event = await self._admit(RecordRefund, args, self._check_refund)
-        s = self._state
         actor = self._actor(event)
         self._book(RefundEvent(event_id=f"refund:{event.refund_id}", on=self._today(), amount=event.amount,
                                reason=(event.note or "")[:500]))
@@ -712,7 +711,7 @@ class OperatorUpdates(Effects):
                            "credit_left": left, "note": event.note})
         # The payment's own task is answered; with no credit left, nothing is left to refund anywhere.
         answered = self._task_key(f"payment:{event.payment_id}:refund") if event.payment_id else None
-        closing = sorted(k for k in s.tasks_open if k.endswith(":refund:task") and (left == 0 or k == answered))
+        closing = [k for k in self._refund_tasks_open() if left == 0 or k == answered]
         for key in closing:
             self._close_task(key, f"refund {event.refund_id} recorded by {actor}")
         return self._done({"refund_id": event.refund_id, "credit": left, "tasks_closed": closing})
