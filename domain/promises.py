@@ -1,5 +1,7 @@
 """Promises to pay: made → kept | broken | superseded. One open promise at a time; escalation
-waits until its deadline (the promised date plus grace, shorter after each broken promise).
+waits until its deadline (the promised date plus grace, shorter after each broken promise). The
+policy may refuse a promise after too many broken ones or below a share of what is past due; a
+supervisor may accept it all the same (`policy_refusal`).
 
 Ids are minted from a counter that only grows (`issued`), so a promise id is unique for the
 account's life — superseded promises included — and the confirmation and ledger rows keyed by
@@ -8,10 +10,12 @@ it are never mistaken for an earlier promise's.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.money import format_money
 from schemas.policy import Promises as PromiseRules
 
 PromiseStatus = Literal["open", "kept", "broken", "superseded"]
@@ -54,10 +58,7 @@ class PromiseBook(BaseModel):
 
     def refusal(self, rules: PromiseRules, promised_date: date, amount: int, owed: int, today: date,
                 promise_id: str | None) -> str | None:
-        """Why a new promise cannot be accepted now, or None."""
-        if self.broken >= rules.max_broken_before_refusal:
-            return (f"{self.broken} promises already broken: a new promise needs a repayment plan "
-                    "or a supervisor")
+        """Why a new promise cannot be accepted now, whoever makes it, or None."""
         if self.open:
             return f"promise {self.open.promise_id} is still open until {self.open.promised_date}"
         if promised_date <= today:
@@ -69,6 +70,20 @@ class PromiseBook(BaseModel):
             return f"amount {amount} is more than the {owed} owed"
         if promise_id is not None and self.current and promise_id == self.current.promise_id:
             return f"promise_id {promise_id} already used"
+        return None
+
+    def policy_refusal(self, rules: PromiseRules, amount: int, past_due: int, currency: str) -> str | None:
+        """Why the policy refuses a promise that a supervisor may still accept, or None: too many
+        broken already, or too small a share of what is past due to hold escalation for."""
+        if self.broken >= rules.max_broken_before_refusal:
+            return (f"{self.broken} promises already broken: a new promise needs a repayment plan "
+                    "or a supervisor")
+        floor = minimum_promise(rules, past_due)
+        if amount < floor:
+            share = (Decimal(rules.min_share_of_past_due_bp or 0) / 100).normalize()
+            return (f"a promise must cover at least {share:f} % of the {format_money(past_due, currency)} "
+                    f"past due ({format_money(floor, currency)}); a smaller payment is welcome without a "
+                    "promise, a repayment plan can spread the rest, or a supervisor may accept it")
         return None
 
     def make(self, *, amount: int, promised_date: date, now: datetime, deadline: datetime,
@@ -108,3 +123,12 @@ class PromiseBook(BaseModel):
         p.status = "superseded"
         self.superseded += 1
         return p
+
+
+def minimum_promise(rules: PromiseRules, past_due: int) -> int:
+    """The least a promise may be for under the policy (minor units, rounded up): its share of what
+    is past due when the promise is made; 0 when the policy sets none or nothing is past due."""
+    bp = rules.min_share_of_past_due_bp
+    if not bp or past_due <= 0:
+        return 0
+    return -(-past_due * bp // 10_000)

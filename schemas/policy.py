@@ -230,6 +230,11 @@ class Promises(_Strict):
     grace_reduction_per_broken: int = Field(default=1, ge=0, le=30)
     horizon_reduction_per_broken: int = Field(default=7, ge=0, le=365)
     max_broken_before_refusal: int = Field(default=3, ge=1, le=100)
+    # The least share of what is past due a promise must cover to hold escalation, in basis points
+    # (a promise of one cent kept, every month, would otherwise hold it for ever). Unset: any amount.
+    # A smaller payment is welcome at any time without a promise; a supervisor may accept a smaller
+    # promise, as one past max_broken_before_refusal.
+    min_share_of_past_due_bp: int | None = Field(default=None, ge=1, le=10_000)
     # What a broken promise brings (seed 001: a broken promise has consequences): None, nothing more.
     on_broken: BrokenPromise | None = None
 

@@ -12,7 +12,7 @@ from domain.ledger import Balance, InstalmentLine
 from domain.lockout_track import UNLOCK_ESCALATE_AFTER, LockoutTrack, UnlockJob
 from domain.outbound import QueuedSend, Situation, reason_to_drop
 from domain.placements import Placement
-from domain.promises import PromiseBook
+from domain.promises import PromiseBook, minimum_promise
 from domain.repayment_plans import RepaymentPlan
 from schemas.policy import Lockout as LockoutRules
 from schemas.policy import Promises as PromiseRules
@@ -120,7 +120,20 @@ def test_broken_promises_shorten_grace_and_horizon_then_refuse():
         book.make(amount=100, promised_date=today + timedelta(days=2), now=T0, deadline=T0)
         assert book.evaluate(T0 + timedelta(seconds=1)).status == "broken"
         assert book.grace_days(rules) == 3 - (n + 1)
-    assert "2 promises already broken" in book.refusal(rules, today + timedelta(days=2), 100, 1_000, today, None)
+    assert "2 promises already broken" in book.policy_refusal(rules, 100, 1_000, "CNY")
+    assert book.refusal(rules, today + timedelta(days=2), 100, 1_000, today, None) is None
+
+
+def test_a_promise_below_the_policys_share_of_what_is_past_due_is_refused_by_policy():
+    # A token promise, kept, lifts the hold: one a month held escalation for ever.
+    book, rules = PromiseBook(), PromiseRules(min_share_of_past_due_bp=2500)
+    assert minimum_promise(rules, 100_001) == 25_001          # rounded up: never below the share
+    assert minimum_promise(rules, 0) == 0 and minimum_promise(PromiseRules(), 100_000) == 0
+    why = book.policy_refusal(rules, 24_999, 100_000, "CNY")
+    assert why and "at least 25 % of the CNY 1,000.00 past due (CNY 250.00)" in why and "supervisor" in why
+    assert book.policy_refusal(rules, 25_000, 100_000, "CNY") is None
+    assert book.policy_refusal(rules, 1, 0, "CNY") is None     # nothing past due: any amount
+    assert "12.5 %" in PromiseBook().policy_refusal(PromiseRules(min_share_of_past_due_bp=1250), 1, 800, "USD")
 
 
 # ---- disputes, plans, placements -----------------------------------------------------------

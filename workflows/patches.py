@@ -120,6 +120,10 @@ CARRIED_STATE_MEASURED = "carried-state-measured"
 # waits until the refund is recorded (record_refund) or the task resolved by hand, where it completed
 # after its closing grace and a refund done later could no longer be recorded on the account.
 REFUND_BEFORE_COMPLETE = "refund-before-complete"
+# Added after it, asked only when a supervisor's promise meets the policy's refusal (too many broken
+# promises, or below the policy's minimum share of what is past due): accepted and recorded as over
+# the policy, where it was refused (the refusal said a supervisor could, and none could).
+PROMISE_SUPERVISOR_OVERRULES = "promise-supervisor-overrules"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.

@@ -35,7 +35,8 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.common import InvalidInput, parse_update
 from workflows.effects import Effects
-from workflows.patches import CLOSE_VERIFY_ON_RESUME, DISPUTE_ADJUSTMENT_SUPERVISED, OPT_OUT_ADDRESS_NAMES_ONE
+from workflows.patches import (CLOSE_VERIFY_ON_RESUME, DISPUTE_ADJUSTMENT_SUPERVISED, OPT_OUT_ADDRESS_NAMES_ONE,
+                               PROMISE_SUPERVISOR_OVERRULES)
 
 MAX_PAUSE_DAYS = 366
 MAX_OPEN_APPROVALS = 20
@@ -145,6 +146,7 @@ class OperatorUpdates(Effects):
     async def promise_to_pay(self, *args: Any) -> dict[str, Any]:
         event = await self._admit(PromiseToPay, args, self._check_promise)
         s = self._state
+        overruled = self._promise_policy_refusal(event)   # accepted by a supervisor all the same
         grace = s.promises.grace_days(s.policy.promises)
         deadline = localtime.start_of_local_day(event.promised_date + timedelta(days=grace + 1), s.timezone)
         code = event.reason_code or (event.reason if event.reason in REASON_CODES else None)
@@ -155,10 +157,12 @@ class OperatorUpdates(Effects):
         self._record("promise_made", f"promise to pay {self._money(event.amount)} by {event.promised_date} "
                      f"(escalation waits until {localtime.describe(deadline, s.timezone)})"
                      + (f"; reason: {event.reason}" if event.reason else "")
-                     + (f" [{code}]" if code and code != event.reason else ""),
+                     + (f" [{code}]" if code and code != event.reason else "")
+                     + (f"; accepted by a supervisor over the policy ({overruled})" if overruled else ""),
                      key=f"promise:{promise.promise_id}", actor=self._actor(event),
                      data={"promise_id": promise.promise_id, "amount": event.amount, "reason": event.reason,
-                           "reason_code": code, "promised_date": event.promised_date.isoformat()})
+                           "reason_code": code, "promised_date": event.promised_date.isoformat(),
+                           **({"over_policy": overruled} if overruled else {})})
         self._queue_send(scope=f"promise:{promise.promise_id}", step_id="promise-confirmation",
                          summary="Promise confirmation", channel="sms", template="promise_confirmation",
                          purpose="service")
@@ -178,6 +182,20 @@ class OperatorUpdates(Effects):
                                  event.promise_id)
         if why:
             raise InvalidInput(why)
+        why = self._promise_policy_refusal(event)
+        if why and not self._supervisor_overrules(event):
+            raise InvalidInput(why)
+
+    def _promise_policy_refusal(self, event: PromiseToPay) -> str | None:
+        """The policy's refusal a supervisor may overrule: too many broken promises, too small a one."""
+        s = self._state
+        return s.promises.policy_refusal(s.policy.promises, event.amount, self._balance().past_due,
+                                         s.account.currency)
+
+    def _supervisor_overrules(self, event: PromiseToPay) -> bool:
+        # Asked only when a supervisor's promise meets a policy refusal: runs recorded before refused it.
+        return getattr(event, "role", None) == "supervisor" and (
+            workflow.unsafe.is_read_only() or self._patched(PROMISE_SUPERVISOR_OVERRULES))
 
     # ------------------------------------------------------------------ disputes
     @workflow.update(name="open_dispute")

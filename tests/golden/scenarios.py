@@ -260,6 +260,28 @@ async def promise_kept(env: WorkflowEnvironment, account_id: str, providers: Any
     return await finished(env, h, "paid_off")
 
 
+async def promise_token_over_policy(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """Since promise-supervisor-overrules, under standard v5 (a promise covers a quarter of what is past
+    due): an operator's token promise refused, a supervisor's accepted over the policy and kept by its
+    payment, the hold lifted; then a promise of a quarter, and the account paid off."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=1, policy_id="standard", policy_version=5))
+    await env.sleep(4 * DAY)
+    promised = ((await local_today(env)) + timedelta(days=6)).isoformat()
+    why = await refused(h, "promise_to_pay", {"amount": 500, "promised_date": promised, **AGENT})
+    if "at least 25 %" not in why:
+        raise ScenarioFailed(f"{h.id}: the operator's token promise was refused for another reason: {why}")
+    await h.execute_update("promise_to_pay", {"amount": 500, "promised_date": promised, **SUPERVISOR})
+    st = await status(h)
+    expect(st, said(st, "over the policy"), "the supervisor's token promise accepted over the policy")
+    await h.signal("payment", payment(f"TOKEN-{account_id}", 500, on_status_day(st)))
+    st = await until(env, h, lambda s: "promise_kept" in kinds(s), "the token promise kept", step=HOUR)
+    await h.execute_update("promise_to_pay", {"amount": -(-st["amount_due"] // 4), "promised_date": promised,
+                                              "promise_id": "P-quarter", **AGENT})
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
+
 # ------------------------------------------------------------------ disputes
 async def dispute_upheld(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
     """A pausing dispute (quality complaint) stops contact; upheld with an adjustment of principal."""
@@ -1477,4 +1499,5 @@ SCENARIOS: dict[str, Scenario] = {
     "refund_recorded": Scenario(refund_recorded),
     "dispute_adjustment_four_eyes": Scenario(dispute_adjustment_four_eyes),
     "refund_after_closing_grace": Scenario(refund_after_closing_grace),
+    "promise_token_over_policy": Scenario(promise_token_over_policy),
 }
