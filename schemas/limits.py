@@ -62,6 +62,9 @@ MAX_DATETIME = datetime(2100, 12, 31, 23, 59, 59, 999999)
 # The ingress cannot check these: an account on compressed time has a collection "today"
 # that is not the calendar's. The shape window above is checked everywhere.
 MAX_PAUSE_DAYS = 365      # pause `until` at most a year ahead
+# An operator's pause ends within 30 days; an open-ended or longer one is a supervisor's decision
+# (a pause stops collection: any operator could stop it for good so).
+MAX_OPERATOR_PAUSE_DAYS = 30
 MAX_PROMISE_DAYS = 365    # promised_date at most a year ahead (policies may say less)
 MAX_RECEIVED_AT_FUTURE = timedelta(days=2)   # a payment cannot be received in the future (clock skew)
 

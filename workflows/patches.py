@@ -124,6 +124,10 @@ REFUND_BEFORE_COMPLETE = "refund-before-complete"
 # promises, or below the policy's minimum share of what is past due): accepted and recorded as over
 # the policy, where it was refused (the refusal said a supervisor could, and none could).
 PROMISE_SUPERVISOR_OVERRULES = "promise-supervisor-overrules"
+# Added after it, asked only when a caller other than a supervisor (an operator, the CLI, billing) pauses
+# collection open-ended or past 30 days (schemas/limits.py MAX_OPERATOR_PAUSE_DAYS): refused, where any
+# operator could stop an account's collection for a year, or for good.
+PAUSE_BOUNDED_FOR_OPERATORS = "pause-bounded-for-operators"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.working_days import working_day_deadline
     from policies import published
     from schemas.agent_work import REASON_CODES, resolvable_by_hand, task_scope
+    from schemas.limits import MAX_OPERATOR_PAUSE_DAYS
     from schemas.events import (
         ApproveLockout, CeaseCommunication, ChangePolicy, Close, DecideApproval, EmergencyUnlock, OpenDispute, OptOut,
         Pause, PromiseToPay, RecordRefund, RejectLockout, RepaymentPlan, ResolveDispute, ResolveTask, Resume,
@@ -36,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.common import InvalidInput, parse_update
 from workflows.effects import Effects
 from workflows.patches import (CLOSE_VERIFY_ON_RESUME, DISPUTE_ADJUSTMENT_SUPERVISED, OPT_OUT_ADDRESS_NAMES_ONE,
-                               PROMISE_SUPERVISOR_OVERRULES)
+                               PAUSE_BOUNDED_FOR_OPERATORS, PROMISE_SUPERVISOR_OVERRULES)
 
 MAX_PAUSE_DAYS = 366
 MAX_OPEN_APPROVALS = 20
@@ -459,6 +460,13 @@ class OperatorUpdates(Effects):
         if event.until and event.until > today + timedelta(days=MAX_PAUSE_DAYS):
             raise InvalidInput(f"a pause may last at most {MAX_PAUSE_DAYS} days (until "
                                f"{today + timedelta(days=MAX_PAUSE_DAYS)})")
+        role = getattr(event, "role", None)
+        last = today + timedelta(days=MAX_OPERATOR_PAUSE_DAYS)
+        if role not in (None, "supervisor") and (event.until is None or event.until > last) and (
+                workflow.unsafe.is_read_only() or self._patched(PAUSE_BOUNDED_FOR_OPERATORS)):
+            raise InvalidInput(f"{'an open-ended pause' if event.until is None else 'a pause past ' + str(last)} "
+                               f"needs the supervisor role (caller has {role}); an operator may pause until a "
+                               f"date at most {MAX_OPERATOR_PAUSE_DAYS} days ahead (by {last})")
 
     @workflow.update(name="resume")
     async def resume(self, *args: Any) -> dict[str, Any]:
