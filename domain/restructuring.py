@@ -5,6 +5,7 @@ charges engine's balance, within the policy's limits. Pure; integer minor units.
                                 fee=None, discount=0)
     quote.problems            # empty, or why the plan is outside the policy (refuse the update)
     quote.approval            # Approval(required, reason): four eyes when required
+    quote.deferral            # why the plan puts payment off (a holiday, a balloon), or None
     quote.total_including_charges, quote.instalments, quote.limitation
     book.events.append(quote.event)     # once signed (and approved): the engine supersedes the
                                         # open instalments with the plan's from `today`
@@ -15,6 +16,11 @@ The discount takes charges first (up to the policy's share), then principal (up 
 Each plan instalment carries principal and agreed charges in the order payments are allocated
 (charges first where fees/interest come before principal), so paying a plan instalment settles
 the same classes a payment would. Agreed charges bear no penalty interest.
+
+A plan that puts payment off — its first instalment more than PLAN_HOLIDAY_DAYS away, or one
+instalment more than BALLOON_FACTOR times the plan's average — holds collection while little or
+nothing is paid; unless the policy lets operators agree every plan alone, it needs a second person
+whatever its fee (the workflow asks for it: `deferral`).
 """
 from __future__ import annotations
 
@@ -26,6 +32,12 @@ from domain.charges import (
     Approval, ChargesBook, Instalment, RestructureEvent, RulesChange, Statement, rdiv, statement,
 )
 from schemas.charges import Charges
+
+
+# A monthly plan's first instalment falls within a month; later than this is a payment holiday.
+PLAN_HOLIDAY_DAYS = 31
+# An instalment more than twice the plan's average back-loads it (a balloon).
+BALLOON_FACTOR = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +72,7 @@ class RestructuringQuote:
     limitation: LimitationEffect
     problems: tuple[str, ...]
     event: RestructureEvent | None   # None when there are problems
+    deferral: str | None = None      # why it puts payment off, when the policy's mode asks approval for that
 
     @property
     def ok(self) -> bool:
@@ -164,7 +177,25 @@ def quote_restructuring(book: ChargesBook, as_of: date, *, plan_id: str, due_dat
         fee=chosen_fee, fee_by_policy=by_policy, fee_cap=fee_cap, discount_charges=discount_c,
         discount_principal=discount_p, total_including_charges=total, instalments=tuple(lines),
         approval=approval, limitation=LimitationEffect(restarts, as_of if restarts else None, basis),
-        problems=tuple(problems), event=event)
+        problems=tuple(problems), event=event,
+        deferral=plan_deferral(as_of, [x.due_date for x in lines], [x.amount for x in lines])
+        if policy.requires_approval != "never" else None)
+
+
+def plan_deferral(as_of: date, due_dates: list[date], amounts: list[int]) -> str | None:
+    """Why a plan puts payment off, or None: a first instalment more than PLAN_HOLIDAY_DAYS after
+    `as_of` (a payment holiday), or an instalment above BALLOON_FACTOR times the average (a balloon)."""
+    if not due_dates:
+        return None
+    first = (min(due_dates) - as_of).days
+    if first > PLAN_HOLIDAY_DAYS:
+        return f"its first instalment is {first} days away (a payment holiday of more than {PLAN_HOLIDAY_DAYS} days)"
+    total, n = sum(amounts), len(amounts)
+    largest = max(amounts)
+    if n > 1 and largest * n > BALLOON_FACTOR * total:
+        return (f"one instalment is {largest}, more than {BALLOON_FACTOR} times the average of "
+                f"{total // n} (a balloon)")
+    return None
 
 
 def _equal(total: int, n: int) -> list[int]:

@@ -76,6 +76,23 @@ def test_approval_modes():
             is required
 
 
+def test_a_plan_that_puts_payment_off_says_so_unless_the_policy_never_asks_approval():
+    # A payment holiday or a balloon holds collection while little is paid: a second person decides.
+    b = book()
+    assert quote_restructuring(b, TODAY, plan_id="P", due_dates=MONTHS[:3], fee=0).deferral is None
+    holiday = quote_restructuring(b, TODAY, plan_id="P", due_dates=[TODAY + timedelta(days=32)] + MONTHS[1:3], fee=0)
+    assert holiday.ok and not holiday.approval.required
+    assert holiday.deferral == "its first instalment is 32 days away (a payment holiday of more than 31 days)"
+    balloon = quote_restructuring(b, TODAY, plan_id="P", due_dates=MONTHS[:3], fee=0, amounts=[100, 100, 6_189_225])
+    assert balloon.ok and "more than 2 times the average of 2063141 (a balloon)" in balloon.deferral
+    # equal shares with the remainder on the last, and a single instalment within a month: no deferral
+    assert quote_restructuring(b, TODAY, plan_id="P", due_dates=MONTHS[:1], fee=0).deferral is None
+    base = b.rules.model_dump(mode="json")
+    never = Charges.model_validate({**base, "restructuring": {**base["restructuring"], "requires_approval": "never"}})
+    assert quote_restructuring(book(never), TODAY, plan_id="P", due_dates=MONTHS[:3], fee=0,
+                               amounts=[100, 100, 6_189_225]).deferral is None
+
+
 def test_nothing_outstanding_nothing_to_restructure_and_plan_ids_are_single_use():
     paid = book(events=[PaymentEvent(event_id="p", on=DUE, amount=6_000_000)])
     assert "nothing is outstanding" in quote_restructuring(paid, DUE, plan_id="P", due_dates=MONTHS).problems[0]

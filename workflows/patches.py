@@ -128,6 +128,11 @@ PROMISE_SUPERVISOR_OVERRULES = "promise-supervisor-overrules"
 # collection open-ended or past 30 days (schemas/limits.py MAX_OPERATOR_PAUSE_DAYS): refused, where any
 # operator could stop an account's collection for a year, or for good.
 PAUSE_BOUNDED_FOR_OPERATORS = "pause-bounded-for-operators"
+# Added after it, asked only when a repayment plan the policy would let an operator agree alone puts
+# payment off (its first instalment more than 31 days away, or a balloon: domain/restructuring.py
+# plan_deferral): a second person's approval is requested, where the plan applied at once (any
+# operator could hold collection for the policy's whole term with nothing paid).
+PLAN_DEFERRAL_APPROVED = "plan-deferral-approved"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.

@@ -37,7 +37,8 @@ with workflow.unsafe.imports_passed_through():
 from workflows.common import InvalidInput, parse_update
 from workflows.effects import Effects
 from workflows.patches import (CLOSE_VERIFY_ON_RESUME, DISPUTE_ADJUSTMENT_SUPERVISED, OPT_OUT_ADDRESS_NAMES_ONE,
-                               PAUSE_BOUNDED_FOR_OPERATORS, PROMISE_SUPERVISOR_OVERRULES)
+                               PAUSE_BOUNDED_FOR_OPERATORS, PLAN_DEFERRAL_APPROVED,
+                               PROMISE_SUPERVISOR_OVERRULES)
 
 MAX_PAUSE_DAYS = 366
 MAX_OPEN_APPROVALS = 20
@@ -326,12 +327,22 @@ class OperatorUpdates(Effects):
     async def repayment_plan(self, *args: Any) -> dict[str, Any]:
         event = await self._admit(RepaymentPlan, args, self._check_plan)
         quote = self._quote(event)
-        if quote.approval.required:
+        why = self._plan_approval(quote)
+        if why:
             request = self._request_approval(
                 "repayment_plan", event, f"repayment plan {event.plan_id} of {self._money(quote.total_including_charges)}"
-                f" including charges ({quote.approval.reason})")
-            return self._done({**request, "quote": self._quote_view(quote)})
+                f" including charges ({why})")
+            return self._done({**request, "quote": self._quote_view(quote, why)})
         return self._done(self._apply_plan(event, quote, approved_by=None))
+
+    def _plan_approval(self, quote: RestructuringQuote) -> str | None:
+        """Why the plan needs a second person's approval, or None: the policy's reason (a fee, a
+        discount, every plan), or the plan puts payment off (domain/restructuring.py plan_deferral)."""
+        if quote.approval.required:
+            return quote.approval.reason
+        if quote.deferral and (workflow.unsafe.is_read_only() or self._patched(PLAN_DEFERRAL_APPROVED)):
+            return f"the plan puts payment off: {quote.deferral}"
+        return None
 
     def _quote(self, event: RepaymentPlan) -> RestructuringQuote:
         """The plan as the charges engine states it on today's balance (domain/restructuring.py)."""
@@ -342,7 +353,7 @@ class OperatorUpdates(Effects):
             amounts=None if all(a is None for a in amounts) else amounts,  # type: ignore[arg-type]
             fee=event.fee, discount=event.discount, current=self._balance().statement)
 
-    def _quote_view(self, quote: RestructuringQuote) -> dict[str, Any]:
+    def _quote_view(self, quote: RestructuringQuote, why: str | None) -> dict[str, Any]:
         return {"as_of": quote.as_of.isoformat(), "principal_outstanding": quote.principal_outstanding,
                 "charges_outstanding": quote.charges_outstanding, "fee": quote.fee, "fee_by_policy": quote.fee_by_policy,
                 "fee_cap": quote.fee_cap, "discount": quote.discount_charges + quote.discount_principal,
@@ -350,7 +361,7 @@ class OperatorUpdates(Effects):
                 "total_including_charges": quote.total_including_charges,
                 "instalments": [{"due_date": x.due_date.isoformat(), "amount": x.amount, "principal": x.principal,
                                  "agreed_charges": x.agreed_charges} for x in quote.instalments],
-                "approval_required": quote.approval.required, "approval_reason": quote.approval.reason,
+                "approval_required": bool(why), "approval_reason": why or quote.approval.reason,
                 "limitation_restarts": quote.limitation.restarts,
                 "limitation_restarts_on": quote.limitation.restarts_on.isoformat() if quote.limitation.restarts_on
                 else None, "limitation_basis": quote.limitation.basis, "currency": self._state.account.currency}
@@ -371,7 +382,7 @@ class OperatorUpdates(Effects):
             self._record("promise_superseded", f"promise {superseded.promise_id} superseded by repayment plan "
                          f"{event.plan_id}", key=f"promise:{superseded.promise_id}:superseded")
         self._post_charges(f"plan {event.plan_id}")
-        view = self._quote_view(quote)
+        view = self._quote_view(quote, self._plan_approval(quote))
         self._record("plan", f"repayment plan {event.plan_id} replaces the schedule: {len(quote.instalments)} "
                      f"instalments totalling {self._money(quote.total_including_charges)} including charges "
                      f"(principal {self._money(quote.principal_outstanding)}, charges "
@@ -434,7 +445,7 @@ class OperatorUpdates(Effects):
                 + (" as of today" if approving else ""))
         if quote.problems:
             raise InvalidInput("plan outside the policy: " + "; ".join(quote.problems))
-        if quote.approval.required and not approving:
+        if not approving and self._plan_approval(quote):
             self._check_request_room()
 
     # ------------------------------------------------------------------ pause / resume
