@@ -133,6 +133,10 @@ PAUSE_BOUNDED_FOR_OPERATORS = "pause-bounded-for-operators"
 # plan_deferral): a second person's approval is requested, where the plan applied at once (any
 # operator could hold collection for the policy's whole term with nothing paid).
 PLAN_DEFERRAL_APPROVED = "plan-deferral-approved"
+# Added after it, asked only when a supervisor resumes, with a note, an account whose collection a risk
+# sign stopped (bankruptcy, death): the stop is lifted, where nothing could lift it (a report on the
+# wrong account stopped collection for good).
+STOP_LIFTED_BY_SUPERVISOR = "stop-lifted-by-supervisor"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.

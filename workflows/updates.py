@@ -38,7 +38,7 @@ from workflows.common import InvalidInput, parse_update
 from workflows.effects import Effects
 from workflows.patches import (CLOSE_VERIFY_ON_RESUME, DISPUTE_ADJUSTMENT_SUPERVISED, OPT_OUT_ADDRESS_NAMES_ONE,
                                PAUSE_BOUNDED_FOR_OPERATORS, PLAN_DEFERRAL_APPROVED,
-                               PROMISE_SUPERVISOR_OVERRULES)
+                               PROMISE_SUPERVISOR_OVERRULES, STOP_LIFTED_BY_SUPERVISOR)
 
 MAX_PAUSE_DAYS = 366
 MAX_OPEN_APPROVALS = 20
@@ -483,9 +483,18 @@ class OperatorUpdates(Effects):
     async def resume(self, *args: Any) -> dict[str, Any]:
         event = await self._admit(Resume, args, self._check_resume)
         s = self._state
+        stop = s.stopped if s.stopped and self._lifts_stop(event) else None
         reason, s.paused, s.paused_until = s.paused, None, None
-        self._record("operator_action", f"collection resumed (was paused: {reason})",
-                     key=f"resume:{self._update_key()}", actor=self._actor(event))
+        if stop:
+            s.stopped = None
+            self._record("operator_action", f"collection resumed: the stop for {stop.replace('_', ' ')} lifted by "
+                         f"{self._actor(event)}: {event.note}" + (f" (was also paused: {reason})" if reason else ""),
+                         key=f"resume:{self._update_key()}", actor=self._actor(event),
+                         data={"stop_lifted": stop, "note": event.note})
+            self._close_task(f"risk:{stop}", f"stop lifted by {self._actor(event)}")
+        else:
+            self._record("operator_action", f"collection resumed (was paused: {reason})",
+                         key=f"resume:{self._update_key()}", actor=self._actor(event))
         if reason and reason.startswith("verify "):
             # A hold to verify a risk sign: resuming is the verification, so its task is done.
             task = f"{s.account.account_id}:risk:{reason[len('verify '):]}:verify:task"
@@ -497,9 +506,21 @@ class OperatorUpdates(Effects):
     def _v_resume(self, *args: Any) -> None:
         self._validate(Resume, args, self._check_resume)
 
-    def _check_resume(self, _: Resume) -> None:
-        if not self._state.paused:
+    def _check_resume(self, event: Resume) -> None:
+        s = self._state
+        if s.stopped and not s.paused and not self._lifts_stop(event):
+            raise InvalidInput(f"collection is stopped ({s.stopped.replace('_', ' ')} reported): lifting the stop "
+                               f"needs the supervisor role (caller has {getattr(event, 'role', None)}) and a note "
+                               "saying what was verified")
+        if not s.paused and not s.stopped:
             raise InvalidInput("account is not paused")
+
+    def _lifts_stop(self, event: Resume) -> bool:
+        """A supervisor's resume with a note lifts a stop (bankruptcy, death reported): a report on the wrong
+        account, or a bankruptcy dismissed, stopped collection for good. Asked only then: runs recorded
+        before could not lift it."""
+        return getattr(event, "role", None) in (None, "supervisor") and bool((event.note or "").strip()) and (
+            workflow.unsafe.is_read_only() or self._patched(STOP_LIFTED_BY_SUPERVISOR))
 
     # ------------------------------------------------------------------ lockout decisions
     @workflow.update(name="approve_lockout")
