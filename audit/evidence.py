@@ -36,6 +36,7 @@ CATEGORIES = {
     "lockout": "lockout", "placement": "placement",
     "payment_applied": "payment", "payment_duplicate": "payment", "payment_rejected": "payment",
     "plan": "repayment plan", "acknowledgement": "repayment plan", "payment_unapplied": "payment",
+    "payment_held": "payment",
     "operator_action": "operator action", "closed": "account",
     "account_opened": "account", "stage_changed": "account", "cured": "account", "episode": "account",
     "resumed": "operator action", "risk_signal": "risk", "contact": "contact", "recipient_fallback": "contact",

@@ -94,6 +94,7 @@ RESOLVED_BY_HAND: tuple[tuple[str, str, str], ...] = (
     ("", ":placement-failed", r"hand-over to .+ failed"),
     ("", ":undelivered", r".+ notice not delivered"),
     ("", ":recall-failed", r"recall from .+ failed"),
+    ("payment:", ":check", r"payment to check: sent before\?"),   # a payment held: its id may be an old one
 )
 
 

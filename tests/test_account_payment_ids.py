@@ -96,3 +96,55 @@ async def test_refunds_after_the_close_past_the_open_ones_share_one_task_a_day(e
     key = f"{data['account_id']}:payment:%s:refund:task"
     assert sorted(st["tasks_open"]) == sorted([key % "LATE-0", key % "LATE-1", key % f"gathered-{st['today']}"]), \
         st["tasks_open"]
+
+
+async def test_an_old_id_merged_off_the_book_and_sent_again_is_held_not_counted_twice(env, pool, monkeypatch):
+    # Past the remembered ids and merged off the charges book at continue-as-new, an id sent again straight
+    # to Temporal was counted a second time. The ids past the window are kept in a Bloom filter now.
+    import workflows.account_collection
+    import workflows.signals
+    from workers.main import workflow_worker
+
+    monkeypatch.setattr(workflows.signals, "MAX_PAYMENT_IDS", 3)
+    monkeypatch.setattr(workflows.account_collection, "BOOK_MERGE_AT", 2)
+    monkeypatch.setattr(workflows.account_collection, "HISTORY_SAFETY_LIMIT", 20)
+    data = account(today=await today(env), due_in=5)
+    queue = f"bounds-{data['account_id']}"
+    async with workflow_worker(env.client, task_queue=queue, settings=Settings(ARREARS_WORKFLOW_SANDBOX="off")):
+        h = await env.client.start_workflow("AccountCollection", data, id=f"account-{data['account_id']}",
+                                            task_queue=queue)
+        now = await env.get_current_time()
+        for n in range(5):     # the same day: merged into ID-0's event when the run continues as new
+            await h.signal("payment", payment(f"ID-{n}", 100, now))
+        await settle(h)
+        first_run = (await _describe(env, h.id)).workflow_execution_info.execution.run_id
+        for _ in range(50):
+            st = await h.query("status")
+            info = (await _describe(env, h.id)).workflow_execution_info
+            if st["charges"]["book_events"] < 5 and info.execution.run_id != first_run:
+                break
+            await env.sleep(timedelta(hours=6))
+        assert st["payment_ids"] == {"remembered": 3, "forgotten": 2}, st["payment_ids"]
+        assert st["charges"]["book_events"] < 5, ("ID-1 … ID-4 merged off the charges book", info.history_length)
+
+        await h.signal("payment", payment("ID-1", 100, now))      # sent again: neither on the book nor remembered
+        await h.signal("payment", payment("ID-NEW", 100, now))    # new: applied
+        await settle(h)
+        st = await h.query("status")
+        await finish(h)
+    assert st["paid_total"] == 600, st["paid_total"]               # ID-1 not counted a second time
+    held = [e for e in st["timeline"] if e["kind"] == "payment_held"]
+    assert len(held) == 1 and "payment ID-1 of CNY 1.00 held" in held[0]["summary"]
+    [task] = [t for t in st["tasks_open"] if t.endswith(":payment:ID-1:check:task")]
+    from schemas.agent_work import resolvable_by_hand
+    assert resolvable_by_hand(data["account_id"], task, "payment to check: sent before?")   # by hand, with a note
+    assert [e["kind"] for e in st["timeline"] if "ID-NEW" in e["summary"]] == ["payment_applied"]
+
+
+async def _describe(env, workflow_id: str):
+    # The raw call: the SDK's describe() cannot read the time-skipping server's datetime attributes.
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+
+    return await env.client.workflow_service.describe_workflow_execution(DescribeWorkflowExecutionRequest(
+        namespace=env.client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)))

@@ -32,7 +32,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from domain import localtime
+    from domain import localtime, payment_memory
     from domain.clock import END as CLOCK_END
     from domain.clock import CollectionClock
     from domain.contact_rules import timezones
@@ -116,6 +116,8 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         self._book_rev = 0
         self._balance_key = None
         self._balance_cache = None
+        self._forgotten_bits = None
+        self._forgetting_set = (0, set())
         self._statements = Statements()
         self._local_now_key = None
         self._local_now_value = None
@@ -373,6 +375,10 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         s = self._state
         if len(s.book.events) >= BOOK_MERGE_AT and merge_same_day_payments(s.book):
             self._book_rev += 1
+        if s.payments_forgetting:   # the ids past the remembered window, into their Bloom filter
+            s.payments_forgotten = payment_memory.fold(s.payments_forgotten, s.payments_forgetting)
+            s.payments_forgotten_count += len(s.payments_forgetting)
+            s.payments_forgetting = []
         horizon = self._today() - timedelta(days=COMPACT_AFTER_DAYS)
         settled = self._balance().settled_due_dates(horizon)
         if not settled:
@@ -509,6 +515,9 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
             "principal_outstanding": bal.principal_outstanding, "charges_outstanding": bal.charges_outstanding,
             "fees_outstanding": bal.charges_outstanding, "credit": bal.credit,
             "paid_total": s.payments_total,
+            # Payment ids known one by one (the latest), and those past them kept in a Bloom filter.
+            "payment_ids": {"remembered": len(s.payments_seen),
+                            "forgotten": s.payments_forgotten_count + len(s.payments_forgetting)},
             "instalments": bal.status_lines(hide_settled_before=today - timedelta(days=COMPACT_AFTER_DAYS)),
             "charges": bal.charges_summary(ref, rules, s.book.jurisdiction, s.book.debt_type) | {
                 "posted": {"as_of": s.posted.as_of.isoformat() if s.posted.as_of else None,

@@ -137,6 +137,11 @@ PLAN_DEFERRAL_APPROVED = "plan-deferral-approved"
 # sign stopped (bankruptcy, death): the stop is lifted, where nothing could lift it (a report on the
 # wrong account stopped collection for good).
 STOP_LIFTED_BY_SUPERVISOR = "stop-lifted-by-supervisor"
+# Added after it, asked only when a payment id first falls out of the latest MAX_PAYMENT_IDS the account
+# remembers: from then on the ids past the window are kept in a Bloom filter (domain/payment_memory.py)
+# and a payment whose id it may hold is held for a person, where an old id merged off the charges book
+# and sent again straight to Temporal was counted a second time.
+FORGOTTEN_PAYMENT_IDS_KEPT = "forgotten-payment-ids-kept"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.

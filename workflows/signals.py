@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
 
     from domain import localtime
     from domain.charges import PaymentEvent
+    from domain import payment_memory
     from domain.consent_book import DEBTOR
     from domain.risk_signs import LEGACY_KINDS as LEGACY_RISK_KINDS
     from domain.risk_signs import reaction_for, within_agreed_region
@@ -32,8 +33,8 @@ from workflows.common import describe_validation_error
 from workflows.context import MAX_PAYMENT_IDS, REFUND_HOW, payment_id_digest
 from workflows.pacing import Pacing
 from workflows.patches import (AGENT_CALLS_COUNT, BOOK_FULL_ONE_TASK, CLOSE_TASK_ON_OUTCOME,
-                               CONTACT_CLOSES_ITS_TASKS_ONLY, PAYMENT_ON_BOOK_IS_DUPLICATE, PAYMENT_TASKS_GATHERED,
-                               RISK_PERSON_KNOWN, RISK_SIGNS_CATALOGUE)
+                               CONTACT_CLOSES_ITS_TASKS_ONLY, FORGOTTEN_PAYMENT_IDS_KEPT, PAYMENT_ON_BOOK_IS_DUPLICATE,
+                               PAYMENT_TASKS_GATHERED, RISK_PERSON_KNOWN, RISK_SIGNS_CATALOGUE)
 
 KNOWN_SIGNALS = "payment, risk, contact, lockout_confirmation, delivery_receipt"
 # Voice outcomes of a call placed to the person (consumer_initiated is theirs, inbound_reply no call).
@@ -101,12 +102,27 @@ class Signals(Pacing):
             self._record("payment_duplicate", f"payment {p.payment_id} already applied (on the charges book); "
                          "ignored", key=f"payment:{p.payment_id}:duplicate")
             return
+        if not on_book and self._forgotten_maybe(p.payment_id):
+            # Perhaps a payment received before the latest ids remembered, sent again: held for a person,
+            # neither counted a second time nor lost (the filter's rare false "maybe" is a new payment).
+            self._record("payment_held", f"payment {p.payment_id} of {self._money(p.amount)} held, not applied: its "
+                         f"id may be one received before the latest {MAX_PAYMENT_IDS} remembered; a person checks it",
+                         key=f"payment:{p.payment_id}:held",
+                         data={"payment_id": p.payment_id, "amount": p.amount, "currency": p.currency,
+                               "received_at": p.received_at.isoformat()})
+            self._payment_task(p.payment_id, "check", "payment to check: sent before?",
+                               f"payment {p.payment_id} of {self._money(p.amount)}: its id may be one received long "
+                               "ago. If the billing system says it is a new payment, send it again under a new "
+                               "payment_id; it is then applied. If it was sent before, resolve this task.",
+                               "check each payment recorded as payment_held on this account from this day with the "
+                               "billing system: a new one is sent again under a new payment_id")
+            self._wake_up()
+            return
         if not self._book_room() or on_book:
             # Never bounced and never lost: counted, recorded, and handed to a person to apply.
             why = ("the charges book is full" if not self._book_room()
                    else "its id is already on the charges book (beyond the remembered payment ids)")
-            s.payments_seen.append(p.payment_id)
-            del s.payments_seen[:-MAX_PAYMENT_IDS]
+            self._remember_payment_id(p.payment_id)
             s.payments_total += p.amount
             self._record("payment_unapplied", f"payment {p.payment_id} of {self._money(p.amount)} received but not "
                          f"applied: {why}; a person applies it", key=f"payment:{p.payment_id}:unapplied",
@@ -122,8 +138,7 @@ class Signals(Pacing):
                 self._open_task(f"payment:{p.payment_id}:unapplied", "payment to apply by hand", why)
             self._wake_up()
             return
-        s.payments_seen.append(p.payment_id)
-        del s.payments_seen[:-MAX_PAYMENT_IDS]
+        self._remember_payment_id(p.payment_id)
         s.payments_total += p.amount
         on, note = self._payment_date(p.received_at)
         bal = self._book(PaymentEvent(event_id=event_id, on=on, amount=p.amount))
@@ -162,6 +177,38 @@ class Signals(Pacing):
                                f"refund each payment recorded as payment_applied on this account from this day, "
                                f"after it was {s.stage} (its allocation's credit is the amount to refund)" + REFUND_HOW)
         self._wake_up()
+
+    def _remember_payment_id(self, payment_id: str) -> None:
+        """The latest MAX_PAYMENT_IDS ids exactly; the older ones (as digests) go to the Bloom filter at the
+        next continue-as-new (domain/payment_memory.py), where they were forgotten."""
+        s = self._state
+        s.payments_seen.append(payment_id)
+        dropped = s.payments_seen[:-MAX_PAYMENT_IDS]
+        if not dropped:
+            return
+        del s.payments_seen[:-MAX_PAYMENT_IDS]
+        if s.payments_forgetting or s.payments_forgotten is not None or self._patched(FORGOTTEN_PAYMENT_IDS_KEPT):
+            s.payments_forgetting.extend(pid if pid.startswith("#") else payment_id_digest(pid) for pid in dropped)
+
+    def _forgotten_maybe(self, payment_id: str) -> bool:
+        """Whether a payment id outside the exact window may be one the account forgot."""
+        s = self._state
+        if not s.payments_forgetting and s.payments_forgotten is None:
+            return False
+        key = payment_id_digest(payment_id)
+        # The list grows within a run and is emptied when folded (at continue-as-new): its set, kept up.
+        n, (seen, pending) = len(s.payments_forgetting), self._forgetting_set
+        if n < seen:
+            seen, pending = 0, set()
+        pending.update(s.payments_forgetting[seen:])
+        self._forgetting_set = (n, pending)
+        if key in pending:
+            return True
+        if s.payments_forgotten is None:
+            return False
+        if self._forgotten_bits is None or self._forgotten_bits[0] is not s.payments_forgotten:
+            self._forgotten_bits = (s.payments_forgotten, payment_memory.decode(s.payments_forgotten))
+        return payment_memory.maybe_seen(self._forgotten_bits[1], key)
 
     def _payment_task(self, payment_id: str, what: str, reason: str, detail: str, gathered: str) -> None:
         """A task for one payment, up to PAYMENT_TASKS_APART of a kind open at once; past them one task a

@@ -169,6 +169,11 @@ class AccountState(_Carried):
     done: list[str] = Field(default_factory=list)
     reminded: dict[date, int] = Field(default_factory=dict)
     payments_seen: list[str] = Field(default_factory=list)   # the latest MAX_PAYMENT_IDS payment ids
+    # Ids past that window (as digests), folded at continue-as-new into `payments_forgotten`, a Bloom
+    # filter (domain/payment_memory.py) that flags an old id sent again for a person to check.
+    payments_forgetting: list[str] = Field(default_factory=list)
+    payments_forgotten: str | None = None
+    payments_forgotten_count: int = 0
     payments_total: int = 0
     promises: PromiseBook = Field(default_factory=PromiseBook)
     disputes: DisputeBook = Field(default_factory=DisputeBook)
