@@ -90,7 +90,8 @@ class Signals(Pacing):
             self._reject("payment", f"currency {p.currency} does not match the account's {s.account.currency}",
                          args[0])
             return
-        if p.payment_id in s.payments_seen or payment_id_digest(p.payment_id) in s.payments_seen:
+        if p.payment_id in s.payments_seen or payment_id_digest(p.payment_id) in s.payments_seen \
+                or self._forgetting(p.payment_id):
             self._record("payment_duplicate", f"payment {p.payment_id} already applied; ignored",
                          key=f"payment:{p.payment_id}:duplicate")
             return
@@ -190,25 +191,27 @@ class Signals(Pacing):
         if s.payments_forgetting or s.payments_forgotten is not None or self._patched(FORGOTTEN_PAYMENT_IDS_KEPT):
             s.payments_forgetting.extend(pid if pid.startswith("#") else payment_id_digest(pid) for pid in dropped)
 
-    def _forgotten_maybe(self, payment_id: str) -> bool:
-        """Whether a payment id outside the exact window may be one the account forgot."""
+    def _forgetting(self, payment_id: str) -> bool:
+        """Whether the id left the remembered window in this run (known exactly until it is folded)."""
         s = self._state
-        if not s.payments_forgetting and s.payments_forgotten is None:
+        if not s.payments_forgetting:
             return False
-        key = payment_id_digest(payment_id)
         # The list grows within a run and is emptied when folded (at continue-as-new): its set, kept up.
         n, (seen, pending) = len(s.payments_forgetting), self._forgetting_set
         if n < seen:
             seen, pending = 0, set()
         pending.update(s.payments_forgetting[seen:])
         self._forgetting_set = (n, pending)
-        if key in pending:
-            return True
+        return payment_id_digest(payment_id) in pending
+
+    def _forgotten_maybe(self, payment_id: str) -> bool:
+        """Whether an id neither remembered nor on the book may be one folded into the Bloom filter."""
+        s = self._state
         if s.payments_forgotten is None:
             return False
         if self._forgotten_bits is None or self._forgotten_bits[0] is not s.payments_forgotten:
             self._forgotten_bits = (s.payments_forgotten, payment_memory.decode(s.payments_forgotten))
-        return payment_memory.maybe_seen(self._forgotten_bits[1], key)
+        return payment_memory.maybe_seen(self._forgotten_bits[1], payment_id_digest(payment_id))
 
     def _payment_task(self, payment_id: str, what: str, reason: str, detail: str, gathered: str) -> None:
         """A task for one payment, up to PAYMENT_TASKS_APART of a kind open at once; past them one task a
