@@ -42,9 +42,9 @@ def payment_id_digest(payment_id: str) -> str:
 REFUND_HOW = ("; once paid back, a supervisor records it (update record_refund, POST /accounts/<id>/record_refund): "
               "the account's credit falls and this task closes")
 # Events on the charges book. Consecutive same-day payments are merged at continue-as-new once the
-# book holds BOOK_MERGE_AT events, so only thousands of payments on distinct days could reach the
-# cap; an event beyond it is recorded and handed to a person, never carried. The state carried is
-# measured before each continue-as-new as well (workflows/carried.py).
+# book holds BOOK_MERGE_AT events, and when a payment finds it full, so only thousands of payments on
+# distinct days could reach the cap; an event beyond it is recorded and handed to a person, never
+# carried. The state carried is measured before each continue-as-new as well (workflows/carried.py).
 BOOK_MERGE_AT = 1_000
 MAX_BOOK_EVENTS = 5_000
 

@@ -142,6 +142,12 @@ STOP_LIFTED_BY_SUPERVISOR = "stop-lifted-by-supervisor"
 # and a payment whose id it may hold is held for a person, where an old id merged off the charges book
 # and sent again straight to Temporal was counted a second time.
 FORGOTTEN_PAYMENT_IDS_KEPT = "forgotten-payment-ids-kept"
+# Added after it, asked only when a payment finds the charges book full within a run: same-day payments
+# merge then (as at continue-as-new) and the payment is applied, where it and every later one of a
+# burst went to a person (one task a day) while the account went on escalating a debtor who had paid.
+# (Tried once as book-merged-when-full, before forgotten-payment-ids-kept, and reverted unreleased: a
+# merged id past the remembered window, sent again, was counted twice; it is remembered now.)
+BOOK_MERGED_IN_RUN = "book-merged-in-run"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.

@@ -18,9 +18,9 @@ from temporalio.common import RawValue
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from domain import localtime
+    from domain import localtime, payment_memory
+    from domain.account_balance import merge_same_day_payments
     from domain.charges import PaymentEvent
-    from domain import payment_memory
     from domain.consent_book import DEBTOR
     from domain.risk_signs import LEGACY_KINDS as LEGACY_RISK_KINDS
     from domain.risk_signs import reaction_for, within_agreed_region
@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.common import describe_validation_error
 from workflows.context import MAX_PAYMENT_IDS, REFUND_HOW, payment_id_digest
 from workflows.pacing import Pacing
-from workflows.patches import (AGENT_CALLS_COUNT, BOOK_FULL_ONE_TASK, CLOSE_TASK_ON_OUTCOME,
+from workflows.patches import (AGENT_CALLS_COUNT, BOOK_FULL_ONE_TASK, BOOK_MERGED_IN_RUN, CLOSE_TASK_ON_OUTCOME,
                                CONTACT_CLOSES_ITS_TASKS_ONLY, FORGOTTEN_PAYMENT_IDS_KEPT, PAYMENT_ON_BOOK_IS_DUPLICATE,
                                PAYMENT_TASKS_GATHERED, RISK_PERSON_KNOWN, RISK_SIGNS_CATALOGUE)
 
@@ -119,6 +119,10 @@ class Signals(Pacing):
                                "billing system: a new one is sent again under a new payment_id")
             self._wake_up()
             return
+        if not self._book_room() and self._patched(BOOK_MERGED_IN_RUN) and merge_same_day_payments(s.book):
+            # Full within a run (a burst): same-day payments merge now, as at continue-as-new, and this
+            # one is applied, where it and every later one went to a person while the ladder went on.
+            self._book_rev += 1
         if not self._book_room() or on_book:
             # Never bounced and never lost: counted, recorded, and handed to a person to apply.
             why = ("the charges book is full" if not self._book_room()
