@@ -5,6 +5,7 @@ the reason and nothing changes; a supervisor may accept it, recorded as over the
 time-skipping server with the real workers."""
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -41,8 +42,13 @@ async def test_a_token_promise_is_refused_unless_a_supervisor_accepts_it(env, po
         assert st["open_promise"]["promise_id"] == done["promise_id"]
         made = [e for e in st["timeline"] if e["kind"] == "promise_made"][-1]
         assert "accepted by a supervisor over the policy (a promise must cover at least 25 %" in made["summary"]
-        rows = await pool.fetch("SELECT data FROM audit_log WHERE account_id=$1 AND kind='promise_made'",
-                                data["account_id"])
+        for _ in range(100):     # the ledger is written by an activity, after the update has returned
+            await settle_all(locals())
+            rows = await pool.fetch("SELECT data FROM audit_log WHERE account_id=$1 AND kind='promise_made'",
+                                    data["account_id"])
+            if rows:
+                break
+            await asyncio.sleep(0.1)
         assert len(rows) == 1 and "over_policy" in rows[0]["data"]
 
         # Kept with its 100: the hold lifts, and the operator cannot renew it with another token.

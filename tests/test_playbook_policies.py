@@ -13,7 +13,7 @@ from activities.rendering import render
 from policies import catalog, published
 from schemas.policy import Policy
 
-NEW = [("consumer", 5), ("b2b", 7), ("property", 3)]
+NEW = [("consumer", 6), ("b2b", 8), ("property", 3)]
 
 # What AccountCollection._variables passes, plus what the messaging activity adds (company_name,
 # contact_phone, recipient_name): nothing else, so a template needing more fails here.

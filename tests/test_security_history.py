@@ -83,7 +83,7 @@ async def test_raw_history_holds_no_personal_data(dev_env, database_url, tmp_pat
                                                      task_queue="arrears", static_summary=f"Account {account_id}")
         await asyncio.to_thread(temporal, address, "workflow", "start", "--type", "AccountCollection", *codec,
                                 "--task-queue", "arrears", "--workflow-id", f"account-{bad_id}", "--input", json.dumps(bad))
-        await handle.execute_update("promise_to_pay", {"amount": 1000, "promised_date": (today + timedelta(days=9)).isoformat(),
+        await handle.execute_update("promise_to_pay", {"amount": 120000, "promised_date": (today + timedelta(days=9)).isoformat(),
                                                        "note": f"called {phone}, wrote to {email}"})
         for _ in range(120):  # until messages went out (activity inputs carry the addresses)
             if await pool.fetchval("SELECT count(*) FROM communications WHERE account_id=$1", account_id) >= 2:
