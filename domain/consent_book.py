@@ -22,6 +22,7 @@ class PersonConsent(BaseModel):
     opted_out: list[Channel] = Field(default_factory=list)
     cease_communication: bool = False
     cease_requested_at: datetime | None = None
+    ceases_withdrawn: int = 0              # withdrawn by a supervisor: a later request is a new one
     phone_unusable: str | None = None      # "dead" | "wrong_party": no SMS or calls to this number
 
     def allows_phone(self) -> bool:
@@ -59,6 +60,14 @@ class ConsentBook(BaseModel):
         if p.cease_communication:
             return False
         p.cease_communication, p.cease_requested_at = True, at
+        return True
+
+    def withdraw_cease(self, person: str) -> bool:
+        p = self._edit(person)
+        if not p.cease_communication:
+            return False
+        p.cease_communication, p.cease_requested_at = False, None
+        p.ceases_withdrawn += 1
         return True
 
     def phone_unusable(self, person: str, why: str) -> bool:

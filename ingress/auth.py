@@ -47,6 +47,7 @@ ACTION_PERMISSIONS: dict[str, str] = {
     "write_off": "supervise",
     "close": "supervise",
     "record_refund": "supervise",
+    "withdraw_cease": "supervise",
     "waive_fee": "supervise",
     "approve_lockout": "supervise",
     "reject_lockout": "supervise",

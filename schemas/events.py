@@ -163,6 +163,13 @@ class CeaseCommunication(_Event, Operator):
     person: L.Identifier | None = None
 
 
+class WithdrawCease(_Event, Operator):
+    """A supervisor withdraws a cease-communication request recorded for a person (default: the debtor):
+    recorded on the wrong account, or the person asked to be contacted again. `note` says which."""
+
+    person: L.Identifier | None = None
+
+
 class DecideApproval(_Event, Operator):
     """Four eyes: approve or reject a pending request (fee waiver, write-off, restructured plan). The
     decider must not be the requester."""

@@ -26,6 +26,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "waive_fee": {"approved_by": "n/a"},
     "opt_out": {"channel": "sms"},
     "cease_communication": {},
+    "withdraw_cease": {"note": "recorded on the wrong account"},
     "write_off": {"reason": "uncollectable", "approved_by": "n/a"},
     "close": {"reason": "settled"},
     "change_policy": {},

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.events import (
         ApproveLockout, CeaseCommunication, ChangePolicy, Close, DecideApproval, EmergencyUnlock, OpenDispute, OptOut,
         Pause, PromiseToPay, RecordRefund, RejectLockout, RepaymentPlan, ResolveDispute, ResolveTask, Resume,
-        WaiveFee, WriteOff,
+        WaiveFee, WithdrawCease, WriteOff,
     )
     from workflows.state import TERMINAL, ApprovalRequest
 
@@ -695,7 +695,9 @@ class OperatorUpdates(Effects):
         s.consent.cease(person, self._now())
         self._record("consent", f"cease-communication request from {person} recorded: only notices the law still "
                      "allows will be sent to them", key=f"cease:{person}:{self._update_key()}", actor=self._actor(event))
-        self._queue_send(scope=f"cease:{person}", step_id="cease-acknowledgement", channel="letter",
+        again = s.consent.of(person).ceases_withdrawn     # a request after a withdrawn one is acknowledged too
+        self._queue_send(scope=f"cease:{person}" + (f":{again + 1}" if again else ""),
+                         step_id="cease-acknowledgement", channel="letter",
                          template="cease_acknowledgement", summary="Cease-communication acknowledgement",
                          person=person, purpose="legal_notice")
         return self._done({"cease_communication": True, "person": person})
@@ -706,6 +708,32 @@ class OperatorUpdates(Effects):
 
     def _check_cease(self, event: CeaseCommunication) -> None:
         self._person_for(event.person, None)
+
+    @workflow.update(name="withdraw_cease")
+    async def withdraw_cease(self, *args: Any) -> dict[str, Any]:
+        """A cease-communication recorded in error (or that the person withdrew) could never be undone: the
+        person was out of reach for good. A supervisor's decision, with the reason in the note."""
+        event = await self._admit(WithdrawCease, args, self._check_withdraw_cease)
+        s = self._state
+        person = self._person_for(event.person, None)[0]
+        s.consent.withdraw_cease(person)
+        self._record("consent", f"cease-communication of {person} withdrawn by {self._actor(event)}: {event.note}",
+                     key=f"cease-withdrawn:{person}:{self._update_key()}", actor=self._actor(event),
+                     data={"person": person, "cease_withdrawn": True, "note": event.note})
+        return self._done({"cease_communication": False, "person": person})
+
+    @withdraw_cease.validator
+    def _v_withdraw_cease(self, *args: Any) -> None:
+        self._validate(WithdrawCease, args, self._check_withdraw_cease)
+
+    def _check_withdraw_cease(self, event: WithdrawCease) -> None:
+        self._require_supervisor(event)
+        if not (event.note or "").strip():
+            raise InvalidInput("withdrawing a cease-communication needs a note saying why (recorded in error, or "
+                               "the person asked to be contacted again)")
+        person = self._person_for(event.person, None)[0]
+        if not self._state.consent.of(person).cease_communication:
+            raise InvalidInput(f"no cease-communication is recorded for {person}")
 
     # ------------------------------------------------------------------ write-off and close
     @workflow.update(name="write_off")
