@@ -25,7 +25,7 @@ async def test_an_operator_pauses_for_at_most_30_days_and_a_supervisor_for_longe
         for body, fragment in [({"reason": "hardship call"}, "an open-ended pause needs the supervisor role"),
                                ({"reason": "hardship call", "until": (last + timedelta(days=1)).isoformat()},
                                 f"a pause past {last} needs the supervisor role"),
-                               ({"reason": "hardship call", "role": "cli"}, "(caller has cli)")]:
+                               ({"reason": "hardship call", "role": "billing"}, "(caller has billing)")]:
             with pytest.raises(WorkflowUpdateFailedError) as err:
                 await h.execute_update("pause", {**OPERATOR, **body})
             assert fragment in str(err.value.cause), str(err.value.cause)

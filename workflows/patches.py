@@ -148,6 +148,10 @@ FORGOTTEN_PAYMENT_IDS_KEPT = "forgotten-payment-ids-kept"
 # (Tried once as book-merged-when-full, before forgotten-payment-ids-kept, and reverted unreleased: a
 # merged id past the remembered window, sent again, was counted twice; it is remembered now.)
 BOOK_MERGED_IN_RUN = "book-merged-in-run"
+# Added after it, asked only when the `arrears` CLI (role `cli`) takes a supervisor's decision: allowed,
+# as for any client of Temporal itself (docs/security.md), where every such check refused it and the
+# CLI's documented write-off, close, lockout and refund commands could not work.
+CLI_TRUSTED_AS_SUPERVISOR = "cli-trusted-as-supervisor"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.

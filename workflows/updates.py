@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.common import InvalidInput, parse_update
 from workflows.effects import Effects
-from workflows.patches import (CLOSE_VERIFY_ON_RESUME, DISPUTE_ADJUSTMENT_SUPERVISED, OPT_OUT_ADDRESS_NAMES_ONE,
+from workflows.patches import (CLI_TRUSTED_AS_SUPERVISOR, CLOSE_VERIFY_ON_RESUME, DISPUTE_ADJUSTMENT_SUPERVISED, OPT_OUT_ADDRESS_NAMES_ONE,
                                PAUSE_BOUNDED_FOR_OPERATORS, PLAN_DEFERRAL_APPROVED,
                                PROMISE_SUPERVISOR_OVERRULES, STOP_LIFTED_BY_SUPERVISOR)
 
@@ -95,9 +95,17 @@ class OperatorUpdates(Effects):
             raise InvalidInput(f"account is {self._state.stage}")
 
     def _require_supervisor(self, event: Any) -> None:
+        if not self._supervisor(event):
+            raise InvalidInput(f"this decision needs the supervisor role (caller has {getattr(event, 'role', None)})")
+
+    def _supervisor(self, event: Any) -> bool:
+        """Whether the caller may take a supervisor's decision: the ingress's supervisor, or a client of
+        Temporal itself, trusted as docs/security.md says: one with no role, or the `arrears` CLI (role
+        `cli`, which every supervisor check refused, so the CLI's own write-off, close, lockout and
+        refund commands could not work; asked only then)."""
         role = getattr(event, "role", None)
-        if role is not None and role != "supervisor":
-            raise InvalidInput(f"this decision needs the supervisor role (caller has {role})")
+        return role in (None, "supervisor") or (role == "cli" and (
+            workflow.unsafe.is_read_only() or self._patched(CLI_TRUSTED_AS_SUPERVISOR)))
 
     def _update_key(self) -> str:
         info = workflow.current_update_info()
@@ -196,7 +204,7 @@ class OperatorUpdates(Effects):
 
     def _supervisor_overrules(self, event: PromiseToPay) -> bool:
         # Asked only when a supervisor's promise meets a policy refusal: runs recorded before refused it.
-        return getattr(event, "role", None) == "supervisor" and (
+        return getattr(event, "role", None) is not None and self._supervisor(event) and (
             workflow.unsafe.is_read_only() or self._patched(PROMISE_SUPERVISOR_OVERRULES))
 
     # ------------------------------------------------------------------ disputes
@@ -473,7 +481,7 @@ class OperatorUpdates(Effects):
                                f"{today + timedelta(days=MAX_PAUSE_DAYS)})")
         role = getattr(event, "role", None)
         last = today + timedelta(days=MAX_OPERATOR_PAUSE_DAYS)
-        if role not in (None, "supervisor") and (event.until is None or event.until > last) and (
+        if (event.until is None or event.until > last) and not self._supervisor(event) and (
                 workflow.unsafe.is_read_only() or self._patched(PAUSE_BOUNDED_FOR_OPERATORS)):
             raise InvalidInput(f"{'an open-ended pause' if event.until is None else 'a pause past ' + str(last)} "
                                f"needs the supervisor role (caller has {role}); an operator may pause until a "
@@ -519,7 +527,7 @@ class OperatorUpdates(Effects):
         """A supervisor's resume with a note lifts a stop (bankruptcy, death reported): a report on the wrong
         account, or a bankruptcy dismissed, stopped collection for good. Asked only then: runs recorded
         before could not lift it."""
-        return getattr(event, "role", None) in (None, "supervisor") and bool((event.note or "").strip()) and (
+        return self._supervisor(event) and bool((event.note or "").strip()) and (
             workflow.unsafe.is_read_only() or self._patched(STOP_LIFTED_BY_SUPERVISOR))
 
     # ------------------------------------------------------------------ lockout decisions
