@@ -70,6 +70,12 @@ class ConsentBook(BaseModel):
         p.ceases_withdrawn += 1
         return True
 
+    def reinstate_phone(self, person: str) -> str | None:
+        """The number usable again; what it was marked as, or None when it was not."""
+        p = self._edit(person)
+        was, p.phone_unusable = p.phone_unusable, None
+        return was
+
     def phone_unusable(self, person: str, why: str) -> bool:
         p = self._edit(person)
         if p.phone_unusable == why:

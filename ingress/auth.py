@@ -48,6 +48,7 @@ ACTION_PERMISSIONS: dict[str, str] = {
     "close": "supervise",
     "record_refund": "supervise",
     "withdraw_cease": "supervise",
+    "reinstate_phone": "supervise",
     "waive_fee": "supervise",
     "approve_lockout": "supervise",
     "reject_lockout": "supervise",

@@ -22,6 +22,8 @@ UPDATES: dict[str, tuple[type[BaseModel], str]] = {
     "waive_fee": (ev.WaiveFee, "Waive a fee (approval required)."),
     "opt_out": (ev.OptOut, "Record the debtor's opt-out from a channel."),
     "cease_communication": (ev.CeaseCommunication, "Cease communication (only legally required notices)."),
+    "reinstate_phone": (ev.ReinstatePhone, "Reinstate a phone number marked dead or wrong party in error "
+                                           "(supervisor; note required)."),
     "withdraw_cease": (ev.WithdrawCease, "Withdraw a cease-communication recorded in error or withdrawn by the "
                                          "person (supervisor; note required)."),
     "write_off": (ev.WriteOff, "Write the balance off (approval required)."),

@@ -163,6 +163,13 @@ class CeaseCommunication(_Event, Operator):
     person: L.Identifier | None = None
 
 
+class ReinstatePhone(_Event, Operator):
+    """A supervisor reinstates a person's phone number marked dead or reached by a wrong party (default:
+    the debtor): marked in error, or the number checked and found to be theirs. `note` says which."""
+
+    person: L.Identifier | None = None
+
+
 class WithdrawCease(_Event, Operator):
     """A supervisor withdraws a cease-communication request recorded for a person (default: the debtor):
     recorded on the wrong account, or the person asked to be contacted again. `note` says which."""

@@ -27,6 +27,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "opt_out": {"channel": "sms"},
     "cease_communication": {},
     "withdraw_cease": {"note": "recorded on the wrong account"},
+    "reinstate_phone": {"note": "the agent dialled another number"},
     "write_off": {"reason": "uncollectable", "approved_by": "n/a"},
     "close": {"reason": "settled"},
     "change_policy": {},

@@ -26,12 +26,12 @@ with workflow.unsafe.imports_passed_through():
     from domain.working_days import working_day_deadline
     from policies import published
     from schemas.agent_work import REASON_CODES, resolvable_by_hand, task_scope
-    from schemas.limits import MAX_OPERATOR_PAUSE_DAYS
     from schemas.events import (
         ApproveLockout, CeaseCommunication, ChangePolicy, Close, DecideApproval, EmergencyUnlock, OpenDispute, OptOut,
-        Pause, PromiseToPay, RecordRefund, RejectLockout, RepaymentPlan, ResolveDispute, ResolveTask, Resume,
-        WaiveFee, WithdrawCease, WriteOff,
+        Pause, PromiseToPay, RecordRefund, ReinstatePhone, RejectLockout, RepaymentPlan, ResolveDispute, ResolveTask,
+        Resume, WaiveFee, WithdrawCease, WriteOff,
     )
+    from schemas.limits import MAX_OPERATOR_PAUSE_DAYS
     from workflows.state import TERMINAL, ApprovalRequest
 
 from workflows.common import InvalidInput, parse_update
@@ -742,6 +742,32 @@ class OperatorUpdates(Effects):
         person = self._person_for(event.person, None)[0]
         if not self._state.consent.of(person).cease_communication:
             raise InvalidInput(f"no cease-communication is recorded for {person}")
+
+    @workflow.update(name="reinstate_phone")
+    async def reinstate_phone(self, *args: Any) -> dict[str, Any]:
+        """A number marked dead (a risk sign, the provider's refusal) or reached by a wrong party (an agent's
+        outcome) stayed out of use for the account's life, even when marked in error. A supervisor's
+        correction, with the reason in the note; if the number is dead after all, the provider's next
+        refusal marks it again."""
+        event = await self._admit(ReinstatePhone, args, self._check_reinstate_phone)
+        person = self._person_for(event.person, None)[0]
+        was = self._state.consent.reinstate_phone(person)
+        self._record("consent", f"{person}'s phone number, marked {(was or '').replace('_', ' ')}, reinstated by "
+                     f"{self._actor(event)}: {event.note}", key=f"phone-reinstated:{person}:{self._update_key()}",
+                     actor=self._actor(event), data={"person": person, "was": was, "note": event.note})
+        return self._done({"phone_usable": True, "person": person, "was": was})
+
+    @reinstate_phone.validator
+    def _v_reinstate_phone(self, *args: Any) -> None:
+        self._validate(ReinstatePhone, args, self._check_reinstate_phone)
+
+    def _check_reinstate_phone(self, event: ReinstatePhone) -> None:
+        self._require_supervisor(event)
+        if not (event.note or "").strip():
+            raise InvalidInput("reinstating a phone number needs a note saying why (marked in error, or checked)")
+        person = self._person_for(event.person, None)[0]
+        if self._state.consent.of(person).allows_phone():
+            raise InvalidInput(f"{person}'s phone number is not marked unusable")
 
     # ------------------------------------------------------------------ write-off and close
     @workflow.update(name="write_off")
