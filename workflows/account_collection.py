@@ -117,7 +117,7 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
         self._balance_key = None
         self._balance_cache = None
         self._forgotten_bits = None
-        self._forgetting_set = (0, set())
+        self._forgetting_set = (None, 0, set())
         self._statements = Statements()
         self._local_now_key = None
         self._local_now_value = None

@@ -63,7 +63,7 @@ class AccountContext:
     _balance_key: tuple[Any, ...] | None  # (book revision, date) of the cached statement
     _balance_cache: AccountBalance | None
     _forgotten_bits: tuple[str, bytearray] | None   # (carried filter, its bits) of forgotten payment ids
-    _forgetting_set: tuple[int, set[str]]         # (list length, set) of payments_forgetting, for lookups
+    _forgetting_set: tuple[list[str] | None, int, set[str]]   # (payments_forgetting, its length, its set)
     _statements: Statements              # the charges replay, continued as the book grows
     _local_now_key: tuple[datetime, str] | None   # (instant, zone) of the cached local wall time
     _local_now_value: datetime | None

@@ -200,12 +200,12 @@ class Signals(Pacing):
         s = self._state
         if not s.payments_forgetting:
             return False
-        # The list grows within a run and is emptied when folded (at continue-as-new): its set, kept up.
-        n, (seen, pending) = len(s.payments_forgetting), self._forgetting_set
-        if n < seen:
-            seen, pending = 0, set()
-        pending.update(s.payments_forgetting[seen:])
-        self._forgetting_set = (n, pending)
+        # The list only grows until it is folded and replaced by a new one: its set, kept up with it.
+        listed, seen, pending = self._forgetting_set
+        if listed is not s.payments_forgetting:
+            listed, seen, pending = s.payments_forgetting, 0, set()
+        pending.update(listed[seen:])
+        self._forgetting_set = (listed, len(listed), pending)
         return payment_id_digest(payment_id) in pending
 
     def _forgotten_maybe(self, payment_id: str) -> bool:
