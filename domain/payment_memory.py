@@ -9,8 +9,9 @@ hashes: under 0.01 % up to 20,000 forgotten ids, 0.7 % at 50,000), so a "maybe" 
 to check, never counted twice and never lost.
 
 The filter is carried as base64 of its zlib-compressed bits (sparse bits compress: 39 KB at 5,000
-ids, 72 KB at 20,000, at most 88 KB). Keys are payment id digests (the form a large state keeps them in; workflows/context.py),
-so an id kept only as its digest can still be folded in. Pure: no I/O, deterministic.
+ids, 72 KB at 20,000, at most 88 KB). Keys are payment id digests (the form a large state keeps them
+in; workflows/context.py), so an id kept only as its digest can still be folded in. Pure: no I/O,
+deterministic.
 """
 from __future__ import annotations
 

@@ -90,8 +90,8 @@ class Signals(Pacing):
             self._reject("payment", f"currency {p.currency} does not match the account's {s.account.currency}",
                          args[0])
             return
-        if p.payment_id in s.payments_seen or payment_id_digest(p.payment_id) in s.payments_seen \
-                or self._forgetting(p.payment_id):
+        digest = payment_id_digest(p.payment_id)     # how a large state and the forgotten ids know it
+        if p.payment_id in s.payments_seen or digest in s.payments_seen or self._forgetting(digest):
             self._record("payment_duplicate", f"payment {p.payment_id} already applied; ignored",
                          key=f"payment:{p.payment_id}:duplicate")
             return
@@ -103,7 +103,7 @@ class Signals(Pacing):
             self._record("payment_duplicate", f"payment {p.payment_id} already applied (on the charges book); "
                          "ignored", key=f"payment:{p.payment_id}:duplicate")
             return
-        if not on_book and self._forgotten_maybe(p.payment_id):
+        if not on_book and self._forgotten_maybe(digest):
             # Perhaps a payment received before the latest ids remembered, sent again: held for a person,
             # neither counted a second time nor lost (the filter's rare false "maybe" is a new payment).
             self._record("payment_held", f"payment {p.payment_id} of {self._money(p.amount)} held, not applied: its "
@@ -195,8 +195,9 @@ class Signals(Pacing):
         if s.payments_forgetting or s.payments_forgotten is not None or self._patched(FORGOTTEN_PAYMENT_IDS_KEPT):
             s.payments_forgetting.extend(pid if pid.startswith("#") else payment_id_digest(pid) for pid in dropped)
 
-    def _forgetting(self, payment_id: str) -> bool:
-        """Whether the id left the remembered window in this run (known exactly until it is folded)."""
+    def _forgetting(self, digest: str) -> bool:
+        """Whether the id (by its digest) left the remembered window in this run (known exactly until it
+        is folded)."""
         s = self._state
         if not s.payments_forgetting:
             return False
@@ -206,16 +207,17 @@ class Signals(Pacing):
             listed, seen, pending = s.payments_forgetting, 0, set()
         pending.update(listed[seen:])
         self._forgetting_set = (listed, len(listed), pending)
-        return payment_id_digest(payment_id) in pending
+        return digest in pending
 
-    def _forgotten_maybe(self, payment_id: str) -> bool:
-        """Whether an id neither remembered nor on the book may be one folded into the Bloom filter."""
+    def _forgotten_maybe(self, digest: str) -> bool:
+        """Whether an id (by its digest) neither remembered nor on the book may be one folded into the
+        Bloom filter."""
         s = self._state
         if s.payments_forgotten is None:
             return False
         if self._forgotten_bits is None or self._forgotten_bits[0] is not s.payments_forgotten:
             self._forgotten_bits = (s.payments_forgotten, payment_memory.decode(s.payments_forgotten))
-        return payment_memory.maybe_seen(self._forgotten_bits[1], payment_id_digest(payment_id))
+        return payment_memory.maybe_seen(self._forgotten_bits[1], digest)
 
     def _payment_task(self, payment_id: str, what: str, reason: str, detail: str, gathered: str) -> None:
         """A task for one payment, up to PAYMENT_TASKS_APART of a kind open at once; past them one task a

@@ -98,6 +98,16 @@ class OperatorUpdates(Effects):
         if not self._supervisor(event):
             raise InvalidInput(f"this decision needs the supervisor role (caller has {getattr(event, 'role', None)})")
 
+    def _require_supervisor_noting(self, event: Any, what: str, why: str) -> None:
+        """A supervisor's correction of what was recorded in error: the role, and a note saying why."""
+        self._require_supervisor(event)
+        if not self._noted(event):
+            raise InvalidInput(f"{what} needs a note saying why ({why})")
+
+    @staticmethod
+    def _noted(event: Any) -> bool:
+        return bool((getattr(event, "note", None) or "").strip())
+
     def _supervisor(self, event: Any) -> bool:
         """Whether the caller may take a supervisor's decision: the ingress's supervisor, or a client of
         Temporal itself, trusted as docs/security.md says: one with no role, or the `arrears` CLI (role
@@ -527,7 +537,7 @@ class OperatorUpdates(Effects):
         """A supervisor's resume with a note lifts a stop (bankruptcy, death reported): a report on the wrong
         account, or a bankruptcy dismissed, stopped collection for good. Asked only then: runs recorded
         before could not lift it."""
-        return self._supervisor(event) and bool((event.note or "").strip()) and (
+        return self._supervisor(event) and self._noted(event) and (
             workflow.unsafe.is_read_only() or self._patched(STOP_LIFTED_BY_SUPERVISOR))
 
     # ------------------------------------------------------------------ lockout decisions
@@ -735,10 +745,8 @@ class OperatorUpdates(Effects):
         self._validate(WithdrawCease, args, self._check_withdraw_cease)
 
     def _check_withdraw_cease(self, event: WithdrawCease) -> None:
-        self._require_supervisor(event)
-        if not (event.note or "").strip():
-            raise InvalidInput("withdrawing a cease-communication needs a note saying why (recorded in error, or "
-                               "the person asked to be contacted again)")
+        self._require_supervisor_noting(event, "withdrawing a cease-communication", "recorded in error, or the "
+                                        "person asked to be contacted again")
         person = self._person_for(event.person, None)[0]
         if not self._state.consent.of(person).cease_communication:
             raise InvalidInput(f"no cease-communication is recorded for {person}")
@@ -762,9 +770,7 @@ class OperatorUpdates(Effects):
         self._validate(ReinstatePhone, args, self._check_reinstate_phone)
 
     def _check_reinstate_phone(self, event: ReinstatePhone) -> None:
-        self._require_supervisor(event)
-        if not (event.note or "").strip():
-            raise InvalidInput("reinstating a phone number needs a note saying why (marked in error, or checked)")
+        self._require_supervisor_noting(event, "reinstating a phone number", "marked in error, or checked")
         person = self._person_for(event.person, None)[0]
         if self._state.consent.of(person).allows_phone():
             raise InvalidInput(f"{person}'s phone number is not marked unusable")
