@@ -10,6 +10,7 @@ replayed batch changes nothing. Unknown kinds go to audit_log only.
                                         promise_id (or promise_key), amount, promised_date (or promise_date)
     dispute_opened                      dispute_id (or dispute_key), reason
     dispute_resolved                    dispute_id (or dispute_key), outcome "upheld"|"rejected", adjustment
+    payment_reversed                    payment_id, reversed_at, reason, detail (the row becomes `reversed`)
     any kind                            actor (default "workflow")
 
 A batch may also carry the account's `statement` (its instalment balances now): it replaces the
@@ -26,6 +27,7 @@ import asyncpg
 from temporalio import activity
 
 from schemas.actions import AgentTask, AgentTaskClosure, LedgerBatch, LedgerEntry
+from schemas.events import REVERSAL_REASONS
 from schemas.ageing import ReceivableStatement
 
 
@@ -68,11 +70,29 @@ async def _payment(conn: asyncpg.Connection, entry: LedgerEntry, status: str) ->
     await conn.execute(
         "INSERT INTO payments (payment_id, account_id, amount, currency, received_at, status, allocation)"
         " VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb)"
-        " ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status,"
+        # A payment billing reported reversed (ingress/reversals.py) stays `reversed`, whenever the
+        # account's record of applying it is written.
+        " ON CONFLICT (payment_id) DO UPDATE SET status = CASE WHEN payments.reversed_at IS NULL"
+        "   THEN EXCLUDED.status ELSE payments.status END,"
         "   allocation = COALESCE(EXCLUDED.allocation, payments.allocation)",
         str(data["payment_id"]), entry.account_id, amount, str(data["currency"]),
         _datetime(data.get("received_at"), entry.occurred_at), status,
         json.dumps(data["allocation"]) if data.get("allocation") is not None else None)
+
+
+async def _payment_reversed(conn: asyncpg.Connection, entry: LedgerEntry) -> None:
+    """The account backed a returned payment out: its row says so, also when the return reached the account
+    without the ingress (which marks it first: what it recorded is kept)."""
+    data = entry.data
+    if not data.get("payment_id"):
+        return
+    await conn.execute(
+        "UPDATE payments SET status = 'reversed', reversed_at = COALESCE(reversed_at, $3),"
+        " reversal_reason = COALESCE(reversal_reason, $4), reversal_detail = COALESCE(reversal_detail, $5)"
+        " WHERE payment_id = $1 AND account_id = $2",
+        str(data["payment_id"]), entry.account_id, _datetime(data.get("reversed_at"), entry.occurred_at),
+        data.get("reason") if data.get("reason") in REVERSAL_REASONS else "other",
+        str(data["detail"])[:200] if data.get("detail") else None)
 
 
 async def _promise(conn: asyncpg.Connection, entry: LedgerEntry, status: str) -> None:
@@ -133,6 +153,8 @@ async def apply_entry(conn: asyncpg.Connection, entry: LedgerEntry) -> bool:
     elif kind in ("promise_made", "promise_kept", "promise_broken"):
         await _promise(conn, entry, {"promise_made": "open", "promise_kept": "kept",
                                      "promise_broken": "broken"}[kind])
+    elif kind == "payment_reversed":
+        await _payment_reversed(conn, entry)
     elif kind == "dispute_opened":
         await _dispute_opened(conn, entry)
     elif kind == "dispute_resolved":

@@ -1,4 +1,5 @@
-"""Operator commands: `arrears api`, `start`, `pay`, `status`, and one command per update.
+"""Operator commands: `arrears api`, `start`, `pay`, `payment-reversal`, `status`, and one command
+per update.
 
 They call the same service as the HTTP ingress (ingress.accounts), so a command and its
 endpoint validate and answer alike. Exit codes: 0 done, 1 rejected by the workflow or a
@@ -258,6 +259,28 @@ def register(app: typer.Typer) -> None:
         _print(result)
         if result["duplicate"]:
             console.print(f"payment {payment_id} was already recorded; nothing new was signalled", style="yellow")
+
+    @app.command("payment-reversal")
+    def payment_reversal(account_id: str, payment_id: str = typer.Argument(..., help="the returned payment's id"),
+                         amount: int = typer.Option(..., help="minor units: the whole payment"),
+                         currency: str = typer.Option(..., help="ISO 4217: the payment's"),
+                         reason: str = typer.Option(..., help="insufficient_funds, account_closed, stopped_by_payer, "
+                                                              "unauthorised, chargeback, bank_error or other"),
+                         detail: Optional[str] = typer.Option(None, help="the scheme's code and words, e.g. 'ACH R01'"),
+                         reversed_at: Optional[datetime] = typer.Option(None, help="ISO 8601; default now (UTC)")
+                         ) -> None:
+        """Reverse a recorded payment the bank returned (once) and signal it to the account."""
+        from ingress.reversals import reverse_payment
+        from schemas.events import PaymentReversal
+
+        reversal = _validate(PaymentReversal, {
+            "payment_id": payment_id, "amount": amount, "currency": currency, "reason": reason,
+            "reversed_at": reversed_at or datetime.now(timezone.utc), "detail": detail})
+        result = _run(lambda a: reverse_payment(a, account_id, reversal), database=True)
+        _print(result)
+        if result["duplicate"]:
+            console.print(f"the reversal of payment {payment_id} was already recorded; nothing new was signalled",
+                          style="yellow")
 
     @app.command()
     def status(account_id: str, as_json: bool = typer.Option(False, "--json", help="raw JSON")) -> None:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.charges import (
     CapBite, ChargesBook, InterestBasis, LateFeeBasis, Line, OneOffFee, PaymentEvent, Posting, Statement, postings,
+    reversed_payments,
 )
 from schemas.charges import Charges
 
@@ -280,13 +281,16 @@ def merge_same_day_payments(book: ChargesBook) -> int:
     """Merge payments that follow each other in the book on the same date into one: the engine
     applies them back to back on that date, so one payment of their sum is allocated the same way
     (nothing accrues between them, and the list order within a date is the order applied). Returns
-    how many events were removed. The merged event keeps the first payment's id."""
+    how many events were removed. The merged event keeps the first payment's id. A reversed payment
+    merges with nothing: its reversal names it alone."""
     merged: list[Any] = []
     seen: set[str] = set()
     mergeable = False        # whether merged[-1] is a payment the engine counts (not a duplicate id)
     removed = 0
+    backed_out = reversed_payments(book.events)
     for ev in book.events:
-        counted = ev.event_id not in seen      # a repeated id is ignored by the engine: left as it is
+        # A repeated id is ignored by the engine: left as it is.
+        counted = ev.event_id not in seen and ev.event_id not in backed_out
         seen.add(ev.event_id)
         last = merged[-1] if merged else None
         if (counted and mergeable and isinstance(ev, PaymentEvent) and isinstance(last, PaymentEvent)

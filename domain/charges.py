@@ -26,6 +26,9 @@ the debtor's zone). Append an event when the fact is accepted, never edit or rem
                                              # a one-off fee; legal caps may charge less
     RefundEvent(event_id=f"refund:{refund_id}", on=today, amount=int, reason=str)
                                              # credit paid back; never more than the credit held
+    ReversalEvent(event_id=f"reversal:{payment_id}", on=today, payment_event_id=f"payment:{payment_id}",
+                  amount=int, reason=str)    # a payment returned by the bank: backed out from its own
+                                             # date, as if never received
 
 Reads (status, evidence, each payment, the fee step, closing) are one call:
 
@@ -43,7 +46,9 @@ Reads (status, evidence, each payment, the fee step, closing) are one call:
     waivable(st, component, instalment_id)   # the most a waiver can take (validators)
 
 Nothing is stored but the events: replaying the same book gives the same statement, an event id
-seen twice counts once, and a payment stops interest on the principal it pays from its date.
+seen twice counts once, and a payment stops interest on the principal it pays from its date. A
+reversal is the one event that reaches back: the payment it names is left out of the replay (listed
+in `ignored_events`), so interest runs on, and a late fee is charged, as if it had never come.
 Events are applied in date order (the list order within a date). An event dated before a
 restructuring listed earlier is applied on the restructuring's date (the plan was agreed on the
 balance known then; the late money reduces the plan).
@@ -187,8 +192,38 @@ class RulesChange(_Stored):
     charges: Charges
 
 
+class ReversalEvent(_Stored):
+    """A payment returned by the bank after it was booked (insufficient funds, a chargeback): the payment
+    `payment_event_id` names is left out of the replay, from its own date, as if it had never been
+    received. `on` is the day the return was known; `amount` the payment's, for the record."""
+
+    kind: Literal["reversal"] = "reversal"
+    event_id: str = Field(min_length=1, max_length=200)
+    on: date
+    payment_event_id: str = Field(min_length=1, max_length=200)
+    amount: StrictInt = Field(gt=0, le=10**14)
+    reason: str = Field(default="", max_length=500)
+
+
 Event = Annotated[Union[PaymentEvent, WaiverEvent, AdjustmentEvent, RestructureEvent, RulesChange, ChargeEvent,
-                        RefundEvent], Field(discriminator="kind")]
+                        RefundEvent, ReversalEvent], Field(discriminator="kind")]
+
+
+def reversed_payments(events: Iterable[Any]) -> frozenset[str]:
+    """The payment event ids backed out by a reversal on the book: each a payment listed before its
+    reversal with no plan signed and no refund paid between them. A plan or a refund was agreed or paid on
+    a balance that counted the payment, so backing it out would unbalance them: such a reversal stays on
+    the book for the record and changes nothing (the account hands it to a person)."""
+    clear: set[str] = set()      # payments listed since the last plan or refund
+    backed_out: set[str] = set()
+    for ev in events:
+        if ev.kind == "payment":
+            clear.add(ev.event_id)
+        elif ev.kind in ("restructure", "refund"):
+            clear.clear()
+        elif ev.kind == "reversal" and ev.payment_event_id in clear:
+            backed_out.add(ev.payment_event_id)
+    return frozenset(backed_out)
 
 
 class ChargesBook(BaseModel):
@@ -351,7 +386,7 @@ class Statement:
     events: tuple[EventResult, ...]
     caps: tuple[CapBite, ...]
     credit: int
-    ignored_events: tuple[str, ...] = ()      # duplicate ids, or dated after `as_of`
+    ignored_events: tuple[str, ...] = ()      # duplicate ids, dated after `as_of`, or reversed payments
 
     def line(self, instalment_id: str) -> Line:
         for item in self.lines:
@@ -881,6 +916,12 @@ class _Replay:
         self.credit += left
         self.results.append(EventResult(ev.event_id, "payment", on, tuple(applied), credit=left))
 
+    def reversal(self, ev: ReversalEvent, on: date) -> None:
+        # Nothing to apply on its own date: its payment is left out of the replay (`_schedule`).
+        self.results.append(EventResult(ev.event_id, "reversal", on, note=f"{ev.payment_event_id} backed out "
+                                        f"from its own date: returned ({ev.reason})" if ev.reason else
+                                        f"{ev.payment_event_id} backed out from its own date"))
+
     def refund(self, ev: RefundEvent, on: date) -> None:
         taken = min(ev.amount, self.credit)
         self.credit -= taken
@@ -1106,15 +1147,16 @@ def _pct(value: Any) -> str:
     return f"{(value * 100).normalize():f}%"
 
 
-def _schedule(events: Iterable[Any], as_of: date) -> tuple[list[tuple[date, int, Any]], tuple[str, ...]]:
+def _schedule(events: list[Any], as_of: date) -> tuple[list[tuple[date, int, Any]], tuple[str, ...]]:
     """Effective dates and order: list order within a date, nothing before an earlier-listed plan,
-    duplicates (same event id) and future-dated events left out."""
+    duplicates (same event id), future-dated events and payments reversed by then left out."""
     seen: set[str] = set()
     ignored: list[str] = []
     floor: date | None = None
     order: list[tuple[date, int, Any]] = []
+    backed_out = reversed_payments(ev for ev in events if ev.on <= as_of)
     for n, ev in enumerate(events):
-        if ev.event_id in seen:
+        if ev.event_id in seen or (ev.kind == "payment" and ev.event_id in backed_out):
             ignored.append(ev.event_id)
             continue
         seen.add(ev.event_id)
@@ -1153,6 +1195,8 @@ def _apply(replay: _Replay, ev: Any, on: date) -> None:
         replay.charge(ev, on)
     elif ev.kind == "refund":
         replay.refund(ev, on)
+    elif ev.kind == "reversal":
+        replay.reversal(ev, on)
     else:
         replay.rules_change(ev, on)
 
@@ -1240,8 +1284,8 @@ class Statements:
                 continue
             added.add(ev.event_id)
             on = _effective(ev, floor)
-            if on > as_of or (previous is not None and on < previous):
-                return False
+            if on > as_of or (previous is not None and on < previous) or ev.kind == "reversal":
+                return False      # (a reversal takes a payment already applied back out: replay again)
             plan.append((on, ev))
             previous = on
             floor = _floor_after(ev, on, floor)

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Target = Literal["agency", "litigation"]
-NoticeKind = Literal["payment", "dispute_opened", "dispute_resolved", "cured", "written_off", "closed",
+NoticeKind = Literal["payment", "payment_reversed", "dispute_opened", "dispute_resolved", "cured", "written_off", "closed",
                      "promise", "plan"]
 
 

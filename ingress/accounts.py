@@ -1,5 +1,6 @@
 """The account operations behind both the HTTP ingress and the operator CLI: start an account,
-record a payment, run an update, send a signal, read the status.
+record a payment (and a payment's reversal: ingress/reversals.py), run an update, send a signal,
+read the status.
 
 Temporal and PostgreSQL errors are translated into `ingress.errors` here, once, and every call
 to either has a time limit (`ingress.limits.Timeouts`)."""
@@ -256,7 +257,7 @@ class Accounts:
                             await self._signal_with_start(account, body)
                         else:
                             await self._signal_payment(account_id, body)
-            except _AccountClosed as closed:
+            except AccountClosed as closed:
                 answer = await _keep_unapplied(conn, closed.ended, payment, received_at)
             else:
                 answer = None
@@ -265,10 +266,15 @@ class Accounts:
         return {**result, "duplicate": False}
 
     async def _signal_payment(self, account_id: str, body: dict[str, Any]) -> None:
+        await self.signal_running(account_id, "payment", body, what="the payment")
+
+    async def signal_running(self, account_id: str, name: str, body: dict[str, Any], *, what: str) -> None:
+        """Signal the account's running run. No running run: `AccountClosed` when its last run ended
+        (completed, terminated ...), 404 when there is none or it failed to open. Call it inside
+        `_temporal(account_id)`."""
         wid = workflow_id_for(account_id)
         try:
-            await self._rpc(self.client.get_workflow_handle(wid).signal("payment", body,
-                                                                        rpc_timeout=self._rpc_timeout))
+            await self._rpc(self.client.get_workflow_handle(wid).signal(name, body, rpc_timeout=self._rpc_timeout))
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
@@ -276,8 +282,8 @@ class Accounts:
             if ended.failed:
                 raise NotFound(f"account {account_id} not found: its only workflow run {ended.run_id} failed when "
                                f"it was started (its start could not be opened); start it again with POST /accounts "
-                               f"or `arrears start`, then send the payment") from err
-            raise _AccountClosed(ended) from err
+                               f"or `arrears start`, then send {what}") from err
+            raise AccountClosed(ended) from err
 
     async def _signal_with_start(self, account: AccountStart, body: dict[str, Any]) -> None:
         """Signal-with-start that never starts an account whose run ended (other than by failing)."""
@@ -294,7 +300,7 @@ class Accounts:
                 raise
             ended = await self._ended_run(account.account_id)
             if not ended.failed:
-                raise _AccountClosed(ended) from err
+                raise AccountClosed(ended) from err
             await send(WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
 
     async def _check_currency(self, account_id: str, currency: str) -> None:
@@ -491,8 +497,9 @@ def _already_started(err: Exception) -> bool:
         isinstance(err, RPCError) and err.status == RPCStatusCode.ALREADY_EXISTS)
 
 
-class _AccountClosed(Exception):
-    """The account's run has ended: a payment for it is kept unapplied (Accounts.pay)."""
+class AccountClosed(Exception):
+    """The account's run has ended: a payment for it is kept unapplied (Accounts.pay), a payment
+    reversal kept for a person (ingress/reversals.py)."""
 
     def __init__(self, ended: EndedRun) -> None:
         super().__init__(ended.describe())

@@ -59,7 +59,8 @@ ACTION_PERMISSIONS: dict[str, str] = {
 }
 
 # Billing routes (method, path template).
-BILLING_ROUTES = {("POST", "/accounts"), ("POST", "/accounts/{account_id}/payments")}
+BILLING_ROUTES = {("POST", "/accounts"), ("POST", "/accounts/{account_id}/payments"),
+                  ("POST", "/accounts/{account_id}/payment_reversals")}
 # Agent work (ingress/task_routes.py): operators and supervisors act on tasks; every role lists them.
 TASK_ROUTES = {("POST", "/tasks/{task_id}/claim"): "operate", ("POST", "/tasks/{task_id}/release"): "operate",
                ("POST", "/tasks/{task_id}/outcome"): "operate", ("POST", "/tasks/{task_id}/resolve"): "operate"}

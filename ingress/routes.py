@@ -12,10 +12,11 @@ from pydantic import BaseModel, Field
 from ingress.accounts import Accounts
 from ingress.auth import stamp
 from ingress.limits import AccountIdPath, IdempotencyKey
+from ingress.reversals import reverse_payment
 from ingress.task_routes import contact_closing_task
 from ingress.updates import SIGNALS, UPDATES
 from schemas.account import AccountStart
-from schemas.events import Payment
+from schemas.events import Payment, PaymentReversal
 
 log = logging.getLogger(__name__)
 billing = APIRouter(tags=["billing"])
@@ -54,6 +55,23 @@ async def start_account(request: Request, account: AccountStart) -> dict:
 async def record_payment(request: Request, account_id: AccountIdPath, body: PaymentRequest) -> dict:
     payment = Payment.model_validate(body.model_dump(exclude={"account"}))
     return await _accounts(request).pay(account_id, payment, body.account)
+
+
+class ReversalResult(BaseModel):
+    account_id: str
+    payment_id: str
+    workflow_id: str
+    duplicate: bool = Field(description="true when this reversal was already recorded: nothing was signalled")
+
+
+@billing.post("/accounts/{account_id}/payment_reversals", response_model=ReversalResult,
+              summary="Reverse a recorded payment the bank returned, once, and signal it to the account",
+              responses={404: {"description": "no such payment recorded for the account"},
+                         409: {"description": "not the payment's amount or currency, already reversed otherwise, "
+                                              "a payment the account rejected, or the account is closed (kept "
+                                              "for a person)"}})
+async def record_payment_reversal(request: Request, account_id: AccountIdPath, body: PaymentReversal) -> dict:
+    return await reverse_payment(_accounts(request), account_id, body)
 
 
 @operator.get("/accounts/{account_id}/status", summary="The account's `status` query")

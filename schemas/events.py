@@ -6,7 +6,7 @@ date within the policy's horizon) live in the workflow's update validators.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -49,12 +49,40 @@ class Payment(_Event):
     method: L.ShortText | None = None
     reference: L.Reference | None = None
 
-    @field_validator("currency")
-    @classmethod
-    def _currency(cls, v: str) -> str:
-        if not is_supported_currency(v):
-            raise ValueError(f"unknown currency {L.clip(v, 8)!r}")
-        return v
+    _currency = field_validator("currency")(classmethod(lambda cls, v: _supported_currency(v)))
+
+
+def _supported_currency(v: str) -> str:
+    if not is_supported_currency(v):
+        raise ValueError(f"unknown currency {L.clip(v, 8)!r}")
+    return v
+
+
+# Why a bank or card scheme sent a payment back (ACH return codes, SEPA R-transactions, chargebacks
+# map onto these); `detail` keeps the scheme's own code and words.
+ReversalReason = Literal["insufficient_funds", "account_closed", "stopped_by_payer", "unauthorised", "chargeback",
+                         "bank_error", "other"]
+REVERSAL_REASONS: frozenset[str] = frozenset(get_args(ReversalReason))
+
+
+class PaymentReversal(_Event):
+    """A payment returned after billing sent it (insufficient funds, a chargeback, a recall by the bank).
+    The account backs it out from the day it was received, as if it had never come: interest runs on what
+    it paid, a late fee it prevented is charged, a cure it made is undone. Once per payment_id; the amount
+    and currency must be the payment's own (a partial return is handed to a person, never guessed)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"payment_id": "p-1", "amount": 50000, "currency": "CNY", "reversed_at": "2026-11-28T09:00:00Z",
+         "reason": "insufficient_funds", "detail": "ACH R01"}]})
+
+    payment_id: L.Identifier
+    amount: L.Amount
+    currency: str = Field(max_length=3)
+    reversed_at: L.BoundedDateTime
+    reason: ReversalReason
+    detail: L.ShortText | None = None
+
+    _currency = field_validator("currency")(classmethod(lambda cls, v: _supported_currency(v)))
 
 
 class PromiseToPay(_Event, Operator):

@@ -49,6 +49,9 @@ def _call_args(method: str, path: str, account_id: str) -> tuple[str, str, dict[
     if path.endswith("/payments"):
         return method, url, {"payment_id": f"P-{uuid.uuid4().hex[:8]}", "amount": 100, "currency": "CNY",
                              "received_at": "2030-01-16T10:00:00Z"}
+    if path.endswith("/payment_reversals"):   # of the payment `P-<account>` the test recorded first
+        return method, url, {"payment_id": f"P-{account_id}", "amount": 100, "currency": "CNY",
+                             "reversed_at": "2030-01-20T10:00:00Z", "reason": "insufficient_funds"}
     name = path.rsplit("/", 1)[-1]
     return method, url, BODIES.get(name, {}) if method == "POST" else None
 
@@ -75,6 +78,10 @@ async def test_every_route_without_credentials_and_with_each_role(harness: Harne
     app = harness.http._transport.app  # type: ignore[attr-defined]
     account = await harness.start()
     aid = account["account_id"]
+    # A payment recorded for the account, so that billing's reversal of it succeeds.
+    r = await harness.http.post(f"/accounts/{aid}/payments", json={
+        "payment_id": f"P-{aid}", "amount": 100, "currency": "CNY", "received_at": "2030-01-16T10:00:00Z"})
+    assert r.status_code == 200, r.text
     checked = 0
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
         for method, path in _routes(app):
@@ -91,7 +98,7 @@ async def test_every_route_without_credentials_and_with_each_role(harness: Harne
                 m, url, body = _call_args(method, path, aid)
                 r = await http.request(m, url, json=body, headers={"Authorization": f"Bearer {harness.keys[role]}"})
                 if permission in ROLE_PERMISSIONS[role]:
-                    known = path == "/accounts" or path.endswith(("/payments", "/status")) \
+                    known = path == "/accounts" or path.endswith(("/payments", "/payment_reversals", "/status")) \
                         or path.rsplit("/", 1)[-1] in BODIES
                     if known:
                         assert r.status_code == 200, (method, path, role, r.status_code, r.text)

@@ -108,15 +108,16 @@ async def issue_keys(pool: asyncpg.Pool, settings: Settings, roles: Sequence[str
 
 
 class RoleAuth(httpx.Auth):
-    """Signs each request with the key of the role its route needs: billing for accounts and
-    payments, supervisor (who may do all an operator does) for the rest."""
+    """Signs each request with the key of the role its route needs: billing for accounts, payments
+    and payment reversals, supervisor (who may do all an operator does) for the rest."""
 
     def __init__(self, keys: dict[str, str]) -> None:
         self.keys = keys
 
     def auth_flow(self, request: httpx.Request):
         path = request.url.path
-        billing = request.method == "POST" and (path == "/accounts" or path.endswith("/payments"))
+        billing = request.method == "POST" and (path == "/accounts" or path.endswith(("/payments",
+                                                                                      "/payment_reversals")))
         if "authorization" not in request.headers:  # a test's own header wins
             request.headers["Authorization"] = f"Bearer {self.keys['billing' if billing else 'supervisor']}"
         yield request

@@ -60,6 +60,7 @@ from workflows.patches import (AT_OPEN, COMPRESSED_TIME_AT_TIMER_DUE, OPENING_AF
 from workflows.placement import Placements
 from workflows.recovery import Recoveries
 from workflows.records import Records
+from workflows.reversals import PaymentReversals
 from workflows.signals import Signals
 from workflows.tasks import Tasks
 from workflows.updates import OperatorUpdates
@@ -83,7 +84,7 @@ def _fail(message: str, kind: str) -> ApplicationError:
 
 @workflow.defn(name="AccountCollection")
 class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Letters, CreditHolds, CreditReports,
-                        Tasks, Records, Signals, Recoveries, OperatorUpdates, CarriedState):
+                        Tasks, Records, PaymentReversals, Signals, Recoveries, OperatorUpdates, CarriedState):
     @workflow.init
     def __init__(self, *args: Any) -> None:
         self.s: AccountState | None = None

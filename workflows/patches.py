@@ -152,6 +152,10 @@ BOOK_MERGED_IN_RUN = "book-merged-in-run"
 # as for any client of Temporal itself (docs/security.md), where every such check refused it and the
 # CLI's documented write-off, close, lockout and refund commands could not work.
 CLI_TRUSTED_AS_SUPERVISOR = "cli-trusted-as-supervisor"
+# Added after it, asked only when a `payment_reversal` signal arrives: the returned payment is backed out
+# (workflows/reversals.py), where the signal was unknown, recorded and ignored, and an account paid by
+# money that never came stayed cured, or paid off.
+PAYMENT_REVERSAL = "payment-reversal"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.

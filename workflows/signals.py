@@ -36,7 +36,8 @@ from workflows.patches import (AGENT_CALLS_COUNT, BOOK_FULL_ONE_TASK, BOOK_MERGE
                                CONTACT_CLOSES_ITS_TASKS_ONLY, FORGOTTEN_PAYMENT_IDS_KEPT, PAYMENT_ON_BOOK_IS_DUPLICATE,
                                PAYMENT_TASKS_GATHERED, RISK_PERSON_KNOWN, RISK_SIGNS_CATALOGUE)
 
-KNOWN_SIGNALS = "payment, risk, contact, lockout_confirmation, delivery_receipt"
+KNOWN_SIGNALS = "payment, payment_reversal, risk, contact, lockout_confirmation, delivery_receipt"
+KNOWN_BEFORE_REVERSALS = "payment, risk, contact, lockout_confirmation, delivery_receipt"
 # Voice outcomes of a call placed to the person (consumer_initiated is theirs, inbound_reply no call).
 PLACED_CALL_OUTCOMES = frozenset({"conversation", "no_answer", "voicemail", "wrong_party"})
 # Tasks of one kind ("payment date to check", "refund overpayment") open for single payments; past them

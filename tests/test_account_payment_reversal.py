@@ -1,0 +1,147 @@
+"""A payment returned by the bank (insufficient funds, a chargeback) was not something billing could tell an
+account: the signal was unknown, recorded and ignored, and an account cured or paid off by money that never
+came stayed cured, or closed. Now `payment_reversal` backs the payment out from its own date, once; what the
+account cannot back out by itself goes to a person. On the time-skipping server with the real workers."""
+from __future__ import annotations
+
+from tests.collection import DAY, account, audit_entries, finish, payment, settle_all, start, today
+
+
+def reversal(payment_id: str, amount: int, when, **extra) -> dict:
+    return {"payment_id": payment_id, "amount": amount, "currency": "CNY", "reversed_at": when.isoformat(),
+            "reason": "insufficient_funds", "detail": "ACH R01"} | extra
+
+
+async def test_a_returned_payment_undoes_the_cure_it_made(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=-12)
+    aid = data["account_id"]
+    h = await start(env.client, data)
+    try:
+        await settle_all(locals())
+        before = await h.query("status")
+        assert before["days_past_due"] == 12 and before["amount_due"] >= 100_000, before["amount_due"]
+        due = before["amount_due"]
+        await h.signal("payment", payment("P-1", due, await env.get_current_time()))
+        await settle_all(locals())
+        cured = await h.query("status")
+        assert cured["amount_due"] == 0 and cured["days_past_due"] == 0, cured["amount_due"]
+        stage_cured = cured["stage"]
+
+        await env.sleep(3 * DAY)
+        now = await env.get_current_time()
+        await h.signal("payment_reversal", reversal("P-1", due, now))
+        await h.signal("payment_reversal", reversal("P-1", due, now))          # sent twice: once
+        await settle_all(locals())
+        st = await h.query("status")
+        # As if never paid: 15 days past due, all of it owed again, and a delinquency stage.
+        assert st["days_past_due"] == 15, st["days_past_due"]
+        assert st["amount_due"] >= due and st["stage"] != stage_cured, (st["amount_due"], st["stage"])
+        assert st["paid_total"] == 0
+        assert st["episodes"] == 2, st["episodes"]
+        reversed_ = await audit_entries(pool, aid, "payment_reversed")
+        assert [(r["payment_id"], r["amount"], r["reason"]) for r in reversed_] == [("P-1", due, "insufficient_funds")]
+        assert "returned (insufficient funds: ACH R01): backed out from" in reversed_[0]["summary"]
+        # Sent straight to Temporal (no ingress): the payment's row says reversed all the same.
+        row = await pool.fetchrow("SELECT status, reversal_reason, reversal_detail FROM payments WHERE payment_id=$1",
+                                  "P-1")
+        assert tuple(row) == ("reversed", "insufficient_funds", "ACH R01"), row
+        duplicates = await audit_entries(pool, aid, "payment_reversal_duplicate")
+        assert len(duplicates) == 1, duplicates
+        # The same payment id sent again is still a duplicate: it was received once, and returned.
+        await h.signal("payment", payment("P-1", due, await env.get_current_time()))
+        await settle_all(locals())
+        assert (await h.query("status"))["amount_due"] >= st["amount_due"]
+    finally:
+        await finish(h)
+
+
+async def test_what_the_account_cannot_back_out_goes_to_a_person_and_changes_nothing(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=-5)
+    aid = data["account_id"]
+    h = await start(env.client, data)
+    try:
+        await settle_all(locals())
+        now = await env.get_current_time()
+        await h.signal("payment", payment("P-2", 40_000, now))
+        await settle_all(locals())
+        st = await h.query("status")
+        await h.signal("payment_reversal", reversal("P-2", 10_000, now, reason="chargeback", detail=None))
+        await h.signal("payment_reversal", reversal("NEVER-SENT", 10_000, now))
+        await h.signal("payment_reversal", reversal("P-2", 40_000, now, currency="USD"))
+        await h.signal("payment_reversal", {"payment_id": "P-2"})
+        await settle_all(locals())
+        after = await h.query("status")
+        assert (after["amount_due"], after["paid_total"]) == (st["amount_due"], st["paid_total"])
+        key = f"{aid}:payment:P-2:reversal:task"
+        assert key in after["tasks_open"], after["tasks_open"]
+        held = await audit_entries(pool, aid, "payment_reversal_unapplied")
+        assert len(held) == 1 and "a return in part is adjusted by hand" in held[0]["why"], held
+        rejected = [r["error"] for r in after["rejected_inputs"] if r["kind"] == "payment_reversal"]
+        assert any("payment NEVER-SENT is not known to this account" in e for e in rejected), rejected
+        assert any("currency USD does not match the account's CNY" in e for e in rejected), rejected
+        assert any("reversed_at" in e for e in rejected), rejected
+        # A person adjusted it by hand and says so: the task is resolvable.
+        await h.execute_update("resolve_task", {"task": key, "note": "chargeback of 100.00 booked by hand",
+                                                "operator": "ops.ma", "role": "operator"})
+        assert key not in (await h.query("status"))["tasks_open"]
+    finally:
+        await finish(h)
+
+
+async def test_a_pay_off_by_money_that_never_came_is_collected_again(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=-3)
+    aid = data["account_id"]
+    h = await start(env.client, data)
+    try:
+        await settle_all(locals())
+        due = (await h.query("status"))["total_outstanding"]
+        now = await env.get_current_time()
+        await h.signal("payment", payment("OVER-1", due + 5_000, now))      # paid off, 50.00 to refund
+        await settle_all(locals())
+        st = await h.query("status")
+        assert st["stage"] == "paid_off" and st["credit"] == 5_000, (st["stage"], st["credit"])
+        refund_key = f"{aid}:payment:OVER-1:refund:task"
+        assert refund_key in st["tasks_open"]
+
+        await env.sleep(2 * DAY)                                              # within the closing grace
+        await h.signal("payment_reversal", reversal("OVER-1", due + 5_000, await env.get_current_time(),
+                                                    reason="chargeback", detail="disputed by the cardholder"))
+        await settle_all(locals())
+        st = await h.query("status")
+        assert st["stage"] not in ("paid_off", "closed"), st["stage"]
+        assert st["credit"] == 0 and st["days_past_due"] == 5 and st["amount_due"] >= due, st
+        assert refund_key not in st["tasks_open"], st["tasks_open"]
+        assert st["next_action"] is not None
+        assert len(await audit_entries(pool, aid, "reopened")) == 1
+        # Collection goes on: the ladder acts on the account again.
+        await env.sleep(30 * DAY)
+        await settle_all(locals())
+        later = await h.query("status")
+        assert later["days_past_due"] >= 30 and later["stage"] not in ("paid_off", "closed"), later["stage"]
+    finally:
+        await finish(h)
+
+
+async def test_a_placed_partner_hears_of_a_returned_payment(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=[1, 95])
+    aid = data["account_id"]
+    h = await start(env.client, data)
+    try:
+        await env.sleep(78 * DAY)                  # placed with the agency at DPD 75
+        await settle_all(locals())
+        assert (await h.query("status"))["stage"] == "placed"
+        await h.signal("payment", payment("PAY-placed", 10_000, await env.get_current_time()))
+        await env.sleep(DAY)
+        await h.signal("payment_reversal", reversal("PAY-placed", 10_000, await env.get_current_time()))
+        await env.sleep(DAY)
+        await settle_all(locals())
+        notices = await pool.fetch("SELECT kind, status FROM placement_notices WHERE account_id=$1 ORDER BY kind", aid)
+        assert [(n["kind"], n["status"]) for n in notices] == [("payment", "acknowledged"),
+                                                               ("payment_reversed", "acknowledged")], notices
+        assert (await h.query("status"))["stage"] == "placed"
+    finally:
+        await finish(h)

@@ -1,0 +1,102 @@
+"""A payment returned by the bank (domain.charges.ReversalEvent): backed out from its own date, as if it had
+never come; before the return was known the statement still shows it; a plan or refund agreed on a balance
+that counted it keeps it (a person decides); a reversed payment never merges with another."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.account_balance import merge_same_day_payments
+from domain.charges import PaymentEvent, RefundEvent, ReversalEvent, reversed_payments, statement
+from domain.restructuring import quote_restructuring
+from tests.test_domain_charges import INTEREST_18, book, pay, rules
+from tests.test_domain_charges_properties import books
+
+D0 = date(2026, 1, 15)
+FEE_AND_INTEREST = rules(late_fee={"flat": 20_000, "grace_days": 10},
+                         penalty_interest={"rate": "18%", "per": "year", "day_count": "ACT/365"})
+
+
+def reversal(payment: PaymentEvent, on: date, reason: str = "insufficient_funds") -> ReversalEvent:
+    return ReversalEvent(event_id=f"reversal:{payment.event_id}", on=on, payment_event_id=payment.event_id,
+                         amount=max(payment.amount, 1), reason=reason)
+
+
+def test_a_returned_payment_is_backed_out_from_its_own_date():
+    """Paid on time, returned 20 days later: the late fee it prevented is charged and interest runs from
+    the due date, exactly as for an account that never paid."""
+    p = pay("payment:p1", D0, 100_000)
+    returned = book(FEE_AND_INTEREST, (D0, 100_000), events=[p, reversal(p, D0 + timedelta(days=20))])
+    never_paid = book(FEE_AND_INTEREST, (D0, 100_000))
+    at = D0 + timedelta(days=30)
+    st_, unpaid = statement(returned, at), statement(never_paid, at)
+    assert st_.lines == unpaid.lines
+    assert st_.past_due == unpaid.past_due == 100_000 + 20_000 + 1_479        # 18 % × 30 / 365 on 100,000
+    assert "payment:p1" in st_.ignored_events
+    assert st_.event("reversal:payment:p1").note.startswith("payment:p1 backed out")
+
+
+def test_before_the_return_was_known_the_payment_still_counts():
+    p = pay("payment:p1", D0, 100_000)
+    b = book(FEE_AND_INTEREST, (D0, 100_000), events=[p, reversal(p, D0 + timedelta(days=20))])
+    assert statement(b, D0 + timedelta(days=19)).total_outstanding == 0
+    assert statement(b, D0 + timedelta(days=20)).total_outstanding > 100_000
+
+
+def test_only_the_named_payment_is_backed_out():
+    p1, p2 = pay("payment:p1", D0, 60_000), pay("payment:p2", D0, 40_000)
+    b = book(INTEREST_18, (D0, 100_000), events=[p1, p2, reversal(p1, D0 + timedelta(days=5))])
+    st_ = statement(b, D0 + timedelta(days=5))
+    assert st_.paid_total == 40_000
+    assert st_.past_due == 60_000 + 148                                       # 18 % × 5 / 365 on 60,000
+
+
+def test_a_plan_or_refund_after_the_payment_keeps_it():
+    """Agreed or paid on a balance that counted the payment: backing it out would unbalance them (the
+    plan's totals would no longer match), so the reversal changes nothing and the account asks a person."""
+    p = pay("payment:p1", D0, 30_000)
+    b = book(INTEREST_18, (D0, 100_000), (D0 + timedelta(days=30), 100_000), events=[p])
+    plan = quote_restructuring(b, D0 + timedelta(days=3), plan_id="plan1", fee=0,
+                               due_dates=[D0 + timedelta(days=30 * k) for k in (1, 2)]).event
+    assert plan is not None
+    b.events += [plan, reversal(p, D0 + timedelta(days=5))]
+    assert reversed_payments(b.events) == frozenset()
+    assert statement(b, D0 + timedelta(days=6)).paid_total == 30_000         # and no ChargesError
+    over = pay("payment:p2", D0, 150_000)
+    b = book(INTEREST_18, (D0, 100_000), events=[over, RefundEvent(event_id="refund:r1", on=D0, amount=50_000),
+                                                 reversal(over, D0 + timedelta(days=2))])
+    assert reversed_payments(b.events) == frozenset()
+    assert reversed_payments([pay("payment:p3", D0, 1), reversal(pay("payment:p3", D0, 1), D0)]) == {"payment:p3"}
+
+
+def test_a_reversed_payment_never_merges_with_another_on_its_day():
+    """Merging same-day payments keeps the first id: a reversal of that id would take the others with it."""
+    p1, p2, p3 = (pay(f"payment:p{n}", D0, 10_000) for n in (1, 2, 3))
+    b = book(INTEREST_18, (D0, 100_000), events=[p1, p2, p3, reversal(p1, D0 + timedelta(days=1))])
+    before = statement(b, D0 + timedelta(days=9))
+    assert merge_same_day_payments(b) == 1                                    # p2 and p3 merge; p1 stays alone
+    assert [e.event_id for e in b.events if e.kind == "payment"] == ["payment:p1", "payment:p2"]
+    assert statement(b, D0 + timedelta(days=9)).lines == before.lines
+    assert before.paid_total == 20_000
+
+
+@settings(max_examples=120, deadline=None)
+@given(book_=books(), pick=st.integers(0, 100), late=st.integers(0, 200), after=st.integers(0, 200))
+def test_a_reversed_payment_is_as_if_never_received(book_, pick, late, after):
+    """Any book, any payment on it: from the day of the return on, the statement is the one of the book
+    without that payment; before it, the one of the book with it."""
+    payments = [e for e in book_.events if isinstance(e, PaymentEvent)]
+    if not payments:
+        return
+    p = payments[pick % len(payments)]
+    returned_on = p.on + timedelta(days=late)
+    with_reversal = book_.model_copy(update={"events": [*book_.events, reversal(p, returned_on)]})
+    without = book_.model_copy(update={"events": [e for e in book_.events if e is not p]})
+    later = returned_on + timedelta(days=after)
+    assert statement(with_reversal, later).lines == statement(without, later).lines
+    assert statement(with_reversal, later).credit == statement(without, later).credit
+    if late:
+        earlier = returned_on - timedelta(days=1)
+        assert statement(with_reversal, earlier).lines == statement(book_, earlier).lines

@@ -1,0 +1,135 @@
+"""Payments returned by the bank after billing sent them (insufficient funds, a chargeback): the
+`payment_reversal` signal.
+
+A returned payment is backed out of the charges book from its own date (domain/charges.py
+`ReversalEvent`), as if it had never come, and the account re-derives where it stands at its next turn:
+a cure the payment made is undone (the delinquency starts again from the oldest unpaid due date, at the
+stage that date gives, without the messages of stages already passed), an open promise no longer
+counts it, and an account it paid off is collected again. Once per payment_id.
+
+What the account cannot back out on its own goes to a person, with the reason and nothing changed: a
+payment it never booked as itself (held or handed to a person, or merged with others of its day), a
+return of another amount (in part), a payment a plan or refund has since relied on, an account written
+off or closed. A return for a payment the account does not know is rejected (recorded).
+
+A part of `AccountCollection` (workflows/account_collection.py).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain import localtime
+    from domain.charges import ReversalEvent, reversed_payments
+    from schemas.events import PaymentReversal
+
+from workflows.context import payment_id_digest
+from workflows.patches import PAYMENT_REVERSAL
+from workflows.signals import KNOWN_BEFORE_REVERSALS, Signals
+
+
+class PaymentReversals(Signals):
+    @workflow.signal(name="payment_reversal")
+    async def payment_reversal(self, *args: Any) -> None:
+        if not await self._ready(or_not_opened=True):
+            return
+        if not self._patched(PAYMENT_REVERSAL):
+            # Before this change an unknown signal: recorded as such, as the run did then.
+            self._reject("signal", f"unknown signal 'payment_reversal'; known: {KNOWN_BEFORE_REVERSALS}",
+                         {"name": "payment_reversal", "args": len(args)})
+            return
+        if self._payments_waiting or self._payment_queue_running:
+            # Payments that arrived before it are applied first (a burst goes on over several tasks).
+            await workflow.wait_condition(lambda: not self._payments_waiting and not self._payment_queue_running)
+        r = self._parse_signal("payment_reversal", PaymentReversal, args)
+        if r is None:
+            return
+        s = self._state
+        if r.currency != s.account.currency:
+            self._reject("payment_reversal", f"currency {r.currency} does not match the account's "
+                         f"{s.account.currency}", args[0])
+            return
+        payment_event_id, reversal_id = f"payment:{r.payment_id}", f"reversal:{r.payment_id}"
+        data = {"payment_id": r.payment_id, "amount": r.amount, "currency": r.currency, "reason": r.reason,
+                "detail": r.detail, "reversed_at": r.reversed_at.isoformat()}
+        if any(e.event_id == reversal_id for e in s.book.events):
+            self._record("payment_reversal_duplicate", f"return of payment {r.payment_id} already recorded; ignored",
+                         key=f"payment:{r.payment_id}:reversal-duplicate", data=data)
+            return
+        payment = next((e for e in s.book.events if e.event_id == payment_event_id and e.kind == "payment"), None)
+        if payment is None:
+            digest = payment_id_digest(r.payment_id)
+            if r.payment_id in s.payments_seen or digest in s.payments_seen or self._forgetting(digest):
+                self._reversal_to_person(r, data, "the payment is not on the charges book as itself (held or "
+                                         "handed to a person, or merged with other payments of its day)")
+            else:
+                self._reject("payment_reversal", f"payment {r.payment_id} is not known to this account: "
+                             "nothing to reverse", args[0])
+            return
+        why = self._reversal_refusal(r, payment, reversal_id)
+        if why is not None:
+            self._reversal_to_person(r, data, why)
+            return
+        self._back_out(r, payment, reversal_id, data)
+
+    def _reversal_refusal(self, r: PaymentReversal, payment: Any, reversal_id: str) -> str | None:
+        """Why this return cannot be backed out by the account itself, or None."""
+        s = self._state
+        if r.amount != payment.amount:
+            return (f"returned {self._money(r.amount)} of a payment of {self._money(payment.amount)}: a return in "
+                    "part is adjusted by hand")
+        if s.stage in ("written_off", "closed"):
+            return f"the account is {s.stage.replace('_', ' ')}"
+        if not self._book_room():
+            return "the charges book is full"
+        event = self._reversal_event(r, payment, reversal_id)
+        if payment.event_id not in reversed_payments([*s.book.events, event]):
+            return "a repayment plan was agreed or a refund paid since, on a balance that counted the payment"
+        return None
+
+    def _reversal_event(self, r: PaymentReversal, payment: Any, reversal_id: str) -> ReversalEvent:
+        reason = r.reason.replace("_", " ") + (f": {r.detail}" if r.detail else "")
+        return ReversalEvent(event_id=reversal_id, on=max(self._today(), payment.on),
+                             payment_event_id=payment.event_id, amount=payment.amount, reason=reason[:500])
+
+    def _back_out(self, r: PaymentReversal, payment: Any, reversal_id: str, data: dict[str, Any]) -> None:
+        s = self._state
+        was_paid_off = s.stage == "paid_off"
+        bal = self._book(self._reversal_event(r, payment, reversal_id))
+        posted = self._post_charges(f"payment {r.payment_id} returned")
+        s.payments_total = max(s.payments_total - payment.amount, 0)
+        promise = s.promises.open
+        if promise is not None and payment.on >= localtime.to_local(promise.made_at, s.timezone).date():
+            # Counted towards the open promise when it came: it counts no more.
+            promise.paid_since = max(promise.paid_since - payment.amount, 0)
+        self._record("payment_reversed", f"payment {r.payment_id} of {self._money(payment.amount)} received on "
+                     f"{payment.on} returned ({r.reason.replace('_', ' ')}"
+                     + (f": {r.detail}" if r.detail else "") + f"): backed out from {payment.on}; "
+                     f"{self._money(bal.total_outstanding)} outstanding, {self._money(bal.past_due)} past due",
+                     key=f"payment:{r.payment_id}:reversed",
+                     data={**data, "value_date": payment.on.isoformat(), "charges_posted": posted,
+                           "outstanding": bal.total_outstanding, "past_due": bal.past_due, "credit": bal.credit})
+        if bal.credit == 0:
+            for key in self._refund_tasks_open():
+                self._close_task(key, f"no credit left to refund: payment {r.payment_id} was returned")
+        if was_paid_off and bal.total_outstanding > 0:
+            # Paid off by money that never came: collected again from where the account stands.
+            s.closed_at, s.closed_reason = None, None
+            self._record("reopened", f"reopened: the payment that paid it off ({r.payment_id}) was returned",
+                         key=f"payment:{r.payment_id}:reopened")
+            self._set_stage(s.policy.stages[0].name)
+        self._partner_notice("payment_reversed", r.payment_id, f"payment of {self._money(payment.amount)} returned",
+                             amount=payment.amount, currency=r.currency, reason=r.reason)
+        self._wake_up()
+
+    def _reversal_to_person(self, r: PaymentReversal, data: dict[str, Any], why: str) -> None:
+        self._record("payment_reversal_unapplied", f"return of payment {r.payment_id} of {self._money(r.amount)} "
+                     f"({r.reason.replace('_', ' ')}) not backed out: {why}; a person adjusts the account",
+                     key=f"payment:{r.payment_id}:reversal-unapplied", data={**data, "why": why})
+        self._payment_task(r.payment_id, "reversal", "returned payment to adjust by hand",
+                           f"payment {r.payment_id} of {self._money(r.amount)} was returned ({r.reason}): {why}",
+                           "adjust by hand each payment recorded as payment_reversal_unapplied on this account "
+                           "from this day")
+        self._wake_up()
