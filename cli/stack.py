@@ -7,6 +7,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime
 from pathlib import Path
 
@@ -130,11 +131,30 @@ async def _up(settings: Settings, *, accounts: int | None, seconds_per_day: floa
         loop.add_signal_handler(sig, on_signal, sig)
     supervisor = Supervisor()
     postgres = None if settings.database_url else EmbeddedPostgres(settings.data_dir.resolve() / "pgdata")
+    # The stack's background tasks (the demo), which _run_stack starts and _shutdown stops.
+    background: dict[str, asyncio.Task] = {}
     body = asyncio.create_task(_run_stack(settings, supervisor, postgres, stop, accounts=accounts,
                                           seconds_per_day=seconds_per_day, seed=seed, demo=demo, api=api,
-                                          status_hint=status_hint))
+                                          status_hint=status_hint, background=background))
     stopper = asyncio.create_task(stop.wait())
     code = 0
+
+    async def stop_children() -> list:
+        # Clients first (api, worker, together), then the servers they used (Temporal and
+        # PostgreSQL, together): the same path whichever signal asked for it.
+        stopped = supervisor.stop_all(tiers=(1,))
+
+        def stop_postgres() -> list:
+            if postgres is None:
+                return []
+            began = time.monotonic()
+            postgres.stop()
+            return [Stopped("postgres", time.monotonic() - began, False)]
+
+        servers, database = await asyncio.gather(asyncio.to_thread(supervisor.stop_all),
+                                                 asyncio.to_thread(stop_postgres))
+        return stopped + servers + database
+
     try:
         await asyncio.wait({body, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if body.done():
@@ -149,24 +169,11 @@ async def _up(settings: Settings, *, accounts: int | None, seconds_per_day: floa
                 code = 1
         else:
             _say(f"\nstopping ({received[0].name if received else 'signal'})…")
-            body.cancel()
-            await asyncio.gather(body, return_exceptions=True)
     finally:
-        stopper.cancel()
-        # Clients first (api, worker, together), then the servers they used (Temporal and
-        # PostgreSQL, together): the same path whichever signal asked for it.
-        stopped = supervisor.stop_all(tiers=(1,))
-
-        def stop_postgres() -> list:
-            if postgres is None:
-                return []
-            began = time.monotonic()
-            postgres.stop()
-            return [Stopped("postgres", time.monotonic() - began, False)]
-
-        servers, database = await asyncio.gather(asyncio.to_thread(supervisor.stop_all),
-                                                 asyncio.to_thread(stop_postgres))
-        stopped += servers + database
+        # The stack's own tasks (startup, unless it ended and was reported above; the demo) are
+        # cancelled and awaited while PostgreSQL and Temporal still run, then the children stop.
+        tasks = {"signal wait": stopper, **({} if body.done() else {"stack": body}), **background}
+        stopped = await _shutdown(tasks, stop_children)
     if stopped:
         _say("stopped " + ", ".join(map(str, stopped)))
     _say("stopped." if code == 0 else "stopped after a failure.")
@@ -175,7 +182,9 @@ async def _up(settings: Settings, *, accounts: int | None, seconds_per_day: floa
 
 async def _run_stack(settings: Settings, supervisor, postgres, stop: asyncio.Event, *, accounts: int | None,
                      seconds_per_day: float | None, seed: int | None, demo: bool, api: bool,
-                     status_hint: bool) -> None:
+                     status_hint: bool, background: dict[str, asyncio.Task]) -> None:
+    """Start the stack and watch it until a child dies (ChildDied) or the task is cancelled. The demo
+    task it starts goes in `background`: the caller stops it (_shutdown), before the servers it uses."""
     from infra.database import migrate
     from infra.devstack import ChildDied, temporal_dev_server_argv, wait_for_temporal
     from infra.temporal import register_search_attributes
@@ -219,23 +228,61 @@ async def _run_stack(settings: Settings, supervisor, postgres, stop: asyncio.Eve
     _banner(settings, address, url, api=api, temporal_embedded=not settings.temporal_address,
             status_hint=status_hint, dev_keys=dev_keys)
 
-    demo_task = None
     if demo:
-        demo_task = asyncio.create_task(_demo(settings, accounts=accounts, seconds_per_day=seconds_per_day,
-                                              seed=seed, payments=True, client=client, database_url=url))
+        background["demo"] = asyncio.create_task(
+            _demo(settings, accounts=accounts, seconds_per_day=seconds_per_day, seed=seed, payments=True,
+                  client=client, database_url=url), name="demo")
+    while True:
+        if (dead := supervisor.dead()) is not None:
+            raise ChildDied(dead)
+        demo_task = background.get("demo")
+        if demo_task is not None and demo_task.done():
+            if not demo_task.cancelled() and demo_task.exception() is not None:
+                err = demo_task.exception()
+                _say(f"demo: failed: {type(err).__name__}: {err} (the stack keeps running)", err=True)
+            del background["demo"]
+        await asyncio.sleep(0.5)
+
+
+# How long a background task has, once cancelled, to finish its cleanup (the demo closing its
+# database pool) before the children are stopped without waiting for it any longer.
+TASK_STOP_TIMEOUT = 5.0
+
+
+async def _shutdown(tasks: Mapping[str, asyncio.Task | None], stop_children: Callable[[], Awaitable[list]], *,
+                    timeout: float = TASK_STOP_TIMEOUT) -> list:
+    """The stack's ordered stop: its background tasks first, cancelled and awaited (their cleanup,
+    such as the demo's `pool.close()`, still finds PostgreSQL and Temporal running), then the
+    children. Returns what `stop_children` returns."""
     try:
-        while True:
-            if (dead := supervisor.dead()) is not None:
-                raise ChildDied(dead)
-            if demo_task is not None and demo_task.done():
-                if not demo_task.cancelled() and demo_task.exception() is not None:
-                    err = demo_task.exception()
-                    _say(f"demo: failed: {type(err).__name__}: {err} (the stack keeps running)", err=True)
-                demo_task = None
-            await asyncio.sleep(0.5)
-    finally:
-        if demo_task is not None:
-            demo_task.cancel()
+        await _stop_tasks(tasks, timeout=timeout)
+    finally:  # never leave processes behind
+        stopped = await stop_children()
+    return stopped
+
+
+async def _stop_tasks(tasks: Mapping[str, asyncio.Task | None], *, timeout: float = TASK_STOP_TIMEOUT) -> None:
+    """Cancel `tasks` (name -> task; None is skipped) and wait at most `timeout` seconds for them
+    to finish, then retrieve what each raised: an error (other than the cancellation) is reported,
+    not raised, nor left for asyncio's "Task exception was never retrieved". A task still running
+    after `timeout` is reported, and what it raises later is reported when it ends."""
+    live = {name: task for name, task in tasks.items() if task is not None}
+    running = {name for name, task in live.items() if not task.done()}
+    for name in running:
+        live[name].cancel()
+    if running:
+        await asyncio.wait([live[name] for name in running], timeout=timeout)
+    for name, task in live.items():
+        if task.done():
+            _report_task(name, task, stopping=name in running)
+        else:
+            _say(f"{name}: still stopping after {timeout:g}s; stopping the rest without waiting for it", err=True)
+            task.add_done_callback(lambda t, name=name: _report_task(name, t, stopping=True))
+
+
+def _report_task(name: str, task: asyncio.Task, *, stopping: bool) -> None:
+    if not task.cancelled() and (err := task.exception()) is not None:
+        _say(f"{name}: {type(err).__name__}{' while stopping' if stopping else ''}: {err}", err=True)
 
 
 RUN_LOGS_KEPT = 10

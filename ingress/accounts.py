@@ -333,9 +333,8 @@ class Accounts:
             check_policy_ref(body["policy_id"], body.get("version"))
         handle = self.client.get_workflow_handle(workflow_id_for(account_id))
         async with self._temporal(account_id):
-            return await asyncio.wait_for(handle.execute_update(name, body, id=update_id,
-                                                                rpc_timeout=self._workflow_timeout),
-                                          self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await handle.execute_update(name, body, id=update_id, rpc_timeout=self._workflow_timeout)
 
     async def signal(self, account_id: str, name: str, body: dict[str, Any]) -> None:
         check_account_id(account_id)
@@ -352,12 +351,12 @@ class Accounts:
         handle = self.client.get_workflow_handle(workflow_id_for(account_id))
         async with self._temporal(account_id):
             try:
-                return await asyncio.wait_for(handle.query(
-                    "status", reject_condition=QueryRejectCondition.NOT_COMPLETED_CLEANLY,
-                    rpc_timeout=self._workflow_timeout), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    return await handle.query("status", reject_condition=QueryRejectCondition.NOT_COMPLETED_CLEANLY,
+                                              rpc_timeout=self._workflow_timeout)
             except WorkflowQueryRejectedError as stopped:
-                answer = await asyncio.wait_for(handle.query("status", rpc_timeout=self._workflow_timeout),
-                                                self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    answer = await handle.query("status", rpc_timeout=self._workflow_timeout)
                 if not isinstance(answer, dict):
                     return answer
                 ended = stopped.status.name if stopped.status is not None else "UNKNOWN"
@@ -378,8 +377,10 @@ class Accounts:
         return timedelta(seconds=self.timeouts.workflow)
 
     async def _rpc(self, call: Any) -> Any:
-        """One Temporal RPC, bounded whatever the SDK's own retries do."""
-        return await asyncio.wait_for(call, self.timeouts.temporal)
+        """One Temporal RPC, bounded whatever the SDK's own retries do. (In the caller's task, not a task
+        of its own as `wait_for` made: cancelled, that one's error was never retrieved.)"""
+        async with asyncio.timeout(self.timeouts.temporal):
+            return await call
 
     @asynccontextmanager
     async def _db(self) -> AsyncIterator[asyncpg.Connection]:
