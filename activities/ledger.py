@@ -6,7 +6,7 @@ replayed batch changes nothing. Unknown kinds go to audit_log only.
 
 `data` fields read per kind (money in integer minor units, dates ISO 8601):
     payment_applied / payment_rejected  payment_id, amount, currency, received_at, allocation
-    promise_made / promise_kept / promise_broken
+    promise_made / promise_kept / promise_broken / promise_reopened
                                         promise_id (or promise_key), amount, promised_date (or promise_date)
     dispute_opened                      dispute_id (or dispute_key), reason
     dispute_resolved                    dispute_id (or dispute_key), outcome "upheld"|"rejected", adjustment
@@ -150,8 +150,8 @@ async def apply_entry(conn: asyncpg.Connection, entry: LedgerEntry) -> bool:
     kind = entry.kind
     if kind in ("payment_applied", "payment_rejected"):
         await _payment(conn, entry, "applied" if kind == "payment_applied" else "rejected")
-    elif kind in ("promise_made", "promise_kept", "promise_broken"):
-        await _promise(conn, entry, {"promise_made": "open", "promise_kept": "kept",
+    elif kind in ("promise_made", "promise_kept", "promise_broken", "promise_reopened"):
+        await _promise(conn, entry, {"promise_made": "open", "promise_reopened": "open", "promise_kept": "kept",
                                      "promise_broken": "broken"}[kind])
     elif kind == "payment_reversed":
         await _payment_reversed(conn, entry)

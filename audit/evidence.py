@@ -31,7 +31,7 @@ from infra.converter import data_converter
 # What a reader looks for, by audit-log kind (messages are sorted further by channel/template).
 CATEGORIES = {
     "fee_assessed": "fee", "fee_charged": "fee", "fee_waived": "fee", "charge": "fee",
-    "promise_made": "promise", "promise_kept": "promise", "promise_broken": "promise",
+    "promise_made": "promise", "promise_kept": "promise", "promise_broken": "promise", "promise_reopened": "promise",
     "dispute_opened": "dispute", "dispute_resolved": "dispute",
     "lockout": "lockout", "placement": "placement",
     "payment_applied": "payment", "payment_duplicate": "payment", "payment_rejected": "payment",

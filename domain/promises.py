@@ -13,12 +13,13 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.money import format_money
 from schemas.policy import Promises as PromiseRules
 
 PromiseStatus = Literal["open", "kept", "broken", "superseded"]
+MAX_COUNTED = 20
 
 
 class Promise(BaseModel):
@@ -35,6 +36,10 @@ class Promise(BaseModel):
     reason_code: str | None = None  # the same as a code (schemas.agent_work.ReasonCode)
     made_by: str | None = None
     episode: int | None = None
+    # The payments counted towards it (the first MAX_COUNTED ids): a payment returned by the bank
+    # counts no more (`on_reversal`). Promises made before the list existed have it empty.
+    counted: list[str] = Field(default_factory=list)
+    reopened: int = 0             # times a returned payment made it open again after it was kept
 
 
 class PromiseBook(BaseModel):
@@ -95,9 +100,36 @@ class PromiseBook(BaseModel):
                                made_by=made_by, episode=episode, reason_code=reason_code)
         return self.current
 
-    def on_payment(self, amount: int) -> None:
-        if self.open:
-            self.open.paid_since += amount
+    def on_payment(self, amount: int, payment_id: str | None = None) -> None:
+        p = self.open
+        if p:
+            p.paid_since += amount
+            if payment_id is not None and len(p.counted) < MAX_COUNTED:
+                p.counted.append(payment_id)
+
+    def on_reversal(self, amount: int, payment_id: str, *, paid_on_or_after_made: bool) -> Promise | None:
+        """A payment returned by the bank: if it was counted towards the current promise it counts no more.
+        An open promise is short of it again; a promise it kept is open again, and the next `evaluate`
+        breaks it if its deadline has passed (the policy's consequences of a broken promise follow) or
+        leaves it holding escalation until then. Returns the promise when its status changed.
+        Counted: its id is on the promise's list; past a full list (or for a promise older than the
+        list that had payments counted) a payment dated on or after the day the promise was made."""
+        p = self.current
+        if p is None or p.status not in ("open", "kept"):
+            return None
+        listed = payment_id in p.counted
+        unlisted = len(p.counted) >= MAX_COUNTED or (not p.counted and p.paid_since > 0)
+        if not (listed or (unlisted and paid_on_or_after_made)):
+            return None
+        if listed:
+            p.counted.remove(payment_id)
+        p.paid_since = max(p.paid_since - amount, 0)
+        if p.status == "kept" and p.paid_since < p.amount:
+            p.status = "open"
+            p.reopened += 1
+            self.kept -= 1
+            return p
+        return None
 
     def evaluate(self, now: datetime) -> Promise | None:
         """Kept once paid in full, broken once the deadline passes unpaid; returns the promise whose

@@ -4,7 +4,9 @@ came stayed cured, or closed. Now `payment_reversal` backs the payment out from 
 account cannot back out by itself goes to a person. On the time-skipping server with the real workers."""
 from __future__ import annotations
 
-from tests.collection import DAY, account, audit_entries, finish, payment, settle_all, start, today
+from datetime import timedelta
+
+from tests.collection import DAY, account, audit_entries, finish, payment, settle_all, start, today, until
 
 
 def reversal(payment_id: str, amount: int, when, **extra) -> dict:
@@ -143,5 +145,37 @@ async def test_a_placed_partner_hears_of_a_returned_payment(env, pool):
         assert [(n["kind"], n["status"]) for n in notices] == [("payment", "acknowledged"),
                                                                ("payment_reversed", "acknowledged")], notices
         assert (await h.query("status"))["stage"] == "placed"
+    finally:
+        await finish(h)
+
+
+async def test_a_promise_kept_by_a_returned_payment_is_broken_at_its_date_with_its_consequences(env, pool):
+    # consumer v5: a broken promise charges its fee. Kept by a payment the bank returned, the promise held
+    # as kept, its fee never charged, and escalation went on as after a kept promise.
+    t0 = await today(env)
+    data = account(today=t0, due_in=2, policy_id="consumer", policy_version=5, jurisdiction="CN",
+                   debt_type="consumer_loan")
+    aid, due = data["account_id"], t0 + timedelta(days=2)
+    h = await start(env.client, data)
+    try:
+        await until(env, h, due, 2)
+        await h.execute_update("promise_to_pay", {"amount": 10_000, "promised_date": (due + timedelta(days=4)).isoformat(),
+                                                  "promise_id": "P1", "operator": "agent.zhou", "role": "operator"})
+        await h.signal("payment", payment("PAY-P1", 10_000, await env.get_current_time()))
+        st = await until(env, h, due, 3)
+        assert (st["promises_kept"], st["open_promise"]) == (1, None), st["last_promise"]
+        await h.signal("payment_reversal", reversal("PAY-P1", 10_000, await env.get_current_time()))
+        await settle_all(locals())
+        st = await h.query("status")
+        assert st["promises_kept"] == 0 and st["open_promise"]["promise_id"] == "P1", st["last_promise"]
+        assert st["open_promise"]["paid_since"] == 0
+        st = await until(env, h, due, 8)          # promised DPD 4 + grace passed, the money never came
+        assert (st["promises_kept"], st["promises_broken"]) == (0, 1)
+        assert [f["event_id"] for f in st["charges"]["one_off_fees"]] == ["charge:broken_promise_fee:P1"]
+        assert [r["key"] for r in await audit_entries(pool, aid, "promise_reopened")] == [
+            f"{aid}:promise_reopened:promise:P1:reopened:PAY-P1"]
+        assert [r["key"] for r in await audit_entries(pool, aid, "promise_broken")] == [
+            f"{aid}:promise_broken:promise:P1:broken:r1"]
+        assert await pool.fetchval("SELECT status FROM promises WHERE account_id=$1", aid) == "broken"
     finally:
         await finish(h)

@@ -100,3 +100,55 @@ def test_a_reversed_payment_is_as_if_never_received(book_, pick, late, after):
     if late:
         earlier = returned_on - timedelta(days=1)
         assert statement(with_reversal, earlier).lines == statement(book_, earlier).lines
+
+
+# ---------------------------------------------------------------- promises (domain.promises)
+def _promise_book(amount: int = 50_000):
+    from datetime import datetime, timezone
+
+    from domain.promises import PromiseBook
+
+    book = PromiseBook()
+    made = datetime(2026, 1, 20, 10, tzinfo=timezone.utc)
+    book.make(amount=amount, promised_date=date(2026, 1, 30), now=made, deadline=made + timedelta(days=13))
+    return book, made
+
+
+def test_a_promise_kept_by_a_returned_payment_is_open_again_and_breaks_at_its_deadline():
+    book, made = _promise_book()
+    book.on_payment(50_000, "P-1")
+    assert book.evaluate(made + timedelta(days=1)).status == "kept" and book.kept == 1
+    reopened = book.on_reversal(50_000, "P-1", paid_on_or_after_made=True)
+    assert reopened is not None and reopened.status == "open" and reopened.reopened == 1
+    assert (book.kept, book.open.paid_since, book.open.counted) == (0, 0, [])
+    assert book.evaluate(made + timedelta(days=2)) is None                  # holds until its deadline
+    assert book.evaluate(made + timedelta(days=13)).status == "broken" and book.broken == 1
+
+
+def test_a_returned_payment_the_promise_never_counted_changes_nothing():
+    book, made = _promise_book()
+    book.on_payment(50_000, "P-2")
+    book.evaluate(made)
+    # A payment from before the promise (not on its list) and another payment's return: nothing.
+    assert book.on_reversal(30_000, "P-OLD", paid_on_or_after_made=True) is None
+    assert (book.current.status, book.current.paid_since, book.kept) == ("kept", 50_000, 1)
+
+
+def test_a_returned_payment_leaves_an_open_promise_short_and_one_still_covered_kept():
+    book, made = _promise_book()
+    book.on_payment(20_000, "P-3")
+    assert book.on_reversal(20_000, "P-3", paid_on_or_after_made=True) is None
+    assert book.open.paid_since == 0
+    book.on_payment(60_000, "P-4")
+    book.on_payment(10_000, "P-5")
+    book.evaluate(made)                                                     # kept with 70,000 of 50,000
+    assert book.on_reversal(10_000, "P-5", paid_on_or_after_made=True) is None
+    assert (book.current.status, book.current.paid_since) == ("kept", 60_000) and book.kept == 1
+
+
+def test_a_promise_from_before_the_list_counts_by_date():
+    book, made = _promise_book()
+    book.current.paid_since = 50_000                                        # counted before ids were listed
+    book.evaluate(made)
+    assert book.on_reversal(50_000, "P-6", paid_on_or_after_made=False) is None
+    assert book.on_reversal(50_000, "P-6", paid_on_or_after_made=True).status == "open"

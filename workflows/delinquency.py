@@ -43,14 +43,16 @@ class Delinquency(Effects):
         changed = s.promises.evaluate(now)
         if changed is not None:
             p = changed
+            # Kept, then open again (a payment returned), then kept or broken: a record of its own.
+            again = f":r{p.reopened}" if p.reopened else ""
             if p.status == "kept":
                 self._record("promise_kept", f"promise {p.promise_id} kept: {self._money(p.paid_since)} paid",
-                             key=f"promise:{p.promise_id}:kept", data={"promise_id": p.promise_id})
+                             key=f"promise:{p.promise_id}:kept{again}", data={"promise_id": p.promise_id})
             else:
                 self._record("promise_broken", f"promise {p.promise_id} broken: {self._money(p.paid_since)} of "
                              f"{self._money(p.amount)} paid by {p.promised_date}; escalation resumes "
                              f"({s.promises.broken} broken so far)",
-                             key=f"promise:{p.promise_id}:broken", data={"promise_id": p.promise_id,
+                             key=f"promise:{p.promise_id}:broken{again}", data={"promise_id": p.promise_id,
                                                                           "reason_code": p.reason_code})
                 self._promise_broken_follow_up(p)
         if s.plan is not None:

@@ -4,8 +4,9 @@
 A returned payment is backed out of the charges book from its own date (domain/charges.py
 `ReversalEvent`), as if it had never come, and the account re-derives where it stands at its next turn:
 a cure the payment made is undone (the delinquency starts again from the oldest unpaid due date, at the
-stage that date gives, without the messages of stages already passed), an open promise no longer
-counts it, and an account it paid off is collected again. Once per payment_id.
+stage that date gives, without the messages of stages already passed), a promise it was counted
+towards counts it no more (one it kept is open again, and broken at its deadline if the money never
+comes), and an account it paid off is collected again. Once per payment_id.
 
 What the account cannot back out on its own goes to a person, with the reason and nothing changed: a
 payment it never booked as itself (held or handed to a person, or merged with others of its day), a
@@ -100,10 +101,10 @@ class PaymentReversals(Signals):
         bal = self._book(self._reversal_event(r, payment, reversal_id))
         posted = self._post_charges(f"payment {r.payment_id} returned")
         s.payments_total = max(s.payments_total - payment.amount, 0)
-        promise = s.promises.open
-        if promise is not None and payment.on >= localtime.to_local(promise.made_at, s.timezone).date():
-            # Counted towards the open promise when it came: it counts no more.
-            promise.paid_since = max(promise.paid_since - payment.amount, 0)
+        promise = s.promises.current
+        reopened = promise is not None and s.promises.on_reversal(
+            payment.amount, r.payment_id,
+            paid_on_or_after_made=payment.on >= localtime.to_local(promise.made_at, s.timezone).date())
         self._record("payment_reversed", f"payment {r.payment_id} of {self._money(payment.amount)} received on "
                      f"{payment.on} returned ({r.reason.replace('_', ' ')}"
                      + (f": {r.detail}" if r.detail else "") + f"): backed out from {payment.on}; "
@@ -111,6 +112,13 @@ class PaymentReversals(Signals):
                      key=f"payment:{r.payment_id}:reversed",
                      data={**data, "value_date": payment.on.isoformat(), "charges_posted": posted,
                            "outstanding": bal.total_outstanding, "past_due": bal.past_due, "credit": bal.credit})
+        if reopened:
+            # Kept by money that never came: open again, and broken at the next turn if its date has passed.
+            self._record("promise_reopened", f"promise {promise.promise_id} of {self._money(promise.amount)} by "
+                         f"{promise.promised_date} is not kept after all: payment {r.payment_id} was returned",
+                         key=f"promise:{promise.promise_id}:reopened:{r.payment_id}",
+                         data={"promise_id": promise.promise_id, "payment_id": r.payment_id, "amount": promise.amount,
+                               "promised_date": promise.promised_date.isoformat()})
         if bal.credit == 0:
             for key in self._refund_tasks_open():
                 self._close_task(key, f"no credit left to refund: payment {r.payment_id} was returned")

@@ -150,7 +150,7 @@ class Signals(Pacing):
         bal = self._book(PaymentEvent(event_id=event_id, on=on, amount=p.amount))
         result = bal.statement.event(event_id)
         posted = self._post_charges(f"payment {p.payment_id}")
-        s.promises.on_payment(p.amount)
+        s.promises.on_payment(p.amount, p.payment_id)
         applied = [{"instalment_id": a.instalment_id, "component": a.component, "amount": a.amount}
                    for a in result.applied]
         parts = ", ".join(f"{a.component.replace('_', ' ')} of {a.instalment_id} {self._money(a.amount)}"
