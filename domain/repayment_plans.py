@@ -51,6 +51,15 @@ class RepaymentPlan(BaseModel):
                 return "broken"
         return None
 
+    def unpaid_after_completion(self, balance: AccountBalance | Balance, today: date) -> bool:
+        """A completed plan whose instalments owe again (a payment returned by the bank): broken as of
+        today, as one unpaid after its grace would have been. True when it changed."""
+        if self.status != "completed" or all(
+                i.outstanding == 0 for i in balance.instalments if self._mine(i.source)):
+            return False
+        self.status, self.broken_on = "broken", today
+        return True
+
     def grace_end(self, balance: AccountBalance | Balance) -> date | None:
         """The first day the plan counts as broken if its oldest unpaid instalment stays unpaid."""
         if not self.active:

@@ -4,7 +4,7 @@ came stayed cured, or closed. Now `payment_reversal` backs the payment out from 
 account cannot back out by itself goes to a person. On the time-skipping server with the real workers."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from tests.collection import DAY, account, audit_entries, finish, payment, settle_all, start, today, until
 
@@ -41,6 +41,8 @@ async def test_a_returned_payment_undoes_the_cure_it_made(env, pool):
         assert st["amount_due"] >= due and st["stage"] != stage_cured, (st["amount_due"], st["stage"])
         assert st["paid_total"] == 0
         assert st["episodes"] == 2, st["episodes"]
+        await env.sleep(DAY)                      # the records reach PostgreSQL within a bounded delay
+        await settle_all(locals())
         reversed_ = await audit_entries(pool, aid, "payment_reversed")
         assert [(r["payment_id"], r["amount"], r["reason"]) for r in reversed_] == [("P-1", due, "insufficient_funds")]
         assert "returned (insufficient funds: ACH R01): backed out from" in reversed_[0]["summary"]
@@ -78,6 +80,8 @@ async def test_what_the_account_cannot_back_out_goes_to_a_person_and_changes_not
         assert (after["amount_due"], after["paid_total"]) == (st["amount_due"], st["paid_total"])
         key = f"{aid}:payment:P-2:reversal:task"
         assert key in after["tasks_open"], after["tasks_open"]
+        await env.sleep(DAY)
+        await settle_all(locals())
         held = await audit_entries(pool, aid, "payment_reversal_unapplied")
         assert len(held) == 1 and "a return in part is adjusted by hand" in held[0]["why"], held
         rejected = [r["error"] for r in after["rejected_inputs"] if r["kind"] == "payment_reversal"]
@@ -117,10 +121,10 @@ async def test_a_pay_off_by_money_that_never_came_is_collected_again(env, pool):
         assert st["credit"] == 0 and st["days_past_due"] == 5 and st["amount_due"] >= due, st
         assert refund_key not in st["tasks_open"], st["tasks_open"]
         assert st["next_action"] is not None
-        assert len(await audit_entries(pool, aid, "reopened")) == 1
         # Collection goes on: the ladder acts on the account again.
         await env.sleep(30 * DAY)
         await settle_all(locals())
+        assert len(await audit_entries(pool, aid, "reopened")) == 1
         later = await h.query("status")
         assert later["days_past_due"] >= 30 and later["stage"] not in ("paid_off", "closed"), later["stage"]
     finally:
@@ -177,5 +181,36 @@ async def test_a_promise_kept_by_a_returned_payment_is_broken_at_its_date_with_i
         assert [r["key"] for r in await audit_entries(pool, aid, "promise_broken")] == [
             f"{aid}:promise_broken:promise:P1:broken:r1"]
         assert await pool.fetchval("SELECT status FROM promises WHERE account_id=$1", aid) == "broken"
+    finally:
+        await finish(h)
+
+
+async def test_a_plan_completed_by_a_returned_payment_is_broken_and_collection_resumes(env, pool):
+    t0 = await today(env)
+    data = account(today=t0, due_in=-3)
+    aid = data["account_id"]
+    h = await start(env.client, data)
+    try:
+        await settle_all(locals())
+        st = await h.query("status")
+        d, total = date.fromisoformat(st["today"]), st["total_outstanding"]
+        await h.execute_update("repayment_plan", {"plan_id": "PLAN-1", "instalments": [
+            {"due_date": (d + timedelta(days=10)).isoformat(), "amount": total // 2},
+            {"due_date": (d + timedelta(days=20)).isoformat(), "amount": total - total // 2}]})
+        await h.signal("payment", payment("PLAN-A", total // 2, await env.get_current_time()))
+        await h.signal("payment", payment("PLAN-B", total - total // 2, await env.get_current_time()))
+        await env.sleep(DAY)
+        await settle_all(locals())
+        st = await h.query("status")
+        assert st["repayment_plan"]["status"] == "completed" and st["total_outstanding"] == 0, st["repayment_plan"]
+        await h.signal("payment_reversal", reversal("PLAN-B", total - total // 2, await env.get_current_time()))
+        await settle_all(locals())
+        st = await h.query("status")
+        assert st["repayment_plan"]["status"] == "broken", st["repayment_plan"]
+        assert st["total_outstanding"] == total - total // 2 and st["stage"] not in ("paid_off", "closed")
+        await env.sleep(DAY)                      # the records reach PostgreSQL within a bounded delay
+        await settle_all(locals())
+        plans = [r["summary"] for r in await audit_entries(pool, aid, "plan")]
+        assert any("not completed after all: payment PLAN-B was returned" in p for p in plans), plans
     finally:
         await finish(h)

@@ -161,6 +161,11 @@ def test_repayment_plan_completes_or_breaks_after_grace():
     for line in lines:
         line.paid = line.amount
     assert again.evaluate(balance, date(2026, 4, 2)) == "completed"
+    assert not again.unpaid_after_completion(balance, date(2026, 4, 3))     # still paid: still completed
+    lines[1].paid = 0                                                       # its payment returned by the bank
+    assert again.unpaid_after_completion(balance, date(2026, 4, 3))
+    assert (again.status, again.broken_on) == ("broken", date(2026, 4, 3))
+    assert not again.unpaid_after_completion(balance, date(2026, 4, 4))     # once
 
 
 def test_placement_notices_once_per_event_and_recall_waits_for_none():

@@ -112,6 +112,9 @@ class PaymentReversals(Signals):
                      key=f"payment:{r.payment_id}:reversed",
                      data={**data, "value_date": payment.on.isoformat(), "charges_posted": posted,
                            "outstanding": bal.total_outstanding, "past_due": bal.past_due, "credit": bal.credit})
+        if s.plan is not None and s.plan.unpaid_after_completion(bal, self._today()):
+            self._record("plan", f"repayment plan {s.plan.plan_id} not completed after all: payment {r.payment_id} "
+                         "was returned; collection resumes", key=f"plan:{s.plan.plan_id}:broken")
         if reopened:
             # Kept by money that never came: open again, and broken at the next turn if its date has passed.
             self._record("promise_reopened", f"promise {promise.promise_id} of {self._money(promise.amount)} by "
