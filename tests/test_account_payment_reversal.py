@@ -214,3 +214,46 @@ async def test_a_plan_completed_by_a_returned_payment_is_broken_and_collection_r
         assert any("not completed after all: payment PLAN-B was returned" in p for p in plans), plans
     finally:
         await finish(h)
+
+
+async def test_a_file_of_returns_sent_at_once_is_worked_over_several_tasks_in_order(env, pool):
+    """A billing system sending its file of returns at once (or again): each return looks through the
+    charges book, so they share the payments' queue and work budget, after the payments sent before them."""
+    import asyncio
+
+    from temporalio.api.enums.v1 import EventType
+
+    from workers.main import workflow_worker
+    from workflows.pacing import BREATHER, WORK_PER_TASK
+
+    data = account(today=await today(env), due_in=-3)
+    queue = f"returns-{data['account_id']}"             # no worker yet: all of it waits for the first task
+    h = await env.client.start_workflow("AccountCollection", data, id=f"account-{data['account_id']}",
+                                        task_queue=queue)
+    now = await env.get_current_time()
+    await h.signal("payment", payment("R-PAID", 40_000, now))
+    gate = asyncio.Semaphore(50)
+
+    async def send(i: int) -> None:
+        async with gate:
+            await h.signal("payment_reversal", reversal(f"R-UNKNOWN-{i:04d}", 1_000, now))
+
+    burst = WORK_PER_TASK + 300
+    await asyncio.gather(*(send(i) for i in range(burst)))
+    await h.signal("payment_reversal", reversal("R-PAID", 40_000, now))     # last: after its payment
+    async with workflow_worker(env.client, task_queue=queue):
+        for _ in range(300):
+            st = await h.query("status")
+            if st["paid_total"] == 0 and any(e["kind"] == "payment_reversed" for e in st["timeline"]):
+                break
+            await asyncio.sleep(0.1)
+        st = await h.query("status")
+        assert st["paid_total"] == 0 and st["amount_due"] >= 100_000, (st["paid_total"], st["amount_due"])
+        events = (await h.fetch_history()).events
+        failed = [e for e in events if e.event_type in (EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+                                                        EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT)]
+        assert not failed, failed[0]
+        paced = [e for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+                 and e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta() == BREATHER]
+        assert paced, "the returns were worked in one task"
+        await finish(h)

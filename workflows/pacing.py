@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -58,7 +58,9 @@ class Pacing(Effects):
     _paced_task: int
     _paced_work: int
     _breather: asyncio.Task[None] | None
-    _payments_waiting: deque[Sequence[Any]]     # payment signals' arguments, in arrival order
+    # Payment signals' arguments, in arrival order, and the returns of payments among them (each a call
+    # that applies it: workflows/reversals.py).
+    _payments_waiting: deque[Sequence[Any] | Callable[[], None]]
     _payment_queue_running: bool                # a handler is applying them
 
     # ------------------------------------------------------------------ the budget
@@ -105,7 +107,11 @@ class Pacing(Effects):
                     await workflow.sleep(BREATHER, summary=BREATHER_SUMMARY)
                     continue
                 self._spend_budget()
-                self._apply_payment(self._payments_waiting.popleft())
+                item = self._payments_waiting.popleft()
+                if callable(item):
+                    item()
+                else:
+                    self._apply_payment(item)
         finally:
             self._payment_queue_running = False
 

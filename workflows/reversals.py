@@ -17,6 +17,8 @@ A part of `AccountCollection` (workflows/account_collection.py).
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from typing import Any
 
 from temporalio import workflow
@@ -41,9 +43,16 @@ class PaymentReversals(Signals):
             self._reject("signal", f"unknown signal 'payment_reversal'; known: {KNOWN_BEFORE_REVERSALS}",
                          {"name": "payment_reversal", "args": len(args)})
             return
-        if self._payments_waiting or self._payment_queue_running:
-            # Payments that arrived before it are applied first (a burst goes on over several tasks).
-            await workflow.wait_condition(lambda: not self._payments_waiting and not self._payment_queue_running)
+        if self._payments_waiting or self._payment_queue_running or not self._within_budget():
+            # In the payments' queue, after the payments that came before it and within a task's work
+            # budget: a file of returns sent at once is a burst too (each costs a look through the book).
+            self._payments_waiting.append(functools.partial(self._apply_reversal, args))
+            await self._work_payment_queue()
+            return
+        self._spend_budget()
+        self._apply_reversal(args)
+
+    def _apply_reversal(self, args: Sequence[Any]) -> None:
         r = self._parse_signal("payment_reversal", PaymentReversal, args)
         if r is None:
             return
