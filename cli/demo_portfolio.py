@@ -51,7 +51,7 @@ ROLES: tuple[Role, ...] = (
     Role("paused", -15, False, "paused by an operator for a hardship review"),
     Role("opted_out", -3, False, "opts out of SMS (STOP): SMS suppressed, e-mail still sent"),
     Role("lockout_waiting", -50, True, "GPS lockout requested at 60 days past due; awaits a supervisor"),
-    Role("cured", -30, False, "pays what is overdue: cured, stays open for its next instalments"),
+    Role("cured", -30, False, "pays what is overdue, the bank returns it, pays again: cured, stays open"),
     Role("paid_off_early", 14, False, "pre-due reminders, then pays the whole loan: completed"),
 )
 

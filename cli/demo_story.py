@@ -37,7 +37,8 @@ class Step:
     action: str          # pay_overdue | pay_all | pay_promise | pay_due | promise | open_dispute | …
     say: str
     arg: int = 0         # days ahead for promise / pause
-    detail: str = ""     # promise: reason code; receipt: the letter's step; recovery_update: the event
+    detail: str = ""     # promise: reason code; receipt: the letter's step; recovery_update: the event;
+                         # return_payment: the paying step's id after the account's (`1-pay_overdue`)
 
 
 # What is done to each part of the story, and when (collection days after the demo's start):
@@ -56,7 +57,10 @@ _SCRIPT: dict[str, list[tuple[Any, ...]]] = {
              (38.6, "pay_due", "pays the plan's second instalment", 0)],
     "paused": [(1, "pause", "paused for a hardship review (30 days)", 30)],
     "opted_out": [(1, "opt_out", "replies STOP: opted out of SMS", 0)],
-    "cured": [(12, "pay_overdue", "pays what is overdue: cured", 0)],
+    "cured": [(12, "pay_overdue", "pays what is overdue: cured", 0),
+              (15, "return_payment", "the bank returns that payment (insufficient funds): collection resumes", 0,
+               "1-pay_overdue"),
+              (19, "pay_overdue", "pays again: cured", 0)],
     "paid_off_early": [(20, "pay_all", "pays the whole loan", 0)],
     # One account per playbook (cli/demo_portfolio.py PLAYBOOKS).
     "consumer": [(2, "promise", "promises to pay within 2 days, income delayed (and will not)", 2, "income_delayed"),
@@ -90,7 +94,9 @@ _MILESTONES: dict[str, list[tuple[float, str]]] = {
     "paused": [(1, "paused for a hardship review"), (31, "pause ends")],
     "opted_out": [(1, "replies STOP: opted out of SMS"), (2, "5-day notice: SMS suppressed, e-mail sent")],
     "lockout_waiting": [(10, "lockout requested: awaits a supervisor"), (25, "placed with an agency")],
-    "cured": [(12, "pays what is overdue: cured, next instalments still open")],
+    "cured": [(12, "pays what is overdue: cured"),
+              (15, "the bank returns the payment (insufficient funds): the cure is undone, collection resumes"),
+              (19, "pays again: cured, next instalments still open")],
     "paid_off_early": [(14, "due-date call"), (20, "pays the whole loan"), (25, "completed")],
     # The consumer's call after payday depends on the calendar: `guide` inserts it (_payday_call).
     "consumer": [(1, "DPD 1: the first call, at 10:00 local"),
@@ -320,6 +326,8 @@ async def _execute(svc: Any, acct: DemoAccount, step: Step) -> str:
     # when it arrives instead, a payment of "what is overdue" that a busy machine delivers a
     # collection day later (a second, at demo speed) falls short of that day's interest: no cure.
     quoted_at = datetime.now(timezone.utc)
+    if step.action == "return_payment":     # a paid-off account too: the payment that paid it off comes back
+        return await _return_payment(svc, acct, step, quoted_at)
     try:
         status = await svc.status(aid)
     except IngressError as err:
@@ -399,6 +407,30 @@ async def _execute(svc: Any, acct: DemoAccount, step: Step) -> str:
     except IngressError as err:
         raise NotReady(err.message) from err
     return "ok"
+
+
+async def _return_payment(svc: Any, acct: DemoAccount, step: Step, at: datetime) -> str:
+    """The bank returns a payment the story made earlier (insufficient funds): billing reports it through
+    the ingress, as it would (the payment's row gives its amount and currency)."""
+    from domain.money import format_money
+    from ingress.errors import IngressError
+    from ingress.reversals import reverse_payment
+    from schemas.events import PaymentReversal
+
+    payment_id = f"demo-{acct.account_id}-{step.detail}"
+    row = await svc.pool.fetchrow("SELECT amount, currency, reversed_at FROM payments WHERE payment_id = $1",
+                                  payment_id)
+    if row is None:
+        raise NotReady(f"payment {payment_id} is not recorded yet")
+    if row["reversed_at"] is not None:       # a story resumed after its return was sent
+        return f"{payment_id} — already recorded"
+    reversal = PaymentReversal(payment_id=payment_id, amount=row["amount"], currency=row["currency"].strip(),
+                               reversed_at=at, reason="insufficient_funds", detail="returned unpaid (demo)")
+    try:
+        await reverse_payment(svc, acct.account_id, reversal)
+    except IngressError as err:
+        raise NotReady(err.message) from err
+    return f"{payment_id}, {format_money(row['amount'], reversal.currency)}"
 
 
 async def _receipt(svc: Any, acct: DemoAccount, step: Step, status: dict[str, Any]) -> str:

@@ -4,7 +4,11 @@ came stayed cured, or closed. Now `payment_reversal` backs the payment out from 
 account cannot back out by itself goes to a person. On the time-skipping server with the real workers."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
+from types import SimpleNamespace
+
+import pytest
 
 from tests.collection import DAY, account, audit_entries, finish, payment, settle_all, start, today, until
 
@@ -256,4 +260,41 @@ async def test_a_file_of_returns_sent_at_once_is_worked_over_several_tasks_in_or
         paced = [e for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
                  and e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta() == BREATHER]
         assert paced, "the returns were worked in one task"
+        await finish(h)
+
+
+async def test_the_demo_story_returns_its_payment_through_the_ingress(env, pool):
+    """DEMO-011's story: pays what is overdue, the bank returns that payment, pays again."""
+    from cli import demo_portfolio as dp
+    from cli import demo_story as ds
+    from ingress.accounts import Accounts
+
+    t0 = await today(env)
+    story = dp.generate_portfolio(11, today=t0, seconds_per_day=2.0)
+    cured = next(a for a in story if a.account_id.endswith("-011"))
+    steps = [s for s in ds.script(story, today=t0, seed=dp.DEFAULT_SEED) if s.account_id == cured.account_id]
+    assert [s.action for s in steps] == ["pay_overdue", "return_payment", "pay_overdue"]
+    data = account(today=t0, due_in=[-3, 30])
+    acct = SimpleNamespace(account_id=data["account_id"])      # the story reads only its id
+    steps = [replace(s, id=s.id.replace(cured.account_id, acct.account_id), account_id=acct.account_id)
+             for s in steps]
+    h = await start(env.client, data)
+    svc = Accounts(env.client, pool)
+    try:
+        await settle_all(locals())
+        with pytest.raises(ds.NotReady):          # nothing paid yet: tried again later
+            await ds._execute(svc, acct, steps[1])
+        paid = await ds._execute(svc, acct, steps[0])
+        await settle_all(locals())
+        assert (await h.query("status"))["amount_due"] == 0, paid
+        said = await ds._execute(svc, acct, steps[1])
+        assert said.startswith(f"demo-{acct.account_id}-1-pay_overdue, CNY 1,000.00"), said
+        await settle_all(locals())
+        st = await h.query("status")
+        assert st["amount_due"] >= 100_000 and st["paid_total"] == 0, st["amount_due"]
+        assert (await ds._execute(svc, acct, steps[1])).endswith("already recorded")
+        row = await pool.fetchrow("SELECT status, reversal_reason FROM payments WHERE payment_id=$1",
+                                  f"demo-{acct.account_id}-1-pay_overdue")
+        assert tuple(row) == ("reversed", "insufficient_funds")
+    finally:
         await finish(h)

@@ -73,7 +73,11 @@ def test_the_story_script_is_stable_and_covers_every_part():
     assert [s.day for s in steps] == sorted(s.day for s in steps)
     actions = {s.action for s in steps}
     assert {"approve_lockout", "pay_all", "pay_overdue", "pay_promise", "promise", "open_dispute", "resolve_dispute",
-            "plan", "pause", "opt_out"} <= actions
+            "plan", "pause", "opt_out", "return_payment"} <= actions
+    # A return names a payment its account's story made before it.
+    for s in steps:
+        if s.action == "return_payment":
+            assert any(p.id == f"{s.account_id}-{s.detail}" and p.day < s.day for p in steps), s
     # Accounts not yet due pay after their due date (the day-0 call comes first).
     for s in steps:
         acct = next(a for a in accounts if a.account_id == s.account_id)
