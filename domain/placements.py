@@ -13,8 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Target = Literal["agency", "litigation"]
-NoticeKind = Literal["payment", "payment_reversed", "dispute_opened", "dispute_resolved", "cured", "written_off", "closed",
-                     "promise", "plan"]
+NoticeKind = Literal["payment", "payment_reversed", "dispute_opened", "dispute_resolved", "cured", "written_off",
+                     "closed", "promise", "plan"]
 
 
 class PartnerNotice(BaseModel):
