@@ -10,7 +10,8 @@ replayed batch changes nothing. Unknown kinds go to audit_log only.
                                         promise_id (or promise_key), amount, promised_date (or promise_date)
     dispute_opened                      dispute_id (or dispute_key), reason
     dispute_resolved                    dispute_id (or dispute_key), outcome "upheld"|"rejected", adjustment
-    payment_reversed                    payment_id, reversed_at, reason, detail (the row becomes `reversed`)
+    payment_reversed                    payment_id, amount (returned), reversed_at, reason, detail (the row
+                                        becomes `reversed`, or `partly_reversed` for less than the payment)
     any kind                            actor (default "workflow")
 
 A batch may also carry the account's `statement` (its instalment balances now): it replaces the
@@ -86,13 +87,15 @@ async def _payment_reversed(conn: asyncpg.Connection, entry: LedgerEntry) -> Non
     data = entry.data
     if not data.get("payment_id"):
         return
+    returned = _minor(data.get("amount"))
     await conn.execute(
-        "UPDATE payments SET status = 'reversed', reversed_at = COALESCE(reversed_at, $3),"
-        " reversal_reason = COALESCE(reversal_reason, $4), reversal_detail = COALESCE(reversal_detail, $5)"
+        "UPDATE payments SET status = CASE WHEN $6::bigint < amount THEN 'partly_reversed' ELSE 'reversed' END,"
+        " reversed_at = COALESCE(reversed_at, $3), reversal_reason = COALESCE(reversal_reason, $4),"
+        " reversal_detail = COALESCE(reversal_detail, $5), reversed_amount = COALESCE(reversed_amount, $6)"
         " WHERE payment_id = $1 AND account_id = $2",
         str(data["payment_id"]), entry.account_id, _datetime(data.get("reversed_at"), entry.occurred_at),
         data.get("reason") if data.get("reason") in REVERSAL_REASONS else "other",
-        str(data["detail"])[:200] if data.get("detail") else None)
+        str(data["detail"])[:200] if data.get("detail") else None, returned)
 
 
 async def _promise(conn: asyncpg.Connection, entry: LedgerEntry, status: str) -> None:

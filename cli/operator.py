@@ -262,7 +262,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("payment-reversal")
     def payment_reversal(account_id: str, payment_id: str = typer.Argument(..., help="the returned payment's id"),
-                         amount: int = typer.Option(..., help="minor units: the whole payment"),
+                         amount: int = typer.Option(..., help="minor units: the payment's, or less"),
                          currency: str = typer.Option(..., help="ISO 4217: the payment's"),
                          reason: str = typer.Option(..., help="insufficient_funds, account_closed, stopped_by_payer, "
                                                               "unauthorised, chargeback, bank_error or other"),

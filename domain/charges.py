@@ -27,8 +27,8 @@ the debtor's zone). Append an event when the fact is accepted, never edit or rem
     RefundEvent(event_id=f"refund:{refund_id}", on=today, amount=int, reason=str)
                                              # credit paid back; never more than the credit held
     ReversalEvent(event_id=f"reversal:{payment_id}", on=today, payment_event_id=f"payment:{payment_id}",
-                  amount=int, reason=str)    # a payment returned by the bank: backed out from its own
-                                             # date, as if never received
+                  amount=int, reason=str)    # a payment returned by the bank, in whole or in part: backed
+                                             # out from its own date, as if never received
 
 Reads (status, evidence, each payment, the fee step, closing) are one call:
 
@@ -47,8 +47,9 @@ Reads (status, evidence, each payment, the fee step, closing) are one call:
 
 Nothing is stored but the events: replaying the same book gives the same statement, an event id
 seen twice counts once, and a payment stops interest on the principal it pays from its date. A
-reversal is the one event that reaches back: the payment it names is left out of the replay (listed
-in `ignored_events`), so interest runs on, and a late fee is charged, as if it had never come.
+reversal is the one event that reaches back: the payment it names is reduced by the amount returned,
+or left out of the replay when all of it was (listed in `ignored_events`), so interest runs on, and a
+late fee is charged, as if that money had never come.
 Events are applied in date order (the list order within a date). An event dated before a
 restructuring listed earlier is applied on the restructuring's date (the plan was agreed on the
 balance known then; the late money reduces the plan).
@@ -193,9 +194,10 @@ class RulesChange(_Stored):
 
 
 class ReversalEvent(_Stored):
-    """A payment returned by the bank after it was booked (insufficient funds, a chargeback): the payment
-    `payment_event_id` names is left out of the replay, from its own date, as if it had never been
-    received. `on` is the day the return was known; `amount` the payment's, for the record."""
+    """A payment returned by the bank after it was booked (insufficient funds, a chargeback): `amount` of
+    the payment `payment_event_id` names is taken out of the replay from the payment's own date, as if
+    only the rest had been received (all of it: the payment is left out). `on` is the day the return
+    was known. One per payment (its event id)."""
 
     kind: Literal["reversal"] = "reversal"
     event_id: str = Field(min_length=1, max_length=200)
@@ -209,21 +211,27 @@ Event = Annotated[Union[PaymentEvent, WaiverEvent, AdjustmentEvent, RestructureE
                         RefundEvent, ReversalEvent], Field(discriminator="kind")]
 
 
-def reversed_payments(events: Iterable[Any]) -> frozenset[str]:
-    """The payment event ids backed out by a reversal on the book: each a payment listed before its
-    reversal with no plan signed and no refund paid between them. A plan or a refund was agreed or paid on
-    a balance that counted the payment, so backing it out would unbalance them: such a reversal stays on
-    the book for the record and changes nothing (the account hands it to a person)."""
+def reversed_amounts(events: Iterable[Any]) -> dict[str, int]:
+    """How much of each payment a reversal on the book backs out (payment event id -> minor units): each
+    a payment listed before its reversal with no plan signed and no refund paid between them. A plan or a
+    refund was agreed or paid on a balance that counted the payment, so backing it out would unbalance
+    them: such a reversal stays on the book for the record and changes nothing (the account hands it to
+    a person)."""
     clear: set[str] = set()      # payments listed since the last plan or refund
-    backed_out: set[str] = set()
+    backed_out: dict[str, int] = {}
     for ev in events:
         if ev.kind == "payment":
             clear.add(ev.event_id)
         elif ev.kind in ("restructure", "refund"):
             clear.clear()
         elif ev.kind == "reversal" and ev.payment_event_id in clear:
-            backed_out.add(ev.payment_event_id)
-    return frozenset(backed_out)
+            backed_out[ev.payment_event_id] = backed_out.get(ev.payment_event_id, 0) + ev.amount
+    return backed_out
+
+
+def reversed_payments(events: Iterable[Any]) -> frozenset[str]:
+    """The payment event ids a reversal on the book backs out, in whole or in part (`reversed_amounts`)."""
+    return frozenset(reversed_amounts(events))
 
 
 class ChargesBook(BaseModel):
@@ -917,10 +925,10 @@ class _Replay:
         self.results.append(EventResult(ev.event_id, "payment", on, tuple(applied), credit=left))
 
     def reversal(self, ev: ReversalEvent, on: date) -> None:
-        # Nothing to apply on its own date: its payment is left out of the replay (`_schedule`).
-        self.results.append(EventResult(ev.event_id, "reversal", on, note=f"{ev.payment_event_id} backed out "
-                                        f"from its own date: returned ({ev.reason})" if ev.reason else
-                                        f"{ev.payment_event_id} backed out from its own date"))
+        # Nothing to apply on its own date: its payment is reduced or left out of the replay (`_schedule`).
+        why = f": returned ({ev.reason})" if ev.reason else ""
+        self.results.append(EventResult(ev.event_id, "reversal", on,
+                                        note=f"{ev.amount} of {ev.payment_event_id} backed out from its own date{why}"))
 
     def refund(self, ev: RefundEvent, on: date) -> None:
         taken = min(ev.amount, self.credit)
@@ -1154,11 +1162,14 @@ def _schedule(events: list[Any], as_of: date) -> tuple[list[tuple[date, int, Any
     ignored: list[str] = []
     floor: date | None = None
     order: list[tuple[date, int, Any]] = []
-    backed_out = reversed_payments(ev for ev in events if ev.on <= as_of)
+    backed_out = reversed_amounts(ev for ev in events if ev.on <= as_of)
     for n, ev in enumerate(events):
-        if ev.event_id in seen or (ev.kind == "payment" and ev.event_id in backed_out):
+        returned = backed_out.get(ev.event_id, 0) if ev.kind == "payment" else 0
+        if ev.event_id in seen or (returned and returned >= ev.amount):
             ignored.append(ev.event_id)
             continue
+        if returned:           # returned in part: the rest is what was received
+            ev = ev.model_copy(update={"amount": ev.amount - returned})
         seen.add(ev.event_id)
         on = _effective(ev, floor)
         if on > as_of:

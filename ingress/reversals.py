@@ -23,6 +23,7 @@ from schemas.events import PaymentReversal
 log = logging.getLogger(__name__)
 SIGNAL = "payment_reversal"
 REVERSED = "reversed"           # payments.status once reversed (migration 0013)
+PARTLY_REVERSED = "partly_reversed"   # ... once reversed in part (migration 0014: reversed_amount)
 REJECTED = "rejected"           # the account refused the payment itself: nothing was applied
 # A reversal that reached an account whose run had ended: recorded, never applied; a person adjusts
 # the account. The reason of the account's own task for a return it cannot back out (workflows/
@@ -42,9 +43,9 @@ def closed_reversal_task_key(account_id: str, payment_id: str) -> str:
 
 
 async def reverse_payment(accounts: Accounts, account_id: str, reversal: PaymentReversal) -> dict[str, Any]:
-    """Check the reversal against the payment's row (this account's, the whole amount in its
-    currency, not before it was received, not a payment the account rejected), mark the row
-    `reversed` and signal `payment_reversal`, in one transaction. The same reversal again answers
+    """Check the reversal against the payment's row (this account's, in its currency, at most its
+    amount, not before it was received, not a payment the account rejected), mark the row `reversed`
+    (`partly_reversed` for less than the payment) and signal `payment_reversal`, in one transaction. The same reversal again answers
     `duplicate: true` and sends nothing; another reversal of the same payment is 409."""
     check_account_id(account_id)
     pid = reversal.payment_id
@@ -84,10 +85,10 @@ def _check(account_id: str, reversal: PaymentReversal, reversed_at: datetime, ro
     if row is None or row["account_id"] != account_id:
         raise NotFound(f"payment {pid} is not recorded for account {account_id}: only a payment billing sent "
                        "(POST /accounts/{id}/payments) can be reversed")
-    if (row["amount"], row["currency"].strip()) != (reversal.amount, reversal.currency):
+    if row["currency"].strip() != reversal.currency or reversal.amount > row["amount"]:
         raise Conflict(f"payment {pid} of account {account_id} was recorded as {row['amount']} {row['currency']} "
-                       f"(minor units), not {reversal.amount} {reversal.currency}: a reversal is of the whole payment "
-                       "in its own currency (a partial return is for a person)")
+                       f"(minor units): a reversal of {reversal.amount} {reversal.currency} is not within it (the "
+                       "payment's currency, at most its amount; less is a return in part)")
     if row["status"] == REJECTED:
         raise Conflict(f"payment {pid} was rejected by account {account_id} and never applied: there is "
                        "nothing to reverse")
@@ -98,9 +99,10 @@ def _check(account_id: str, reversal: PaymentReversal, reversed_at: datetime, ro
 
 async def _mark(conn: asyncpg.Connection, reversal: PaymentReversal, reversed_at: datetime) -> None:
     await conn.execute(
-        "UPDATE payments SET status = $2, reversed_at = $3, reversal_reason = $4, reversal_detail = $5,"
-        " reversal_recorded_at = now() WHERE payment_id = $1",
-        reversal.payment_id, REVERSED, reversed_at, reversal.reason, reversal.detail)
+        "UPDATE payments SET status = CASE WHEN $6::bigint < amount THEN $7 ELSE $2 END, reversed_at = $3,"
+        " reversal_reason = $4, reversal_detail = $5, reversed_amount = $6, reversal_recorded_at = now()"
+        " WHERE payment_id = $1",
+        reversal.payment_id, REVERSED, reversed_at, reversal.reason, reversal.detail, reversal.amount, PARTLY_REVERSED)
 
 
 async def _keep_for_a_person(conn: asyncpg.Connection, ended: EndedRun, reversal: PaymentReversal,

@@ -67,9 +67,10 @@ REVERSAL_REASONS: frozenset[str] = frozenset(get_args(ReversalReason))
 
 class PaymentReversal(_Event):
     """A payment returned after billing sent it (insufficient funds, a chargeback, a recall by the bank).
-    The account backs it out from the day it was received, as if it had never come: interest runs on what
-    it paid, a late fee it prevented is charged, a cure it made is undone. Once per payment_id; the amount
-    and currency must be the payment's own (a partial return is handed to a person, never guessed)."""
+    The account backs `amount` out from the day the payment was received, as if it had never come:
+    interest runs on what it paid, a late fee it prevented is charged, a cure it made is undone. Once per
+    payment_id, in the payment's currency; `amount` is the payment's, or less for a return in part (a
+    partial chargeback); more is handed to a person."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"payment_id": "p-1", "amount": 50000, "currency": "CNY", "reversed_at": "2026-11-28T09:00:00Z",

@@ -75,7 +75,7 @@ async def test_what_the_account_cannot_back_out_goes_to_a_person_and_changes_not
         await h.signal("payment", payment("P-2", 40_000, now))
         await settle_all(locals())
         st = await h.query("status")
-        await h.signal("payment_reversal", reversal("P-2", 10_000, now, reason="chargeback", detail=None))
+        await h.signal("payment_reversal", reversal("P-2", 40_001, now, reason="chargeback", detail=None))
         await h.signal("payment_reversal", reversal("NEVER-SENT", 10_000, now))
         await h.signal("payment_reversal", reversal("P-2", 40_000, now, currency="USD"))
         await h.signal("payment_reversal", {"payment_id": "P-2"})
@@ -87,13 +87,13 @@ async def test_what_the_account_cannot_back_out_goes_to_a_person_and_changes_not
         await env.sleep(DAY)
         await settle_all(locals())
         held = await audit_entries(pool, aid, "payment_reversal_unapplied")
-        assert len(held) == 1 and "a return in part is adjusted by hand" in held[0]["why"], held
+        assert len(held) == 1 and "more than the payment of CNY 400.00" in held[0]["why"], held
         rejected = [r["error"] for r in after["rejected_inputs"] if r["kind"] == "payment_reversal"]
         assert any("payment NEVER-SENT is not known to this account" in e for e in rejected), rejected
         assert any("currency USD does not match the account's CNY" in e for e in rejected), rejected
         assert any("reversed_at" in e for e in rejected), rejected
         # A person adjusted it by hand and says so: the task is resolvable.
-        await h.execute_update("resolve_task", {"task": key, "note": "chargeback of 100.00 booked by hand",
+        await h.execute_update("resolve_task", {"task": key, "note": "checked with the card scheme: 400.00",
                                                 "operator": "ops.ma", "role": "operator"})
         assert key not in (await h.query("status"))["tasks_open"]
     finally:
@@ -296,5 +296,33 @@ async def test_the_demo_story_returns_its_payment_through_the_ingress(env, pool)
         row = await pool.fetchrow("SELECT status, reversal_reason FROM payments WHERE payment_id=$1",
                                   f"demo-{acct.account_id}-1-pay_overdue")
         assert tuple(row) == ("reversed", "insufficient_funds")
+    finally:
+        await finish(h)
+
+
+async def test_a_return_in_part_backs_out_what_was_returned(env, pool):
+    """A partial chargeback: 150.00 of a 400.00 payment. The rest stays paid."""
+    t0 = await today(env)
+    data = account(today=t0, due_in=-5)
+    aid = data["account_id"]
+    h = await start(env.client, data)
+    try:
+        await settle_all(locals())
+        now = await env.get_current_time()
+        await h.signal("payment", payment("P-PART", 40_000, now))
+        await settle_all(locals())
+        before = await h.query("status")
+        await h.signal("payment_reversal", reversal("P-PART", 15_000, now, reason="chargeback",
+                                                    detail="partial: goods not received"))
+        await settle_all(locals())
+        st = await h.query("status")
+        assert st["paid_total"] == 25_000 and st["amount_due"] == before["amount_due"] + 15_000, st["amount_due"]
+        await env.sleep(DAY)
+        await settle_all(locals())
+        (rec,) = await audit_entries(pool, aid, "payment_reversed")
+        assert (rec["amount"], rec["payment_amount"]) == (15_000, 40_000)
+        assert rec["summary"].startswith("CNY 150.00 of payment P-PART of CNY 400.00"), rec["summary"]
+        row = await pool.fetchrow("SELECT status, reversed_amount FROM payments WHERE payment_id='P-PART'")
+        assert tuple(row) == ("partly_reversed", 15_000)
     finally:
         await finish(h)

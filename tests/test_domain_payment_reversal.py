@@ -35,7 +35,7 @@ def test_a_returned_payment_is_backed_out_from_its_own_date():
     assert st_.lines == unpaid.lines
     assert st_.past_due == unpaid.past_due == 100_000 + 20_000 + 1_479        # 18 % × 30 / 365 on 100,000
     assert "payment:p1" in st_.ignored_events
-    assert st_.event("reversal:payment:p1").note.startswith("payment:p1 backed out")
+    assert st_.event("reversal:payment:p1").note.startswith("100000 of payment:p1 backed out")
 
 
 def test_before_the_return_was_known_the_payment_still_counts():
@@ -51,6 +51,18 @@ def test_only_the_named_payment_is_backed_out():
     st_ = statement(b, D0 + timedelta(days=5))
     assert st_.paid_total == 40_000
     assert st_.past_due == 60_000 + 148                                       # 18 % × 5 / 365 on 60,000
+
+
+def test_a_return_in_part_backs_out_what_was_returned():
+    p = pay("payment:p1", D0, 100_000)
+    part = ReversalEvent(event_id="reversal:payment:p1", on=D0 + timedelta(days=20), payment_event_id="payment:p1",
+                         amount=30_000, reason="chargeback")
+    returned = book(FEE_AND_INTEREST, (D0, 100_000), events=[p, part])
+    as_if = book(FEE_AND_INTEREST, (D0, 100_000), events=[pay("payment:p1", D0, 70_000)])
+    at = D0 + timedelta(days=30)
+    assert statement(returned, at).lines == statement(as_if, at).lines
+    assert statement(returned, at).paid_total == 70_000 and "payment:p1" not in statement(returned, at).ignored_events
+    assert statement(returned, D0 + timedelta(days=19)).paid_total == 100_000
 
 
 def test_a_plan_or_refund_after_the_payment_keeps_it():
@@ -83,17 +95,24 @@ def test_a_reversed_payment_never_merges_with_another_on_its_day():
 
 
 @settings(max_examples=120, deadline=None)
-@given(book_=books(), pick=st.integers(0, 100), late=st.integers(0, 200), after=st.integers(0, 200))
-def test_a_reversed_payment_is_as_if_never_received(book_, pick, late, after):
-    """Any book, any payment on it: from the day of the return on, the statement is the one of the book
-    without that payment; before it, the one of the book with it."""
-    payments = [e for e in book_.events if isinstance(e, PaymentEvent)]
+@given(book_=books(), pick=st.integers(0, 100), late=st.integers(0, 200), after=st.integers(0, 200),
+       share=st.integers(1, 100))
+def test_a_reversed_payment_is_as_if_never_received(book_, pick, late, after, share):
+    """Any book, any payment on it, returned in whole or in part: from the day of the return on, the
+    statement is the one of the book with only the rest of that payment; before it, the one of the
+    book as it was."""
+    payments = [e for e in book_.events if isinstance(e, PaymentEvent) and e.amount > 0]
     if not payments:
         return
     p = payments[pick % len(payments)]
     returned_on = p.on + timedelta(days=late)
-    with_reversal = book_.model_copy(update={"events": [*book_.events, reversal(p, returned_on)]})
-    without = book_.model_copy(update={"events": [e for e in book_.events if e is not p]})
+    amount = max(p.amount * share // 100, 1)
+    back = ReversalEvent(event_id=f"reversal:{p.event_id}", on=returned_on, payment_event_id=p.event_id,
+                         amount=amount)
+    with_reversal = book_.model_copy(update={"events": [*book_.events, back]})
+    rest = [e if e is not p else e.model_copy(update={"amount": p.amount - amount}) for e in book_.events]
+    without = book_.model_copy(update={"events": [e for e in rest if not (e.kind == "payment" and e.amount == 0
+                                                                          and e.event_id == p.event_id)]})
     later = returned_on + timedelta(days=after)
     assert statement(with_reversal, later).lines == statement(without, later).lines
     assert statement(with_reversal, later).credit == statement(without, later).credit

@@ -134,14 +134,24 @@ async def test_a_payment_not_recorded_for_the_account_is_404(harness: Harness) -
     assert await reversals(harness, other) == []
 
 
-async def test_another_amount_or_currency_is_409_and_changes_nothing(harness: Harness) -> None:
+async def test_more_than_the_payment_or_another_currency_is_409_and_changes_nothing(harness: Harness) -> None:
     aid, paid = await paid_account(harness)
-    for change in ({"amount": 49_999}, {"amount": 50_001}, {"currency": "USD"}):
+    for change in ({"amount": 50_001}, {"currency": "USD"}):
         r = await harness.http.post(ROUTE.format(aid), json=reversal_of(paid, **change))
         assert r.status_code == 409, (change, r.text)
         detail = r.json()["detail"]
-        assert "50000 CNY" in detail and paid["payment_id"] in detail and "whole payment" in detail, detail
+        assert "50000 CNY" in detail and paid["payment_id"] in detail and "at most its amount" in detail, detail
     await assert_untouched(harness, aid, paid)
+
+
+async def test_a_return_in_part_is_marked_partly_reversed(harness: Harness) -> None:
+    aid, paid = await paid_account(harness)
+    r = await harness.http.post(ROUTE.format(aid), json=reversal_of(paid, amount=49_999))
+    assert r.status_code == 200 and r.json()["duplicate"] is False, r.text
+    marked = await harness.pool.fetchrow("SELECT status, reversed_amount FROM payments WHERE payment_id = $1",
+                                         paid["payment_id"])
+    assert tuple(marked) == ("partly_reversed", 49_999)
+    assert [b["amount"] for b in await reversals(harness, aid)] == [49_999]
 
 
 async def test_a_reversal_before_the_payment_was_received_is_422(harness: Harness) -> None:
@@ -378,8 +388,8 @@ async def test_cli_reverses_once_and_answers_like_the_route(harness: Harness, tm
     # Refusals exit as the route answers: 404 → 3, 409 → 1.
     code, _, err = await arrears(harness, tmp_path, *["P-NOPE" if a == pid else a for a in args])
     assert code == 3 and "not recorded" in err, err
-    code, _, err = await arrears(harness, tmp_path, *args[:3], "--amount", "1", *args[5:])
-    assert code == 1 and "whole payment" in err, err
+    code, _, err = await arrears(harness, tmp_path, *args[:3], "--amount", "50001", *args[5:])
+    assert code == 1 and "at most its amount" in err, err
 
 
 # ---------------------------------------------------------------- the real workflow

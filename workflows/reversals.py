@@ -8,10 +8,11 @@ stage that date gives, without the messages of stages already passed), a promise
 towards counts it no more (one it kept is open again, and broken at its deadline if the money never
 comes), and an account it paid off is collected again. Once per payment_id.
 
-What the account cannot back out on its own goes to a person, with the reason and nothing changed: a
-payment it never booked as itself (held or handed to a person, or merged with others of its day), a
-return of another amount (in part), a payment a plan or refund has since relied on, an account written
-off or closed. A return for a payment the account does not know is rejected (recorded).
+A return in part (a partial chargeback) backs out what was returned, the rest stays paid. What the
+account cannot back out on its own goes to a person, with the reason and nothing changed: a payment it
+never booked as itself (held or handed to a person, or merged with others of its day), a return of
+more than the payment, a payment a plan or refund has since relied on, an account written off or
+closed. A return for a payment the account does not know is rejected (recorded).
 
 A part of `AccountCollection` (workflows/account_collection.py).
 """
@@ -87,9 +88,8 @@ class PaymentReversals(Signals):
     def _reversal_refusal(self, r: PaymentReversal, payment: Any, reversal_id: str) -> str | None:
         """Why this return cannot be backed out by the account itself, or None."""
         s = self._state
-        if r.amount != payment.amount:
-            return (f"returned {self._money(r.amount)} of a payment of {self._money(payment.amount)}: a return in "
-                    "part is adjusted by hand")
+        if r.amount > payment.amount:
+            return f"returned {self._money(r.amount)}, more than the payment of {self._money(payment.amount)}"
         if s.stage in ("written_off", "closed"):
             return f"the account is {s.stage.replace('_', ' ')}"
         if not self._book_room():
@@ -102,24 +102,26 @@ class PaymentReversals(Signals):
     def _reversal_event(self, r: PaymentReversal, payment: Any, reversal_id: str) -> ReversalEvent:
         reason = r.reason.replace("_", " ") + (f": {r.detail}" if r.detail else "")
         return ReversalEvent(event_id=reversal_id, on=max(self._today(), payment.on),
-                             payment_event_id=payment.event_id, amount=payment.amount, reason=reason[:500])
+                             payment_event_id=payment.event_id, amount=r.amount, reason=reason[:500])
 
     def _back_out(self, r: PaymentReversal, payment: Any, reversal_id: str, data: dict[str, Any]) -> None:
         s = self._state
         was_paid_off = s.stage == "paid_off"
         bal = self._book(self._reversal_event(r, payment, reversal_id))
         posted = self._post_charges(f"payment {r.payment_id} returned")
-        s.payments_total = max(s.payments_total - payment.amount, 0)
+        s.payments_total = max(s.payments_total - r.amount, 0)
         promise = s.promises.current
         reopened = promise is not None and s.promises.on_reversal(
-            payment.amount, r.payment_id,
+            r.amount, r.payment_id,
             paid_on_or_after_made=payment.on >= localtime.to_local(promise.made_at, s.timezone).date())
-        self._record("payment_reversed", f"payment {r.payment_id} of {self._money(payment.amount)} received on "
+        part = "" if r.amount == payment.amount else f"{self._money(r.amount)} of "
+        self._record("payment_reversed", f"{part}payment {r.payment_id} of {self._money(payment.amount)} received on "
                      f"{payment.on} returned ({r.reason.replace('_', ' ')}"
                      + (f": {r.detail}" if r.detail else "") + f"): backed out from {payment.on}; "
                      f"{self._money(bal.total_outstanding)} outstanding, {self._money(bal.past_due)} past due",
                      key=f"payment:{r.payment_id}:reversed",
-                     data={**data, "value_date": payment.on.isoformat(), "charges_posted": posted,
+                     data={**data, "payment_amount": payment.amount, "value_date": payment.on.isoformat(),
+                           "charges_posted": posted,
                            "outstanding": bal.total_outstanding, "past_due": bal.past_due, "credit": bal.credit})
         if s.plan is not None and s.plan.unpaid_after_completion(bal, self._today()):
             self._record("plan", f"repayment plan {s.plan.plan_id} not completed after all: payment {r.payment_id} "
@@ -140,8 +142,8 @@ class PaymentReversals(Signals):
             self._record("reopened", f"reopened: the payment that paid it off ({r.payment_id}) was returned",
                          key=f"payment:{r.payment_id}:reopened")
             self._set_stage(s.policy.stages[0].name)
-        self._partner_notice("payment_reversed", r.payment_id, f"payment of {self._money(payment.amount)} returned",
-                             amount=payment.amount, currency=r.currency, reason=r.reason)
+        self._partner_notice("payment_reversed", r.payment_id, f"{part}payment of {self._money(payment.amount)} "
+                             "returned", amount=r.amount, currency=r.currency, reason=r.reason)
         self._wake_up()
 
     def _reversal_to_person(self, r: PaymentReversal, data: dict[str, Any], why: str) -> None:
