@@ -27,10 +27,13 @@ JSON = st.recursive(
     | st.text(max_size=40),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=10)
-SIGNALS = st.sampled_from(["payment", "risk", "contact", "lockout_confirmation", "paymnet", ""])
+SIGNALS = st.sampled_from(["payment", "payment_reversal", "risk", "contact", "lockout_confirmation",
+                           "delivery_receipt", "paymnet", ""])
 UPDATES = st.sampled_from(["promise_to_pay", "open_dispute", "resolve_dispute", "repayment_plan", "pause", "resume",
                            "approve_lockout", "reject_lockout", "emergency_unlock", "waive_fee", "opt_out",
-                           "cease_communication", "write_off", "close", "change_policy", "decide_approval"])
+                           "cease_communication", "write_off", "close", "change_policy", "decide_approval",
+                           "withdraw_cease", "reinstate_phone", "record_refund", "resolve_task", "request_recovery",
+                           "recovery_update", "decide_disposal"])
 
 
 def valid_start(account_id: str) -> dict[str, Any]:
@@ -57,7 +60,11 @@ START_PATHS = st.sampled_from([[], ["account_id"], ["currency"], ["debtor"], ["d
                                ["debtor", "timezone"], ["debtor", "country"], ["instalments"], ["policy_id"],
                                ["policy_version"], ["seconds_per_day"], ["contacts"], ["asset"], ["segment"]])
 PAYMENT = {"payment_id": "P-1", "amount": 1_000, "currency": "CNY", "received_at": "2026-11-25T10:00:00Z"}
-SIGNAL_PATHS = st.sampled_from([[], ["payment_id"], ["amount"], ["currency"], ["received_at"], ["reference"]])
+# The return of that payment (the fields the mutation paths name are the payment's, and `reversed_at`).
+REVERSAL = {"payment_id": "P-1", "amount": 1_000, "currency": "CNY", "reversed_at": "2026-11-26T10:00:00Z",
+            "reason": "insufficient_funds"}
+SIGNAL_PATHS = st.sampled_from([[], ["payment_id"], ["amount"], ["currency"], ["received_at"], ["reversed_at"],
+                                 ["reference"]])
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +90,8 @@ async def test_no_input_wedges_an_account(plain, start_path, start_value, raw_st
                                         task_queue=task_queues.WORKFLOW,
                                         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
     for name, path, value, arity in signals:
-        args = [mutated(PAYMENT, path, value)] * arity if name == "payment" else [value] * arity
+        base = {"payment": PAYMENT, "payment_reversal": REVERSAL}.get(name)
+        args = [mutated(base, path, value)] * arity if base else [value] * arity
         try:
             await handle.signal(name, args=args) if name else None
         except RPCError:
