@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     credit_bureau_api_key: SecretStr | None = Field(default=None, validation_alias="CREDIT_BUREAU_API_KEY")
     recovery_base_url: str | None = Field(default=None, validation_alias="RECOVERY_BASE_URL")
     recovery_api_key: SecretStr | None = Field(default=None, validation_alias="RECOVERY_API_KEY")
+    # Money owed back to a debtor (an overpayment, a payment to a closed account): the portfolio page
+    # flags a refund task open longer than this as overdue.
+    refund_due_days: int = Field(default=30, ge=1, le=365, validation_alias="ARREARS_REFUND_DUE_DAYS")
     company_name: str = Field(default="Arrears Finance", validation_alias="ARREARS_COMPANY_NAME")
     contact_phone: str = Field(default="+86 400 000 0000", validation_alias="ARREARS_CONTACT_PHONE")
     public_base_url: str = Field(default="http://127.0.0.1:8000", validation_alias="ARREARS_PUBLIC_BASE_URL")

@@ -43,6 +43,10 @@ FAILING_LIMIT = 200
 # Listing is bounded: past this many running accounts the page says it is a partial view
 # (counts stay exact: they come from the count API).
 LIST_LIMIT = 20_000
+# Money owed back to debtors: the tasks that ask a person to refund (an overpayment left when the
+# account was paid off or closed, a payment that reached a closed account). Open longer than the
+# settings' `refund_due_days` (ARREARS_REFUND_DUE_DAYS), a refund is overdue on the page.
+REFUND_REASONS = ("refund overpayment", "payment to a closed account: refund or apply by hand")
 AGEING = (("not yet due", 0, 0), ("1–29 days", 1, 29), ("30–59 days", 30, 59), ("60–89 days", 60, 89),
           ("90+ days", 90, None))
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -159,7 +163,8 @@ def _day_start(zone: str, now: datetime) -> datetime:
     return localtime.local_to_utc(datetime.combine(local.date(), time(0)), zone)
 
 
-async def _database(pool: Any, since: datetime, week: datetime, account_ids: list[str]) -> dict[str, Any]:
+async def _database(pool: Any, since: datetime, week: datetime, account_ids: list[str],
+                    refunds_due: datetime) -> dict[str, Any]:
     async with pool.acquire() as conn:
         currencies = dict(await conn.fetch(
             "SELECT account_id, currency FROM accounts WHERE account_id = ANY($1::text[])", account_ids))
@@ -178,6 +183,10 @@ async def _database(pool: Any, since: datetime, week: datetime, account_ids: lis
         tasks = await conn.fetch(
             "SELECT account_id, reason, created_at FROM agent_tasks WHERE status = 'open'"
             " AND account_id = ANY($1::text[]) ORDER BY created_at DESC LIMIT 200", account_ids)
+        # Every account's, running or ended (a payment to a closed account is refunded from here).
+        refunds = await conn.fetchrow(
+            "SELECT count(*) AS open, count(*) FILTER (WHERE created_at < $2) AS overdue, min(created_at) AS oldest"
+            " FROM agent_tasks WHERE status = 'open' AND reason = ANY($1::text[])", list(REFUND_REASONS), refunds_due)
     return {
         "currencies": {k: v.strip() for k, v in currencies.items()},
         "promises": {"open": promises.get("open", 0), "kept": promises.get("kept", 0),
@@ -191,20 +200,24 @@ async def _database(pool: Any, since: datetime, week: datetime, account_ids: lis
             "suppressed": {r["rule"]: r["n"] for r in decisions if r["verdict"] == "suppress"},
             "suppressed_total": sum(r["n"] for r in decisions if r["verdict"] == "suppress"),
         },
+        "refunds_owed": {"open": refunds["open"], "overdue": refunds["overdue"],
+                         "oldest_since": refunds["oldest"].astimezone(timezone.utc).isoformat(timespec="seconds")
+                         if refunds["oldest"] else None},
         "needs_review": [{"account_id": r["account_id"], "reason": r["reason"],
                           "since": r["created_at"].astimezone(timezone.utc).isoformat(timespec="seconds")}
                          for r in tasks],
     }
 
 
-async def snapshot(client: Any, pool: Any, *, zone: str = "UTC", now: datetime | None = None) -> dict[str, Any]:
+async def snapshot(client: Any, pool: Any, *, zone: str = "UTC", now: datetime | None = None,
+                   refund_due_days: int = 30) -> dict[str, Any]:
     """Everything the page shows, as plain JSON."""
     now = now or datetime.now(timezone.utc)
     today = _day_start(zone, now)
     week = today - timedelta(days=localtime.to_local(now, zone).weekday())
     accounts, running, finished = await _visibility(client)
     failing = await _failing(client)
-    db = await _database(pool, today, week, [a.account_id for a in accounts])
+    db = await _database(pool, today, week, [a.account_id for a in accounts], now - timedelta(days=refund_due_days))
     for a in accounts:
         a.currency = db["currencies"].get(a.account_id)
     summary = summarise(accounts)
@@ -221,6 +234,7 @@ async def snapshot(client: Any, pool: Any, *, zone: str = "UTC", now: datetime |
                               "needs_review": db["needs_review"][:50],
                               "needs_review_by_reason": dict(by_reason.most_common()),
                               "needs_review_accounts": len({t["account_id"] for t in db["needs_review"]})},
+        "refunds_owed": db["refunds_owed"] | {"due_within_days": refund_due_days},
         "promises": db["promises"],
         "contacts_today": db["contacts_today"],
     }
@@ -258,7 +272,8 @@ async def _snapshot(request: Request, tz: str) -> dict[str, Any]:
 
     accounts = request.app.state.accounts
     try:
-        return await snapshot(accounts.client, request.app.state.pool, zone=tz)
+        return await snapshot(accounts.client, request.app.state.pool, zone=tz,
+                              refund_due_days=request.app.state.settings.refund_due_days)
     except RPCError as err:
         # Temporal's visibility is down (or, on the test server, not implemented): say so, retryably.
         raise Unavailable(f"Temporal visibility unavailable: {err.message[:200]}") from None

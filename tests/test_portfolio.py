@@ -112,6 +112,13 @@ async def book(database_url, dev_env):
         await pool.execute("INSERT INTO agent_tasks (idempotency_key, account_id, reason) VALUES ('t1',$1,"
                            "'lockout approval needed'), ('t2',$2,'lockout approval needed'), ('t3',$3,'gps offline')",
                            ids["E"], ids["F"], ids["G"])
+        # Money owed back: a refund open 40 days, one open today, a payment to an account that has ended
+        # (not running: still owed), and one refunded already (closed).
+        await pool.execute("INSERT INTO agent_tasks (idempotency_key, account_id, reason, created_at, status) VALUES"
+                           " ('r1',$1,'refund overpayment',$3,'open'), ('r2',$2,'refund overpayment',$4,'open'),"
+                           " ('r3','ENDED-1','payment to a closed account: refund or apply by hand',$4,'open'),"
+                           " ('r4',$2,'refund overpayment',$3,'closed')",
+                           ids["A"], ids["B"], now - timedelta(days=40), now)
         # Visibility is eventually consistent: wait until it lists them all.
         for _ in range(100):
             if (await client.count_workflows(portfolio.RUNNING)).count == len(BOOK):
@@ -145,7 +152,13 @@ async def test_decisions_promises_and_contacts_today(book) -> None:
     ids = book["ids"]
     data = await portfolio.snapshot(book["client"], book["pool"])
     assert data["awaiting_decision"]["lockout_approval"] == sorted([ids["E"], ids["F"]])
-    assert data["awaiting_decision"]["needs_review_by_reason"] == {"lockout approval needed": 2, "gps offline": 1}
+    assert data["awaiting_decision"]["needs_review_by_reason"] == {"lockout approval needed": 2, "gps offline": 1,
+                                                                  "refund overpayment": 2}
+    refunds = data["refunds_owed"]
+    assert (refunds["open"], refunds["overdue"], refunds["due_within_days"]) == (3, 1, 30), refunds
+    assert refunds["oldest_since"] < (datetime.now(timezone.utc) - timedelta(days=39)).isoformat()
+    lenient = await portfolio.snapshot(book["client"], book["pool"], refund_due_days=45)
+    assert (lenient["refunds_owed"]["overdue"], lenient["refunds_owed"]["due_within_days"]) == (0, 45)
     assert data["disputed"] == [ids["C"]]
     assert data["promises"] == {"open": 1, "kept": 2, "broken": 1, "kept_this_week": 2, "broken_this_week": 1}
     contacts = data["contacts_today"]
@@ -176,6 +189,9 @@ async def test_page_and_json_from_the_ingress(book) -> None:
     assert f'/namespaces/default/workflows/account-{book["ids"]["E"]}' in html    # link to the Web UI
     assert "http://localhost:8299/namespaces/default/workflows?query=" in html
     assert "<script" not in html                                               # no assets from anywhere
+    # The settings' deadline for refunds reaches the page (ARREARS_REFUND_DUE_DAYS, default 30).
+    assert js["refunds_owed"]["open"] == 3 and js["refunds_owed"]["due_within_days"] == 30
+    assert re.search(r'id="refunds-owed">.*3 open, <b class="warn">1 open longer than 30 days</b>', html)
 
 
 async def test_an_account_whose_workflow_tasks_keep_failing_heads_the_page(book) -> None:
