@@ -4,13 +4,28 @@ came stayed cured, or closed. Now `payment_reversal` backs the payment out from 
 account cannot back out by itself goes to a person. On the time-skipping server with the real workers."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import date, timedelta
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from tests.collection import DAY, account, audit_entries, finish, payment, settle_all, start, today, until
+
+
+@asynccontextmanager
+async def opened(env, **fields) -> AsyncIterator[tuple[str, Any]]:
+    """An account started today on the time-skipping server (`fields`: tests.collection.account's
+    arguments), ended when the test is done."""
+    data = account(today=await today(env), **fields)
+    h = await start(env.client, data)
+    try:
+        yield data["account_id"], h
+    finally:
+        await finish(h)
 
 
 def reversal(payment_id: str, amount: int, when, **extra) -> dict:
@@ -19,11 +34,7 @@ def reversal(payment_id: str, amount: int, when, **extra) -> dict:
 
 
 async def test_a_returned_payment_undoes_the_cure_it_made(env, pool):
-    t0 = await today(env)
-    data = account(today=t0, due_in=-12)
-    aid = data["account_id"]
-    h = await start(env.client, data)
-    try:
+    async with opened(env, due_in=-12) as (aid, h):
         await settle_all(locals())
         before = await h.query("status")
         assert before["days_past_due"] == 12 and before["amount_due"] >= 100_000, before["amount_due"]
@@ -60,16 +71,10 @@ async def test_a_returned_payment_undoes_the_cure_it_made(env, pool):
         await h.signal("payment", payment("P-1", due, await env.get_current_time()))
         await settle_all(locals())
         assert (await h.query("status"))["amount_due"] >= st["amount_due"]
-    finally:
-        await finish(h)
 
 
 async def test_what_the_account_cannot_back_out_goes_to_a_person_and_changes_nothing(env, pool):
-    t0 = await today(env)
-    data = account(today=t0, due_in=-5)
-    aid = data["account_id"]
-    h = await start(env.client, data)
-    try:
+    async with opened(env, due_in=-5) as (aid, h):
         await settle_all(locals())
         now = await env.get_current_time()
         await h.signal("payment", payment("P-2", 40_000, now))
@@ -96,16 +101,10 @@ async def test_what_the_account_cannot_back_out_goes_to_a_person_and_changes_not
         await h.execute_update("resolve_task", {"task": key, "note": "checked with the card scheme: 400.00",
                                                 "operator": "ops.ma", "role": "operator"})
         assert key not in (await h.query("status"))["tasks_open"]
-    finally:
-        await finish(h)
 
 
 async def test_a_pay_off_by_money_that_never_came_is_collected_again(env, pool):
-    t0 = await today(env)
-    data = account(today=t0, due_in=-3)
-    aid = data["account_id"]
-    h = await start(env.client, data)
-    try:
+    async with opened(env, due_in=-3) as (aid, h):
         await settle_all(locals())
         due = (await h.query("status"))["total_outstanding"]
         now = await env.get_current_time()
@@ -131,16 +130,10 @@ async def test_a_pay_off_by_money_that_never_came_is_collected_again(env, pool):
         assert len(await audit_entries(pool, aid, "reopened")) == 1
         later = await h.query("status")
         assert later["days_past_due"] >= 30 and later["stage"] not in ("paid_off", "closed"), later["stage"]
-    finally:
-        await finish(h)
 
 
 async def test_a_placed_partner_hears_of_a_returned_payment(env, pool):
-    t0 = await today(env)
-    data = account(today=t0, due_in=[1, 95])
-    aid = data["account_id"]
-    h = await start(env.client, data)
-    try:
+    async with opened(env, due_in=[1, 95]) as (aid, h):
         await env.sleep(78 * DAY)                  # placed with the agency at DPD 75
         await settle_all(locals())
         assert (await h.query("status"))["stage"] == "placed"
@@ -153,8 +146,6 @@ async def test_a_placed_partner_hears_of_a_returned_payment(env, pool):
         assert [(n["kind"], n["status"]) for n in notices] == [("payment", "acknowledged"),
                                                                ("payment_reversed", "acknowledged")], notices
         assert (await h.query("status"))["stage"] == "placed"
-    finally:
-        await finish(h)
 
 
 async def test_a_promise_kept_by_a_returned_payment_is_broken_at_its_date_with_its_consequences(env, pool):
@@ -190,11 +181,7 @@ async def test_a_promise_kept_by_a_returned_payment_is_broken_at_its_date_with_i
 
 
 async def test_a_plan_completed_by_a_returned_payment_is_broken_and_collection_resumes(env, pool):
-    t0 = await today(env)
-    data = account(today=t0, due_in=-3)
-    aid = data["account_id"]
-    h = await start(env.client, data)
-    try:
+    async with opened(env, due_in=-3) as (aid, h):
         await settle_all(locals())
         st = await h.query("status")
         d, total = date.fromisoformat(st["today"]), st["total_outstanding"]
@@ -216,8 +203,6 @@ async def test_a_plan_completed_by_a_returned_payment_is_broken_and_collection_r
         await settle_all(locals())
         plans = [r["summary"] for r in await audit_entries(pool, aid, "plan")]
         assert any("not completed after all: payment PLAN-B was returned" in p for p in plans), plans
-    finally:
-        await finish(h)
 
 
 async def test_a_file_of_returns_sent_at_once_is_worked_over_several_tasks_in_order(env, pool):
@@ -302,11 +287,7 @@ async def test_the_demo_story_returns_its_payment_through_the_ingress(env, pool)
 
 async def test_a_return_in_part_backs_out_what_was_returned(env, pool):
     """A partial chargeback: 150.00 of a 400.00 payment. The rest stays paid."""
-    t0 = await today(env)
-    data = account(today=t0, due_in=-5)
-    aid = data["account_id"]
-    h = await start(env.client, data)
-    try:
+    async with opened(env, due_in=-5) as (aid, h):
         await settle_all(locals())
         now = await env.get_current_time()
         await h.signal("payment", payment("P-PART", 40_000, now))
@@ -324,5 +305,3 @@ async def test_a_return_in_part_backs_out_what_was_returned(env, pool):
         assert rec["summary"].startswith("CNY 150.00 of payment P-PART of CNY 400.00"), rec["summary"]
         row = await pool.fetchrow("SELECT status, reversed_amount FROM payments WHERE payment_id='P-PART'")
         assert tuple(row) == ("partly_reversed", 15_000)
-    finally:
-        await finish(h)
