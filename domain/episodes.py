@@ -23,6 +23,9 @@ class Episode(BaseModel):
     dpd_watermark: int = -1
     acceleration_days: int = 0
     accelerated_by: list[str] = Field(default_factory=list)
+    # 0, or the working of its anchor when an earlier episode worked the same anchor (domain/ladder.py
+    # LadderView.episode_round): a payment that cured it was returned.
+    round: int = 0
 
     @property
     def key(self) -> str:
@@ -46,6 +49,15 @@ class Episode(BaseModel):
         self.accelerated_by.append(kind)
         self.acceleration_days += days
         return True
+
+
+def anchor_round(anchor: date, step_ids: list[str], done: set[str]) -> int:
+    """The next working of `anchor`: 0 when no DPD step (`step_ids`) of it has run, else one more than
+    the latest working whose steps ran."""
+    round_ = 0
+    while any(f"{anchor.isoformat()}:{sid}" + (f":r{round_}" if round_ else "") in done for sid in step_ids):
+        round_ += 1
+    return round_
 
 
 def begin(previous: int, anchor: date, today: date) -> Episode:

@@ -22,6 +22,7 @@ class PlannedStep(BaseModel):
     step: Step
     anchor_due_date: date          # the instalment (pre-due, day 0) or the episode (DPD) it belongs to
     fire_at_local: datetime        # naive local wall time at which it falls due
+    round: int = 0                 # the working of its anchor it belongs to (see LadderView.episode_round)
 
 
 class LadderView(BaseModel):
@@ -36,6 +37,10 @@ class LadderView(BaseModel):
     episode_due: date | None = None            # oldest instalment unpaid at cut-off
     # Highest DPD whose steps ran in this episode: lower steps never run again (policy changes included).
     dpd_watermark: int = -1
+    # The episode works an anchor that an earlier episode worked already (the payment that cured it was
+    # returned): its steps are keyed anew (`:r<round>`), so the ladder takes the current stage's action
+    # again, as for an account joining late, where every step of that anchor counted as done.
+    episode_round: int = 0
     acceleration_days: int = 0
     contact_blocked: bool = False              # pause, pausing dispute, stop
     # Several pre-due steps on the same day offset all run (before: only one per offset ran). The
@@ -59,11 +64,20 @@ class LadderPlan(BaseModel):
     next_step: PlannedStep | None = None
 
 
-def signature(anchor: date, step: Step) -> str:
+def signature(anchor: date, step: Step, round_: int = 0) -> str:
     """What a step does, independent of its id: a policy version that renames a step at the same
-    offset, with the same action and template, does not run it again."""
+    offset, with the same action and template, does not run it again (in the same working of its
+    anchor: `round_`)."""
     offset = f"t-{step.days_before_due}" if step.days_before_due is not None else f"dpd{step.dpd}"
-    return f"{anchor.isoformat()}:{offset}:{step.action}:{step.template or ''}"
+    return f"{anchor.isoformat()}:{offset}:{step.action}:{step.template or ''}" + round_suffix(round_)
+
+
+def round_suffix(round_: int) -> str:
+    return f":r{round_}" if round_ else ""
+
+
+def step_key(anchor: date, step: Step, round_: int = 0) -> str:
+    return f"{anchor.isoformat()}:{step.id}" + round_suffix(round_)
 
 
 def step_time(step: Step, policy: Policy) -> time:
@@ -160,8 +174,9 @@ def plan(policy: Policy, balance: AccountBalance | Balance, view: LadderView) ->
             result.skipped.extend(p for p in due_now if p not in take)
 
         for step in day0:
-            key = f"{line.due_date.isoformat()}:{step.id}"
-            if key in view.done or signature(line.due_date, step) in view.done \
+            round_ = view.episode_round if line.due_date == view.episode_due else 0
+            key = step_key(line.due_date, step, round_)
+            if key in view.done or signature(line.due_date, step, round_) in view.done \
                     or not large_enough(step, line.outstanding, view):
                 continue
             fire_at = datetime.combine(shown_due, policy.cutoff)
@@ -169,7 +184,8 @@ def plan(policy: Policy, balance: AccountBalance | Balance, view: LadderView) ->
                 continue  # already past due when it joined: the DPD ladder takes over
             if view.episode_due is not None and line.due_date > view.episode_due:
                 continue  # an older instalment is already being worked by the DPD ladder
-            planned = PlannedStep(key=key, step=step, anchor_due_date=line.due_date, fire_at_local=fire_at)
+            planned = PlannedStep(key=key, step=step, anchor_due_date=line.due_date, fire_at_local=fire_at,
+                                  round=round_)
             if escalation_blocked:
                 continue
             if line.due_date == view.episode_due:
@@ -191,14 +207,16 @@ def plan(policy: Policy, balance: AccountBalance | Balance, view: LadderView) ->
                 upcoming.append(planned)
         for step in ladder:
             assert step.dpd is not None
-            key = f"{view.episode_due.isoformat()}:{step.id}"
+            key = step_key(view.episode_due, step, view.episode_round)
             if (key in view.done or step.dpd < view.dpd_watermark
-                    or signature(view.episode_due, step) in view.done or not large_enough(step, past_due, view)):
+                    or signature(view.episode_due, step, view.episode_round) in view.done
+                    or not large_enough(step, past_due, view)):
                 continue
             fire_day = view.episode_due + timedelta(days=max(step.dpd - view.acceleration_days, 0))
             fire_day = after_payday(fire_day, step, view)
             planned = PlannedStep(key=key, step=step, anchor_due_date=view.episode_due,
-                                  fire_at_local=datetime.combine(fire_day, step_time(step, policy)))
+                                  fire_at_local=datetime.combine(fire_day, step_time(step, policy)),
+                                  round=view.episode_round)
             if planned.fire_at_local <= view.local_now:
                 eligible.append(planned)
             else:

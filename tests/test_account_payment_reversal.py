@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.collection import DAY, account, audit_entries, finish, payment, settle_all, start, today, until
+from tests.collection import DAY, account, audit_entries, finish, on_status_day, payment, settle_all, start, today, until
 
 
 @asynccontextmanager
@@ -305,3 +305,28 @@ async def test_a_return_in_part_backs_out_what_was_returned(env, pool):
         assert rec["summary"].startswith("CNY 150.00 of payment P-PART of CNY 400.00"), rec["summary"]
         row = await pool.fetchrow("SELECT status, reversed_amount FROM payments WHERE payment_id='P-PART'")
         assert tuple(row) == ("partly_reversed", 15_000)
+
+
+async def test_an_account_placed_then_cured_by_a_returned_payment_is_placed_again(env, pool):
+    """The ladder's steps are keyed by the instalment they work: every step of it counted as done when
+    the payment that cured it came back, so nothing was taken again (no hand-over, no credit hold) and
+    collection stalled at the stage the dates gave."""
+    async with opened(env, due_in=[-78, 30]) as (aid, h):
+        await env.sleep(DAY)
+        await settle_all(locals())
+        st = await h.query("status")
+        assert st["stage"] == "placed", st["stage"]                          # joined at DPD 78: placed
+        await h.signal("payment", payment("PAY-CURE", st["amount_due"], on_status_day(st)))
+        await env.sleep(DAY)
+        await settle_all(locals())
+        st = await h.query("status")
+        assert st["amount_due"] == 0 and st["placement"] is None, (st["amount_due"], st["placement"])
+        await h.signal("payment_reversal", reversal("PAY-CURE", st["paid_total"], await env.get_current_time()))
+        await env.sleep(DAY)
+        await settle_all(locals())
+        st = await h.query("status")
+        assert st["stage"] == "placed" and st["placement"] is not None, (st["stage"], st["timeline"][-6:])
+        placed = await pool.fetch("SELECT idempotency_key, status FROM placements WHERE account_id=$1 ORDER BY placed_at",
+                                  aid)
+        assert len(placed) == 2 and placed[0]["status"] == "recalled", placed
+        assert any("worked before and is unpaid again" in e["summary"] for e in st["timeline"]), st["timeline"]

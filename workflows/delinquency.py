@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.context import REFUND_HOW
 from workflows.effects import Effects
 from workflows.patches import BROKEN_PROMISE_FEE as BROKEN_PROMISE_FEE_PATCH
-from workflows.patches import REFUND_CREDIT_ON_CLOSE, REFUND_CREDIT_ON_PAY_OFF
+from workflows.patches import LADDER_AGAIN_ON_RELAPSE, REFUND_CREDIT_ON_CLOSE, REFUND_CREDIT_ON_PAY_OFF
 
 
 class Delinquency(Effects):
@@ -155,6 +155,7 @@ class Delinquency(Effects):
         if s.episode is None:
             s.episode = episodes.begin(s.episodes, line.due_date, local_now.date())
             s.episodes = s.episode.number
+            self._relapse_round(s.episode)
             s.lockout = LockoutTrack(episode=s.episode.number)
             for kind in s.pending_acceleration:
                 s.episode.accelerate(kind, s.policy.risk.accelerate_days)
@@ -168,6 +169,19 @@ class Delinquency(Effects):
         if s.stage not in HANDED_OVER:
             dpd = s.episode.days_past_due(local_now.date())
             self._set_stage(stage_for(dpd, [(st.name, st.from_dpd) for st in s.policy.stages]))
+
+    def _relapse_round(self, episode: Any) -> None:
+        """Delinquent again on an anchor an earlier episode worked (the payment that cured it was returned):
+        its ladder steps are keyed anew, so the current stage's action is taken again (a credit hold, a
+        hand-over, a notice), where every step of that anchor counted as done and collection stalled. Asked
+        only then (patch `ladder-again-on-relapse`)."""
+        s = self._state
+        dpd_steps = [st.id for st in s.policy.steps if st.dpd]
+        round_ = episodes.anchor_round(episode.anchor, dpd_steps, set(s.done)) if dpd_steps else 0
+        if round_ and self._patched(LADDER_AGAIN_ON_RELAPSE):
+            episode.round = round_
+            self._record("episode", f"{episode.anchor} was worked before and is unpaid again: the ladder takes "
+                         "the current stage's action again", key=f"{episode.key}:round:{round_}")
 
     def _on_cure(self, *, final: bool) -> None:
         """Nothing past due any more: escalation stops, a pending lockout is cancelled, a lock in

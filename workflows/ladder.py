@@ -61,6 +61,7 @@ class Ladder(Effects):
                           prior_delinquency=s.account.prior_delinquency or s.had_delinquency,
                           done=set(s.done), reminded=s.reminded,
                           episode_due=e.anchor if e else None, dpd_watermark=e.dpd_watermark if e else -1,
+                          episode_round=e.round if e else 0,
                           acceleration_days=e.acceleration_days if e else 0, contact_blocked=contact_blocked,
                           escalation_blocked=escalation_blocked,
                           same_day_pre_due=shares_pre_due_day(s.policy) and self._patched(PRE_DUE_SHARE_A_DAY),
@@ -81,7 +82,7 @@ class Ladder(Effects):
     def _mark_done(self, planned: PlannedStep) -> None:
         s = self._state
         step = planned.step
-        for key in (planned.key, ladder_signature(planned.anchor_due_date, step)):
+        for key in (planned.key, ladder_signature(planned.anchor_due_date, step, planned.round)):
             if key not in s.done:
                 s.done.append(key)
         if step.days_before_due is not None:

@@ -156,6 +156,11 @@ CLI_TRUSTED_AS_SUPERVISOR = "cli-trusted-as-supervisor"
 # (workflows/reversals.py), where the signal was unknown, recorded and ignored, and an account paid by
 # money that never came stayed cured, or paid off.
 PAYMENT_REVERSAL = "payment-reversal"
+# Added after it, asked only when an episode begins on an anchor an earlier episode worked (a payment
+# that cured it was returned): the ladder's steps are keyed anew for it (`:r<round>`) and the current
+# stage's action is taken again, where every step of that anchor counted as done and collection stalled
+# (no credit hold again, no hand-over again).
+LADDER_AGAIN_ON_RELAPSE = "ladder-again-on-relapse"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.

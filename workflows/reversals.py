@@ -4,7 +4,8 @@
 A returned payment is backed out of the charges book from its own date (domain/charges.py
 `ReversalEvent`), as if it had never come, and the account re-derives where it stands at its next turn:
 a cure the payment made is undone (the delinquency starts again from the oldest unpaid due date, at the
-stage that date gives, without the messages of stages already passed), a promise it was counted
+stage that date gives, and the ladder takes that stage's action again: workflows/delinquency.py
+`_relapse_round`), a promise it was counted
 towards counts it no more (one it kept is open again, and broken at its deadline if the money never
 comes), and an account it paid off is collected again. Once per payment_id.
 
