@@ -51,15 +51,6 @@ class Episode(BaseModel):
         return True
 
 
-def anchor_round(anchor: date, step_ids: list[str], done: set[str]) -> int:
-    """The next working of `anchor`: 0 when no DPD step (`step_ids`) of it has run, else one more than
-    the latest working whose steps ran."""
-    round_ = 0
-    while any(f"{anchor.isoformat()}:{sid}" + (f":r{round_}" if round_ else "") in done for sid in step_ids):
-        round_ += 1
-    return round_
-
-
 def begin(previous: int, anchor: date, today: date) -> Episode:
     """The next episode after `previous` episodes (0 for an account never delinquent)."""
     return Episode(number=previous + 1, anchor=anchor, started_on=today)

@@ -80,6 +80,15 @@ def step_key(anchor: date, step: Step, round_: int = 0) -> str:
     return f"{anchor.isoformat()}:{step.id}" + round_suffix(round_)
 
 
+def anchor_round(anchor: date, dpd_steps: list[Step], done: set[str]) -> int:
+    """The next working of `anchor`: 0 when none of its DPD steps has run, else one more than the latest
+    working whose steps ran."""
+    round_ = 0
+    while any(step_key(anchor, step, round_) in done for step in dpd_steps):
+        round_ += 1
+    return round_
+
+
 def step_time(step: Step, policy: Policy) -> time:
     """Local time of day a step falls due: the step's own, else the policy's (inside the usual contact
     window, so a step does not wake the account at midnight only to be deferred to the morning)."""

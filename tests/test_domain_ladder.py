@@ -165,7 +165,7 @@ def test_joining_at_dpd50_still_assesses_the_missed_fee():
 def test_an_anchor_worked_again_after_a_relapse_takes_the_current_stage_action_again():
     """The payment that cured it was returned: the episode's steps are keyed anew (round 1) and the
     current stage's action is taken again, as for an account joining late; in round 0 all was done."""
-    from domain.episodes import anchor_round
+    from domain.ladder import anchor_round
 
     first = view(at(dpd_day(40), 10), joined_on=JOINED, episode_due=DUE)
     worked = plan(POLICY, balance(), first)
@@ -173,7 +173,7 @@ def test_an_anchor_worked_again_after_a_relapse_takes_the_current_stage_action_a
         mark_done(first, p)
     later = view(at(dpd_day(50), 10), joined_on=JOINED, episode_due=DUE, done=set(first.done))
     assert ids(plan(POLICY, balance(), later).due) == ["dpd45-guarantor", "dpd45-lockout-warning"]
-    dpd_steps = [st.id for st in POLICY.steps if st.dpd]
+    dpd_steps = [st for st in POLICY.steps if st.dpd]
     assert anchor_round(DUE, dpd_steps, set(first.done)) == 1
     assert anchor_round(dpd_day(31), dpd_steps, set(first.done)) == 0         # another instalment: first time
     again = plan(POLICY, balance(), later.model_copy(update={"episode_round": 1}))

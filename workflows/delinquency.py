@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.charges import ChargeEvent
     from domain.promise_fee import BROKEN_PROMISE_FEE, broken_promise_fee, fee_event_id
     from domain.days_past_due import delinquent_line, stage_for
+    from domain.ladder import anchor_round
     from domain.lockout_track import LockoutTrack, UnlockJob
     from workflows.state import HANDED_OVER, TERMINAL
 
@@ -176,8 +177,8 @@ class Delinquency(Effects):
         hand-over, a notice), where every step of that anchor counted as done and collection stalled. Asked
         only then (patch `ladder-again-on-relapse`)."""
         s = self._state
-        dpd_steps = [st.id for st in s.policy.steps if st.dpd]
-        round_ = episodes.anchor_round(episode.anchor, dpd_steps, set(s.done)) if dpd_steps else 0
+        dpd_steps = [st for st in s.policy.steps if st.dpd]
+        round_ = anchor_round(episode.anchor, dpd_steps, set(s.done)) if dpd_steps else 0
         if round_ and self._patched(LADDER_AGAIN_ON_RELAPSE):
             episode.round = round_
             self._record("episode", f"{episode.anchor} was worked before and is unpaid again: the ladder takes "
