@@ -66,14 +66,15 @@ class PaymentReversals(Signals):
         payment_event_id, reversal_id = f"payment:{r.payment_id}", f"reversal:{r.payment_id}"
         data = {"payment_id": r.payment_id, "amount": r.amount, "currency": r.currency, "reason": r.reason,
                 "detail": r.detail, "reversed_at": r.reversed_at.isoformat()}
-        if any(e.event_id == reversal_id for e in s.book.events):
+        # One pass over the book; the first event of an id counts, as in the charges engine.
+        found = {e.event_id: e for e in reversed(s.book.events) if e.event_id in (payment_event_id, reversal_id)}
+        if reversal_id in found:
             self._record("payment_reversal_duplicate", f"return of payment {r.payment_id} already recorded; ignored",
                          key=f"payment:{r.payment_id}:reversal-duplicate", data=data)
             return
-        payment = next((e for e in s.book.events if e.event_id == payment_event_id and e.kind == "payment"), None)
-        if payment is None:
-            digest = payment_id_digest(r.payment_id)
-            if r.payment_id in s.payments_seen or digest in s.payments_seen or self._forgetting(digest):
+        payment = found.get(payment_event_id)
+        if payment is None or payment.kind != "payment":
+            if self._payment_id_remembered(r.payment_id, payment_id_digest(r.payment_id)):
                 self._reversal_to_person(r, data, "the payment is not on the charges book as itself (held or "
                                          "handed to a person, or merged with other payments of its day)")
             else:

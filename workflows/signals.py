@@ -92,7 +92,7 @@ class Signals(Pacing):
                          args[0])
             return
         digest = payment_id_digest(p.payment_id)     # how a large state and the forgotten ids know it
-        if p.payment_id in s.payments_seen or digest in s.payments_seen or self._forgetting(digest):
+        if self._payment_id_remembered(p.payment_id, digest):
             self._record("payment_duplicate", f"payment {p.payment_id} already applied; ignored",
                          key=f"payment:{p.payment_id}:duplicate")
             return
@@ -195,6 +195,12 @@ class Signals(Pacing):
         del s.payments_seen[:-MAX_PAYMENT_IDS]
         if s.payments_forgetting or s.payments_forgotten is not None or self._patched(FORGOTTEN_PAYMENT_IDS_KEPT):
             s.payments_forgetting.extend(pid if pid.startswith("#") else payment_id_digest(pid) for pid in dropped)
+
+    def _payment_id_remembered(self, payment_id: str, digest: str) -> bool:
+        """Whether the id is one of the latest remembered (as itself or its digest), or left that window in
+        this run."""
+        s = self._state
+        return payment_id in s.payments_seen or digest in s.payments_seen or self._forgetting(digest)
 
     def _forgetting(self, digest: str) -> bool:
         """Whether the id (by its digest) left the remembered window in this run (known exactly until it
