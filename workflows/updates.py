@@ -36,8 +36,8 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.common import InvalidInput, parse_update
 from workflows.effects import Effects
-from workflows.patches import (CLI_TRUSTED_AS_SUPERVISOR, CLOSE_VERIFY_ON_RESUME, DISPUTE_ADJUSTMENT_SUPERVISED, OPT_OUT_ADDRESS_NAMES_ONE,
-                               PAUSE_BOUNDED_FOR_OPERATORS, PLAN_DEFERRAL_APPROVED,
+from workflows.patches import (CLI_TRUSTED_AS_SUPERVISOR, CLOSE_VERIFY_ON_RESUME, DISPUTE_ADJUSTMENT_SUPERVISED,
+                               OPT_OUT_ADDRESS_NAMES_ONE, PAUSE_BOUNDED_FOR_OPERATORS, PLAN_DEFERRAL_APPROVED,
                                PROMISE_SUPERVISOR_OVERRULES, STOP_LIFTED_BY_SUPERVISOR)
 
 MAX_PAUSE_DAYS = 366
@@ -114,8 +114,14 @@ class OperatorUpdates(Effects):
         `cli`, which every supervisor check refused, so the CLI's own write-off, close, lockout and
         refund commands could not work; asked only then)."""
         role = getattr(event, "role", None)
-        return role in (None, "supervisor") or (role == "cli" and (
-            workflow.unsafe.is_read_only() or self._patched(CLI_TRUSTED_AS_SUPERVISOR)))
+        return role in (None, "supervisor") or (
+            role == "cli" and self._patched_or_validating(CLI_TRUSTED_AS_SUPERVISOR))
+
+    def _patched_or_validating(self, patch_id: str) -> bool:
+        """A rule behind a patch, read by an update's validator and its handler alike: a validator runs
+        read-only, where `workflow.patched` records nothing, so it applies the rule (a validator's answer is
+        not replayed); the handler asks the patch, so runs recorded before it replay as they ran."""
+        return workflow.unsafe.is_read_only() or self._patched(patch_id)
 
     def _update_key(self) -> str:
         info = workflow.current_update_info()
@@ -147,7 +153,7 @@ class OperatorUpdates(Effects):
             # A missing phone or e-mail normalises to "" too: an address with no digits and no "@"
             # would match everyone who lacks one. Validators refuse it; an update accepted before the
             # account opened (its validator could not check) is refused by its handler, under a patch.
-            if not wanted and (workflow.unsafe.is_read_only() or self._patched(OPT_OUT_ADDRESS_NAMES_ONE)):
+            if not wanted and self._patched_or_validating(OPT_OUT_ADDRESS_NAMES_ONE):
                 raise InvalidInput(f"address {address[:60]!r} is neither a phone number nor an e-mail address")
             debtor = self._state.account.debtor
             found = [DEBTOR] if wanted in (normalise_address(debtor.phone), normalise_address(debtor.email)) else []
@@ -214,8 +220,8 @@ class OperatorUpdates(Effects):
 
     def _supervisor_overrules(self, event: PromiseToPay) -> bool:
         # Asked only when a supervisor's promise meets a policy refusal: runs recorded before refused it.
-        return getattr(event, "role", None) is not None and self._supervisor(event) and (
-            workflow.unsafe.is_read_only() or self._patched(PROMISE_SUPERVISOR_OVERRULES))
+        return (getattr(event, "role", None) is not None and self._supervisor(event)
+                and self._patched_or_validating(PROMISE_SUPERVISOR_OVERRULES))
 
     # ------------------------------------------------------------------ disputes
     @workflow.update(name="open_dispute")
@@ -358,7 +364,7 @@ class OperatorUpdates(Effects):
         discount, every plan), or the plan puts payment off (domain/restructuring.py plan_deferral)."""
         if quote.approval.required:
             return quote.approval.reason
-        if quote.deferral and (workflow.unsafe.is_read_only() or self._patched(PLAN_DEFERRAL_APPROVED)):
+        if quote.deferral and self._patched_or_validating(PLAN_DEFERRAL_APPROVED):
             return f"the plan puts payment off: {quote.deferral}"
         return None
 
@@ -491,8 +497,8 @@ class OperatorUpdates(Effects):
                                f"{today + timedelta(days=MAX_PAUSE_DAYS)})")
         role = getattr(event, "role", None)
         last = today + timedelta(days=MAX_OPERATOR_PAUSE_DAYS)
-        if (event.until is None or event.until > last) and not self._supervisor(event) and (
-                workflow.unsafe.is_read_only() or self._patched(PAUSE_BOUNDED_FOR_OPERATORS)):
+        if ((event.until is None or event.until > last) and not self._supervisor(event)
+                and self._patched_or_validating(PAUSE_BOUNDED_FOR_OPERATORS)):
             raise InvalidInput(f"{'an open-ended pause' if event.until is None else 'a pause past ' + str(last)} "
                                f"needs the supervisor role (caller has {role}); an operator may pause until a "
                                f"date at most {MAX_OPERATOR_PAUSE_DAYS} days ahead (by {last})")
@@ -537,8 +543,8 @@ class OperatorUpdates(Effects):
         """A supervisor's resume with a note lifts a stop (bankruptcy, death reported): a report on the wrong
         account, or a bankruptcy dismissed, stopped collection for good. Asked only then: runs recorded
         before could not lift it."""
-        return self._supervisor(event) and self._noted(event) and (
-            workflow.unsafe.is_read_only() or self._patched(STOP_LIFTED_BY_SUPERVISOR))
+        return (self._supervisor(event) and self._noted(event)
+                and self._patched_or_validating(STOP_LIFTED_BY_SUPERVISOR))
 
     # ------------------------------------------------------------------ lockout decisions
     @workflow.update(name="approve_lockout")
