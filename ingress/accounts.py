@@ -220,9 +220,7 @@ class Accounts:
             # Refused before anything is written, whoever started the account.
             await self._check_currency(account_id, payment.currency)
         wid = workflow_id_for(account_id)
-        received_at = payment.received_at
-        if received_at.tzinfo is None:  # billing systems that send naive times mean UTC
-            received_at = received_at.replace(tzinfo=timezone.utc)
+        received_at = billing_instant(payment.received_at)
         body = payment.model_dump(mode="json", exclude_none=True)
         result = {"account_id": account_id, "payment_id": payment.payment_id, "workflow_id": wid}
         async with self._db() as conn, conn.transaction():
@@ -496,6 +494,11 @@ def _already_started(err: Exception) -> bool:
     WorkflowAlreadyStartedError when the server details it, else the bare ALREADY_EXISTS.)"""
     return isinstance(err, WorkflowAlreadyStartedError) or (
         isinstance(err, RPCError) and err.status == RPCStatusCode.ALREADY_EXISTS)
+
+
+def billing_instant(value: datetime) -> datetime:
+    """An instant billing sent: a naive time means UTC; an offset given is kept."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 class AccountClosed(Exception):

@@ -9,12 +9,12 @@ person is given a task (as `Accounts.pay` keeps a payment to a closed account)."
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from ingress.accounts import AccountClosed, Accounts, EndedRun, check_account_id
+from ingress.accounts import AccountClosed, Accounts, EndedRun, billing_instant, check_account_id
 from ingress.errors import Conflict, Invalid, NotFound
 from schemas import limits as L
 from schemas.account import workflow_id_for
@@ -31,11 +31,6 @@ REJECTED = "rejected"           # the account refused the payment itself: nothin
 CLOSED_REVERSAL_TASK = "returned payment to adjust by hand"
 
 
-def _utc(value: datetime) -> datetime:
-    # Billing systems that send naive times mean UTC (as for payments); an offset given is kept.
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
-
-
 def closed_reversal_task_key(account_id: str, payment_id: str) -> str:
     # The workflow's own task keys: `<account>:<what>:task` (workflows/tasks.py); not the account's own
     # `<account>:payment:<id>:reversal:task`, so a repeat never mistakes that one for this.
@@ -49,7 +44,7 @@ async def reverse_payment(accounts: Accounts, account_id: str, reversal: Payment
     `duplicate: true` and sends nothing; another reversal of the same payment is 409."""
     check_account_id(account_id)
     pid = reversal.payment_id
-    reversed_at = _utc(reversal.reversed_at)
+    reversed_at = billing_instant(reversal.reversed_at)
     body = {**reversal.model_dump(mode="json", exclude_none=True), "reversed_at": reversed_at.isoformat()}
     result = {"account_id": account_id, "payment_id": pid, "workflow_id": workflow_id_for(account_id)}
     async with accounts._db() as conn, conn.transaction():
