@@ -67,7 +67,7 @@ class ReversalResult(BaseModel):
 @billing.post("/accounts/{account_id}/payment_reversals", response_model=ReversalResult,
               summary="Reverse a recorded payment the bank returned, once, and signal it to the account",
               responses={404: {"description": "no such payment recorded for the account"},
-                         409: {"description": "not the payment's amount or currency, already reversed otherwise, "
+                         409: {"description": "more than the payment or another currency, already reversed otherwise, "
                                               "a payment the account rejected, or the account is closed (kept "
                                               "for a person)"}})
 async def record_payment_reversal(request: Request, account_id: AccountIdPath, body: PaymentReversal) -> dict:
