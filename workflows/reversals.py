@@ -81,13 +81,14 @@ class PaymentReversals(Signals):
                 self._reject("payment_reversal", f"payment {r.payment_id} is not known to this account: "
                              "nothing to reverse", args[0])
             return
-        why = self._reversal_refusal(r, payment, reversal_id)
+        event = self._reversal_event(r, payment, reversal_id)
+        why = self._reversal_refusal(r, payment, event)
         if why is not None:
             self._reversal_to_person(r, data, why)
             return
-        self._back_out(r, payment, reversal_id, data)
+        self._back_out(r, payment, event, data)
 
-    def _reversal_refusal(self, r: PaymentReversal, payment: Any, reversal_id: str) -> str | None:
+    def _reversal_refusal(self, r: PaymentReversal, payment: Any, event: ReversalEvent) -> str | None:
         """Why this return cannot be backed out by the account itself, or None."""
         s = self._state
         if r.amount > payment.amount:
@@ -96,7 +97,6 @@ class PaymentReversals(Signals):
             return f"the account is {s.stage.replace('_', ' ')}"
         if not self._book_room():
             return "the charges book is full"
-        event = self._reversal_event(r, payment, reversal_id)
         if payment.event_id not in reversed_payments([*s.book.events, event]):
             return "a repayment plan was agreed or a refund paid since, on a balance that counted the payment"
         return None
@@ -106,10 +106,10 @@ class PaymentReversals(Signals):
         return ReversalEvent(event_id=reversal_id, on=max(self._today(), payment.on),
                              payment_event_id=payment.event_id, amount=r.amount, reason=reason[:500])
 
-    def _back_out(self, r: PaymentReversal, payment: Any, reversal_id: str, data: dict[str, Any]) -> None:
+    def _back_out(self, r: PaymentReversal, payment: Any, event: ReversalEvent, data: dict[str, Any]) -> None:
         s = self._state
         was_paid_off = s.stage == "paid_off"
-        bal = self._book(self._reversal_event(r, payment, reversal_id))
+        bal = self._book(event)
         posted = self._post_charges(f"payment {r.payment_id} returned")
         s.payments_total = max(s.payments_total - r.amount, 0)
         promise = s.promises.current
