@@ -170,16 +170,20 @@ SUPERVISED = """
 import os, signal, sys, time
 from workers.processes import supervise
 mode = sys.argv[1]
+def say(line):
+    # One write per line: print() writes the text and its newline apart, and two processes sharing
+    # the pipe then interleave them ("workflows 12 1 10all 11 1 10" and an empty line).
+    os.write(1, (line + "\\n").encode())
 def child(role):
     if mode == "fail" and role == "workflows":
         time.sleep(0.3)
         raise SystemExit(3)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    print(f"{role} {os.getpid()} {os.environ['ARREARS_WORKER_PROCESSES']} {os.environ['ARREARS_WORKER_PARENT']}", flush=True)
+    say(f"{role} {os.getpid()} {os.environ['ARREARS_WORKER_PROCESSES']} {os.environ['ARREARS_WORKER_PARENT']}")
     while not stop:
         time.sleep(0.05)
-    print(f"{role} stopped", flush=True)
+    say(f"{role} stopped")
 sys.exit(supervise(["all", "workflows"], child, metrics_port=None, poll=0.05))
 """
 
