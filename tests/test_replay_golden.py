@@ -40,9 +40,9 @@ def test_golden_set_covers_every_scenario_and_stays_small() -> None:
     files = list(history_files(GOLDEN))
     by_scenario = {f.relative_to(GOLDEN).parts[0] for f in files}
     assert by_scenario == set(SCENARIOS), by_scenario ^ set(SCENARIOS)
-    # Compressed, small enough to replay on every push: 49 stories, about 1.55 MB at 2026-11-28
+    # Compressed, small enough to replay on every push: 52 stories, about 1.64 MB at 2026-11-28
     # (docs/replay.md, "Golden histories"). Raising it is a decision about suite time, taken there.
-    assert sum(f.stat().st_size for f in files) < 1_600_000
+    assert sum(f.stat().st_size for f in files) < 1_700_000
     histories = dict(golden())
     ladder = [h for name, h in histories.items() if name.startswith("ladder_to_placement/")]
     assert {"send_sms", "send_email", "place_call", "send_letter", "send_lockout_command", "place_account",

@@ -1447,6 +1447,74 @@ async def refund_after_closing_grace(env: WorkflowEnvironment, account_id: str, 
     return h.id
 
 
+
+# ------------------------------------------------------------------ payments the bank returns
+def returned(payment_id: str, amount: int, when: datetime, **extra: Any) -> dict[str, Any]:
+    """A `payment_reversal` from billing: the bank returned the payment (ACH R01 unless `extra` says)."""
+    return {"payment_id": payment_id, "amount": amount, "currency": "CNY", "reversed_at": when.isoformat(),
+            "reason": "insufficient_funds", "detail": "ACH R01"} | extra
+
+
+async def payment_returned(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """Since payment-reversal and ladder-again-on-relapse: an account joining six days past due pays
+    everything it owes (paid off); the bank returns the payment two days later (reported twice, applied
+    once): backed out from its date, the account is reopened and a second episode on the same instalment
+    takes its stage's action again in a new round; a part of the next payment is charged back (a return
+    in part), and the rest is paid again: paid off, it closes holding nothing."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=-6))
+    st = await status(h)
+    first = st["total_outstanding"]
+    await h.signal("payment", payment(f"PAY-{account_id}", first, on_status_day(st)))
+    await until(env, h, lambda s: s["stage"] == "paid_off", "paid off by the payment", step=HOUR)
+    await env.sleep(2 * DAY)
+    now = await env.get_current_time()
+    for _ in range(2):
+        await h.signal("payment_reversal", returned(f"PAY-{account_id}", first, now))
+    st = await until(env, h, lambda s: s["episodes"] == 2 and s["stage"] not in ("paid_off", "closed"),
+                     "reopened by the return, in a second episode", step=HOUR)
+    expect(st, st["paid_total"] == 0 and st["days_past_due"] == 8 and "reopened" in kinds(st)
+           and said(st, "the ladder takes the current stage's action again", "episode"),
+           "nothing paid, 8 days past due, reopened, the ladder in a new round")
+    st = await until(env, h, lambda s: "sent" in kinds(s)[kinds(s).index("reopened"):],
+                     "the stage's action taken again after the return", step=HOUR, limit=48)
+    half = st["total_outstanding"] // 2
+    await h.signal("payment", payment(f"PART-{account_id}", half, on_status_day(st)))
+    st = await until(env, h, lambda s: s["paid_total"] == half, "the second payment applied", step=HOUR)
+    await h.signal("payment_reversal", returned(f"PART-{account_id}", half // 4, await env.get_current_time(),
+                                                reason="chargeback", detail="disputed by the cardholder"))
+    st = await until(env, h, lambda s: s["paid_total"] == half - half // 4, "a quarter of it charged back", step=HOUR)
+    await pay_everything(env, h, f"REST-{account_id}")
+    return h.id
+
+
+# ------------------------------------------------------------------ consent recorded in error
+async def consent_corrected(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """Since the consent corrections: an operator records a cease-communication and an agent's call marks the
+    number wrong party, both in error; a supervisor withdraws the cease (`withdraw_cease`) and reinstates
+    the number (`reinstate_phone`), each with a note, after an operator was refused; the ladder reaches the
+    debtor again, and the account is paid off."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=1))
+    await h.execute_update("cease_communication", AGENT)
+    await h.signal("contact", {"channel": "voice", "outcome": "wrong_party"})
+    await env.sleep(3 * DAY)
+    why = await refused(h, "withdraw_cease", {**AGENT, "note": "recorded on the wrong account"})
+    if "needs the supervisor role" not in why:
+        raise ScenarioFailed(f"{h.id}: the operator's withdrawal was refused for another reason: {why}")
+    await h.execute_update("withdraw_cease", {**SUPERVISOR, "note": "recorded on the wrong account"})
+    await h.execute_update("reinstate_phone", {**SUPERVISOR, "note": "the agent dialled another number"})
+    st = await until(env, h, lambda s: s["stage"] != "current" and said(s, "reinstated by"),
+                     "the number reinstated", step=HOUR)
+    consent = st["consent"]["debtor"]
+    expect(st, consent["cease_communication"] is False and consent["phone_unusable"] is None,
+           "the cease withdrawn and the number usable")
+    sent_before = kinds(st).count("sent")
+    st = await until(env, h, lambda s: kinds(s).count("sent") > sent_before, "the ladder reaches the debtor again",
+                     limit=6)
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
 SCENARIOS: dict[str, Scenario] = {
     "ladder_to_placement": Scenario(full_ladder, world="webhook"),
     "promise_kept_early": Scenario(promise_kept),
@@ -1500,4 +1568,6 @@ SCENARIOS: dict[str, Scenario] = {
     "dispute_adjustment_four_eyes": Scenario(dispute_adjustment_four_eyes),
     "refund_after_closing_grace": Scenario(refund_after_closing_grace),
     "promise_token_over_policy": Scenario(promise_token_over_policy),
+    "payment_returned": Scenario(payment_returned),
+    "consent_corrected": Scenario(consent_corrected),
 }
