@@ -37,7 +37,7 @@ CATEGORIES = {
     "payment_applied": "payment", "payment_duplicate": "payment", "payment_rejected": "payment",
     "plan": "repayment plan", "acknowledgement": "repayment plan", "payment_unapplied": "payment",
     "payment_held": "payment", "payment_reversed": "payment", "payment_reversal_unapplied": "payment",
-    "payment_reversal_duplicate": "payment", "reopened": "account",
+    "payment_reversal_duplicate": "payment", "payment_reversal_early": "payment", "reopened": "account",
     "operator_action": "operator action", "closed": "account",
     "account_opened": "account", "stage_changed": "account", "cured": "account", "episode": "account",
     "resumed": "operator action", "risk_signal": "risk", "contact": "contact", "recipient_fallback": "contact",

@@ -96,6 +96,7 @@ RESOLVED_BY_HAND: tuple[tuple[str, str, str], ...] = (
     ("", ":recall-failed", r"recall from .+ failed"),
     ("payment:", ":check", r"payment to check: sent before\?"),   # a payment held: its id may be an old one
     ("payment:", ":reversal", r"returned payment to adjust by hand"),   # workflows/reversals.py
+    ("payment:", ":reversal-early", r"return of a payment not received"),   # workflows/reversals.py
 )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.collection import DAY, account, audit_entries, finish, on_status_day, payment, settle_all, start, today, until
+from workflows.reversals import MAX_RETURNS_AWAITING
 
 
 @asynccontextmanager
@@ -94,7 +95,9 @@ async def test_what_the_account_cannot_back_out_goes_to_a_person_and_changes_not
         held = await audit_entries(pool, aid, "payment_reversal_unapplied")
         assert len(held) == 1 and "more than the payment of CNY 400.00" in held[0]["why"], held
         rejected = [r["error"] for r in after["rejected_inputs"] if r["kind"] == "payment_reversal"]
-        assert any("payment NEVER-SENT is not known to this account" in e for e in rejected), rejected
+        # A return of a payment not received yet is kept for it (test_a_return_that_comes_before_its_payment...).
+        assert [r["payment_id"] for r in after["returns_awaiting"]] == ["NEVER-SENT"], after["returns_awaiting"]
+        assert not any("NEVER-SENT" in e for e in rejected), rejected
         assert any("currency USD does not match the account's CNY" in e for e in rejected), rejected
         assert any("reversed_at" in e for e in rejected), rejected
         # A person adjusted it by hand and says so: the task is resolvable.
@@ -330,3 +333,65 @@ async def test_an_account_placed_then_cured_by_a_returned_payment_is_placed_agai
                                   aid)
         assert len(placed) == 2 and placed[0]["status"] == "recalled", placed
         assert any("worked before and is unpaid again" in e["summary"] for e in st["timeline"]), st["timeline"]
+
+
+async def test_a_return_that_comes_before_its_payment_is_backed_out_when_the_payment_arrives(env, pool):
+    """Billing's messages crossed (or its payment signal was retried after the bank's return went
+    through): the return was rejected as "not known", and the payment arriving after it stood as paid
+    with money the bank had already taken back."""
+    async with opened(env, due_in=-5) as (aid, h):
+        await settle_all(locals())
+        before = await h.query("status")
+        now = await env.get_current_time()
+        for _ in range(2):                                                   # sent twice: kept once
+            await h.signal("payment_reversal", reversal("EARLY-1", 30_000, now))
+        await settle_all(locals())
+        st = await h.query("status")
+        task = f"{aid}:payment:EARLY-1:reversal-early:task"
+        assert [r["payment_id"] for r in st["returns_awaiting"]] == ["EARLY-1"], st["returns_awaiting"]
+        assert task in st["tasks_open"], st["tasks_open"]
+        assert (st["amount_due"], st["paid_total"]) == (before["amount_due"], 0)
+        assert not [r for r in st["rejected_inputs"] if r["kind"] == "payment_reversal"], st["rejected_inputs"]
+
+        await h.signal("payment", payment("EARLY-1", 30_000, now))
+        await settle_all(locals())
+        st = await h.query("status")
+        assert st["paid_total"] == 0 and st["amount_due"] == before["amount_due"], (st["paid_total"], st["amount_due"])
+        assert st["returns_awaiting"] == [] and task not in st["tasks_open"], (st["returns_awaiting"], st["tasks_open"])
+        await env.sleep(DAY)
+        await settle_all(locals())
+        assert len(await audit_entries(pool, aid, "payment_reversal_early")) == 1
+        assert len(await audit_entries(pool, aid, "payment_reversal_duplicate")) == 1
+        (backed_out,) = await audit_entries(pool, aid, "payment_reversed")
+        assert (backed_out["payment_id"], backed_out["amount"]) == ("EARLY-1", 30_000), backed_out
+
+        # Bounded: past MAX_RETURNS_AWAITING kept, a return of an unknown payment is rejected as before.
+        now = await env.get_current_time()
+        for i in range(MAX_RETURNS_AWAITING + 1):
+            await h.signal("payment_reversal", reversal(f"UNKNOWN-{i:02d}", 1_000, now))
+        await settle_all(locals())
+        st = await h.query("status")
+        assert len(st["returns_awaiting"]) == MAX_RETURNS_AWAITING
+        rejected = [r["error"] for r in st["rejected_inputs"] if r["kind"] == "payment_reversal"]
+        assert rejected == [f"payment UNKNOWN-{MAX_RETURNS_AWAITING:02d} is not known to this account: nothing to "
+                            "reverse"], rejected
+        # A person who finds the return was meant for another account resolves its task by hand.
+        await h.execute_update("resolve_task", {"task": f"{aid}:payment:UNKNOWN-00:reversal-early:task",
+                                                "note": "returned on account A-7, not this one",
+                                                "operator": "ops.ma", "role": "operator"})
+
+
+async def test_a_return_kept_for_a_payment_held_for_a_person_goes_to_a_person_with_it(env, pool):
+    """The payment arrives but is not booked as itself (another currency here: rejected): the return
+    kept for it cannot be backed out by the account and goes to a person, nothing changed."""
+    async with opened(env, due_in=-5) as (aid, h):
+        await settle_all(locals())
+        before = await h.query("status")
+        now = await env.get_current_time()
+        await h.signal("payment_reversal", reversal("EARLY-2", 30_000, now))
+        await h.signal("payment", payment("EARLY-2", 30_000, now) | {"currency": "USD"})
+        await settle_all(locals())
+        st = await h.query("status")
+        assert st["returns_awaiting"] == [] and st["paid_total"] == 0 and st["amount_due"] == before["amount_due"]
+        assert f"{aid}:payment:EARLY-2:reversal:task" in st["tasks_open"], st["tasks_open"]
+        assert f"{aid}:payment:EARLY-2:reversal-early:task" not in st["tasks_open"], st["tasks_open"]

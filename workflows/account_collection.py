@@ -516,6 +516,8 @@ class AccountCollection(Delinquency, Ladder, Outreach, Lockout, Placements, Lett
             "principal_outstanding": bal.principal_outstanding, "charges_outstanding": bal.charges_outstanding,
             "fees_outstanding": bal.charges_outstanding, "credit": bal.credit,
             "paid_total": s.payments_total,
+            # Returns that came before their payment: backed out when it arrives (workflows/reversals.py).
+            "returns_awaiting": [r.model_dump(mode="json") for r in s.returns_awaiting],
             # Payment ids known one by one (the latest), and those past them kept in a Bloom filter.
             "payment_ids": {"remembered": len(s.payments_seen),
                             "forgotten": s.payments_forgotten_count + len(s.payments_forgetting)},

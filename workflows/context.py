@@ -294,6 +294,9 @@ class AccountContext:
     def _apply_payment(self, args: Any) -> None:                              # workflows/signals.py
         raise NotImplementedError
 
+    def _return_awaited(self, payment_id: str) -> None:                       # workflows/reversals.py
+        raise NotImplementedError
+
     def _person(self, person: str) -> tuple[str, Any]:                        # workflows/outreach.py
         raise NotImplementedError
 

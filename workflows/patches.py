@@ -161,6 +161,11 @@ PAYMENT_REVERSAL = "payment-reversal"
 # stage's action is taken again, where every step of that anchor counted as done and collection stalled
 # (no credit hold again, no hand-over again).
 LADDER_AGAIN_ON_RELAPSE = "ladder-again-on-relapse"
+# Added after it, asked only when a `payment_reversal` names a payment the account does not know: the
+# return is kept (MAX_RETURNS_AWAITING) and backed out when its payment arrives, where it was rejected
+# and the payment, arriving after it (billing's messages crossed, a retried payment signal), stood as
+# paid with money the bank had already returned.
+RETURN_BEFORE_PAYMENT = "return-before-payment"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.

@@ -13,7 +13,10 @@ A return in part (a partial chargeback) backs out what was returned, the rest st
 account cannot back out on its own goes to a person, with the reason and nothing changed: a payment it
 never booked as itself (held or handed to a person, or merged with others of its day), a return of
 more than the payment, a payment a plan or refund has since relied on, an account written off or
-closed. A return for a payment the account does not know is rejected (recorded).
+closed. A return that comes before its payment (billing's messages crossed, or its payment signal was
+retried later) is kept, a person told, and backed out the moment the payment arrives, where the payment
+would have stood as paid with money the bank had already returned; past MAX_RETURNS_AWAITING such
+returns, one is rejected (recorded).
 
 A part of `AccountCollection` (workflows/account_collection.py).
 """
@@ -31,8 +34,12 @@ with workflow.unsafe.imports_passed_through():
     from schemas.events import PaymentReversal
 
 from workflows.context import payment_id_digest
-from workflows.patches import PAYMENT_REVERSAL
+from workflows.patches import PAYMENT_REVERSAL, RETURN_BEFORE_PAYMENT
 from workflows.signals import KNOWN_BEFORE_REVERSALS, Signals
+
+# Returns kept for payments not received yet (docs/limits.md): each waits in the state carried across
+# continue-as-new, and a person is asked about each.
+MAX_RETURNS_AWAITING = 20
 
 
 class PaymentReversals(Signals):
@@ -63,6 +70,11 @@ class PaymentReversals(Signals):
             self._reject("payment_reversal", f"currency {r.currency} does not match the account's "
                          f"{s.account.currency}", args[0])
             return
+        self._reverse(r, args[0])
+
+    def _reverse(self, r: PaymentReversal, raw: Any, *, awaited: bool = False) -> None:
+        """Back out a valid return of the account's currency (`awaited`: kept until its payment came)."""
+        s = self._state
         payment_event_id, reversal_id = f"payment:{r.payment_id}", f"reversal:{r.payment_id}"
         data = {"payment_id": r.payment_id, "amount": r.amount, "currency": r.currency, "reason": r.reason,
                 "detail": r.detail, "reversed_at": r.reversed_at.isoformat()}
@@ -74,12 +86,12 @@ class PaymentReversals(Signals):
             return
         payment = found.get(payment_event_id)
         if payment is None or payment.kind != "payment":
-            if self._payment_id_remembered(r.payment_id, payment_id_digest(r.payment_id)):
+            if awaited or self._payment_id_remembered(r.payment_id, payment_id_digest(r.payment_id)):
                 self._reversal_to_person(r, data, "the payment is not on the charges book as itself (held or "
                                          "handed to a person, or merged with other payments of its day)")
-            else:
+            elif not self._await_payment(r, data):
                 self._reject("payment_reversal", f"payment {r.payment_id} is not known to this account: "
-                             "nothing to reverse", args[0])
+                             "nothing to reverse", raw)
             return
         event = self._reversal_event(r, payment, reversal_id)
         why = self._reversal_refusal(r, payment, event)
@@ -87,6 +99,43 @@ class PaymentReversals(Signals):
             self._reversal_to_person(r, data, why)
             return
         self._back_out(r, payment, event, data)
+
+    def _await_payment(self, r: PaymentReversal, data: dict[str, Any]) -> bool:
+        """A return of a payment not received yet: kept until the payment arrives (patch
+        `return-before-payment`), a person asked meanwhile. False when it cannot be kept (rejected)."""
+        s = self._state
+        if not self._patched(RETURN_BEFORE_PAYMENT):
+            return False
+        if any(w.payment_id == r.payment_id for w in s.returns_awaiting):
+            self._record("payment_reversal_duplicate", f"return of payment {r.payment_id} already kept for its "
+                         "payment; ignored", key=f"payment:{r.payment_id}:reversal-duplicate", data=data)
+            return True
+        if len(s.returns_awaiting) >= MAX_RETURNS_AWAITING:
+            return False
+        s.returns_awaiting.append(r)
+        self._record("payment_reversal_early", f"return of payment {r.payment_id} of {self._money(r.amount)} "
+                     f"({r.reason.replace('_', ' ')}) came before the payment: kept, and backed out when the "
+                     "payment arrives", key=f"payment:{r.payment_id}:reversal-early", data=data)
+        self._payment_task(r.payment_id, "reversal-early", "return of a payment not received",
+                           f"the bank returned payment {r.payment_id} of {self._money(r.amount)} ({r.reason}), "
+                           "which this account has not received. It is backed out when the payment arrives and "
+                           "this task closes; if billing never sent it to this account, check the account the "
+                           "return was meant for, and resolve this task.",
+                           "check each payment recorded as payment_reversal_early on this account from this day "
+                           "with the billing system")
+        self._wake_up()
+        return True
+
+    def _return_awaited(self, payment_id: str) -> None:
+        """A payment has just been handled: a return kept for it is backed out now, or goes to a person."""
+        s = self._state
+        waiting = next((w for w in s.returns_awaiting if w.payment_id == payment_id), None)
+        if waiting is None:
+            return
+        s.returns_awaiting.remove(waiting)
+        self._close_task(f"payment:{payment_id}:reversal-early", f"payment {payment_id} arrived: its return "
+                         "was handled with it")
+        self._reverse(waiting, waiting.model_dump(mode="json"), awaited=True)
 
     def _reversal_refusal(self, r: PaymentReversal, payment: Any, event: ReversalEvent) -> str | None:
         """Why this return cannot be backed out by the account itself, or None."""

@@ -86,10 +86,15 @@ class Signals(Pacing):
         p = self._parse_signal("payment", Payment, args)
         if p is None:
             return
+        self._apply_parsed_payment(p, args[0])
+        if self._state.returns_awaiting:
+            self._return_awaited(p.payment_id)    # its return came first: backed out now
+
+    def _apply_parsed_payment(self, p: Payment, raw: Any) -> None:
         s = self._state
         if p.currency != s.account.currency:
             self._reject("payment", f"currency {p.currency} does not match the account's {s.account.currency}",
-                         args[0])
+                         raw)
             return
         digest = payment_id_digest(p.payment_id)     # how a large state and the forgotten ids know it
         if self._payment_id_remembered(p.payment_id, digest):

@@ -24,6 +24,7 @@ from domain.promises import PromiseBook
 from domain.recovery import Recovery
 from domain.repayment_plans import RepaymentPlan
 from schemas.account import AccountStart
+from schemas.events import PaymentReversal
 from schemas.policy import Policy
 
 Stage = str  # policy stage names plus the hand-over and terminal states below
@@ -175,6 +176,8 @@ class AccountState(_Carried):
     payments_forgotten: str | None = None
     payments_forgotten_count: int = 0
     payments_total: int = 0
+    # Returns that came before their payment (workflows/reversals.py): backed out when it arrives.
+    returns_awaiting: list[PaymentReversal] = Field(default_factory=list)
     promises: PromiseBook = Field(default_factory=PromiseBook)
     disputes: DisputeBook = Field(default_factory=DisputeBook)
     plan: RepaymentPlan | None = None
