@@ -1488,6 +1488,26 @@ async def payment_returned(env: WorkflowEnvironment, account_id: str, providers:
     return h.id
 
 
+
+async def return_before_payment(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """Since return-before-payment: billing's messages cross, and the bank's return of a payment reaches
+    the account before the payment itself: kept, with a task for a person; the payment arrives and is
+    backed out with it at once (the task closed); then the account is paid off."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=-5))
+    st = await status(h)
+    now = await env.get_current_time()
+    await h.signal("payment_reversal", returned(f"CROSSED-{account_id}", 30_000, now))
+    st = await until(env, h, lambda s: len(s["returns_awaiting"]) == 1, "the return kept for its payment", step=HOUR)
+    task = f"{account_id}:payment:CROSSED-{account_id}:reversal-early:task"
+    expect(st, task in st["tasks_open"], f"the task {task} open")
+    await h.signal("payment", payment(f"CROSSED-{account_id}", 30_000, now))
+    st = await until(env, h, lambda s: s["returns_awaiting"] == [] and "payment_reversed" in kinds(s),
+                     "the payment backed out on arrival", step=HOUR)
+    expect(st, st["paid_total"] == 0 and task not in st["tasks_open"], "nothing paid and the task closed")
+    await pay_everything(env, h, f"PAY-{account_id}")
+    return h.id
+
 # ------------------------------------------------------------------ consent recorded in error
 async def consent_corrected(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
     """Since the consent corrections: an operator records a cease-communication and an agent's call marks the
@@ -1570,4 +1590,5 @@ SCENARIOS: dict[str, Scenario] = {
     "promise_token_over_policy": Scenario(promise_token_over_policy),
     "payment_returned": Scenario(payment_returned),
     "consent_corrected": Scenario(consent_corrected),
+    "return_before_payment": Scenario(return_before_payment),
 }
