@@ -364,6 +364,8 @@ async def test_a_return_that_comes_before_its_payment_is_backed_out_when_the_pay
         assert len(await audit_entries(pool, aid, "payment_reversal_duplicate")) == 1
         (backed_out,) = await audit_entries(pool, aid, "payment_reversed")
         assert (backed_out["payment_id"], backed_out["amount"]) == ("EARLY-1", 30_000), backed_out
+        row = await pool.fetchrow("SELECT status, reversal_reason FROM payments WHERE payment_id='EARLY-1'")
+        assert tuple(row) == ("reversed", "insufficient_funds"), row
 
         # Bounded: past MAX_RETURNS_AWAITING kept, a return of an unknown payment is rejected as before.
         now = await env.get_current_time()
