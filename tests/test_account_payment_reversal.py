@@ -397,3 +397,34 @@ async def test_a_return_kept_for_a_payment_held_for_a_person_goes_to_a_person_wi
         assert st["returns_awaiting"] == [] and st["paid_total"] == 0 and st["amount_due"] == before["amount_due"]
         assert f"{aid}:payment:EARLY-2:reversal:task" in st["tasks_open"], st["tasks_open"]
         assert f"{aid}:payment:EARLY-2:reversal-early:task" not in st["tasks_open"], st["tasks_open"]
+
+
+async def test_a_second_return_of_a_payment_goes_to_a_person_not_taken_for_the_first_again(env, pool):
+    """A second partial chargeback of one payment (another amount): it was taken for the first return sent
+    again and ignored, and the money it took back was never counted nor anyone told. The same return sent
+    again is still a duplicate, and so is a second copy of a return kept for its payment."""
+    async with opened(env, due_in=-5) as (aid, h):
+        await settle_all(locals())
+        now = await env.get_current_time()
+        await h.signal("payment", payment("P-TWICE", 40_000, now))
+        await h.signal("payment_reversal", reversal("P-TWICE", 10_000, now, reason="chargeback", detail="part 1"))
+        await h.signal("payment_reversal", reversal("P-TWICE", 10_000, now, reason="chargeback", detail="part 1"))
+        await settle_all(locals())
+        after_first = await h.query("status")
+        assert after_first["paid_total"] == 30_000
+        await h.signal("payment_reversal", reversal("P-TWICE", 5_000, now, reason="chargeback", detail="part 2"))
+        # Early: a second, different return of a payment not received yet goes to a person too.
+        await h.signal("payment_reversal", reversal("P-LATE", 7_000, now))
+        await h.signal("payment_reversal", reversal("P-LATE", 7_000, now))
+        await h.signal("payment_reversal", reversal("P-LATE", 3_000, now, reason="chargeback"))
+        await settle_all(locals())
+        st = await h.query("status")
+        assert st["paid_total"] == 30_000 and st["amount_due"] == after_first["amount_due"], st["paid_total"]
+        assert {f"{aid}:payment:P-TWICE:reversal:task", f"{aid}:payment:P-LATE:reversal:task"} <= set(st["tasks_open"])
+        assert [(r["payment_id"], r["amount"]) for r in st["returns_awaiting"]] == [("P-LATE", 7_000)]
+        await env.sleep(DAY)
+        await settle_all(locals())
+        assert len(await audit_entries(pool, aid, "payment_reversal_duplicate")) == 2
+        unapplied = {r["payment_id"]: r["why"] for r in await audit_entries(pool, aid, "payment_reversal_unapplied")}
+        assert "was already returned (CNY 100.00, chargeback: part 1)" in unapplied["P-TWICE"], unapplied
+        assert "already waits for it" in unapplied["P-LATE"], unapplied

@@ -166,6 +166,10 @@ LADDER_AGAIN_ON_RELAPSE = "ladder-again-on-relapse"
 # and the payment, arriving after it (billing's messages crossed, a retried payment signal), stood as
 # paid with money the bank had already returned.
 RETURN_BEFORE_PAYMENT = "return-before-payment"
+# Added after it, asked only when a return names a payment already returned, for another amount or
+# reason: a second return (a second partial chargeback) goes to a person, where it was taken for the
+# first sent again and ignored, and the money it took back was never counted.
+SECOND_RETURN_TO_PERSON = "second-return-to-person"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.

@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.events import PaymentReversal
 
 from workflows.context import payment_id_digest
-from workflows.patches import PAYMENT_REVERSAL, RETURN_BEFORE_PAYMENT
+from workflows.patches import PAYMENT_REVERSAL, RETURN_BEFORE_PAYMENT, SECOND_RETURN_TO_PERSON
 from workflows.signals import KNOWN_BEFORE_REVERSALS, Signals
 
 # Returns kept for payments not received yet (docs/limits.md): each waits in the state carried across
@@ -81,6 +81,12 @@ class PaymentReversals(Signals):
         # One pass over the book; the first event of an id counts, as in the charges engine.
         found = {e.event_id: e for e in reversed(s.book.events) if e.event_id in (payment_event_id, reversal_id)}
         if reversal_id in found:
+            first = found[reversal_id]
+            if not _same_return(r, first.amount, first.reason) and self._patched(SECOND_RETURN_TO_PERSON):
+                self._reversal_to_person(r, data, f"payment {r.payment_id} was already returned "
+                                         f"({self._money(first.amount)}, {first.reason}); the account backs a "
+                                         "payment out once")
+                return
             self._record("payment_reversal_duplicate", f"return of payment {r.payment_id} already recorded; ignored",
                          key=f"payment:{r.payment_id}:reversal-duplicate", data=data)
             return
@@ -106,7 +112,13 @@ class PaymentReversals(Signals):
         s = self._state
         if not self._patched(RETURN_BEFORE_PAYMENT):
             return False
-        if any(w.payment_id == r.payment_id for w in s.returns_awaiting):
+        kept = next((w for w in s.returns_awaiting if w.payment_id == r.payment_id), None)
+        if kept is not None and not _same_return(r, kept.amount, _reason_text(kept)):
+            self._reversal_to_person(r, data, f"a return of payment {r.payment_id} of {self._money(kept.amount)} "
+                                     f"({_reason_text(kept)}) already waits for it; the account backs a payment "
+                                     "out once")
+            return True
+        if kept is not None:
             self._record("payment_reversal_duplicate", f"return of payment {r.payment_id} already kept for its "
                          "payment; ignored", key=f"payment:{r.payment_id}:reversal-duplicate", data=data)
             return True
@@ -151,9 +163,8 @@ class PaymentReversals(Signals):
         return None
 
     def _reversal_event(self, r: PaymentReversal, payment: Any, reversal_id: str) -> ReversalEvent:
-        reason = r.reason.replace("_", " ") + (f": {r.detail}" if r.detail else "")
         return ReversalEvent(event_id=reversal_id, on=max(self._today(), payment.on),
-                             payment_event_id=payment.event_id, amount=r.amount, reason=reason[:500])
+                             payment_event_id=payment.event_id, amount=r.amount, reason=_reason_text(r)[:500])
 
     def _back_out(self, r: PaymentReversal, payment: Any, event: ReversalEvent, data: dict[str, Any]) -> None:
         s = self._state
@@ -206,3 +217,14 @@ class PaymentReversals(Signals):
                            "adjust by hand each payment recorded as payment_reversal_unapplied on this account "
                            "from this day")
         self._wake_up()
+
+
+def _reason_text(r: PaymentReversal) -> str:
+    """How a return's reason reads on the book and in records: "insufficient funds: ACH R01"."""
+    return r.reason.replace("_", " ") + (f": {r.detail}" if r.detail else "")
+
+
+def _same_return(r: PaymentReversal, amount: int, reason_text: str) -> bool:
+    """Whether `r` is the return already known (same amount and reason code) sent again, rather than a
+    second return of the payment (a second partial chargeback)."""
+    return r.amount == amount and reason_text.split(":", 1)[0] == r.reason.replace("_", " ")
