@@ -150,6 +150,10 @@ def render_status(account_id: str, status: Any, *, out: Console | None = None) -
         ("needs review", ", ".join(status.get("needs_review") or []) or "-"),
         ("rejected inputs", str(len(status.get("rejected_inputs") or []))),
     ]
+    awaiting = status.get("returns_awaiting") or []
+    if awaiting:   # the bank returned payments the account has not received yet: backed out when they come
+        rows.append(("returns awaiting", ", ".join(f"{r['payment_id']} ({money(r['amount'])}, {r['reason']})"
+                                                   for r in awaiting)))
     if status.get("workflow_status"):   # the run was stopped without closing (the ingress says so)
         rows.insert(0, ("run", f"{status['workflow_status'].lower()}: no longer collecting"))
     grid = Table.grid(padding=(0, 2))

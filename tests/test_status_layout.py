@@ -80,3 +80,12 @@ def test_a_stopped_run_is_the_first_thing_said() -> None:
     lines = console.export_text().splitlines()
     assert lines[1].split() == ["run", "terminated:", "no", "longer", "collecting"], lines[:3]
     assert not any("no longer collecting" in line for line in render(80))
+
+
+def test_returns_waiting_for_their_payment_are_shown_only_when_there_are_some() -> None:
+    assert not any(line.startswith("returns awaiting") for line in render(80))
+    console = Console(width=80, record=True, color_system=None, file=open("/dev/null", "w"))
+    waiting = [{"payment_id": "P-9", "amount": 30_000, "currency": "CNY", "reason": "insufficient_funds"}]
+    render_status("DEMO-004", {**_status(), "returns_awaiting": waiting}, out=console)
+    text = console.export_text()
+    assert "returns awaiting  P-9 (CNY 300.00, insufficient_funds)" in text, text
