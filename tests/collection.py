@@ -218,3 +218,10 @@ async def until(env: Any, h: WorkflowHandle, due: date, dpd: int, hour: int = 11
     await env.sleep(target - now)
     await settle_all({"h": h})
     return await h.query("status")
+
+
+async def current_details(h) -> str:
+    """What the Web UI shows as the workflow's current details."""
+    from temporalio.api.sdk.v1 import WorkflowMetadata
+
+    return (await h.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)).current_details

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.collection import account, audit_entries, finish, payment, settle_all, start, today, until
+from tests.collection import account, audit_entries, current_details, finish, payment, settle_all, start, today, until
 
 ZONE = ZoneInfo("Asia/Shanghai")
 ADDRESS = {"lines": ["Room 1201, Building 3", "88 Century Avenue, Pudong"], "postcode": "200120", "country": "CN"}
@@ -106,13 +106,6 @@ async def test_a_registered_letter_is_a_legal_notice_a_cease_request_applies_to(
 def b2b(t0: date, due_in: int, version: int = 4) -> dict:
     return account(today=t0, due_in=due_in, policy_id="b2b", policy_version=version, jurisdiction="CN",
                    debt_type="trade_receivable")
-
-
-async def current_details(h) -> str:
-    """What the Web UI shows as the workflow's current details."""
-    from temporalio.api.sdk.v1 import WorkflowMetadata
-
-    return (await h.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)).current_details
 
 
 async def test_supply_is_held_at_30_days_once_and_released_on_payment_with_the_hold_reference(env, pool):

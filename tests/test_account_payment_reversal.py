@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.collection import DAY, account, audit_entries, finish, on_status_day, payment, settle_all, start, today, until
+from tests.collection import (
+    DAY, account, audit_entries, current_details, finish, on_status_day, payment, settle_all, start, today, until,
+)
 from workflows.reversals import MAX_RETURNS_AWAITING
 
 
@@ -352,6 +354,9 @@ async def test_a_return_that_comes_before_its_payment_is_backed_out_when_the_pay
         assert task in st["tasks_open"], st["tasks_open"]
         assert (st["amount_due"], st["paid_total"]) == (before["amount_due"], 0)
         assert not [r for r in st["rejected_inputs"] if r["kind"] == "payment_reversal"], st["rejected_inputs"]
+        # Operators see it on the account's page in the Web UI too.
+        assert "Returned by the bank before the payment came (backed out when it does): EARLY-1 (CNY 300.00)" \
+            in await current_details(h)
 
         await h.signal("payment", payment("EARLY-1", 30_000, now))
         await settle_all(locals())

@@ -196,6 +196,9 @@ class Records(Effects):
             lines.append(f"Unlock pending ({pending_unlocks[0].reason})")
         if s.placement:
             lines.append(f"Placed with {s.placement.target} (reference {s.placement.reference})")
+        if s.returns_awaiting:
+            lines.append("Returned by the bank before the payment came (backed out when it does): "
+                         + ", ".join(f"{r.payment_id} ({self._money(r.amount)})" for r in s.returns_awaiting))
         lines += self._hand_off_details()
         if s.approvals:
             lines.append("Awaiting approval: " + ", ".join(f"{a.approval_id} ({a.kind})" for a in s.approvals.values()))
