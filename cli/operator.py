@@ -285,6 +285,9 @@ def register(app: typer.Typer) -> None:
         if result["duplicate"]:
             console.print(f"the reversal of payment {payment_id} was already recorded; nothing new was signalled",
                           style="yellow")
+        elif result["awaiting_payment"]:
+            console.print(f"payment {payment_id} is not recorded yet: the account keeps the return and backs it out "
+                          "when the payment arrives", style="yellow")
 
     @app.command()
     def status(account_id: str, as_json: bool = typer.Option(False, "--json", help="raw JSON")) -> None:

@@ -5,7 +5,13 @@ Behind `POST /accounts/{id}/payment_reversals` and `arrears payment-reversal` al
 The row and the signal commit together, as for a payment: if the signal fails the mark is rolled
 back and the caller's retry goes through; a retry after success is a duplicate and sends nothing.
 An account whose run has ended cannot back the payment out: the reversal is kept on the row and a
-person is given a task (as `Accounts.pay` keeps a payment to a closed account)."""
+person is given a task (as `Accounts.pay` keeps a payment to a closed account).
+
+A return of a payment not recorded yet (billing's messages crossed: the bank's return went out before
+the payment's own call, or that call is being retried) is signalled to the running account, which keeps
+it and backs it out when the payment arrives (workflows/reversals.py); the payment's row, written then,
+is marked when the account backs it out (activities/ledger.py). A payment recorded for another account
+is refused."""
 from __future__ import annotations
 
 import logging
@@ -41,43 +47,60 @@ async def reverse_payment(accounts: Accounts, account_id: str, reversal: Payment
     """Check the reversal against the payment's row (this account's, in its currency, at most its
     amount, not before it was received, not a payment the account rejected), mark the row `reversed`
     (`partly_reversed` for less than the payment) and signal `payment_reversal`, in one transaction. The same reversal again answers
-    `duplicate: true` and sends nothing; another reversal of the same payment is 409."""
+    `duplicate: true` and sends nothing; another reversal of the same payment is 409. A payment not
+    recorded yet: signalled to the running account, which keeps the return for it (`awaiting_payment`)."""
     check_account_id(account_id)
     pid = reversal.payment_id
     reversed_at = billing_instant(reversal.reversed_at)
     body = {**reversal.model_dump(mode="json", exclude_none=True), "reversed_at": reversed_at.isoformat()}
-    result = {"account_id": account_id, "payment_id": pid, "workflow_id": workflow_id_for(account_id)}
+    result = {"account_id": account_id, "payment_id": pid, "workflow_id": workflow_id_for(account_id),
+              "awaiting_payment": False}
     async with accounts._db() as conn, conn.transaction():
         # Locked: a concurrent copy of this reversal waits, then finds it recorded (a duplicate).
         row = await conn.fetchrow("SELECT account_id, amount, currency, received_at, status, reversed_at,"
                                   " reversal_reason FROM payments WHERE payment_id = $1 FOR UPDATE", pid)
-        _check(account_id, reversal, reversed_at, row)
-        if row["reversed_at"] is not None:
-            if (row["reversed_at"], row["reversal_reason"]) != (reversed_at, reversal.reason):
-                raise Conflict(f"payment {pid} of account {account_id} was already reversed "
-                               f"({row['reversal_reason']}, {row['reversed_at'].isoformat()}); a payment is "
-                               "reversed once")
-            answer = await _closed_answer(conn, account_id, pid)
-            if answer is not None:
-                raise Conflict(answer)
-            return {**result, "duplicate": True}
-        try:
-            async with conn.transaction():   # a savepoint: a closed account undoes the mark, kept below
-                await _mark(conn, reversal, reversed_at)
-                async with accounts._temporal(account_id):
-                    await accounts.signal_running(account_id, SIGNAL, body, what="the reversal")
-        except AccountClosed as closed:
-            answer = await _keep_for_a_person(conn, closed.ended, reversal, reversed_at)
-        else:
-            answer = None
+        answer = None
+        if row is not None:
+            _check(account_id, reversal, reversed_at, row)
+            if row["reversed_at"] is not None:
+                if (row["reversed_at"], row["reversal_reason"]) != (reversed_at, reversal.reason):
+                    raise Conflict(f"payment {pid} of account {account_id} was already reversed "
+                                   f"({row['reversal_reason']}, {row['reversed_at'].isoformat()}); a payment is "
+                                   "reversed once")
+                answer = await _closed_answer(conn, account_id, pid)
+                if answer is not None:
+                    raise Conflict(answer)
+                return {**result, "duplicate": True}
+            try:
+                async with conn.transaction():   # a savepoint: a closed account undoes the mark, kept below
+                    await _mark(conn, reversal, reversed_at)
+                    async with accounts._temporal(account_id):
+                        await accounts.signal_running(account_id, SIGNAL, body, what="the reversal")
+            except AccountClosed as closed:
+                answer = await _keep_for_a_person(conn, closed.ended, reversal, reversed_at)
+    if row is None:   # signalled once the connection is back in the pool: nothing is written here
+        return await _before_its_payment(accounts, account_id, pid, body, result)
     if answer is not None:
         raise Conflict(answer)
     return {**result, "duplicate": False}
 
 
-def _check(account_id: str, reversal: PaymentReversal, reversed_at: datetime, row: asyncpg.Record | None) -> None:
+async def _before_its_payment(accounts: Accounts, account_id: str, pid: str, body: dict[str, Any],
+                              result: dict[str, Any]) -> dict[str, Any]:
+    """No payment of this id recorded: the running account keeps the return for it (the same return sent
+    again is a duplicate there). An account whose run has ended is not told: 404, as before."""
+    try:
+        async with accounts._temporal(account_id):
+            await accounts.signal_running(account_id, SIGNAL, body, what="the reversal")
+    except AccountClosed as closed:
+        raise NotFound(f"payment {pid} is not recorded for account {account_id}, and {closed.ended.describe()}: "
+                       "only a payment billing sent (POST /accounts/{id}/payments) can be reversed") from None
+    return {**result, "duplicate": False, "awaiting_payment": True}
+
+
+def _check(account_id: str, reversal: PaymentReversal, reversed_at: datetime, row: asyncpg.Record) -> None:
     pid = reversal.payment_id
-    if row is None or row["account_id"] != account_id:
+    if row["account_id"] != account_id:
         raise NotFound(f"payment {pid} is not recorded for account {account_id}: only a payment billing sent "
                        "(POST /accounts/{id}/payments) can be reversed")
     if row["currency"].strip() != reversal.currency or reversal.amount > row["amount"]:

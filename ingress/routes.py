@@ -62,11 +62,14 @@ class ReversalResult(BaseModel):
     payment_id: str
     workflow_id: str
     duplicate: bool = Field(description="true when this reversal was already recorded: nothing was signalled")
+    awaiting_payment: bool = Field(default=False, description="true when no payment of this id is recorded yet: "
+                                   "the account keeps the return and backs it out when the payment arrives")
 
 
 @billing.post("/accounts/{account_id}/payment_reversals", response_model=ReversalResult,
               summary="Reverse a recorded payment the bank returned, once, and signal it to the account",
-              responses={404: {"description": "no such payment recorded for the account"},
+              responses={404: {"description": "the payment is recorded for another account, or not recorded and "
+                                              "the account's run has ended"},
                          409: {"description": "more than the payment or another currency, already reversed otherwise, "
                                               "a payment the account rejected, or the account is closed (kept "
                                               "for a person)"}})

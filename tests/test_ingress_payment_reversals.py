@@ -1,9 +1,11 @@
 """`POST /accounts/{id}/payment_reversals` and `arrears payment-reversal`: billing reports a payment it
 sent earlier as returned by the bank (real Temporal test server and PostgreSQL).
 
-- Checked before anything is written or signalled: the payment must be recorded for this account
-  (404), with the same amount and currency (409), not rejected by the account (409), reversed no
-  earlier than it was received (422); only a billing key may (403 for operators and supervisors).
+- Checked before anything is written or signalled: a payment recorded must be this account's (404),
+  with the same amount and currency (409), not rejected by the account (409), reversed no earlier than
+  it was received (422); only a billing key may (403 for operators and supervisors). A payment not
+  recorded yet (the return came first): signalled to the running account, which keeps the return for
+  it (`awaiting_payment`); nothing written; 404 when the account's run has ended.
 - Accepted: the `payments` row is marked `reversed` with what billing said, and `payment_reversal`
   is signalled once; the same reversal again answers `duplicate: true` and sends nothing; another
   reversal of the same payment is 409. The ledger's later record of the payment keeps `reversed`.
@@ -78,7 +80,7 @@ async def test_a_recorded_payment_is_marked_reversed_and_signalled_once(harness:
     r = await harness.http.post(ROUTE.format(aid), json=body)
     assert r.status_code == 200, r.text
     assert r.json() == {"account_id": aid, "payment_id": paid["payment_id"], "workflow_id": f"account-{aid}",
-                        "duplicate": False}
+                        "duplicate": False, "awaiting_payment": False}
     marked = await row(harness.pool, paid["payment_id"])
     assert marked["status"] == "reversed" and marked["reversal_reason"] == "insufficient_funds", dict(marked)
     assert marked["reversed_at"] == datetime(2030, 1, 20, 1, 0, tzinfo=timezone.utc)
@@ -119,19 +121,30 @@ async def test_the_same_reversal_sent_concurrently_is_signalled_once(harness: Ha
 
 # ---------------------------------------------------------------- refused, nothing changed
 
-async def test_a_payment_not_recorded_for_the_account_is_404(harness: Harness) -> None:
+async def test_another_accounts_payment_is_404(harness: Harness) -> None:
     aid, paid = await paid_account(harness)
-    unknown = reversal_of(paid, payment_id=f"P-{uuid.uuid4().hex[:8]}")
-    r = await harness.http.post(ROUTE.format(aid), json=unknown)
-    assert r.status_code == 404, r.text
-    assert unknown["payment_id"] in r.json()["detail"] and "not recorded" in r.json()["detail"]
-    assert await row(harness.pool, unknown["payment_id"]) is None
-    # Another account's payment is not this account's.
     other = (await harness.start())["account_id"]
     r = await harness.http.post(ROUTE.format(other), json=reversal_of(paid))
     assert r.status_code == 404 and other in r.json()["detail"], r.text
     await assert_untouched(harness, aid, paid)
     assert await reversals(harness, other) == []
+
+
+async def test_a_return_before_its_payment_is_signalled_for_the_account_to_keep(harness: Harness) -> None:
+    """Billing's messages crossed: the bank's return is reported before the payment. It was 404, which
+    billing may well file as a permanent failure, and the payment arriving next stood as paid. Now the
+    running account is told and keeps it (workflows/reversals.py); nothing is written here (the payment's
+    row is marked when the account backs it out), and the same return again is signalled again (the
+    account takes it once)."""
+    aid = (await harness.start())["account_id"]
+    early = reversal_of(payment())
+    for _ in range(2):
+        r = await harness.http.post(ROUTE.format(aid), json=early)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"account_id": aid, "payment_id": early["payment_id"], "workflow_id": f"account-{aid}",
+                            "duplicate": False, "awaiting_payment": True}
+    assert await row(harness.pool, early["payment_id"]) is None
+    assert [b["payment_id"] for b in await reversals(harness, aid)] == [early["payment_id"]] * 2
 
 
 async def test_more_than_the_payment_or_another_currency_is_409_and_changes_nothing(harness: Harness) -> None:
@@ -331,6 +344,18 @@ async def test_a_reversal_for_a_terminated_account_is_409_and_kept(closing: Clos
     await _kept_once(closing, aid, paid)
 
 
+async def test_a_return_before_its_payment_to_an_account_that_ended_is_404(closing: Closing) -> None:
+    account = await closing.start()
+    aid = account["account_id"]
+    await closing.handle(aid).terminate("stopped by an operator")
+    early = reversal_of(payment())
+    r = await closing.http.post(ROUTE.format(aid), json=early)
+    assert r.status_code == 404, r.text
+    assert "not recorded" in r.json()["detail"] and "terminated" in r.json()["detail"], r.text
+    assert await closing.pool.fetchval("SELECT count(*) FROM payments WHERE payment_id = $1",
+                                       early["payment_id"]) == 0
+
+
 async def test_a_reversal_for_a_running_account_is_signalled_not_kept(closing: Closing) -> None:
     account = await closing.start()
     aid = account["account_id"]
@@ -376,7 +401,7 @@ async def test_cli_reverses_once_and_answers_like_the_route(harness: Harness, tm
     code, out, err = await arrears(harness, tmp_path, *args)
     assert code == 0, err
     assert json.loads(out) == {"account_id": aid, "payment_id": pid, "workflow_id": f"account-{aid}",
-                               "duplicate": False}
+                               "duplicate": False, "awaiting_payment": False}
     code, out, err = await arrears(harness, tmp_path, *args)
     assert code == 0 and '"duplicate": true' in out and "already recorded" in out, (out, err)
     marked = await row(harness.pool, pid)
@@ -386,10 +411,13 @@ async def test_cli_reverses_once_and_answers_like_the_route(harness: Harness, tm
                                               "reason": "chargeback", "detail": "CB 4837",
                                               "reversed_at": "2030-01-20T09:00:00+08:00"}]
     # Refusals exit as the route answers: 404 → 3, 409 → 1.
-    code, _, err = await arrears(harness, tmp_path, *["P-NOPE" if a == pid else a for a in args])
+    other = (await harness.start())["account_id"]
+    code, _, err = await arrears(harness, tmp_path, *[other if a == aid else a for a in args])
     assert code == 3 and "not recorded" in err, err
     code, _, err = await arrears(harness, tmp_path, *args[:3], "--amount", "50001", *args[5:])
     assert code == 1 and "at most its amount" in err, err
+    code, out, err = await arrears(harness, tmp_path, *["P-NOT-YET" if a == pid else a for a in args])
+    assert code == 0 and '"awaiting_payment": true' in out and "keeps the return" in out, (out, err)
 
 
 # ---------------------------------------------------------------- the real workflow
@@ -427,3 +455,26 @@ async def test_the_real_account_receives_the_reversal(env, api: httpx.AsyncClien
                                                           for e in s["timeline"]))
         assert status["rejected_inputs"] == [], status["rejected_inputs"]
         assert any(paid["payment_id"] in e["summary"] for e in status["timeline"] if e["kind"] == "payment_reversed")
+
+
+async def test_a_return_before_its_payment_is_backed_out_by_the_real_account_when_billing_pays(
+        env, api: httpx.AsyncClient) -> None:   # noqa: F811
+    """End to end, billing's messages crossed: the return first (kept by the account), then the payment
+    (applied and backed out at once): nothing counts as paid. (The payment's row is marked `reversed`
+    by the ledger: tests/test_account_payment_reversal.py, with the activity workers.)"""
+    today = datetime.now(timezone.utc)
+    aid = f"R-{uuid.uuid4().hex[:10]}"
+    account = {"account_id": aid, "currency": "CNY",
+               "debtor": {"name": "Wang Wei", "phone": f"+1555{uuid.uuid4().int % 10**7:07d}",
+                          "email": f"{aid}@example.com", "timezone": "Asia/Shanghai", "language": "zh",
+                          "country": "CN"},
+               "instalments": [{"due_date": (today + timedelta(days=40)).date().isoformat(), "amount": 100000}],
+               "policy_id": "standard"}
+    assert (await api.post("/accounts", json=account)).status_code == 200
+    paid = payment(amount=25_000, received_at=(today - timedelta(hours=1)).isoformat())
+    r = await api.post(ROUTE.format(aid), json=reversal_of(paid, reversed_at=today.isoformat()))
+    assert r.status_code == 200 and r.json()["awaiting_payment"] is True, r.text
+    await eventually(api, aid, lambda s: [w["payment_id"] for w in s["returns_awaiting"]] == [paid["payment_id"]])
+    assert (await api.post(f"/accounts/{aid}/payments", json=paid)).status_code == 200
+    status = await eventually(api, aid, lambda s: any(e["kind"] == "payment_reversed" for e in s["timeline"]))
+    assert status["paid_total"] == 0 and status["returns_awaiting"] == [], status["paid_total"]
