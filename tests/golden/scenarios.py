@@ -1508,6 +1508,26 @@ async def return_before_payment(env: WorkflowEnvironment, account_id: str, provi
     await pay_everything(env, h, f"PAY-{account_id}")
     return h.id
 
+
+async def second_return_to_person(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
+    """Since second-return-to-person: a payment charged back in part, then charged back again for another
+    amount (a second partial chargeback): the second goes to a person (nothing changed, a task), who
+    adjusts the account by hand and resolves the task; the account is then paid off."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=-5))
+    now = await env.get_current_time()
+    pid = f"PAY-{account_id}"
+    await h.signal("payment", payment(pid, 40_000, now))
+    await h.signal("payment_reversal", returned(pid, 10_000, now, reason="chargeback", detail="part 1"))
+    st = await until(env, h, lambda s: s["paid_total"] == 30_000, "the first chargeback backed out", step=HOUR)
+    await h.signal("payment_reversal", returned(pid, 5_000, now, reason="chargeback", detail="part 2"))
+    task = f"{account_id}:payment:{pid}:reversal:task"
+    st = await until(env, h, lambda s: task in s["tasks_open"], "the second chargeback with a person", step=HOUR)
+    expect(st, st["paid_total"] == 30_000, "the second chargeback changed nothing")
+    await h.execute_update("resolve_task", {"task": task, "note": "second chargeback adjusted by hand", **AGENT})
+    await pay_everything(env, h, f"REST-{account_id}")
+    return h.id
+
 # ------------------------------------------------------------------ consent recorded in error
 async def consent_corrected(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
     """Since the consent corrections: an operator records a cease-communication and an agent's call marks the
@@ -1591,4 +1611,5 @@ SCENARIOS: dict[str, Scenario] = {
     "payment_returned": Scenario(payment_returned),
     "consent_corrected": Scenario(consent_corrected),
     "return_before_payment": Scenario(return_before_payment),
+    "second_return_to_person": Scenario(second_return_to_person),
 }
