@@ -45,6 +45,8 @@ WORKFLOW_TYPE = "AccountCollection"
 # A payment that reached an account whose run had ended: recorded, never applied; a person refunds
 # or applies it (its task in `agent_tasks`).
 UNAPPLIED = "unapplied"
+# payments.status once the bank returned the payment (ingress/reversals.py, migrations 0013 and 0014).
+RETURNED = ("reversed", "partly_reversed")
 CLOSED_PAYMENT_TASK = "payment to a closed account: refund or apply by hand"
 
 
@@ -240,8 +242,8 @@ class Accounts:
                         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id",
                         payment.payment_id, account_id, payment.amount, payment.currency, received_at)
                     if inserted is None:
-                        prev = await conn.fetchrow("SELECT account_id, amount, currency, status FROM payments"
-                                                   " WHERE payment_id = $1", payment.payment_id)
+                        prev = await conn.fetchrow("SELECT account_id, amount, currency, status, received_at"
+                                                   " FROM payments WHERE payment_id = $1", payment.payment_id)
                         if (prev["account_id"], prev["amount"], prev["currency"]) != (account_id, payment.amount,
                                                                                      payment.currency):
                             raise Conflict(f"payment_id {payment.payment_id!r} was already recorded with different "
@@ -249,6 +251,11 @@ class Accounts:
                                            f"{prev['currency']})")
                         if prev["status"] == UNAPPLIED:
                             raise Conflict(await _unapplied_answer(conn, account_id, payment.payment_id))
+                        if prev["status"] in RETURNED and prev["received_at"] != received_at:
+                            # Not the original sent again: a new presentment of a returned payment.
+                            raise Conflict(f"payment_id {payment.payment_id!r} was received on "
+                                           f"{prev['received_at'].isoformat()} and returned by the bank: a new "
+                                           "presentment of it is a new payment; send it under a new payment_id")
                         return {**result, "duplicate": True}
                     async with self._temporal(account_id):
                         if account is not None:

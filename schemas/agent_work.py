@@ -97,6 +97,7 @@ RESOLVED_BY_HAND: tuple[tuple[str, str, str], ...] = (
     ("payment:", ":check", r"payment to check: sent before\?"),   # a payment held: its id may be an old one
     ("payment:", ":reversal", r"returned payment to adjust by hand"),   # workflows/reversals.py
     ("payment:", ":reversal-early", r"return of a payment not received"),   # workflows/reversals.py
+    ("payment:", ":sent-again", r"payment sent again after its return"),   # workflows/reversals.py
 )
 
 

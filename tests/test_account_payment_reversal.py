@@ -42,7 +42,8 @@ async def test_a_returned_payment_undoes_the_cure_it_made(env, pool):
         before = await h.query("status")
         assert before["days_past_due"] == 12 and before["amount_due"] >= 100_000, before["amount_due"]
         due = before["amount_due"]
-        await h.signal("payment", payment("P-1", due, await env.get_current_time()))
+        paid_at = await env.get_current_time()
+        await h.signal("payment", payment("P-1", due, paid_at))
         await settle_all(locals())
         cured = await h.query("status")
         assert cured["amount_due"] == 0 and cured["days_past_due"] == 0, cured["amount_due"]
@@ -70,10 +71,23 @@ async def test_a_returned_payment_undoes_the_cure_it_made(env, pool):
         assert tuple(row) == ("reversed", "insufficient_funds", "ACH R01"), row
         duplicates = await audit_entries(pool, aid, "payment_reversal_duplicate")
         assert len(duplicates) == 1, duplicates
-        # The same payment id sent again is still a duplicate: it was received once, and returned.
+        # The original sent again (its own day and amount) is still a duplicate: received once, and returned.
+        await h.signal("payment", payment("P-1", due, paid_at))
+        await settle_all(locals())
+        again = await h.query("status")
+        assert again["amount_due"] >= st["amount_due"] and again["paid_total"] == 0
+        assert f"{aid}:payment:P-1:sent-again:task" not in again["tasks_open"]
+        # The same id on another day (an ACH re-presentment under the same id): not ignored as the original
+        # sent again, where the debtor's money, had it cleared, was never counted: held for a person.
         await h.signal("payment", payment("P-1", due, await env.get_current_time()))
         await settle_all(locals())
-        assert (await h.query("status"))["amount_due"] >= st["amount_due"]
+        held = await h.query("status")
+        assert held["paid_total"] == 0, held["paid_total"]
+        assert f"{aid}:payment:P-1:sent-again:task" in held["tasks_open"], held["tasks_open"]
+        await env.sleep(DAY)
+        await settle_all(locals())
+        (rec,) = [r for r in await audit_entries(pool, aid, "payment_held") if r["payment_id"] == "P-1"]
+        assert "is not it sent again: a re-presentment under the same id?" in rec["summary"], rec["summary"]
 
 
 async def test_what_the_account_cannot_back_out_goes_to_a_person_and_changes_nothing(env, pool):

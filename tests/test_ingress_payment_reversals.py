@@ -98,6 +98,21 @@ async def test_a_recorded_payment_is_marked_reversed_and_signalled_once(harness:
     assert len(await reversals(harness, aid)) == 1
 
 
+async def test_a_returned_payment_posted_again_on_another_day_is_409_not_a_silent_duplicate(harness: Harness) -> None:
+    """A re-presentment under the same payment_id answered `duplicate: true` and was never signalled:
+    the debtor's money, had it cleared this time, counted nowhere. The original posted again is still a
+    duplicate."""
+    aid, paid = await paid_account(harness)
+    assert (await harness.http.post(ROUTE.format(aid), json=reversal_of(paid))).status_code == 200
+    again = await harness.http.post(f"/accounts/{aid}/payments", json=paid)
+    assert again.status_code == 200 and again.json()["duplicate"] is True, again.text
+    later = {**paid, "received_at": "2030-01-25T10:00:00+08:00"}
+    r = await harness.http.post(f"/accounts/{aid}/payments", json=later)
+    assert r.status_code == 409, r.text
+    assert "returned by the bank" in r.json()["detail"] and "new payment_id" in r.json()["detail"], r.text
+    assert [e["name"] for e in await harness.events(aid) if e["kind"] == "signal"] == ["payment", "payment_reversal"]
+
+
 async def test_a_naive_reversed_at_means_utc_and_detail_is_optional(harness: Harness) -> None:
     aid, paid = await paid_account(harness)
     body = reversal_of(paid, reversed_at="2030-01-20T09:00:00", reason="chargeback")

@@ -297,6 +297,9 @@ class AccountContext:
     def _return_awaited(self, payment_id: str) -> None:                       # workflows/reversals.py
         raise NotImplementedError
 
+    def _sent_again_after_return(self, p: Any) -> bool:                       # workflows/reversals.py
+        raise NotImplementedError
+
     def _person(self, person: str) -> tuple[str, Any]:                        # workflows/outreach.py
         raise NotImplementedError
 

@@ -170,6 +170,10 @@ RETURN_BEFORE_PAYMENT = "return-before-payment"
 # reason: a second return (a second partial chargeback) goes to a person, where it was taken for the
 # first sent again and ignored, and the money it took back was never counted.
 SECOND_RETURN_TO_PERSON = "second-return-to-person"
+# Added after it, asked only when a payment id the bank returned is sent again on another day or for
+# another amount (a re-presentment under the same id): held for a person, where it was taken for the
+# original sent again and ignored, and the debtor's money, if it cleared this time, was never counted.
+PAYMENT_AFTER_ITS_RETURN = "payment-after-its-return"
 
 # Added after PATCHES_AT_OPEN_2, asked only when a phone_dead risk sign names a person the account
 # does not know: rejected (recorded, nothing changed), where it marked the debtor's phone dead.

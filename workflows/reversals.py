@@ -34,7 +34,9 @@ with workflow.unsafe.imports_passed_through():
     from schemas.events import PaymentReversal
 
 from workflows.context import payment_id_digest
-from workflows.patches import PAYMENT_REVERSAL, RETURN_BEFORE_PAYMENT, SECOND_RETURN_TO_PERSON
+from workflows.patches import (
+    PAYMENT_AFTER_ITS_RETURN, PAYMENT_REVERSAL, RETURN_BEFORE_PAYMENT, SECOND_RETURN_TO_PERSON,
+)
 from workflows.signals import KNOWN_BEFORE_REVERSALS, Signals
 
 # Returns kept for payments not received yet (docs/limits.md): each waits in the state carried across
@@ -148,6 +150,36 @@ class PaymentReversals(Signals):
         self._close_task(f"payment:{payment_id}:reversal-early", f"payment {payment_id} arrived: its return "
                          "was handled with it")
         self._reverse(waiting, waiting.model_dump(mode="json"), awaited=True)
+
+    def _sent_again_after_return(self, p: Any) -> bool:
+        """A payment id already received is sent again. When the bank returned that payment and this one
+        is for another day or amount, it is not the original sent again but a new collection of the same
+        debt under the same id (an ACH re-presentment): held for a person, never silently ignored (patch
+        `payment-after-its-return`). True when held; False: the duplicate it looks like."""
+        s = self._state
+        event_ids = (f"payment:{p.payment_id}", f"reversal:{p.payment_id}")
+        found = {e.event_id: e for e in reversed(s.book.events) if e.event_id in event_ids}
+        original, returned_ = found.get(event_ids[0]), found.get(event_ids[1])
+        if original is None or returned_ is None or original.kind != "payment":
+            return False
+        on, _ = self._payment_date(p.received_at)
+        if (on, p.amount) == (original.on, original.amount) or not self._patched(PAYMENT_AFTER_ITS_RETURN):
+            return False
+        self._record("payment_held", f"payment {p.payment_id} of {self._money(p.amount)} held, not applied: the bank "
+                     f"returned payment {p.payment_id} of {self._money(original.amount)} received on {original.on} "
+                     f"({returned_.reason}), and this one, for {on}, is not it sent again: a re-presentment under "
+                     "the same id? A person checks it", key=f"payment:{p.payment_id}:held-after-return",
+                     data={"payment_id": p.payment_id, "amount": p.amount, "currency": p.currency,
+                           "received_at": p.received_at.isoformat(), "returned_on": returned_.on.isoformat()})
+        self._payment_task(p.payment_id, "sent-again", "payment sent again after its return",
+                           f"payment {p.payment_id} of {self._money(p.amount)} for {on} came after the bank returned "
+                           f"the payment of that id ({self._money(original.amount)}, {original.on}). If the money "
+                           "cleared this time, billing sends it again under a new payment_id and it is applied; if "
+                           "it is the original sent again, resolve this task.",
+                           "check with the billing system each payment recorded as payment_held on this account from "
+                           "this day after its return: one that cleared is sent again under a new payment_id")
+        self._wake_up()
+        return True
 
     def _reversal_refusal(self, r: PaymentReversal, payment: Any, event: ReversalEvent) -> str | None:
         """Why this return cannot be backed out by the account itself, or None."""

@@ -98,12 +98,16 @@ class Signals(Pacing):
             return
         digest = payment_id_digest(p.payment_id)     # how a large state and the forgotten ids know it
         if self._payment_id_remembered(p.payment_id, digest):
+            if self._sent_again_after_return(p):
+                return
             self._record("payment_duplicate", f"payment {p.payment_id} already applied; ignored",
                          key=f"payment:{p.payment_id}:duplicate")
             return
         event_id = f"payment:{p.payment_id}"
         on_book = any(e.event_id == event_id for e in s.book.events)
         if on_book and self._patched(PAYMENT_ON_BOOK_IS_DUPLICATE):
+            if self._sent_again_after_return(p):
+                return
             # Older than the ids remembered, but its id is on the book: the same payment again (an id
             # names one payment). It was counted and handed to a person as if new.
             self._record("payment_duplicate", f"payment {p.payment_id} already applied (on the charges book); "
