@@ -1528,6 +1528,29 @@ async def second_return_to_person(env: WorkflowEnvironment, account_id: str, pro
     await pay_everything(env, h, f"REST-{account_id}")
     return h.id
 
+
+async def payment_sent_again_after_return(env: WorkflowEnvironment, account_id: str,
+                                          providers: Any = None) -> str:
+    """Since payment-after-its-return: a payment the bank returned is sent again under the same id two
+    days later (a re-presentment): held for a person, not ignored as the original sent again; the person
+    resolves the task and billing sends the money under a new id: paid off."""
+    t0 = await local_today(env)
+    h = await start(env.client, account(account_id, today=t0, due_in=-5))
+    pid = f"PAY-{account_id}"
+    first = await env.get_current_time()
+    await h.signal("payment", payment(pid, 30_000, first))
+    await h.signal("payment_reversal", returned(pid, 30_000, first))
+    await until(env, h, lambda s: "payment_reversed" in kinds(s), "the payment returned", step=HOUR)
+    await env.sleep(2 * DAY)
+    await h.signal("payment", payment(pid, 30_000, await env.get_current_time()))
+    task = f"{account_id}:payment:{pid}:sent-again:task"
+    st = await until(env, h, lambda s: task in s["tasks_open"], "the payment sent again held", step=HOUR)
+    expect(st, st["paid_total"] == 0, "nothing counted twice")
+    await h.execute_update("resolve_task", {"task": task, "note": "re-presented: billing resends it as a new id",
+                                            **AGENT})
+    await pay_everything(env, h, f"REPRESENTED-{account_id}")
+    return h.id
+
 # ------------------------------------------------------------------ consent recorded in error
 async def consent_corrected(env: WorkflowEnvironment, account_id: str, providers: Any = None) -> str:
     """Since the consent corrections: an operator records a cease-communication and an agent's call marks the
@@ -1612,4 +1635,5 @@ SCENARIOS: dict[str, Scenario] = {
     "consent_corrected": Scenario(consent_corrected),
     "return_before_payment": Scenario(return_before_payment),
     "second_return_to_person": Scenario(second_return_to_person),
+    "payment_sent_again_after_return": Scenario(payment_sent_again_after_return),
 }
