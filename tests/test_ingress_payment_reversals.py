@@ -437,10 +437,8 @@ async def test_cli_reverses_once_and_answers_like_the_route(harness: Harness, tm
 
 # ---------------------------------------------------------------- the real workflow
 
-async def test_the_real_account_receives_the_reversal(env, api: httpx.AsyncClient) -> None:   # noqa: F811
-    """`AccountCollection` itself: the signal reaches the run (its history); where the workflow has
-    its handler (workflows/reversals.py), the payment is backed out and nothing is rejected."""
-    today = datetime.now(timezone.utc)
+async def real_account(api: httpx.AsyncClient, today: datetime) -> str:   # noqa: F811
+    """A new account (due in 40 days) started through the ingress on the real workflow; its id."""
     aid = f"R-{uuid.uuid4().hex[:10]}"
     account = {"account_id": aid, "currency": "CNY",
                "debtor": {"name": "Wang Wei", "phone": f"+1555{uuid.uuid4().int % 10**7:07d}",
@@ -449,6 +447,14 @@ async def test_the_real_account_receives_the_reversal(env, api: httpx.AsyncClien
                "instalments": [{"due_date": (today + timedelta(days=40)).date().isoformat(), "amount": 100000}],
                "policy_id": "standard"}
     assert (await api.post("/accounts", json=account)).status_code == 200
+    return aid
+
+
+async def test_the_real_account_receives_the_reversal(env, api: httpx.AsyncClient) -> None:   # noqa: F811
+    """`AccountCollection` itself: the signal reaches the run (its history); where the workflow has
+    its handler (workflows/reversals.py), the payment is backed out and nothing is rejected."""
+    today = datetime.now(timezone.utc)
+    aid = await real_account(api, today)
     paid = payment(amount=25_000, received_at=(today - timedelta(hours=1)).isoformat())
     assert (await api.post(f"/accounts/{aid}/payments", json=paid)).status_code == 200
     await eventually(api, aid, lambda s: s["paid_total"] == 25_000)
@@ -478,14 +484,7 @@ async def test_a_return_before_its_payment_is_backed_out_by_the_real_account_whe
     (applied and backed out at once): nothing counts as paid. (The payment's row is marked `reversed`
     by the ledger: tests/test_account_payment_reversal.py, with the activity workers.)"""
     today = datetime.now(timezone.utc)
-    aid = f"R-{uuid.uuid4().hex[:10]}"
-    account = {"account_id": aid, "currency": "CNY",
-               "debtor": {"name": "Wang Wei", "phone": f"+1555{uuid.uuid4().int % 10**7:07d}",
-                          "email": f"{aid}@example.com", "timezone": "Asia/Shanghai", "language": "zh",
-                          "country": "CN"},
-               "instalments": [{"due_date": (today + timedelta(days=40)).date().isoformat(), "amount": 100000}],
-               "policy_id": "standard"}
-    assert (await api.post("/accounts", json=account)).status_code == 200
+    aid = await real_account(api, today)
     paid = payment(amount=25_000, received_at=(today - timedelta(hours=1)).isoformat())
     r = await api.post(ROUTE.format(aid), json=reversal_of(paid, reversed_at=today.isoformat()))
     assert r.status_code == 200 and r.json()["awaiting_payment"] is True, r.text
