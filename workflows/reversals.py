@@ -76,14 +76,10 @@ class PaymentReversals(Signals):
 
     def _reverse(self, r: PaymentReversal, raw: Any, *, awaited: bool = False) -> None:
         """Back out a valid return of the account's currency (`awaited`: kept until its payment came)."""
-        s = self._state
-        payment_event_id, reversal_id = f"payment:{r.payment_id}", f"reversal:{r.payment_id}"
         data = {"payment_id": r.payment_id, "amount": r.amount, "currency": r.currency, "reason": r.reason,
                 "detail": r.detail, "reversed_at": r.reversed_at.isoformat()}
-        # One pass over the book; the first event of an id counts, as in the charges engine.
-        found = {e.event_id: e for e in reversed(s.book.events) if e.event_id in (payment_event_id, reversal_id)}
-        if reversal_id in found:
-            first = found[reversal_id]
+        payment, first = self._payment_and_return(r.payment_id)
+        if first is not None:
             if not _same_return(r, first.amount, first.reason) and self._patched(SECOND_RETURN_TO_PERSON):
                 self._reversal_to_person(r, data, f"payment {r.payment_id} was already returned "
                                          f"({self._money(first.amount)}, {first.reason}); the account backs a "
@@ -92,7 +88,6 @@ class PaymentReversals(Signals):
             self._record("payment_reversal_duplicate", f"return of payment {r.payment_id} already recorded; ignored",
                          key=f"payment:{r.payment_id}:reversal-duplicate", data=data)
             return
-        payment = found.get(payment_event_id)
         if payment is None or payment.kind != "payment":
             if awaited or self._payment_id_remembered(r.payment_id, payment_id_digest(r.payment_id)):
                 self._reversal_to_person(r, data, "the payment is not on the charges book as itself (held or "
@@ -101,7 +96,7 @@ class PaymentReversals(Signals):
                 self._reject("payment_reversal", f"payment {r.payment_id} is not known to this account: "
                              "nothing to reverse", raw)
             return
-        event = self._reversal_event(r, payment, reversal_id)
+        event = self._reversal_event(r, payment, f"reversal:{r.payment_id}")
         why = self._reversal_refusal(r, payment, event)
         if why is not None:
             self._reversal_to_person(r, data, why)
@@ -156,10 +151,7 @@ class PaymentReversals(Signals):
         is for another day or amount, it is not the original sent again but a new collection of the same
         debt under the same id (an ACH re-presentment): held for a person, never silently ignored (patch
         `payment-after-its-return`). True when held; False: the duplicate it looks like."""
-        s = self._state
-        event_ids = (f"payment:{p.payment_id}", f"reversal:{p.payment_id}")
-        found = {e.event_id: e for e in reversed(s.book.events) if e.event_id in event_ids}
-        original, returned_ = found.get(event_ids[0]), found.get(event_ids[1])
+        original, returned_ = self._payment_and_return(p.payment_id)
         if original is None or returned_ is None or original.kind != "payment":
             return False
         on, _ = self._payment_date(p.received_at)
@@ -180,6 +172,13 @@ class PaymentReversals(Signals):
                            "this day after its return: one that cleared is sent again under a new payment_id")
         self._wake_up()
         return True
+
+    def _payment_and_return(self, payment_id: str) -> tuple[Any, Any]:
+        """The book's events of a payment id (its payment, its return; None where absent), in one pass;
+        the first event of an id counts, as in the charges engine."""
+        ids = (f"payment:{payment_id}", f"reversal:{payment_id}")
+        found = {e.event_id: e for e in reversed(self._state.book.events) if e.event_id in ids}
+        return found.get(ids[0]), found.get(ids[1])
 
     def _reversal_refusal(self, r: PaymentReversal, payment: Any, event: ReversalEvent) -> str | None:
         """Why this return cannot be backed out by the account itself, or None."""
