@@ -46,7 +46,9 @@ WORKFLOW_TYPE = "AccountCollection"
 # or applies it (its task in `agent_tasks`).
 UNAPPLIED = "unapplied"
 # payments.status once the bank returned the payment (ingress/reversals.py, migrations 0013 and 0014).
-RETURNED = ("reversed", "partly_reversed")
+REVERSED = "reversed"
+PARTLY_REVERSED = "partly_reversed"   # ... in part (migration 0014: reversed_amount)
+RETURNED = (REVERSED, PARTLY_REVERSED)
 CLOSED_PAYMENT_TASK = "payment to a closed account: refund or apply by hand"
 
 

@@ -20,7 +20,9 @@ from typing import Any
 
 import asyncpg
 
-from ingress.accounts import AccountClosed, Accounts, EndedRun, billing_instant, check_account_id
+from ingress.accounts import (
+    PARTLY_REVERSED, REVERSED, AccountClosed, Accounts, EndedRun, billing_instant, check_account_id,
+)
 from ingress.errors import Conflict, Invalid, NotFound
 from schemas import limits as L
 from schemas.account import workflow_id_for
@@ -28,8 +30,6 @@ from schemas.events import PaymentReversal
 
 log = logging.getLogger(__name__)
 SIGNAL = "payment_reversal"
-REVERSED = "reversed"           # payments.status once reversed (migration 0013)
-PARTLY_REVERSED = "partly_reversed"   # ... once reversed in part (migration 0014: reversed_amount)
 REJECTED = "rejected"           # the account refused the payment itself: nothing was applied
 # A reversal that reached an account whose run had ended: recorded, never applied; a person adjusts
 # the account. The reason of the account's own task for a return it cannot back out (workflows/
