@@ -225,3 +225,18 @@ async def current_details(h) -> str:
     from temporalio.api.sdk.v1 import WorkflowMetadata
 
     return (await h.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)).current_details
+
+
+def assert_paced_without_failed_tasks(events: Any, what: str) -> None:
+    """A burst's history: no workflow task failed or timed out, and the work went over several tasks
+    (the pacing's breather timers, workflows/pacing.py)."""
+    from temporalio.api.enums.v1 import EventType
+
+    from workflows.pacing import BREATHER
+
+    failed = [e for e in events if e.event_type in (EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+                                                    EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT)]
+    assert not failed, failed[0]
+    paced = [e for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+             and e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta() == BREATHER]
+    assert paced, f"{what} worked in one task"

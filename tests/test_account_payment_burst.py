@@ -13,8 +13,8 @@ import json
 
 from temporalio.api.enums.v1 import EventType
 
-from tests.collection import account, finish, payment, settle, today
-from workflows.pacing import BREATHER, WORK_PER_TASK, payment_cost
+from tests.collection import account, assert_paced_without_failed_tasks, finish, payment, settle, today
+from workflows.pacing import WORK_PER_TASK, payment_cost
 from workflows.patches import PAYMENTS_PACED, PAYMENTS_QUEUED
 
 
@@ -63,12 +63,7 @@ async def test_a_burst_of_payments_goes_on_over_several_tasks_each_applied_once(
         st = await h.query("status")
         assert st["paid_total"] == BURST, st["paid_total"]     # each once, the duplicate not again
         events = [e for history in await runs(env.client, h) for e in history.events]
-        failed = [e for e in events if e.event_type in (EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
-                                                        EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT)]
-        assert not failed, failed[0]
-        paced = [e for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
-                 and e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta() == BREATHER]
-        assert paced, "the burst was worked in one task"
+        assert_paced_without_failed_tasks(events, "the burst was")
         # Queued and applied by one worker, not each payment waiting in its own handler (payments-paced):
         # that made the first task grow faster than the burst (8,000 ran past the 2 s deadlock limit).
         patches = {json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)["id"]

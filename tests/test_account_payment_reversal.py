@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from tests.collection import (
-    DAY, account, audit_entries, current_details, finish, on_status_day, payment, settle_all, start, today, until,
+    DAY, account, assert_paced_without_failed_tasks, audit_entries, current_details, finish, on_status_day, payment,
+    settle_all, start, today, until,
 )
 from workflows.reversals import MAX_RETURNS_AWAITING
 
@@ -229,10 +230,8 @@ async def test_a_file_of_returns_sent_at_once_is_worked_over_several_tasks_in_or
     charges book, so they share the payments' queue and work budget, after the payments sent before them."""
     import asyncio
 
-    from temporalio.api.enums.v1 import EventType
-
     from workers.main import workflow_worker
-    from workflows.pacing import BREATHER, WORK_PER_TASK
+    from workflows.pacing import WORK_PER_TASK
 
     data = account(today=await today(env), due_in=-3)
     queue = f"returns-{data['account_id']}"             # no worker yet: all of it waits for the first task
@@ -257,13 +256,7 @@ async def test_a_file_of_returns_sent_at_once_is_worked_over_several_tasks_in_or
             await asyncio.sleep(0.1)
         st = await h.query("status")
         assert st["paid_total"] == 0 and st["amount_due"] >= 100_000, (st["paid_total"], st["amount_due"])
-        events = (await h.fetch_history()).events
-        failed = [e for e in events if e.event_type in (EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
-                                                        EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT)]
-        assert not failed, failed[0]
-        paced = [e for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
-                 and e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta() == BREATHER]
-        assert paced, "the returns were worked in one task"
+        assert_paced_without_failed_tasks((await h.fetch_history()).events, "the returns were")
         await finish(h)
 
 
